@@ -1,0 +1,35 @@
+// What the roles report while they run. Roles call a `Telemetry`; src/metrics implements it with
+// Prometheus metrics, and `NO_TELEMETRY` ignores everything (tests, library use).
+// Units: seconds, bytes, counts. `worker` is a bounded label (the worker's slot name, e.g. "w0").
+
+export type StepPhase = "compute" | "wait" | "reduce" | "optimizer" | "broadcast";
+export type RejectReason = "stale" | "nan" | "length" | "layout" | "version" | "size" | "auth" | "unknown-worker";
+
+export interface Telemetry {
+  // ---- training (coordinator) ----
+  step(info: { step: number; epoch: number; loss: number; accuracy: number; samples: number; tokens: number; seconds: number }): void;
+  phase(phase: StepPhase, seconds: number, worker?: string): void;
+  gradNorm(norm: number, clipped: boolean): void;
+  paramVersion(version: number): void;
+  validation(info: { epoch: number; loss: number; accuracy: number }): void;
+  liveWorkers(n: number): void;
+  membership(event: "join" | "leave" | "evict", worker: string): void;
+  heartbeatMissed(worker: string): void;
+  straggler(worker: string, seconds: number): void;
+  rejected(reason: RejectReason, worker?: string): void;
+  bytes(direction: "sent" | "received", n: number, worker?: string): void;
+  checkpoint(seconds: number, bytes: number): void;
+  // ---- workers ----
+  workerStep(worker: string, info: { samples: number; tokens: number; seconds: number; loss: number; accuracy: number }): void;
+  engineMemory(worker: string, bytes: number, gpuBytes?: number): void;
+  // ---- ingest ----
+  ingest(info: { reviews: number; seconds: number; padding: number; skipped: number }): void;
+  jetstreamLag(messages: number): void;
+}
+
+const noop = () => {};
+export const NO_TELEMETRY: Telemetry = {
+  step: noop, phase: noop, gradNorm: noop, paramVersion: noop, validation: noop, liveWorkers: noop,
+  membership: noop, heartbeatMissed: noop, straggler: noop, rejected: noop, bytes: noop, checkpoint: noop,
+  workerStep: noop, engineMemory: noop, ingest: noop, jetstreamLag: noop,
+};
