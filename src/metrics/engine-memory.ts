@@ -1,0 +1,21 @@
+// Reads TensorFlow.js memory into `Telemetry.engineMemory` without importing tfjs here: pass the
+// engine's `tf` (or anything with `memory()`); tfjs reports `numBytes` for every backend and
+// `numBytesInGPU` only where the backend keeps tensors on a GPU.
+import type { Telemetry } from "../telemetry.js";
+
+/** The part of `tf.memory()` we read. */
+export interface MemorySource {
+  memory(): { numBytes: number; numBytesInGPU?: number };
+}
+
+export function readEngineMemory(source: MemorySource): { bytes: number; gpuBytes?: number } {
+  const info = source.memory();
+  const gpu = info.numBytesInGPU;
+  return typeof gpu === "number" && Number.isFinite(gpu) ? { bytes: info.numBytes, gpuBytes: gpu } : { bytes: info.numBytes };
+}
+
+/** Report `source.memory()` for `worker` once. Call after each step (cheap: no device sync). */
+export function reportEngineMemory(telemetry: Telemetry, worker: string, source: MemorySource): void {
+  const { bytes, gpuBytes } = readEngineMemory(source);
+  telemetry.engineMemory(worker, bytes, gpuBytes);
+}

@@ -1,0 +1,52 @@
+// Names of every metric this project exports, in one place: the Telemetry implementation writes them,
+// the Grafana dashboard queries them, and the tests check both against a live Prometheus.
+// Conventions: base units (seconds, bytes, ratio 0..1), counters end in `_total`.
+// Labels on every series: `role` (ingest|coordinator|worker) and, in a worker process, `worker`.
+
+export type Role = "ingest" | "coordinator" | "worker";
+export const ROLES: readonly Role[] = ["ingest", "coordinator", "worker"];
+
+export const METRIC = {
+  // ---- training (coordinator) ----
+  loss: "imdb_train_loss", //                              gauge {split=train|validation}
+  accuracy: "imdb_train_accuracy_ratio", //                gauge {split}
+  step: "imdb_train_step", //                              gauge, last applied step
+  epoch: "imdb_train_epoch", //                            gauge
+  samples: "imdb_train_samples_total", //                  counter, reviews in applied steps
+  tokens: "imdb_train_tokens_total", //                    counter, tokens in applied steps
+  stepSeconds: "imdb_train_step_seconds", //               histogram, whole step on the coordinator
+  phaseSeconds: "imdb_train_step_phase_seconds", //        histogram {phase, worker?}
+  gradNorm: "imdb_train_grad_norm", //                     gauge, global norm before clipping
+  gradNormHist: "imdb_train_grad_norm_distribution", //    histogram of the same
+  gradClips: "imdb_train_grad_clips_total", //             counter, steps whose norm was clipped
+  paramVersion: "imdb_train_param_version", //             gauge
+  liveWorkers: "imdb_train_live_workers", //               gauge
+  membership: "imdb_train_membership_events_total", //     counter {event=join|leave|evict, worker}
+  heartbeatsMissed: "imdb_train_heartbeats_missed_total", // counter {worker}
+  stragglerSeconds: "imdb_train_straggler_seconds_total", // counter {worker}: time others waited for it
+  rejected: "imdb_train_rejected_gradients_total", //      counter {reason}
+  transportBytes: "imdb_train_transport_bytes_total", //   counter {direction=sent|received, worker?}
+  checkpointSeconds: "imdb_train_checkpoint_seconds", //   histogram
+  checkpointBytes: "imdb_train_checkpoint_size_bytes", //  gauge, last checkpoint
+  // ---- workers ----
+  workerSamples: "imdb_train_worker_samples_total", //     counter {worker}
+  workerTokens: "imdb_train_worker_tokens_total", //       counter {worker}
+  workerStepSeconds: "imdb_train_worker_step_seconds", //  histogram {worker}: gradient computation of a shard
+  workerLoss: "imdb_train_worker_loss", //                 gauge {worker}
+  workerAccuracy: "imdb_train_worker_accuracy_ratio", //   gauge {worker}
+  engineMemory: "imdb_train_engine_memory_bytes", //       gauge {worker, device=host|gpu}: tfjs tensors
+  // ---- ingest ----
+  ingestReviews: "imdb_train_ingest_reviews_total", //     counter
+  ingestSeconds: "imdb_train_ingest_busy_seconds_total", // counter, time spent producing them
+  ingestSkipped: "imdb_train_ingest_skipped_reviews_total", // counter
+  ingestPadding: "imdb_train_ingest_padding_ratio", //     gauge, pad tokens / all tokens of recent batches
+  jetstreamLag: "imdb_train_jetstream_lag_messages", //    gauge, messages not yet consumed
+} as const;
+
+/** Histogram buckets for step phases and checkpoints, in seconds (1 ms .. 2 min). */
+export const SECONDS_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Buckets for the gradient global norm (unitless). */
+export const NORM_BUCKETS: readonly number[] = [0.01, 0.03, 0.1, 0.3, 1, 2, 5, 10, 20, 50, 100, 1000];
+
+/** Default /metrics ports of each role (deploy files and the CLI's defaults use them). */
+export const DEFAULT_METRICS_PORT: Record<Role, number> = { ingest: 9400, coordinator: 9401, worker: 9402 };

@@ -1,0 +1,143 @@
+// `Telemetry` (src/telemetry.ts) implemented with Prometheus metrics. Metrics are created on first
+// use, so each process exports only what its role reports; a few are created up front per role so
+// that "nothing happened yet" is a zero series rather than a missing one (clip events, rejections,
+// per-worker misses), which keeps dashboards and `rate()` meaningful from the first scrape.
+import type { Telemetry, StepPhase, RejectReason } from "../telemetry.js";
+import type { CounterHandle, GaugeHandle, HistogramHandle, MetricRegistry } from "./prom.js";
+import { METRIC, NORM_BUCKETS, SECONDS_BUCKETS, type Role } from "./names.js";
+import { WorkerLabels } from "./labels.js";
+
+const REJECT_REASONS: readonly RejectReason[] = ["stale", "nan", "length", "layout", "version", "size", "auth", "unknown-worker"];
+const PHASES: readonly StepPhase[] = ["compute", "wait", "reduce", "optimizer", "broadcast"];
+const MEMBERSHIP = ["join", "leave", "evict"] as const;
+
+/** Lazily created metric: the factory runs on first `get()`. */
+function lazy<T>(make: () => T): () => T {
+  let v: T | undefined;
+  return () => (v ??= make());
+}
+
+export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry {
+  const c = (name: string, help: string, labels: readonly string[] = []) => lazy<CounterHandle>(() => reg.counter(name, help, labels));
+  const g = (name: string, help: string, labels: readonly string[] = []) => lazy<GaugeHandle>(() => reg.gauge(name, help, labels));
+  const h = (name: string, help: string, buckets: readonly number[], labels: readonly string[] = []) =>
+    lazy<HistogramHandle>(() => reg.histogram(name, help, buckets, labels));
+
+  const m = {
+    loss: g(METRIC.loss, "Loss (BCE with logits) of the last step (split=train) or validation pass (split=validation).", ["split"]),
+    accuracy: g(METRIC.accuracy, "Accuracy 0..1 of the last step (split=train) or validation pass (split=validation).", ["split"]),
+    step: g(METRIC.step, "Last applied optimizer step."),
+    epoch: g(METRIC.epoch, "Current epoch."),
+    samples: c(METRIC.samples, "Reviews in applied steps."),
+    tokens: c(METRIC.tokens, "Tokens (without padding) in applied steps."),
+    stepSeconds: h(METRIC.stepSeconds, "Wall time of a whole step on the coordinator.", SECONDS_BUCKETS),
+    phaseSeconds: h(METRIC.phaseSeconds, "Wall time of one phase of a step.", SECONDS_BUCKETS, ["phase", "worker"]),
+    gradNorm: g(METRIC.gradNorm, "Global gradient norm of the last step, before clipping."),
+    gradNormHist: h(METRIC.gradNormHist, "Global gradient norm before clipping.", NORM_BUCKETS),
+    gradClips: c(METRIC.gradClips, "Steps whose gradient was clipped."),
+    paramVersion: g(METRIC.paramVersion, "Version of the parameters last broadcast."),
+    liveWorkers: g(METRIC.liveWorkers, "Workers currently in the ring."),
+    membership: c(METRIC.membership, "Workers joining, leaving and evicted.", ["event", "worker"]),
+    heartbeatsMissed: c(METRIC.heartbeatsMissed, "Heartbeats a worker missed.", ["worker"]),
+    stragglerSeconds: c(METRIC.stragglerSeconds, "Seconds the step waited for this worker after the others had reported.", ["worker"]),
+    rejected: c(METRIC.rejected, "Gradients the coordinator refused, by reason.", ["reason"]),
+    transportBytes: c(METRIC.transportBytes, "Bytes sent and received on the training transport.", ["direction", "worker"]),
+    checkpointSeconds: h(METRIC.checkpointSeconds, "Time to write a checkpoint.", SECONDS_BUCKETS),
+    checkpointBytes: g(METRIC.checkpointBytes, "Size of the last checkpoint."),
+    workerSamples: c(METRIC.workerSamples, "Reviews this worker computed gradients for.", ["worker"]),
+    workerTokens: c(METRIC.workerTokens, "Tokens (without padding) this worker computed gradients for.", ["worker"]),
+    workerStepSeconds: h(METRIC.workerStepSeconds, "Time a worker spent computing the gradient of its shard.", SECONDS_BUCKETS, ["worker"]),
+    workerLoss: g(METRIC.workerLoss, "Loss of the worker's last shard.", ["worker"]),
+    workerAccuracy: g(METRIC.workerAccuracy, "Accuracy 0..1 of the worker's last shard.", ["worker"]),
+    engineMemory: g(METRIC.engineMemory, "Bytes held by TensorFlow.js tensors (device=host) and on the GPU where the backend reports it (device=gpu).", ["worker", "device"]),
+    ingestReviews: c(METRIC.ingestReviews, "Reviews tokenized into batches."),
+    ingestSeconds: c(METRIC.ingestSeconds, "Seconds spent producing those reviews."),
+    ingestSkipped: c(METRIC.ingestSkipped, "Reviews skipped (empty or unreadable)."),
+    ingestPadding: g(METRIC.ingestPadding, "Pad tokens over all tokens in the batches last produced (0..1)."),
+    jetstreamLag: g(METRIC.jetstreamLag, "Messages in the JetStream consumer not yet delivered or acknowledged."),
+  };
+
+  // Per-worker series that should read zero until something happens.
+  const workers = new WorkerLabels(undefined, (w) => {
+    if (role !== "coordinator") return;
+    m.heartbeatsMissed().inc({ worker: w }, 0);
+    m.stragglerSeconds().inc({ worker: w }, 0);
+    for (const event of MEMBERSHIP) m.membership().inc({ event, worker: w }, 0);
+  });
+  const wl = (w: string | undefined): Record<string, string> => (w === undefined ? {} : { worker: workers.label(w) });
+
+  if (role === "coordinator") {
+    m.gradClips().inc({}, 0);
+    for (const reason of REJECT_REASONS) m.rejected().inc({ reason }, 0);
+    for (const phase of PHASES) m.phaseSeconds().zero({ phase });
+    m.checkpointSeconds();
+    m.liveWorkers().set({}, 0);
+  }
+  if (role === "ingest") {
+    m.ingestReviews().inc({}, 0);
+    m.ingestSkipped().inc({}, 0);
+  }
+
+  const finite = (x: number) => Number.isFinite(x);
+  return {
+    step(info) {
+      if (finite(info.loss)) m.loss().set({ split: "train" }, info.loss);
+      if (finite(info.accuracy)) m.accuracy().set({ split: "train" }, info.accuracy);
+      m.step().set({}, info.step);
+      m.epoch().set({}, info.epoch);
+      m.samples().inc({}, Math.max(0, info.samples));
+      m.tokens().inc({}, Math.max(0, info.tokens));
+      if (finite(info.seconds) && info.seconds >= 0) m.stepSeconds().observe({}, info.seconds);
+    },
+    phase(phase, seconds, worker) {
+      if (finite(seconds) && seconds >= 0) m.phaseSeconds().observe({ phase, ...wl(worker) }, seconds);
+    },
+    gradNorm(norm, clipped) {
+      m.gradNorm().set({}, norm);
+      if (finite(norm)) m.gradNormHist().observe({}, norm);
+      m.gradClips().inc({}, clipped ? 1 : 0);
+    },
+    paramVersion(version) { m.paramVersion().set({}, version); },
+    validation(info) {
+      m.loss().set({ split: "validation" }, info.loss);
+      m.accuracy().set({ split: "validation" }, info.accuracy);
+    },
+    liveWorkers(n) { m.liveWorkers().set({}, n); },
+    membership(event, worker) { m.membership().inc({ event, ...wl(worker) }, 1); },
+    heartbeatMissed(worker) { m.heartbeatsMissed().inc(wl(worker), 1); },
+    straggler(worker, seconds) {
+      if (finite(seconds) && seconds >= 0) m.stragglerSeconds().inc(wl(worker), seconds);
+    },
+    rejected(reason, worker) {
+      if (worker !== undefined) wl(worker);
+      m.rejected().inc({ reason }, 1);
+    },
+    bytes(direction, n, worker) {
+      if (finite(n) && n > 0) m.transportBytes().inc({ direction, ...wl(worker) }, n);
+    },
+    checkpoint(seconds, bytes) {
+      m.checkpointSeconds().observe({}, seconds);
+      m.checkpointBytes().set({}, bytes);
+    },
+    workerStep(worker, info) {
+      const l = wl(worker);
+      m.workerSamples().inc(l, Math.max(0, info.samples));
+      m.workerTokens().inc(l, Math.max(0, info.tokens));
+      if (finite(info.seconds) && info.seconds >= 0) m.workerStepSeconds().observe(l, info.seconds);
+      if (finite(info.loss)) m.workerLoss().set(l, info.loss);
+      if (finite(info.accuracy)) m.workerAccuracy().set(l, info.accuracy);
+    },
+    engineMemory(worker, bytes, gpuBytes) {
+      const l = wl(worker);
+      m.engineMemory().set({ ...l, device: "host" }, bytes);
+      if (gpuBytes !== undefined) m.engineMemory().set({ ...l, device: "gpu" }, gpuBytes);
+    },
+    ingest(info) {
+      m.ingestReviews().inc({}, Math.max(0, info.reviews));
+      if (finite(info.seconds) && info.seconds >= 0) m.ingestSeconds().inc({}, info.seconds);
+      m.ingestSkipped().inc({}, Math.max(0, info.skipped));
+      if (finite(info.padding)) m.ingestPadding().set({}, info.padding);
+    },
+    jetstreamLag(messages) { m.jetstreamLag().set({}, messages); },
+  };
+}
