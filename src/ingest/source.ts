@@ -1,0 +1,194 @@
+// Reads the Large Movie Review Dataset in its official layout — a directory (`aclImdb/`) or the
+// `.tar.gz` archive streamed through gunzip (never extracted to disk):
+//   [aclImdb/]{train,test}/{pos,neg}/<id>_<rating>.txt
+// Anything else in the layout (unsup/, README, *.feat, imdb.vocab) is ignored.
+import { createReadStream } from "node:fs";
+import { open, readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { createGunzip } from "node:zlib";
+import { InputError } from "../errors.js";
+import { TarFormatError, TarParser } from "./tar.js";
+
+export type SourceSplit = "train" | "test";
+export const SOURCE_SPLITS: readonly SourceSplit[] = ["train", "test"];
+
+export interface Review {
+  split: SourceSplit;
+  /** 1 = pos/, 0 = neg/. */
+  label: 0 | 1;
+  /** The star rating from the file name (1–4 negative, 7–10 positive). */
+  rating: number;
+  /** "train/pos/123_8": split, label folder and file name without ".txt". */
+  id: string;
+  text: string;
+}
+
+/** A review before decoding: what the ingest pipeline hands to its workers. */
+export interface RawReview extends Omit<Review, "text"> {
+  /** The file, for messages: "aclImdb/train/pos/123_8.txt" (or its path on disk). */
+  file: string;
+  /** Serial number within its split and label folder (the <id> of the file name). */
+  serial: number;
+  bytes: Uint8Array;
+}
+
+export interface ReadOptions {
+  /** Splits to read (default both; an absent split is not an error). */
+  splits?: readonly string[];
+  /** Called for a file inside pos/ or neg/ that is not a review (bad name): it is skipped. */
+  onSkip?: (file: string, reason: string) => void;
+}
+
+const REVIEW_NAME = /^(\d+)_(\d+)\.txt$/;
+const IN_LAYOUT = /(?:^|\/)(train|test)\/(pos|neg)\/([^/]+)$/;
+const NOT_LAYOUT = "not an aclImdb layout: expected train/{pos,neg}/<id>_<rating>.txt or test/{pos,neg}/... inside";
+
+/** The kind of input at `path`: "dir", "tar.gz" or "tar"; InputError when missing or neither. */
+export async function sourceKind(path: string): Promise<"dir" | "tar.gz" | "tar"> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError(code === "ENOENT" ? "no such file or directory" : `cannot read: ${(err as Error).message}`, { path, cause: err });
+  }
+  if (st.isDirectory()) return "dir";
+  const fh = await open(path, "r");
+  try {
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(head, 0, 512, 0);
+    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "tar.gz";
+    if (bytesRead === 512 && head.toString("latin1", 257, 262) === "ustar") return "tar";
+  } finally {
+    await fh.close();
+  }
+  throw new InputError("not a directory, a .tar.gz or a .tar archive of the aclImdb layout", { path });
+}
+
+function parseReviewPath(split: string, folder: string, name: string): Omit<RawReview, "file" | "bytes"> | null {
+  const m = REVIEW_NAME.exec(name);
+  if (!m) return null;
+  const rating = Number(m[2]);
+  return {
+    split: split as SourceSplit,
+    label: folder === "pos" ? 1 : 0,
+    rating,
+    id: `${split}/${folder}/${name.slice(0, -4)}`,
+    serial: Number(m[1]),
+  };
+}
+
+/**
+ * Every review under `path` (directory or archive), as raw bytes, in the order they are stored.
+ * Throws InputError naming `path` for a missing input, a non-aclImdb layout, or a corrupt/truncated archive.
+ */
+export async function* readRawReviews(path: string, opts: ReadOptions = {}): AsyncGenerator<RawReview> {
+  for await (const group of readRawGroups(path, opts)) yield* group;
+}
+
+/** Like readRawReviews, in groups (one per chunk of input): far fewer async steps for the pipeline. */
+export async function* readRawGroups(path: string, opts: ReadOptions = {}): AsyncGenerator<RawReview[]> {
+  const splits = new Set(opts.splits ?? SOURCE_SPLITS);
+  for (const s of splits) if (s !== "train" && s !== "test") throw new InputError(`unknown split "${s}" (train or test)`, { path });
+  const kind = await sourceKind(path);
+  let found = 0;
+  const source = kind === "dir" ? readDir(path, splits, opts) : readArchive(path, kind === "tar.gz", splits, opts);
+  for await (const group of source) {
+    found += group.length;
+    if (group.length > 0) yield group;
+  }
+  if (found === 0) throw new InputError(`${NOT_LAYOUT} (no reviews of split ${[...splits].join("/")} found)`, { path });
+}
+
+/** Every review, decoded as UTF-8 (invalid bytes become U+FFFD). Used by eval/predict. */
+export async function* readReviews(path: string, opts: ReadOptions = {}): AsyncGenerator<Review> {
+  const dec = new TextDecoder("utf-8");
+  for await (const r of readRawReviews(path, opts)) {
+    const { bytes, file: _file, serial: _serial, ...rest } = r;
+    yield { ...rest, text: dec.decode(bytes) };
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function* readDir(path: string, splits: Set<string>, opts: ReadOptions): AsyncGenerator<RawReview[]> {
+  let root = path;
+  const hasSplit = async (r: string) => (await isDir(join(r, "train"))) || (await isDir(join(r, "test")));
+  if (!(await hasSplit(root))) {
+    if (await hasSplit(join(path, "aclImdb"))) root = join(path, "aclImdb");
+    else throw new InputError(`${NOT_LAYOUT} (no train/ or test/ folder)`, { path });
+  }
+  const WINDOW = 64; // files read concurrently
+  for (const split of SOURCE_SPLITS) {
+    if (!splits.has(split)) continue;
+    for (const folder of ["neg", "pos"]) {
+      const dir = join(root, split, folder);
+      if (!(await isDir(dir))) continue;
+      const items: { meta: Omit<RawReview, "file" | "bytes">; file: string }[] = [];
+      for (const name of (await readdir(dir)).sort()) {
+        const file = join(dir, name);
+        const meta = parseReviewPath(split, folder, name);
+        if (meta) items.push({ meta, file });
+        else opts.onSkip?.(file, "not a review file name (<id>_<rating>.txt)");
+      }
+      items.sort((a, b) => a.meta.serial - b.meta.serial);
+      for (let i = 0; i < items.length; i += WINDOW) {
+        const win = items.slice(i, i + WINDOW);
+        const datas = await Promise.all(win.map((it) => readFile(it.file).catch((err: Error) => {
+          throw new InputError(`cannot read: ${err.message}`, { path: it.file, cause: err });
+        })));
+        yield win.map((it, k) => ({ ...it.meta, file: it.file, bytes: datas[k]! }));
+      }
+    }
+  }
+}
+
+async function* readArchive(path: string, gzip: boolean, splits: Set<string>, opts: ReadOptions): AsyncGenerator<RawReview[]> {
+  const parser = new TarParser((name) => {
+    const m = IN_LAYOUT.exec(name);
+    return m !== null && splits.has(m[1]!);
+  });
+  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  let stream: NodeJS.ReadableStream = file;
+  if (gzip) {
+    const gunzip = createGunzip({ chunkSize: 1 << 18 });
+    file.on("error", (e) => gunzip.destroy(e));
+    file.pipe(gunzip);
+    stream = gunzip;
+  }
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const group: RawReview[] = [];
+      for (const e of parser.push(chunk)) {
+        if (e.type !== "file") continue;
+        const m = IN_LAYOUT.exec(e.name);
+        if (!m || !splits.has(m[1]!)) continue;
+        const meta = parseReviewPath(m[1]!, m[2]!, m[3]!);
+        if (!meta) {
+          opts.onSkip?.(`${path}:${e.name}`, "not a review file name (<id>_<rating>.txt)");
+          continue;
+        }
+        group.push({ ...meta, file: `${path}:${e.name}`, bytes: e.data });
+      }
+      yield group;
+    }
+    parser.end();
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    let why: string;
+    if (err instanceof TarFormatError) why = `${err.message} at byte ${err.offset} of the uncompressed stream`;
+    else if (code === "Z_BUF_ERROR") why = "archive is truncated (unexpected end of the gzip stream)";
+    else if (typeof code === "string" && code.startsWith("Z_")) why = `corrupt gzip data (${(err as Error).message})`;
+    else why = `cannot read the archive: ${(err as Error).message}`;
+    throw new InputError(why, { path, cause: err });
+  } finally {
+    file.destroy();
+  }
+}

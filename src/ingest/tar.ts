@@ -1,0 +1,170 @@
+// A streaming reader of POSIX tar (ustar, pax and GNU long names): push decompressed bytes in any
+// chunking, get whole entries out. Entries whose data nobody wants are skipped without buffering.
+
+const BLOCK = 512;
+
+export interface TarEntry {
+  name: string;
+  /** "file", "dir" or the raw type flag of anything else. */
+  type: string;
+  /** The file's bytes (empty for skipped entries and non-files). */
+  data: Buffer;
+  size: number;
+}
+
+/** A tar stream that breaks the format; `offset` is the byte position in the uncompressed stream. */
+export class TarFormatError extends Error {
+  constructor(message: string, readonly offset: number) {
+    super(message);
+    this.name = "TarFormatError";
+  }
+}
+
+function readString(b: Buffer, start: number, len: number): string {
+  let end = start;
+  const stop = start + len;
+  while (end < stop && b[end] !== 0) end++;
+  return b.toString("utf8", start, end);
+}
+
+function readSize(b: Buffer, start: number, len: number): number {
+  if (b[start]! & 0x80) {
+    // GNU base-256 for sizes >= 8 GiB
+    let v = 0;
+    for (let i = start + 1; i < start + len; i++) v = v * 256 + b[i]!;
+    return v;
+  }
+  const s = readString(b, start, len).trim();
+  if (s === "") return 0;
+  if (!/^[0-7]+$/.test(s)) return -1;
+  return parseInt(s, 8);
+}
+
+function checksumOk(h: Buffer): boolean {
+  const want = readSize(h, 148, 8);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
+  return want === sum;
+}
+
+function paxPath(data: Buffer): string | undefined {
+  // records: "<len> key=value\n"
+  let i = 0;
+  let path: string | undefined;
+  while (i < data.length) {
+    const sp = data.indexOf(0x20, i);
+    if (sp < 0) break;
+    const len = parseInt(data.toString("utf8", i, sp), 10);
+    if (!(len > 0)) break;
+    const rec = data.toString("utf8", sp + 1, i + len - 1);
+    const eq = rec.indexOf("=");
+    if (rec.slice(0, eq) === "path") path = rec.slice(eq + 1);
+    i += len;
+  }
+  return path;
+}
+
+export class TarParser {
+  private head = Buffer.alloc(BLOCK);
+  private headFill = 0;
+  private pieces: Buffer[] = [];
+  private remaining = 0; // data bytes of the current entry still to read
+  private padding = 0; //   bytes to skip after the data
+  private current: { name: string; type: string; size: number; keep: boolean } | null = null;
+  private longName: string | undefined;
+  private zeroBlocks = 0;
+  private pos = 0;
+  private finished = false;
+
+  /** `want(name)` decides whether a file's data is kept; other files are skipped. */
+  constructor(private readonly want: (name: string) => boolean) {}
+
+  /** Parses `chunk`; returns the entries completed by it. */
+  push(chunk: Buffer): TarEntry[] {
+    const out: TarEntry[] = [];
+    let i = 0;
+    while (i < chunk.length && !this.finished) {
+      if (this.current) {
+        const n = Math.min(this.remaining, chunk.length - i);
+        if (n > 0) {
+          if (this.current.keep) this.pieces.push(chunk.subarray(i, i + n));
+          this.remaining -= n;
+          i += n;
+          this.pos += n;
+        }
+        if (this.remaining === 0) {
+          const skip = Math.min(this.padding, chunk.length - i);
+          this.padding -= skip;
+          i += skip;
+          this.pos += skip;
+          if (this.padding === 0) this.complete(out);
+        }
+        continue;
+      }
+      const n = Math.min(BLOCK - this.headFill, chunk.length - i);
+      chunk.copy(this.head, this.headFill, i, i + n);
+      this.headFill += n;
+      i += n;
+      this.pos += n;
+      if (this.headFill === BLOCK) {
+        this.headFill = 0;
+        this.header(out);
+      }
+    }
+    return out;
+  }
+
+  /** Call at the end of the stream; throws when it ends inside an entry. */
+  end(): void {
+    if (this.current || this.headFill !== 0) {
+      throw new TarFormatError(`archive is truncated (ends inside ${this.current ? `"${this.current.name}"` : "a header"})`, this.pos);
+    }
+  }
+
+  private header(out: TarEntry[]): void {
+    const h = this.head;
+    let zero = true;
+    for (let k = 0; k < BLOCK; k++) if (h[k] !== 0) { zero = false; break; }
+    if (zero) {
+      if (++this.zeroBlocks >= 2) this.finished = true;
+      return;
+    }
+    this.zeroBlocks = 0;
+    if (!checksumOk(h)) throw new TarFormatError("corrupt tar header (bad checksum)", this.pos - BLOCK);
+    const size = readSize(h, 124, 12);
+    if (size < 0) throw new TarFormatError("corrupt tar header (bad size field)", this.pos - BLOCK);
+    const flag = String.fromCharCode(h[156]!);
+    let name = readString(h, 0, 100);
+    if (h.toString("latin1", 257, 262) === "ustar") {
+      const prefix = readString(h, 345, 155);
+      if (prefix) name = prefix + "/" + name;
+    }
+    if (this.longName !== undefined) {
+      name = this.longName;
+      this.longName = undefined;
+    }
+    const type = flag === "0" || flag === "\0" || flag === "7" ? "file" : flag === "5" ? "dir" : flag;
+    const meta = flag === "x" || flag === "L";
+    const keep = meta || (type === "file" && this.want(name));
+    this.current = { name, type, size, keep };
+    this.remaining = size;
+    this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
+    this.pieces = [];
+    if (size === 0) this.complete(out);
+  }
+
+  private complete(out: TarEntry[]): void {
+    const cur = this.current!;
+    this.current = null;
+    const data = cur.keep ? (this.pieces.length === 1 ? Buffer.from(this.pieces[0]!) : Buffer.concat(this.pieces)) : Buffer.alloc(0);
+    this.pieces = [];
+    if (cur.type === "L") {
+      this.longName = readString(data, 0, data.length);
+    } else if (cur.type === "x") {
+      const p = paxPath(data);
+      if (p !== undefined) this.longName = p;
+    } else if (cur.type !== "g") {
+      out.push({ name: cur.name, type: cur.type, data, size: cur.size });
+    }
+  }
+}
