@@ -1,0 +1,139 @@
+// The only module that imports @tensorflow/*: picks and starts a backend once per process, and re-exports
+// the tfjs namespaces that the engine, its reference and the benchmark baseline use.
+//
+// Backends: "tensorflow" (tfjs-node-gpu / tfjs-node, optional packages), "webgpu" (a GPU adapter found
+// through the `webgpu` package), "wasm" (default on CPU: single-threaded per process, SIMD), "cpu"
+// (pure JS, slow; tests only). tfjs native backends are not safe in worker threads: one engine per process.
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-backend-wasm";
+import { UnavailableError, errorMessage } from "./errors.js";
+import { logger } from "./output.js";
+
+export { tf };
+export type Tensor = tf.Tensor;
+export type Tensor2D = tf.Tensor2D;
+
+export type BackendName = "wasm" | "webgpu" | "tensorflow" | "cpu";
+export type BackendChoice = "auto" | BackendName;
+export const BACKEND_CHOICES: BackendChoice[] = ["auto", "wasm", "webgpu", "tensorflow", "cpu"];
+
+const log = logger("tfjs");
+let started: Promise<BackendName> | undefined;
+let startedChoice: BackendChoice | undefined;
+
+/**
+ * Starts the backend once for this process and returns its name. `auto` tries tensorflow, then a real
+ * (non-fallback) WebGPU adapter, then wasm. A forced backend that cannot start throws UnavailableError.
+ * Calling again with a different choice once a backend runs is an error (one backend per process).
+ */
+export function useBackend(choice: BackendChoice = "auto"): Promise<BackendName> {
+  if (started) {
+    if (choice !== "auto" && choice !== startedChoice && tf.getBackend() !== choice) {
+      return started.then((name) => {
+        if (name !== choice) throw new UnavailableError(`backend ${name} already runs in this process; cannot switch to ${choice}`);
+        return name;
+      });
+    }
+    return started;
+  }
+  startedChoice = choice;
+  started = start(choice);
+  started.catch(() => { started = undefined; startedChoice = undefined; });
+  return started;
+}
+
+async function start(choice: BackendChoice): Promise<BackendName> {
+  const order: BackendName[] = choice === "auto" ? ["tensorflow", "webgpu", "wasm"] : [choice];
+  const failures: string[] = [];
+  for (const name of order) {
+    try {
+      await startOne(name);
+      log.debug(`backend ${name}`);
+      return name;
+    } catch (err) {
+      failures.push(`${name}: ${errorMessage(err)}`);
+      if (choice !== "auto") throw new UnavailableError(`backend ${name} is not available: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+  throw new UnavailableError(`no tfjs backend could start (${failures.join("; ")})`);
+}
+
+async function startOne(name: BackendName): Promise<void> {
+  switch (name) {
+    case "wasm":
+      registerWasmKernels();
+      break;
+    case "cpu":
+      break;
+    case "tensorflow": {
+      // Optional packages, absent on most machines (their install downloads libtensorflow for CUDA 11).
+      let loaded = false;
+      for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+        try { await import(pkg); loaded = true; break; } catch { /* try the next one */ }
+      }
+      if (!loaded) throw new Error("neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed");
+      break;
+    }
+    case "webgpu": {
+      type GpuLike = { requestAdapter(): Promise<{ isFallbackAdapter?: boolean } | null> };
+      const { create } = (await import("webgpu")) as unknown as { create(opts: string[]): GpuLike };
+      const gpu = create([]);
+      const adapter = await gpu.requestAdapter();
+      if (!adapter) throw new Error("no WebGPU adapter found");
+      if (adapter.isFallbackAdapter) throw new Error("only a software WebGPU adapter was found");
+      // tfjs-backend-webgpu reads navigator.gpu when it is imported.
+      Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true });
+      await import("@tensorflow/tfjs-backend-webgpu");
+      break;
+    }
+  }
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new Error(`tf.setBackend("${name}") failed`);
+  await tf.ready();
+}
+
+let wasmKernelsRegistered = false;
+
+/**
+ * wasm lacks UnsortedSegmentSum (tfjs #8082), which the gradient of `gather` (an Embedding layer) needs.
+ * A small host-side kernel: out[segment[i], :] += x[i, :]. Used by the reference and the baseline.
+ */
+function registerWasmKernels(): void {
+  if (wasmKernelsRegistered) return;
+  wasmKernelsRegistered = true;
+  tf.registerKernel({
+    kernelName: "UnsortedSegmentSum",
+    backendName: "wasm",
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+      const { numSegments } = attrs as unknown as { numSegments: number };
+      const b = backend as unknown as {
+        readSync(id: unknown): Float32Array | Int32Array;
+        makeOutput(shape: number[], dtype: string, offset?: number, values?: Float32Array): tf.TensorInfo;
+      };
+      const xv = b.readSync(x.dataId) as Float32Array; // [N, ...rest]
+      const ids = b.readSync(segmentIds.dataId); //          [N]
+      const rowSize = ids.length > 0 ? xv.length / ids.length : 0;
+      const out = new Float32Array(numSegments * rowSize); // [numSegments, ...rest]
+      for (let i = 0; i < ids.length; i++) {
+        const s = ids[i];
+        if (s < 0 || s >= numSegments) continue;
+        const o = s * rowSize;
+        const xi = i * rowSize;
+        for (let j = 0; j < rowSize; j++) out[o + j] += xv[xi + j];
+      }
+      return b.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], "float32", undefined, out);
+    },
+  });
+}
+
+/** The backend running now, or undefined before `useBackend`. */
+export function currentBackend(): string | undefined {
+  return started ? tf.getBackend() : undefined;
+}
+
+/** tfjs-layers, loaded on demand (only the benchmark baseline uses it). */
+export async function loadLayers(): Promise<typeof import("@tensorflow/tfjs-layers")> {
+  return import("@tensorflow/tfjs-layers");
+}

@@ -1,0 +1,32 @@
+// The gradient engine's public face (wiring only): createEngine, batchToEngine, predictProbabilities.
+// See fused.ts for the model and recurrent.ts for the hand-written LSTM/GRU forward and backward.
+import type { Batch } from "../../dataset.js";
+import { useBackend } from "../../tfjs.js";
+import { FusedModel } from "./fused.js";
+import type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult } from "./types.js";
+
+export type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult, LossKind, InputKind } from "./types.js";
+
+/** Starts the tfjs backend (once per process) and builds an engine for `opts.model`. */
+export async function createEngine(opts: EngineOptions): Promise<Engine> {
+  const backend = await useBackend(opts.backend ?? "auto");
+  const model = new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim);
+  return {
+    backend,
+    layout: model.layout,
+    step: async (params, batch): Promise<StepResult> => model.step(params, batch),
+    evaluate: async (params, batch): Promise<EvalResult> => model.evaluate(params, batch),
+    dispose: () => {},
+  };
+}
+
+/** The engine's view of a dataset batch (no copies except the labels as floats). */
+export function batchToEngine(b: Batch): EngineBatch {
+  return { size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: Float32Array.from(b.labels) };
+}
+
+/** P(positive) for each review of a batch (bce models): σ(logit). */
+export async function predictProbabilities(engine: Engine, params: Float32Array, batch: EngineBatch): Promise<Float32Array> {
+  const { outputs } = await engine.evaluate(params, batch);
+  return outputs.map((z) => 1 / (1 + Math.exp(-z)));
+}
