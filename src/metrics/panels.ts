@@ -126,12 +126,17 @@ export const ROWS: RowSpec[] = [
         queries: [{ expr: `sum by (worker) (${rate(M.workerTokens, W)})`, legend: "{{worker}}" }],
       },
       {
-        title: "Loss per worker", kind: "timeseries", unit: "short", width: 12,
+        title: "Loss per worker", kind: "timeseries", unit: "short", width: 8,
         description: "Loss of each worker's last shard (noisy: a shard is a slice of one batch).",
         queries: [{ expr: `max by (worker) (${M.workerLoss}{${W}})`, legend: "{{worker}}" }],
       },
       {
-        title: "TensorFlow.js memory", kind: "timeseries", unit: "bytes", width: 12,
+        title: "Accuracy per worker", kind: "timeseries", unit: "percentunit", width: 8,
+        description: "Accuracy of each worker's last shard.",
+        queries: [{ expr: `max by (worker) (${M.workerAccuracy}{${W}})`, legend: "{{worker}}" }],
+      },
+      {
+        title: "TensorFlow.js memory", kind: "timeseries", unit: "bytes", width: 8,
         description: "Bytes held by tfjs tensors in each worker (device=host), and on the GPU where the backend reports it (device=gpu).",
         queries: [{ expr: `max by (worker, device) (${M.engineMemory}{${W}})`, legend: "{{worker}} {{device}}" }],
       },
