@@ -1,4 +1,109 @@
-// Subcommands of this role. Each entry is a CommandSpec (see src/command.ts); src/cli.ts wires them.
-import type { CommandSpec } from "../command.js";
+// Subcommands of this role: `coordinator`, `train` (the single-machine launcher), `bench allreduce`, `bench scaling`.
+// Implementations are imported when a command runs, so that `--help` stays fast.
+import type { CommandSpec, OptionSpec } from "../command.js";
+import { JSON_OPTION } from "../command.js";
+import { DEFAULTS } from "../config.js";
+import { MODEL_OPTIONS, OPTIM_OPTIONS, TRAIN_DEFAULTS } from "./options.js";
 
-export const commands: CommandSpec[] = [];
+const METRICS_OPTION: OptionSpec = { name: "metrics-port", value: "<n>", type: "int", description: "serve Prometheus /metrics on this port (0 = any free port; default off)" };
+const NATS_OPTION: OptionSpec = { name: "nats", value: "<url>", type: "string", description: "NATS server of the cluster plane: announce the endpoint and dataset, publish run events" };
+
+export const commands: CommandSpec[] = [
+  {
+    path: ["coordinator"],
+    summary: "run the coordinator: all-reduce workers' gradients over ZeroMQ, clip, Adam, send parameters back",
+    help:
+      "Binds a ZeroMQ ROUTER socket, waits for --workers workers (started with `imdb-train worker`), then runs\n" +
+      "synchronous data-parallel SGD: each step deals batch indices to the live workers, sums their gradients\n" +
+      "weighted by sample count, clips by global norm, applies Adam and sends the new parameters back.\n" +
+      "Validation after every epoch (sharded across workers). Writes <out>/checkpoints/last.ckpt at every epoch end\n" +
+      "and on exit, and the final model in <out>/model (params, config, vocabulary, TensorFlow.js export).\n" +
+      "A worker that misses the step deadline or stops sending heartbeats is evicted and named; the run continues.",
+    options: [
+      { name: "dataset", value: "<dir>", type: "string", required: true, description: "ingested dataset directory (a path the workers can read too)" },
+      { name: "bind", value: "<endpoint>", type: "string", default: "tcp://0.0.0.0:5555", description: "ZeroMQ endpoint to bind (tcp://127.0.0.1:* picks a free port)" },
+      { name: "workers", value: "<n>", type: "int", default: 1, description: "workers to wait for before the first step" },
+      { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "checkpoints and the final model go here" },
+      { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file (parameters, Adam state, step, epoch)" },
+      ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_OPTION, NATS_OPTION, JSON_OPTION,
+    ],
+    examples: [
+      "imdb-train coordinator --dataset runs/ds --bind tcp://0.0.0.0:5555 --workers 2 --out runs/a",
+      "imdb-train coordinator --dataset /shared/ds --nats nats://10.0.0.5:4222 --workers 4",
+    ],
+    async run(o) {
+      const { coordinatorCommand } = await import("./main.js");
+      return await coordinatorCommand(o);
+    },
+  },
+  {
+    path: ["train"],
+    summary: "train on one machine: ingest (if needed), then 1 coordinator + N worker processes",
+    help:
+      "The project's main job. With --data <aclImdb dir or .tar.gz> it first ingests into <out>/dataset; with\n" +
+      "--dataset it uses an ingested directory. It then starts one coordinator and --workers worker child processes\n" +
+      "(with --gpus 0,1,... one worker per GPU), draws one progress bar (step, loss, accuracy, samples/s), validates\n" +
+      "after each epoch, checkpoints, and writes the final model to <out>/model. Ctrl-C (or SIGTERM) stops every\n" +
+      "child cleanly after an exit checkpoint; if any role fails, all children are stopped.\n" +
+      `Defaults aim at a full run in about half an hour on 2 cores: --max-len ${TRAIN_DEFAULTS.maxLen}, --lr ${TRAIN_DEFAULTS.lr}, cosine decay, --clip ${TRAIN_DEFAULTS.clip}.`,
+    options: [
+      { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz to ingest first" },
+      { name: "dataset", value: "<dir>", type: "string", description: "an already ingested dataset directory (instead of --data)" },
+      { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "output directory (dataset, checkpoints, model)" },
+      { name: "workers", value: "<n>", type: "int", default: 2, description: "worker processes" },
+      { name: "gpus", value: "<ids>", type: "list", description: "one worker per listed GPU (sets CUDA_VISIBLE_DEVICES per worker; overrides --workers)" },
+      { name: "backend", value: "<name>", type: "string", choices: ["auto", "wasm", "webgpu", "tensorflow", "cpu"], default: "auto", description: "workers' tfjs backend" },
+      { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.vocabSize, description: "ingest: vocabulary size" },
+      { name: "min-freq", value: "<n>", type: "int", default: DEFAULTS.minFreq, description: "ingest: minimum token count" },
+      { name: "batch-size", value: "<n>", type: "int", default: DEFAULTS.batchSize, description: "ingest: reviews per batch (per worker per step)" },
+      { name: "max-len", value: "<n>", type: "int", default: TRAIN_DEFAULTS.maxLen, description: "ingest: tokens kept per review (0 = all)" },
+      { name: "val-fraction", value: "<x>", type: "float", default: DEFAULTS.valFraction, description: "ingest: validation share of train" },
+      ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_OPTION, JSON_OPTION,
+    ],
+    examples: [
+      "imdb-train train --data ../shared/data/aclImdb-train.tar.gz --workers 2 --out runs/full --json",
+      "imdb-train train --dataset runs/full/dataset --workers 2 --epochs 1 --max-steps 20   # a short trial",
+      "imdb-train train --data aclImdb --gpus 0,1 --out runs/gpu",
+    ],
+    async run(o) {
+      const { runTrain } = await import("./launcher.js");
+      return await runTrain(o);
+    },
+  },
+  {
+    path: ["bench", "allreduce"],
+    summary: "time one reduce + clip + Adam + broadcast round for 1, 2, 4, 8 workers next to raw ZeroMQ",
+    help:
+      "Synthetic gradients of the model's size (default V=25002, E=100, H=256). Simulated workers are child processes\n" +
+      "that answer each Assign at once with a fixed gradient; the same processes also time a raw ZeroMQ exchange of\n" +
+      "the same bytes (parameters out, gradient back) in the same run. Prints bandwidth and the ratio to raw.",
+    options: [
+      { name: "workers", value: "<list>", type: "list", default: ["1", "2", "4", "8"], description: "worker counts to time" },
+      { name: "rounds", value: "<n>", type: "int", default: 20, description: "rounds timed per row (after 3 warm-up rounds)" },
+      { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.vocabSize + 2, description: "embedding rows of the synthetic model" },
+      { name: "hidden", value: "<n>", type: "int", default: DEFAULTS.hidden, description: "hidden size" },
+      JSON_OPTION,
+    ],
+    examples: ["imdb-train bench allreduce --json", "imdb-train bench allreduce --workers 2 --rounds 10"],
+    async run(o) {
+      const { benchAllreduce } = await import("./bench.js");
+      return await benchAllreduce(o);
+    },
+  },
+  {
+    path: ["bench", "scaling"],
+    summary: "samples/s of a real 1-worker and 2-worker run on the shared archive; coordinator share of the step",
+    options: [
+      { name: "dataset", value: "<dir>", type: "string", description: "ingested dataset (default: ingest the shared archive into a temp dir)" },
+      { name: "data", value: "<path>", type: "string", default: "../shared/data/aclImdb-train.tar.gz", description: "archive to ingest when --dataset is not given" },
+      { name: "steps", value: "<n>", type: "int", default: 10, description: "steps per run" },
+      { name: "max-len", value: "<n>", type: "int", default: TRAIN_DEFAULTS.maxLen, description: "ingest truncation" },
+      JSON_OPTION,
+    ],
+    examples: ["imdb-train bench scaling --json", "imdb-train bench scaling --dataset runs/full/dataset --steps 20"],
+    async run(o) {
+      const { benchScaling } = await import("./bench.js");
+      return await benchScaling(o);
+    },
+  },
+];

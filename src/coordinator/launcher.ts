@@ -1,0 +1,148 @@
+// `imdb-train train`: the single-machine launcher. Ingest (when given --data), then one coordinator child and N
+// worker children, all stopped together: on Ctrl-C / SIGTERM (the coordinator writes an exit checkpoint and
+// stops the workers), when the coordinator fails, and when the launcher itself goes away (children watch
+// their IPC channel). Children's logs pass through; the launcher draws one progress bar from the
+// coordinator's events.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { UsageError, TrainingError, AbortedError } from "../errors.js";
+import { emitJson, logger, progress, type Progress } from "../output.js";
+import { PASS_ON, optimFrom } from "./options.js";
+import type { TrainReport } from "./role.js";
+import type { CoordinatorEvent } from "./server.js";
+
+const log = logger("train");
+export const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));
+const STOP_GRACE_MS = 15_000;
+
+interface Child { name: string; proc: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }
+
+function start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
+  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env, ...env } });
+  const pass = (stream: NodeJS.ReadableStream | null) => {
+    if (!stream) return;
+    createInterface({ input: stream }).on("line", (line) => {
+      if (process.stderr.isTTY) process.stderr.write("\r\x1b[2K");
+      process.stderr.write(line + "\n");
+    });
+  };
+  pass(proc.stderr);
+  // a child's stdout (its --json line) is not ours to print
+  proc.stdout?.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.once("exit", (code, signal) => res({ code, signal })));
+  return { name, proc, exited };
+}
+
+export async function runTrain(o: Record<string, unknown>): Promise<number> {
+  const out = resolve(String(o.out ?? "runs/latest"));
+  const gpus = (o.gpus as string[] | undefined) ?? [];
+  const workers = gpus.length || Number(o.workers ?? 2);
+  if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers must be ≥ 1, got ${String(o.workers)}`);
+  const settings = optimFrom(o); // validate before any work
+  let dataset = o.dataset ? resolve(String(o.dataset)) : undefined;
+  if (!dataset) {
+    if (!o.data) throw new UsageError("train needs --data <aclImdb dir or .tar.gz> or --dataset <ingested dir>");
+    dataset = join(out, "dataset");
+    const { runIngest } = await import("../ingest/index.js");
+    log.info(`ingesting ${String(o.data)} into ${dataset}`);
+    await runIngest({
+      data: String(o.data), out: dataset, vocabSize: Number(o.vocabSize), minFreq: Number(o.minFreq), batchSize: Number(o.batchSize),
+      maxLen: Number(o.maxLen), valFraction: Number(o.valFraction), seed: settings.seed, shards: 1,
+    } as Parameters<typeof runIngest>[0]);
+  }
+  const metricsPort = o.metricsPort === undefined ? undefined : Number(o.metricsPort);
+  const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...PASS_ON.flatMap((s) => argFor(s.name, s.type, o))];
+  if (metricsPort !== undefined) coordArgs.push("--metrics-port", String(metricsPort));
+  const children: Child[] = [];
+  let stopping = false;
+  let bar: Progress | null = null;
+  let report: TrainReport | null = null;
+  let failure: string | null = null;
+  let lastStep = 0;
+  let samples = 0;
+  const t0 = performance.now();
+
+  const stopAll = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.warn(`stopping all processes: ${why}`);
+    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGTERM");
+    const timer = setTimeout(() => {
+      for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) { log.warn(`${c.name} (pid ${c.proc.pid}) did not stop: SIGKILL`); c.proc.kill("SIGKILL"); }
+    }, STOP_GRACE_MS);
+    await Promise.all(children.map((c) => c.exited));
+    clearTimeout(timer);
+  };
+  let interrupted = false;
+  const onSignal = (sig: string) => { interrupted = true; void stopAll(`${sig} received`); };
+  const sigint = () => onSignal("SIGINT");
+  const sigterm = () => onSignal("SIGTERM");
+  process.on("SIGINT", sigint);
+  process.on("SIGTERM", sigterm);
+
+  try {
+    const coord = start("coordinator", coordArgs);
+    children.push(coord);
+    log.info(`coordinator pid ${coord.proc.pid}`);
+    const endpoint = await new Promise<string>((res, rej) => {
+      coord.proc.on("message", (msg: { type: string; event?: CoordinatorEvent; report?: TrainReport; message?: string }) => {
+        if (msg.type === "event" && msg.event) {
+          const e = msg.event;
+          if (e.type === "listening") res(e.endpoint);
+          else if (e.type === "step") {
+            const total = e.stepsInEpoch * settings.epochs;
+            bar ??= progress("train", total, "steps");
+            samples += e.samples;
+            lastStep++;
+            const rate = samples / ((performance.now() - t0) / 1000);
+            bar.set(lastStep, `epoch ${e.epoch + 1} loss ${e.loss.toFixed(3)} acc ${(e.accuracy * 100).toFixed(1)}% ${rate.toFixed(1)} samples/s`);
+          } else if (e.type === "member" && e.event !== "join") log.warn(e.reason ?? `${e.worker} ${e.event}`);
+        } else if (msg.type === "result" && msg.report) report = msg.report;
+        else if (msg.type === "error") failure = msg.message ?? "coordinator failed";
+      });
+      void coord.exited.then(({ code, signal }) => rej(new TrainingError(`coordinator exited (${signal ?? `status ${code}`}) before listening`)));
+    });
+    for (let i = 0; i < workers; i++) {
+      const env: NodeJS.ProcessEnv = gpus.length ? { CUDA_VISIBLE_DEVICES: gpus[i]! } : {};
+      const args = ["worker", "--coordinator", endpoint, "--name", `w${i}`, "--backend", String(o.backend ?? "auto")];
+      if (metricsPort !== undefined) args.push("--metrics-port", metricsPort === 0 ? "0" : String(metricsPort + 1 + i));
+      const w = start(`w${i}`, args, env);
+      children.push(w);
+      log.info(`worker w${i} pid ${w.proc.pid}${gpus.length ? ` on GPU ${gpus[i]}` : ""}`);
+      void w.exited.then(({ code, signal }) => {
+        if (!stopping && (signal || code !== 0)) log.warn(`worker w${i} (pid ${w.proc.pid}) exited (${signal ?? `status ${code}`})`);
+      });
+    }
+    const { code, signal } = await coord.exited;
+    if (code !== 0 || !report) {
+      await stopAll(`coordinator exited (${signal ?? `status ${code}`})`);
+      if (interrupted) throw new AbortedError("interrupted: stopped the coordinator and all workers (exit checkpoint written)");
+      throw new TrainingError(`training failed: ${failure ?? `coordinator exited (${signal ?? `status ${code}`})`}`);
+    }
+    // workers were told to stop; give them a moment, then make sure
+    await Promise.race([Promise.all(children.map((c) => c.exited)), new Promise((r) => setTimeout(r, 5000))]);
+    await stopAll("run finished").catch(() => {});
+  } catch (err) {
+    await stopAll("launcher error");
+    throw err;
+  } finally {
+    process.off("SIGINT", sigint);
+    process.off("SIGTERM", sigterm);
+  }
+  (bar as Progress | null)?.done();
+  const r = report as unknown as TrainReport;
+  for (const e of r.epochs) log.info(`epoch ${e.epoch}: val accuracy ${(e.val_accuracy * 100).toFixed(2)}% (loss ${e.val_loss.toFixed(4)}), ${e.seconds.toFixed(1)} s`);
+  log.info(`model: ${r.model}`);
+  if (o.json) emitJson({ ...r, dataset });
+  return 0;
+}
+
+function argFor(name: string, type: string, o: Record<string, unknown>): string[] {
+  const key = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const v = o[key];
+  if (v === undefined || v === null) return [];
+  if (type === "bool") return v === true ? [`--${name}`] : [];
+  return [`--${name}`, Array.isArray(v) ? v.join(",") : String(v)];
+}

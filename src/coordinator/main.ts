@@ -1,0 +1,51 @@
+// `imdb-train coordinator`: the role as a process. Signals stop it cleanly (exit checkpoint, Stop to workers).
+// When started by `train` it has an IPC channel: it sends its events there and exits if the launcher vanishes.
+import { resolve } from "node:path";
+import { emitJson, logger } from "../output.js";
+import { errorMessage } from "../errors.js";
+import type { Telemetry } from "../telemetry.js";
+import { runCoordinatorRole } from "./role.js";
+import type { CoordinatorEvent } from "./server.js";
+
+const log = logger("coordinator");
+
+export async function coordinatorCommand(o: Record<string, unknown>): Promise<number> {
+  const ac = new AbortController();
+  const onSignal = (sig: string) => { log.warn(`${sig}: stopping (exit checkpoint, then Stop to workers)`); ac.abort(); };
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  const ipc = typeof process.send === "function";
+  if (ipc) process.once("disconnect", () => { log.warn("launcher went away: stopping"); ac.abort(); });
+  const send = (msg: unknown) => { if (ipc && process.connected) process.send!(msg); };
+
+  let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
+  if (o.metricsPort !== undefined) {
+    const { startMetrics } = await import("../metrics/index.js");
+    metrics = await startMetrics({ role: "coordinator", port: Number(o.metricsPort) });
+    log.info(`metrics on ${metrics.url}`);
+  }
+  let nats: { announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> } | undefined;
+  const dataset = resolve(String(o.dataset));
+  if (o.nats) {
+    const { clusterPlane } = await import("./plane.js");
+    nats = await clusterPlane(String(o.nats), dataset);
+  }
+  try {
+    const report = await runCoordinatorRole({
+      bind: String(o.bind), dataset, out: resolve(String(o.out)), workers: Number(o.workers),
+      resume: o.resume ? String(o.resume) : undefined, telemetry: metrics?.telemetry, signal: ac.signal,
+      onEvent: (e) => { send({ type: "event", event: e }); nats?.event(e); },
+      onListening: async (endpoint, runId) => { await nats?.announce(endpoint, runId); },
+    }, o);
+    send({ type: "result", report });
+    if (o.json) emitJson(report);
+    return 0;
+  } catch (err) {
+    send({ type: "error", message: errorMessage(err) });
+    throw err;
+  } finally {
+    await nats?.close().catch(() => {});
+    await metrics?.close().catch(() => {});
+    if (ipc && process.connected) process.disconnect();
+  }
+}

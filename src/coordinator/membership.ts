@@ -1,0 +1,127 @@
+// Who is in the run: a pure state machine (no I/O, no clock of its own: every call takes `now` in ms).
+// The coordinator feeds it joins, messages seen and step deadlines; it answers who is live and who must
+// be evicted, and why. Elastic training (a later issue) grows this file, not the coordinator loop.
+
+export type MemberState = "live" | "evicted" | "left";
+
+export interface Member {
+  /** Routing id the worker connected with (its name, e.g. "w0"). */
+  id: string;
+  /** Stable small slot number (telemetry label, header field). */
+  slot: number;
+  pid?: number;
+  host?: string;
+  state: MemberState;
+  joinedAt: number;
+  /** Last time any message arrived from it. */
+  lastSeen: number;
+  /** When its current assignment is due (ms), or null when it has none. */
+  dueAt: number | null;
+  /** Why it is no longer live. */
+  reason?: string;
+}
+
+export interface Eviction {
+  member: Member;
+  reason: string;
+  /** How late it was, ms. */
+  lateMs: number;
+}
+
+export class Membership {
+  private readonly members = new Map<string, Member>();
+  private nextSlot = 0;
+
+  /** `heartbeatTimeoutMs`: how long an idle worker may stay silent. */
+  constructor(readonly heartbeatTimeoutMs: number) {}
+
+  /** A worker joins (or rejoins under the same id after an eviction: it gets a fresh live entry, same slot). */
+  join(id: string, now: number, info: { pid?: number; host?: string } = {}): Member {
+    const old = this.members.get(id);
+    const m: Member = {
+      id, slot: old ? old.slot : this.nextSlot++, pid: info.pid, host: info.host,
+      state: "live", joinedAt: now, lastSeen: now, dueAt: null,
+    };
+    this.members.set(id, m);
+    return m;
+  }
+
+  get(id: string): Member | undefined {
+    return this.members.get(id);
+  }
+
+  isLive(id: string): boolean {
+    return this.members.get(id)?.state === "live";
+  }
+
+  /** Any message from the worker proves it is alive. */
+  seen(id: string, now: number): void {
+    const m = this.members.get(id);
+    if (m && m.state === "live") m.lastSeen = now;
+  }
+
+  /** It has work due by `dueAt`. */
+  assign(id: string, dueAt: number): void {
+    const m = this.members.get(id);
+    if (m) m.dueAt = dueAt;
+  }
+
+  /** Its work arrived. */
+  done(id: string, now: number): void {
+    const m = this.members.get(id);
+    if (m) { m.dueAt = null; if (m.state === "live") m.lastSeen = now; }
+  }
+
+  leave(id: string, reason: string): Member | undefined {
+    const m = this.members.get(id);
+    if (m && m.state === "live") { m.state = "left"; m.reason = reason; m.dueAt = null; }
+    return m;
+  }
+
+  evict(id: string, reason: string): Member | undefined {
+    const m = this.members.get(id);
+    if (m && m.state === "live") { m.state = "evicted"; m.reason = reason; m.dueAt = null; }
+    return m;
+  }
+
+  /** Live workers in slot order (the assignment order, so that runs are deterministic). */
+  live(): Member[] {
+    return [...this.members.values()].filter((m) => m.state === "live").sort((a, b) => a.slot - b.slot);
+  }
+
+  all(): Member[] {
+    return [...this.members.values()].sort((a, b) => a.slot - b.slot);
+  }
+
+  /** Earliest time at which `expire` could evict someone (for the caller's timer), or null. */
+  nextDeadline(): number | null {
+    let t: number | null = null;
+    for (const m of this.members.values()) {
+      if (m.state !== "live") continue;
+      const d = m.dueAt ?? m.lastSeen + this.heartbeatTimeoutMs;
+      if (t === null || d < t) t = d;
+    }
+    return t;
+  }
+
+  /**
+   * Evict every live worker that missed its deadline: its assignment's due time when it has one
+   * (a busy worker's JS thread may not send heartbeats), otherwise the heartbeat timeout.
+   */
+  expire(now: number): Eviction[] {
+    const out: Eviction[] = [];
+    for (const m of this.live()) {
+      if (m.dueAt !== null) {
+        if (now > m.dueAt) {
+          const reason = `missed its step deadline by ${((now - m.dueAt) / 1000).toFixed(1)} s (last heard ${((now - m.lastSeen) / 1000).toFixed(1)} s ago)`;
+          out.push({ member: m, reason, lateMs: now - m.dueAt });
+        }
+      } else if (now - m.lastSeen > this.heartbeatTimeoutMs) {
+        const reason = `sent no heartbeat for ${((now - m.lastSeen) / 1000).toFixed(1)} s (timeout ${(this.heartbeatTimeoutMs / 1000).toFixed(1)} s)`;
+        out.push({ member: m, reason, lateMs: now - m.lastSeen - this.heartbeatTimeoutMs });
+      }
+    }
+    for (const e of out) this.evict(e.member.id, e.reason);
+    return out;
+  }
+}

@@ -1,0 +1,110 @@
+// Command-line options of the training roles, declared once: `coordinator` and `train` share the model and
+// optimisation options; the launcher passes the ones the user set on to its coordinator child.
+import type { OptionSpec } from "../command.js";
+import { DEFAULTS, type ModelConfig, type CellKind } from "../config.js";
+import { UsageError } from "../errors.js";
+import type { Schedule } from "./schedule.js";
+
+/** Suggested defaults for a full run on 2 cores (see README): truncation keeps an epoch in minutes. */
+export const TRAIN_DEFAULTS = {
+  maxLen: 400, //        tokens kept per review (p90 of the archive is ~540; 400 keeps ~85% of reviews whole)
+  epochs: DEFAULTS.epochs,
+  lr: 2e-3, //           with 2 workers the effective batch is 128
+  clip: DEFAULTS.clip,
+  warmupSteps: 50,
+  decay: "cosine" as const,
+};
+
+export const MODEL_OPTIONS: OptionSpec[] = [
+  { name: "cell", value: "<lstm|gru>", type: "string", choices: ["lstm", "gru"], default: DEFAULTS.cell, description: "recurrent cell" },
+  { name: "embed-dim", value: "<n>", type: "int", default: DEFAULTS.embedDim, description: "embedding width E" },
+  { name: "hidden", value: "<n>", type: "int", default: DEFAULTS.hidden, description: "hidden size H" },
+  { name: "layers", value: "<n>", type: "int", default: DEFAULTS.layers, description: "stacked recurrent layers (1 or 2)" },
+  { name: "bidirectional", type: "bool", description: "bidirectional recurrent layers" },
+];
+
+export const OPTIM_OPTIONS: OptionSpec[] = [
+  { name: "epochs", value: "<n>", type: "int", default: TRAIN_DEFAULTS.epochs, description: "passes over the training split" },
+  { name: "max-steps", value: "<n>", type: "int", default: 0, description: "stop each epoch after n steps (0 = full epochs; for short trial runs)" },
+  { name: "batches-per-step", value: "<n>", type: "int", default: 0, description: "batches in one synchronous step (0 = one per worker); the effective batch is this × the ingest batch size" },
+  { name: "lr", value: "<x>", type: "float", default: TRAIN_DEFAULTS.lr, description: "Adam learning rate" },
+  { name: "beta1", value: "<x>", type: "float", default: DEFAULTS.beta1, description: "Adam β1" },
+  { name: "beta2", value: "<x>", type: "float", default: DEFAULTS.beta2, description: "Adam β2" },
+  { name: "eps", value: "<x>", type: "float", default: DEFAULTS.eps, description: "Adam ε" },
+  { name: "weight-decay", value: "<x>", type: "float", default: 0, description: "L2 penalty added to the gradient" },
+  { name: "clip", value: "<x>", type: "float", default: TRAIN_DEFAULTS.clip, description: "clip the mean gradient to this global L2 norm (0 = off)" },
+  { name: "warmup-steps", value: "<n>", type: "int", default: TRAIN_DEFAULTS.warmupSteps, description: "linear learning-rate warm-up steps" },
+  { name: "decay", value: "<kind>", type: "string", choices: ["none", "linear", "cosine"], default: TRAIN_DEFAULTS.decay, description: "learning-rate decay after warm-up, to 0.1 × lr at the last step" },
+  { name: "seed", value: "<n>", type: "int", default: DEFAULTS.seed, description: "seed of the initialisation and of every epoch's batch order" },
+  { name: "step-timeout", value: "<s>", type: "float", default: 0, description: "per-step deadline in seconds; a worker that misses it is evicted (0 = automatic: max(30 s, 5 × slowest step))" },
+  { name: "heartbeat-timeout", value: "<s>", type: "float", default: 10, description: "an idle worker silent this long is evicted" },
+  { name: "join-timeout", value: "<s>", type: "float", default: 300, description: "how long to wait for the expected workers" },
+];
+
+/** Options of `coordinator` that `train` passes on when the user set them. */
+export const PASS_ON: OptionSpec[] = [...MODEL_OPTIONS, ...OPTIM_OPTIONS];
+
+function posInt(v: unknown, name: string, min = 1): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${String(v)}`);
+  return n;
+}
+
+function nonNeg(v: unknown, name: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number ≥ 0, got ${String(v)}`);
+  return n;
+}
+
+export function modelFrom(o: Record<string, unknown>, vocabSize: number): ModelConfig {
+  return {
+    cell: (o.cell as CellKind) ?? DEFAULTS.cell,
+    vocabSize,
+    embedDim: posInt(o.embedDim ?? DEFAULTS.embedDim, "embed-dim"),
+    hidden: posInt(o.hidden ?? DEFAULTS.hidden, "hidden"),
+    layers: posInt(o.layers ?? DEFAULTS.layers, "layers"),
+    bidirectional: Boolean(o.bidirectional),
+  };
+}
+
+export interface OptimSettings {
+  epochs: number; maxSteps: number; batchesPerStep: number; lr: number; beta1: number; beta2: number; eps: number;
+  weightDecay: number; clip: number; schedule: Schedule; seed: number; stepTimeoutS: number; heartbeatTimeoutS: number; joinTimeoutS: number;
+}
+
+export function optimFrom(o: Record<string, unknown>): OptimSettings {
+  const lr = nonNeg(o.lr ?? TRAIN_DEFAULTS.lr, "lr");
+  if (!(lr > 0)) throw new UsageError("--lr must be > 0");
+  return {
+    epochs: posInt(o.epochs ?? TRAIN_DEFAULTS.epochs, "epochs"),
+    maxSteps: posInt(o.maxSteps ?? 0, "max-steps", 0),
+    batchesPerStep: posInt(o.batchesPerStep ?? 0, "batches-per-step", 0),
+    lr,
+    beta1: nonNeg(o.beta1 ?? DEFAULTS.beta1, "beta1"),
+    beta2: nonNeg(o.beta2 ?? DEFAULTS.beta2, "beta2"),
+    eps: nonNeg(o.eps ?? DEFAULTS.eps, "eps"),
+    weightDecay: nonNeg(o.weightDecay ?? 0, "weight-decay"),
+    clip: nonNeg(o.clip ?? TRAIN_DEFAULTS.clip, "clip"),
+    schedule: { warmupSteps: posInt(o.warmupSteps ?? 0, "warmup-steps", 0), decay: (o.decay as Schedule["decay"]) ?? "none", minFactor: 0.1 },
+    seed: Number(o.seed ?? DEFAULTS.seed) | 0,
+    stepTimeoutS: nonNeg(o.stepTimeout ?? 0, "step-timeout"),
+    heartbeatTimeoutS: nonNeg(o.heartbeatTimeout ?? 10, "heartbeat-timeout"),
+    joinTimeoutS: nonNeg(o.joinTimeout ?? 300, "join-timeout"),
+  };
+}
+
+function camel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** argv for the options of `specs` present in `o` (as parsed: camelCase keys). */
+export function toArgv(specs: OptionSpec[], o: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const s of specs) {
+    const v = o[camel(s.name)];
+    if (v === undefined || v === null) continue;
+    if (s.type === "bool") { if (v === true) out.push(`--${s.name}`); continue; }
+    out.push(`--${s.name}`, Array.isArray(v) ? v.join(",") : String(v));
+  }
+  return out;
+}

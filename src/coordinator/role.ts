@@ -1,0 +1,128 @@
+// The `coordinator` role as a program: opens the dataset, runs the Coordinator, checkpoints every epoch and
+// at exit, writes the final model (+ TensorFlow.js export) under `out`, and returns the run's report.
+import { existsSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { errorMessage } from "../errors.js";
+import { logger } from "../output.js";
+import type { Telemetry } from "../telemetry.js";
+import { openTrainingData } from "../workers/data.js";
+import { saveModel } from "../workers/modeldir.js";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { Coordinator, type CoordinatorEvent, type CheckpointState } from "./server.js";
+import { modelFrom, optimFrom } from "./options.js";
+
+const log = logger("coordinator");
+
+export interface TrainReport {
+  model: string;
+  epochs: { epoch: number; val_accuracy: number; val_loss: number; train_loss: number; train_accuracy: number; seconds: number; steps: number }[];
+  steps: number;
+  samples: number;
+  seconds: number;
+  samples_per_s: number;
+  workers: number;
+  rejected: Record<string, number>;
+  evicted: string[];
+  /** Coordinator's share of the step time (reduce + optimizer + broadcast) / step. */
+  overhead: number;
+  phases: Record<string, number>;
+  checkpoint: string;
+  export: string | null;
+  run_id: number;
+}
+
+export interface RoleOptions {
+  bind: string;
+  dataset: string;
+  out: string;
+  workers: number;
+  resume?: string;
+  telemetry?: Telemetry;
+  onEvent?: (e: CoordinatorEvent) => void;
+  signal?: AbortSignal;
+  /** Extra step after binding (announce on NATS). */
+  onListening?: (endpoint: string, runId: number) => Promise<void> | void;
+  /** Skip the TensorFlow.js export. */
+  noExport?: boolean;
+}
+
+function manifestMaxLen(dir: string): number {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { options?: { maxLen?: number } };
+    return Number(m.options?.maxLen ?? 0) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, unknown>): Promise<TrainReport> {
+  const t0 = performance.now();
+  const data = await openTrainingData(r.dataset);
+  const model = modelFrom(opts, data.vocabSize);
+  const s = optimFrom(opts);
+  log.info(`dataset ${r.dataset}: ${data.count("train")} train batches (${data.samples("train")} reviews), ${data.count("val")} val batches; model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`);
+  const ckptPath = join(r.out, "checkpoints", "last.ckpt");
+  const coord = new Coordinator({
+    bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"),
+    workers: r.workers, batchesPerStep: s.batchesPerStep || r.workers, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
+    lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
+    seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
+    telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal,
+    onCheckpoint: (c: CheckpointState) => {
+      const tc = performance.now();
+      if (existsSync(ckptPath)) renameSync(ckptPath, join(r.out, "checkpoints", "prev.ckpt"));
+      const st = c.adam.state();
+      const bytes = saveCheckpoint(ckptPath, {
+        step: c.step, epoch: c.epoch, cursor: c.cursor, paramVersion: c.paramVersion, seed: s.seed, runId: c.runId,
+        layoutHash: c.layout.hash, adamT: st.t, config: { model, optim: s, dataset: r.dataset, reason: c.reason },
+      }, { params: c.params, adam_m: st.m, adam_v: st.v });
+      r.telemetry?.checkpoint((performance.now() - tc) / 1000, bytes);
+      log.info(`checkpoint (${c.reason}) at step ${c.step}, epoch ${c.epoch}: ${ckptPath}`);
+    },
+  });
+  if (r.resume) {
+    const ck = loadCheckpoint(r.resume);
+    if (ck.meta.layoutHash !== coord.layout.hash) throw new Error(`checkpoint ${r.resume} has layout ${ck.meta.layoutHash}; this model is ${coord.layout.hash}`);
+    coord.params.set(ck.arrays.params!);
+    coord.restore({ adam: { m: ck.arrays.adam_m!, v: ck.arrays.adam_v!, t: ck.meta.adamT }, step: ck.meta.step, epoch: ck.meta.epoch, paramVersion: ck.meta.paramVersion });
+    log.info(`resumed from ${r.resume}: step ${ck.meta.step}, epoch ${ck.meta.epoch}`);
+  }
+  const endpoint = await coord.listen();
+  let closed = false;
+  try {
+    await r.onListening?.(endpoint, coord.runId);
+    const res = await coord.run();
+    await coord.close("run finished");
+    closed = true;
+    const modelDir = join(r.out, "model");
+    let exported: string | null = null;
+    await saveModel(modelDir, {
+      model, params: res.params, maxLen: manifestMaxLen(r.dataset), vocabPath: join(r.dataset, "vocab.json"), vocabHash: data.vocabHash,
+      training: { steps: res.steps, epochs: res.epochs, seed: s.seed, optim: s, dataset: r.dataset, runId: res.runId },
+    }, async (tmp) => {
+      if (r.noExport) return;
+      try {
+        const { exportLayersModel } = await import("../workers/export.js");
+        const { loadVocab } = await import("../ingest/vocab.js");
+        await exportLayersModel(join(tmp, "tfjs"), model, res.params, loadVocab(join(r.dataset, "vocab.json")).tokens);
+        exported = join(modelDir, "tfjs");
+      } catch (err) {
+        log.warn(`TensorFlow.js export skipped: ${errorMessage(err)}`);
+      }
+    });
+    log.info(`model written to ${modelDir}`);
+    const seconds = (performance.now() - t0) / 1000;
+    const ph = res.phases;
+    return {
+      model: modelDir,
+      epochs: res.epochs.map((e) => ({ epoch: e.epoch, val_accuracy: e.valAccuracy, val_loss: e.valLoss, train_loss: e.trainLoss, train_accuracy: e.trainAccuracy, seconds: e.seconds, steps: e.steps })),
+      steps: res.steps, samples: res.samples, seconds, samples_per_s: ph.step > 0 ? res.samples / ph.step : 0, workers: r.workers,
+      rejected: res.rejected, evicted: res.evicted,
+      overhead: ph.step > 0 ? (ph.reduce + ph.optimizer + ph.broadcast) / ph.step : 0,
+      phases: ph, checkpoint: ckptPath, export: exported, run_id: res.runId,
+    };
+  } finally {
+    if (!closed) await coord.close("coordinator stopping");
+  }
+}

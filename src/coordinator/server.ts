@@ -1,0 +1,546 @@
+// The coordinator: owns the parameters and Adam, runs synchronous data-parallel SGD over ZeroMQ.
+//
+// One step: take `batchesPerStep` batch indices from the epoch's sampler → deal them round-robin to the live
+// workers (Assign + parameters) → collect one Gradient per task (gradient of the loss SUM over its batches)
+// → sum in task order, divide by the samples → clip by global norm → Adam → bump the parameter version.
+// A worker that misses its deadline is evicted and named; its batches go to another live worker once.
+import { hostname } from "node:os";
+import type { ModelConfig } from "../config.js";
+import { TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { logger } from "../output.js";
+import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
+import { paramLayout, initParams, type ParamLayout } from "../model.js";
+import { Adam, clipByGlobalNorm } from "./optimizer.js";
+import { Kind, encode, decode, checkGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
+import { RouterChannel } from "../transport/zmq.js";
+import { Membership } from "./membership.js";
+import { EpochSampler, dealRoundRobin, splitEven } from "./sampler.js";
+import { learningRate, type Schedule } from "./schedule.js";
+
+const log = logger("coordinator");
+
+export interface CoordinatorOptions {
+  /** ZeroMQ endpoint to bind, e.g. "tcp://0.0.0.0:5555" or "tcp://127.0.0.1:*". */
+  bind: string;
+  /** Dataset directory as the workers see it (shared path); sent in Welcome. */
+  dataset: string;
+  model: ModelConfig;
+  /** Training batches per split, as counted by the coordinator. */
+  trainBatches: number;
+  valBatches: number;
+  /** Workers to wait for before the first step. */
+  workers: number;
+  /** Batches per step (default: `workers`): the effective batch is this × the dataset's batch size. */
+  batchesPerStep?: number;
+  epochs: number;
+  /** Stop each epoch after this many steps (0 = the whole epoch). */
+  maxStepsPerEpoch?: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay?: number;
+  clip: number;
+  schedule?: Schedule;
+  seed: number;
+  /** Per-step deadline in seconds; 0 = automatic (max(30 s, 5 × the slowest step so far)). */
+  stepTimeoutS?: number;
+  heartbeatTimeoutS?: number;
+  /** How long to wait for the expected workers to join, seconds. */
+  joinTimeoutS?: number;
+  /** Parameters to start from (tests, resume); default initParams(model, seed). */
+  initialParams?: Float32Array;
+  telemetry?: Telemetry;
+  /** Progress events (the launcher draws them). */
+  onEvent?: (e: CoordinatorEvent) => void;
+  /** Called at each epoch end and on exit with the state to checkpoint. */
+  onCheckpoint?: (s: CheckpointState) => Promise<void> | void;
+  signal?: AbortSignal;
+}
+
+export type CoordinatorEvent =
+  | { type: "listening"; endpoint: string; runId: number }
+  | { type: "member"; event: "join" | "leave" | "evict"; worker: string; live: number; reason?: string }
+  | { type: "step"; step: number; epoch: number; stepInEpoch: number; stepsInEpoch: number; loss: number; accuracy: number; samples: number; seconds: number; gradNorm: number }
+  | { type: "epoch"; epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number; valCount: number; seconds: number }
+  | { type: "rejected"; worker: string; reason: string; message: string };
+
+export interface CheckpointState {
+  reason: "epoch" | "exit";
+  step: number;
+  epoch: number;
+  cursor: number;
+  paramVersion: number;
+  runId: number;
+  layout: ParamLayout;
+  params: Float32Array;
+  adam: Adam;
+}
+
+export interface EpochSummary { epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number; valCount: number; seconds: number; steps: number }
+
+export interface CoordinatorResult {
+  runId: number;
+  params: Float32Array;
+  layout: ParamLayout;
+  steps: number;
+  epochs: EpochSummary[];
+  rejected: Record<string, number>;
+  evicted: string[];
+  /** Seconds spent in each phase over the run (coordinator's share of the step). */
+  phases: { wait: number; reduce: number; optimizer: number; broadcast: number; step: number };
+  samples: number;
+}
+
+interface GradBody { task: number; lossSum: number; correct: number; count: number; tokens?: number; seconds?: number }
+interface EvalBody { task: number; lossSum: number; correct: number; count: number }
+
+/** One piece of work handed to one worker within a round. */
+interface Task {
+  id: number;
+  peer: string;
+  batches: number[];
+  done: boolean;
+  grads?: Float32Array;
+  lossSum: number;
+  correct: number;
+  count: number;
+  skipped: boolean;
+}
+
+interface Round {
+  kind: "train" | "eval";
+  step: number;
+  version: number;
+  split: "train" | "val";
+  params: Float32Array;
+  tasks: Task[];
+  dueMs: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class Coordinator {
+  readonly runId = newRunId();
+  readonly layout: ParamLayout;
+  readonly params: Float32Array;
+  readonly adam: Adam;
+  private readonly tel: Telemetry;
+  private readonly members: Membership;
+  private channel!: RouterChannel;
+  private readonly maxBytes: number;
+  private step = 0;
+  private version = 0;
+  private round: Round | null = null;
+  private nextTask = 1;
+  private joinWaiter: (() => void) | null = null;
+  private failure: Error | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastPing = 0;
+  private slowestStepMs = 0;
+  private readonly rejected: Record<string, number> = {};
+  private readonly evicted: string[] = [];
+  private readonly phases = { wait: 0, reduce: 0, optimizer: 0, broadcast: 0, step: 0 };
+  private epoch = 0;
+  private cursor = 0;
+
+  constructor(private readonly o: CoordinatorOptions) {
+    this.layout = paramLayout(o.model);
+    this.params = o.initialParams ? Float32Array.from(o.initialParams) : initParams(o.model, o.seed);
+    if (this.params.length !== this.layout.size) throw new TrainingError(`initial parameters have ${this.params.length} values; the layout needs ${this.layout.size}`);
+    this.adam = new Adam(this.layout.size, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
+    this.tel = o.telemetry ?? NO_TELEMETRY;
+    this.members = new Membership((o.heartbeatTimeoutS ?? 10) * 1000);
+    this.maxBytes = messageLimitFor(this.layout.size);
+  }
+
+  get endpoint(): string { return this.channel.endpoint; }
+
+  /** Bind and start answering joins (workers may connect before `run`). */
+  async listen(): Promise<string> {
+    this.channel = await RouterChannel.bind(this.o.bind, { maxBytes: this.maxBytes });
+    void this.receiveLoop();
+    this.timer = setInterval(() => this.tick(), 200);
+    log.info(`listening on ${this.channel.endpoint} (run ${this.runId}, ${this.layout.size} parameters, layout ${this.layout.hash}, message limit ${this.maxBytes} bytes)`);
+    this.o.onEvent?.({ type: "listening", endpoint: this.channel.endpoint, runId: this.runId });
+    return this.channel.endpoint;
+  }
+
+  /** Restore optimizer state and position (resume). */
+  restore(s: { adam: { m: Float32Array; v: Float32Array; t: number }; step: number; epoch: number; paramVersion: number }): void {
+    this.adam.load(s.adam);
+    this.step = s.step;
+    this.version = s.paramVersion;
+    this.epoch = s.epoch;
+  }
+
+  async run(): Promise<CoordinatorResult> {
+    const o = this.o;
+    const epochs: EpochSummary[] = [];
+    const perStep = Math.max(1, o.batchesPerStep ?? o.workers);
+    const stepsPerEpochFull = Math.ceil(o.trainBatches / perStep);
+    const stepsPerEpoch = o.maxStepsPerEpoch ? Math.min(o.maxStepsPerEpoch, stepsPerEpochFull) : stepsPerEpochFull;
+    const totalSteps = stepsPerEpoch * o.epochs;
+    let samples = 0;
+    try {
+      await this.waitForWorkers(o.workers, (o.joinTimeoutS ?? 120) * 1000);
+      for (let epoch = this.epoch; epoch < o.epochs; epoch++) {
+        this.epoch = epoch;
+        const t0 = performance.now();
+        const sampler = new EpochSampler(o.trainBatches, epoch, o.seed);
+        let lossSum = 0, correct = 0, count = 0, steps = 0;
+        while (steps < stepsPerEpoch && !sampler.exhausted()) {
+          this.checkAbort();
+          const batches = sampler.take(perStep);
+          this.cursor = sampler.position();
+          this.adam.o.lr = learningRate(o.lr, this.step, totalSteps, o.schedule);
+          const r = await this.trainStep(batches);
+          sampler.markDone(batches);
+          steps++;
+          lossSum += r.lossSum; correct += r.correct; count += r.count; samples += r.count;
+          this.o.onEvent?.({ type: "step", step: this.step, epoch, stepInEpoch: steps, stepsInEpoch: stepsPerEpoch, loss: r.count ? r.lossSum / r.count : NaN, accuracy: r.count ? r.correct / r.count : NaN, samples: r.count, seconds: r.seconds, gradNorm: r.norm });
+        }
+        const val = await this.evaluate("val", o.valBatches);
+        const seconds = (performance.now() - t0) / 1000;
+        const summary: EpochSummary = {
+          epoch: epoch + 1, trainLoss: count ? lossSum / count : NaN, trainAccuracy: count ? correct / count : NaN,
+          valLoss: val.loss, valAccuracy: val.accuracy, valCount: val.count, seconds, steps,
+        };
+        epochs.push(summary);
+        this.tel.validation({ epoch: epoch + 1, loss: val.loss, accuracy: val.accuracy });
+        log.info(`epoch ${epoch + 1}/${o.epochs}: train loss ${summary.trainLoss.toFixed(4)} acc ${(summary.trainAccuracy * 100).toFixed(2)}% · val loss ${val.loss.toFixed(4)} acc ${(val.accuracy * 100).toFixed(2)}% (${val.count} reviews) · ${seconds.toFixed(1)} s`);
+        this.o.onEvent?.({ type: "epoch", ...summary });
+        this.cursor = 0;
+        await this.checkpoint("epoch", epoch + 1);
+      }
+      return { runId: this.runId, params: this.params, layout: this.layout, steps: this.step, epochs, rejected: { ...this.rejected }, evicted: [...this.evicted], phases: { ...this.phases }, samples };
+    } catch (err) {
+      // the exit checkpoint: what was learned so far is kept
+      try { await this.checkpoint("exit", this.epoch); } catch (e) { log.warn(`exit checkpoint failed: ${errorMessage(e)}`); }
+      throw err;
+    }
+  }
+
+  private async checkpoint(reason: "epoch" | "exit", epoch: number): Promise<void> {
+    if (!this.o.onCheckpoint) return;
+    await this.o.onCheckpoint({ reason, step: this.step, epoch, cursor: this.cursor, paramVersion: this.version, runId: this.runId, layout: this.layout, params: this.params, adam: this.adam });
+  }
+
+  /** Tell every worker to stop, close the socket. */
+  async close(reason = "run finished"): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (!this.channel) return;
+    const stops = this.members.live().map((m) =>
+      this.channel.send(m.id, encode({ kind: Kind.Stop, runId: this.runId, step: this.step, paramVersion: this.version, slot: m.slot, layoutHash: this.layout.hash }, { reason })).catch(() => {}));
+    await Promise.race([Promise.all(stops), new Promise((r) => setTimeout(r, 1000))]);
+    await new Promise((r) => setTimeout(r, 50)); // let ZeroMQ flush the stops (linger is 0)
+    this.channel.close();
+  }
+
+  // ---- rounds -------------------------------------------------------------------------------------------
+
+  private async trainStep(batches: number[]): Promise<{ lossSum: number; correct: number; count: number; seconds: number; norm: number }> {
+    const t0 = performance.now();
+    this.step++;
+    const r = await this.runRound("train", "train", batches, dealRoundRobin);
+    const tWait = performance.now();
+    // reduce: sum in task order (deterministic: 0 + g_a + g_b on any number of workers), then mean.
+    const sum = new Float32Array(this.layout.size);
+    let lossSum = 0, correct = 0, count = 0;
+    for (const t of r.tasks) {
+      if (!t.done || t.skipped || !t.grads) continue;
+      const g = t.grads;
+      for (let i = 0; i < sum.length; i++) sum[i] += g[i]!;
+      lossSum += t.lossSum; correct += t.correct; count += t.count;
+    }
+    let norm = 0;
+    if (count > 0) {
+      const inv = 1 / count;
+      for (let i = 0; i < sum.length; i++) sum[i] *= inv;
+      const tReduce = performance.now();
+      const c = clipByGlobalNorm(sum, this.o.clip);
+      norm = c.norm;
+      this.tel.gradNorm(c.norm, c.clipped);
+      this.adam.step(this.params, sum);
+      const tOpt = performance.now();
+      this.phases.reduce += (tReduce - tWait) / 1000;
+      this.phases.optimizer += (tOpt - tReduce) / 1000;
+      this.tel.phase("reduce", (tReduce - tWait) / 1000);
+      this.tel.phase("optimizer", (tOpt - tReduce) / 1000);
+    } else {
+      log.warn(`step ${this.step}: no usable gradient (all contributions skipped); parameters unchanged`);
+    }
+    this.version++;
+    this.tel.paramVersion(this.version);
+    const seconds = (performance.now() - t0) / 1000;
+    this.phases.step += seconds;
+    this.slowestStepMs = Math.max(this.slowestStepMs, seconds * 1000);
+    this.tel.step({ step: this.step, epoch: this.epoch + 1, loss: count ? lossSum / count : NaN, accuracy: count ? correct / count : NaN, samples: count, tokens: 0, seconds });
+    return { lossSum, correct, count, seconds, norm };
+  }
+
+  async evaluate(split: "val" | "train", batchCount: number): Promise<{ loss: number; accuracy: number; count: number }> {
+    if (batchCount === 0) return { loss: NaN, accuracy: NaN, count: 0 };
+    const all = Array.from({ length: batchCount }, (_, i) => i);
+    const r = await this.runRound("eval", split, all, splitEven);
+    let lossSum = 0, correct = 0, count = 0;
+    for (const t of r.tasks) if (t.done && !t.skipped) { lossSum += t.lossSum; correct += t.correct; count += t.count; }
+    return { loss: count ? lossSum / count : NaN, accuracy: count ? correct / count : NaN, count };
+  }
+
+  private deadlineMs(): number {
+    const s = this.o.stepTimeoutS ?? 0;
+    return s > 0 ? s * 1000 : Math.max(30_000, 5 * this.slowestStepMs);
+  }
+
+  /** Hand out `batches`, wait for every task (reassigning those of evicted workers), return the round. */
+  private async runRound(kind: "train" | "eval", split: "train" | "val", batches: number[], deal: (b: number[], n: number) => number[][]): Promise<Round> {
+    const live = this.members.live();
+    if (live.length === 0) throw new TrainingError("no live workers left: cannot continue the run");
+    // Copy: the parameters change under Adam while ZeroMQ may still hold the previous frames (zero-copy).
+    const params = Float32Array.from(this.params);
+    const round: Round = {
+      kind, step: this.step, version: this.version, split, params, tasks: [], dueMs: 0,
+      resolve: () => {}, reject: () => {},
+    };
+    const done = new Promise<void>((resolve, reject) => { round.resolve = resolve; round.reject = reject; });
+    this.round = round;
+    const parts = deal(batches, live.length);
+    const tSend = performance.now();
+    const sends: Promise<void>[] = [];
+    parts.forEach((part, i) => { if (part.length) sends.push(this.sendTask(round, live[i]!.id, part)); });
+    await Promise.all(sends);
+    if (kind === "train") {
+      const s = (performance.now() - tSend) / 1000;
+      this.phases.broadcast += s;
+      this.tel.phase("broadcast", s);
+    }
+    const tWait = performance.now();
+    this.maybeFinish(round);
+    try {
+      await done;
+    } finally {
+      this.round = null;
+    }
+    if (kind === "train") {
+      const s = (performance.now() - tWait) / 1000;
+      this.phases.wait += s;
+      this.tel.phase("wait", s);
+    }
+    return round;
+  }
+
+  private async sendTask(round: Round, peer: string, batches: number[]): Promise<void> {
+    const m = this.members.get(peer)!;
+    const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, skipped: false };
+    round.tasks.push(task);
+    this.members.assign(peer, Date.now() + this.deadlineMs());
+    const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
+    const frames = encode({ kind, runId: this.runId, step: round.step, paramVersion: round.version, slot: m.slot, layoutHash: this.layout.hash },
+      { task: task.id, epoch: this.epoch, split: round.split, batches }, round.params);
+    try {
+      await this.channel.send(peer, frames);
+      this.tel.bytes("sent", frames[0].length + frames[1].length + frames[2].length, peer);
+    } catch (err) {
+      this.evictMember(peer, `cannot be reached: ${errorMessage(err)}`);
+    }
+  }
+
+  private maybeFinish(round: Round): void {
+    if (this.round !== round) return;
+    if (round.tasks.every((t) => t.done)) round.resolve();
+  }
+
+  // ---- membership -----------------------------------------------------------------------------------------
+
+  private async waitForWorkers(n: number, timeoutMs: number): Promise<void> {
+    if (this.members.live().length >= n) return;
+    log.info(`waiting for ${n} worker(s) to join ${this.channel.endpoint}`);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.joinWaiter = null;
+        reject(new TrainingError(`only ${this.members.live().length} of ${n} worker(s) joined within ${(timeoutMs / 1000).toFixed(0)} s (endpoint ${this.channel.endpoint})`));
+      }, timeoutMs);
+      this.joinWaiter = () => {
+        if (this.members.live().length >= n) { clearTimeout(timer); this.joinWaiter = null; resolve(); }
+      };
+      const onAbort = () => { clearTimeout(timer); reject(new AbortedError()); };
+      this.o.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  private evictMember(id: string, reason: string, lateMs = 0): void {
+    const m = this.members.get(id);
+    if (!m || m.state !== "live") return;
+    this.members.evict(id, reason);
+    this.onGone(id, "evict", `worker ${id}${m.pid ? ` (pid ${m.pid}${m.host ? ` on ${m.host}` : ""})` : ""} ${reason}: evicted`, lateMs);
+  }
+
+  private onGone(id: string, event: "evict" | "leave", message: string, lateMs = 0): void {
+    const live = this.members.live().length;
+    log.warn(`${message}; ${live} worker(s) left`);
+    if (event === "evict") { this.evicted.push(id); this.tel.heartbeatMissed(id); if (lateMs > 0) this.tel.straggler(id, lateMs / 1000); }
+    this.tel.membership(event, id);
+    this.tel.liveWorkers(live);
+    this.o.onEvent?.({ type: "member", event, worker: id, live, reason: message });
+    const round = this.round;
+    if (!round) return;
+    const lost = round.tasks.filter((t) => t.peer === id && !t.done);
+    if (!lost.length) return;
+    const others = this.members.live();
+    if (!others.length) {
+      round.reject(new TrainingError(`no live workers left after ${message}`));
+      return;
+    }
+    for (const t of lost) {
+      t.done = true;
+      t.skipped = true;
+      // give its batches to the least-loaded live worker, once
+      const load = (p: string) => round.tasks.filter((x) => x.peer === p && !x.done).length;
+      const target = others.slice().sort((a, b) => load(a.id) - load(b.id))[0]!;
+      log.info(`step ${round.step}: batches [${t.batches.join(", ")}] of ${id} reassigned to ${target.id}`);
+      void this.sendTask(round, target.id, t.batches);
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const e of this.members.expire(now)) {
+      this.members.get(e.member.id)!.state = "live"; // evictMember does the bookkeeping
+      this.evictMember(e.member.id, e.reason, e.lateMs);
+    }
+    if (now - this.lastPing >= 1000) {
+      this.lastPing = now;
+      for (const m of this.members.live()) {
+        void this.channel.send(m.id, encode({ kind: Kind.Heartbeat, runId: this.runId, step: this.step, paramVersion: this.version, slot: m.slot, layoutHash: this.layout.hash })).catch(() => {});
+      }
+    }
+  }
+
+  private checkAbort(): void {
+    if (this.failure) throw this.failure;
+    if (this.o.signal?.aborted) throw new AbortedError();
+  }
+
+  // ---- messages -------------------------------------------------------------------------------------------
+
+  private async receiveLoop(): Promise<void> {
+    for await (const { peer, frames } of this.channel.messages()) {
+      try {
+        this.handle(peer, frames);
+      } catch (err) {
+        log.error(`while handling a message from ${peer}: ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  private reject(peer: string, err: WireError, step = 0): void {
+    this.rejected[err.reason] = (this.rejected[err.reason] ?? 0) + 1;
+    this.tel.rejected(err.reason, this.members.get(peer) ? peer : undefined);
+    log.warn(`rejected (${err.reason}): ${err.message}`);
+    this.o.onEvent?.({ type: "rejected", worker: peer, reason: err.reason, message: err.message });
+    const slot = this.members.get(peer)?.slot ?? 0;
+    void this.channel.send(peer, encode({ kind: Kind.Reject, runId: this.runId, step, paramVersion: this.version, slot, layoutHash: this.layout.hash }, { reason: err.reason, message: err.message })).catch(() => {});
+  }
+
+  private handle(peer: string, frames: Buffer[]): void {
+    let m: Message;
+    try {
+      m = decode(frames, { maxBytes: this.maxBytes, from: peer });
+    } catch (err) {
+      if (err instanceof WireError) { this.reject(peer, err); return; }
+      throw err;
+    }
+    this.tel.bytes("received", frames.reduce((n, f) => n + f.length, 0), this.members.get(peer) ? peer : undefined);
+    const now = Date.now();
+    if (m.header.kind === Kind.Join) { this.onJoin(peer, m, now); return; }
+    if (!this.members.isLive(peer)) {
+      this.reject(peer, new WireError("unknown-worker", `${kindName(m.header.kind)} from ${peer}, which is not a live member of run ${this.runId}: join first`));
+      return;
+    }
+    this.members.seen(peer, now);
+    switch (m.header.kind) {
+      case Kind.Heartbeat: return;
+      case Kind.Gradient: return this.onGradient(peer, m, now);
+      case Kind.EvalResult: return this.onEvalResult(peer, m as unknown as Message<EvalBody>, now);
+      case Kind.Leave: {
+        const reason = String((m.body as { reason?: string }).reason ?? "left");
+        this.members.leave(peer, reason);
+        this.onGone(peer, "leave", `worker ${peer} left (${reason})`);
+        return;
+      }
+      default:
+        this.reject(peer, new WireError("version", `unexpected ${kindName(m.header.kind)} message from worker ${peer}`));
+    }
+  }
+
+  private onJoin(peer: string, m: Message, now: number): void {
+    const b = m.body as { name?: string; pid?: number; host?: string; backend?: string };
+    if (m.header.layoutHash && m.header.layoutHash !== this.layout.hash) {
+      this.reject(peer, new WireError("layout", `worker ${peer} joined with parameter layout ${m.header.layoutHash}, this run uses ${this.layout.hash}`));
+      return;
+    }
+    const member = this.members.join(peer, now, { pid: b.pid, host: b.host });
+    const live = this.members.live().length;
+    log.info(`worker ${peer} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); ${live} live`);
+    this.tel.membership("join", peer);
+    this.tel.liveWorkers(live);
+    this.o.onEvent?.({ type: "member", event: "join", worker: peer, live });
+    const welcome = {
+      runId: this.runId, slot: member.slot, model: this.o.model, dataset: this.o.dataset, layoutHash: this.layout.hash,
+      layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000, coordinator: hostname(),
+    };
+    void this.channel.send(peer, encode({ kind: Kind.Welcome, runId: this.runId, step: this.step, paramVersion: this.version, slot: member.slot, layoutHash: this.layout.hash }, welcome))
+      .catch((err) => log.warn(`cannot welcome ${peer}: ${errorMessage(err)}`));
+    this.joinWaiter?.();
+  }
+
+  private findTask(peer: string, taskId: number, kind: Round["kind"]): Task | null {
+    const r = this.round;
+    if (!r || r.kind !== kind) return null;
+    return r.tasks.find((t) => t.id === taskId && t.peer === peer && !t.done) ?? null;
+  }
+
+  private onGradient(peer: string, m: Message, now: number): void {
+    const r = this.round;
+    const want = { runId: this.runId, step: r?.step ?? -1, paramVersion: r?.version ?? -1, layoutHash: this.layout.hash, size: this.layout.size };
+    const bad = checkGradient(m, want, `worker ${peer}`);
+    const body = m.body as unknown as GradBody;
+    if (bad && bad.reason !== "nan") { this.reject(peer, bad, m.header.step); return; }
+    const task = r && r.kind === "train" ? this.findTask(peer, Number(body.task), "train") : null;
+    if (!task) {
+      this.reject(peer, new WireError("stale", `gradient from worker ${peer} for task ${body.task} of step ${m.header.step} matches no open task`), m.header.step);
+      return;
+    }
+    this.members.done(peer, now);
+    task.done = true;
+    if (bad) {
+      // NaN/Inf: skip this contribution for the step, count it, keep the worker
+      task.skipped = true;
+      this.reject(peer, bad, m.header.step);
+    } else {
+      task.grads = m.payload;
+      task.lossSum = Number(body.lossSum); task.correct = Number(body.correct); task.count = Number(body.count);
+      if (typeof body.seconds === "number") this.tel.phase("compute", body.seconds, peer);
+    }
+    this.reassignIdle(peer);
+    this.maybeFinish(r!);
+  }
+
+  private onEvalResult(peer: string, m: Message<EvalBody>, now: number): void {
+    const task = this.findTask(peer, Number(m.body.task), "eval");
+    if (!task) { log.debug(`late evaluation result from ${peer} ignored`); return; }
+    this.members.done(peer, now);
+    task.done = true;
+    task.lossSum = Number(m.body.lossSum); task.correct = Number(m.body.correct); task.count = Number(m.body.count);
+    this.reassignIdle(peer);
+    this.maybeFinish(this.round!);
+  }
+
+  /** After a task finished, the worker is due again only if it has other open tasks. */
+  private reassignIdle(peer: string): void {
+    const open = this.round?.tasks.some((t) => t.peer === peer && !t.done);
+    if (open) this.members.assign(peer, Date.now() + this.deadlineMs());
+  }
+}

@@ -1,0 +1,200 @@
+// The training wire protocol between coordinator and workers (carried by src/transport/zmq.ts).
+//
+// Every message is three frames:
+//   [0] header   64 bytes, little-endian, fixed layout (below)
+//   [1] body     UTF-8 JSON (may be empty): the small, kind-specific fields
+//   [2] payload  raw float32 values (may be empty): parameters or gradients, sent without copies
+//
+// Header layout (byte offset: field):
+//    0: magic u32 "IMTR"        4: version u16          6: kind u8        7: flags u8 (0)
+//    8: runId u32              12: step u32            16: paramVersion u32
+//   20: slot u16 (worker slot) 22: reserved u16        24: payload length (float32 count) u32
+//   28: body length (bytes) u32                        32: layout hash (32 ASCII bytes, NUL-padded)
+import { ProtocolError } from "./errors.js";
+import type { RejectReason } from "./telemetry.js";
+
+export const PROTOCOL_VERSION = 1;
+export const HEADER_BYTES = 64;
+const MAGIC = 0x52544d49; // "IMTR" read as little-endian u32
+const HASH_BYTES = 32;
+
+export enum Kind {
+  Join = 1, //        worker → coordinator: {name, pid, host}
+  Welcome = 2, //     coordinator → worker: {slot, model, dataset, layoutHash, limits}
+  Heartbeat = 3, //   both ways, empty
+  Assign = 4, //      coordinator → worker: {epoch, batches} + parameters
+  Gradient = 5, //    worker → coordinator: {lossSum, correct, count, tokens, seconds} + gradient of the loss SUM
+  Eval = 6, //        coordinator → worker: {split, batches} + parameters
+  EvalResult = 7, //  worker → coordinator: {lossSum, correct, count}
+  Reject = 8, //      coordinator → worker: {reason, message}
+  Stop = 9, //        coordinator → worker: {reason}
+  Leave = 10, //      worker → coordinator: {reason}
+}
+
+export interface Header {
+  version: number;
+  kind: Kind;
+  runId: number;
+  step: number;
+  paramVersion: number;
+  slot: number;
+  /** Float32 values in the payload frame. */
+  payloadLength: number;
+  bodyLength: number;
+  layoutHash: string;
+}
+
+export interface Message<B = Record<string, unknown>> {
+  header: Header;
+  body: B;
+  /** Zero-copy view of the payload frame (empty when there is none). */
+  payload: Float32Array;
+}
+
+export type Frames = [Buffer, Buffer, Buffer];
+
+/** Default size limit of one message: a model of 25k×100 embeddings + LSTM(256) is ~11.5 MB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** The limit the coordinator configures for a model of `paramCount` floats: the payload plus 1 MiB of room. */
+export function messageLimitFor(paramCount: number): number {
+  return paramCount * 4 + HEADER_BYTES + (1 << 20);
+}
+
+export function kindName(k: number): string {
+  return Kind[k] ?? `kind#${k}`;
+}
+
+/** Encode one message. The payload's bytes are shared with `payload` (no copy): do not modify it until sent. */
+export function encode(h: Omit<Header, "version" | "payloadLength" | "bodyLength"> & { version?: number }, body?: unknown, payload?: Float32Array): Frames {
+  const bodyBuf = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body), "utf8");
+  const payBuf = payload ? Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) : Buffer.alloc(0);
+  const head = Buffer.alloc(HEADER_BYTES);
+  head.writeUInt32LE(MAGIC, 0);
+  head.writeUInt16LE(h.version ?? PROTOCOL_VERSION, 4);
+  head.writeUInt8(h.kind, 6);
+  head.writeUInt8(0, 7);
+  head.writeUInt32LE(h.runId >>> 0, 8);
+  head.writeUInt32LE(h.step >>> 0, 12);
+  head.writeUInt32LE(h.paramVersion >>> 0, 16);
+  head.writeUInt16LE(h.slot & 0xffff, 20);
+  head.writeUInt32LE(payload ? payload.length : 0, 24);
+  head.writeUInt32LE(bodyBuf.length, 28);
+  const hash = Buffer.from(h.layoutHash.slice(0, HASH_BYTES), "ascii");
+  hash.copy(head, 32);
+  return [head, bodyBuf, payBuf];
+}
+
+export function frameBytes(frames: readonly Buffer[]): number {
+  let n = 0;
+  for (const f of frames) n += f.length;
+  return n;
+}
+
+/** A protocol violation with the reason the coordinator counts it under. */
+export class WireError extends ProtocolError {
+  readonly reason: RejectReason;
+  constructor(reason: RejectReason, message: string) {
+    super(message, { code: `E_PROTOCOL_${reason.toUpperCase().replace(/-/g, "_")}` });
+    this.reason = reason;
+  }
+}
+
+/**
+ * Decode and check the envelope of a message: frame count, magic, protocol version, declared lengths,
+ * size limit. Throws `WireError` naming what is wrong. `from` names the peer in messages.
+ */
+export function decode<B = Record<string, unknown>>(frames: readonly Buffer[], opts: { maxBytes: number; from: string }): Message<B> {
+  const total = frameBytes(frames);
+  if (total > opts.maxBytes) {
+    throw new WireError("size", `message from ${opts.from} is ${total} bytes, over the limit of ${opts.maxBytes} bytes`);
+  }
+  if (frames.length !== 3) throw new WireError("length", `message from ${opts.from} has ${frames.length} frames, expected 3 (header, body, payload)`);
+  const [head, bodyBuf, payBuf] = frames as Frames;
+  if (head.length !== HEADER_BYTES || head.readUInt32LE(0) !== MAGIC) {
+    throw new WireError("version", `message from ${opts.from} does not start with an imdb-train header (${head.length} bytes)`);
+  }
+  const version = head.readUInt16LE(4);
+  if (version !== PROTOCOL_VERSION) {
+    throw new WireError("version", `message from ${opts.from} speaks protocol version ${version}; this program speaks version ${PROTOCOL_VERSION}`);
+  }
+  const header: Header = {
+    version,
+    kind: head.readUInt8(6) as Kind,
+    runId: head.readUInt32LE(8),
+    step: head.readUInt32LE(12),
+    paramVersion: head.readUInt32LE(16),
+    slot: head.readUInt16LE(20),
+    payloadLength: head.readUInt32LE(24),
+    bodyLength: head.readUInt32LE(28),
+    layoutHash: head.toString("ascii", 32, 64).replace(/\0+$/, ""),
+  };
+  if (Kind[header.kind] === undefined) throw new WireError("version", `message from ${opts.from} has unknown kind ${header.kind}`);
+  if (bodyBuf.length !== header.bodyLength) {
+    throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: body is ${bodyBuf.length} bytes but the header says ${header.bodyLength}`);
+  }
+  if (payBuf.length !== header.payloadLength * 4) {
+    throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: payload is ${payBuf.length} bytes but the header says ${header.payloadLength} float32 values`);
+  }
+  let body: B;
+  try {
+    body = (bodyBuf.length ? JSON.parse(bodyBuf.toString("utf8")) : {}) as B;
+  } catch (err) {
+    throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: body is not valid JSON`);
+  }
+  // Float32Array needs 4-byte alignment; ZeroMQ frames usually are, copy when not.
+  let payload: Float32Array;
+  if (payBuf.length === 0) payload = new Float32Array(0);
+  else if (payBuf.byteOffset % 4 === 0) payload = new Float32Array(payBuf.buffer, payBuf.byteOffset, header.payloadLength);
+  else payload = new Float32Array(new Uint8Array(payBuf).buffer.slice(0));
+  return { header, body, payload };
+}
+
+/** What a gradient must match to be summed into the current step. */
+export interface GradientExpectation {
+  runId: number;
+  step: number;
+  paramVersion: number;
+  layoutHash: string;
+  size: number;
+}
+
+/**
+ * Check a decoded Gradient message against the current step. Returns null when it may be summed,
+ * otherwise the reason and a message that names the worker and the mismatch. NaN/Inf is reported
+ * as reason "nan" (the caller skips the contribution and counts it).
+ */
+export function checkGradient(m: Message, want: GradientExpectation, from: string): WireError | null {
+  const h = m.header;
+  if (h.layoutHash !== want.layoutHash) {
+    return new WireError("layout", `gradient from ${from} has parameter layout ${h.layoutHash || "(none)"}, expected ${want.layoutHash}`);
+  }
+  if (m.payload.length !== want.size) {
+    return new WireError("length", `gradient from ${from} has ${m.payload.length} values, expected ${want.size}`);
+  }
+  if (h.runId !== want.runId) {
+    return new WireError("stale", `gradient from ${from} belongs to run ${h.runId}, this run is ${want.runId}`);
+  }
+  if (h.step !== want.step || h.paramVersion !== want.paramVersion) {
+    return new WireError("stale", `gradient from ${from} is for step ${h.step} (parameter version ${h.paramVersion}); the current step is ${want.step} (version ${want.paramVersion})`);
+  }
+  const bad = firstNonFinite(m.payload);
+  if (bad >= 0) {
+    return new WireError("nan", `gradient from ${from} has a non-finite value (${m.payload[bad]}) at index ${bad}: contribution skipped`);
+  }
+  return null;
+}
+
+/** Index of the first NaN/±Inf value, or -1. */
+export function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    if (x - x !== 0) return i; // NaN - NaN and Inf - Inf are NaN
+  }
+  return -1;
+}
+
+/** A run id: random u32, nonzero. */
+export function newRunId(): number {
+  return ((Math.random() * 0xfffffffe) >>> 0) + 1;
+}

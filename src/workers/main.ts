@@ -1,0 +1,40 @@
+// `imdb-train worker` as a process: signals stop it; with an IPC channel (started by `train`) it exits when
+// the launcher goes away, so no worker outlives its launcher.
+import { hostname } from "node:os";
+import { emitJson, logger } from "../output.js";
+import { UsageError } from "../errors.js";
+import type { Telemetry } from "../telemetry.js";
+import { runWorker } from "./worker.js";
+
+export async function workerCommand(o: Record<string, unknown>): Promise<number> {
+  const name = String(o.name ?? `${hostname()}-${process.pid}`);
+  const log = logger(`worker ${name}`);
+  const ac = new AbortController();
+  process.once("SIGINT", () => ac.abort());
+  process.once("SIGTERM", () => ac.abort());
+  if (typeof process.send === "function") process.once("disconnect", () => { log.warn("launcher went away: stopping"); ac.abort(); });
+  let endpoint = o.coordinator as string | undefined;
+  let dataset = o.dataset as string | undefined;
+  if (!endpoint && o.nats) {
+    const { discoverCoordinator } = await import("../coordinator/plane.js");
+    const found = await discoverCoordinator(String(o.nats), { timeoutS: Number(o.connectTimeout ?? 120), signal: ac.signal });
+    endpoint = found.endpoint;
+    dataset = dataset ?? found.dataset;
+    log.info(`found coordinator ${endpoint} (run ${found.runId}) through ${String(o.nats)}`);
+  }
+  if (!endpoint) throw new UsageError("worker needs --coordinator <tcp://host:port> or --nats <url>");
+  let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
+  if (o.metricsPort !== undefined) {
+    const { startMetrics } = await import("../metrics/index.js");
+    metrics = await startMetrics({ role: "worker", port: Number(o.metricsPort), worker: name });
+    log.info(`metrics on ${metrics.url}`);
+  }
+  try {
+    const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend as "auto", connectTimeoutS: Number(o.connectTimeout ?? 120), telemetry: metrics?.telemetry, signal: ac.signal });
+    if (o.json) emitJson({ worker: name, ...r });
+    return 0;
+  } finally {
+    await metrics?.close().catch(() => {});
+    if (typeof process.send === "function" && process.connected) process.disconnect();
+  }
+}

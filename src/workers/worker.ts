@@ -1,0 +1,175 @@
+// A worker: joins the coordinator over ZeroMQ, loads the dataset from the shared path and the gradient
+// engine, then answers Assign with the gradient of the loss SUM over its batches and Eval with loss and
+// accuracy. Heartbeats go out every second when the JS thread is free; a busy step is covered by the
+// coordinator's per-step deadline.
+import { hostname } from "node:os";
+import type { ModelConfig } from "../config.js";
+import { ConnectionError, ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { logger } from "../output.js";
+import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
+import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, type Message } from "../protocol.js";
+import { DealerChannel } from "../transport/zmq.js";
+import { openTrainingData, type TrainingData } from "./data.js";
+import { createEngine, batchToEngine } from "./engine/index.js";
+import type { Engine } from "./engine/types.js";
+import type { BackendChoice } from "../tfjs.js";
+
+export interface WorkerOptions {
+  /** tcp://host:port of the coordinator. */
+  coordinator: string;
+  name: string;
+  /** Dataset directory here (default: the path the coordinator announces). */
+  dataset?: string;
+  backend?: BackendChoice;
+  /** Give up joining after this many seconds. */
+  connectTimeoutS?: number;
+  /** Exit when the coordinator is silent this long (seconds). */
+  coordinatorTimeoutS?: number;
+  telemetry?: Telemetry;
+  signal?: AbortSignal;
+}
+
+export interface Welcome {
+  runId: number;
+  slot: number;
+  model: ModelConfig;
+  dataset: string;
+  layoutHash: string;
+  layoutSize: number;
+  maxBytes: number;
+  heartbeatMs: number;
+}
+
+export interface WorkerResult { steps: number; evals: number; samples: number; reason: string }
+
+/** Join: send Join until a Welcome arrives, backing off 0.5 s → 8 s, saying where it is trying. */
+export async function join(endpoint: string, name: string, opts: { timeoutS: number; signal?: AbortSignal; log: ReturnType<typeof logger> }): Promise<{ channel: DealerChannel; welcome: Welcome }> {
+  const channel = DealerChannel.connect(endpoint, name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000 });
+  const deadline = Date.now() + opts.timeoutS * 1000;
+  let wait = 500;
+  let attempt = 0;
+  try {
+    for (;;) {
+      if (opts.signal?.aborted) throw new AbortedError();
+      attempt++;
+      const joinMsg = encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name, pid: process.pid, host: hostname() });
+      try { await channel.send(joinMsg); } catch { /* not connected yet: the receive below times out */ }
+      const until = Date.now() + wait;
+      while (Date.now() < until) {
+        const frames = await channel.receive(Math.max(1, until - Date.now()));
+        if (!frames) break;
+        const m = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: `coordinator ${endpoint}` });
+        if (m.header.kind === Kind.Welcome) return { channel, welcome: m.body as unknown as Welcome };
+        if (m.header.kind === Kind.Reject) {
+          const b = m.body as { reason?: string; message?: string };
+          throw new ProtocolError(`coordinator at ${endpoint} refused ${name}: ${b.message ?? b.reason}`);
+        }
+      }
+      if (Date.now() > deadline) throw new ConnectionError(`no coordinator answered at ${endpoint} within ${opts.timeoutS} s (${attempt} attempts)`);
+      opts.log.info(`no answer from the coordinator at ${endpoint} yet (attempt ${attempt}); retrying in ${(Math.min(wait * 2, 8000) / 1000).toFixed(1)} s`);
+      wait = Math.min(wait * 2, 8000);
+    }
+  } catch (err) {
+    channel.close();
+    throw err;
+  }
+}
+
+export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
+  const log = logger(`worker ${o.name}`);
+  const tel = o.telemetry ?? NO_TELEMETRY;
+  log.info(`joining the coordinator at ${o.coordinator}`);
+  const { channel, welcome } = await join(o.coordinator, o.name, { timeoutS: o.connectTimeoutS ?? 120, signal: o.signal, log });
+  const datasetDir = o.dataset ?? welcome.dataset;
+  let engine: Engine | null = null;
+  let data: TrainingData;
+  try {
+    data = await openTrainingData(datasetDir);
+    engine = await createEngine({ model: welcome.model, backend: o.backend ?? "auto" });
+  } catch (err) {
+    await channel.send(encode({ kind: Kind.Leave, runId: welcome.runId, step: 0, paramVersion: 0, slot: welcome.slot, layoutHash: welcome.layoutHash }, { reason: `cannot start: ${errorMessage(err)}` })).catch(() => {});
+    channel.close();
+    throw err;
+  }
+  if (engine.layout.hash !== welcome.layoutHash || engine.layout.size !== welcome.layoutSize) {
+    channel.close();
+    engine.dispose();
+    throw new ProtocolError(`parameter layout mismatch: the coordinator uses ${welcome.layoutHash} (${welcome.layoutSize} values), this worker's engine ${engine.layout.hash} (${engine.layout.size})`);
+  }
+  log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: backend ${engine.backend}, dataset ${datasetDir} (${data.count("train")} train / ${data.count("val")} val batches)`);
+  const head = (kind: Kind, step: number, version: number) => ({ kind, runId: welcome.runId, step, paramVersion: version, slot: welcome.slot, layoutHash: welcome.layoutHash });
+  let lastHeard = Date.now();
+  const silentMs = (o.coordinatorTimeoutS ?? 60) * 1000;
+  let stopReason = "";
+  const beat = setInterval(() => {
+    if (Date.now() - lastHeard > silentMs) {
+      stopReason = `the coordinator at ${o.coordinator} has been silent for ${((Date.now() - lastHeard) / 1000).toFixed(0)} s`;
+      log.error(stopReason);
+      channel.close();
+      return;
+    }
+    void channel.send(encode(head(Kind.Heartbeat, 0, 0))).catch(() => {});
+  }, welcome.heartbeatMs);
+  const onAbort = () => { stopReason = "interrupted"; channel.close(); };
+  o.signal?.addEventListener("abort", onAbort, { once: true });
+  const result: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
+  try {
+    for await (const { frames } of channel.messages()) {
+      lastHeard = Date.now();
+      let m: Message;
+      try {
+        m = decode(frames, { maxBytes: welcome.maxBytes, from: `coordinator ${o.coordinator}` });
+      } catch (err) {
+        if (err instanceof WireError) { log.warn(`ignored a message: ${err.message}`); continue; }
+        throw err;
+      }
+      if (m.header.runId !== welcome.runId) { log.warn(`ignored a ${kindName(m.header.kind)} of run ${m.header.runId}`); continue; }
+      const h = m.header;
+      if (h.kind === Kind.Heartbeat || h.kind === Kind.Welcome) continue;
+      if (h.kind === Kind.Stop) { result.reason = String((m.body as { reason?: string }).reason ?? "stopped"); break; }
+      if (h.kind === Kind.Reject) { log.warn(`coordinator rejected a message: ${(m.body as { message?: string }).message}`); continue; }
+      const body = m.body as { task: number; split: "train" | "val" | "test"; batches: number[] };
+      if (m.payload.length !== welcome.layoutSize) throw new ProtocolError(`${kindName(h.kind)} carries ${m.payload.length} parameters, expected ${welcome.layoutSize}`);
+      if (h.kind === Kind.Assign) {
+        const t0 = performance.now();
+        const acc = new Float32Array(welcome.layoutSize); // sum of the batches' loss-SUM gradients
+        let lossSum = 0, correct = 0, count = 0, tokens = 0;
+        for (const idx of body.batches) {
+          const b = data.batch("train", idx);
+          const r = await engine.step(m.payload, batchToEngine(b));
+          const g = r.grads;
+          for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
+          lossSum += r.lossSum; correct += r.correct; count += r.count;
+          for (let i = 0; i < b.size; i++) tokens += b.lengths[i]!;
+        }
+        const seconds = (performance.now() - t0) / 1000;
+        await channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, lossSum, correct, count, tokens, seconds }, acc));
+        result.steps++;
+        result.samples += count;
+        tel.workerStep(o.name, { samples: count, tokens, seconds, loss: count ? lossSum / count : 0, accuracy: count ? correct / count : 0 });
+        tel.phase("compute", seconds, o.name);
+        log.debug(`step ${h.step}: ${body.batches.length} batch(es), ${count} samples, ${seconds.toFixed(2)} s`);
+      } else if (h.kind === Kind.Eval) {
+        let lossSum = 0, correct = 0, count = 0;
+        for (const idx of body.batches) {
+          const r = await engine.evaluate(m.payload, batchToEngine(data.batch(body.split, idx)));
+          lossSum += r.lossSum; correct += r.correct; count += r.count;
+        }
+        await channel.send(encode(head(Kind.EvalResult, h.step, h.paramVersion), { task: body.task, lossSum, correct, count }));
+        result.evals++;
+      } else {
+        log.warn(`ignored an unexpected ${kindName(h.kind)} message`);
+      }
+      lastHeard = Date.now();
+    }
+  } finally {
+    clearInterval(beat);
+    o.signal?.removeEventListener("abort", onAbort);
+    channel.close();
+    engine.dispose();
+  }
+  if (stopReason === "interrupted") throw new AbortedError();
+  if (stopReason) throw new TrainingError(stopReason);
+  log.info(`stopped by the coordinator (${result.reason}) after ${result.steps} step(s)`);
+  return result;
+}
