@@ -37,6 +37,8 @@ export interface ReadOptions {
   splits?: readonly string[];
   /** Called for a file inside pos/ or neg/ that is not a review (bad name): it is skipped. */
   onSkip?: (file: string, reason: string) => void;
+  /** Called as input bytes are read (compressed bytes for an archive, file bytes for a directory). */
+  onRead?: (bytes: number) => void;
 }
 
 const REVIEW_NAME = /^(\d+)_(\d+)\.txt$/;
@@ -143,6 +145,7 @@ async function* readDir(path: string, splits: Set<string>, opts: ReadOptions): A
         const datas = await Promise.all(win.map((it) => readFile(it.file).catch((err: Error) => {
           throw new InputError(`cannot read: ${err.message}`, { path: it.file, cause: err });
         })));
+        if (opts.onRead) for (const d of datas) opts.onRead(d.length);
         yield win.map((it, k) => ({ ...it.meta, file: it.file, bytes: datas[k]! }));
       }
     }
@@ -155,6 +158,7 @@ async function* readArchive(path: string, gzip: boolean, splits: Set<string>, op
     return m !== null && splits.has(m[1]!);
   });
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  if (opts.onRead) file.on("data", (c) => opts.onRead!(c.length));
   let stream: NodeJS.ReadableStream = file;
   if (gzip) {
     const gunzip = createGunzip({ chunkSize: 1 << 18 });

@@ -1,0 +1,184 @@
+// The one module that imports apache-arrow: writes and reads the dataset's Arrow IPC files, and encodes
+// one batch as a self-describing IPC stream message (what --publish sends over NATS).
+//
+// Layout of every file, one record batch per training batch:
+//   tokens  List<Int32>  the review's token ids, unpadded (truncated to --max-len when set)
+//   length  Int32        number of tokens (>= 1)
+//   label   Uint8        1 = positive, 0 = negative
+//   id      Int32        sample id, unique across the dataset
+//   rating  Int8         star rating from the file name
+//   review  Utf8         the review's name, e.g. "train/pos/123_8"
+// Schema metadata: imdb_train.format, imdb_train.vocab_hash, imdb_train.split, imdb_train.shard ("k/N").
+import {
+  Field, Int8, Int32, List, RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema, Struct, Uint8, Utf8,
+  makeData, tableFromIPC, type Data,
+} from "apache-arrow";
+import { PAD_ID } from "../config.js";
+import type { Batch, Split } from "../dataset.js";
+import { InputError } from "../errors.js";
+
+export const ARROW_FORMAT = "imdb-train-arrow/1";
+
+/** One batch's rows before padding: what ingest writes. */
+export interface BatchRows {
+  /** [B] token ids of each review (unpadded). */
+  tokens: Int32Array[];
+  labels: Uint8Array;
+  ids: Int32Array;
+  ratings: Int8Array;
+  names: string[];
+}
+
+export interface FileMeta {
+  vocabHash: string;
+  split: Split;
+  /** Shard k of N (0-based); the j-th record batch of the file is batch j*N + k of the split. */
+  shard: { index: number; count: number };
+}
+
+function schemaFor(meta: FileMeta): Schema {
+  const md = new Map<string, string>([
+    ["imdb_train.format", ARROW_FORMAT],
+    ["imdb_train.vocab_hash", meta.vocabHash],
+    ["imdb_train.split", meta.split],
+    ["imdb_train.shard", `${meta.shard.index}/${meta.shard.count}`],
+  ]);
+  return new Schema([
+    new Field("tokens", new List(new Field("item", new Int32(), false)), false),
+    new Field("length", new Int32(), false),
+    new Field("label", new Uint8(), false),
+    new Field("id", new Int32(), false),
+    new Field("rating", new Int8(), false),
+    new Field("review", new Utf8(), false),
+  ], md);
+}
+
+const enc = new TextEncoder();
+
+function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
+  const B = rows.tokens.length;
+  const lengths = new Int32Array(B); //       [B]
+  const valueOffsets = new Int32Array(B + 1); // [B+1]
+  for (let b = 0; b < B; b++) {
+    lengths[b] = rows.tokens[b]!.length;
+    valueOffsets[b + 1] = valueOffsets[b]! + lengths[b]!;
+  }
+  const values = new Int32Array(valueOffsets[B]!); // [sum lengths]
+  for (let b = 0; b < B; b++) values.set(rows.tokens[b]!, valueOffsets[b]!);
+  const nameBytes = rows.names.map((s) => enc.encode(s));
+  const nameOffsets = new Int32Array(B + 1);
+  for (let b = 0; b < B; b++) nameOffsets[b + 1] = nameOffsets[b]! + nameBytes[b]!.length;
+  const nameData = new Uint8Array(nameOffsets[B]!);
+  for (let b = 0; b < B; b++) nameData.set(nameBytes[b]!, nameOffsets[b]!);
+
+  const f = schema.fields;
+  const listType = f[0]!.type as List<Int32>;
+  const children = [
+    makeData({ type: listType, length: B, nullCount: 0, valueOffsets, child: makeData({ type: new Int32(), length: values.length, nullCount: 0, data: values }) }),
+    makeData({ type: new Int32(), length: B, nullCount: 0, data: lengths }),
+    makeData({ type: new Uint8(), length: B, nullCount: 0, data: rows.labels }),
+    makeData({ type: new Int32(), length: B, nullCount: 0, data: rows.ids }),
+    makeData({ type: new Int8(), length: B, nullCount: 0, data: rows.ratings }),
+    makeData({ type: new Utf8(), length: B, nullCount: 0, valueOffsets: nameOffsets, data: nameData }),
+  ];
+  const struct = makeData({ type: new Struct(f), length: B, nullCount: 0, children });
+  return new RecordBatch(schema, struct);
+}
+
+/** The bytes of an Arrow IPC file holding `batches` in order. */
+export function encodeArrowFile(meta: FileMeta, batches: BatchRows[]): Uint8Array {
+  const schema = schemaFor(meta);
+  const writer = new RecordBatchFileWriter();
+  writer.reset(undefined, schema);
+  for (const rows of batches) writer.write(recordBatch(schema, rows));
+  writer.finish();
+  return writer.toUint8Array(true);
+}
+
+/** One batch as an Arrow IPC stream (schema + one record batch): the payload of a NATS message. */
+export function encodeBatchMessage(meta: FileMeta & { index: number }, rows: BatchRows): Uint8Array {
+  const schema = schemaFor(meta);
+  schema.metadata.set("imdb_train.batch", String(meta.index));
+  const writer = new RecordBatchStreamWriter();
+  writer.reset(undefined, schema);
+  writer.write(recordBatch(schema, rows));
+  writer.finish();
+  return writer.toUint8Array(true);
+}
+
+function toBatch(rb: RecordBatch, split: Split, index: number): Batch {
+  const tokensData = rb.getChild("tokens")?.data[0] as Data<List<Int32>> | undefined;
+  const lengthVec = rb.getChild("length");
+  const labelVec = rb.getChild("label");
+  const idVec = rb.getChild("id");
+  if (!tokensData || !lengthVec || !labelVec || !idVec) throw new Error("missing column (tokens, length, label, id)");
+  const B = rb.numRows;
+  const offsets = tokensData.valueOffsets; // [B+1] (+ tokensData.offset)
+  const values = tokensData.children[0]!.values as Int32Array;
+  const lengths = Int32Array.from(lengthVec.toArray() as Int32Array); // [B]
+  let T = 0;
+  for (let b = 0; b < B; b++) if (lengths[b]! > T) T = lengths[b]!;
+  const tokens = new Int32Array(B * T).fill(PAD_ID); // [B*T] row-major
+  for (let b = 0; b < B; b++) {
+    const start = offsets[tokensData.offset + b]!;
+    const end = offsets[tokensData.offset + b + 1]!;
+    if (end - start !== lengths[b]) throw new Error(`row ${b}: ${end - start} tokens but length ${lengths[b]}`);
+    tokens.set(values.subarray(start, end), b * T);
+  }
+  return {
+    split, index, size: B, maxLen: T, tokens, lengths,
+    labels: Uint8Array.from(labelVec.toArray() as Uint8Array),
+    ids: Int32Array.from(idVec.toArray() as Int32Array),
+  };
+}
+
+export interface ArrowFileContents {
+  meta: FileMeta & { format: string };
+  /** Padded batches, `index` = position in the split (shard-aware). */
+  batches: Batch[];
+}
+
+function readMeta(md: Map<string, string>, where: string): FileMeta & { format: string } {
+  const format = md.get("imdb_train.format");
+  if (format !== ARROW_FORMAT) throw new InputError(`not an imdb-train Arrow file (format ${format ?? "missing"}, expected ${ARROW_FORMAT})`, { path: where });
+  const [k, n] = (md.get("imdb_train.shard") ?? "0/1").split("/").map(Number);
+  return {
+    format, vocabHash: md.get("imdb_train.vocab_hash") ?? "", split: (md.get("imdb_train.split") ?? "train") as Split,
+    shard: { index: k ?? 0, count: n ?? 1 },
+  };
+}
+
+/** Reads an Arrow IPC file written by encodeArrowFile; `where` names it in errors. */
+export function decodeArrowFile(bytes: Uint8Array, where: string): ArrowFileContents {
+  try {
+    const table = tableFromIPC(bytes);
+    const meta = readMeta(table.schema.metadata, where);
+    const batches = table.batches.map((rb, j) => toBatch(rb, meta.split, j * meta.shard.count + meta.shard.index));
+    return { meta, batches };
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError(`corrupt Arrow file: ${(err as Error).message}`, { path: where, cause: err });
+  }
+}
+
+/** Decodes a NATS batch message (encodeBatchMessage). */
+export function decodeBatchMessage(bytes: Uint8Array, where = "batch message"): Batch & { vocabHash: string } {
+  try {
+    const table = tableFromIPC(bytes);
+    const md = table.schema.metadata;
+    const meta = readMeta(md, where);
+    const rb = table.batches[0];
+    if (!rb || table.batches.length !== 1) throw new Error(`expected one record batch, got ${table.batches.length}`);
+    return { ...toBatch(rb, meta.split, Number(md.get("imdb_train.batch") ?? 0)), vocabHash: meta.vocabHash };
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError(`corrupt batch message: ${(err as Error).message}`, { path: where, cause: err });
+  }
+}
+
+/** Row-level view of a file for tests and tools: names and ratings as well as the batch columns. */
+export function readArrowRows(bytes: Uint8Array): { review: string[]; rating: number[]; label: number[]; id: number[]; length: number[] } {
+  const table = tableFromIPC(bytes);
+  const col = (name: string) => [...(table.getChild(name)?.toArray() ?? [])] as never[];
+  return { review: col("review"), rating: col("rating"), label: col("label"), id: col("id"), length: col("length") };
+}

@@ -1,0 +1,373 @@
+// The ingest dataflow: read (gunzip + tar on the main thread) → tokenize (piscina threads, overlapped
+// with reading) → vocabulary (train split only) → ids → seeded validation split → length buckets →
+// Arrow files + manifest in a temporary directory → optional NATS publish → rename into place.
+import { randomBytes } from "node:crypto";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { DEFAULTS } from "../config.js";
+import type { Split } from "../dataset.js";
+import { InputError, UsageError } from "../errors.js";
+import { logger, progress } from "../output.js";
+import { Rng } from "../rng.js";
+import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
+import { encodeArrowFile, encodeBatchMessage, type BatchRows } from "./arrow.js";
+import { bucketBatches, paddingOf } from "./bucket.js";
+import { ensureOfficialArchive } from "./download.js";
+import { datasetIdOf, histogram, LENGTH_BINS, MANIFEST_FORMAT, sha256, type Manifest, type SplitInfo } from "./manifest.js";
+import { createPool } from "./piscina.js";
+import { publishDataset, type PublishItem, type PublishSummary } from "./publish.js";
+import { readRawGroups, sourceKind, type RawReview } from "./source.js";
+import type { TokenizeResult, TokenizeTask } from "./tokenize-task.js";
+import { buildVocab, vocabToJson } from "./vocab.js";
+
+export interface IngestOptions {
+  /** aclImdb directory or .tar.gz; omitted: the official archive, downloaded once into a cache. */
+  data?: string;
+  out: string;
+  vocabSize?: number;
+  minFreq?: number;
+  batchSize?: number;
+  /** Truncate reviews to this many tokens (0 = none). */
+  maxLen?: number;
+  valFraction?: number;
+  seed?: number;
+  /** Split train into N Arrow files (train-0000k-of-0000N.arrow). */
+  shards?: number;
+  /** NATS URL: also publish every batch to JetStream (see publish.ts). */
+  publish?: string;
+  /** Replace `out` when it exists. */
+  force?: boolean;
+  /** Tokenizer threads (default 2). */
+  threads?: number;
+  poolBatches?: number;
+  /** Reviews larger than this are skipped with a warning (bytes). */
+  maxReviewBytes?: number;
+  telemetry?: Telemetry;
+}
+
+export interface IngestResult {
+  train: number;
+  val: number;
+  test: number;
+  vocab: number;
+  padding: number;
+  out: string;
+  datasetId: string;
+  vocabHash: string;
+  batches: { train: number; val: number; test: number };
+  tokens: number;
+  skipped: Manifest["skipped"];
+  repaired: Manifest["repaired"];
+  seconds: number;
+  /** Seconds of each phase (read+tokenize overlap: `tokenize` ends when the last task returns). */
+  phases: { read: number; tokenize: number; vocab: number; bucket: number; write: number; publish: number };
+  published?: PublishSummary;
+}
+
+/** A review larger than this is not a movie review (the largest in IMDB is ~14 KB). */
+export const DEFAULT_MAX_REVIEW_BYTES = 256 * 1024;
+/** Reviews per tokenizer task, and a byte cap: large tasks keep the threads busy, few messages. */
+const TASK_REVIEWS = 512;
+const TASK_BYTES = 1 << 20;
+/** Warnings printed per kind before they are only counted. */
+const WARN_LIMIT = 10;
+
+const log = logger("ingest");
+
+function resolveOptions(o: IngestOptions) {
+  const r = {
+    vocabSize: o.vocabSize ?? DEFAULTS.vocabSize,
+    minFreq: o.minFreq ?? DEFAULTS.minFreq,
+    batchSize: o.batchSize ?? DEFAULTS.batchSize,
+    maxLen: o.maxLen ?? DEFAULTS.maxLen,
+    valFraction: o.valFraction ?? DEFAULTS.valFraction,
+    seed: o.seed ?? DEFAULTS.seed,
+    shards: o.shards ?? 1,
+    poolBatches: o.poolBatches ?? DEFAULTS.poolBatches,
+    threads: o.threads ?? 2,
+    maxReviewBytes: o.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES,
+  };
+  const check = (ok: boolean, msg: string) => { if (!ok) throw new UsageError(msg); };
+  check(Number.isInteger(r.vocabSize) && r.vocabSize >= 1, `--vocab-size must be an integer >= 1, got ${r.vocabSize}`);
+  check(Number.isInteger(r.minFreq) && r.minFreq >= 1, `--min-freq must be an integer >= 1, got ${r.minFreq}`);
+  check(Number.isInteger(r.batchSize) && r.batchSize >= 1, `--batch-size must be an integer >= 1, got ${r.batchSize}`);
+  check(Number.isInteger(r.maxLen) && r.maxLen >= 0, `--max-len must be an integer >= 0 (0 = no truncation), got ${r.maxLen}`);
+  check(r.valFraction >= 0 && r.valFraction < 1, `--val-fraction must be in [0, 1), got ${r.valFraction}`);
+  check(Number.isInteger(r.seed), `--seed must be an integer, got ${r.seed}`);
+  check(Number.isInteger(r.shards) && r.shards >= 1 && r.shards <= 99999, `--shards must be an integer in 1..99999, got ${r.shards}`);
+  check(Number.isInteger(r.threads) && r.threads >= 1, `threads must be >= 1, got ${r.threads}`);
+  return r;
+}
+
+type Meta = Omit<RawReview, "bytes">;
+
+/** A kept review after tokenizing: where its ids are. */
+interface Item {
+  meta: Meta;
+  /** Token ids (local to a thread until remapped, then global). */
+  ids: Int32Array;
+  /** Sample id (canonical order). */
+  sid: number;
+}
+
+class Warnings {
+  readonly list: { file: string; reason: string }[] = [];
+  private perKind = new Map<string, number>();
+  add(kind: string, file: string, reason: string): void {
+    const n = (this.perKind.get(kind) ?? 0) + 1;
+    this.perKind.set(kind, n);
+    if (n <= WARN_LIMIT) log.warn(`${file}: ${reason}`);
+    else if (n === WARN_LIMIT + 1) log.warn(`more ${kind} warnings: counted in manifest.json`);
+    if (this.list.length < 100) this.list.push({ file, reason });
+  }
+}
+
+function pad5(n: number): string {
+  return String(n).padStart(5, "0");
+}
+
+export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
+  const t0 = performance.now();
+  const o = resolveOptions(opts);
+  const telemetry = opts.telemetry ?? NO_TELEMETRY;
+  const data = opts.data ?? (await ensureOfficialArchive());
+  const kind = await sourceKind(data);
+  const out = resolve(opts.out);
+  const outExists = await stat(out).then(() => true, () => false);
+  if (outExists && !opts.force) throw new UsageError(`${out} already exists; pass --force to replace it`);
+  await mkdir(dirname(out), { recursive: true });
+
+  const warnings = new Warnings();
+  const skipped = { empty: 0, tooLarge: 0, badName: 0 };
+  const repaired = { invalidUtf8: 0, truncated: 0 };
+
+  // ---- read + tokenize (overlapped) -------------------------------------------------------------
+  const pool = createPool<TokenizeTask, TokenizeResult>(new URL("./tokenize-task.js", import.meta.url), o.threads);
+  const metas: Meta[] = [];
+  const tasks: { start: number; result: Promise<TokenizeResult> }[] = [];
+  let tRead = 0;
+  let tTok = 0;
+  try {
+    const total = kind === "dir" ? 0 : Math.round((await stat(data)).size / 1e6);
+    const bar = progress("ingest", total, kind === "dir" ? "reviews" : "MB");
+    let readBytes = 0;
+    let cur: RawReview[] = [];
+    let curBytes = 0;
+    const flush = () => {
+      if (cur.length === 0) return;
+      const offsets = new Int32Array(cur.length + 1); // [N+1]
+      for (let i = 0; i < cur.length; i++) offsets[i + 1] = offsets[i]! + cur[i]!.bytes.length;
+      const bytes = new Uint8Array(offsets[cur.length]!);
+      for (let i = 0; i < cur.length; i++) bytes.set(cur[i]!.bytes, offsets[i]!);
+      const start = metas.length - cur.length;
+      tasks.push({ start, result: pool.run({ bytes, offsets }, [bytes.buffer, offsets.buffer]) });
+      cur = [];
+      curBytes = 0;
+    };
+    const groups = readRawGroups(data, {
+      onSkip: (file, reason) => { skipped.badName++; warnings.add("file name", file, reason); },
+      onRead: (n) => { readBytes += n; },
+    });
+    for await (const group of groups) {
+      for (const r of group) {
+        if (r.bytes.length > o.maxReviewBytes) {
+          skipped.tooLarge++;
+          warnings.add("size", r.file, `review of ${r.bytes.length} bytes is over the ${o.maxReviewBytes}-byte limit: skipped`);
+          continue;
+        }
+        const { bytes: _b, ...meta } = r;
+        metas.push(meta);
+        cur.push(r);
+        curBytes += r.bytes.length;
+        if (cur.length >= TASK_REVIEWS || curBytes >= TASK_BYTES) flush();
+      }
+      if (kind === "dir") bar.set(metas.length); else bar.set(Math.round(readBytes / 1e6), `${metas.length} reviews`);
+    }
+    flush();
+    tRead = performance.now();
+    const results = await Promise.all(tasks.map((t) => t.result));
+    tTok = performance.now();
+    bar.done(`${metas.length} reviews`);
+    return await finish(results);
+  } finally {
+    await pool.close();
+  }
+
+  async function finish(results: TokenizeResult[]): Promise<IngestResult> {
+    // ---- per-thread dictionaries; kept reviews in canonical order -----------------------------
+    const dicts = new Map<number, string[]>();
+    for (const r of results) {
+      let d = dicts.get(r.thread);
+      if (!d) dicts.set(r.thread, (d = []));
+      for (let k = 0; k < r.newTokens.length; k++) d[r.firstNewId + k] = r.newTokens[k]!;
+    }
+    const items: (Item & { thread: number; raw: number })[] = [];
+    const rawLen: number[] = [];
+    for (let t = 0; t < tasks.length; t++) {
+      const r = results[t]!;
+      const n = r.tokOffsets.length - 1;
+      for (let i = 0; i < n; i++) {
+        const meta = metas[tasks[t]!.start + i]!;
+        if (r.invalidUtf8[i]) {
+          repaired.invalidUtf8++;
+          warnings.add("utf-8", meta.file, "invalid UTF-8: bad bytes replaced by U+FFFD");
+        }
+        const ids = r.ids.subarray(r.tokOffsets[i]!, r.tokOffsets[i + 1]!);
+        if (ids.length === 0) {
+          skipped.empty++;
+          warnings.add("empty", meta.file, "empty review (no tokens): skipped");
+          continue;
+        }
+        items.push({ meta, ids, sid: 0, thread: r.thread, raw: ids.length });
+      }
+    }
+    const splitRank = (s: string) => (s === "train" ? 0 : 1);
+    items.sort((a, b) => (splitRank(a.meta.split) - splitRank(b.meta.split)) || (a.meta.label - b.meta.label) ||
+      (a.meta.serial - b.meta.serial) || (a.meta.id < b.meta.id ? -1 : a.meta.id > b.meta.id ? 1 : 0));
+    items.forEach((it, i) => { it.sid = i; rawLen.push(it.raw); });
+    const trainAll = items.filter((it) => it.meta.split === "train");
+    const test = items.filter((it) => it.meta.split === "test");
+    if (trainAll.length === 0) throw new InputError("no training reviews (train/pos, train/neg): the vocabulary is built from them", { path: data });
+
+    // ---- seeded validation split -----------------------------------------------------------
+    const perm = new Rng(o.seed).shuffle(trainAll.map((_, i) => i));
+    const nVal = Math.round(trainAll.length * o.valFraction);
+    const isVal = new Uint8Array(trainAll.length);
+    for (let k = 0; k < nVal; k++) isVal[perm[k]!] = 1;
+    const train = trainAll.filter((_, i) => !isVal[i]);
+    const val = trainAll.filter((_, i) => isVal[i]);
+
+    // ---- vocabulary from the training reviews ------------------------------------------------
+    const counts = new Map<number, Int32Array>();
+    for (const [th, d] of dicts) counts.set(th, new Int32Array(d.length));
+    for (const it of train) {
+      const c = counts.get(it.thread)!;
+      for (let j = 0; j < it.ids.length; j++) c[it.ids[j]!]!++;
+    }
+    const merged = new Map<string, number>();
+    for (const [th, d] of dicts) {
+      const c = counts.get(th)!;
+      for (let id = 0; id < d.length; id++) if (c[id]! > 0) merged.set(d[id]!, (merged.get(d[id]!) ?? 0) + c[id]!);
+    }
+    const { vocab, counts: vocabCounts } = buildVocab(merged, { maxSize: o.vocabSize, minFreq: o.minFreq });
+    const toGlobal = new Map<number, Int32Array>();
+    for (const [th, d] of dicts) toGlobal.set(th, Int32Array.from(d, (tok) => vocab.id(tok)));
+    for (const r of results) {
+      const map = toGlobal.get(r.thread)!;
+      const ids = r.ids;
+      for (let j = 0; j < ids.length; j++) ids[j] = map[ids[j]!]!;
+    }
+    if (o.maxLen > 0) {
+      for (const it of items) {
+        if (it.ids.length > o.maxLen) { it.ids = it.ids.subarray(0, o.maxLen); repaired.truncated++; }
+      }
+    }
+    const tVocab = performance.now();
+
+    // ---- buckets -------------------------------------------------------------------------
+    const splits: [Split, typeof items][] = [["train", train], ["val", val]];
+    if (test.length > 0) splits.push(["test", test]);
+    const bucketed = splits.map(([name, list], k) => {
+      const lengths = Int32Array.from(list, (it) => it.ids.length);
+      const batches = bucketBatches(lengths, { batchSize: o.batchSize, poolBatches: o.poolBatches, seed: o.seed + 1 + k });
+      return { name, list, lengths, batches, pad: paddingOf(batches, lengths) };
+    });
+    const tBucket = performance.now();
+
+    // ---- write into a temporary directory ------------------------------------------------------
+    const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+    await mkdir(tmp);
+    try {
+      const files: Manifest["files"] = {};
+      const put = async (name: string, bytes: Uint8Array | string) => {
+        await writeFile(join(tmp, name), bytes);
+        files[name] = { bytes: typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length, sha256: sha256(bytes) };
+      };
+      await put("vocab.json", vocabToJson(vocab, vocabCounts));
+      const infos: Manifest["splits"] = {};
+      const publishItems: PublishItem[] = [];
+      for (const b of bucketed) {
+        const rowsOf = (batch: Int32Array): BatchRows => ({
+          tokens: Array.from(batch, (i) => b.list[i]!.ids),
+          labels: Uint8Array.from(batch, (i) => b.list[i]!.meta.label),
+          ids: Int32Array.from(batch, (i) => b.list[i]!.sid),
+          ratings: Int8Array.from(batch, (i) => b.list[i]!.meta.rating),
+          names: Array.from(batch, (i) => b.list[i]!.meta.id),
+        });
+        const rows = b.batches.map(rowsOf);
+        const nFiles = b.name === "train" ? o.shards : 1;
+        const names: string[] = [];
+        for (let k = 0; k < nFiles; k++) {
+          const name = nFiles === 1 ? `${b.name}.arrow` : `${b.name}-${pad5(k)}-of-${pad5(nFiles)}.arrow`;
+          const mine = rows.filter((_, j) => j % nFiles === k);
+          await put(name, encodeArrowFile({ vocabHash: vocab.hash, split: b.name, shard: { index: k, count: nFiles } }, mine));
+          names.push(name);
+        }
+        if (opts.publish) {
+          rows.forEach((r, j) => publishItems.push({
+            split: b.name, index: j,
+            payload: encodeBatchMessage({ vocabHash: vocab.hash, split: b.name, shard: { index: 0, count: 1 }, index: j }, r),
+          }));
+        }
+        infos[b.name] = {
+          reviews: b.list.length, positive: b.list.reduce((s, it) => s + it.meta.label, 0), batches: b.batches.length,
+          tokens: b.pad.tokens, slots: b.pad.slots, padding: b.pad.padding, files: names,
+        } satisfies SplitInfo;
+      }
+      const tokens = bucketed.reduce((s, b) => s + b.pad.tokens, 0);
+      const slots = bucketed.reduce((s, b) => s + b.pad.slots, 0);
+      const padding = slots === 0 ? 0 : 1 - tokens / slots;
+      const datasetId = datasetIdOf(files);
+      const hist: Record<string, number[]> = {};
+      hist.train = histogram(train.map((it) => it.raw));
+      hist.val = histogram(val.map((it) => it.raw));
+      if (test.length > 0) hist.test = histogram(test.map((it) => it.raw));
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT, datasetId,
+        source: { path: resolve(data), kind },
+        options: { vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize, maxLen: o.maxLen, valFraction: o.valFraction, seed: o.seed, shards: o.shards, poolBatches: o.poolBatches },
+        vocab: { file: "vocab.json", size: vocab.size, hash: vocab.hash },
+        splits: infos, padding,
+        lengthHistogram: { bins: LENGTH_BINS, counts: hist },
+        skipped, repaired, files, warnings: warnings.list,
+      };
+      const manifestJson = JSON.stringify(manifest, null, 2) + "\n";
+      await writeFile(join(tmp, "manifest.json"), manifestJson);
+      const tWrite = performance.now();
+
+      let published: PublishSummary | undefined;
+      if (opts.publish) {
+        const pbar = progress("publish", publishItems.length, "batches");
+        published = await publishDataset(opts.publish, datasetId, vocab.hash, manifestJson, publishItems, (n) => pbar.set(n));
+        pbar.done();
+        log.info(`published ${published.messages} batches to ${published.stream} (${published.duplicates} already there) on ${opts.publish}`);
+      }
+      const tPub = performance.now();
+
+      // ---- into place -------------------------------------------------------------------
+      if (outExists) {
+        const old = `${tmp}.old`;
+        await rename(out, old);
+        await rename(tmp, out);
+        await rm(old, { recursive: true, force: true });
+      } else {
+        await rename(tmp, out);
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const s = (a: number, b: number) => Math.round((b - a)) / 1000;
+      const result: IngestResult = {
+        train: train.length, val: val.length, test: test.length, vocab: vocab.size, padding, out,
+        datasetId, vocabHash: vocab.hash,
+        batches: { train: infos.train?.batches ?? 0, val: infos.val?.batches ?? 0, test: infos.test?.batches ?? 0 },
+        tokens, skipped, repaired, seconds,
+        phases: { read: s(t0, tRead), tokenize: s(t0, tTok), vocab: s(tTok, tVocab), bucket: s(tVocab, tBucket), write: s(tBucket, tWrite), publish: s(tWrite, tPub) },
+        ...(published ? { published } : {}),
+      };
+      telemetry.ingest({ reviews: items.length, seconds, padding, skipped: skipped.empty + skipped.tooLarge + skipped.badName });
+      return result;
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,33 @@
+// The one module that imports piscina: a small pool of tokenizer threads, and the helper a task module
+// uses to hand typed arrays back by transfer (no copy).
+import { Piscina, move, transferableSymbol, valueSymbol } from "piscina";
+
+export interface ThreadPool<In, Out> extends AsyncDisposable {
+  /** Runs one task; the `transfer` buffers move to the worker (unusable here afterwards). */
+  run(task: In, transfer: ArrayBuffer[]): Promise<Out>;
+  /** Stops the threads (waits for running tasks); safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** A pool of exactly `threads` threads running the default export of the module at `module`. */
+export function createPool<In, Out>(module: URL, threads: number): ThreadPool<In, Out> {
+  const pool = new Piscina({
+    filename: module.href,
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: 60_000,
+  });
+  let closed: Promise<void> | null = null;
+  const close = () => (closed ??= pool.destroy());
+  return {
+    run: (task, transfer) => pool.run(task, { transferList: transfer }) as Promise<Out>,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** Returns `value` from a task with `buffers` transferred rather than copied. */
+export function withTransfer<T extends object>(value: T, buffers: ArrayBuffer[]): T {
+  const wrapped = { [transferableSymbol]: buffers, [valueSymbol]: value };
+  return move(wrapped as never) as unknown as T;
+}
