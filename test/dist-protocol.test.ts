@@ -1,0 +1,117 @@
+// The wire protocol against a real coordinator over real ZeroMQ sockets: a raw DEALER (through our transport)
+// plays a worker and sends malformed gradients, a NaN gradient and a good one. Plus the pure pieces
+// (membership state machine, sampler) and the sender-side size check.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { Coordinator, type CoordinatorEvent } from "../src/coordinator/server.js";
+import { DealerChannel } from "../src/transport/zmq.js";
+import { Kind, encode, decode, PROTOCOL_VERSION, type Message } from "../src/protocol.js";
+import { Membership } from "../src/coordinator/membership.js";
+import { EpochSampler } from "../src/coordinator/sampler.js";
+import { paramLayout } from "../src/model.js";
+import type { ModelConfig } from "../src/config.js";
+
+const MODEL: ModelConfig = { cell: "lstm", vocabSize: 30, embedDim: 4, hidden: 3, layers: 1, bidirectional: false };
+
+async function next(ch: DealerChannel, kind: Kind, timeoutMs = 5000): Promise<Message> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const frames = await ch.receive(Math.max(1, until - Date.now()));
+    assert.ok(frames, `no ${Kind[kind]} message within ${timeoutMs} ms`);
+    const m = decode(frames, { maxBytes: 1 << 24, from: "coordinator" });
+    if (m.header.kind === kind) return m;
+  }
+}
+
+test("coordinator rejects malformed gradients with clear reasons, skips NaN, accepts a good one", async () => {
+  const events: CoordinatorEvent[] = [];
+  const layout = paramLayout(MODEL);
+  const coord = new Coordinator({
+    bind: "tcp://127.0.0.1:*", dataset: "/nonexistent", model: MODEL, trainBatches: 4, valBatches: 0, workers: 1,
+    batchesPerStep: 1, epochs: 1, maxStepsPerEpoch: 2, lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1,
+    stepTimeoutS: 20, onEvent: (e) => events.push(e),
+  });
+  const endpoint = await coord.listen();
+  const running = coord.run();
+  const ch = DealerChannel.connect(endpoint, "fake", { maxBytes: 1 << 24 });
+  try {
+    await ch.send(encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name: "fake", pid: process.pid }));
+    const welcome = await next(ch, Kind.Welcome);
+    const w = welcome.body as { runId: number; layoutHash: string; layoutSize: number; maxBytes: number };
+    assert.equal(w.layoutHash, layout.hash);
+    assert.equal(w.layoutSize, layout.size);
+    const assign = await next(ch, Kind.Assign);
+    assert.equal(assign.payload.length, layout.size, "Assign carries the parameters");
+    const { task } = assign.body as { task: number };
+    const h = { kind: Kind.Gradient, runId: w.runId, step: assign.header.step, paramVersion: assign.header.paramVersion, slot: assign.header.slot, layoutHash: layout.hash };
+    const body = { task, lossSum: 1, correct: 1, count: 2 };
+    const good = new Float32Array(layout.size).fill(0.01);
+
+    const expectReject = async (frames: Buffer[], reason: string, pattern: RegExp, unchecked = false) => {
+      await ch.send(frames, { unchecked });
+      const r = await next(ch, Kind.Reject);
+      const b = r.body as { reason: string; message: string };
+      assert.equal(b.reason, reason, b.message);
+      assert.match(b.message, pattern);
+    };
+    await expectReject(encode({ ...h, version: PROTOCOL_VERSION + 1 }, body, good), "version", /protocol version 2.*speaks version 1/);
+    await expectReject(encode({ ...h, layoutHash: "0123456789abcdef" }, body, good), "layout", /layout 0123456789abcdef, expected/);
+    await expectReject(encode(h, body, good.subarray(0, layout.size - 1)), "length", new RegExp(`${layout.size - 1} values, expected ${layout.size}`));
+    await expectReject(encode({ ...h, step: h.step + 7 }, body, good), "stale", /current step is/);
+    const huge = new Float32Array(Math.ceil(w.maxBytes / 4) + 10);
+    await expectReject(encode(h, body, huge), "size", /over the limit/, true);
+    // sender side: our transport refuses to send it at all
+    const limited = DealerChannel.connect(endpoint, "limited", { maxBytes: w.maxBytes });
+    try {
+      await assert.rejects(limited.send(encode(h, body, huge)), /refusing to send a \d+-byte message .* over the \d+-byte limit/);
+    } finally {
+      limited.close();
+    }
+    // NaN: counted and skipped; the step completes without this contribution
+    const nan = Float32Array.from(good); nan[5] = NaN;
+    await expectReject(encode(h, body, nan), "nan", /non-finite value \(NaN\) at index 5: contribution skipped/);
+    // step 2: a good gradient is accepted
+    const a2 = await next(ch, Kind.Assign);
+    assert.equal(a2.header.step, assign.header.step + 1);
+    assert.equal(a2.header.paramVersion, assign.header.paramVersion + 1);
+    assert.deepEqual(Array.from(a2.payload), Array.from(assign.payload), "a skipped (NaN) step leaves the parameters unchanged");
+    await ch.send(encode({ ...h, step: a2.header.step, paramVersion: a2.header.paramVersion }, { ...body, task: (a2.body as { task: number }).task }, good));
+    const res = await running;
+    assert.equal(res.steps, 2);
+    assert.deepEqual(res.rejected, { version: 1, layout: 1, length: 1, stale: 1, size: 1, nan: 1 });
+    assert.ok(events.some((e) => e.type === "rejected" && e.reason === "nan"));
+    let moved = 0;
+    for (let i = 0; i < layout.size; i++) if (res.params[i] !== a2.payload[i]) moved++;
+    assert.ok(moved > layout.size / 2, "the accepted gradient moved the parameters");
+  } finally {
+    ch.close();
+    await coord.close();
+  }
+});
+
+test("membership: deadline while busy, heartbeat timeout while idle, pure in `now`", () => {
+  const m = new Membership(1000);
+  m.join("w0", 0);
+  m.join("w1", 0);
+  m.assign("w0", 5000);
+  m.seen("w1", 500);
+  assert.deepEqual(m.expire(1400).map((e) => e.member.id), []);
+  const ev = m.expire(1600);
+  assert.deepEqual(ev.map((e) => e.member.id), ["w1"]);
+  assert.match(ev[0]!.reason, /no heartbeat for 1\.1 s/);
+  assert.deepEqual(m.expire(4000).map((e) => e.member.id), [], "a busy worker is judged by its step deadline");
+  assert.match(m.expire(5001)[0]!.reason, /missed its step deadline/);
+  assert.equal(m.live().length, 0);
+  assert.equal(m.join("w1", 6000).slot, 1, "a rejoining worker keeps its slot");
+});
+
+test("sampler: every batch once per epoch, seeded order, given-back batches handed out again", () => {
+  const s = new EpochSampler(10, 0, 42);
+  const a = s.take(3);
+  s.giveBack([a[1]!]);
+  const seen = [a[0]!, a[2]!];
+  while (!s.exhausted()) { const t = s.take(3); seen.push(...t); s.markDone(t); }
+  assert.deepEqual([...seen].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(new EpochSampler(10, 0, 42).order, s.order);
+  assert.notDeepEqual(new EpochSampler(10, 1, 42).order, s.order);
+});
