@@ -134,3 +134,16 @@ test("promtool check metrics finds no problem in any role's exposition", async (
     assert.match(text, new RegExp(`${METRIC.loss}|${METRIC.workerSamples}|${METRIC.ingestReviews}`));
   }
 });
+
+test("a worker's /metrics reads tfjs memory from the engine running in the process, at scrape time", async () => {
+  await using m = await startMetrics({ role: "worker", port: 0, host: "127.0.0.1", worker: "w5" });
+  const series = `${METRIC.engineMemory}{worker="w5",device="host",role="worker"}`;
+  const { tf, useBackend } = await import("../src/tfjs.js");
+  await useBackend("cpu");
+  const before = value(await m.text(), series) ?? 0;
+  const t = tf.zeros([256, 1024]); // 1 MiB of float32
+  const during = value(await m.text(), series);
+  assert.equal(during, before + 256 * 1024 * 4);
+  t.dispose();
+  assert.equal(value(await m.text(), series), before);
+});

@@ -19,3 +19,14 @@ export function reportEngineMemory(telemetry: Telemetry, worker: string, source:
   const { bytes, gpuBytes } = readEngineMemory(source);
   telemetry.engineMemory(worker, bytes, gpuBytes);
 }
+
+/**
+ * The TensorFlow.js engine already running in this process, if any, found where tfjs-core keeps it
+ * (`globalThis._tfengine`), without importing tfjs. Returns undefined until a backend has started, so
+ * reading it never initialises a backend as a side effect.
+ */
+export function runningTfjsEngine(): MemorySource | undefined {
+  const engine = (globalThis as { _tfengine?: { backendInstance?: unknown; memory?: () => { numBytes: number; numBytesInGPU?: number } } })._tfengine;
+  if (!engine || engine.backendInstance == null || typeof engine.memory !== "function") return undefined;
+  return { memory: () => engine.memory!() };
+}

@@ -13,9 +13,10 @@ import { createRegistry } from "./prom.js";
 import { prometheusTelemetry } from "./telemetry.js";
 import { serveMetrics } from "./server.js";
 import { ROLES, type Role } from "./names.js";
+import { reportEngineMemory, runningTfjsEngine } from "./engine-memory.js";
 
 export { METRIC, ROLES, DEFAULT_METRICS_PORT, type Role } from "./names.js";
-export { readEngineMemory, reportEngineMemory, type MemorySource } from "./engine-memory.js";
+export { readEngineMemory, reportEngineMemory, runningTfjsEngine, type MemorySource } from "./engine-memory.js";
 
 export interface MetricsOptions {
   role: Role;
@@ -48,7 +49,15 @@ export async function startMetrics(opts: MetricsOptions): Promise<MetricsHandle>
   if (opts.worker !== undefined) labels.worker = opts.worker;
   const registry = createRegistry(labels);
   const telemetry = prometheusTelemetry(registry, opts.role);
-  const endpoint = await serveMetrics(registry, opts.port, host);
+  // A worker's tfjs memory is a point-in-time gauge: read it at every scrape from the engine running
+  // in this process (roles may also report it themselves through telemetry.engineMemory).
+  const worker = opts.worker;
+  const beforeScrape = worker === undefined ? () => {} : () => {
+    const engine = runningTfjsEngine();
+    if (engine) reportEngineMemory(telemetry, worker, engine);
+  };
+  const text = () => { beforeScrape(); return registry.text(); };
+  const endpoint = await serveMetrics({ text, contentType: registry.contentType }, opts.port, host);
   const shownHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const close = async () => {
     await endpoint.close();
@@ -58,7 +67,7 @@ export async function startMetrics(opts: MetricsOptions): Promise<MetricsHandle>
     telemetry,
     port: endpoint.port,
     url: `http://${shownHost}:${endpoint.port}/metrics`,
-    text: () => registry.text(),
+    text,
     close,
     [Symbol.asyncDispose]: close,
   };

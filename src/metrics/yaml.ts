@@ -8,7 +8,7 @@ export function toYaml(value: unknown): string {
 
 /** Every document of a (multi-document) YAML text; a syntax error names `path`. */
 export function parseYamlDocuments(text: string, path: string): unknown[] {
-  const docs = parseAllDocuments(text);
+  const docs = parseAllDocuments(text, { merge: true });
   if (!Array.isArray(docs)) return [];
   const out: unknown[] = [];
   for (const d of docs) {
@@ -21,7 +21,7 @@ export function parseYamlDocuments(text: string, path: string): unknown[] {
 
 export function parseYaml(text: string, path: string): unknown {
   try {
-    return parse(text);
+    return parse(text, { merge: true });
   } catch (err) {
     throw new InputError(`invalid YAML: ${(err as Error).message}`, { path, cause: err });
   }
