@@ -1,4 +1,87 @@
-// Subcommands of this role. Each entry is a CommandSpec (see src/command.ts); src/cli.ts wires them.
-import type { CommandSpec } from "../command.js";
+// Subcommands of the ingest role: `ingest` and `bench ingest`. Each entry is a CommandSpec (see
+// src/command.ts); src/cli.ts wires them.
+import { JSON_OPTION, type CommandSpec } from "../command.js";
+import { DEFAULTS } from "../config.js";
+import { emitJson, logger } from "../output.js";
+import { benchIngest } from "./bench.js";
+import { runIngest } from "./pipeline.js";
 
-export const commands: CommandSpec[] = [];
+const log = logger("ingest");
+
+export const commands: CommandSpec[] = [
+  {
+    path: ["ingest"],
+    summary: "tokenize IMDB into length-bucketed Arrow batches (+ vocabulary, manifest)",
+    help: [
+      "Reads the Large Movie Review Dataset (aclImdb/ directory or .tar.gz, streamed, never extracted),",
+      "tokenizes it on 2 threads, builds the vocabulary from the training reviews (<unk>=0, <pad>=1, then the",
+      "most frequent tokens), holds out a seeded validation split, buckets reviews of similar length into",
+      "batches and writes to --out: manifest.json (counts, length histogram, padding, sha256 of every file),",
+      "vocab.json, train.arrow (or train-0000k-of-0000N.arrow with --shards N), val.arrow, test.arrow when the",
+      "input has test/. Columns: tokens List<Int32>, length Int32, label Uint8, id Int32, rating Int8, review Utf8;",
+      "one record batch per training batch. Everything is written to a temporary name and renamed at the end.",
+      "",
+      "Without --data the official archive is downloaded once to ~/.cache/imdb-train (IMDB_TRAIN_CACHE) and",
+      "checked against its sha256. Bad reviews (invalid UTF-8, empty, over 256 KiB, bad file names) are",
+      "repaired or skipped with a warning naming the file and counted in the manifest; a missing input, a",
+      "non-aclImdb layout or a corrupt/truncated archive stops with exit status 3 and leaves nothing behind.",
+      "",
+      "--publish <nats-url> also sends every batch to the JetStream stream IMDB_BATCHES, subject",
+      "imdb.batches.<datasetId>.<split>, message id <datasetId>.<split>.<index> (de-duplicated), and puts the",
+      "manifest in the KV bucket imdb-datasets.",
+    ].join("\n"),
+    options: [
+      { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz (default: download the official archive)" },
+      { name: "out", value: "<dir>", type: "string", description: "dataset directory to create", required: true },
+      { name: "vocab-size", value: "<n>", type: "int", description: "most frequent tokens kept (plus <unk>, <pad>)", default: DEFAULTS.vocabSize },
+      { name: "min-freq", value: "<n>", type: "int", description: "drop tokens seen fewer times in train", default: DEFAULTS.minFreq },
+      { name: "batch-size", value: "<n>", type: "int", description: "reviews per batch", default: DEFAULTS.batchSize },
+      { name: "max-len", value: "<n>", type: "int", description: "truncate reviews to n tokens (0 = keep whole)", default: DEFAULTS.maxLen },
+      { name: "val-fraction", value: "<f>", type: "float", description: "seeded validation share of train", default: DEFAULTS.valFraction },
+      { name: "seed", value: "<n>", type: "int", description: "seed of the split and the bucketing", default: DEFAULTS.seed },
+      { name: "shards", value: "<n>", type: "int", description: "split train into n Arrow files", default: 1 },
+      { name: "publish", value: "<nats-url>", type: "string", description: "also publish every batch to JetStream at this NATS server" },
+      { name: "threads", value: "<n>", type: "int", description: "tokenizer threads", default: 2 },
+      { name: "force", type: "bool", description: "replace --out when it exists" },
+      JSON_OPTION,
+    ],
+    examples: [
+      "imdb-train ingest --data ../shared/data/aclImdb-train.tar.gz --out data/imdb",
+      "imdb-train ingest --data aclImdb/ --out data/imdb --vocab-size 10000 --max-len 400 --shards 2",
+      "imdb-train ingest --data aclImdb_v1.tar.gz --out data/imdb --publish nats://127.0.0.1:4222 --json",
+    ],
+    async run(o) {
+      const r = await runIngest({
+        data: o.data as string | undefined, out: o.out as string,
+        vocabSize: o.vocabSize as number, minFreq: o.minFreq as number, batchSize: o.batchSize as number,
+        maxLen: o.maxLen as number, valFraction: o.valFraction as number, seed: o.seed as number,
+        shards: o.shards as number, publish: o.publish as string | undefined, threads: o.threads as number,
+        force: Boolean(o.force),
+      });
+      log.info(`${r.train} train + ${r.val} val + ${r.test} test reviews, vocabulary ${r.vocab}, padding ${(r.padding * 100).toFixed(2)}%, ${r.seconds.toFixed(2)} s → ${r.out}`);
+      if (o.json) emitJson(r);
+    },
+  },
+  {
+    path: ["bench", "ingest"],
+    summary: "time the whole ingest against a single-threaded python3 baseline; prints the ratio",
+    help: [
+      "Runs bench/ingest-baseline.py (python3 standard library: tarfile, lowercase, <br /> removed, regex",
+      "[a-z0-9]+(?:'[a-z]+)?|[^\\sa-z0-9], Counter) and then the whole ingest into a temporary directory, on the",
+      "same input, --runs times each; reports the best of each, their ratio (baseline / ingest), the phases of",
+      "the ingest and its padding. Run it on a quiet machine: other processes on the cores distort both.",
+    ].join("\n"),
+    options: [
+      { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz", required: true },
+      { name: "runs", value: "<n>", type: "int", description: "runs of each side (best is reported)", default: 1 },
+      { name: "threads", value: "<n>", type: "int", description: "tokenizer threads", default: 2 },
+      JSON_OPTION,
+    ],
+    examples: ["imdb-train bench ingest --data ../shared/data/aclImdb-train.tar.gz --json"],
+    async run(o) {
+      const r = await benchIngest({ data: o.data as string, runs: o.runs as number, threads: o.threads as number });
+      log.info(`ingest ${r.seconds.toFixed(3)} s, python baseline ${r.baseline_seconds.toFixed(3)} s: ${r.ratio.toFixed(2)}× (padding ${(r.padding * 100).toFixed(2)}%)`);
+      if (o.json) emitJson(r);
+    },
+  },
+];
