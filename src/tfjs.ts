@@ -5,12 +5,14 @@
 // through the `webgpu` package), "wasm" (default on CPU: single-threaded per process, SIMD), "cpu"
 // (pure JS, slow; tests only). tfjs native backends are not safe in worker threads: one engine per process.
 import * as tf from "@tensorflow/tfjs-core";
+// tfjs-layers' Node bundle also registers every op's gradient with tfjs-core (core alone registers none).
+import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { UnavailableError, errorMessage } from "./errors.js";
 import { logger } from "./output.js";
 
-export { tf };
+export { tf, tfl };
 export type Tensor = tf.Tensor;
 export type Tensor2D = tf.Tensor2D;
 
@@ -133,7 +135,7 @@ export function currentBackend(): string | undefined {
   return started ? tf.getBackend() : undefined;
 }
 
-/** tfjs-layers, loaded on demand (only the benchmark baseline uses it). */
-export async function loadLayers(): Promise<typeof import("@tensorflow/tfjs-layers")> {
-  return import("@tensorflow/tfjs-layers");
+/** tfjs-layers (already loaded: kept async for callers written against an on-demand load). */
+export async function loadLayers(): Promise<typeof tfl> {
+  return tfl;
 }
