@@ -1,0 +1,112 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { openDataset, runIngest } from "../src/ingest/index.js";
+import { readArrowRows } from "../src/ingest/arrow.js";
+import { tokenize } from "../src/ingest/tokenizer.js";
+import { PAD_ID } from "../src/config.js";
+import { cleanup, makeLayout, tempDir, writeLayoutDir, writeLayoutTarGz } from "./helpers/fixture.js";
+
+test("ingest: directory and .tar.gz inputs give byte-identical datasets", async () => {
+  const dir = tempDir();
+  try {
+    const files = makeLayout({ train: 40, test: 10 });
+    writeLayoutDir(join(dir, "src"), files);
+    writeLayoutTarGz(join(dir, "src.tar.gz"), files);
+    const a = await runIngest({ data: join(dir, "src"), out: join(dir, "a"), batchSize: 8, valFraction: 0.2 });
+    const b = await runIngest({ data: join(dir, "src.tar.gz"), out: join(dir, "b"), batchSize: 8, valFraction: 0.2 });
+    assert.equal(a.train, 64);
+    assert.equal(a.val, 16);
+    assert.equal(a.test, 20);
+    assert.equal(a.datasetId, b.datasetId);
+    const names = readdirSync(join(dir, "a")).sort();
+    assert.deepEqual(names, ["manifest.json", "test.arrow", "train.arrow", "val.arrow", "vocab.json"]);
+    for (const n of names.filter((x) => x !== "manifest.json")) {
+      assert.ok(readFileSync(join(dir, "a", n)).equals(readFileSync(join(dir, "b", n))), `${n} differs`);
+    }
+  } finally {
+    cleanup(dir);
+  }
+});
+
+test("ingest: manifest checksums, counts, labels and tokens read back through openDataset", async () => {
+  const dir = tempDir();
+  try {
+    const files = makeLayout({ train: 50, words: [5, 60] });
+    writeLayoutDir(join(dir, "src"), files);
+    const out = join(dir, "ds");
+    const r = await runIngest({ data: join(dir, "src"), out, batchSize: 16, valFraction: 0.1, seed: 5, vocabSize: 30 });
+    const manifest = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+    for (const [name, info] of Object.entries(manifest.files) as [string, { sha256: string; bytes: number }][]) {
+      const bytes = readFileSync(join(out, name));
+      assert.equal(createHash("sha256").update(bytes).digest("hex"), info.sha256, name);
+      assert.equal(bytes.length, info.bytes);
+    }
+    assert.equal(manifest.splits.train.reviews, 90);
+    assert.equal(manifest.splits.val.reviews, 10);
+    assert.equal(r.vocab, 32);
+    assert.equal(manifest.lengthHistogram.counts.train.reduce((s: number, x: number) => s + x, 0), 90);
+
+    const ds = await openDataset(out);
+    assert.equal(ds.vocab.size, 32);
+    assert.deepEqual(ds.splits, ["train", "val"]);
+    const byName = new Map(files.map((f) => [f.name, new TextDecoder().decode(f.data)]));
+    const ids = new Set<number>();
+    let rows = 0;
+    for (const split of ds.splits) {
+      const rowsView = readArrowRows(readFileSync(join(out, `${split}.arrow`)));
+      let k = 0;
+      for (const b of ds.batches(split)) {
+        assert.equal(b.tokens.length, b.size * b.maxLen);
+        for (let i = 0; i < b.size; i++, k++) {
+          assert.ok(!ids.has(b.ids[i]!), "sample ids unique");
+          ids.add(b.ids[i]!);
+          const name = rowsView.review[k]!;
+          assert.equal(b.labels[i], name.split("/")[1] === "pos" ? 1 : 0, "label from the folder");
+          const want = tokenize(byName.get(`aclImdb/${name}.txt`)!).map((t) => ds.vocab.id(t));
+          assert.equal(b.lengths[i], want.length);
+          assert.deepEqual([...b.tokens.subarray(i * b.maxLen, i * b.maxLen + want.length)], want);
+          for (let t = want.length; t < b.maxLen; t++) assert.equal(b.tokens[i * b.maxLen + t], PAD_ID);
+        }
+      }
+      rows += k;
+    }
+    assert.equal(rows, 100);
+    // a damaged file is detected by its checksum
+    const p = join(out, "val.arrow");
+    const bytes = readFileSync(p);
+    bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(p, bytes);
+    await assert.rejects(openDataset(out), /val\.arrow: checksum mismatch/);
+  } finally {
+    cleanup(dir);
+  }
+});
+
+test("ingest: shards, max-len truncation, seeded split, existing --out needs force", async () => {
+  const dir = tempDir();
+  try {
+    writeLayoutDir(join(dir, "src"), makeLayout({ train: 40, words: [20, 80] }));
+    const out = join(dir, "ds");
+    const r = await runIngest({ data: join(dir, "src"), out, batchSize: 4, maxLen: 30, shards: 3 });
+    assert.ok(existsSync(join(out, "train-00000-of-00003.arrow")) && existsSync(join(out, "train-00002-of-00003.arrow")));
+    assert.ok(!existsSync(join(out, "train.arrow")));
+    assert.ok(r.repaired.truncated > 0);
+    const ds = await openDataset(out);
+    const all = ds.batches("train");
+    assert.deepEqual(all.map((b) => b.index), all.map((_, i) => i));
+    for (const b of all) assert.ok(b.maxLen <= 30);
+    const s1 = ds.batches("train", { index: 1, count: 3 });
+    assert.ok(s1.every((b) => b.index % 3 === 1) && s1.length > 0);
+    await assert.rejects(runIngest({ data: join(dir, "src"), out }), /already exists; pass --force/);
+    const again = await runIngest({ data: join(dir, "src"), out, batchSize: 4, maxLen: 30, shards: 3, force: true });
+    assert.equal(again.datasetId, r.datasetId, "same input and options, same dataset");
+    const other = await runIngest({ data: join(dir, "src"), out, batchSize: 4, maxLen: 30, shards: 3, force: true, seed: 99 });
+    assert.notEqual(other.datasetId, r.datasetId);
+    assert.deepEqual(readdirSync(dir).sort(), ["ds", "src"], "no temporary directories left");
+  } finally {
+    cleanup(dir);
+  }
+});

@@ -1,0 +1,65 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { tokenize } from "../src/ingest/tokenizer.js";
+import { buildVocab, encode, loadVocab, makeVocab, vocabToJson } from "../src/ingest/vocab.js";
+import { cleanup, tempDir } from "./helpers/fixture.js";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const cases: [string, string[]][] = [
+  ["I don't like it.", ["i", "do", "n't", "like", "it", "."]],
+  ["It's GREAT<br /><br />really", ["it", "'s", "great", "really"]],
+  ["<BR/>a<br>b<br />c", ["a", "b", "c"]],
+  ["Can't won't shouldn't", ["ca", "n't", "wo", "n't", "should", "n't"]],
+  ["I'm sure we'll see they're fine, I've said he'd go", ["i", "'m", "sure", "we", "'ll", "see", "they", "'re", "fine", ",", "i", "'ve", "said", "he", "'d", "go"]],
+  ["it’s curly", ["it", "'s", "curly"]],
+  ["7.5/10 and 1,000 films; 10.", ["7.5", "/", "10", "and", "1,000", "films", ";", "10", "."]],
+  ["Wait... what?!", ["wait", "...", "what", "?", "!"]],
+  ["well-made (really)", ["well", "-", "made", "(", "really", ")"]],
+  ["\"Quoted\" 'single'", ["\"", "quoted", "\"", "'", "single", "'"]],
+  ["Café naïve ÉCOLE", ["café", "naïve", "école"]],
+  ["o'clock rock'n'roll", ["o'clock", "rock'n", "'", "roll"]],
+  ["", []],
+  ["   \n\t ", []],
+  ["<br /><br />", []],
+  ["$5 & 50% off", ["$", "5", "&", "50", "%", "off"]],
+];
+
+test("tokenizer: tricky strings follow the documented rules", () => {
+  for (const [text, want] of cases) assert.deepEqual(tokenize(text), want, JSON.stringify(text));
+});
+
+test("tokenizer: deterministic and lowercase only", () => {
+  const t = "The Movie's PLOT wasn't BAD!! <br />Really.";
+  assert.deepEqual(tokenize(t), tokenize(t));
+  for (const tok of tokenize(t)) assert.equal(tok, tok.toLowerCase());
+});
+
+test("vocab: most frequent first, ties by token, min-freq, <unk>/<pad> ids 0/1", () => {
+  const counts = new Map([["b", 3], ["a", 3], ["c", 5], ["d", 1], ["e", 2]]);
+  const { vocab, counts: kept } = buildVocab(counts, { maxSize: 3, minFreq: 2 });
+  assert.deepEqual(vocab.tokens, ["<unk>", "<pad>", "c", "a", "b"]);
+  assert.deepEqual(kept, [3, 0, 5, 3, 3]); // <unk> absorbs d (1) and e (2)
+  assert.equal(vocab.id("a"), 3);
+  assert.equal(vocab.id("zzz"), 0);
+  assert.deepEqual([...encode(["c", "nope", "b"], vocab)], [2, 0, 4]);
+  assert.equal(vocab.size, 5);
+});
+
+test("vocab: JSON round trip keeps the hash; a tampered file is refused", () => {
+  const dir = tempDir();
+  try {
+    const v = makeVocab(["<unk>", "<pad>", "x", "y"]);
+    const p = join(dir, "vocab.json");
+    writeFileSync(p, vocabToJson(v, [0, 0, 2, 1]));
+    const back = loadVocab(p);
+    assert.equal(back.hash, v.hash);
+    assert.deepEqual(back.tokens, v.tokens);
+    const bad = JSON.parse(vocabToJson(v, [0, 0, 2, 1]));
+    bad.tokens[2] = "z";
+    writeFileSync(p, JSON.stringify(bad));
+    assert.throws(() => loadVocab(p), /hash mismatch/);
+  } finally {
+    cleanup(dir);
+  }
+});
