@@ -50,10 +50,10 @@ export const ROWS: RowSpec[] = [
       },
       {
         title: "Throughput (all workers)", kind: "timeseries", unit: "short", width: 8,
-        description: "Reviews and tokens per second in steps the coordinator applied.",
+        description: "Reviews per second in steps the coordinator applied, and tokens (without padding) per second over all workers.",
         queries: [
           { expr: `sum(${rate(M.samples)})`, legend: "samples/s" },
-          { expr: `sum(${rate(M.tokens)})`, legend: "tokens/s" },
+          { expr: `sum(${rate(M.workerTokens)})`, legend: "tokens/s" },
         ],
       },
       {
