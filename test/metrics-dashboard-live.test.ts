@@ -85,6 +85,7 @@ test("every dashboard query returns series from a live 2-worker training run scr
   let ingest: ChildProcess | undefined;
   let train: ChildProcess | undefined;
   let trainLog = () => "";
+  let frozen = 0; // a worker pid the test pauses; always resumed before stopping the run
   try {
     // 1. the real ingest pipeline, serving role=ingest metrics, writes the dataset
     const data = writeLayoutDir(join(dir, "raw"), makeLayout({ train: 100, seed: 11 }));
@@ -126,9 +127,27 @@ test("every dashboard query returns series from a live 2-worker training run scr
     assert.equal(targets.length, 4);
     assert.ok(targets.every((x) => x.health === "up"), JSON.stringify(targets));
     // the per-worker view has one series per worker
-    const perWorker = await prom.query(expandGrafanaVars(exprs.find((e) => e.panel === "Gradient time per worker (p90)")!.expr));
+    const exprOf = (panel: string) => expandGrafanaVars(exprs.find((e) => e.panel === panel)!.expr);
+    const perWorker = await prom.query(exprOf("Gradient time per worker (p90)"));
     assert.deepEqual(perWorker.map((s) => s.metric.worker).sort(), ["w0", "w1"]);
+
+    // Make w1 a straggler for real: freeze its process with SIGSTOP for 200 ms out of every 300 ms
+    // (its gradients take a few ms here). The straggler view must single it out.
+    const pid = Number(/worker w1 pid (\d+)/.exec(trainLog())?.[1]);
+    assert.ok(pid > 0, "w1's pid in the launcher's log");
+    frozen = pid;
+    const pulseUntil = Date.now() + 14_000;
+    while (Date.now() < pulseUntil) {
+      process.kill(pid, "SIGSTOP");
+      await new Promise((r) => setTimeout(r, 200));
+      process.kill(pid, "SIGCONT");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const slowdown = Object.fromEntries((await prom.query(exprOf("Slowdown vs. median worker"))).map((s) => [s.metric.worker!, Number(s.value[1])]));
+    t.diagnostic(`slowdown vs median with w1 frozen 2/3 of the time: ${JSON.stringify(slowdown)}`);
+    assert.ok(slowdown.w1! > 1 && slowdown.w0! < 1, `the straggler view should single out w1: ${JSON.stringify(slowdown)}`);
   } finally {
+    if (frozen) try { process.kill(frozen, "SIGCONT"); } catch { /* already gone */ }
     const trainExit = await stop(train);
     await stop(ingest);
     t.diagnostic(`train stopped with SIGTERM: exit ${String(trainExit)}`);
