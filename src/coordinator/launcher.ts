@@ -97,7 +97,9 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
             samples += e.samples;
             lastStep++;
             const rate = samples / ((performance.now() - t0) / 1000);
-            bar.set(lastStep, `epoch ${e.epoch + 1} loss ${e.loss.toFixed(3)} acc ${(e.accuracy * 100).toFixed(1)}% ${rate.toFixed(1)} samples/s`);
+            const tail = `epoch ${e.epoch + 1} loss ${e.loss.toFixed(3)} acc ${(e.accuracy * 100).toFixed(1)}% ${rate.toFixed(1)} samples/s ${e.seconds.toFixed(2)} s/step`;
+            bar.set(lastStep, tail);
+            if (!process.stderr.isTTY && (lastStep % 10 === 0 || lastStep <= 3)) log.info(`step ${lastStep}/${total}: ${tail}`);
           } else if (e.type === "member" && e.event !== "join") log.warn(e.reason ?? `${e.worker} ${e.event}`);
         } else if (msg.type === "result" && msg.report) report = msg.report;
         else if (msg.type === "error") failure = msg.message ?? "coordinator failed";

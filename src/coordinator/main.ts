@@ -15,7 +15,8 @@ export async function coordinatorCommand(o: Record<string, unknown>): Promise<nu
   process.once("SIGINT", () => onSignal("SIGINT"));
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   const ipc = typeof process.send === "function";
-  if (ipc) process.once("disconnect", () => { log.warn("launcher went away: stopping"); ac.abort(); });
+  const onDisconnect = () => { log.warn("launcher went away: stopping"); ac.abort(); };
+  if (ipc) process.once("disconnect", onDisconnect);
   const send = (msg: unknown) => { if (ipc && process.connected) process.send!(msg); };
 
   let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
@@ -46,6 +47,7 @@ export async function coordinatorCommand(o: Record<string, unknown>): Promise<nu
   } finally {
     await nats?.close().catch(() => {});
     await metrics?.close().catch(() => {});
+    process.off("disconnect", onDisconnect);
     if (ipc && process.connected) process.disconnect();
   }
 }

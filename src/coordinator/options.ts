@@ -26,6 +26,7 @@ export const MODEL_OPTIONS: OptionSpec[] = [
 export const OPTIM_OPTIONS: OptionSpec[] = [
   { name: "epochs", value: "<n>", type: "int", default: TRAIN_DEFAULTS.epochs, description: "passes over the training split" },
   { name: "max-steps", value: "<n>", type: "int", default: 0, description: "stop each epoch after n steps (0 = full epochs; for short trial runs)" },
+  { name: "max-val-batches", value: "<n>", type: "int", default: 0, description: "validate on the first n val batches only (0 = all; for short trial runs)" },
   { name: "batches-per-step", value: "<n>", type: "int", default: 0, description: "batches in one synchronous step (0 = one per worker); the effective batch is this × the ingest batch size" },
   { name: "lr", value: "<x>", type: "float", default: TRAIN_DEFAULTS.lr, description: "Adam learning rate" },
   { name: "beta1", value: "<x>", type: "float", default: DEFAULTS.beta1, description: "Adam β1" },
@@ -68,7 +69,7 @@ export function modelFrom(o: Record<string, unknown>, vocabSize: number): ModelC
 }
 
 export interface OptimSettings {
-  epochs: number; maxSteps: number; batchesPerStep: number; lr: number; beta1: number; beta2: number; eps: number;
+  epochs: number; maxSteps: number; maxValBatches: number; batchesPerStep: number; lr: number; beta1: number; beta2: number; eps: number;
   weightDecay: number; clip: number; schedule: Schedule; seed: number; stepTimeoutS: number; heartbeatTimeoutS: number; joinTimeoutS: number;
 }
 
@@ -78,6 +79,7 @@ export function optimFrom(o: Record<string, unknown>): OptimSettings {
   return {
     epochs: posInt(o.epochs ?? TRAIN_DEFAULTS.epochs, "epochs"),
     maxSteps: posInt(o.maxSteps ?? 0, "max-steps", 0),
+    maxValBatches: posInt(o.maxValBatches ?? 0, "max-val-batches", 0),
     batchesPerStep: posInt(o.batchesPerStep ?? 0, "batches-per-step", 0),
     lr,
     beta1: nonNeg(o.beta1 ?? DEFAULTS.beta1, "beta1"),

@@ -64,7 +64,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
   log.info(`dataset ${r.dataset}: ${data.count("train")} train batches (${data.samples("train")} reviews), ${data.count("val")} val batches; model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`);
   const ckptPath = join(r.out, "checkpoints", "last.ckpt");
   const coord = new Coordinator({
-    bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"),
+    bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"), maxValBatches: s.maxValBatches,
     workers: r.workers, batchesPerStep: s.batchesPerStep || r.workers, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,

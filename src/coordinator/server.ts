@@ -28,6 +28,8 @@ export interface CoordinatorOptions {
   /** Training batches per split, as counted by the coordinator. */
   trainBatches: number;
   valBatches: number;
+  /** Validate on the first n val batches only (0 = all). */
+  maxValBatches?: number;
   /** Workers to wait for before the first step. */
   workers: number;
   /** Batches per step (default: `workers`): the effective batch is this × the dataset's batch size. */
@@ -137,7 +139,7 @@ export class Coordinator {
   private failure: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastPing = 0;
-  private slowestStepMs = 0;
+  private slowestPerBatchMs = 0;
   private readonly rejected: Record<string, number> = {};
   private readonly evicted: string[] = [];
   private readonly phases = { wait: 0, reduce: 0, optimizer: 0, broadcast: 0, step: 0 };
@@ -200,7 +202,7 @@ export class Coordinator {
           lossSum += r.lossSum; correct += r.correct; count += r.count; samples += r.count;
           this.o.onEvent?.({ type: "step", step: this.step, epoch, stepInEpoch: steps, stepsInEpoch: stepsPerEpoch, loss: r.count ? r.lossSum / r.count : NaN, accuracy: r.count ? r.correct / r.count : NaN, samples: r.count, seconds: r.seconds, gradNorm: r.norm });
         }
-        const val = await this.evaluate("val", o.valBatches);
+        const val = await this.evaluate("val", o.maxValBatches ? Math.min(o.maxValBatches, o.valBatches) : o.valBatches);
         const seconds = (performance.now() - t0) / 1000;
         const summary: EpochSummary = {
           epoch: epoch + 1, trainLoss: count ? lossSum / count : NaN, trainAccuracy: count ? correct / count : NaN,
@@ -275,7 +277,6 @@ export class Coordinator {
     this.tel.paramVersion(this.version);
     const seconds = (performance.now() - t0) / 1000;
     this.phases.step += seconds;
-    this.slowestStepMs = Math.max(this.slowestStepMs, seconds * 1000);
     this.tel.step({ step: this.step, epoch: this.epoch + 1, loss: count ? lossSum / count : NaN, accuracy: count ? correct / count : NaN, samples: count, tokens: 0, seconds });
     return { lossSum, correct, count, seconds, norm };
   }
@@ -289,9 +290,13 @@ export class Coordinator {
     return { loss: count ? lossSum / count : NaN, accuracy: count ? correct / count : NaN, count };
   }
 
-  private deadlineMs(): number {
+  /** Deadline of a task of `batches` batches: --step-timeout per step's worth of batches, or automatic
+   *  (max(30 s, 5 × the slowest seconds per batch seen so far × batches)). */
+  private deadlineMs(batches: number): number {
     const s = this.o.stepTimeoutS ?? 0;
-    return s > 0 ? s * 1000 : Math.max(30_000, 5 * this.slowestStepMs);
+    const perWorker = Math.max(1, Math.ceil((this.o.batchesPerStep ?? this.o.workers) / Math.max(1, this.o.workers)));
+    if (s > 0) return s * 1000 * Math.max(1, batches / perWorker);
+    return Math.max(30_000, 5 * this.slowestPerBatchMs * batches);
   }
 
   /** Hand out `batches`, wait for every task (reassigning those of evicted workers), return the round. */
@@ -335,7 +340,7 @@ export class Coordinator {
     const m = this.members.get(peer)!;
     const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, skipped: false };
     round.tasks.push(task);
-    this.members.assign(peer, Date.now() + this.deadlineMs());
+    this.members.assign(peer, Date.now() + this.deadlineMs(batches.length));
     const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
     const frames = encode({ kind, runId: this.runId, step: round.step, paramVersion: round.version, slot: m.slot, layoutHash: this.layout.hash },
       { task: task.id, epoch: this.epoch, split: round.split, batches }, round.params);
@@ -522,7 +527,10 @@ export class Coordinator {
     } else {
       task.grads = m.payload;
       task.lossSum = Number(body.lossSum); task.correct = Number(body.correct); task.count = Number(body.count);
-      if (typeof body.seconds === "number") this.tel.phase("compute", body.seconds, peer);
+      if (typeof body.seconds === "number") {
+        this.tel.phase("compute", body.seconds, peer);
+        this.slowestPerBatchMs = Math.max(this.slowestPerBatchMs, (body.seconds * 1000) / Math.max(1, task.batches.length));
+      }
     }
     this.reassignIdle(peer);
     this.maybeFinish(r!);
@@ -540,7 +548,7 @@ export class Coordinator {
 
   /** After a task finished, the worker is due again only if it has other open tasks. */
   private reassignIdle(peer: string): void {
-    const open = this.round?.tasks.some((t) => t.peer === peer && !t.done);
-    if (open) this.members.assign(peer, Date.now() + this.deadlineMs());
+    const open = this.round?.tasks.filter((t) => t.peer === peer && !t.done) ?? [];
+    if (open.length) this.members.assign(peer, Date.now() + this.deadlineMs(open.reduce((n, t) => n + t.batches.length, 0)));
   }
 }

@@ -13,7 +13,7 @@ import type { ModelConfig } from "../config.js";
 import { PAD_ID, UNK_ID } from "../config.js";
 import { UnavailableError, InputError } from "../errors.js";
 import { paramLayout, view } from "../model.js";
-import { tf, loadLayers } from "../tfjs.js";
+import { tf, loadLayers, useBackend, currentBackend } from "../tfjs.js";
 
 export const TFJS_DIR = "tfjs";
 
@@ -24,20 +24,28 @@ export function exportedId(id: number): number {
 
 type Layers = Awaited<ReturnType<typeof loadLayers>>;
 
+/** tfjs needs a backend before building layers: whatever this process runs, else wasm. */
+async function ready(): Promise<Layers> {
+  await useBackend(currentBackend() ? "auto" : "wasm");
+  return await loadLayers();
+}
+
 async function buildModel(layers: Layers, cfg: ModelConfig): Promise<import("@tensorflow/tfjs-layers").LayersModel> {
   const model = layers.sequential();
-  model.add(layers.layers.embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embedDim, maskZero: true, inputShape: [null as unknown as number], name: "embedding" }));
+  model.add(layers.layers.embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embedDim, maskZero: true, inputShape: [null as unknown as number], embeddingsInitializer: "zeros", name: "embedding" }));
   for (let l = 0; l < cfg.layers; l++) {
-    model.add(layers.layers.lstm({ units: cfg.hidden, recurrentActivation: "sigmoid", activation: "tanh", returnSequences: l < cfg.layers - 1, name: `lstm_${l}` }));
+    model.add(layers.layers.lstm({ units: cfg.hidden, recurrentActivation: "sigmoid", activation: "tanh", returnSequences: l < cfg.layers - 1,
+      // weights are set right after: skip the (slow, and on wasm failing) orthogonal initialiser
+      kernelInitializer: "zeros", recurrentInitializer: "zeros", biasInitializer: "zeros", unitForgetBias: false, name: `lstm_${l}` }));
   }
-  model.add(layers.layers.dense({ units: 1, activation: "sigmoid", name: "fc" }));
+  model.add(layers.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: "zeros", name: "fc" }));
   return model;
 }
 
 /** Write `dir`/model.json and `dir`/weights.bin for an LSTM model (GRU and bidirectional are not exported). */
 export async function exportLayersModel(dir: string, cfg: ModelConfig, params: Float32Array, vocabTokens: readonly string[]): Promise<void> {
   if (cfg.cell !== "lstm" || cfg.bidirectional) throw new UnavailableError(`the TensorFlow.js export supports unidirectional LSTM models (this one is ${cfg.bidirectional ? "bidirectional " : ""}${cfg.cell})`);
-  const layers = await loadLayers();
+  const layers = await ready();
   const layout = paramLayout(cfg);
   const model = await buildModel(layers, cfg);
   const E = cfg.embedDim;
@@ -85,7 +93,7 @@ export async function exportLayersModel(dir: string, cfg: ModelConfig, params: F
 
 /** Load an exported model with `tf.loadLayersModel` (reading the two files from disk). */
 export async function loadExported(dir: string): Promise<import("@tensorflow/tfjs-layers").LayersModel> {
-  const layers = await loadLayers();
+  const layers = await ready();
   let json: { modelTopology: object; weightsManifest: { paths: string[]; weights: import("@tensorflow/tfjs-core").io.WeightsManifestEntry[] }[] };
   try {
     json = JSON.parse(readFileSync(join(dir, "model.json"), "utf8"));

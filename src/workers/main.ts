@@ -12,7 +12,8 @@ export async function workerCommand(o: Record<string, unknown>): Promise<number>
   const ac = new AbortController();
   process.once("SIGINT", () => ac.abort());
   process.once("SIGTERM", () => ac.abort());
-  if (typeof process.send === "function") process.once("disconnect", () => { log.warn("launcher went away: stopping"); ac.abort(); });
+  const onDisconnect = () => { log.warn("launcher went away: stopping"); ac.abort(); };
+  if (typeof process.send === "function") process.once("disconnect", onDisconnect);
   let endpoint = o.coordinator as string | undefined;
   let dataset = o.dataset as string | undefined;
   if (!endpoint && o.nats) {
@@ -35,6 +36,7 @@ export async function workerCommand(o: Record<string, unknown>): Promise<number>
     return 0;
   } finally {
     await metrics?.close().catch(() => {});
+    process.off("disconnect", onDisconnect);
     if (typeof process.send === "function" && process.connected) process.disconnect();
   }
 }

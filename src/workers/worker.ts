@@ -125,6 +125,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
       }
       if (m.header.runId !== welcome.runId) { log.warn(`ignored a ${kindName(m.header.kind)} of run ${m.header.runId}`); continue; }
       const h = m.header;
+      if (o.signal?.aborted) break;
       if (h.kind === Kind.Heartbeat || h.kind === Kind.Welcome) continue;
       if (h.kind === Kind.Stop) { result.reason = String((m.body as { reason?: string }).reason ?? "stopped"); break; }
       if (h.kind === Kind.Reject) { log.warn(`coordinator rejected a message: ${(m.body as { message?: string }).message}`); continue; }
@@ -135,6 +136,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         const acc = new Float32Array(welcome.layoutSize); // sum of the batches' loss-SUM gradients
         let lossSum = 0, correct = 0, count = 0, tokens = 0;
         for (const idx of body.batches) {
+          if (o.signal?.aborted) break;
           const b = data.batch("train", idx);
           const r = await engine.step(m.payload, batchToEngine(b));
           const g = r.grads;
@@ -152,6 +154,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
       } else if (h.kind === Kind.Eval) {
         let lossSum = 0, correct = 0, count = 0;
         for (const idx of body.batches) {
+          if (o.signal?.aborted) break;
           const r = await engine.evaluate(m.payload, batchToEngine(data.batch(body.split, idx)));
           lossSum += r.lossSum; correct += r.correct; count += r.count;
         }

@@ -1,0 +1,106 @@
+// Distributed training end to end with real processes, real ZeroMQ sockets, the real engine and a real
+// nats-server: 2 workers × b equals 1 worker × 2b; the NATS cluster plane; eval / predict / TF.js export.
+import test, { before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { runCli, BIN } from "./helpers/cli.js";
+import { startNats, type NatsServer } from "./helpers/nats.js";
+import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
+import { runIngest } from "../src/ingest/index.js";
+import { loadModel } from "../src/workers/modeldir.js";
+import { loadExported, predictExported } from "../src/workers/export.js";
+import { predictTexts } from "../src/workers/evaluate.js";
+import { encodeText, padBatch } from "../src/workers/textbatch.js";
+import { loadVocab } from "../src/ingest/vocab.js";
+
+let root = "";
+let data = "";
+let dataset = "";
+let nats: NatsServer;
+// a small model; 2 batches per step, 10 steps
+const SMALL = ["--hidden", "16", "--embed-dim", "8", "--epochs", "1", "--max-steps", "10", "--lr", "0.01", "--warmup-steps", "0", "--decay", "none", "--clip", "1", "--seed", "5"];
+
+before(async () => {
+  root = tempDir("imdb-dist-");
+  data = writeLayoutDir(join(root, "data"), makeLayout({ train: 60, test: 10, seed: 11, words: [5, 40] }));
+  dataset = join(root, "ds");
+  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 200, valFraction: 0.2, seed: 3, maxLen: 30 });
+  nats = await startNats();
+});
+
+after(async () => {
+  await nats?.stop();
+  cleanup(root);
+});
+
+function readParams(modelDir: string): Float32Array {
+  const b = readFileSync(join(modelDir, "params.bin"));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+/** Run a CLI child to completion, collecting output. */
+function child(args: string[]): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; pid: number; kill(sig: NodeJS.Signals): void; stderr(): string } {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "", stderr = "";
+  p.stdout.on("data", (d) => { stdout += String(d); });
+  p.stderr.on("data", (d) => { stderr += String(d); });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 150_000);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => p.once("close", (code) => { clearTimeout(timer); res({ code, stdout, stderr }); }));
+  return { done, pid: p.pid!, kill: (s) => p.kill(s), stderr: () => stderr };
+}
+
+test("2 workers × b give the same parameters as 1 worker × 2b after 10 steps (1-worker run found through NATS)", async (t) => {
+  const outA = join(root, "two");
+  const outB = join(root, "one");
+  const a = await runCli(["train", "--dataset", dataset, "--out", outA, "--workers", "2", "--backend", "wasm", "--json", ...SMALL], { timeoutMs: 150_000 });
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(a.json.steps, 10);
+  assert.equal(a.json.samples, 10 * 2 * 4);
+  assert.ok(existsSync(join(outA, "checkpoints", "last.ckpt")));
+  // the same samples on one worker: 2 batches per step, coordinator announced on NATS, worker discovers it
+  const coord = child(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--batches-per-step", "2", "--out", outB, "--nats", nats.url, "--json", ...SMALL]);
+  const worker = child(["worker", "--nats", nats.url, "--name", "solo", "--backend", "wasm"]);
+  const [c, w] = await Promise.all([coord.done, worker.done]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(w.code, 0, w.stderr);
+  assert.match(w.stderr, /found coordinator tcp:\/\/127\.0\.0\.1:\d+ \(run \d+\) through nats:/);
+  const pa = readParams(join(outA, "model"));
+  const pb = readParams(join(outB, "model"));
+  assert.equal(pa.length, pb.length);
+  let maxDiff = 0;
+  for (let i = 0; i < pa.length; i++) maxDiff = Math.max(maxDiff, Math.abs(pa[i]! - pb[i]!));
+  t.diagnostic(`max |Δ| = ${maxDiff}`);
+  assert.ok(maxDiff < 1e-5, `max |Δ| = ${maxDiff}`);
+  // and training did move the parameters (the comparison is not vacuous)
+  const init = JSON.parse(readFileSync(join(outA, "model", "config.json"), "utf8"));
+  assert.equal(init.training.steps, 10);
+});
+
+test("eval, predict and the TensorFlow.js export agree on a trained model", async () => {
+  const out = join(root, "two");
+  const modelDir = join(out, "model");
+  assert.ok(existsSync(join(modelDir, "tfjs", "model.json")), "the run exported a LayersModel");
+  const ev = await runCli(["eval", "--model", modelDir, "--data", data, "--json", "--backend", "wasm"], { timeoutMs: 60_000 });
+  assert.equal(ev.code, 0, ev.stderr);
+  assert.equal(ev.json.n, 20, "the test split (10 pos + 10 neg) is used when present");
+  assert.equal(ev.json.split, "test");
+  assert.ok(ev.json.accuracy >= 0 && ev.json.accuracy <= 1 && Number.isFinite(ev.json.loss));
+  const texts = ["A splendid, moving and wonderful film.", "Dreary, clumsy and boring. Awful!", "the plot", "zorblax " .repeat(50)];
+  const pr = await runCli(["predict", "--model", modelDir, "--json", "--backend", "wasm", ...texts], { timeoutMs: 60_000 });
+  assert.equal(pr.code, 0, pr.stderr);
+  const cli = pr.json.predictions.map((p: { positive: number }) => p.positive) as number[];
+  // in this process: the engine and tf.loadLayersModel of the export, on the same padded batch
+  const engineP = await predictTexts({ model: modelDir, texts, backend: "wasm" });
+  const m = loadModel(modelDir);
+  const vocab = loadVocab(m.vocabPath);
+  const batch = padBatch(texts.map((t) => encodeText(t, vocab, m.maxLen)), texts.map(() => 0));
+  assert.ok(batch.lengths[3]! > batch.lengths[2]!, "reviews of different lengths share a padded batch");
+  const exported = await loadExported(join(modelDir, "tfjs"));
+  const tfjsP = await predictExported(exported, batch.tokens, batch.size, batch.maxLen);
+  for (let i = 0; i < texts.length; i++) {
+    assert.ok(Math.abs(cli[i]! - engineP[i]!) < 1e-6, `predict CLI vs engine for text ${i}: ${cli[i]} vs ${engineP[i]}`);
+    assert.ok(Math.abs(tfjsP[i]! - engineP[i]!) < 1e-4, `TF.js export vs engine for text ${i}: ${tfjsP[i]} vs ${engineP[i]}`);
+  }
+});
