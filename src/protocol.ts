@@ -29,6 +29,7 @@ export enum Kind {
   Reject = 8, //      coordinator → worker: {reason, message}
   Stop = 9, //        coordinator → worker: {reason}
   Leave = 10, //      worker → coordinator: {reason}
+  Ready = 11, //      worker → coordinator: {backend}: dataset and engine loaded, assign work
 }
 
 export interface Header {

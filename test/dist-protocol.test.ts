@@ -40,6 +40,7 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
     const w = welcome.body as { runId: number; layoutHash: string; layoutSize: number; maxBytes: number };
     assert.equal(w.layoutHash, layout.hash);
     assert.equal(w.layoutSize, layout.size);
+    await ch.send(encode({ kind: Kind.Ready, runId: w.runId, step: 0, paramVersion: 0, slot: 0, layoutHash: layout.hash }, { backend: "none" }));
     const assign = await next(ch, Kind.Assign);
     assert.equal(assign.payload.length, layout.size, "Assign carries the parameters");
     const { task } = assign.body as { task: number };
@@ -93,6 +94,9 @@ test("membership: deadline while busy, heartbeat timeout while idle, pure in `no
   const m = new Membership(1000);
   m.join("w0", 0);
   m.join("w1", 0);
+  assert.equal(m.live().length, 0, "joined but still loading");
+  m.markReady("w0", 0);
+  m.markReady("w1", 0);
   m.assign("w0", 5000);
   m.seen("w1", 500);
   assert.deepEqual(m.expire(1400).map((e) => e.member.id), []);

@@ -12,6 +12,8 @@ export interface Member {
   pid?: number;
   host?: string;
   state: MemberState;
+  /** Loaded its dataset and engine (sent Ready): only ready members get work. */
+  ready: boolean;
   joinedAt: number;
   /** Last time any message arrived from it. */
   lastSeen: number;
@@ -32,15 +34,16 @@ export class Membership {
   private readonly members = new Map<string, Member>();
   private nextSlot = 0;
 
-  /** `heartbeatTimeoutMs`: how long an idle worker may stay silent. */
-  constructor(readonly heartbeatTimeoutMs: number) {}
+  /** `heartbeatTimeoutMs`: how long an idle worker may stay silent; `startupTimeoutMs`: how long a joined
+   *  worker may take to load its dataset and engine (its JS thread is busy meanwhile). */
+  constructor(readonly heartbeatTimeoutMs: number, readonly startupTimeoutMs = 300_000) {}
 
   /** A worker joins (or rejoins under the same id after an eviction: it gets a fresh live entry, same slot). */
   join(id: string, now: number, info: { pid?: number; host?: string } = {}): Member {
     const old = this.members.get(id);
     const m: Member = {
       id, slot: old ? old.slot : this.nextSlot++, pid: info.pid, host: info.host,
-      state: "live", joinedAt: now, lastSeen: now, dueAt: null,
+      state: "live", ready: false, joinedAt: now, lastSeen: now, dueAt: null,
     };
     this.members.set(id, m);
     return m;
@@ -48,6 +51,12 @@ export class Membership {
 
   get(id: string): Member | undefined {
     return this.members.get(id);
+  }
+
+  /** The worker loaded everything: it may get work from now on. */
+  markReady(id: string, now: number): void {
+    const m = this.members.get(id);
+    if (m && m.state === "live") { m.ready = true; m.lastSeen = now; }
   }
 
   isLive(id: string): boolean {
@@ -84,8 +93,13 @@ export class Membership {
     return m;
   }
 
-  /** Live workers in slot order (the assignment order, so that runs are deterministic). */
+  /** Live, ready workers in slot order (the assignment order, so that runs are deterministic). */
   live(): Member[] {
+    return [...this.members.values()].filter((m) => m.state === "live" && m.ready).sort((a, b) => a.slot - b.slot);
+  }
+
+  /** Live workers, ready or still loading. */
+  connected(): Member[] {
     return [...this.members.values()].filter((m) => m.state === "live").sort((a, b) => a.slot - b.slot);
   }
 
@@ -98,7 +112,7 @@ export class Membership {
     let t: number | null = null;
     for (const m of this.members.values()) {
       if (m.state !== "live") continue;
-      const d = m.dueAt ?? m.lastSeen + this.heartbeatTimeoutMs;
+      const d = m.dueAt ?? m.lastSeen + (m.ready ? this.heartbeatTimeoutMs : this.startupTimeoutMs);
       if (t === null || d < t) t = d;
     }
     return t;
@@ -110,8 +124,12 @@ export class Membership {
    */
   expire(now: number): Eviction[] {
     const out: Eviction[] = [];
-    for (const m of this.live()) {
-      if (m.dueAt !== null) {
+    for (const m of this.connected()) {
+      if (!m.ready) {
+        if (now - m.lastSeen > this.startupTimeoutMs) {
+          out.push({ member: m, reason: `did not finish loading within ${(this.startupTimeoutMs / 1000).toFixed(0)} s of joining`, lateMs: now - m.lastSeen - this.startupTimeoutMs });
+        }
+      } else if (m.dueAt !== null) {
         if (now > m.dueAt) {
           const reason = `missed its step deadline by ${((now - m.dueAt) / 1000).toFixed(1)} s (last heard ${((now - m.lastSeen) / 1000).toFixed(1)} s ago)`;
           out.push({ member: m, reason, lateMs: now - m.dueAt });

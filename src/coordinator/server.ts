@@ -152,7 +152,7 @@ export class Coordinator {
     if (this.params.length !== this.layout.size) throw new TrainingError(`initial parameters have ${this.params.length} values; the layout needs ${this.layout.size}`);
     this.adam = new Adam(this.layout.size, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
     this.tel = o.telemetry ?? NO_TELEMETRY;
-    this.members = new Membership((o.heartbeatTimeoutS ?? 10) * 1000);
+    this.members = new Membership((o.heartbeatTimeoutS ?? 10) * 1000, (o.joinTimeoutS ?? 300) * 1000);
     this.maxBytes = messageLimitFor(this.layout.size);
   }
 
@@ -233,7 +233,7 @@ export class Coordinator {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (!this.channel) return;
-    const stops = this.members.live().map((m) =>
+    const stops = this.members.connected().map((m) =>
       this.channel.send(m.id, encode({ kind: Kind.Stop, runId: this.runId, step: this.step, paramVersion: this.version, slot: m.slot, layoutHash: this.layout.hash }, { reason })).catch(() => {}));
     await Promise.race([Promise.all(stops), new Promise((r) => setTimeout(r, 1000))]);
     await new Promise((r) => setTimeout(r, 50)); // let ZeroMQ flush the stops (linger is 0)
@@ -361,11 +361,11 @@ export class Coordinator {
 
   private async waitForWorkers(n: number, timeoutMs: number): Promise<void> {
     if (this.members.live().length >= n) return;
-    log.info(`waiting for ${n} worker(s) to join ${this.channel.endpoint}`);
+    log.info(`waiting for ${n} worker(s) to join ${this.channel.endpoint} and load`);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.joinWaiter = null;
-        reject(new TrainingError(`only ${this.members.live().length} of ${n} worker(s) joined within ${(timeoutMs / 1000).toFixed(0)} s (endpoint ${this.channel.endpoint})`));
+        reject(new TrainingError(`only ${this.members.live().length} of ${n} worker(s) joined and loaded within ${(timeoutMs / 1000).toFixed(0)} s (endpoint ${this.channel.endpoint})`));
       }, timeoutMs);
       this.joinWaiter = () => {
         if (this.members.live().length >= n) { clearTimeout(timer); this.joinWaiter = null; resolve(); }
@@ -417,7 +417,7 @@ export class Coordinator {
     }
     if (now - this.lastPing >= 1000) {
       this.lastPing = now;
-      for (const m of this.members.live()) {
+      for (const m of this.members.connected()) {
         void this.channel.send(m.id, encode({ kind: Kind.Heartbeat, runId: this.runId, step: this.step, paramVersion: this.version, slot: m.slot, layoutHash: this.layout.hash })).catch(() => {});
       }
     }
@@ -467,6 +467,14 @@ export class Coordinator {
     this.members.seen(peer, now);
     switch (m.header.kind) {
       case Kind.Heartbeat: return;
+      case Kind.Ready: {
+        this.members.markReady(peer, now);
+        const live = this.members.live().length;
+        log.info(`worker ${peer} ready (backend ${String((m.body as { backend?: string }).backend ?? "?")}); ${live} ready`);
+        this.tel.liveWorkers(live);
+        this.joinWaiter?.();
+        return;
+      }
       case Kind.Gradient: return this.onGradient(peer, m, now);
       case Kind.EvalResult: return this.onEvalResult(peer, m as unknown as Message<EvalBody>, now);
       case Kind.Leave: {
@@ -488,9 +496,8 @@ export class Coordinator {
     }
     const member = this.members.join(peer, now, { pid: b.pid, host: b.host });
     const live = this.members.live().length;
-    log.info(`worker ${peer} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); ${live} live`);
+    log.info(`worker ${peer} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); loading`);
     this.tel.membership("join", peer);
-    this.tel.liveWorkers(live);
     this.o.onEvent?.({ type: "member", event: "join", worker: peer, live });
     const welcome = {
       runId: this.runId, slot: member.slot, model: this.o.model, dataset: this.o.dataset, layoutHash: this.layout.hash,
@@ -498,7 +505,6 @@ export class Coordinator {
     };
     void this.channel.send(peer, encode({ kind: Kind.Welcome, runId: this.runId, step: this.step, paramVersion: this.version, slot: member.slot, layoutHash: this.layout.hash }, welcome))
       .catch((err) => log.warn(`cannot welcome ${peer}: ${errorMessage(err)}`));
-    this.joinWaiter?.();
   }
 
   private findTask(peer: string, taskId: number, kind: Round["kind"]): Task | null {

@@ -98,6 +98,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   }
   log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: backend ${engine.backend}, dataset ${datasetDir} (${data.count("train")} train / ${data.count("val")} val batches)`);
   const head = (kind: Kind, step: number, version: number) => ({ kind, runId: welcome.runId, step, paramVersion: version, slot: welcome.slot, layoutHash: welcome.layoutHash });
+  await channel.send(encode(head(Kind.Ready, 0, 0), { backend: engine.backend }));
   let lastHeard = Date.now();
   const silentMs = (o.coordinatorTimeoutS ?? 60) * 1000;
   let stopReason = "";

@@ -1,0 +1,84 @@
+// Faults with real processes: a worker killed with SIGKILL mid-run is noticed, named, and the run finishes
+// without it; Ctrl-C (SIGINT) on the `train` launcher stops every child and leaves an exit checkpoint.
+import test, { before, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { BIN } from "./helpers/cli.js";
+import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
+import { runIngest } from "../src/ingest/index.js";
+
+let root = "";
+let dataset = "";
+const SMALL = ["--hidden", "8", "--embed-dim", "4", "--lr", "0.01", "--warmup-steps", "0", "--seed", "9"];
+
+before(async () => {
+  root = tempDir("imdb-faults-");
+  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 60, seed: 12, words: [5, 30] }));
+  dataset = join(root, "ds");
+  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.2, seed: 3 });
+});
+
+after(() => cleanup(root));
+
+interface Proc { p: ChildProcess; out: () => string; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray> }
+
+function run(args: string[]): Proc {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "", err = "";
+  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  const check = () => { for (const w of [...waiters]) { const m = err.match(w.re); if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); } } };
+  p.stdout!.on("data", (d) => { out += String(d); });
+  p.stderr!.on("data", (d) => { err += String(d); check(); });
+  const killer = setTimeout(() => p.kill("SIGKILL"), 120_000);
+  const done = new Promise<number | null>((res) => p.once("close", (code) => { clearTimeout(killer); res(code); }));
+  return {
+    p, out: () => out, err: () => err, done,
+    waitFor: (re, ms = 60_000) => new Promise((resolve, reject) => {
+      const m = err.match(re);
+      if (m) return resolve(m);
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${err}`)), ms);
+      waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
+    }),
+  };
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+test("a worker killed with SIGKILL is noticed, named and evicted; the run finishes on the other worker", async () => {
+  const out = join(root, "kill");
+  const coord = run(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
+    "--epochs", "6", "--step-timeout", "2", "--heartbeat-timeout", "2", "--json", ...SMALL]);
+  const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
+  const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+  const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
+  await coord.waitFor(/worker w1 ready/);
+  await coord.waitFor(/worker w0 ready/);
+  await new Promise((r) => setTimeout(r, 300));
+  w1.p.kill("SIGKILL");
+  const code = await coord.done;
+  await w0.done;
+  await w1.done;
+  assert.equal(code, 0, coord.err());
+  assert.match(coord.err(), new RegExp(`worker w1 \\(pid ${w1.p.pid} on [^)]+\\) (missed its step deadline|sent no heartbeat)[^\\n]*evicted; 1 worker\\(s\\) left`));
+  const report = JSON.parse(coord.out().trim().split("\n").pop()!);
+  assert.deepEqual(report.evicted, ["w1"]);
+  assert.equal(report.epochs.length, 6, "every epoch ran");
+  assert.ok(existsSync(join(out, "model", "params.bin")));
+});
+
+test("SIGINT on `train` stops the coordinator and all workers, with an exit checkpoint and status 130", async () => {
+  const out = join(root, "sigint");
+  const t = run(["train", "--dataset", dataset, "--out", out, "--workers", "2", "--backend", "wasm", "--epochs", "500", ...SMALL]);
+  const pids = [Number((await t.waitFor(/coordinator pid (\d+)/))[1]), Number((await t.waitFor(/worker w0 pid (\d+)/))[1]), Number((await t.waitFor(/worker w1 pid (\d+)/))[1])];
+  await t.waitFor(/epoch 1\/500/);
+  t.p.kill("SIGINT");
+  const code = await t.done;
+  assert.equal(code, 130, t.err());
+  for (const pid of pids) assert.equal(alive(pid), false, `child ${pid} is gone`);
+  assert.match(t.err(), /checkpoint \(exit\)/);
+  assert.ok(existsSync(join(out, "checkpoints", "last.ckpt")));
+});
