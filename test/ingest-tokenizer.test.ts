@@ -63,3 +63,26 @@ test("vocab: JSON round trip keeps the hash; a tampered file is refused", () => 
     cleanup(dir);
   }
 });
+
+test("tokenizer: the fast scanner agrees with the reference expression (fuzz + real text)", async () => {
+  const { tokenizeReference } = await import("../src/ingest/tokenizer.js");
+  const { Rng } = await import("../src/rng.js");
+  const alphabet = ["a", "b", "n", "t", "s", "'", "’", ".", ",", "1", "7", " ", "\n", "-", "!", "é", "ß", "Ω", "ж", "中", "😀", "\u0301", "\u00a0", "\u2003", "<br />", "’s", "n't", "...", "½", "٣"];
+  const rng = new Rng(42);
+  for (let k = 0; k < 3000; k++) {
+    let s = "";
+    const len = rng.int(30);
+    for (let i = 0; i < len; i++) s += alphabet[rng.int(alphabet.length)];
+    assert.deepEqual(tokenize(s), tokenizeReference(s), JSON.stringify(s));
+  }
+  const { existsSync } = await import("node:fs");
+  const { SHARED_ARCHIVE } = await import("./helpers/cli.js");
+  if (existsSync(SHARED_ARCHIVE)) {
+    const { readReviews } = await import("../src/ingest/source.js");
+    let n = 0;
+    for await (const r of readReviews(SHARED_ARCHIVE)) {
+      assert.deepEqual(tokenize(r.text), tokenizeReference(r.text), r.id);
+      if (++n === 2000) break;
+    }
+  }
+});

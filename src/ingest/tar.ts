@@ -2,12 +2,13 @@
 // chunking, get whole entries out. Entries whose data nobody wants are skipped without buffering.
 
 const BLOCK = 512;
+const EMPTY = Buffer.alloc(0);
 
 export interface TarEntry {
   name: string;
   /** "file", "dir" or the raw type flag of anything else. */
   type: string;
-  /** The file's bytes (empty for skipped entries and non-files). */
+  /** The file's bytes (empty for skipped entries and non-files); may be a view into a pushed chunk. */
   data: Buffer;
   size: number;
 }
@@ -156,7 +157,8 @@ export class TarParser {
   private complete(out: TarEntry[]): void {
     const cur = this.current!;
     this.current = null;
-    const data = cur.keep ? (this.pieces.length === 1 ? Buffer.from(this.pieces[0]!) : Buffer.concat(this.pieces)) : Buffer.alloc(0);
+    // one piece: a view into the input chunk (no copy; the caller copies when it packs reviews)
+    const data = cur.keep ? (this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces)) : EMPTY;
     this.pieces = [];
     if (cur.type === "L") {
       this.longName = readString(data, 0, data.length);

@@ -2,7 +2,8 @@
 // thread's own dictionary (token → local id). The main thread merges the dictionaries once at the end,
 // so the vocabulary never crosses the thread boundary per task and the results are plain typed arrays.
 import { threadId } from "node:worker_threads";
-import { forEachToken } from "./tokenizer.js";
+import { Interner } from "./intern.js";
+import { forEachTokenRange, normalize } from "./tokenizer.js";
 import { withTransfer } from "./piscina.js";
 
 /** N reviews packed into one buffer. */
@@ -27,7 +28,7 @@ export interface TokenizeResult {
   newTokens: string[];
 }
 
-const dict = new Map<string, number>();
+const dict = new Interner();
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder("utf-8");
 
@@ -39,14 +40,9 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   const tokOffsets = new Int32Array(n + 1);
   const invalidUtf8 = new Uint8Array(n);
   const firstNewId = dict.size;
-  const newTokens: string[] = [];
-  const emit = (tok: string) => {
-    let id = dict.get(tok);
-    if (id === undefined) {
-      id = dict.size;
-      dict.set(tok, id);
-      newTokens.push(tok);
-    }
+  let text = "";
+  const emit = (start: number, end: number) => {
+    const id = dict.intern(text, start, end);
     if (count === ids.length) {
       const grown = new Int32Array(ids.length * 2);
       grown.set(ids);
@@ -56,17 +52,18 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   };
   for (let i = 0; i < n; i++) {
     const view = bytes.subarray(offsets[i]!, offsets[i + 1]!);
-    let text: string;
     try {
       text = strict.decode(view);
     } catch {
       text = lenient.decode(view);
       invalidUtf8[i] = 1;
     }
-    forEachToken(text, emit);
+    text = normalize(text);
+    forEachTokenRange(text, emit);
     tokOffsets[i + 1] = count;
   }
   const out = ids.slice(0, count);
+  const newTokens = dict.tokens.slice(firstNewId);
   return withTransfer<TokenizeResult>(
     { thread: threadId, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens },
     [out.buffer, tokOffsets.buffer, invalidUtf8.buffer],
