@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
@@ -16,9 +16,12 @@ import { freePort } from "./helpers/nats.js";
 import { BIN } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { dashboardExprs } from "../src/metrics/dashboard.js";
+import { renderDashboardPreview } from "./helpers/dashboard-preview.js";
 
 const DASHBOARD = fileURLToPath(new URL("../../deploy/grafana/dashboards/imdb-train.json", import.meta.url));
 const INGEST = fileURLToPath(new URL("./helpers/ingest-with-metrics.js", import.meta.url));
+/** Set to a file path to also write an SVG preview of every panel over the run. */
+const PREVIEW = process.env.IMDB_TRAIN_DASHBOARD_PREVIEW;
 
 /** Panels no role reports yet, and why. The test fails when one of them starts returning series. */
 const NOT_REPORTED_YET: Record<string, string> = {
@@ -79,7 +82,8 @@ async function evaluateAll(prom: Prometheus, exprs: { panel: string; expr: strin
 }
 
 test("every dashboard query returns series from a live 2-worker training run scraped by a real Prometheus", { timeout: 300_000 }, async (t) => {
-  const exprs = dashboardExprs(JSON.parse(readFileSync(DASHBOARD, "utf8")));
+  const dashboard = JSON.parse(readFileSync(DASHBOARD, "utf8"));
+  const exprs = dashboardExprs(dashboard);
   assert.ok(exprs.length >= 20, `dashboard has only ${exprs.length} queries`);
   const dir = tempDir("imdb-live-");
   let ingest: ChildProcess | undefined;
@@ -109,6 +113,7 @@ test("every dashboard query returns series from a live 2-worker training run scr
       "--hidden", "16", "--embed-dim", "8", "--epochs", "500", "--backend", "wasm", "--metrics-port", String(base)], /worker w1 pid/, 60_000);
     train = run.child;
     trainLog = run.log;
+    const started = Date.now() / 1000;
 
     const deadline = Date.now() + 120_000;
     let result = await evaluateAll(prom, exprs);
@@ -146,6 +151,10 @@ test("every dashboard query returns series from a live 2-worker training run scr
     const slowdown = Object.fromEntries((await prom.query(exprOf("Slowdown vs. median worker"))).map((s) => [s.metric.worker!, Number(s.value[1])]));
     t.diagnostic(`slowdown vs median with w1 frozen 2/3 of the time: ${JSON.stringify(slowdown)}`);
     assert.ok(slowdown.w1! > 1 && slowdown.w0! < 1, `the straggler view should single out w1: ${JSON.stringify(slowdown)}`);
+    if (PREVIEW) {
+      writeFileSync(PREVIEW, await renderDashboardPreview(prom, dashboard, Math.floor(started), Math.floor(Date.now() / 1000)));
+      t.diagnostic(`dashboard preview written to ${PREVIEW}`);
+    }
   } finally {
     if (frozen) try { process.kill(frozen, "SIGCONT"); } catch { /* already gone */ }
     const trainExit = await stop(train);

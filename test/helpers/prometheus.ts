@@ -21,6 +21,8 @@ export interface Prometheus extends AsyncDisposable {
   url: string;
   /** Instant query; `time` in seconds since the epoch (default: now). */
   query(expr: string, time?: number): Promise<PromSample[]>;
+  /** Range query: one row of values per series, aligned on start..end by step (NaN where missing). */
+  queryRange(expr: string, start: number, end: number, stepS: number): Promise<{ metric: Record<string, string>; values: number[] }[]>;
   /** Health of every scrape target, keyed by scrapeUrl. */
   targets(): Promise<{ scrapeUrl: string; health: string; lastError: string; labels: Record<string, string> }[]>;
   stop(): Promise<void>;
@@ -101,6 +103,15 @@ export async function startPrometheus(jobs: ScrapeJob[], opts: { intervalS?: num
       const data = await api("/api/v1/query", params);
       if (data.resultType !== "vector") throw new Error(`expected a vector for ${expr}, got ${data.resultType}`);
       return data.result as PromSample[];
+    },
+    async queryRange(expr, start, end, stepS) {
+      const data = await api("/api/v1/query_range", { query: expr, start: String(start), end: String(end), step: `${stepS}s` });
+      const n = Math.floor((end - start) / stepS) + 1;
+      return (data.result as { metric: Record<string, string>; values: [number, string][] }[]).map((r) => {
+        const values = new Array<number>(n).fill(NaN);
+        for (const [ts, v] of r.values) values[Math.round((ts - start) / stepS)] = Number(v);
+        return { metric: r.metric, values };
+      });
     },
     async targets() {
       const data = await api("/api/v1/targets", { state: "active" });
