@@ -114,6 +114,9 @@ test("engine memory is read from a tf.memory()-shaped source, GPU bytes only whe
   reportEngineMemory(m.telemetry, "w0", { memory: () => ({ numBytes: 8192, numBytesInGPU: 1024 }) });
   text = await m.text();
   assert.equal(value(text, `${METRIC.engineMemory}{worker="w0",device="gpu",role="worker"}`), 1024);
+  // WebGPU reports its buffer pool too: that is what it holds on the GPU
+  reportEngineMemory(m.telemetry, "w0", { memory: () => ({ numBytes: 8192, numBytesInGPU: 1024, numBytesAllocatedInGPU: 4096 }) });
+  assert.equal(value(await m.text(), `${METRIC.engineMemory}{worker="w0",device="gpu",role="worker"}`), 4096);
 });
 
 test("promtool check metrics finds no problem in any role's exposition", async (t) => {

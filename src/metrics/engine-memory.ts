@@ -1,16 +1,17 @@
 // Reads TensorFlow.js memory into `Telemetry.engineMemory` without importing tfjs here: pass the
-// engine's `tf` (or anything with `memory()`); tfjs reports `numBytes` for every backend and
-// `numBytesInGPU` only where the backend keeps tensors on a GPU.
+// engine's `tf` (or anything with `memory()`); tfjs reports `numBytes` (live tensors) for every
+// backend, and `numBytesInGPU` / `numBytesAllocatedInGPU` only where the backend keeps tensors on a GPU.
 import type { Telemetry } from "../telemetry.js";
 
 /** The part of `tf.memory()` we read. */
 export interface MemorySource {
-  memory(): { numBytes: number; numBytesInGPU?: number };
+  memory(): { numBytes: number; numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
 }
 
 export function readEngineMemory(source: MemorySource): { bytes: number; gpuBytes?: number } {
   const info = source.memory();
-  const gpu = info.numBytesInGPU;
+  // WebGPU pools its buffers: what it holds on the GPU is the allocated total, not the bytes in use.
+  const gpu = info.numBytesAllocatedInGPU ?? info.numBytesInGPU;
   return typeof gpu === "number" && Number.isFinite(gpu) ? { bytes: info.numBytes, gpuBytes: gpu } : { bytes: info.numBytes };
 }
 
@@ -26,7 +27,7 @@ export function reportEngineMemory(telemetry: Telemetry, worker: string, source:
  * reading it never initialises a backend as a side effect.
  */
 export function runningTfjsEngine(): MemorySource | undefined {
-  const engine = (globalThis as { _tfengine?: { backendInstance?: unknown; memory?: () => { numBytes: number; numBytesInGPU?: number } } })._tfengine;
+  const engine = (globalThis as { _tfengine?: { backendInstance?: unknown; memory?: MemorySource["memory"] } })._tfengine;
   if (!engine || engine.backendInstance == null || typeof engine.memory !== "function") return undefined;
   return { memory: () => engine.memory!() };
 }
