@@ -24,7 +24,11 @@ export interface Review {
 }
 
 /** A review before decoding: what the ingest pipeline hands to its workers. */
-export interface RawReview extends Omit<Review, "text"> {
+export interface RawReview {
+  split: SourceSplit;
+  label: 0 | 1;
+  rating: number;
+  id: string;
   /** The file, for messages: "aclImdb/train/pos/123_8.txt" (or its path on disk). */
   file: string;
   /** Serial number within its split and label folder (the <id> of the file name). */
@@ -41,6 +45,7 @@ export interface ReadOptions {
   onRead?: (bytes: number) => void;
 }
 
+const NO_BYTES = new Uint8Array(0);
 const REVIEW_NAME = /^(\d+)_(\d+)\.txt$/;
 const IN_LAYOUT = /(?:^|\/)(train|test)\/(pos|neg)\/([^/]+)$/;
 const NOT_LAYOUT = "not an aclImdb layout: expected train/{pos,neg}/<id>_<rating>.txt or test/{pos,neg}/... inside";
@@ -67,16 +72,17 @@ export async function sourceKind(path: string): Promise<"dir" | "tar.gz" | "tar"
   throw new InputError("not a directory, a .tar.gz or a .tar archive of the aclImdb layout", { path });
 }
 
-function parseReviewPath(split: string, folder: string, name: string): Omit<RawReview, "file" | "bytes"> | null {
+function parseReviewPath(split: string, folder: string, name: string, file: string, bytes: Uint8Array): RawReview | null {
   const m = REVIEW_NAME.exec(name);
   if (!m) return null;
-  const rating = Number(m[2]);
   return {
     split: split as SourceSplit,
     label: folder === "pos" ? 1 : 0,
-    rating,
+    rating: Number(m[2]),
     id: `${split}/${folder}/${name.slice(0, -4)}`,
     serial: Number(m[1]),
+    file,
+    bytes,
   };
 }
 
@@ -132,21 +138,22 @@ async function* readDir(path: string, splits: Set<string>, opts: ReadOptions): A
     for (const folder of ["neg", "pos"]) {
       const dir = join(root, split, folder);
       if (!(await isDir(dir))) continue;
-      const items: { meta: Omit<RawReview, "file" | "bytes">; file: string }[] = [];
+      const items: RawReview[] = [];
       for (const name of (await readdir(dir)).sort()) {
         const file = join(dir, name);
-        const meta = parseReviewPath(split, folder, name);
-        if (meta) items.push({ meta, file });
+        const r = parseReviewPath(split, folder, name, file, NO_BYTES);
+        if (r) items.push(r);
         else opts.onSkip?.(file, "not a review file name (<id>_<rating>.txt)");
       }
-      items.sort((a, b) => a.meta.serial - b.meta.serial);
+      items.sort((a, b) => a.serial - b.serial);
       for (let i = 0; i < items.length; i += WINDOW) {
         const win = items.slice(i, i + WINDOW);
         const datas = await Promise.all(win.map((it) => readFile(it.file).catch((err: Error) => {
           throw new InputError(`cannot read: ${err.message}`, { path: it.file, cause: err });
         })));
         if (opts.onRead) for (const d of datas) opts.onRead(d.length);
-        yield win.map((it, k) => ({ ...it.meta, file: it.file, bytes: datas[k]! }));
+        win.forEach((it, k) => { it.bytes = datas[k]!; });
+        yield win;
       }
     }
   }
@@ -173,12 +180,9 @@ async function* readArchive(path: string, gzip: boolean, splits: Set<string>, op
         if (e.type !== "file") continue;
         const m = IN_LAYOUT.exec(e.name);
         if (!m || !splits.has(m[1]!)) continue;
-        const meta = parseReviewPath(m[1]!, m[2]!, m[3]!);
-        if (!meta) {
-          opts.onSkip?.(`${path}:${e.name}`, "not a review file name (<id>_<rating>.txt)");
-          continue;
-        }
-        group.push({ ...meta, file: `${path}:${e.name}`, bytes: e.data });
+        const r = parseReviewPath(m[1]!, m[2]!, m[3]!, path + ":" + e.name, e.data);
+        if (r) group.push(r);
+        else opts.onSkip?.(`${path}:${e.name}`, "not a review file name (<id>_<rating>.txt)");
       }
       yield group;
     }
