@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { DEPLOY, REPO, yamlDocs, flagValue, helpOf, flagsIn, type Invocation, type YamlDoc } from "./helpers/deploy.js";
 import { parseYaml } from "../src/metrics/yaml.js";
 import { DEFAULT_METRICS_PORT, type Role } from "../src/metrics/names.js";
+import { buildDashboard } from "../src/metrics/dashboard.js";
 
 const OUR_IMAGES: Record<string, string> = {
   "imdb-train:latest": "deploy/docker/Dockerfile",
@@ -111,6 +112,12 @@ test("images: ours are built by Dockerfiles in this repo, third-party ones are p
   for (const image of images.filter((i) => i.startsWith("nats:"))) {
     const [maj, min] = image.slice(5).split(".").map(Number);
     assert.ok(maj! > 2 || (maj === 2 && min! >= 11), `${image}: JetStream needs nats-server ≥ 2.11`);
+  }
+  // Grafana loads dashboards of its own schema version or older: 42 needs Grafana 12.2.
+  const schema = (buildDashboard() as { schemaVersion: number }).schemaVersion;
+  for (const image of images.filter((i) => i.startsWith("grafana/grafana:"))) {
+    const [maj, min] = image.split(":")[1]!.split(".").map(Number);
+    if (schema >= 42) assert.ok(maj! > 12 || (maj === 12 && min! >= 2), `${image} is older than the dashboard's schemaVersion ${schema}`);
   }
   for (const [name, s] of Object.entries<any>(compose.services)) {
     if (s.image in OUR_IMAGES) assert.equal(join(s.build.context, s.build.dockerfile).replace(/^\.\.\//, ""), OUR_IMAGES[s.image], `compose ${name} build`);
