@@ -122,6 +122,25 @@ interface Round {
   reject: (e: Error) => void;
 }
 
+/** out[i] = fround(fround(0 + p0[i]) + p1[i] ...) / count: the summed gradients' mean, in one pass. */
+export function reduceMean(parts: readonly Float32Array[], count: number, out: Float32Array): void {
+  const inv = 1 / count;
+  const n = out.length;
+  if (parts.length === 1) {
+    const a = parts[0]!;
+    for (let i = 0; i < n; i++) out[i] = a[i]! * inv;
+  } else if (parts.length === 2) {
+    const a = parts[0]!, b = parts[1]!;
+    for (let i = 0; i < n; i++) out[i] = Math.fround(a[i]! + b[i]!) * inv;
+  } else {
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let k = 0; k < parts.length; k++) s = Math.fround(s + parts[k]![i]!);
+      out[i] = s * inv;
+    }
+  }
+}
+
 export class Coordinator {
   readonly runId = newRunId();
   readonly layout: ParamLayout;
@@ -247,19 +266,20 @@ export class Coordinator {
     this.step++;
     const r = await this.runRound("train", "train", batches, dealRoundRobin);
     const tWait = performance.now();
-    // reduce: sum in task order (deterministic: 0 + g_a + g_b on any number of workers), then mean.
-    const sum = new Float32Array(this.layout.size);
+    // reduce: sum in task order, rounding to float32 after each add exactly as a Float32Array accumulator
+    // would (0 + g_a + g_b on any number of workers: 2 workers × b == 1 worker × 2b bit for bit), then the
+    // mean over the samples, fused in one pass.
+    const parts: Float32Array[] = [];
     let lossSum = 0, correct = 0, count = 0;
     for (const t of r.tasks) {
       if (!t.done || t.skipped || !t.grads) continue;
-      const g = t.grads;
-      for (let i = 0; i < sum.length; i++) sum[i] += g[i]!;
+      parts.push(t.grads);
       lossSum += t.lossSum; correct += t.correct; count += t.count;
     }
+    const sum = new Float32Array(this.layout.size);
     let norm = 0;
     if (count > 0) {
-      const inv = 1 / count;
-      for (let i = 0; i < sum.length; i++) sum[i] *= inv;
+      reduceMean(parts, count, sum);
       const tReduce = performance.now();
       const c = clipByGlobalNorm(sum, this.o.clip);
       norm = c.norm;
@@ -304,7 +324,7 @@ export class Coordinator {
     const live = this.members.live();
     if (live.length === 0) throw new TrainingError("no live workers left: cannot continue the run");
     // Copy: the parameters change under Adam while ZeroMQ may still hold the previous frames (zero-copy).
-    const params = Float32Array.from(this.params);
+    const params = this.params.slice();
     const round: Round = {
       kind, step: this.step, version: this.version, split, params, tasks: [], dueMs: 0,
       resolve: () => {}, reject: () => {},

@@ -1,0 +1,134 @@
+// `bench allreduce` and `bench scaling`. Each prints its baseline from the same run and the ratio.
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { emitJson, logger } from "../output.js";
+import { UsageError, TrainingError } from "../errors.js";
+import { DEFAULTS, type ModelConfig } from "../config.js";
+import { paramLayout } from "../model.js";
+import { messageLimitFor } from "../protocol.js";
+import { RouterChannel } from "../transport/zmq.js";
+import { Coordinator } from "./server.js";
+import { BIN } from "./launcher.js";
+
+const log = logger("bench");
+const SYNTHETIC = fileURLToPath(new URL("../workers/synthetic.js", import.meta.url));
+const WARMUP = 3;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : NaN;
+}
+
+interface Row { workers: number; bytes_per_round: number; raw_ms: number; round_ms: number; raw_gb_s: number; round_gb_s: number; ratio: number; reduce_ms: number; optimizer_ms: number }
+
+async function timeRow(n: number, model: ModelConfig, rounds: number): Promise<Row> {
+  const layout = paramLayout(model);
+  const limit = messageLimitFor(layout.size);
+  const raw = await RouterChannel.bind("tcp://127.0.0.1:*", { maxBytes: limit });
+  const coord = new Coordinator({
+    bind: "tcp://127.0.0.1:*", dataset: "(synthetic)", model, trainBatches: (rounds + WARMUP) * n, valBatches: 0, workers: n, batchesPerStep: n,
+    epochs: 1, maxStepsPerEpoch: rounds + WARMUP, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1, stepTimeoutS: 60,
+    initialParams: new Float32Array(layout.size),
+  });
+  const stepMs: number[] = [];
+  (coord as unknown as { o: { onEvent: (e: { type: string; seconds?: number }) => void } }).o.onEvent = (e) => { if (e.type === "step") stepMs.push(e.seconds! * 1000); };
+  const endpoint = await coord.listen();
+  const kids: ChildProcess[] = [];
+  for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, raw.endpoint, endpoint, `s${i}`], { stdio: ["ignore", "ignore", "inherit"] }));
+  try {
+    // raw baseline: the parameters' bytes out to every worker, the same bytes back from each
+    const it = raw.messages();
+    const peers: string[] = [];
+    while (peers.length < n) { const m = (await it.next()).value!; peers.push(m.peer); }
+    const payload = Buffer.alloc(layout.size * 4, 2);
+    const rawMs: number[] = [];
+    for (let r = 0; r < rounds + WARMUP; r++) {
+      const t0 = performance.now();
+      await Promise.all(peers.map((p) => raw.send(p, [payload])));
+      for (let k = 0; k < n; k++) await it.next();
+      if (r >= WARMUP) rawMs.push(performance.now() - t0);
+    }
+    await Promise.all(peers.map((p) => raw.send(p, [Buffer.from("bye")])));
+    // the real round: Assign + parameters out, gradients in, reduce, clip, Adam
+    const res = await coord.run();
+    const roundMs = median(stepMs.slice(WARMUP));
+    const bytes = 2 * n * layout.size * 4;
+    const rm = median(rawMs);
+    return {
+      workers: n, bytes_per_round: bytes, raw_ms: rm, round_ms: roundMs,
+      raw_gb_s: bytes / (rm / 1000) / 1e9, round_gb_s: bytes / (roundMs / 1000) / 1e9, ratio: rm / roundMs,
+      reduce_ms: (res.phases.reduce / res.steps) * 1000, optimizer_ms: (res.phases.optimizer / res.steps) * 1000,
+    };
+  } finally {
+    await coord.close("bench done");
+    raw.close();
+    await Promise.all(kids.map((k) => new Promise((r) => { if (k.exitCode !== null) r(null); else { k.once("exit", r); setTimeout(() => k.kill("SIGKILL"), 5000); } })));
+  }
+}
+
+export async function benchAllreduce(o: Record<string, unknown>): Promise<number> {
+  const counts = (o.workers as string[]).map(Number);
+  if (counts.some((c) => !Number.isInteger(c) || c < 1)) throw new UsageError(`--workers must list positive integers, got ${String(o.workers)}`);
+  const model: ModelConfig = { cell: "lstm", vocabSize: Number(o.vocabSize), embedDim: DEFAULTS.embedDim, hidden: Number(o.hidden), layers: 1, bidirectional: false };
+  const rounds = Number(o.rounds);
+  log.info(`model of ${paramLayout(model).size} parameters (${(paramLayout(model).size * 4 / 1e6).toFixed(1)} MB), ${rounds} rounds per row`);
+  const rows: Row[] = [];
+  for (const n of counts) {
+    const r = await timeRow(n, model, rounds);
+    rows.push(r);
+    log.info(`${n} worker(s): round ${r.round_ms.toFixed(1)} ms (${r.round_gb_s.toFixed(2)} GB/s; reduce ${r.reduce_ms.toFixed(1)} ms, Adam ${r.optimizer_ms.toFixed(1)} ms) vs raw ZeroMQ ${r.raw_ms.toFixed(1)} ms (${r.raw_gb_s.toFixed(2)} GB/s): ratio ${r.ratio.toFixed(2)}`);
+  }
+  const at2 = rows.find((r) => r.workers === 2) ?? rows[0]!;
+  const result = { bench: "allreduce", ratio: at2.ratio, parameters: paramLayout(model).size, rows };
+  if (o.json) emitJson(result);
+  return 0;
+}
+
+function runTrain(args: string[]): Promise<Record<string, any>> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [BIN, "train", ...args, "--json"], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    p.stdout!.on("data", (d) => { out += String(d); });
+    p.once("close", (code) => {
+      if (code !== 0) return rej(new TrainingError(`train ${args.join(" ")} exited with ${code}`));
+      try { res(JSON.parse(out.trim().split("\n").pop()!)); } catch (e) { rej(e); }
+    });
+  });
+}
+
+export async function benchScaling(o: Record<string, unknown>): Promise<number> {
+  let tmp: string | null = null;
+  let dataset = o.dataset ? resolve(String(o.dataset)) : "";
+  try {
+    if (!dataset) {
+      if (!existsSync(String(o.data))) throw new UsageError(`no --dataset and the archive ${String(o.data)} is missing`);
+      tmp = mkdtempSync(join(tmpdir(), "imdb-bench-scaling-"));
+      dataset = join(tmp, "ds");
+      const { runIngest } = await import("../ingest/index.js");
+      log.info(`ingesting ${String(o.data)} into ${dataset}`);
+      await runIngest({ data: String(o.data), out: dataset, maxLen: Number(o.maxLen) });
+    }
+    const steps = Number(o.steps);
+    const rows: { workers: number; samples_per_s: number; overhead: number; step_s: number }[] = [];
+    for (const n of [1, 2]) {
+      const out = mkdtempSync(join(tmpdir(), `imdb-bench-scaling-${n}w-`));
+      try {
+        // --batches-per-step n: each worker computes one 64-review batch per step
+        const r = await runTrain(["--dataset", dataset, "--out", out, "--workers", String(n), "--epochs", "1", "--max-steps", String(steps), "--max-val-batches", "1", "--backend", "wasm"]);
+        rows.push({ workers: n, samples_per_s: r.samples_per_s, overhead: r.overhead, step_s: r.phases.step / r.steps });
+        log.info(`${n} worker(s): ${r.samples_per_s.toFixed(1)} samples/s, ${(r.phases.step / r.steps).toFixed(2)} s/step, coordinator share ${(r.overhead * 100).toFixed(1)}%`);
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+    }
+    const two = rows[1]!, one = rows[0]!;
+    const result = { bench: "scaling", overhead: two.overhead, speedup: two.samples_per_s / one.samples_per_s, baseline_samples_per_s: one.samples_per_s, samples_per_s: two.samples_per_s, steps, rows };
+    if (o.json) emitJson(result);
+    return 0;
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
