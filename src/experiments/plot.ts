@@ -20,6 +20,8 @@ export interface Panel {
   yScale?: "linear" | "log";
   series: Series[];
   markers?: Marker[];
+  /** Corner of the legend (default "top"-right). */
+  legend?: "top" | "bottom";
 }
 
 export interface Figure {
@@ -120,7 +122,7 @@ function renderPanel(panel: Panel, box: Box, xStart: number, xEnd: number, xLabe
       run.push(`${px(xStart + i).toFixed(1)},${py(log ? Math.log10(v) : v).toFixed(1)}`);
     }
     flush();
-    const ly = box.y + 14 + si * 14;
+    const ly = panel.legend === "bottom" ? box.y + box.h - 8 - (panel.series.length - 1 - si) * 14 : box.y + 14 + si * 14;
     const lx = box.x + box.w - 110;
     out.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/>`);
     out.push(`<text x="${lx + 22}" y="${ly}">${esc(s.name)}</text>`);
