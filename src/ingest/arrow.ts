@@ -27,6 +27,8 @@ export interface BatchRows {
   ids: Int32Array;
   ratings: Int8Array;
   names: string[];
+  /** When set, token t of `tokens` is written as idMap[t] (ingest maps its ids while copying). */
+  idMap?: Int32Array;
 }
 
 export interface FileMeta {
@@ -64,7 +66,15 @@ function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
     valueOffsets[b + 1] = valueOffsets[b]! + lengths[b]!;
   }
   const values = new Int32Array(valueOffsets[B]!); // [sum lengths]
-  for (let b = 0; b < B; b++) values.set(rows.tokens[b]!, valueOffsets[b]!);
+  const map = rows.idMap;
+  for (let b = 0; b < B; b++) {
+    const src = rows.tokens[b]!;
+    if (!map) {
+      values.set(src, valueOffsets[b]!);
+      continue;
+    }
+    for (let j = 0, o = valueOffsets[b]!; j < src.length; j++) values[o + j] = map[src[j]!]!;
+  }
   const nameBytes = rows.names.map((s) => enc.encode(s));
   const nameOffsets = new Int32Array(B + 1);
   for (let b = 0; b < B; b++) nameOffsets[b + 1] = nameOffsets[b]! + nameBytes[b]!.length;

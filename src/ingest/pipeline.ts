@@ -18,7 +18,8 @@ import { createPool } from "./piscina.js";
 import { publishDataset, type PublishItem, type PublishSummary } from "./publish.js";
 import { readRawGroups, sourceKind, type RawReview } from "./source.js";
 import type { TokenizeResult, TokenizeTask } from "./tokenize-task.js";
-import { buildVocab, vocabToJson } from "./vocab.js";
+import { TokenMerger } from "./merge.js";
+import { vocabToJson } from "./vocab.js";
 
 export interface IngestOptions {
   /** aclImdb directory or .tar.gz; omitted: the official archive, downloaded once into a cache. */
@@ -104,10 +105,12 @@ type Meta = Omit<RawReview, "bytes">;
 /** A kept review after tokenizing: where its ids are. */
 interface Item {
   meta: Meta;
-  /** Token ids (local to a thread until remapped, then global). */
+  /** Token ids: temporary ids of the TokenMerger (written through its map to vocabulary ids). */
   ids: Int32Array;
   /** Sample id (canonical order). */
   sid: number;
+  /** Tokens before --max-len truncation. */
+  raw: number;
 }
 
 class Warnings {
@@ -141,9 +144,10 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   const skipped = { empty: 0, tooLarge: 0, badName: 0 };
   const repaired = { invalidUtf8: 0, truncated: 0 };
 
-  // ---- read + tokenize (overlapped) -------------------------------------------------------------
+  // ---- read + tokenize (overlapped), merging each result as it arrives -------------------------
   const pool = createPool<TokenizeTask, TokenizeResult>(new URL("./tokenize-task.js", import.meta.url), o.threads);
   const metas: Meta[] = [];
+  const merger = new TokenMerger();
   const tasks: { start: number; result: Promise<TokenizeResult> }[] = [];
   let tRead = 0;
   let tTok = 0;
@@ -160,7 +164,12 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       const bytes = new Uint8Array(offsets[cur.length]!);
       for (let i = 0; i < cur.length; i++) bytes.set(cur[i]!.bytes, offsets[i]!);
       const start = metas.length - cur.length;
-      tasks.push({ start, result: pool.run({ bytes, offsets }, [bytes.buffer, offsets.buffer]) });
+      // training reviews are counted now; validation reviews are taken back out once they are chosen
+      const result = pool.run({ bytes, offsets }, [bytes.buffer, offsets.buffer]).then((r) => {
+        merger.add(r, (i) => metas[start + i]!.split === "train");
+        return r;
+      });
+      tasks.push({ start, result });
       cur = [];
       curBytes = 0;
     };
@@ -175,8 +184,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
           warnings.add("size", r.file, `review of ${r.bytes.length} bytes is over the ${o.maxReviewBytes}-byte limit: skipped`);
           continue;
         }
-        const { bytes: _b, ...meta } = r;
-        metas.push(meta);
+        metas.push({ split: r.split, label: r.label, rating: r.rating, id: r.id, file: r.file, serial: r.serial });
         cur.push(r);
         curBytes += r.bytes.length;
         if (cur.length >= TASK_REVIEWS || curBytes >= TASK_BYTES) flush();
@@ -194,15 +202,8 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   }
 
   async function finish(results: TokenizeResult[]): Promise<IngestResult> {
-    // ---- per-thread dictionaries; kept reviews in canonical order -----------------------------
-    const dicts = new Map<number, string[]>();
-    for (const r of results) {
-      let d = dicts.get(r.thread);
-      if (!d) dicts.set(r.thread, (d = []));
-      for (let k = 0; k < r.newTokens.length; k++) d[r.firstNewId + k] = r.newTokens[k]!;
-    }
-    const items: (Item & { thread: number; raw: number })[] = [];
-    const rawLen: number[] = [];
+    // ---- kept reviews in canonical order (ids are temporary ids now) ----------------------------
+    const items: Item[] = [];
     for (let t = 0; t < tasks.length; t++) {
       const r = results[t]!;
       const n = r.tokOffsets.length - 1;
@@ -218,19 +219,19 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
           warnings.add("empty", meta.file, "empty review (no tokens): skipped");
           continue;
         }
-        items.push({ meta, ids, sid: 0, thread: r.thread, raw: ids.length });
+        items.push({ meta, ids, sid: 0, raw: ids.length });
       }
     }
     const splitRank = (s: string) => (s === "train" ? 0 : 1);
     items.sort((a, b) => (splitRank(a.meta.split) - splitRank(b.meta.split)) || (a.meta.label - b.meta.label) ||
       (a.meta.serial - b.meta.serial) || (a.meta.id < b.meta.id ? -1 : a.meta.id > b.meta.id ? 1 : 0));
-    items.forEach((it, i) => { it.sid = i; rawLen.push(it.raw); });
+    for (let i = 0; i < items.length; i++) items[i]!.sid = i;
     const trainAll = items.filter((it) => it.meta.split === "train");
     const test = items.filter((it) => it.meta.split === "test");
     if (trainAll.length === 0) throw new InputError("no training reviews (train/pos, train/neg): the vocabulary is built from them", { path: data });
 
     // ---- seeded validation split -----------------------------------------------------------
-    const perm = new Rng(o.seed).shuffle(trainAll.map((_, i) => i));
+    const perm = new Rng(o.seed).shuffle(Int32Array.from(trainAll, (_, i) => i));
     const nVal = Math.round(trainAll.length * o.valFraction);
     const isVal = new Uint8Array(trainAll.length);
     for (let k = 0; k < nVal; k++) isVal[perm[k]!] = 1;
@@ -238,25 +239,8 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     const val = trainAll.filter((_, i) => isVal[i]);
 
     // ---- vocabulary from the training reviews ------------------------------------------------
-    const counts = new Map<number, Int32Array>();
-    for (const [th, d] of dicts) counts.set(th, new Int32Array(d.length));
-    for (const it of train) {
-      const c = counts.get(it.thread)!;
-      for (let j = 0; j < it.ids.length; j++) c[it.ids[j]!]!++;
-    }
-    const merged = new Map<string, number>();
-    for (const [th, d] of dicts) {
-      const c = counts.get(th)!;
-      for (let id = 0; id < d.length; id++) if (c[id]! > 0) merged.set(d[id]!, (merged.get(d[id]!) ?? 0) + c[id]!);
-    }
-    const { vocab, counts: vocabCounts } = buildVocab(merged, { maxSize: o.vocabSize, minFreq: o.minFreq });
-    const toGlobal = new Map<number, Int32Array>();
-    for (const [th, d] of dicts) toGlobal.set(th, Int32Array.from(d, (tok) => vocab.id(tok)));
-    for (const r of results) {
-      const map = toGlobal.get(r.thread)!;
-      const ids = r.ids;
-      for (let j = 0; j < ids.length; j++) ids[j] = map[ids[j]!]!;
-    }
+    for (const it of val) merger.uncount(it.ids);
+    const { vocab, counts: vocabCounts, toVocab } = merger.vocabulary({ maxSize: o.vocabSize, minFreq: o.minFreq });
     if (o.maxLen > 0) {
       for (const it of items) {
         if (it.ids.length > o.maxLen) { it.ids = it.ids.subarray(0, o.maxLen); repaired.truncated++; }
@@ -265,7 +249,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     const tVocab = performance.now();
 
     // ---- buckets -------------------------------------------------------------------------
-    const splits: [Split, typeof items][] = [["train", train], ["val", val]];
+    const splits: [Split, Item[]][] = [["train", train], ["val", val]];
     if (test.length > 0) splits.push(["test", test]);
     const bucketed = splits.map(([name, list], k) => {
       const lengths = Int32Array.from(list, (it) => it.ids.length);
@@ -293,6 +277,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
           ids: Int32Array.from(batch, (i) => b.list[i]!.sid),
           ratings: Int8Array.from(batch, (i) => b.list[i]!.meta.rating),
           names: Array.from(batch, (i) => b.list[i]!.meta.id),
+          idMap: toVocab,
         });
         const rows = b.batches.map(rowsOf);
         const nFiles = b.name === "train" ? o.shards : 1;

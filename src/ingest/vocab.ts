@@ -53,16 +53,57 @@ export function makeVocab(tokens: string[]): Vocab {
  * the reviews were read in). Returns the Vocab and the count of each kept id.
  */
 export function buildVocab(counts: Map<string, number>, opts: { maxSize: number; minFreq: number }): { vocab: Vocab; counts: number[] } {
-  const entries: [string, number][] = [];
-  for (const e of counts) if (e[1] >= opts.minFreq) entries.push(e);
-  entries.sort((a, b) => (b[1] - a[1]) || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const kept = entries.slice(0, Math.max(0, opts.maxSize));
-  const tokens = [UNK, PAD, ...kept.map((e) => e[0])];
+  const tokens = [...counts.keys()];
+  const r = buildVocabFromArrays(tokens, Int32Array.from(tokens, (t) => counts.get(t)!), opts);
+  return { vocab: r.vocab, counts: r.counts };
+}
+
+function byCountThenToken(tokens: readonly string[], counts: Int32Array) {
+  return (a: number, b: number) => {
+    const d = counts[b]! - counts[a]!;
+    if (d !== 0) return d;
+    const x = tokens[a]!;
+    const y = tokens[b]!;
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
+}
+
+/**
+ * buildVocab over parallel arrays (token i was seen counts[i] times). Also returns `kept`: the index
+ * into `tokens` of each vocabulary id from 2 on, so callers can map their own ids without strings.
+ */
+export function buildVocabFromArrays(
+  tokens: readonly string[], counts: Int32Array, opts: { maxSize: number; minFreq: number },
+): { vocab: Vocab; counts: number[]; kept: Int32Array } {
+  const maxSize = Math.max(0, opts.maxSize);
   let total = 0;
-  for (const c of counts.values()) total += c;
+  let eligible = 0;
+  let maxCount = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const c = counts[i]!;
+    total += c;
+    if (c >= opts.minFreq) {
+      eligible++;
+      if (c > maxCount) maxCount = c;
+    }
+  }
+  // the count at which the cut falls, so only the kept tokens are sorted
+  let threshold = opts.minFreq;
+  if (eligible > maxSize) {
+    const histogram = new Int32Array(Math.min(maxCount, 1 << 20) + 2);
+    for (let i = 0; i < tokens.length; i++) if (counts[i]! >= opts.minFreq) histogram[Math.min(counts[i]!, histogram.length - 1)]!++;
+    let above = 0;
+    threshold = histogram.length - 1;
+    while (threshold > opts.minFreq && above + histogram[threshold]! < maxSize) above += histogram[threshold--]!;
+  }
+  const candidates: number[] = [];
+  for (let i = 0; i < tokens.length; i++) if (counts[i]! >= threshold && counts[i]! >= opts.minFreq) candidates.push(i);
+  candidates.sort(byCountThenToken(tokens, counts));
+  const kept = Int32Array.from(candidates.slice(0, maxSize));
   let keptTotal = 0;
-  for (const e of kept) keptTotal += e[1];
-  return { vocab: makeVocab(tokens), counts: [total - keptTotal, 0, ...kept.map((e) => e[1])] };
+  for (const i of kept) keptTotal += counts[i]!;
+  const vocab = makeVocab([UNK, PAD, ...Array.from(kept, (i) => tokens[i]!)]);
+  return { vocab, counts: [total - keptTotal, 0, ...Array.from(kept, (i) => counts[i]!)], kept };
 }
 
 export function vocabToJson(vocab: Vocab, counts: number[]): string {
