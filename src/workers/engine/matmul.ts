@@ -3,6 +3,27 @@
 // explicit transpose then a plain matMul; no slicing of big tensors — chunks are uploaded from typed arrays.
 import { tf, type Tensor2D } from "../../tfjs.js";
 
+// Opt-in timing of every call (IMDB_TRAIN_ENGINE_PROFILE=1): name and shape → [total ms, calls].
+const PROFILE = process.env.IMDB_TRAIN_ENGINE_PROFILE === "1";
+const timings = new Map<string, [number, number]>();
+function timed<A extends unknown[], R>(name: string, f: (...a: A) => R): (...a: A) => R {
+  if (!PROFILE) return f;
+  return (...a: A) => {
+    const s = performance.now();
+    const r = f(...a);
+    const key = `${name} ${a.filter((x) => typeof x === "number").join("x")}`;
+    const e = timings.get(key) ?? [0, 0];
+    e[0] += performance.now() - s; e[1]++;
+    timings.set(key, e);
+    return r;
+  };
+}
+
+/** Accumulated call timings (empty unless IMDB_TRAIN_ENGINE_PROFILE=1), slowest first. */
+export function profile(): { call: string; ms: number; calls: number }[] {
+  return [...timings].map(([call, [ms, calls]]) => ({ call, ms, calls })).sort((a, b) => b.ms - a.ms);
+}
+
 /** Rows per chunk of the all-time-steps matmuls (bounds backend memory; large enough to run at full speed). */
 export const CHUNK_ROWS = 4096;
 
@@ -17,28 +38,28 @@ export function uploadTransposed(data: Float32Array, rows: number, cols: number)
 }
 
 /** out[rows, n] = a[rows, k] · b[k, n]; `out` is written if given, else allocated. */
-export function mm(a: Float32Array, rows: number, k: number, b: Tensor2D, out?: Float32Array): Float32Array {
+export const mm = timed("mm", function mm(a: Float32Array, rows: number, k: number, b: Tensor2D, out?: Float32Array): Float32Array {
   const r = tf.tidy(() => tf.matMul(tf.tensor2d(a, [rows, k]), b));
   const data = r.dataSync() as Float32Array;
   r.dispose();
   if (!out) return data;
   out.set(data);
   return out;
-}
+});
 
 /** σ(a[rows, k] · b[k, n] + c[rows, n]) on the backend: one LSTM step's gates (3 kernels). */
-export function mmAddSigmoid(a: Float32Array, rows: number, k: number, b: Tensor2D, c: Float32Array, out: Float32Array): void {
+export const mmAddSigmoid = timed("mmAddSigmoid", function mmAddSigmoid(a: Float32Array, rows: number, k: number, b: Tensor2D, c: Float32Array, out: Float32Array): void {
   const n = b.shape[1];
   const r = tf.tidy(() => tf.sigmoid(tf.add(tf.matMul(tf.tensor2d(a, [rows, k]), b), tf.tensor2d(c, [rows, n]))));
   out.set(r.dataSync() as Float32Array);
   r.dispose();
-}
+});
 
 /**
  * out[T*B, n] = x[T*B, k] · w[k, n] + bias[n], in chunks of CHUNK_ROWS rows: the input projection of every
  * time step at once.
  */
-export function projectAll(x: Float32Array, rows: number, k: number, w: Tensor2D, bias: Float32Array, out: Float32Array): void {
+export const projectAll = timed("projectAll", function projectAll(x: Float32Array, rows: number, k: number, w: Tensor2D, bias: Float32Array, out: Float32Array): void {
   const n = w.shape[1];
   const b = tf.tensor1d(bias);
   for (let r0 = 0; r0 < rows; r0 += CHUNK_ROWS) {
@@ -48,13 +69,13 @@ export function projectAll(x: Float32Array, rows: number, k: number, w: Tensor2D
     res.dispose();
   }
   b.dispose();
-}
+});
 
 /**
  * Weight gradient of a projection used at every time step: returns Σ_chunks xᵀ[k, rows] · d[rows, n]
  * (= x[T*B, k]ᵀ · d[T*B, n]) as a [k*n] array, plus, if `wT` ([n, k]) is given, dx = d · wᵀ into `dx`.
  */
-export function weightGrad(x: Float32Array, d: Float32Array, rows: number, k: number, n: number,
+export const weightGrad = timed("weightGrad", function weightGrad(x: Float32Array, d: Float32Array, rows: number, k: number, n: number,
                            wT?: Tensor2D, dx?: Float32Array): Float32Array {
   let acc: Tensor2D | undefined;
   for (let r0 = 0; r0 < rows; r0 += CHUNK_ROWS) {
@@ -79,4 +100,4 @@ export function weightGrad(x: Float32Array, d: Float32Array, rows: number, k: nu
   const out = acc.dataSync() as Float32Array;
   acc.dispose();
   return out;
-}
+});

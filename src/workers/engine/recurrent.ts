@@ -207,7 +207,9 @@ export class Direction {
     const gwih = weightGrad(x, dAx, rows, inDim, GH, wihTT, dx);
     wihTT?.dispose();
     const gwhh = weightGrad(tape.hprev, dAh, rows, H, GH);
-    return { grads: { wih: gwih, whh: gwhh, bih: colSum(dAx, rows, GH), bhh: colSum(dAh, rows, GH) }, dx };
+    const bih = colSum(dAx, rows, GH);
+    const bhh = lstm ? Float32Array.from(bih) : colSum(dAh, rows, GH); // LSTM: both biases see the same dA
+    return { grads: { wih: gwih, whh: gwhh, bih, bhh }, dx };
   }
 }
 
