@@ -27,8 +27,8 @@ export interface BatchRows {
   ids: Int32Array;
   ratings: Int8Array;
   names: string[];
-  /** When set, token t of `tokens` is written as idMap[t] (ingest maps its ids while copying). */
-  idMap?: Int32Array;
+  /** When set, token t of review b is written as idMaps[b][t] (ingest maps its ids while copying). */
+  idMaps?: Int32Array[];
 }
 
 export interface FileMeta {
@@ -66,9 +66,9 @@ function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
     valueOffsets[b + 1] = valueOffsets[b]! + lengths[b]!;
   }
   const values = new Int32Array(valueOffsets[B]!); // [sum lengths]
-  const map = rows.idMap;
   for (let b = 0; b < B; b++) {
     const src = rows.tokens[b]!;
+    const map = rows.idMaps?.[b];
     if (!map) {
       values.set(src, valueOffsets[b]!);
       continue;

@@ -1,6 +1,7 @@
-// Merging the tokenizer threads' dictionaries on the main thread while the threads work: each result's
-// thread-local ids become dataset-wide ("temporary") ids and training tokens are counted as results
-// arrive, so that when reading ends only the vocabulary choice is left.
+// Merging the tokenizer threads' dictionaries on the main thread while the threads work: each thread's
+// new tokens get dataset-wide ("temporary") ids and its sparse training counts are added as results
+// arrive, so that when reading ends only the vocabulary choice is left. Token ids stay thread-local;
+// `toVocab(thread)` maps them straight to vocabulary ids when the Arrow files are written.
 import { buildVocabFromArrays, type Vocab } from "./vocab.js";
 import type { TokenizeResult } from "./tokenize-task.js";
 
@@ -17,15 +18,13 @@ export class TokenMerger {
   /** Temporary id → token, in order of first arrival. */
   readonly tokens: string[] = [];
   private index = new Map<string, number>();
-  private local = new Map<number, Int32Array>(); // thread → (local id → temporary id)
+  private local = new Map<number, Int32Array>(); //      thread → (local id → temporary id)
   private counts: Int32Array = new Int32Array(1 << 16); // temporary id → training count
+  private final: Int32Array | null = null; //             temporary id → vocabulary id
 
-  /**
-   * Rewrites `r.ids` in place from the thread's local ids to temporary ids, and counts the tokens of
-   * every review i for which `counted(i)` holds. Results of one thread must come in the order it made them.
-   */
-  add(r: TokenizeResult, counted: (i: number) => boolean): void {
-    let map = grow(this.local.get(r.thread) ?? new Int32Array(1 << 14), r.firstNewId + r.newTokens.length);
+  /** Adds one result's new tokens and counts. Results of one thread must come in the order it made them. */
+  add(r: TokenizeResult): void {
+    const map = grow(this.local.get(r.thread) ?? new Int32Array(1 << 14), r.firstNewId + r.newTokens.length);
     this.local.set(r.thread, map);
     for (let k = 0; k < r.newTokens.length; k++) {
       const tok = r.newTokens[k]!;
@@ -37,28 +36,32 @@ export class TokenMerger {
       }
       map[r.firstNewId + k] = t;
     }
-    this.counts = grow(this.counts, this.tokens.length);
-    const ids = r.ids;
-    for (let j = 0; j < ids.length; j++) ids[j] = map[ids[j]!]!;
-    const counts = this.counts;
-    const n = r.tokOffsets.length - 1;
-    for (let i = 0; i < n; i++) {
-      if (!counted(i)) continue;
-      for (let j = r.tokOffsets[i]!, e = r.tokOffsets[i + 1]!; j < e; j++) counts[ids[j]!]!++;
-    }
+    const counts = (this.counts = grow(this.counts, this.tokens.length));
+    for (let k = 0; k < r.countIds.length; k++) counts[map[r.countIds[k]!]!]! += r.countValues[k]!;
   }
 
-  /** Takes back the counts of a review that was counted but is not training data after all. */
-  uncount(ids: Int32Array): void {
+  /** Takes back the counts of a review (thread-local ids) that turned out not to be training data. */
+  uncount(thread: number, ids: Int32Array): void {
+    const map = this.local.get(thread)!;
     const counts = this.counts;
-    for (let j = 0; j < ids.length; j++) counts[ids[j]!]!--;
+    for (let j = 0; j < ids.length; j++) counts[map[ids[j]!]!]!--;
   }
 
-  /** The vocabulary, its counts, and temporary id → vocabulary id (UNK_ID = 0 where not kept). */
-  vocabulary(opts: { maxSize: number; minFreq: number }): { vocab: Vocab; counts: number[]; toVocab: Int32Array } {
+  /** Chooses the vocabulary from the counts; afterwards `toVocab` maps ids. */
+  vocabulary(opts: { maxSize: number; minFreq: number }): { vocab: Vocab; counts: number[] } {
     const r = buildVocabFromArrays(this.tokens, this.counts.subarray(0, this.tokens.length), opts);
-    const toVocab = new Int32Array(this.tokens.length);
-    for (let i = 0; i < r.kept.length; i++) toVocab[r.kept[i]!] = i + 2;
-    return { vocab: r.vocab, counts: r.counts, toVocab };
+    const final = new Int32Array(this.tokens.length); // UNK_ID (0) where not kept
+    for (let i = 0; i < r.kept.length; i++) final[r.kept[i]!] = i + 2;
+    this.final = final;
+    return { vocab: r.vocab, counts: r.counts };
+  }
+
+  /** Thread-local id → vocabulary id, for one thread's ids (after `vocabulary`). */
+  toVocab(thread: number): Int32Array {
+    const map = this.local.get(thread)!;
+    const final = this.final!;
+    const out = new Int32Array(map.length);
+    for (let i = 0; i < map.length; i++) out[i] = final[map[i]!]!;
+    return out;
   }
 }

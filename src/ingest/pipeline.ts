@@ -105,8 +105,9 @@ type Meta = Omit<RawReview, "bytes">;
 /** A kept review after tokenizing: where its ids are. */
 interface Item {
   meta: Meta;
-  /** Token ids: temporary ids of the TokenMerger (written through its map to vocabulary ids). */
+  /** Token ids local to `thread` (written through the merger's map to vocabulary ids). */
   ids: Int32Array;
+  thread: number;
   /** Sample id (canonical order). */
   sid: number;
   /** Tokens before --max-len truncation. */
@@ -165,8 +166,9 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       for (let i = 0; i < cur.length; i++) bytes.set(cur[i]!.bytes, offsets[i]!);
       const start = metas.length - cur.length;
       // training reviews are counted now; validation reviews are taken back out once they are chosen
-      const result = pool.run({ bytes, offsets }, [bytes.buffer, offsets.buffer]).then((r) => {
-        merger.add(r, (i) => metas[start + i]!.split === "train");
+      const counted = Uint8Array.from(cur, (r) => (r.split === "train" ? 1 : 0));
+      const result = pool.run({ bytes, offsets, counted }, [bytes.buffer, offsets.buffer, counted.buffer]).then((r) => {
+        merger.add(r);
         return r;
       });
       tasks.push({ start, result });
@@ -219,7 +221,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
           warnings.add("empty", meta.file, "empty review (no tokens): skipped");
           continue;
         }
-        items.push({ meta, ids, sid: 0, raw: ids.length });
+        items.push({ meta, ids, sid: 0, raw: ids.length, thread: r.thread });
       }
     }
     const splitRank = (s: string) => (s === "train" ? 0 : 1);
@@ -239,8 +241,10 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     const val = trainAll.filter((_, i) => isVal[i]);
 
     // ---- vocabulary from the training reviews ------------------------------------------------
-    for (const it of val) merger.uncount(it.ids);
-    const { vocab, counts: vocabCounts, toVocab } = merger.vocabulary({ maxSize: o.vocabSize, minFreq: o.minFreq });
+    for (const it of val) merger.uncount(it.thread, it.ids);
+    const { vocab, counts: vocabCounts } = merger.vocabulary({ maxSize: o.vocabSize, minFreq: o.minFreq });
+    const toVocab = new Map<number, Int32Array>();
+    for (const it of items) if (!toVocab.has(it.thread)) toVocab.set(it.thread, merger.toVocab(it.thread));
     if (o.maxLen > 0) {
       for (const it of items) {
         if (it.ids.length > o.maxLen) { it.ids = it.ids.subarray(0, o.maxLen); repaired.truncated++; }
@@ -277,7 +281,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
           ids: Int32Array.from(batch, (i) => b.list[i]!.sid),
           ratings: Int8Array.from(batch, (i) => b.list[i]!.meta.rating),
           names: Array.from(batch, (i) => b.list[i]!.meta.id),
-          idMap: toVocab,
+          idMaps: Array.from(batch, (i) => toVocab.get(b.list[i]!.thread)!),
         });
         const rows = b.batches.map(rowsOf);
         const nFiles = b.name === "train" ? o.shards : 1;

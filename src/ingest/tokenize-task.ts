@@ -1,6 +1,6 @@
 // Runs inside a piscina thread: decodes and tokenizes a batch of reviews, interning each token in this
-// thread's own dictionary (token → local id). The main thread merges the dictionaries once at the end,
-// so the vocabulary never crosses the thread boundary per task and the results are plain typed arrays.
+// thread's own dictionary (token → local id) and counting the tokens of the reviews marked for counting.
+// Only new tokens and sparse counts cross the thread boundary; ids come back as transferred typed arrays.
 import { threadId } from "node:worker_threads";
 import { Interner } from "./intern.js";
 import { forEachTokenRange, normalize } from "./tokenizer.js";
@@ -12,6 +12,8 @@ export interface TokenizeTask {
   bytes: Uint8Array;
   /** [N+1] byte offsets: review i is bytes[offsets[i] .. offsets[i+1]). */
   offsets: Int32Array;
+  /** [N] 1 = count this review's tokens (training reviews). */
+  counted: Uint8Array;
 }
 
 export interface TokenizeResult {
@@ -26,14 +28,18 @@ export interface TokenizeResult {
   /** Tokens first seen by this thread in this task; newTokens[k] has local id firstNewId + k. */
   firstNewId: number;
   newTokens: string[];
+  /** [U] local ids that occur in the counted reviews, and [U] how often. */
+  countIds: Int32Array;
+  countValues: Int32Array;
 }
 
 const dict = new Interner();
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder("utf-8");
+let counts = new Int32Array(1 << 16); // local id → count within the current task (reset after each)
 
 export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
-  const { bytes, offsets } = task;
+  const { bytes, offsets, counted } = task;
   const n = offsets.length - 1;
   let ids = new Int32Array(Math.max(1024, bytes.length >> 2)); // ~1 token per 5 bytes: rarely grows
   let count = 0;
@@ -50,6 +56,7 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
     }
     ids[count++] = id;
   };
+  const touched: number[] = [];
   for (let i = 0; i < n; i++) {
     const view = bytes.subarray(offsets[i]!, offsets[i + 1]!);
     try {
@@ -59,13 +66,31 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
       invalidUtf8[i] = 1;
     }
     text = normalize(text);
+    const from = count;
     forEachTokenRange(text, emit);
     tokOffsets[i + 1] = count;
+    if (counted[i]) {
+      if (counts.length < dict.size) {
+        const grown = new Int32Array(Math.max(dict.size, counts.length * 2));
+        grown.set(counts);
+        counts = grown;
+      }
+      for (let j = from; j < count; j++) {
+        const id = ids[j]!;
+        if (counts[id]++ === 0) touched.push(id);
+      }
+    }
+  }
+  const countIds = Int32Array.from(touched);
+  const countValues = new Int32Array(countIds.length);
+  for (let k = 0; k < countIds.length; k++) {
+    countValues[k] = counts[countIds[k]!]!;
+    counts[countIds[k]!] = 0;
   }
   const out = ids.slice(0, count);
   const newTokens = dict.tokens.slice(firstNewId);
   return withTransfer<TokenizeResult>(
-    { thread: threadId, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens },
-    [out.buffer, tokOffsets.buffer, invalidUtf8.buffer],
+    { thread: threadId, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens, countIds, countValues },
+    [out.buffer, tokOffsets.buffer, invalidUtf8.buffer, countIds.buffer, countValues.buffer],
   );
 }
