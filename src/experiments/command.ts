@@ -83,6 +83,9 @@ const countOnes: CommandSpec = {
     "input per step) and Linear(hidden, 1) predicts the number of ones; accuracy = round(prediction) == count.\n" +
     "Uses the same hand-written LSTM/GRU forward and backward as IMDB training (dense inputs of width 1), Adam\n" +
     "on the batch-mean gradient, and seeded data, initialisation and shuffles (deterministic for a --seed).\n" +
+    "The Linear's bias starts at the mean training count (≈ length/2) unless --output-bias random: from the\n" +
+    "random init the LSTM first spends ~2 epochs on a plateau (MSE ≈ 5, the count's variance) while the bias\n" +
+    "climbs from 0 to ≈ 10 by about one learning rate per Adam step.\n" +
     "Writes count-ones-<cell>.svg (train/test loss and accuracy per epoch) to --out. With --json the last stdout\n" +
     "line is {\"cell\", \"test_accuracy\": [per epoch], \"train_loss\": [per epoch], …}.",
   options: [
