@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { ModelConfig } from "../src/config.js";
 import { PAD_ID } from "../src/config.js";
+import { InputError, UsageError } from "../src/errors.js";
 import { initParams } from "../src/model.js";
 import { Rng } from "../src/rng.js";
 import { createEngine, type EngineBatch } from "../src/workers/engine/index.js";
@@ -34,11 +35,11 @@ function relErr(a: Float32Array, b: Float32Array): number {
 }
 
 const CASES: { name: string; model: ModelConfig; lengths: number[][] }[] = [
-  { name: "lstm", model: { cell: "lstm", vocabSize: 30, embedDim: 6, hidden: 8, layers: 1, bidirectional: false }, lengths: [[7, 3, 5, 1], [4], [6, 6, 2]] },
+  { name: "lstm", model: { cell: "lstm", vocabSize: 30, embedDim: 6, hidden: 8, layers: 1, bidirectional: false }, lengths: [[7, 3, 5, 1], [4], [6, 6, 2], [1]] },
   { name: "gru", model: { cell: "gru", vocabSize: 30, embedDim: 6, hidden: 8, layers: 1, bidirectional: false }, lengths: [[7, 3, 5, 1], [5, 5]] },
   { name: "lstm 2 layers bidirectional", model: { cell: "lstm", vocabSize: 25, embedDim: 5, hidden: 6, layers: 2, bidirectional: true }, lengths: [[6, 2, 4], [3]] },
   { name: "lstm bidirectional", model: { cell: "lstm", vocabSize: 25, embedDim: 5, hidden: 6, layers: 1, bidirectional: true }, lengths: [[5, 1, 3]] },
-  { name: "gru 2 layers bidirectional", model: { cell: "gru", vocabSize: 25, embedDim: 5, hidden: 6, layers: 2, bidirectional: true }, lengths: [[6, 2, 4]] },
+  { name: "gru 2 layers bidirectional", model: { cell: "gru", vocabSize: 25, embedDim: 5, hidden: 6, layers: 2, bidirectional: true }, lengths: [[6, 2, 4], [1]] },
 ];
 
 for (const c of CASES) {
@@ -138,3 +139,15 @@ for (const c of FD_CASES) {
     assert.ok(worst < 1e-2);
   });
 }
+
+test("bad batches are refused with typed errors", async () => {
+  const model: ModelConfig = { cell: "lstm", vocabSize: 10, embedDim: 3, hidden: 4, layers: 1, bidirectional: false };
+  const engine = await createEngine({ model, backend: "wasm" });
+  const params = initParams(model, 1);
+  const ok: EngineBatch = { size: 1, maxLen: 2, lengths: Int32Array.from([2]), tokens: Int32Array.from([3, 4]), targets: Float32Array.from([1]) };
+  await engine.step(params, ok);
+  await assert.rejects(engine.step(params, { ...ok, tokens: Int32Array.from([3, 10]) }), (e: unknown) => e instanceof InputError && /token id 10/.test((e as Error).message));
+  await assert.rejects(engine.step(params, { ...ok, lengths: Int32Array.from([3]) }), UsageError);
+  await assert.rejects(engine.step(params.subarray(1), ok), UsageError);
+  await assert.rejects(engine.evaluate(params, { ...ok, tokens: undefined }), UsageError);
+});

@@ -47,11 +47,11 @@ export class ReferenceModel {
       const tm = new Int32Array(T * B); // [T*B]
       for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) tm[t * B + b] = batch.tokens![b * T + t];
       const X = tf.reshape(tf.gather(w.get("embedding.weight")!, tf.tensor1d(tm, "int32")), [T, B, this.inDim]);
-      xs = tf.unstack(X) as Tensor2D[];
+      xs = perStep(X, T, B, this.inDim);
     } else {
       const D = this.inDim, x = new Float32Array(T * B * D);
       for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let j = 0; j < D; j++) x[(t * B + b) * D + j] = batch.inputs![(b * T + t) * D + j];
-      xs = tf.unstack(tf.tensor3d(x, [T, B, D])) as Tensor2D[];
+      xs = perStep(tf.tensor3d(x, [T, B, D]), T, B, D);
     }
     // masks[t] [B, 1]: 1 where t < len[b]
     const masks = Array.from({ length: T }, (_, t) => tf.tensor2d(Array.from(lengths, (l) => (t < l ? 1 : 0)), [B, 1]));
@@ -125,6 +125,11 @@ export class ReferenceModel {
     });
     return out;
   }
+}
+
+/** x_t [B, In] for each t of X [T, B, In] (slices: tf.unstack's gradient fails for T = 1 in tfjs 4.22). */
+function perStep(X: Tensor, T: number, B: number, In: number): Tensor2D[] {
+  return Array.from({ length: T }, (_, t) => tf.reshape(tf.slice(X, [t, 0, 0], [1, B, In]), [B, In]) as Tensor2D);
 }
 
 export function countCorrect(outputs: Float32Array, targets: Float32Array, loss: LossKind): number {
