@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
-import { BIN } from "./helpers/cli.js";
+import { BIN, runCli } from "./helpers/cli.js";
+import { freePort } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 
@@ -81,4 +82,12 @@ test("SIGINT on `train` stops the coordinator and all workers, with an exit chec
   for (const pid of pids) assert.equal(alive(pid), false, `child ${pid} is gone`);
   assert.match(t.err(), /checkpoint \(exit\)/);
   assert.ok(existsSync(join(out, "checkpoints", "last.ckpt")));
+});
+
+test("a worker that cannot reach the coordinator retries with back-off, says where, and fails clearly", async () => {
+  const port = await freePort();
+  const r = await runCli(["worker", "--coordinator", `tcp://127.0.0.1:${port}`, "--name", "lonely", "--connect-timeout", "2"], { timeoutMs: 30_000 });
+  assert.equal(r.code, 5, r.stderr);
+  assert.match(r.stderr, new RegExp(`no answer from the coordinator at tcp://127\\.0\\.0\\.1:${port} yet \\(attempt 1\\); retrying in 1\\.0 s`));
+  assert.match(r.stderr, new RegExp(`no coordinator answered at tcp://127\\.0\\.0\\.1:${port} within 2 s`));
 });

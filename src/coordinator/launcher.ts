@@ -5,6 +5,7 @@
 // coordinator's events.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError, TrainingError, AbortedError } from "../errors.js";
@@ -45,12 +46,14 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   if (!dataset) {
     if (!o.data) throw new UsageError("train needs --data <aclImdb dir or .tar.gz> or --dataset <ingested dir>");
     dataset = join(out, "dataset");
-    const { runIngest } = await import("../ingest/index.js");
-    log.info(`ingesting ${String(o.data)} into ${dataset}`);
-    await runIngest({
-      data: String(o.data), out: dataset, vocabSize: Number(o.vocabSize), minFreq: Number(o.minFreq), batchSize: Number(o.batchSize),
-      maxLen: Number(o.maxLen), valFraction: Number(o.valFraction), seed: settings.seed, shards: 1,
-    } as Parameters<typeof runIngest>[0]);
+    const want = { vocabSize: Number(o.vocabSize), minFreq: Number(o.minFreq), batchSize: Number(o.batchSize), maxLen: Number(o.maxLen), valFraction: Number(o.valFraction), seed: settings.seed };
+    if (sameIngest(dataset, String(o.data), want)) {
+      log.info(`reusing ${dataset} (ingested from the same input with the same options)`);
+    } else {
+      const { runIngest } = await import("../ingest/index.js");
+      log.info(`ingesting ${String(o.data)} into ${dataset}`);
+      await runIngest({ data: String(o.data), out: dataset, ...want, shards: 1, force: true });
+    }
   }
   const metricsPort = o.metricsPort === undefined ? undefined : Number(o.metricsPort);
   const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...PASS_ON.flatMap((s) => argFor(s.name, s.type, o))];
@@ -67,7 +70,8 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   const stopAll = async (why: string) => {
     if (stopping) return;
     stopping = true;
-    log.warn(`stopping all processes: ${why}`);
+    const running = children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+    if (running.length) log.warn(`stopping ${running.map((c) => `${c.name} (pid ${c.proc.pid})`).join(", ")}: ${why}`);
     for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGTERM");
     const timer = setTimeout(() => {
       for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) { log.warn(`${c.name} (pid ${c.proc.pid}) did not stop: SIGKILL`); c.proc.kill("SIGKILL"); }
@@ -139,6 +143,17 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   log.info(`model: ${r.model}`);
   if (o.json) emitJson({ ...r, dataset });
   return 0;
+}
+
+/** An ingested dataset at `dir` made from `data` with these options (manifest.json says so). */
+function sameIngest(dir: string, data: string, want: Record<string, number>): boolean {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { source?: { path?: string }; options?: Record<string, number> };
+    if (!m.options || resolve(m.source?.path ?? "") !== resolve(data)) return false;
+    return Object.entries(want).every(([k, v]) => m.options![k] === v);
+  } catch {
+    return false;
+  }
 }
 
 function argFor(name: string, type: string, o: Record<string, unknown>): string[] {
