@@ -2,6 +2,7 @@
 // new tokens get dataset-wide ("temporary") ids and its sparse training counts are added as results
 // arrive, so that when reading ends only the vocabulary choice is left. Token ids stay thread-local;
 // `toVocab(thread)` maps them straight to vocabulary ids when the Arrow files are written.
+import { Interner } from "./intern.js";
 import { buildVocabFromArrays, type Vocab } from "./vocab.js";
 import type { TokenizeResult } from "./tokenize-task.js";
 
@@ -16,8 +17,7 @@ function grow(a: Int32Array, need: number): Int32Array {
 
 export class TokenMerger {
   /** Temporary id → token, in order of first arrival. */
-  readonly tokens: string[] = [];
-  private index = new Map<string, number>();
+  private index = new Interner();
   private local = new Map<number, Int32Array>(); //      thread → (local id → temporary id)
   private counts: Int32Array = new Int32Array(1 << 16); // temporary id → training count
   private final: Int32Array | null = null; //             temporary id → vocabulary id
@@ -28,15 +28,9 @@ export class TokenMerger {
     this.local.set(r.thread, map);
     for (let k = 0; k < r.newTokens.length; k++) {
       const tok = r.newTokens[k]!;
-      let t = this.index.get(tok);
-      if (t === undefined) {
-        t = this.tokens.length;
-        this.tokens.push(tok);
-        this.index.set(tok, t);
-      }
-      map[r.firstNewId + k] = t;
+      map[r.firstNewId + k] = this.index.intern(tok, 0, tok.length);
     }
-    const counts = (this.counts = grow(this.counts, this.tokens.length));
+    const counts = (this.counts = grow(this.counts, this.index.size));
     for (let k = 0; k < r.countIds.length; k++) counts[map[r.countIds[k]!]!]! += r.countValues[k]!;
   }
 
@@ -49,8 +43,8 @@ export class TokenMerger {
 
   /** Chooses the vocabulary from the counts; afterwards `toVocab` maps ids. */
   vocabulary(opts: { maxSize: number; minFreq: number }): { vocab: Vocab; counts: number[] } {
-    const r = buildVocabFromArrays(this.tokens, this.counts.subarray(0, this.tokens.length), opts);
-    const final = new Int32Array(this.tokens.length); // UNK_ID (0) where not kept
+    const r = buildVocabFromArrays(this.index.tokens, this.counts.subarray(0, this.index.size), opts);
+    const final = new Int32Array(this.index.size); // UNK_ID (0) where not kept
     for (let i = 0; i < r.kept.length; i++) final[r.kept[i]!] = i + 2;
     this.final = final;
     return { vocab: r.vocab, counts: r.counts };
