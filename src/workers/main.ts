@@ -25,13 +25,16 @@ export async function workerCommand(o: Record<string, unknown>): Promise<number>
   }
   if (!endpoint) throw new UsageError("worker needs --coordinator <tcp://host:port> or --nats <url>");
   let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
+  let onStep: (() => void) | undefined;
   if (o.metricsPort !== undefined) {
-    const { startMetrics } = await import("../metrics/index.js");
+    const { startMetrics, reportEngineMemory, runningTfjsEngine } = await import("../metrics/index.js");
     metrics = await startMetrics({ role: "worker", port: Number(o.metricsPort), worker: name });
     log.info(`metrics on ${metrics.url}`);
+    const tel = metrics.telemetry;
+    onStep = () => { const src = runningTfjsEngine(); if (src) reportEngineMemory(tel, name, src); };
   }
   try {
-    const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend as "auto", connectTimeoutS: Number(o.connectTimeout ?? 120), telemetry: metrics?.telemetry, signal: ac.signal });
+    const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend as "auto", connectTimeoutS: Number(o.connectTimeout ?? 120), telemetry: metrics?.telemetry, signal: ac.signal, onStep });
     if (o.json) emitJson({ worker: name, ...r });
     return 0;
   } finally {

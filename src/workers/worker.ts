@@ -27,6 +27,8 @@ export interface WorkerOptions {
   coordinatorTimeoutS?: number;
   telemetry?: Telemetry;
   signal?: AbortSignal;
+  /** Called after every step (e.g. to report engine memory). */
+  onStep?: () => void;
 }
 
 export interface Welcome {
@@ -129,7 +131,17 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
       if (o.signal?.aborted) break;
       if (h.kind === Kind.Heartbeat || h.kind === Kind.Welcome) continue;
       if (h.kind === Kind.Stop) { result.reason = String((m.body as { reason?: string }).reason ?? "stopped"); break; }
-      if (h.kind === Kind.Reject) { log.warn(`coordinator rejected a message: ${(m.body as { message?: string }).message}`); continue; }
+      if (h.kind === Kind.Reject) {
+        const rb = m.body as { reason?: string; message?: string };
+        log.warn(`coordinator rejected a message: ${rb.message}`);
+        if (rb.reason === "unknown-worker") {
+          // evicted (e.g. this process was frozen past its deadline): join again, everything is loaded
+          log.warn("no longer a member of the run: joining again");
+          await channel.send(encode(head(Kind.Join, 0, 0), { name: o.name, pid: process.pid, host: hostname(), rejoin: true }));
+          await channel.send(encode(head(Kind.Ready, 0, 0), { backend: engine.backend }));
+        }
+        continue;
+      }
       const body = m.body as { task: number; split: "train" | "val" | "test"; batches: number[] };
       if (m.payload.length !== welcome.layoutSize) throw new ProtocolError(`${kindName(h.kind)} carries ${m.payload.length} parameters, expected ${welcome.layoutSize}`);
       if (h.kind === Kind.Assign) {
@@ -151,6 +163,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         result.samples += count;
         tel.workerStep(o.name, { samples: count, tokens, seconds, loss: count ? lossSum / count : 0, accuracy: count ? correct / count : 0 });
         tel.phase("compute", seconds, o.name);
+        tel.bytes("sent", acc.byteLength, o.name);
+        tel.bytes("received", m.payload.byteLength, o.name);
+        if (o.onStep) o.onStep();
         log.debug(`step ${h.step}: ${body.batches.length} batch(es), ${count} samples, ${seconds.toFixed(2)} s`);
       } else if (h.kind === Kind.Eval) {
         let lossSum = 0, correct = 0, count = 0;
