@@ -119,3 +119,37 @@ test("sampler: every batch once per epoch, seeded order, given-back batches hand
   assert.deepEqual(new EpochSampler(10, 0, 42).order, s.order);
   assert.notDeepEqual(new EpochSampler(10, 1, 42).order, s.order);
 });
+
+test("checkpoints round-trip and a truncated or corrupt file is refused with its name", async () => {
+  const { saveCheckpoint, loadCheckpoint } = await import("../src/coordinator/checkpoint.js");
+  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "imdb-ckpt-"));
+  try {
+    const path = join(dir, "c", "last.ckpt");
+    const params = Float32Array.from({ length: 100 }, (_, i) => i / 7);
+    saveCheckpoint(path, { step: 12, epoch: 1, cursor: 3, paramVersion: 12, seed: 5, runId: 9, layoutHash: "abc", adamT: 12, config: { a: 1 } }, { params, adam_m: params, adam_v: params });
+    const c = loadCheckpoint(path);
+    assert.equal(c.meta.step, 12);
+    assert.deepEqual(Array.from(c.arrays.params!), Array.from(params));
+    const bytes = readFileSync(path);
+    writeFileSync(path, bytes.subarray(0, bytes.length - 10));
+    assert.throws(() => loadCheckpoint(path), (e: Error) => e.message.includes(path) && /truncated/.test(e.message));
+    const bad = Buffer.from(bytes); bad[bad.length - 5] ^= 0xff;
+    writeFileSync(path, bad);
+    assert.throws(() => loadCheckpoint(path), /checksum mismatch/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("learning-rate schedule: warm-up then cosine decay to 0.1 × lr", async () => {
+  const { learningRate } = await import("../src/coordinator/schedule.js");
+  const s = { warmupSteps: 10, decay: "cosine" as const, minFactor: 0.1 };
+  assert.equal(learningRate(1, 0, 100, s), 0.1);
+  assert.equal(learningRate(1, 9, 100, s), 1);
+  assert.ok(Math.abs(learningRate(1, 10, 100, s) - 1) < 1e-12);
+  assert.ok(Math.abs(learningRate(1, 100, 100, s) - 0.1) < 1e-12);
+  assert.equal(learningRate(1, 50, 100, { warmupSteps: 0, decay: "none", minFactor: 0.1 }), 1);
+});
