@@ -146,7 +146,7 @@ export function countOnesFigure(o: CountOnesOptions, epochs: CountEpoch[], backe
   const hit = epochs.find((e) => e.testAccuracy === 1);
   return {
     title: `Counting ones with the engine's ${o.cell.toUpperCase()} (hidden ${o.hidden}) → Linear(${o.hidden}, 1)`,
-    subtitle: `${o.train} train / ${o.test} test sequences of length ${o.length}, MSE, batch ${o.batchSize}, Adam lr ${o.lr}${o.clip > 0 ? `, clip ${o.clip}` : ""}, output bias ${o.meanOutputBias ? "at the mean count" : "random"}, seed ${o.seed}, backend ${backend}`,
+    subtitle: `${o.train}/${o.test} train/test sequences of length ${o.length} · MSE · batch ${o.batchSize} · Adam lr ${o.lr}${o.clip > 0 ? ` · clip ${o.clip}` : ""} · output bias ${o.meanOutputBias ? "mean" : "random"} · seed ${o.seed} · ${backend}`,
     xLabel: "epoch",
     xEnd: o.epochs,
     panels: [
@@ -161,6 +161,7 @@ export function countOnesFigure(o: CountOnesOptions, epochs: CountEpoch[], backe
       {
         title: "accuracy (round(prediction) = count)",
         legend: "bottom",
+        yRange: [0, 1],
         series: [
           { name: "test", values: epochs.map((e) => e.testAccuracy), color: "#2ca02c" },
           { name: "train", values: epochs.map((e) => e.trainAccuracy), color: "#1f77b4" },

@@ -20,6 +20,8 @@ export interface Panel {
   yScale?: "linear" | "log";
   series: Series[];
   markers?: Marker[];
+  /** Fixed y range (linear axes), e.g. [0, 1] for an accuracy; default: fitted to the data. */
+  yRange?: [number, number];
   /** Corner of the legend (default "top"-right). */
   legend?: "top" | "bottom";
 }
@@ -75,6 +77,7 @@ function renderPanel(panel: Panel, box: Box, xStart: number, xEnd: number, xLabe
   for (const s of panel.series) for (let i = 0; i < s.values.length; i++) if (ok(s.values[i]!)) ys.push(log ? Math.log10(s.values[i]!) : s.values[i]!);
   let lo = ys.length ? Math.min(...ys) : 0;
   let hi = ys.length ? Math.max(...ys) : 1;
+  if (panel.yRange && !log) { lo = Math.min(lo, panel.yRange[0]); hi = Math.max(hi, panel.yRange[1]); }
   if (hi - lo < 1e-12) { lo -= log ? 1 : Math.max(1e-3, Math.abs(lo) * 0.1); hi += log ? 1 : Math.max(1e-3, Math.abs(hi) * 0.1); }
   const yTicks = log ? logTicks(lo, hi) : niceTicks(lo, hi);
   if (!log) { lo = Math.min(lo, yTicks[0]!); hi = Math.max(hi, yTicks[yTicks.length - 1]!); }
@@ -91,7 +94,10 @@ function renderPanel(panel: Panel, box: Box, xStart: number, xEnd: number, xLabe
     out.push(`<line x1="${box.x}" x2="${box.x + box.w}" y1="${y}" y2="${y}" stroke="#eee"/>`);
     out.push(`<text x="${box.x - 4}" y="${y}" text-anchor="end" dominant-baseline="middle">${esc(log ? fmtPow10(t) : fmtNum(t))}</text>`);
   }
-  for (const t of niceTicks(xStart, xEnd)) {
+  // x is an index (epoch, step): integer ticks only
+  let xTicks = niceTicks(xStart, xEnd).filter((t) => Number.isInteger(t));
+  if (xTicks.length < 2) xTicks = [xStart, xEnd];
+  for (const t of xTicks) {
     if (t < xStart || t > xEnd) continue;
     const x = px(t).toFixed(1);
     out.push(`<line x1="${x}" x2="${x}" y1="${box.y + box.h}" y2="${box.y + box.h + 4}" stroke="#888"/>`);
