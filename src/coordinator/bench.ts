@@ -116,8 +116,8 @@ export async function benchScaling(o: Record<string, unknown>): Promise<number> 
     for (const n of [1, 2]) {
       const out = mkdtempSync(join(tmpdir(), `imdb-bench-scaling-${n}w-`));
       try {
-        // --batches-per-step n: each worker computes one 64-review batch per step
-        const r = await runTrain(["--dataset", dataset, "--out", out, "--workers", String(n), "--epochs", "1", "--max-steps", String(steps), "--max-val-batches", "1", "--backend", "wasm"]);
+        // both runs take 2 batches per step, so they process the very same samples (1 worker does both batches)
+        const r = await runTrain(["--dataset", dataset, "--out", out, "--workers", String(n), "--batches-per-step", "2", "--epochs", "1", "--max-steps", String(steps), "--max-val-batches", "1", "--backend", "wasm"]);
         rows.push({ workers: n, samples_per_s: r.samples_per_s, overhead: r.overhead, step_s: r.phases.step / r.steps });
         log.info(`${n} worker(s): ${r.samples_per_s.toFixed(1)} samples/s, ${(r.phases.step / r.steps).toFixed(2)} s/step, coordinator share ${(r.overhead * 100).toFixed(1)}%`);
       } finally {

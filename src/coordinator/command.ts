@@ -93,6 +93,10 @@ export const commands: CommandSpec[] = [
   {
     path: ["bench", "scaling"],
     summary: "samples/s of a real 1-worker and 2-worker run on the shared archive; coordinator share of the step",
+    help:
+      "Runs `train` twice on the same dataset and the same samples (2 batches of 64 per step, --steps steps): once with\n" +
+      "1 worker (the baseline) and once with 2. Prints samples/s of each, the speed-up, and the coordinator's share of\n" +
+      "the step time (reduce + clip + Adam + broadcast) at 2 workers (target ≤ 5%).",
     options: [
       { name: "dataset", value: "<dir>", type: "string", description: "ingested dataset (default: ingest the shared archive into a temp dir)" },
       { name: "data", value: "<path>", type: "string", default: "../shared/data/aclImdb-train.tar.gz", description: "archive to ingest when --dataset is not given" },
