@@ -95,12 +95,12 @@ export async function evaluateCount(engine: Engine, params: Float32Array, ds: Co
 export async function trainCountOnes(engine: Engine, o: CountOnesOptions, hooks: CountOnesHooks = {}): Promise<{ epochs: CountEpoch[]; params: Float32Array }> {
   const data = makeCountSplits(o.seed, o.train, o.test, o.length);
   const params = initParams(countOnesLayoutConfig(o.cell, o.hidden), o.seed); //   [N]
-  if (o.meanOutputBias) {
-    const mean = data.train.counts.reduce((a, c) => a + c, 0) / data.train.size;
-    view(engine.layout, params, "fc.bias")[0] = mean;
-  }
   if (params.length !== engine.layout.size) {
     throw new TrainingError(`count-ones: initial parameters have ${params.length} values, the engine's layout ${engine.layout.size}`);
+  }
+  if (o.meanOutputBias) {
+    const mean = data.train.counts.reduce((a, c) => a + c, 0) / data.train.size;
+    view(engine.layout, params, "fc.bias")[0] = mean; //                        [1]
   }
   const adam = new Adam(params.length, { lr: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 });
   const shuffle = new Rng(o.seed).fork(3);
