@@ -86,3 +86,44 @@ test("tokenizer: the fast scanner agrees with the reference expression (fuzz + r
     }
   }
 });
+
+test("tokenizer: the ASCII byte path gives the same tokens as the string path", async () => {
+  const { tokenizeAscii } = await import("../src/ingest/tokenizer.js");
+  const { Rng } = await import("../src/rng.js");
+  const enc = new TextEncoder();
+  const alphabet = ["a", "B", "n", "N", "T", "t", "s", "S", "'", ".", ",", "1", "7", " ", "\n", "\t", "-", "!", "<br />", "<BR>", "<br/>", "<br  />", "< br>", "<b", "<", ">", "/", "'LL", "n'T", "...", "x", "\x1f"];
+  const rng = new Rng(7);
+  for (let k = 0; k < 3000; k++) {
+    let s = "";
+    const len = rng.int(30);
+    for (let i = 0; i < len; i++) s += alphabet[rng.int(alphabet.length)];
+    assert.deepEqual(tokenizeAscii(enc.encode(s)), tokenize(s), JSON.stringify(s));
+  }
+});
+
+test("interner: ids are dense, stable, and the same from strings and ASCII bytes", async () => {
+  const { Interner } = await import("../src/ingest/intern.js");
+  const it = new Interner();
+  const words = Array.from({ length: 50_000 }, (_, i) => `w${i.toString(36)}`);
+  for (const w of words) it.intern(` ${w} `, 1, w.length + 1);
+  assert.equal(it.size, words.length);
+  for (let i = 0; i < words.length; i += 997) {
+    assert.equal(it.intern(words[i]!, 0, words[i]!.length), i);
+    assert.equal(it.internAsciiLower(new TextEncoder().encode(words[i]!.toUpperCase()), 0, words[i]!.length), i);
+  }
+  assert.deepEqual(it.tokens, words);
+});
+
+test("vocab: the partial sort keeps exactly what a full sort keeps", async () => {
+  const { buildVocabFromArrays } = await import("../src/ingest/vocab.js");
+  const { Rng } = await import("../src/rng.js");
+  const rng = new Rng(3);
+  const tokens = Array.from({ length: 5000 }, (_, i) => `t${(i * 7919) % 5003}`);
+  const counts = Int32Array.from(tokens, () => 1 + Math.floor(Math.exp(rng.next() * 6)));
+  for (const [maxSize, minFreq] of [[100, 1], [1000, 3], [4999, 1], [6000, 2], [0, 1]] as const) {
+    const got = buildVocabFromArrays(tokens, counts, { maxSize, minFreq }).vocab.tokens.slice(2);
+    const want = tokens.map((t, i) => [t, counts[i]!] as const).filter((e) => e[1] >= minFreq)
+      .sort((a, b) => (b[1] - a[1]) || (a[0] < b[0] ? -1 : 1)).slice(0, maxSize).map((e) => e[0]);
+    assert.deepEqual(got, want, `maxSize ${maxSize} minFreq ${minFreq}`);
+  }
+});

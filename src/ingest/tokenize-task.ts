@@ -3,7 +3,7 @@
 // Only new tokens and sparse counts cross the thread boundary; ids come back as transferred typed arrays.
 import { threadId } from "node:worker_threads";
 import { Interner } from "./intern.js";
-import { forEachTokenRange, normalize } from "./tokenizer.js";
+import { forEachTokenRange, forEachTokenRangeAscii, isAscii, normalize } from "./tokenizer.js";
 import { withTransfer } from "./piscina.js";
 
 /** N reviews packed into one buffer. */
@@ -34,6 +34,8 @@ export interface TokenizeResult {
 }
 
 const dict = new Interner();
+/** IMDB_TRAIN_INGEST_ASCII=0 turns the byte path off (to compare both paths' datasets). */
+const ASCII_PATH = process.env.IMDB_TRAIN_INGEST_ASCII !== "0";
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder("utf-8");
 let counts = new Int32Array(1 << 16); // local id → count within the current task (reset after each)
@@ -47,8 +49,7 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   const invalidUtf8 = new Uint8Array(n);
   const firstNewId = dict.size;
   let text = "";
-  const emit = (start: number, end: number) => {
-    const id = dict.intern(text, start, end);
+  const push = (id: number) => {
     if (count === ids.length) {
       const grown = new Int32Array(ids.length * 2);
       grown.set(ids);
@@ -56,18 +57,24 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
     }
     ids[count++] = id;
   };
+  const emit = (start: number, end: number) => push(dict.intern(text, start, end));
+  const emitBytes = (start: number, end: number) => push(dict.internAsciiLower(bytes, start, end));
   const touched: number[] = [];
   for (let i = 0; i < n; i++) {
-    const view = bytes.subarray(offsets[i]!, offsets[i + 1]!);
-    try {
-      text = strict.decode(view);
-    } catch {
-      text = lenient.decode(view);
-      invalidUtf8[i] = 1;
-    }
-    text = normalize(text);
     const from = count;
-    forEachTokenRange(text, emit);
+    if (ASCII_PATH && isAscii(bytes, offsets[i]!, offsets[i + 1]!)) {
+      forEachTokenRangeAscii(bytes, offsets[i]!, offsets[i + 1]!, emitBytes);
+    } else {
+      const view = bytes.subarray(offsets[i]!, offsets[i + 1]!);
+      try {
+        text = strict.decode(view);
+      } catch {
+        text = lenient.decode(view);
+        invalidUtf8[i] = 1;
+      }
+      text = normalize(text);
+      forEachTokenRange(text, emit);
+    }
     tokOffsets[i + 1] = count;
     if (counted[i]) {
       if (counts.length < dict.size) {

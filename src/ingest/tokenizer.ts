@@ -147,6 +147,118 @@ export function forEachTokenRange(s: string, emit: (start: number, end: number) 
   }
 }
 
+// ---- the byte path: ASCII reviews straight from their UTF-8 bytes ----------------------------
+// Most reviews are pure ASCII. For them the threads skip decoding, markup replacement and lowercasing
+// (three copies of the text): this scanner reads the bytes, treats `<br />` as a space and lowercases
+// as it compares. It gives the same tokens as the string path (tests hold it to that).
+
+const LOWER = new Uint8Array(128);
+for (let c = 0; c < 128; c++) LOWER[c] = c >= 65 && c <= 90 ? c + 32 : c;
+/** A lowercase copy of the ASCII table of character classes. */
+const ACLASS = Uint8Array.from({ length: 128 }, (_, c) => CLASS[LOWER[c]!]!);
+
+/** True when bytes[start, end) are all ASCII. */
+export function isAscii(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
+}
+
+/** Length of a `<br>` / `<br/>` / `<br />` (any case, any spaces) starting at i, or 0. */
+function brAt(b: Uint8Array, i: number, end: number): number {
+  if (i + 3 >= end || b[i] !== 60 /* < */ || LOWER[b[i + 1]!] !== 98 /* b */ || LOWER[b[i + 2]!] !== 114 /* r */) return 0;
+  let j = i + 3;
+  while (j < end && (ACLASS[b[j]!]! & SPACE)) j++;
+  if (j < end && b[j] === 47 /* / */) j++;
+  return j < end && b[j] === 62 /* > */ ? j + 1 - i : 0;
+}
+
+function isCliticBytes(b: Uint8Array, j: number, k: number): boolean {
+  const len = k - j;
+  const a = LOWER[b[j + 1]!];
+  if (len === 2) return a === 115 || a === 109 || a === 100; // 's 'm 'd
+  if (len === 3) {
+    const c = LOWER[b[j + 2]!];
+    return (a === 114 && c === 101) || (a === 118 && c === 101) || (a === 108 && c === 108); // 're 've 'll
+  }
+  return false;
+}
+
+/**
+ * forEachTokenRange for an ASCII review given as bytes[start, end): emits absolute byte ranges; the
+ * token is the range lowercased. Markup `<br />` separates like a space.
+ */
+export function forEachTokenRangeAscii(b: Uint8Array, start: number, end: number, emit: (start: number, end: number) => void): void {
+  let i = start;
+  while (i < end) {
+    const c0 = b[i]!;
+    const cls = ACLASS[c0]!;
+    if (cls & SPACE) { i++; continue; }
+    if (cls & WORD) {
+      let j = i + 1;
+      if (cls & DIGIT) {
+        let d = j;
+        while (d < end && (ACLASS[b[d]!]! & DIGIT)) d++;
+        let e = d;
+        while (e + 1 < end) {
+          const sep = b[e];
+          if ((sep !== DOT && sep !== COMMA) || !(ACLASS[b[e + 1]!]! & DIGIT)) break;
+          e += 2;
+          while (e < end && (ACLASS[b[e]!]! & DIGIT)) e++;
+        }
+        if (e > d) {
+          emit(i, e);
+          i = e;
+          continue;
+        }
+        j = d;
+      }
+      while (j < end && (ACLASS[b[j]!]! & WORD)) j++;
+      if (j + 1 < end && b[j] === APOS && (ACLASS[b[j + 1]!]! & LM)) {
+        let k = j + 2;
+        while (k < end && (ACLASS[b[k]!]! & LM)) k++;
+        if (k - j === 2 && LOWER[b[j + 1]!] === T && LOWER[b[j - 1]!] === N && j - 1 > i) {
+          emit(i, j - 1);
+          emit(j - 1, k);
+        } else if (isCliticBytes(b, j, k)) {
+          emit(i, j);
+          emit(j, k);
+        } else {
+          emit(i, k);
+        }
+        i = k;
+        continue;
+      }
+      emit(i, j);
+      i = j;
+      continue;
+    }
+    if (c0 === 60) {
+      const br = brAt(b, i, end);
+      if (br > 0) { i += br; continue; }
+    }
+    if (c0 === DOT && i + 1 < end && b[i + 1] === DOT) {
+      let j = i + 2;
+      while (j < end && b[j] === DOT) j++;
+      emit(i, j);
+      i = j;
+      continue;
+    }
+    emit(i, i + 1);
+    i++;
+  }
+}
+
+/** The tokens of an ASCII review through the byte path (tests compare it with `tokenize`). */
+export function tokenizeAscii(bytes: Uint8Array): string[] {
+  const out: string[] = [];
+  forEachTokenRangeAscii(bytes, 0, bytes.length, (a, b) => {
+    let t = "";
+    for (let q = a; q < b; q++) t += String.fromCharCode(LOWER[bytes[q]!]!);
+    out.push(t);
+  });
+  return out;
+}
+
 // ---- the reference: the same rules as one regular expression ----------------------------------
 const REF_TOKEN = /\p{N}+(?:[.,]\p{N}+)+|[\p{L}\p{M}\p{N}]+(?:'[\p{L}\p{M}]+)?|\.{2,}|[^\s\p{L}\p{M}\p{N}]/gu;
 
