@@ -49,10 +49,10 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
-test("a worker killed with SIGKILL is noticed, named and evicted; the run finishes on the other worker", async () => {
+test("a worker killed with SIGKILL is noticed, named and evicted; the run finishes on the other worker", async (t) => {
   const out = join(root, "kill");
   const coord = run(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
-    "--epochs", "6", "--step-timeout", "2", "--heartbeat-timeout", "2", "--json", ...SMALL]);
+    "--epochs", "6", "--step-timeout", "30", "--heartbeat-timeout", "30", "--json", ...SMALL]);
   const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
   const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
   const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
@@ -64,7 +64,8 @@ test("a worker killed with SIGKILL is noticed, named and evicted; the run finish
   await w0.done;
   await w1.done;
   assert.equal(code, 0, coord.err());
-  assert.match(coord.err(), new RegExp(`worker w1 \\(pid ${w1.p.pid} on [^)]+\\) (missed its step deadline|sent no heartbeat)[^\\n]*evicted; 1 worker\\(s\\) left`));
+  t.diagnostic(coord.err().split("\n").find((l) => /evicted/.test(l)) ?? "(no eviction line)");
+  assert.match(coord.err(), new RegExp(`worker w1 \\(pid ${w1.p.pid} on [^)]+\\) (lost its connection|missed its step deadline|sent no heartbeat)[^\\n]*evicted; 1 worker\\(s\\) left`));
   const report = JSON.parse(coord.out().trim().split("\n").pop()!);
   assert.deepEqual(report.evicted, ["w1"]);
   assert.equal(report.epochs.length, 6, "every epoch ran");

@@ -37,7 +37,7 @@ export const OPTIM_OPTIONS: OptionSpec[] = [
   { name: "warmup-steps", value: "<n>", type: "int", default: TRAIN_DEFAULTS.warmupSteps, description: "linear learning-rate warm-up steps" },
   { name: "decay", value: "<kind>", type: "string", choices: ["none", "linear", "cosine"], default: TRAIN_DEFAULTS.decay, description: "learning-rate decay after warm-up, to 0.1 × lr at the last step" },
   { name: "seed", value: "<n>", type: "int", default: DEFAULTS.seed, description: "seed of the initialisation and of every epoch's batch order" },
-  { name: "step-timeout", value: "<s>", type: "float", default: 0, description: "per-step deadline in seconds; a worker that misses it is evicted (0 = automatic: max(30 s, 5 × slowest step))" },
+  { name: "step-timeout", value: "<s>", type: "float", default: 0, description: "per-step deadline in seconds; a worker that misses it is evicted (0 = automatic: max(120 s, 5 × the slowest step so far))" },
   { name: "heartbeat-timeout", value: "<s>", type: "float", default: 10, description: "an idle worker silent this long is evicted" },
   { name: "join-timeout", value: "<s>", type: "float", default: 300, description: "how long to wait for the expected workers" },
 ];

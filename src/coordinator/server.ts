@@ -6,7 +6,7 @@
 // A worker that misses its deadline is evicted and named; its batches go to another live worker once.
 import { hostname } from "node:os";
 import type { ModelConfig } from "../config.js";
-import { TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { TrainingError, AbortedError, ConnectionError, errorMessage } from "../errors.js";
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { paramLayout, initParams, type ParamLayout } from "../model.js";
@@ -311,12 +311,12 @@ export class Coordinator {
   }
 
   /** Deadline of a task of `batches` batches: --step-timeout per step's worth of batches, or automatic
-   *  (max(30 s, 5 × the slowest seconds per batch seen so far × batches)). */
+   *  (max(120 s, 5 × the slowest seconds per batch seen so far × batches)). */
   private deadlineMs(batches: number): number {
     const s = this.o.stepTimeoutS ?? 0;
     const perWorker = Math.max(1, Math.ceil((this.o.batchesPerStep ?? this.o.workers) / Math.max(1, this.o.workers)));
     if (s > 0) return s * 1000 * Math.max(1, batches / perWorker);
-    return Math.max(30_000, 5 * this.slowestPerBatchMs * batches);
+    return Math.max(120_000, 5 * this.slowestPerBatchMs * batches);
   }
 
   /** Hand out `batches`, wait for every task (reassigning those of evicted workers), return the round. */
@@ -438,7 +438,12 @@ export class Coordinator {
     if (now - this.lastPing >= 1000) {
       this.lastPing = now;
       for (const m of this.members.connected()) {
-        void this.channel.send(m.id, encode({ kind: Kind.Heartbeat, runId: this.runId, step: this.step, paramVersion: this.version, slot: m.slot, layoutHash: this.layout.hash })).catch(() => {});
+        // ROUTER_MANDATORY: a send to a peer whose connection is gone fails at once (EHOSTUNREACH), which
+        // names the dead worker long before its step deadline (its process died, its TCP connection closed).
+        void this.channel.send(m.id, encode({ kind: Kind.Heartbeat, runId: this.runId, step: this.step, paramVersion: this.version, slot: m.slot, layoutHash: this.layout.hash }))
+          .catch((err) => {
+            if (err instanceof ConnectionError && /is not connected/.test(err.message)) this.evictMember(m.id, "lost its connection");
+          });
       }
     }
   }
