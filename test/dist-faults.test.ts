@@ -92,3 +92,29 @@ test("a worker that cannot reach the coordinator retries with back-off, says whe
   assert.match(r.stderr, new RegExp(`no answer from the coordinator at tcp://127\\.0\\.0\\.1:${port} yet \\(attempt 1\\); retrying in 1\\.0 s`));
   assert.match(r.stderr, new RegExp(`no coordinator answered at tcp://127\\.0\\.0\\.1:${port} within 2 s`));
 });
+
+test("a frozen worker (SIGSTOP) is evicted; after SIGCONT it is told it is no longer a member and joins again", async (t) => {
+  const out = join(root, "freeze");
+  const coord = run(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
+    "--epochs", "200", "--step-timeout", "30", "--heartbeat-timeout", "30", ...SMALL]);
+  const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
+  const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+  const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
+  try {
+    await coord.waitFor(/worker w1 ready/);
+    await coord.waitFor(/worker w0 ready/);
+    await coord.waitFor(/epoch 1\/200/);
+    w1.p.kill("SIGSTOP");
+    const [line] = await coord.waitFor(/worker w1 \(pid \d+ on [^)]+\) [^\n]*evicted[^\n]*/, 20_000);
+    t.diagnostic(line);
+    w1.p.kill("SIGCONT");
+    await w1.waitFor(/no longer a member of the run: joining again/, 20_000);
+    await coord.waitFor(/worker w1 ready[\s\S]*worker w1 ready/, 20_000);
+    coord.p.kill("SIGTERM");
+    assert.equal(await coord.done, 130, coord.err());
+    assert.equal(await w0.done, 0, w0.err());
+    assert.equal(await w1.done, 0, w1.err());
+  } finally {
+    for (const p of [coord, w0, w1]) if (p.p.exitCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
+  }
+});
