@@ -56,3 +56,34 @@ test("ingest of the shared IMDB train archive: 22,500 + 2,500 reviews with the r
     cleanup(dir);
   }
 });
+
+test("ingest --metrics-port: the run's figures on /metrics (role ingest) while it lingers", async () => {
+  const { spawn } = await import("node:child_process");
+  const { BIN } = await import("./helpers/cli.js");
+  const { makeLayout, writeLayoutDir } = await import("./helpers/fixture.js");
+  const dir = tempDir();
+  try {
+    writeLayoutDir(join(dir, "src"), makeLayout({ train: 10 }));
+    const child = spawn(process.execPath, [BIN, "ingest", "--data", join(dir, "src"), "--out", join(dir, "ds"), "--metrics-port", "0", "--metrics-linger", "20"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    const done = new Promise((r) => child.once("exit", r));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on("data", (d) => {
+        stderr += String(d);
+        const m = /serving metrics on (\S+)/.exec(stderr);
+        if (m) resolve(m[1]!);
+      });
+      child.once("exit", () => reject(new Error(`exited early: ${stderr}`)));
+    });
+    let text = "";
+    for (let i = 0; i < 200 && !/imdb_train_ingest_reviews_total\{[^}]*\} 20\b/.test(text); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      text = await (await fetch(url)).text();
+    }
+    assert.match(text, /imdb_train_ingest_reviews_total\{[^}]*role="ingest"[^}]*\} 20\b/);
+    child.kill("SIGTERM");
+    await done;
+  } finally {
+    cleanup(dir);
+  }
+});

@@ -3,10 +3,23 @@
 import { JSON_OPTION, type CommandSpec } from "../command.js";
 import { DEFAULTS } from "../config.js";
 import { emitJson, logger } from "../output.js";
+import type { Telemetry } from "../telemetry.js";
 import { benchIngest } from "./bench.js";
 import { runIngest } from "./pipeline.js";
 
 const log = logger("ingest");
+
+async function ingest(o: Record<string, unknown>, telemetry?: Telemetry): Promise<void> {
+  const r = await runIngest({
+    data: o.data as string | undefined, out: o.out as string,
+    vocabSize: o.vocabSize as number, minFreq: o.minFreq as number, batchSize: o.batchSize as number,
+    maxLen: o.maxLen as number, valFraction: o.valFraction as number, seed: o.seed as number,
+    shards: o.shards as number, publish: o.publish as string | undefined, threads: o.threads as number,
+    force: Boolean(o.force), telemetry,
+  });
+  log.info(`${r.train} train + ${r.val} val + ${r.test} test reviews, vocabulary ${r.vocab}, padding ${(r.padding * 100).toFixed(2)}%, ${r.seconds.toFixed(2)} s → ${r.out}`);
+  if (o.json) emitJson(r);
+}
 
 export const commands: CommandSpec[] = [
   {
@@ -43,6 +56,8 @@ export const commands: CommandSpec[] = [
       { name: "publish", value: "<nats-url>", type: "string", description: "also publish every batch to JetStream at this NATS server" },
       { name: "threads", value: "<n>", type: "int", description: "tokenizer threads", default: 2 },
       { name: "force", type: "bool", description: "replace --out when it exists" },
+      { name: "metrics-port", value: "<n>", type: "int", description: "serve Prometheus /metrics (role ingest) on this port while it runs (0 = any free port)" },
+      { name: "metrics-linger", value: "<s>", type: "float", description: "with --metrics-port: keep serving this many seconds after the ingest (a last scrape)", default: 0 },
       JSON_OPTION,
     ],
     examples: [
@@ -51,15 +66,16 @@ export const commands: CommandSpec[] = [
       "imdb-train ingest --data aclImdb_v1.tar.gz --out data/imdb --publish nats://127.0.0.1:4222 --json",
     ],
     async run(o) {
-      const r = await runIngest({
-        data: o.data as string | undefined, out: o.out as string,
-        vocabSize: o.vocabSize as number, minFreq: o.minFreq as number, batchSize: o.batchSize as number,
-        maxLen: o.maxLen as number, valFraction: o.valFraction as number, seed: o.seed as number,
-        shards: o.shards as number, publish: o.publish as string | undefined, threads: o.threads as number,
-        force: Boolean(o.force),
-      });
-      log.info(`${r.train} train + ${r.val} val + ${r.test} test reviews, vocabulary ${r.vocab}, padding ${(r.padding * 100).toFixed(2)}%, ${r.seconds.toFixed(2)} s → ${r.out}`);
-      if (o.json) emitJson(r);
+      const metrics = o.metricsPort === undefined ? undefined
+        : await (await import("../metrics/index.js")).startMetrics({ role: "ingest", port: o.metricsPort as number });
+      if (metrics) log.info(`serving metrics on ${metrics.url}`);
+      try {
+        await ingest(o, metrics?.telemetry);
+        const linger = Number(o.metricsLinger ?? 0);
+        if (metrics && linger > 0) await new Promise((r) => setTimeout(r, linger * 1000));
+      } finally {
+        await metrics?.close();
+      }
     },
   },
   {
