@@ -87,6 +87,12 @@ test("eval, predict and the TensorFlow.js export agree on a trained model", asyn
   assert.equal(ev.json.n, 20, "the test split (10 pos + 10 neg) is used when present");
   assert.equal(ev.json.split, "test");
   assert.ok(ev.json.accuracy >= 0 && ev.json.accuracy <= 1 && Number.isFinite(ev.json.loss));
+  // without a test/ split, every train/ review is evaluated
+  const trainOnly = writeLayoutDir(join(root, "train-only"), makeLayout({ train: 6, seed: 99, words: [5, 20] }));
+  const ev2 = await runCli(["eval", "--model", modelDir, "--data", trainOnly, "--json", "--backend", "wasm"], { timeoutMs: 60_000 });
+  assert.equal(ev2.code, 0, ev2.stderr);
+  assert.equal(ev2.json.split, "train");
+  assert.equal(ev2.json.n, 12);
   const texts = ["A splendid, moving and wonderful film.", "Dreary, clumsy and boring. Awful!", "the plot", "zorblax " .repeat(50)];
   const pr = await runCli(["predict", "--model", modelDir, "--json", "--backend", "wasm", ...texts], { timeoutMs: 60_000 });
   assert.equal(pr.code, 0, pr.stderr);
