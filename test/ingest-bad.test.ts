@@ -80,3 +80,35 @@ test("bad options: exit 2 with the flag named", async () => {
     cleanup(dir);
   }
 });
+
+test("SIGTERM during an ingest leaves either nothing or the whole dataset, never a temporary directory", async () => {
+  const { spawn } = await import("node:child_process");
+  const { BIN } = await import("./helpers/cli.js");
+  const dir = tempDir();
+  try {
+    // large enough that the write phase lasts a while: 3,000 reviews of 300-600 words
+    writeLayoutTarGz(join(dir, "src.tar.gz"), makeLayout({ train: 1500, words: [300, 600] }));
+    const out = join(dir, "ds");
+    const child = spawn(process.execPath, [BIN, "ingest", "--data", join(dir, "src.tar.gz"), "--out", out], { stdio: "ignore" });
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    let killed = false;
+    for (let i = 0; i < 3000 && child.exitCode === null; i++) {
+      if (readdirSync(dir).some((n) => n.startsWith(".ds.tmp-"))) {
+        child.kill("SIGTERM");
+        killed = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await exited;
+    const left = readdirSync(dir).sort();
+    assert.ok(!left.some((n) => n.includes(".tmp-")), `temporary directory left: ${left.join(", ")}`);
+    if (left.includes("ds")) {
+      assert.ok(existsSync(join(out, "manifest.json")) && existsSync(join(out, "train.arrow")), "a dataset is complete or absent");
+    } else {
+      assert.ok(killed, "not killed, yet no dataset");
+    }
+  } finally {
+    cleanup(dir);
+  }
+});

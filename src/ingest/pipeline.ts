@@ -2,6 +2,7 @@
 // with reading) → vocabulary (train split only) → ids → seeded validation split → length buckets →
 // Arrow files + manifest in a temporary directory → optional NATS publish → rename into place.
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { DEFAULTS } from "../config.js";
@@ -264,8 +265,9 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
 
     // ---- write into a temporary directory ------------------------------------------------------
     const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-    await mkdir(tmp);
+    const removeOnSignal = cleanupOnSignal(tmp); // armed before the directory exists
     try {
+      await mkdir(tmp);
       const files: Manifest["files"] = {};
       const put = async (name: string, bytes: Uint8Array | string) => {
         await writeFile(join(tmp, name), bytes);
@@ -357,6 +359,24 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
+    } finally {
+      removeOnSignal();
     }
   }
+}
+
+/**
+ * While `dir` exists, SIGINT/SIGTERM remove it first (no half-written dataset stays behind), then the
+ * signal takes its usual course: re-raised when nobody else listens. Returns the function that disarms it.
+ */
+function cleanupOnSignal(dir: string): () => void {
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
+  const handler = (sig: NodeJS.Signals) => {
+    disarm();
+    rmSync(dir, { recursive: true, force: true });
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  };
+  const disarm = () => { for (const s of signals) process.removeListener(s, handler); };
+  for (const s of signals) process.on(s, handler);
+  return disarm;
 }
