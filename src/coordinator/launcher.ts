@@ -106,7 +106,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
             if (!process.stderr.isTTY && (lastStep % 10 === 0 || lastStep <= 3)) log.info(`step ${lastStep}/${total}: ${tail}`);
           } else if (e.type === "member" && e.event !== "join") log.warn(e.reason ?? `${e.worker} ${e.event}`);
         } else if (msg.type === "result" && msg.report) report = msg.report;
-        else if (msg.type === "error") failure = msg.message ?? "coordinator failed";
+        else if (msg.type === "error") failure ??= msg.message ?? "coordinator failed";
       });
       void coord.exited.then(({ code, signal }) => rej(new TrainingError(`coordinator exited (${signal ?? `status ${code}`}) before listening`)));
     });
@@ -118,7 +118,13 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
       children.push(w);
       log.info(`worker w${i} pid ${w.proc.pid}${gpus.length ? ` on GPU ${gpus[i]}` : ""}`);
       void w.exited.then(({ code, signal }) => {
-        if (!stopping && (signal || code !== 0)) log.warn(`worker w${i} (pid ${w.proc.pid}) exited (${signal ?? `status ${code}`})`);
+        if (stopping || (!signal && code === 0)) return;
+        log.warn(`worker w${i} (pid ${w.proc.pid}) exited (${signal ?? `status ${code}`})`);
+        const alive = children.slice(1).filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+        if (lastStep === 0 || alive.length === 0) {
+          failure = lastStep === 0 ? `worker w${i} failed before the first step (${signal ?? `status ${code}`}); see its log above` : "every worker has exited";
+          void stopAll(failure);
+        }
       });
     }
     const { code, signal } = await coord.exited;
