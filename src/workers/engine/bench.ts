@@ -2,6 +2,7 @@
 // same backend, of tf.layers trained by tfjs autodiff, on real IMDB batches at the archive's median and
 // 90th-percentile review lengths. Also checks the engine's loss and accuracy against the slow reference.
 import type { CellKind, ModelConfig } from "../../config.js";
+import { errorMessage } from "../../errors.js";
 import { logger, progress } from "../../output.js";
 import { initParams } from "../../model.js";
 import type { BackendChoice } from "../../tfjs.js";
@@ -19,6 +20,8 @@ export interface BenchEngineOptions {
   quantiles: number[];
   steps: number;
   baselineSteps: number;
+  /** Quantiles at which the baseline runs too (a subset of `quantiles`). */
+  baselineQuantiles: number[];
   backend: BackendChoice;
   cell: CellKind;
   hidden: number;
@@ -33,10 +36,12 @@ export interface BenchCase {
   length: number;
   samples_per_s: number;
   tokens_per_s: number;
-  baseline_samples_per_s: number;
-  ratio: number;
   engine_step_s: number;
-  baseline_step_s: number;
+  /** Absent when the baseline was not run at this length or failed (then `baseline_error`). */
+  baseline_samples_per_s?: number;
+  baseline_step_s?: number;
+  ratio?: number;
+  baseline_error?: string;
   /** |engine − reference| loss (relative) and whether the correct counts agree; absent with --no-check. */
   loss_rel_diff?: number;
   correct_agrees?: boolean;
@@ -45,10 +50,12 @@ export interface BenchCase {
 export interface BenchEngineResult {
   bench: "engine";
   backend: string;
-  /** Over all cases: samples timed / seconds spent, engine and baseline. */
+  /** Engine: all timed samples / seconds over every case. */
   samples_per_s: number;
-  baseline_samples_per_s: number;
-  ratio: number;
+  /** Baseline: the same over the cases where it ran (null if none did). */
+  baseline_samples_per_s: number | null;
+  /** Baseline seconds / engine seconds over the cases where both ran (same samples). */
+  ratio: number | null;
   batch_size: number;
   model: ModelConfig;
   cases: BenchCase[];
@@ -60,56 +67,73 @@ export async function benchEngine(o: BenchEngineOptions): Promise<BenchEngineRes
   const model: ModelConfig = { cell: o.cell, vocabSize: sample.vocab.length, embedDim: o.embedDim, hidden: o.hidden, layers: 1, bidirectional: false };
   const engine = await createEngine({ model, backend: o.backend });
   const params = initParams(model, 1234);
-  const baseline = createLayersBaseline(model);
   const reference = o.check ? new ReferenceModel({ model }) : undefined;
   log.info(`${sample.reviews.length} reviews, vocabulary ${sample.vocab.length}, backend ${engine.backend}`);
+  const batches = o.quantiles.map((q) => ({ q, batch: batchNearLength(sample.reviews, lengthQuantile(sample.reviews, q), o.batchSize) }));
+
+  // 1. The engine on every batch (before the baseline, whose autodiff tape fragments the wasm heap).
   const cases: BenchCase[] = [];
-  let eSamples = 0, eSecs = 0, bSamples = 0, bSecs = 0;
-  for (const q of o.quantiles) {
-    const target = lengthQuantile(sample.reviews, q);
-    const batch = batchNearLength(sample.reviews, target, o.batchSize);
+  for (const { q, batch } of batches) {
     const B = batch.size, T = batch.maxLen;
     let tokens = 0;
     for (const l of batch.lengths) tokens += l;
-    const bar = progress(`engine   q${q} T=${T}`, o.steps + 1, "steps");
+    const bar = progress(`engine q${q} T=${T}`, o.steps + 1, "steps");
     await engine.step(params, batch); // warm-up (backend kernels, allocations)
     bar.tick();
     const t0 = performance.now();
     for (let i = 0; i < o.steps; i++) { await engine.step(params, batch); bar.tick(); }
     const eStep = (performance.now() - t0) / 1000 / o.steps;
     bar.done();
-    let check: Pick<BenchCase, "loss_rel_diff" | "correct_agrees"> = {};
+    const c: BenchCase = { quantile: q, length: T, samples_per_s: B / eStep, tokens_per_s: tokens / eStep, engine_step_s: eStep };
     if (reference) {
       const got = await engine.evaluate(params, batch);
       const want = reference.evaluate(params, batch);
-      check = { loss_rel_diff: Math.abs(got.lossSum - want.lossSum) / Math.max(1e-12, Math.abs(want.lossSum)), correct_agrees: got.correct === want.correct };
+      c.loss_rel_diff = Math.abs(got.lossSum - want.lossSum) / Math.max(1e-12, Math.abs(want.lossSum));
+      c.correct_agrees = got.correct === want.correct;
     }
-    // Baseline: the first step includes graph building; time the later ones when there are several.
-    const bbar = progress(`baseline q${q} T=${T}`, o.baselineSteps, "steps");
+    log.info(`q${q} T=${T}: engine ${c.samples_per_s.toFixed(1)} samples/s (${eStep.toFixed(2)} s/step)` +
+      (c.loss_rel_diff !== undefined ? `, loss vs reference ${c.loss_rel_diff.toExponential(1)}, correct ${c.correct_agrees ? "agrees" : "DIFFERS"}` : ""));
+    cases.push(c);
+  }
+  engine.dispose();
+
+  // 2. The baseline, shortest batches first; a failure (e.g. out of wasm memory) is recorded, not fatal.
+  const baseline = createLayersBaseline(model);
+  for (const i of cases.map((_, i) => i).sort((a, b) => cases[a].length - cases[b].length)) {
+    const c = cases[i], batch = batches[i].batch;
+    if (!o.baselineQuantiles.includes(c.quantile)) continue;
+    const bar = progress(`tf.layers q${c.quantile} T=${c.length}`, o.baselineSteps, "steps");
     const times: number[] = [];
-    for (let i = 0; i < o.baselineSteps; i++) {
-      const s = performance.now();
-      baseline.step(batch);
-      times.push((performance.now() - s) / 1000);
-      bbar.tick();
+    try {
+      for (let k = 0; k < o.baselineSteps; k++) {
+        const s = performance.now();
+        baseline.step(batch);
+        times.push((performance.now() - s) / 1000);
+        bar.tick();
+      }
+    } catch (err) {
+      c.baseline_error = errorMessage(err);
+      log.warn(`q${c.quantile} T=${c.length}: tf.layers step failed: ${c.baseline_error}`);
+      continue;
+    } finally {
+      bar.done();
     }
-    bbar.done();
+    // The first step includes graph building: time the later ones when there are several.
     const timed = times.length > 1 ? times.slice(1) : times;
     const bStep = timed.reduce((a, b) => a + b, 0) / timed.length;
-    const c: BenchCase = {
-      quantile: q, length: T,
-      samples_per_s: B / eStep, tokens_per_s: tokens / eStep,
-      baseline_samples_per_s: B / bStep, ratio: bStep / eStep,
-      engine_step_s: eStep, baseline_step_s: bStep, ...check,
-    };
-    log.info(`q${q} T=${T}: engine ${c.samples_per_s.toFixed(1)} samples/s (${eStep.toFixed(2)} s/step), ` +
-      `tf.layers ${c.baseline_samples_per_s.toFixed(2)} samples/s (${bStep.toFixed(2)} s/step), ratio ${c.ratio.toFixed(1)}x` +
-      (check.loss_rel_diff !== undefined ? `, loss vs reference ${check.loss_rel_diff.toExponential(1)}` : ""));
-    cases.push(c);
-    eSamples += B; eSecs += eStep; bSamples += B; bSecs += bStep;
+    c.baseline_step_s = bStep;
+    c.baseline_samples_per_s = batch.size / bStep;
+    c.ratio = bStep / c.engine_step_s;
+    log.info(`q${c.quantile} T=${c.length}: tf.layers ${c.baseline_samples_per_s.toFixed(2)} samples/s (${bStep.toFixed(1)} s/step), engine ${c.ratio.toFixed(1)}x faster`);
   }
   baseline.dispose();
-  engine.dispose();
-  const sps = eSamples / eSecs, bsps = bSamples / bSecs;
-  return { bench: "engine", backend: engine.backend, samples_per_s: sps, baseline_samples_per_s: bsps, ratio: sps / bsps, batch_size: o.batchSize, model, cases };
+
+  // Totals: engine over all cases; the ratio over the cases where the baseline ran (same samples).
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const B = o.batchSize;
+  const both = cases.filter((c) => c.baseline_step_s !== undefined);
+  const sps = (cases.length * B) / sum(cases.map((c) => c.engine_step_s));
+  const bsps = both.length ? (both.length * B) / sum(both.map((c) => c.baseline_step_s!)) : null;
+  const ratio = both.length ? sum(both.map((c) => c.baseline_step_s!)) / sum(both.map((c) => c.engine_step_s)) : null;
+  return { bench: "engine", backend: engine.backend, samples_per_s: sps, baseline_samples_per_s: bsps, ratio, batch_size: B, model, cases };
 }
