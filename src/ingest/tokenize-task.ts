@@ -40,40 +40,57 @@ const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder("utf-8");
 let counts = new Int32Array(1 << 16); // local id → count within the current task (reset after each)
 
+// The current task's state, at module level so that the two emit functions below are created once:
+// the scanners then always call the same targets (V8 inlines them and never has to deoptimize).
+let ids = new Int32Array(1 << 18); // [tokens] ids of the current task
+let count = 0;
+let curBytes: Uint8Array = new Uint8Array(0);
+let curText = "";
+
+function growIds(): void {
+  const grown = new Int32Array(ids.length * 2);
+  grown.set(ids);
+  ids = grown;
+}
+
+const emitText = (start: number, end: number): void => {
+  const id = dict.intern(curText, start, end);
+  if (count === ids.length) growIds();
+  ids[count++] = id;
+};
+
+const emitBytes = (start: number, end: number): void => {
+  const id = dict.internAsciiLower(curBytes, start, end);
+  if (count === ids.length) growIds();
+  ids[count++] = id;
+};
+
 export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   const { bytes, offsets, counted } = task;
   const n = offsets.length - 1;
-  let ids = new Int32Array(Math.max(1024, bytes.length >> 2)); // ~1 token per 5 bytes: rarely grows
-  let count = 0;
+  if (ids.length < bytes.length >> 2) ids = new Int32Array(bytes.length >> 2); // ~1 token per 5 bytes
+  count = 0;
+  curBytes = bytes;
   const tokOffsets = new Int32Array(n + 1);
   const invalidUtf8 = new Uint8Array(n);
   const firstNewId = dict.size;
-  let text = "";
-  const push = (id: number) => {
-    if (count === ids.length) {
-      const grown = new Int32Array(ids.length * 2);
-      grown.set(ids);
-      ids = grown;
-    }
-    ids[count++] = id;
-  };
-  const emit = (start: number, end: number) => push(dict.intern(text, start, end));
-  const emitBytes = (start: number, end: number) => push(dict.internAsciiLower(bytes, start, end));
   const touched: number[] = [];
   for (let i = 0; i < n; i++) {
     const from = count;
-    if (ASCII_PATH && isAscii(bytes, offsets[i]!, offsets[i + 1]!)) {
-      forEachTokenRangeAscii(bytes, offsets[i]!, offsets[i + 1]!, emitBytes);
+    const a = offsets[i]!;
+    const b = offsets[i + 1]!;
+    if (ASCII_PATH && isAscii(bytes, a, b)) {
+      forEachTokenRangeAscii(bytes, a, b, emitBytes);
     } else {
-      const view = bytes.subarray(offsets[i]!, offsets[i + 1]!);
+      const view = bytes.subarray(a, b);
       try {
-        text = strict.decode(view);
+        curText = strict.decode(view);
       } catch {
-        text = lenient.decode(view);
+        curText = lenient.decode(view);
         invalidUtf8[i] = 1;
       }
-      text = normalize(text);
-      forEachTokenRange(text, emit);
+      curText = normalize(curText);
+      forEachTokenRange(curText, emitText);
     }
     tokOffsets[i + 1] = count;
     if (counted[i]) {
@@ -96,6 +113,8 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   }
   const out = ids.slice(0, count);
   const newTokens = dict.tokens.slice(firstNewId);
+  curBytes = new Uint8Array(0);
+  curText = "";
   return withTransfer<TokenizeResult>(
     { thread: threadId, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens, countIds, countValues },
     [out.buffer, tokOffsets.buffer, invalidUtf8.buffer, countIds.buffer, countValues.buffer],
