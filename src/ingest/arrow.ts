@@ -57,6 +57,30 @@ function schemaFor(meta: FileMeta): Schema {
 
 const enc = new TextEncoder();
 
+/** Strings as one UTF-8 buffer with offsets; ASCII strings (all review names) are copied without the encoder. */
+function utf8Concat(strings: string[]): { bytes: Uint8Array; offsets: Int32Array } {
+  const offsets = new Int32Array(strings.length + 1);
+  let ascii = true;
+  for (let b = 0; b < strings.length; b++) {
+    const s = strings[b]!;
+    offsets[b + 1] = offsets[b]! + s.length;
+    for (let q = 0; q < s.length && ascii; q++) if (s.charCodeAt(q) > 127) ascii = false;
+  }
+  if (ascii) {
+    const bytes = new Uint8Array(offsets[strings.length]!);
+    for (let b = 0; b < strings.length; b++) {
+      const s = strings[b]!;
+      for (let q = 0, o = offsets[b]!; q < s.length; q++) bytes[o + q] = s.charCodeAt(q);
+    }
+    return { bytes, offsets };
+  }
+  const parts = strings.map((s) => enc.encode(s));
+  for (let b = 0; b < parts.length; b++) offsets[b + 1] = offsets[b]! + parts[b]!.length;
+  const bytes = new Uint8Array(offsets[parts.length]!);
+  for (let b = 0; b < parts.length; b++) bytes.set(parts[b]!, offsets[b]!);
+  return { bytes, offsets };
+}
+
 function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
   const B = rows.tokens.length;
   const lengths = new Int32Array(B); //       [B]
@@ -75,11 +99,8 @@ function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
     }
     for (let j = 0, o = valueOffsets[b]!; j < src.length; j++) values[o + j] = map[src[j]!]!;
   }
-  const nameBytes = rows.names.map((s) => enc.encode(s));
-  const nameOffsets = new Int32Array(B + 1);
-  for (let b = 0; b < B; b++) nameOffsets[b + 1] = nameOffsets[b]! + nameBytes[b]!.length;
-  const nameData = new Uint8Array(nameOffsets[B]!);
-  for (let b = 0; b < B; b++) nameData.set(nameBytes[b]!, nameOffsets[b]!);
+  const nameData = utf8Concat(rows.names); // [sum bytes]
+  const nameOffsets = nameData.offsets; //    [B+1]
 
   const f = schema.fields;
   const listType = f[0]!.type as List<Int32>;
@@ -89,7 +110,7 @@ function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
     makeData({ type: new Uint8(), length: B, nullCount: 0, data: rows.labels }),
     makeData({ type: new Int32(), length: B, nullCount: 0, data: rows.ids }),
     makeData({ type: new Int8(), length: B, nullCount: 0, data: rows.ratings }),
-    makeData({ type: new Utf8(), length: B, nullCount: 0, valueOffsets: nameOffsets, data: nameData }),
+    makeData({ type: new Utf8(), length: B, nullCount: 0, valueOffsets: nameOffsets, data: nameData.bytes }),
   ];
   const struct = makeData({ type: new Struct(f), length: B, nullCount: 0, children });
   return new RecordBatch(schema, struct);

@@ -1,0 +1,48 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { decodeArrowFile, decodeBatchMessage, encodeArrowFile, encodeBatchMessage, readArrowRows, type BatchRows } from "../src/ingest/arrow.js";
+import { InputError } from "../src/errors.js";
+import { PAD_ID } from "../src/config.js";
+
+const rows1: BatchRows = {
+  tokens: [Int32Array.of(5, 6, 7), Int32Array.of(8)], labels: Uint8Array.of(1, 0), ids: Int32Array.of(10, 11),
+  ratings: Int8Array.of(9, 2), names: ["train/pos/1_9", "train/neg/ünïcode_2"],
+};
+const rows2: BatchRows = {
+  tokens: [Int32Array.of(2, 3)], labels: Uint8Array.of(0), ids: Int32Array.of(12), ratings: Int8Array.of(1), names: ["train/neg/3_1"],
+  idMaps: [Int32Array.of(0, 0, 40, 30)], // ids written through a map: 2 → 40, 3 → 30
+};
+const meta = { vocabHash: "abc123", split: "train" as const, shard: { index: 1, count: 2 } };
+
+test("arrow: a file round-trips to padded batches, names, ratings and metadata", () => {
+  const bytes = encodeArrowFile(meta, [rows1, rows2]);
+  const { meta: m, batches } = decodeArrowFile(bytes, "x.arrow");
+  assert.equal(m.vocabHash, "abc123");
+  assert.deepEqual(m.shard, { index: 1, count: 2 });
+  assert.deepEqual(batches.map((b) => b.index), [1, 3], "j-th batch of shard k of N is j*N + k");
+  const [a, b] = batches;
+  assert.equal(a!.maxLen, 3);
+  assert.deepEqual([...a!.tokens], [5, 6, 7, 8, PAD_ID, PAD_ID]);
+  assert.deepEqual([...a!.lengths], [3, 1]);
+  assert.deepEqual([...a!.labels], [1, 0]);
+  assert.deepEqual([...a!.ids], [10, 11]);
+  assert.deepEqual([...b!.tokens], [40, 30]);
+  const r = readArrowRows(bytes);
+  assert.deepEqual(r.review, ["train/pos/1_9", "train/neg/ünïcode_2", "train/neg/3_1"]);
+  assert.deepEqual(r.rating, [9, 2, 1]);
+});
+
+test("arrow: one batch as a NATS message decodes to the same batch", () => {
+  const msg = encodeBatchMessage({ ...meta, index: 7 }, rows1);
+  const b = decodeBatchMessage(msg);
+  assert.equal(b.index, 7);
+  assert.equal(b.vocabHash, "abc123");
+  assert.deepEqual([...b.tokens], [5, 6, 7, 8, PAD_ID, PAD_ID]);
+});
+
+test("arrow: truncated or foreign bytes are an InputError naming the file", () => {
+  const bytes = encodeArrowFile(meta, [rows1]);
+  for (const bad of [bytes.subarray(0, 100), bytes.subarray(0, bytes.length - 20), new TextEncoder().encode("not arrow at all")]) {
+    assert.throws(() => decodeArrowFile(bad, "damaged.arrow"), (e: unknown) => e instanceof InputError && /damaged\.arrow/.test((e as Error).message));
+  }
+});
