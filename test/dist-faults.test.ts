@@ -118,3 +118,22 @@ test("a frozen worker (SIGSTOP) is evicted; after SIGCONT it is told it is no lo
     for (const p of [coord, w0, w1]) if (p.p.exitCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
   }
 });
+
+test("when the only worker dies, the step waits for a new worker, which finishes the run", async () => {
+  const out = join(root, "replace");
+  const coord = run(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--out", out,
+    "--epochs", "4", "--step-timeout", "30", "--heartbeat-timeout", "30", "--json", ...SMALL]);
+  const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
+  const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+  await coord.waitFor(/worker w0 ready/);
+  await coord.waitFor(/epoch 1\/4/);
+  w0.p.kill("SIGKILL");
+  await coord.waitFor(/worker w0 \(pid \d+ on [^)]+\) lost its connection: evicted; 0 worker\(s\) left/, 20_000);
+  const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
+  assert.equal(await coord.done, 0, coord.err());
+  assert.equal(await w1.done, 0, w1.err());
+  assert.match(coord.err(), /no ready workers/);
+  const report = JSON.parse(coord.out().trim().split("\n").pop()!);
+  assert.equal(report.epochs.length, 4);
+  assert.deepEqual(report.evicted, ["w0"]);
+});

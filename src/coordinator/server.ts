@@ -117,6 +117,9 @@ interface Round {
   split: "train" | "val";
   params: Float32Array;
   tasks: Task[];
+  /** Batches of lost tasks waiting for a worker (when none was ready to take them). */
+  orphans: number[][];
+  orphanTimer?: NodeJS.Timeout;
   dueMs: number;
   resolve: () => void;
   reject: (e: Error) => void;
@@ -321,12 +324,15 @@ export class Coordinator {
 
   /** Hand out `batches`, wait for every task (reassigning those of evicted workers), return the round. */
   private async runRound(kind: "train" | "eval", split: "train" | "val", batches: number[], deal: (b: number[], n: number) => number[][]): Promise<Round> {
+    if (this.members.live().length === 0) {
+      log.warn(`no ready workers: waiting up to ${this.o.joinTimeoutS ?? 120} s for one to join`);
+      await this.waitForWorkers(1, (this.o.joinTimeoutS ?? 120) * 1000);
+    }
     const live = this.members.live();
-    if (live.length === 0) throw new TrainingError("no live workers left: cannot continue the run");
     // Copy: the parameters change under Adam while ZeroMQ may still hold the previous frames (zero-copy).
     const params = this.params.slice();
     const round: Round = {
-      kind, step: this.step, version: this.version, split, params, tasks: [], dueMs: 0,
+      kind, step: this.step, version: this.version, split, params, tasks: [], orphans: [], dueMs: 0,
       resolve: () => {}, reject: () => {},
     };
     const done = new Promise<void>((resolve, reject) => { round.resolve = resolve; round.reject = reject; });
@@ -343,9 +349,13 @@ export class Coordinator {
     }
     const tWait = performance.now();
     this.maybeFinish(round);
+    const onAbort = () => round.reject(new AbortedError());
+    this.o.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await done;
     } finally {
+      this.o.signal?.removeEventListener("abort", onAbort);
+      if (round.orphanTimer) clearTimeout(round.orphanTimer);
       this.round = null;
     }
     if (kind === "train") {
@@ -374,7 +384,7 @@ export class Coordinator {
 
   private maybeFinish(round: Round): void {
     if (this.round !== round) return;
-    if (round.tasks.every((t) => t.done)) round.resolve();
+    if (round.orphans.length === 0 && round.tasks.every((t) => t.done)) round.resolve();
   }
 
   // ---- membership -----------------------------------------------------------------------------------------
@@ -415,7 +425,11 @@ export class Coordinator {
     if (!lost.length) return;
     const others = this.members.live();
     if (!others.length) {
-      round.reject(new TrainingError(`no live workers left after ${message}`));
+      // nobody to hand the batches to: wait for a worker to join (elastic), fail after the join timeout
+      for (const t of lost) { t.done = true; t.skipped = true; round.orphans.push(t.batches); }
+      const waitS = this.o.joinTimeoutS ?? 120;
+      log.warn(`step ${round.step}: no ready workers; waiting up to ${waitS} s for one to join`);
+      round.orphanTimer ??= setTimeout(() => round.reject(new TrainingError(`no live workers left after ${message}, and none joined within ${waitS} s`)), waitS * 1000);
       return;
     }
     for (const t of lost) {
@@ -498,6 +512,14 @@ export class Coordinator {
         log.info(`worker ${peer} ready (backend ${String((m.body as { backend?: string }).backend ?? "?")}); ${live} ready`);
         this.tel.liveWorkers(live);
         this.joinWaiter?.();
+        const r = this.round;
+        if (r && r.orphans.length) {
+          if (r.orphanTimer) clearTimeout(r.orphanTimer);
+          r.orphanTimer = undefined;
+          const orphans = r.orphans.splice(0);
+          log.info(`step ${r.step}: batches [${orphans.flat().join(", ")}] handed to ${peer}`);
+          for (const b of orphans) void this.sendTask(r, peer, b);
+        }
         return;
       }
       case Kind.Gradient: return this.onGradient(peer, m, now);
