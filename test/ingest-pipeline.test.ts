@@ -106,6 +106,13 @@ test("ingest: shards, max-len truncation, seeded split, existing --out needs for
     const other = await runIngest({ data: join(dir, "src"), out, batchSize: 4, maxLen: 30, shards: 3, force: true, seed: 99 });
     assert.notEqual(other.datasetId, r.datasetId);
     assert.deepEqual(readdirSync(dir).sort(), ["ds", "src"], "no temporary directories left");
+    // more shards than batches, and no validation split: empty files read back as no batches
+    const tiny = await runIngest({ data: join(dir, "src"), out: join(dir, "tiny"), batchSize: 64, shards: 3, valFraction: 0 });
+    assert.equal(tiny.val, 0);
+    const tds = await openDataset(join(dir, "tiny"));
+    assert.equal(tds.batches("train").length, 2);
+    assert.deepEqual(tds.batches("train").map((b) => b.index), [0, 1]);
+    assert.equal(tds.batches("val").length, 0);
   } finally {
     cleanup(dir);
   }

@@ -184,7 +184,9 @@ export function decodeArrowFile(bytes: Uint8Array, where: string): ArrowFileCont
   try {
     const table = tableFromIPC(bytes);
     const meta = readMeta(table.schema.metadata, where);
-    const batches = table.batches.map((rb, j) => toBatch(rb, meta.split, j * meta.shard.count + meta.shard.index));
+    // a file with no record batch reads back as one empty batch: ingest never writes empty batches
+    const batches = table.batches.filter((rb) => rb.numRows > 0)
+      .map((rb, j) => toBatch(rb, meta.split, j * meta.shard.count + meta.shard.index));
     return { meta, batches };
   } catch (err) {
     if (err instanceof InputError) throw err;
