@@ -56,8 +56,21 @@ const ftz = (x: number) => (x > -1e-30 && x < 1e-30 ? 0 : x);
 
 export class Direction {
   readonly G: number;
+  /** Buffers reused from step to step (a T=200 step needs ~150 MB of them; allocating it anew each time
+   *  costs zero-filling and garbage collection). A tape is only valid until the next forward call. */
+  private readonly ws = new Map<string, Float32Array>();
   constructor(readonly cell: CellKind, readonly inDim: number, readonly H: number, readonly reverse: boolean) {
     this.G = cell === "gru" ? 3 : 4;
+  }
+
+  /** A workspace buffer of n floats (contents left from earlier use: callers overwrite what they read). */
+  private buf(name: string, n: number): Float32Array {
+    let b = this.ws.get(name);
+    if (!b || b.length < n) {
+      b = new Float32Array(Math.ceil(n * 1.25));
+      this.ws.set(name, b);
+    }
+    return b.subarray(0, n);
   }
 
   /**
@@ -77,17 +90,19 @@ export class Direction {
     for (let j = 0; j < GH; j++) bias[j] = lstm ? w.bih[j] + w.bhh[j] : w.bih[j];
     if (lstm) for (let j = 2 * H; j < 3 * H; j++) bias[j] *= 2;
 
-    const proj = new Float32Array(rows * GH); //                  [T*B, G*H]
+    const proj = this.buf("proj", rows * GH); //                  [T*B, G*H]
     const wihT = upload(wihF, inDim, GH);
     projectAll(x, rows, inDim, wihT, bias, proj);
     wihT.dispose();
     const whhT = upload(whhF, H, GH);
 
+    // Every row of acts/hprev is written below; aux and tc rows only where a sequence is active, and
+    // backward reads them only there.
     const tape: DirTape | undefined = opts.train ? {
-      acts: new Float32Array(rows * GH),
-      hprev: new Float32Array(rows * H),
-      aux: new Float32Array(rows * H),
-      tc: lstm ? new Float32Array(rows * H) : new Float32Array(0),
+      acts: this.buf("acts", rows * GH),
+      hprev: this.buf("hprev", rows * H),
+      aux: this.buf("aux", rows * H),
+      tc: lstm ? this.buf("tc", rows * H) : new Float32Array(0),
       proj,
     } : undefined;
     const outputs = opts.keepOutputs ? new Float32Array(rows * H) : undefined;
@@ -149,7 +164,7 @@ export class Direction {
     const rows = T * B;
     const lstm = this.cell === "lstm";
     const dAx = tape.proj; //                                            [T*B, G*H] (reuses the projection)
-    const dAh = lstm ? dAx : new Float32Array(rows * GH); //            GRU: n-gate differs (× r)
+    const dAh = lstm ? dAx : this.buf("dAh", rows * GH); //            GRU: n-gate differs (× r); every row written
     const dh = dFinal ? Float32Array.from(dFinal) : new Float32Array(B * H); // [B, H]
     const dc = new Float32Array(B * H); //                                      [B, H]
     const whhTT = uploadTransposed(w.whh, H, GH); //                            [G*H, H]
