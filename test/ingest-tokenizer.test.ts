@@ -112,6 +112,15 @@ test("interner: ids are dense, stable, and the same from strings and ASCII bytes
     assert.equal(it.internAsciiLower(new TextEncoder().encode(words[i]!.toUpperCase()), 0, words[i]!.length), i);
   }
   assert.deepEqual(it.tokens, words);
+  // one- and two-character tokens go through direct tables: same ids either way, first seen as bytes or as strings
+  const enc = new TextEncoder();
+  const a = it.internAsciiLower(enc.encode("Q"), 0, 1);
+  assert.equal(it.intern("q", 0, 1), a);
+  const b = it.intern("zz", 0, 2);
+  assert.equal(it.internAsciiLower(enc.encode("xZZ"), 1, 3), b);
+  assert.equal(it.internAsciiLower(enc.encode("zz"), 0, 2), b);
+  assert.notEqual(it.internAsciiLower(enc.encode("z"), 0, 1), b);
+  assert.equal(it.tokens[b], "zz");
 });
 
 test("vocab: the partial sort keeps exactly what a full sort keeps", async () => {

@@ -15,6 +15,10 @@ export class Interner {
   private start = new Int32Array(1 << 15); //  id → offset of its code units in `pool`
   private pool = new Uint16Array(1 << 18); //  code units of all tokens, back to back (length = next start)
   private used = 0;
+  // Direct tables for the shortest ASCII tokens (punctuation, "a", "i", "of", "'s" ...: a third of all
+  // tokens): [first char] and [first char << 7 | second char] → id + 1, filled on first sight.
+  private short1 = new Int32Array(128);
+  private short2 = new Int32Array(128 * 128);
 
   get size(): number {
     return this.tokens.length;
@@ -47,6 +51,23 @@ export class Interner {
 
   /** Id of the ASCII bytes b[from, to) lowercased (the same id `intern` gives the lowercase string). */
   internAsciiLower(b: Uint8Array, from: number, to: number): number {
+    const len0 = to - from;
+    if (len0 === 1) {
+      const k = LOWER[b[from]!]!;
+      const e = this.short1[k]!;
+      if (e !== 0) return e - 1;
+      return (this.short1[k] = this.internAsciiLowerSlow(b, from, to) + 1) - 1;
+    }
+    if (len0 === 2) {
+      const k = (LOWER[b[from]!]! << 7) | LOWER[b[from + 1]!]!;
+      const e = this.short2[k]!;
+      if (e !== 0) return e - 1;
+      return (this.short2[k] = this.internAsciiLowerSlow(b, from, to) + 1) - 1;
+    }
+    return this.internAsciiLowerSlow(b, from, to);
+  }
+
+  private internAsciiLowerSlow(b: Uint8Array, from: number, to: number): number {
     let h = FNV_OFFSET;
     for (let q = from; q < to; q++) h = Math.imul(h ^ LOWER[b[q]!]!, FNV_PRIME);
     const len = to - from;
