@@ -110,3 +110,22 @@ test("eval, predict and the TensorFlow.js export agree on a trained model", asyn
     assert.ok(Math.abs(tfjsP[i]! - engineP[i]!) < 1e-4, `TF.js export vs engine for text ${i}: ${tfjsP[i]} vs ${engineP[i]}`);
   }
 });
+
+test("a run resumed from an epoch checkpoint ends with the same parameters as an uninterrupted run", async (t) => {
+  const base = ["--dataset", dataset, "--workers", "1", "--backend", "wasm", "--hidden", "8", "--embed-dim", "4", "--max-steps", "4",
+    "--lr", "0.01", "--warmup-steps", "0", "--decay", "none", "--seed", "21", "--max-val-batches", "1"];
+  const full = join(root, "resume-full"), half = join(root, "resume-half"), rest = join(root, "resume-rest");
+  const a = await runCli(["train", ...base, "--epochs", "2", "--out", full], { timeoutMs: 120_000 });
+  assert.equal(a.code, 0, a.stderr);
+  const b = await runCli(["train", ...base, "--epochs", "1", "--out", half], { timeoutMs: 120_000 });
+  assert.equal(b.code, 0, b.stderr);
+  const c = await runCli(["train", ...base, "--epochs", "2", "--out", rest, "--resume", join(half, "checkpoints", "last.ckpt"), "--json"], { timeoutMs: 120_000 });
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stderr, /resumed from .*last\.ckpt: step 4, epoch 1/);
+  assert.equal(c.json.steps, 8);
+  const pa = readParams(join(full, "model")), pc = readParams(join(rest, "model"));
+  let maxDiff = 0;
+  for (let i = 0; i < pa.length; i++) maxDiff = Math.max(maxDiff, Math.abs(pa[i]! - pc[i]!));
+  t.diagnostic(`max |Δ| = ${maxDiff}`);
+  assert.ok(maxDiff < 1e-5, `max |Δ| = ${maxDiff}`);
+});

@@ -51,6 +51,7 @@ export const commands: CommandSpec[] = [
       { name: "dataset", value: "<dir>", type: "string", description: "an already ingested dataset directory (instead of --data)" },
       { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "output directory (dataset, checkpoints, model)" },
       { name: "workers", value: "<n>", type: "int", default: 2, description: "worker processes" },
+      { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint (e.g. <out>/checkpoints/last.ckpt): parameters, Adam state, step, epoch, data cursor" },
       { name: "gpus", value: "<ids>", type: "list", description: "one worker per listed GPU (sets CUDA_VISIBLE_DEVICES per worker; overrides --workers)" },
       { name: "backend", value: "<name>", type: "string", choices: ["auto", "wasm", "webgpu", "tensorflow", "cpu"], default: "auto", description: "workers' tfjs backend" },
       { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.vocabSize, description: "ingest: vocabulary size" },

@@ -58,6 +58,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   const metricsPort = o.metricsPort === undefined ? undefined : Number(o.metricsPort);
   const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...PASS_ON.flatMap((s) => argFor(s.name, s.type, o))];
   if (metricsPort !== undefined) coordArgs.push("--metrics-port", String(metricsPort));
+  if (o.resume) coordArgs.push("--resume", resolve(String(o.resume)));
   const children: Child[] = [];
   let stopping = false;
   let bar: Progress | null = null;

@@ -3,7 +3,7 @@
 import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { errorMessage } from "../errors.js";
+import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import { openTrainingData } from "../workers/data.js";
@@ -83,10 +83,10 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
   });
   if (r.resume) {
     const ck = loadCheckpoint(r.resume);
-    if (ck.meta.layoutHash !== coord.layout.hash) throw new Error(`checkpoint ${r.resume} has layout ${ck.meta.layoutHash}; this model is ${coord.layout.hash}`);
+    if (ck.meta.layoutHash !== coord.layout.hash) throw new InputError(`checkpoint has layout ${ck.meta.layoutHash}; this model is ${coord.layout.hash}`, { path: r.resume });
     coord.params.set(ck.arrays.params!);
-    coord.restore({ adam: { m: ck.arrays.adam_m!, v: ck.arrays.adam_v!, t: ck.meta.adamT }, step: ck.meta.step, epoch: ck.meta.epoch, paramVersion: ck.meta.paramVersion });
-    log.info(`resumed from ${r.resume}: step ${ck.meta.step}, epoch ${ck.meta.epoch}`);
+    coord.restore({ adam: { m: ck.arrays.adam_m!, v: ck.arrays.adam_v!, t: ck.meta.adamT }, step: ck.meta.step, epoch: ck.meta.epoch, cursor: ck.meta.cursor, paramVersion: ck.meta.paramVersion });
+    log.info(`resumed from ${r.resume}: step ${ck.meta.step}, epoch ${ck.meta.epoch}, ${ck.meta.cursor} batches into it`);
   }
   const endpoint = await coord.listen();
   let closed = false;

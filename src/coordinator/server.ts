@@ -191,11 +191,12 @@ export class Coordinator {
   }
 
   /** Restore optimizer state and position (resume). */
-  restore(s: { adam: { m: Float32Array; v: Float32Array; t: number }; step: number; epoch: number; paramVersion: number }): void {
+  restore(s: { adam: { m: Float32Array; v: Float32Array; t: number }; step: number; epoch: number; cursor: number; paramVersion: number }): void {
     this.adam.load(s.adam);
     this.step = s.step;
     this.version = s.paramVersion;
     this.epoch = s.epoch;
+    this.cursor = s.cursor;
   }
 
   async run(): Promise<CoordinatorResult> {
@@ -213,13 +214,19 @@ export class Coordinator {
         const t0 = performance.now();
         const sampler = new EpochSampler(o.trainBatches, epoch, o.seed);
         let lossSum = 0, correct = 0, count = 0, steps = 0;
+        if (this.cursor > 0) {
+          // resume within the epoch: the same order, without the batches already used
+          sampler.seek(this.cursor);
+          steps = Math.ceil(this.cursor / perStep);
+          log.info(`epoch ${epoch + 1}: resuming after ${this.cursor} batches (step ${this.step})`);
+        }
         while (steps < stepsPerEpoch && !sampler.exhausted()) {
           this.checkAbort();
           const batches = sampler.take(perStep);
-          this.cursor = sampler.position();
           this.adam.o.lr = learningRate(o.lr, this.step, totalSteps, o.schedule);
           const r = await this.trainStep(batches);
           sampler.markDone(batches);
+          this.cursor = sampler.position();
           steps++;
           lossSum += r.lossSum; correct += r.correct; count += r.count; samples += r.count;
           this.o.onEvent?.({ type: "step", step: this.step, epoch, stepInEpoch: steps, stepsInEpoch: stepsPerEpoch, loss: r.count ? r.lossSum / r.count : NaN, accuracy: r.count ? r.correct / r.count : NaN, samples: r.count, seconds: r.seconds, gradNorm: r.norm });
@@ -267,7 +274,13 @@ export class Coordinator {
   private async trainStep(batches: number[]): Promise<{ lossSum: number; correct: number; count: number; seconds: number; norm: number }> {
     const t0 = performance.now();
     this.step++;
-    const r = await this.runRound("train", "train", batches, dealRoundRobin);
+    let r: Round;
+    try {
+      r = await this.runRound("train", "train", batches, dealRoundRobin);
+    } catch (err) {
+      this.step--; // nothing was applied: checkpoints must not count this step
+      throw err;
+    }
     const tWait = performance.now();
     // reduce: sum in task order, rounding to float32 after each add exactly as a Float32Array accumulator
     // would (0 + g_a + g_b on any number of workers: 2 workers × b == 1 worker × 2b bit for bit), then the
