@@ -1,0 +1,152 @@
+/// <reference types="@webgpu/types" />
+// WebGPU device acquisition: the ONLY module that imports the `webgpu` package (Dawn's dawn.node).
+//
+// Real GPU: Dawn's default backends (Vulkan on Linux), core feature level, the adapter's own limits.
+// No GPU (CI, this machine): Dawn's OpenGL ES backend over Mesa's llvmpipe, a software *compatibility*
+// adapter; it needs EGL_PLATFORM=surfaceless (set here) and the Debian packages libegl1 libegl-mesa0
+// libgles2 libgl1-mesa-dri. Compatibility defaults are small (128 invocations per workgroup, 4 storage
+// buffers per stage): the device is always requested with every limit the adapter offers.
+//
+// Several GPUs: Dawn's node binding picks an adapter by a substring of its name (flag `adapter=`); the
+// list of names comes from the error it throws for a name that matches nothing. `index` selects the
+// i-th of that list (default: IMDB_TRAIN_GPU, else the first entry of CUDA_VISIBLE_DEVICES, else 0).
+import { UnavailableError, errorMessage } from "../../errors.js";
+import { logger } from "../../output.js";
+
+const log = logger("gpu");
+
+export interface WebgpuModule {
+  create(flags: string[]): GPU;
+  globals: object;
+}
+
+export interface GpuDevice {
+  device: GPUDevice;
+  /** Adapter name as Dawn reports it, e.g. "NVIDIA H200" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  name: string;
+  /** Dawn backend: "vulkan", "opengles", ... */
+  backend: string;
+  /** True on the software (llvmpipe) adapter: timings mean nothing there. */
+  software: boolean;
+  featureLevel: "core" | "compatibility";
+  /** The Dawn instance that made the device: kept referenced (if collected, Dawn crashes the process). */
+  instance: GPU;
+}
+
+export interface AcquireOptions {
+  /** "gpu": a hardware adapter only; "software": llvmpipe only; "any" (default): hardware, else software. */
+  kind?: "gpu" | "software" | "any";
+  /** Index into the adapter list (several GPUs). */
+  index?: number;
+}
+
+let mod: Promise<WebgpuModule> | undefined;
+
+/** The `webgpu` package, loaded once (also used by src/tfjs.ts for tfjs's own webgpu backend). */
+export function loadWebgpu(): Promise<WebgpuModule> {
+  mod ??= (import("webgpu") as Promise<unknown>).then((m) => {
+    const w = m as WebgpuModule;
+    Object.assign(globalThis, w.globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
+    return w;
+  });
+  return mod;
+}
+
+/** Adapter selection index from the environment: IMDB_TRAIN_GPU, else CUDA_VISIBLE_DEVICES' first entry. */
+export function envAdapterIndex(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.IMDB_TRAIN_GPU ?? env.CUDA_VISIBLE_DEVICES?.split(",")[0];
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** Names of the adapters Dawn finds for `backend` ("" = default backends), parsed from its error message. */
+export async function listAdapters(backend = ""): Promise<string[]> {
+  const w = await loadWebgpu();
+  const flags = ["adapter=\u0001no-such-adapter\u0001"];
+  if (backend) flags.push(`backend=${backend}`);
+  try {
+    const a = await w.create(flags).requestAdapter();
+    return a ? [a.info.description || a.info.device] : [];
+  } catch (err) {
+    const names: string[] = [];
+    for (const m of errorMessage(err).matchAll(/name: '([^']*)'/g)) names.push(m[1]);
+    return names;
+  }
+}
+
+async function requestDevice(adapter: GPUAdapter, featureLevel: GpuDevice["featureLevel"]): Promise<GPUDevice> {
+  const requiredLimits: Record<string, number> = {};
+  // Every numeric limit the adapter offers (compatibility defaults are far below what the kernels need).
+  for (const key in adapter.limits) {
+    const v = (adapter.limits as unknown as Record<string, unknown>)[key];
+    if (typeof v === "number") requiredLimits[key] = v;
+  }
+  const device = await adapter.requestDevice({ requiredLimits });
+  device.lost.then((info) => { if (info.reason !== "destroyed") log.error(`WebGPU device lost: ${info.message}`); });
+  void featureLevel;
+  return device;
+}
+
+/** Instances that made a device, held for the life of the process (see GpuDevice.instance). */
+const instances: GPU[] = [];
+
+async function tryAdapter(backend: string, featureLevel: GpuDevice["featureLevel"], name?: string): Promise<{ adapter: GPUAdapter | null; instance: GPU }> {
+  const w = await loadWebgpu();
+  const flags: string[] = [];
+  if (backend) flags.push(`backend=${backend}`);
+  if (name) flags.push(`adapter=${name}`);
+  const instance = w.create(flags);
+  const adapter = await instance.requestAdapter({ featureLevel, powerPreference: "high-performance" } as GPURequestAdapterOptions);
+  return { adapter, instance };
+}
+
+/**
+ * A WebGPU device. Throws UnavailableError naming what was tried when no adapter of the wanted kind exists.
+ */
+export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevice> {
+  const kind = opts.kind ?? "any";
+  const tried: string[] = [];
+  if (kind !== "software") {
+    try {
+      const index = opts.index ?? envAdapterIndex() ?? 0;
+      const names = await listAdapters();
+      let name: string | undefined;
+      if (names.length > 1) {
+        if (index >= names.length) throw new UnavailableError(`GPU index ${index} requested but only ${names.length} adapters exist: ${names.join("; ")}`);
+        name = names[index];
+        if (names.filter((n) => n === name).length > 1) {
+          log.warn(`adapters ${index} and others share the name "${name}": Dawn selects by name, so the first of them is used`);
+        }
+      }
+      const { adapter, instance } = await tryAdapter("", "core", name);
+      if (adapter && !adapter.isFallbackAdapter) {
+        const device = await requestDevice(adapter, "core");
+        instances.push(instance);
+        const n = name ?? (adapter.info.description || adapter.info.device || "gpu");
+        log.debug(`WebGPU adapter ${n} (${adapter.info.vendor}, index ${index} of ${names.length || 1})`);
+        return { device, name: n, backend: "default", software: false, featureLevel: "core", instance };
+      }
+      tried.push(adapter ? "default backends: only a fallback adapter" : "default backends: no adapter");
+    } catch (err) {
+      if (err instanceof UnavailableError) throw err;
+      tried.push(`default backends: ${errorMessage(err)}`);
+    }
+  }
+  if (kind !== "gpu") {
+    process.env.EGL_PLATFORM ??= "surfaceless"; // llvmpipe's EGL without a display
+    try {
+      const { adapter, instance } = await tryAdapter("opengles", "compatibility");
+      if (adapter) {
+        const device = await requestDevice(adapter, "compatibility");
+        instances.push(instance);
+        const names = await listAdapters("opengles").catch(() => []);
+        return { device, name: names[0] ?? "opengles", backend: "opengles", software: true, featureLevel: "compatibility", instance };
+      }
+      tried.push("opengles: no adapter (are libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri installed?)");
+    } catch (err) {
+      tried.push(`opengles: ${errorMessage(err)}`);
+    }
+  }
+  throw new UnavailableError(`no WebGPU adapter (${tried.join("; ")})`);
+}
