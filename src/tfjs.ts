@@ -79,7 +79,9 @@ async function startOne(name: BackendName): Promise<void> {
     }
     case "webgpu": {
       type GpuLike = { requestAdapter(): Promise<{ isFallbackAdapter?: boolean } | null> };
-      const { create } = (await import("webgpu")) as unknown as { create(opts: string[]): GpuLike };
+      // The `webgpu` package is owned by src/workers/gpu/device.ts (its only importer).
+      const { loadWebgpu } = await import("./workers/gpu/device.js");
+      const { create } = (await loadWebgpu()) as unknown as { create(opts: string[]): GpuLike };
       const gpu = create([]);
       const adapter = await gpu.requestAdapter();
       if (!adapter) throw new Error("no WebGPU adapter found");
