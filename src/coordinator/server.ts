@@ -107,6 +107,7 @@ interface Task {
   lossSum: number;
   correct: number;
   count: number;
+  tokens: number;
   skipped: boolean;
 }
 
@@ -286,11 +287,11 @@ export class Coordinator {
     // would (0 + g_a + g_b on any number of workers: 2 workers × b == 1 worker × 2b bit for bit), then the
     // mean over the samples, fused in one pass.
     const parts: Float32Array[] = [];
-    let lossSum = 0, correct = 0, count = 0;
+    let lossSum = 0, correct = 0, count = 0, tokens = 0;
     for (const t of r.tasks) {
       if (!t.done || t.skipped || !t.grads) continue;
       parts.push(t.grads);
-      lossSum += t.lossSum; correct += t.correct; count += t.count;
+      lossSum += t.lossSum; correct += t.correct; count += t.count; tokens += t.tokens;
     }
     const sum = new Float32Array(this.layout.size);
     let norm = 0;
@@ -313,7 +314,7 @@ export class Coordinator {
     this.tel.paramVersion(this.version);
     const seconds = (performance.now() - t0) / 1000;
     this.phases.step += seconds;
-    this.tel.step({ step: this.step, epoch: this.epoch + 1, loss: count ? lossSum / count : NaN, accuracy: count ? correct / count : NaN, samples: count, tokens: 0, seconds });
+    this.tel.step({ step: this.step, epoch: this.epoch + 1, loss: count ? lossSum / count : NaN, accuracy: count ? correct / count : NaN, samples: count, tokens, seconds });
     return { lossSum, correct, count, seconds, norm };
   }
 
@@ -381,7 +382,7 @@ export class Coordinator {
 
   private async sendTask(round: Round, peer: string, batches: number[]): Promise<void> {
     const m = this.members.get(peer)!;
-    const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, skipped: false };
+    const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, tokens: 0, skipped: false };
     round.tasks.push(task);
     this.members.assign(peer, Date.now() + this.deadlineMs(batches.length));
     const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
@@ -593,6 +594,7 @@ export class Coordinator {
     } else {
       task.grads = m.payload;
       task.lossSum = Number(body.lossSum); task.correct = Number(body.correct); task.count = Number(body.count);
+      task.tokens = Number(body.tokens ?? 0);
       if (typeof body.seconds === "number") {
         this.tel.phase("compute", body.seconds, peer);
         this.slowestPerBatchMs = Math.max(this.slowestPerBatchMs, (body.seconds * 1000) / Math.max(1, task.batches.length));
