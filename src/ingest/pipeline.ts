@@ -5,69 +5,25 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { DEFAULTS } from "../config.js";
 import type { Split } from "../dataset.js";
 import { InputError, UsageError } from "../errors.js";
+
+export { DEFAULT_MAX_REVIEW_BYTES, type IngestOptions, type IngestResult } from "./options.js";
 import { logger, progress } from "../output.js";
 import { Rng } from "../rng.js";
-import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
-import { encodeArrowFile, encodeBatchMessage, type BatchRows } from "./arrow.js";
+import { NO_TELEMETRY } from "../telemetry.js";
 import { bucketBatches, paddingOf } from "./bucket.js";
 import { ensureOfficialArchive } from "./download.js";
-import { datasetIdOf, histogram, LENGTH_BINS, MANIFEST_FORMAT, sha256, type Manifest, type SplitInfo } from "./manifest.js";
+import { resolveOptions, type IngestOptions, type IngestResult } from "./options.js";
+import { datasetIdOf, histogram, LENGTH_BINS, MANIFEST_FORMAT, sha256, type Manifest } from "./manifest.js";
 import { createPool } from "./piscina.js";
 import { publishDataset, type PublishItem, type PublishSummary } from "./publish.js";
 import { readRawGroups, sourceKind, type RawReview } from "./source.js";
 import type { TokenizeResult, TokenizeTask } from "./tokenize-task.js";
 import { TokenMerger } from "./merge.js";
 import { vocabToJson } from "./vocab.js";
+import { writeSplit, type WriteItem } from "./write.js";
 
-export interface IngestOptions {
-  /** aclImdb directory or .tar.gz; omitted: the official archive, downloaded once into a cache. */
-  data?: string;
-  out: string;
-  vocabSize?: number;
-  minFreq?: number;
-  batchSize?: number;
-  /** Truncate reviews to this many tokens (0 = none). */
-  maxLen?: number;
-  valFraction?: number;
-  seed?: number;
-  /** Split train into N Arrow files (train-0000k-of-0000N.arrow). */
-  shards?: number;
-  /** NATS URL: also publish every batch to JetStream (see publish.ts). */
-  publish?: string;
-  /** Replace `out` when it exists. */
-  force?: boolean;
-  /** Tokenizer threads (default 2). */
-  threads?: number;
-  poolBatches?: number;
-  /** Reviews larger than this are skipped with a warning (bytes). */
-  maxReviewBytes?: number;
-  telemetry?: Telemetry;
-}
-
-export interface IngestResult {
-  train: number;
-  val: number;
-  test: number;
-  vocab: number;
-  padding: number;
-  out: string;
-  datasetId: string;
-  vocabHash: string;
-  batches: { train: number; val: number; test: number };
-  tokens: number;
-  skipped: Manifest["skipped"];
-  repaired: Manifest["repaired"];
-  seconds: number;
-  /** Seconds of each phase (read+tokenize overlap: `tokenize` ends when the last task returns). */
-  phases: { read: number; tokenize: number; vocab: number; bucket: number; write: number; publish: number };
-  published?: PublishSummary;
-}
-
-/** A review larger than this is not a movie review (the largest in IMDB is ~14 KB). */
-export const DEFAULT_MAX_REVIEW_BYTES = 256 * 1024;
 /** Reviews per tokenizer task, and a byte cap: large tasks keep the threads busy, few messages. */
 const TASK_REVIEWS = 512;
 const TASK_BYTES = 1 << 20;
@@ -75,31 +31,6 @@ const TASK_BYTES = 1 << 20;
 const WARN_LIMIT = 10;
 
 const log = logger("ingest");
-
-function resolveOptions(o: IngestOptions) {
-  const r = {
-    vocabSize: o.vocabSize ?? DEFAULTS.vocabSize,
-    minFreq: o.minFreq ?? DEFAULTS.minFreq,
-    batchSize: o.batchSize ?? DEFAULTS.batchSize,
-    maxLen: o.maxLen ?? DEFAULTS.maxLen,
-    valFraction: o.valFraction ?? DEFAULTS.valFraction,
-    seed: o.seed ?? DEFAULTS.seed,
-    shards: o.shards ?? 1,
-    poolBatches: o.poolBatches ?? DEFAULTS.poolBatches,
-    threads: o.threads ?? 2,
-    maxReviewBytes: o.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES,
-  };
-  const check = (ok: boolean, msg: string) => { if (!ok) throw new UsageError(msg); };
-  check(Number.isInteger(r.vocabSize) && r.vocabSize >= 1, `--vocab-size must be an integer >= 1, got ${r.vocabSize}`);
-  check(Number.isInteger(r.minFreq) && r.minFreq >= 1, `--min-freq must be an integer >= 1, got ${r.minFreq}`);
-  check(Number.isInteger(r.batchSize) && r.batchSize >= 1, `--batch-size must be an integer >= 1, got ${r.batchSize}`);
-  check(Number.isInteger(r.maxLen) && r.maxLen >= 0, `--max-len must be an integer >= 0 (0 = no truncation), got ${r.maxLen}`);
-  check(r.valFraction >= 0 && r.valFraction < 1, `--val-fraction must be in [0, 1), got ${r.valFraction}`);
-  check(Number.isInteger(r.seed), `--seed must be an integer, got ${r.seed}`);
-  check(Number.isInteger(r.shards) && r.shards >= 1 && r.shards <= 99999, `--shards must be an integer in 1..99999, got ${r.shards}`);
-  check(Number.isInteger(r.threads) && r.threads >= 1, `threads must be >= 1, got ${r.threads}`);
-  return r;
-}
 
 type Meta = Omit<RawReview, "bytes">;
 
@@ -125,10 +56,6 @@ class Warnings {
     else if (n === WARN_LIMIT + 1) log.warn(`more ${kind} warnings: counted in manifest.json`);
     if (this.list.length < 100) this.list.push({ file, reason });
   }
-}
-
-function pad5(n: number): string {
-  return String(n).padStart(5, "0");
 }
 
 export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
@@ -277,33 +204,16 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       const infos: Manifest["splits"] = {};
       const publishItems: PublishItem[] = [];
       for (const b of bucketed) {
-        const rowsOf = (batch: Int32Array): BatchRows => ({
-          tokens: Array.from(batch, (i) => b.list[i]!.ids),
-          labels: Uint8Array.from(batch, (i) => b.list[i]!.meta.label),
-          ids: Int32Array.from(batch, (i) => b.list[i]!.sid),
-          ratings: Int8Array.from(batch, (i) => b.list[i]!.meta.rating),
-          names: Array.from(batch, (i) => b.list[i]!.meta.id),
-          idMaps: Array.from(batch, (i) => toVocab.get(b.list[i]!.thread)!),
-        });
-        const rows = b.batches.map(rowsOf);
-        const nFiles = b.name === "train" ? o.shards : 1;
-        const names: string[] = [];
-        for (let k = 0; k < nFiles; k++) {
-          const name = nFiles === 1 ? `${b.name}.arrow` : `${b.name}-${pad5(k)}-of-${pad5(nFiles)}.arrow`;
-          const mine = rows.filter((_, j) => j % nFiles === k);
-          await put(name, encodeArrowFile({ vocabHash: vocab.hash, split: b.name, shard: { index: k, count: nFiles } }, mine));
-          names.push(name);
-        }
-        if (opts.publish) {
-          rows.forEach((r, j) => publishItems.push({
-            split: b.name, index: j,
-            payload: encodeBatchMessage({ vocabHash: vocab.hash, split: b.name, shard: { index: 0, count: 1 }, index: j }, r),
-          }));
-        }
-        infos[b.name] = {
-          reviews: b.list.length, positive: b.list.reduce((s, it) => s + it.meta.label, 0), batches: b.batches.length,
-          tokens: b.pad.tokens, slots: b.pad.slots, padding: b.pad.padding, files: names,
-        } satisfies SplitInfo;
+        const list: WriteItem[] = b.list.map((it) => ({
+          ids: it.ids, thread: it.thread, sid: it.sid, label: it.meta.label, rating: it.meta.rating, name: it.meta.id,
+        }));
+        const w = await writeSplit(
+          { name: b.name, list, batches: b.batches, pad: b.pad },
+          { vocabHash: vocab.hash, shards: b.name === "train" ? o.shards : 1, publish: Boolean(opts.publish), toVocab: (t) => toVocab.get(t)! },
+          put,
+        );
+        infos[b.name] = w.info;
+        publishItems.push(...w.messages);
       }
       const tokens = bucketed.reduce((s, b) => s + b.pad.tokens, 0);
       const slots = bucketed.reduce((s, b) => s + b.pad.slots, 0);

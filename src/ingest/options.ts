@@ -1,0 +1,81 @@
+// The options of `ingest` (what the CLI flags and the programmatic API share), their defaults and checks,
+// and the result it reports.
+import { DEFAULTS } from "../config.js";
+import { UsageError } from "../errors.js";
+import type { Manifest } from "./manifest.js";
+import type { PublishSummary } from "./publish.js";
+import type { Telemetry } from "../telemetry.js";
+
+export interface IngestOptions {
+  /** aclImdb directory or .tar.gz; omitted: the official archive, downloaded once into a cache. */
+  data?: string;
+  out: string;
+  vocabSize?: number;
+  minFreq?: number;
+  batchSize?: number;
+  /** Truncate reviews to this many tokens (0 = none). */
+  maxLen?: number;
+  valFraction?: number;
+  seed?: number;
+  /** Split train into N Arrow files (train-0000k-of-0000N.arrow). */
+  shards?: number;
+  /** NATS URL: also publish every batch to JetStream (see publish.ts). */
+  publish?: string;
+  /** Replace `out` when it exists. */
+  force?: boolean;
+  /** Tokenizer threads (default 2). */
+  threads?: number;
+  poolBatches?: number;
+  /** Reviews larger than this are skipped with a warning (bytes). */
+  maxReviewBytes?: number;
+  telemetry?: Telemetry;
+}
+
+export interface IngestResult {
+  train: number;
+  val: number;
+  test: number;
+  vocab: number;
+  padding: number;
+  out: string;
+  datasetId: string;
+  vocabHash: string;
+  batches: { train: number; val: number; test: number };
+  tokens: number;
+  skipped: Manifest["skipped"];
+  repaired: Manifest["repaired"];
+  seconds: number;
+  /** Seconds of each phase (read+tokenize overlap: `tokenize` ends when the last task returns). */
+  phases: { read: number; tokenize: number; vocab: number; bucket: number; write: number; publish: number };
+  published?: PublishSummary;
+}
+
+/** A review larger than this is not a movie review (the largest in IMDB is ~14 KB). */
+export const DEFAULT_MAX_REVIEW_BYTES = 256 * 1024;
+
+/** The options with defaults filled in; UsageError naming the flag when one is out of range. */
+export function resolveOptions(o: IngestOptions) {
+  const r = {
+    vocabSize: o.vocabSize ?? DEFAULTS.vocabSize,
+    minFreq: o.minFreq ?? DEFAULTS.minFreq,
+    batchSize: o.batchSize ?? DEFAULTS.batchSize,
+    maxLen: o.maxLen ?? DEFAULTS.maxLen,
+    valFraction: o.valFraction ?? DEFAULTS.valFraction,
+    seed: o.seed ?? DEFAULTS.seed,
+    shards: o.shards ?? 1,
+    poolBatches: o.poolBatches ?? DEFAULTS.poolBatches,
+    threads: o.threads ?? 2,
+    maxReviewBytes: o.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES,
+  };
+  const check = (ok: boolean, msg: string) => { if (!ok) throw new UsageError(msg); };
+  check(Number.isInteger(r.vocabSize) && r.vocabSize >= 1, `--vocab-size must be an integer >= 1, got ${r.vocabSize}`);
+  check(Number.isInteger(r.minFreq) && r.minFreq >= 1, `--min-freq must be an integer >= 1, got ${r.minFreq}`);
+  check(Number.isInteger(r.batchSize) && r.batchSize >= 1, `--batch-size must be an integer >= 1, got ${r.batchSize}`);
+  check(Number.isInteger(r.maxLen) && r.maxLen >= 0, `--max-len must be an integer >= 0 (0 = no truncation), got ${r.maxLen}`);
+  check(r.valFraction >= 0 && r.valFraction < 1, `--val-fraction must be in [0, 1), got ${r.valFraction}`);
+  check(Number.isInteger(r.seed), `--seed must be an integer, got ${r.seed}`);
+  check(Number.isInteger(r.shards) && r.shards >= 1 && r.shards <= 99999, `--shards must be an integer in 1..99999, got ${r.shards}`);
+  check(Number.isInteger(r.threads) && r.threads >= 1, `threads must be >= 1, got ${r.threads}`);
+  return r;
+}
+

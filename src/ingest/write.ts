@@ -1,0 +1,67 @@
+// Turning a bucketed split into Arrow files (one per shard) and, for --publish, one message per batch.
+import type { Split } from "../dataset.js";
+import { encodeArrowFile, encodeBatchMessage, type BatchRows } from "./arrow.js";
+import type { SplitInfo } from "./manifest.js";
+import type { PublishItem } from "./publish.js";
+
+/** A kept review as the writer needs it. */
+export interface WriteItem {
+  /** Token ids, local to `thread` (written through `toVocab(thread)`). */
+  ids: Int32Array;
+  thread: number;
+  /** Sample id (unique in the dataset). */
+  sid: number;
+  label: 0 | 1;
+  rating: number;
+  /** "train/pos/123_8". */
+  name: string;
+}
+
+export interface SplitToWrite {
+  name: Split;
+  list: WriteItem[];
+  /** Batches as indices into `list`. */
+  batches: Int32Array[];
+  pad: { tokens: number; slots: number; padding: number };
+}
+
+function pad5(n: number): string {
+  return String(n).padStart(5, "0");
+}
+
+/**
+ * Writes `split` through `put(fileName, bytes)`: `<split>.arrow`, or `<split>-0000k-of-0000N.arrow` for
+ * k < shards (batch j goes to shard j % N). Returns the manifest entry, and the NATS messages when `publish`.
+ */
+export async function writeSplit(
+  split: SplitToWrite,
+  opts: { vocabHash: string; shards: number; publish: boolean; toVocab: (thread: number) => Int32Array },
+  put: (name: string, bytes: Uint8Array) => Promise<void>,
+): Promise<{ info: SplitInfo; messages: PublishItem[] }> {
+  const { list } = split;
+  const rows = split.batches.map((batch): BatchRows => ({
+    tokens: Array.from(batch, (i) => list[i]!.ids),
+    labels: Uint8Array.from(batch, (i) => list[i]!.label),
+    ids: Int32Array.from(batch, (i) => list[i]!.sid),
+    ratings: Int8Array.from(batch, (i) => list[i]!.rating),
+    names: Array.from(batch, (i) => list[i]!.name),
+    idMaps: Array.from(batch, (i) => opts.toVocab(list[i]!.thread)),
+  }));
+  const n = opts.shards;
+  const files: string[] = [];
+  for (let k = 0; k < n; k++) {
+    const file = n === 1 ? `${split.name}.arrow` : `${split.name}-${pad5(k)}-of-${pad5(n)}.arrow`;
+    const mine = rows.filter((_, j) => j % n === k);
+    await put(file, encodeArrowFile({ vocabHash: opts.vocabHash, split: split.name, shard: { index: k, count: n } }, mine));
+    files.push(file);
+  }
+  const messages: PublishItem[] = opts.publish ? rows.map((r, j) => ({
+    split: split.name, index: j,
+    payload: encodeBatchMessage({ vocabHash: opts.vocabHash, split: split.name, shard: { index: 0, count: 1 }, index: j }, r),
+  })) : [];
+  const info: SplitInfo = {
+    reviews: list.length, positive: list.reduce((s, it) => s + it.label, 0), batches: split.batches.length,
+    tokens: split.pad.tokens, slots: split.pad.slots, padding: split.pad.padding, files,
+  };
+  return { info, messages };
+}
