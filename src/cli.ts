@@ -6,6 +6,7 @@ import { logger, setQuiet, setVerbose } from "./output.js";
 import { commands as ingestCommands } from "./ingest/command.js";
 import { commands as workerCommands } from "./workers/command.js";
 import { commands as engineCommands } from "./workers/engine/command.js";
+import { commands as gpuCommands } from "./workers/gpu/command.js";
 import { commands as coordinatorCommands } from "./coordinator/command.js";
 import { commands as experimentCommands } from "./experiments/command.js";
 import { commands as metricsCommands } from "./metrics/command.js";
@@ -16,7 +17,7 @@ const GROUPS: Record<string, string> = {
 };
 
 export function allCommands(): CommandSpec[] {
-  return [...ingestCommands, ...workerCommands, ...engineCommands, ...coordinatorCommands, ...experimentCommands, ...metricsCommands];
+  return [...ingestCommands, ...workerCommands, ...engineCommands, ...gpuCommands, ...coordinatorCommands, ...experimentCommands, ...metricsCommands];
 }
 
 function camel(name: string): string {
