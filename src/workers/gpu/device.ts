@@ -63,10 +63,11 @@ export function envAdapterIndex(env: NodeJS.ProcessEnv = process.env): number | 
 /** Names of the adapters Dawn finds for `backend` ("" = default backends), parsed from its error message. */
 export async function listAdapters(backend = ""): Promise<string[]> {
   const w = await loadWebgpu();
-  const flags = ["adapter=\u0001no-such-adapter\u0001"];
+  const flags = ["adapter=imdb-train-lists-adapters-by-asking-for-none"];
   if (backend) flags.push(`backend=${backend}`);
   try {
-    const a = await w.create(flags).requestAdapter();
+    // Compatibility level lists every adapter (core-only requests hide the OpenGL ES ones).
+    const a = await w.create(flags).requestAdapter({ featureLevel: "compatibility" } as GPURequestAdapterOptions);
     return a ? [a.info.description || a.info.device] : [];
   } catch (err) {
     const names: string[] = [];
