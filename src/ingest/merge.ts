@@ -16,8 +16,7 @@ function grow(a: Int32Array, need: number): Int32Array {
 }
 
 export class TokenMerger {
-  /** Temporary id → token, in order of first arrival. */
-  private index = new Interner();
+  private index = new Interner(); //                        token ↔ temporary id, in order of first arrival
   private local = new Map<number, Int32Array>(); //      thread → (local id → temporary id)
   private counts: Int32Array = new Int32Array(1 << 16); // temporary id → training count
   private final: Int32Array | null = null; //             temporary id → vocabulary id

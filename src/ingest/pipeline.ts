@@ -1,14 +1,13 @@
-// The ingest dataflow: read (gunzip + tar on the main thread) → tokenize (piscina threads, overlapped
-// with reading) → vocabulary (train split only) → ids → seeded validation split → length buckets →
-// Arrow files + manifest in a temporary directory → optional NATS publish → rename into place.
+// The ingest dataflow: read (gunzip + tar on the main thread) → tokenize and count (piscina threads,
+// overlapped with reading; dictionaries merged as results arrive) → seeded validation split → vocabulary
+// (training reviews only) → length buckets → Arrow files + manifest in a temporary directory (ids mapped
+// to the vocabulary while writing) → optional NATS publish → rename into place.
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Split } from "../dataset.js";
 import { InputError, UsageError } from "../errors.js";
-
-export { DEFAULT_MAX_REVIEW_BYTES, type IngestOptions, type IngestResult } from "./options.js";
 import { logger, progress } from "../output.js";
 import { Rng } from "../rng.js";
 import { NO_TELEMETRY } from "../telemetry.js";
@@ -23,6 +22,8 @@ import type { TokenizeResult, TokenizeTask } from "./tokenize-task.js";
 import { TokenMerger } from "./merge.js";
 import { vocabToJson } from "./vocab.js";
 import { writeSplit, type WriteItem } from "./write.js";
+
+export { DEFAULT_MAX_REVIEW_BYTES, type IngestOptions, type IngestResult } from "./options.js";
 
 /** Reviews per tokenizer task, and a byte cap: large tasks keep the threads busy, few messages. */
 const TASK_REVIEWS = 512;
