@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Prepares .gpu/ (ignored by git) for ONE call on the GPU machine, which has no Node.js, no Vulkan loader,
+# no npm and no copy of ../shared:
+#   .gpu/node.xz, .gpu/debs, .gpu/activate.sh   Node.js + Vulkan loader (../shared/device/prepare-carry.sh)
+#   .gpu/app/app.tar.xz                         the built program: exactly the files Node opens for the
+#                                               benchmark and the GPU tests (traced here with strace on
+#                                               the software adapter), ~10 MB instead of 344 MB
+#   .gpu/app/aclImdb-train.tar.gz               the IMDB train archive (never committed)
+#   .gpu/app/torch_imdb_anchor.py               the PyTorch peer baseline
+# Usage, from the repository root:  bash bench/gpu/pack.sh
+# then the device tool: carry [".gpu"], command "bash bench/gpu/run.sh", timeout_s 560 (see README.md).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+[ -f .gpu/activate.sh ] && [ -f .gpu/node.xz ] || bash ../shared/device/prepare-carry.sh .gpu
+npx tsc -p . >/dev/null 2>&1 || echo "pack: tsc reported errors (emit still happens); continuing"
+mkdir -p .gpu/app
+trace=$(mktemp -d)
+export EGL_PLATFORM=surfaceless
+strace -f -qq -e trace=openat -o "$trace/bench" node bin/imdb-train.js bench gpu-engine --adapter software \
+  --count 100 --batch-sizes 4 --max-batches 1 --hidden 16 --embed-dim 8 --vocab-size 300 --check --skip-baseline --out '' >/dev/null 2>&1
+strace -f -qq -e trace=openat -o "$trace/test" node --test dist/test/gpu-grad.test.js >/dev/null 2>&1
+cat "$trace"/bench* "$trace"/test* | grep -v ENOENT | grep -oE '"[^"]+"' | tr -d '"' \
+  | grep -E "^$root/(node_modules|dist|bin|package\.json)" | sed "s|^$root/||" | sort -u > .gpu/app/files.txt
+# Loaded on the hardware path only or through dlopen: listed explicitly.
+printf '%s\n' node_modules/webgpu/dist/linux-x64/dawn.node dist/test/gpu-grad.test.js package.json >> .gpu/app/files.txt
+sort -u -o .gpu/app/files.txt .gpu/app/files.txt
+tar -cJf .gpu/app/app.tar.xz -T .gpu/app/files.txt
+rm -rf "$trace"
+cp ../shared/data/aclImdb-train.tar.gz ../shared/device/torch_imdb_anchor.py .gpu/app/
+echo "pack: $(wc -l < .gpu/app/files.txt) files in app.tar.xz ($(du -h .gpu/app/app.tar.xz | cut -f1)); .gpu is $(du -sh .gpu | cut -f1) (carry limit 64 MiB)"
