@@ -99,6 +99,27 @@ test("gpu engine: a grown bucket reuses the batch size's buffers, and results st
   eng.dispose();
 });
 
+test("gpu engine: a batch over the binding limit runs as halves with the same results", async (t) => {
+  if (skip) return t.skip(skip);
+  const model: ModelConfig = { cell: "gru", vocabSize: 30, embedDim: 8, hidden: 16, layers: 1, bidirectional: false };
+  const cpu = await createEngine({ model, backend: "wasm" });
+  // One (B=4, Tcap=64) gate buffer is 4·64·48·4 = 49 kB: a 20 kB limit forces two levels of halving.
+  const eng = await GpuEngine.create({ model, gpu, maxBindingBytes: 20_000 });
+  const params = initParams(model, 9);
+  const batch = tokenBatch(new Rng(4), 30, [9, 2, 7, 5], true);
+  const want = await cpu.step(params, batch), got = await eng.step(params, batch);
+  assert.ok(Math.abs(got.lossSum - want.lossSum) <= 1e-4 * Math.abs(want.lossSum));
+  assert.equal(got.count, 4);
+  for (const e of eng.layout.entries) {
+    const err = relErr(got.grads.subarray(e.offset, e.offset + e.size), want.grads.subarray(e.offset, e.offset + e.size));
+    assert.ok(err < 1e-3, `${e.name} relative error ${err.toExponential(2)}`);
+  }
+  assert.deepEqual([...got.embeddingRows!], [...want.embeddingRows!]);
+  const ev = await eng.evaluate(params, batch), wv = await cpu.evaluate(params, batch);
+  assert.ok(relErr(ev.outputs, wv.outputs) < 1e-4);
+  eng.dispose();
+});
+
 test("gpu engine: bad inputs are typed errors", async (t) => {
   if (skip) return t.skip(skip);
   const model: ModelConfig = { cell: "lstm", vocabSize: 10, embedDim: 4, hidden: 16, layers: 1, bidirectional: false };

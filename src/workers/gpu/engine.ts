@@ -31,6 +31,8 @@ export interface GpuEngineOptions extends EngineOptions {
   adapter?: AcquireOptions;
   /** An already acquired device (tests share one). */
   gpu?: GpuDevice;
+  /** Largest buffer binding to use (default: the device's limit); larger batches run as halves. */
+  maxBindingBytes?: number;
 }
 
 const STORAGE = 128, COPY_DST = 8, COPY_SRC = 4, MAP_READ_MODE = 1;
@@ -52,6 +54,7 @@ export class GpuEngine implements Engine {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly lossKind: LossKind;
   private readonly cell: CellKind;
+  private readonly maxBinding: number;
 
   static async create(opts: GpuEngineOptions): Promise<GpuEngine> {
     check(opts);
@@ -82,6 +85,7 @@ export class GpuEngine implements Engine {
       lstm: m.cell === "lstm", In: m.embedDim, H: m.hidden, GH: G * m.hidden, V: m.vocabSize, Np,
     };
     this.mark = new Int32Array(m.vocabSize).fill(-1);
+    this.maxBinding = opts.maxBindingBytes ?? Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   }
 
   /** Bytes of GPU memory held by the batch buffers. */
@@ -122,8 +126,7 @@ export class GpuEngine implements Engine {
 
   private async run(params: Float32Array, batch: EngineBatch, train: boolean): Promise<StepResult | EvalResult> {
     this.validate(params, batch);
-    const limit = Math.min(this.s.device.limits.maxStorageBufferBindingSize, this.s.device.limits.maxBufferSize);
-    if (batch.size > 1 && largestBuffer(this.s, batch.size, roundCapacity(batch.maxLen)) > limit) {
+    if (batch.size > 1 && largestBuffer(this.s, batch.size, roundCapacity(batch.maxLen)) > this.maxBinding) {
       // Too large for one binding: gradients are sums over reviews, so two halves add up exactly.
       const h = batch.size >> 1;
       const [a, b] = [sliceBatch(batch, 0, h), sliceBatch(batch, h, batch.size)];

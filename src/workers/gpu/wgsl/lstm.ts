@@ -80,8 +80,8 @@ export const LSTM_BACKWARD_WGSL = COMMON_WGSL + /* wgsl */ `
 @group(0) @binding(6) var<storage, read_write> dc: array<f32>;
 @group(0) @binding(7) var<storage, read> head: array<f32>;
 
-var<workgroup> gT: array<f32, 256>; // [16 b][16 k] dA_{t+1}
-var<workgroup> wT: array<f32, 256>; // [16 j][16 k] W_hh rows
+var<workgroup> gT: array<f32, 1024>; // [16 b][64 k] gradients of step t+1
+var<workgroup> wT: array<f32, 1040>; // [16 j][65 k] W_hh rows (padded: no bank conflicts)
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u) {
@@ -92,15 +92,19 @@ fn main(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u)
   var acc = 0.0;
   if (hasNext) {
     let b0 = w.y * 16u; let j0 = w.x * 16u;
-    for (var k0 = 0u; k0 < GH; k0 += 16u) {
-      var gv = 0.0;
-      if (b0 + l.y < B && k0 + l.x < GH) { gv = A[((t + 1u) * B + b0 + l.y) * GH + k0 + l.x]; }
-      gT[l.y * 16u + l.x] = gv;
-      var wv = 0.0;
-      if (j0 + l.y < H && k0 + l.x < GH) { wv = P[d.whh + (j0 + l.y) * GH + k0 + l.x]; }
-      wT[l.y * 16u + l.x] = wv;
+    for (var k0 = 0u; k0 < GH; k0 += 64u) {
+      for (var q = 0u; q < 4u; q++) {
+        let idx = l.y * 16u + l.x + 256u * q;
+        let row = idx / 64u; let col = idx % 64u;
+        var gv = 0.0;
+        if (b0 + row < B && k0 + col < GH) { gv = A[((t + 1u) * B + b0 + row) * GH + k0 + col]; }
+        gT[row * 64u + col] = gv;
+        var wv = 0.0;
+        if (j0 + row < H && k0 + col < GH) { wv = P[d.whh + (j0 + row) * GH + k0 + col]; }
+        wT[row * 65u + col] = wv;
+      }
       workgroupBarrier();
-      for (var kk = 0u; kk < 16u; kk++) { acc += gT[l.y * 16u + kk] * wT[l.x * 16u + kk]; }
+      for (var kk = 0u; kk < 64u; kk++) { acc += gT[l.y * 64u + kk] * wT[l.x * 65u + kk]; }
       workgroupBarrier();
     }
   }
