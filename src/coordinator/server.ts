@@ -338,6 +338,7 @@ export class Coordinator {
 
   /** Hand out `batches`, wait for every task (reassigning those of evicted workers), return the round. */
   private async runRound(kind: "train" | "eval", split: "train" | "val", batches: number[], deal: (b: number[], n: number) => number[][]): Promise<Round> {
+    this.checkAbort();
     if (this.members.live().length === 0) {
       log.warn(`no ready workers: waiting up to ${this.o.joinTimeoutS ?? 120} s for one to join`);
       await this.waitForWorkers(1, (this.o.joinTimeoutS ?? 120) * 1000);
@@ -365,6 +366,7 @@ export class Coordinator {
     this.maybeFinish(round);
     const onAbort = () => round.reject(new AbortedError());
     this.o.signal?.addEventListener("abort", onAbort, { once: true });
+    if (this.o.signal?.aborted) onAbort(); // aborted before the listener was in place
     try {
       await done;
     } finally {
@@ -392,7 +394,7 @@ export class Coordinator {
       await this.channel.send(peer, frames);
       this.tel.bytes("sent", frames[0].length + frames[1].length + frames[2].length, peer);
     } catch (err) {
-      this.evictMember(peer, `cannot be reached: ${errorMessage(err)}`);
+      this.evictMember(peer, err instanceof ConnectionError && /is not connected/.test(err.message) ? "lost its connection" : `cannot be reached: ${errorMessage(err)}`);
     }
   }
 
