@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Rng } from "../src/rng.js";
 import { parseAnchorLine, runAnchor, summarizeAnchor } from "../src/workers/gpu/anchor.js";
 import { anchorBatches, cardSlug } from "../src/workers/gpu/bench.js";
-import { acquireDevice, listAdapters } from "../src/workers/gpu/device.js";
+import { acquireDevice, hardwareAdapters, listAdapters } from "../src/workers/gpu/device.js";
 import { runCli, SHARED_ARCHIVE } from "./helpers/cli.js";
 
 test("anchor lines parse; the first epoch is left out of the figure", () => {
@@ -84,7 +84,7 @@ test("bench gpu-engine runs end to end on the software adapter and writes its re
     assert.equal(rows[0].ratio, null);
     assert.ok(rows[0].samples_per_s > 0);
     assert.equal(rows[0].software_adapter, true);
-    if ((await listAdapters()).length === 0) {
+    if (hardwareAdapters(await listAdapters()).length === 0) {
       // No hardware adapter here: the default (--adapter gpu) refuses with a typed error naming what was tried.
       const gpuOnly = await runCli(["bench", "gpu-engine", "--data", SHARED_ARCHIVE, "--skip-baseline", "--out", ""], { timeoutMs: 60_000 });
       assert.equal(gpuOnly.code, 7, gpuOnly.stderr);

@@ -9,7 +9,7 @@ import { InputError, UsageError } from "../src/errors.js";
 import { initParams } from "../src/model.js";
 import { Rng } from "../src/rng.js";
 import { createEngine, type Engine, type EngineBatch } from "../src/workers/engine/index.js";
-import { acquireDevice, envAdapterIndex, type GpuDevice } from "../src/workers/gpu/device.js";
+import { acquireDevice, envAdapterIndex, hardwareAdapters, parseAdapterList, type GpuDevice } from "../src/workers/gpu/device.js";
 import { GpuEngine } from "../src/workers/gpu/engine.js";
 
 let gpu: GpuDevice | undefined;
@@ -141,4 +141,14 @@ test("gpu device: adapter index from the environment", () => {
   assert.equal(envAdapterIndex({ CUDA_VISIBLE_DEVICES: "3,4" }), 3);
   assert.equal(envAdapterIndex({ CUDA_VISIBLE_DEVICES: "GPU-abc" }), undefined);
   assert.equal(envAdapterIndex({}), undefined);
+});
+
+test("gpu device: Dawn's adapter list parses; software and GL entries are not GPUs", () => {
+  const msg = "no adapter with name 'x' found\nAvailable adapters:\n * backend: 'vulkan', name: 'NVIDIA H100 80GB HBM3'\n" +
+    " * backend: 'vulkan', name: 'NVIDIA H100 80GB HBM3'\n * backend: 'opengles', name: 'NVIDIA H100 80GB HBM3/PCIe/SSE2'\n" +
+    " * backend: 'opengles', name: 'llvmpipe (LLVM 15.0.6, 256 bits)'";
+  const list = parseAdapterList(msg);
+  assert.equal(list.length, 4);
+  assert.deepEqual(list[0], { backend: "vulkan", name: "NVIDIA H100 80GB HBM3" });
+  assert.deepEqual(hardwareAdapters(list).map((a) => a.backend), ["vulkan", "vulkan"]);
 });

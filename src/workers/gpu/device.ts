@@ -60,20 +60,30 @@ export function envAdapterIndex(env: NodeJS.ProcessEnv = process.env): number | 
   return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
-/** Names of the adapters Dawn finds for `backend` ("" = default backends), parsed from its error message. */
-export async function listAdapters(backend = ""): Promise<string[]> {
+export interface AdapterEntry { backend: string; name: string }
+
+/** Adapters Dawn finds for `backend` ("" = default backends), parsed from the error it throws for no match. */
+export async function listAdapters(backend = ""): Promise<AdapterEntry[]> {
   const w = await loadWebgpu();
   const flags = ["adapter=imdb-train-lists-adapters-by-asking-for-none"];
   if (backend) flags.push(`backend=${backend}`);
   try {
     // Compatibility level lists every adapter (core-only requests hide the OpenGL ES ones).
     const a = await w.create(flags).requestAdapter({ featureLevel: "compatibility" } as GPURequestAdapterOptions);
-    return a ? [a.info.description || a.info.device] : [];
+    return a ? [{ backend: backend || "default", name: a.info.description || a.info.device }] : [];
   } catch (err) {
-    const names: string[] = [];
-    for (const m of errorMessage(err).matchAll(/name: '([^']*)'/g)) names.push(m[1]);
-    return names;
+    return parseAdapterList(errorMessage(err));
   }
+}
+
+/** Entries of Dawn's " * backend: 'vulkan', name: 'NVIDIA H200'" lines. */
+export function parseAdapterList(message: string): AdapterEntry[] {
+  return [...message.matchAll(/backend: '([^']*)', name: '([^']*)'/g)].map((m) => ({ backend: m[1], name: m[2] }));
+}
+
+/** The hardware adapters of a list (no OpenGL ES / null / software rasterisers), in Dawn's order. */
+export function hardwareAdapters(list: AdapterEntry[]): AdapterEntry[] {
+  return list.filter((a) => !["opengles", "opengl", "null"].includes(a.backend) && !/llvmpipe|swiftshader|lavapipe/i.test(a.name));
 }
 
 async function requestDevice(adapter: GPUAdapter, featureLevel: GpuDevice["featureLevel"]): Promise<GPUDevice> {
@@ -111,22 +121,25 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
   if (kind !== "software") {
     try {
       const index = opts.index ?? envAdapterIndex() ?? 0;
-      const names = await listAdapters();
-      let name: string | undefined;
-      if (names.length > 1) {
-        if (index >= names.length) throw new UnavailableError(`GPU index ${index} requested but only ${names.length} adapters exist: ${names.join("; ")}`);
-        name = names[index];
-        if (names.filter((n) => n === name).length > 1) {
-          log.warn(`adapters ${index} and others share the name "${name}": Dawn selects by name, so the first of them is used`);
+      const hw = hardwareAdapters(await listAdapters());
+      let pick: AdapterEntry | undefined;
+      if (hw.length > 1) {
+        if (index >= hw.length) throw new UnavailableError(`GPU index ${index} requested but only ${hw.length} adapters exist: ${hw.map((a) => a.name).join("; ")}`);
+        pick = hw[index];
+        if (hw.filter((a) => a.name === pick!.name).length > 1) {
+          log.warn(`GPU ${index} shares the name "${pick.name}" with another adapter: Dawn's node binding selects by name, so the first of them is used (give each worker one visible GPU instead, e.g. one container per GPU)`);
         }
+      } else if (hw.length === 1) {
+        pick = { backend: hw[0].backend, name: "" };
       }
-      const { adapter, instance } = await tryAdapter("", "core", name);
+      const name = pick?.name || undefined;
+      const { adapter, instance } = await tryAdapter(pick?.backend ?? "", "core", name);
       if (adapter && !adapter.isFallbackAdapter) {
         const device = await requestDevice(adapter, "core");
         instances.push(instance);
         const n = name ?? (adapter.info.description || adapter.info.device || "gpu");
-        log.debug(`WebGPU adapter ${n} (${adapter.info.vendor}, index ${index} of ${names.length || 1})`);
-        return { device, name: n, backend: "default", software: false, featureLevel: "core", instance };
+        log.debug(`WebGPU adapter ${n} (${adapter.info.vendor}, index ${index} of ${hw.length || 1})`);
+        return { device, name: n, backend: pick?.backend ?? "default", software: false, featureLevel: "core", instance };
       }
       tried.push(adapter ? "default backends: only a fallback adapter" : "default backends: no adapter");
     } catch (err) {
@@ -142,7 +155,7 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
         const device = await requestDevice(adapter, "compatibility");
         instances.push(instance);
         const names = await listAdapters("opengles").catch(() => []);
-        return { device, name: names[0] ?? "opengles", backend: "opengles", software: true, featureLevel: "compatibility", instance };
+        return { device, name: names[0]?.name ?? "opengles", backend: "opengles", software: true, featureLevel: "compatibility", instance };
       }
       tried.push("opengles: no adapter (are libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri installed?)");
     } catch (err) {
