@@ -52,6 +52,12 @@ export interface GpuBenchRow {
   date: string;
   software_adapter: boolean;
   model: ModelConfig;
+  /** Per step, ms: host work before submit (token tables, uploads, recording), waiting for the GPU and the copy back, unpacking. */
+  host_ms: number;
+  wait_ms: number;
+  unpack_ms: number;
+  /** Forward only (evaluate) over the same first batches, reviews/s. */
+  forward_samples_per_s: number;
 }
 
 export interface GpuBenchResult {
@@ -91,7 +97,7 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
 
   if (o.check) result.check = await checkAgainstCpu(engine, model, params, sample.reviews);
 
-  const timings: { B: number; samples: number; tokens: number; padded: number; secs: number; batches: number }[] = [];
+  const timings: { B: number; samples: number; tokens: number; padded: number; secs: number; batches: number; prof: { host: number; wait: number; unpack: number }; fwd: number }[] = [];
   for (const B of o.batchSizes) {
     const batches = anchorBatches(sample.reviews, B, new Rng(o.seed));
     const n = o.maxBatches > 0 ? Math.min(o.maxBatches, batches.length) : batches.length;
@@ -101,6 +107,7 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
     await engine.step(params, batches[0]);
     const bar = progress(`gpu-engine B=${B}`, n, "batches");
     let samples = 0, tokens = 0, padded = 0, done = 0;
+    const p0 = { ...engine.profile };
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
       const b = batches[i];
@@ -113,8 +120,18 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
     }
     const secs = (performance.now() - t0) / 1000;
     bar.done();
-    log.info(`B=${B}: ${done} batches in ${secs.toFixed(2)} s, ${(samples / secs).toFixed(0)} reviews/s, ${(tokens / secs).toFixed(0)} tokens/s, GPU buffers ${(engine.bufferBytes / 2 ** 20).toFixed(0)} MiB`);
-    timings.push({ B, samples, tokens, padded, secs, batches: done });
+    const p1 = engine.profile, k = p1.steps - p0.steps;
+    const prof = { host: (p1.hostMs - p0.hostMs) / k, wait: (p1.waitMs - p0.waitMs) / k, unpack: (p1.unpackMs - p0.unpackMs) / k };
+    // Forward only over (up to) the same first 20 batches.
+    const fb = batches.slice(0, Math.min(done, 20));
+    const f0 = performance.now();
+    let fs = 0;
+    for (const b of fb) { await engine.evaluate(params, b); fs += b.size; }
+    const fwd = fs / ((performance.now() - f0) / 1000);
+    log.info(`B=${B}: ${done} batches in ${secs.toFixed(2)} s, ${(samples / secs).toFixed(0)} reviews/s, ${(tokens / secs).toFixed(0)} tokens/s; ` +
+      `per step ${prof.host.toFixed(2)} ms host, ${prof.wait.toFixed(2)} ms GPU+copy, ${prof.unpack.toFixed(2)} ms unpack; ` +
+      `forward only ${fwd.toFixed(0)} reviews/s; GPU buffers ${(engine.bufferBytes / 2 ** 20).toFixed(0)} MiB`);
+    timings.push({ B, samples, tokens, padded, secs, batches: done, prof, fwd });
   }
   engine.dispose();
   gpu.device.destroy();
@@ -134,6 +151,7 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
       tokens_per_s: t.tokens / t.secs, batches: t.batches, seconds: t.secs, mean_padded_len: t.padded / t.samples,
       baseline: anchor ? `PyTorch nn.LSTM (cuDNN) torch_imdb_anchor.py${anchor.gpu ? " on " + anchor.gpu : ""}` : "none (--skip-baseline)",
       date, software_adapter: gpu.software, model,
+      host_ms: t.prof.host, wait_ms: t.prof.wait, unpack_ms: t.prof.unpack, forward_samples_per_s: t.fwd,
     });
   }
   if (o.out) {

@@ -44,6 +44,8 @@ let mod: Promise<WebgpuModule> | undefined;
 
 /** The `webgpu` package, loaded once (also used by src/tfjs.ts for tfjs's own webgpu backend). */
 export function loadWebgpu(): Promise<WebgpuModule> {
+  // llvmpipe's EGL needs no display with this; set before Dawn first initialises its GL backend.
+  process.env.EGL_PLATFORM ??= "surfaceless";
   mod ??= (import("webgpu") as Promise<unknown>).then((m) => {
     const w = m as WebgpuModule;
     Object.assign(globalThis, w.globals); // GPUBufferUsage, GPUMapMode, ... as in a browser

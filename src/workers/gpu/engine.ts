@@ -55,6 +55,8 @@ export class GpuEngine implements Engine {
   private readonly lossKind: LossKind;
   private readonly cell: CellKind;
   private readonly maxBinding: number;
+  /** Cumulative milliseconds since creation: host work before submit, waiting for the GPU and the copy back, unpacking. */
+  readonly profile = { steps: 0, hostMs: 0, waitMs: 0, unpackMs: 0 };
 
   static async create(opts: GpuEngineOptions): Promise<GpuEngine> {
     check(opts);
@@ -147,6 +149,7 @@ export class GpuEngine implements Engine {
   }
 
   private async runOne(params: Float32Array, batch: EngineBatch, train: boolean): Promise<StepResult | EvalResult> {
+    const tStart = performance.now();
     const { size: B, maxLen: T, lengths, tokens } = batch;
     const { device, In: E, H, GH, V, Np } = this.s;
     const q = device.queue;
@@ -279,9 +282,11 @@ export class GpuEngine implements Engine {
       if (U > 0) enc.copyBufferToBuffer(bb.dEmbC, 0, bb.staging, embOff, U * E * 4);
     }
     q.submit([enc.finish()]);
+    const tSubmit = performance.now();
 
     const readBytes = train ? embOff + U * E * 4 : B * 4;
     await bb.staging.mapAsync(MAP_READ_MODE, 0, Math.ceil(readBytes / 8) * 8);
+    const tMapped = performance.now();
     const mapped = bb.staging.getMappedRange(0, Math.ceil(readBytes / 8) * 8);
     const logits = new Float32Array(mapped, 0, B).slice();
     let grads: Float32Array | undefined;
@@ -299,6 +304,8 @@ export class GpuEngine implements Engine {
       embeddingRows = Int32Array.from(touched).sort();
     }
     bb.staging.unmap();
+    const p = this.profile;
+    p.steps++; p.hostMs += tSubmit - tStart; p.waitMs += tMapped - tSubmit; p.unpackMs += performance.now() - tMapped;
     const { lossSum, correct } = lossAndGrad(logits, batch.targets, this.lossKind);
     if (!train) return { lossSum, correct, count: B, outputs: logits };
     return { lossSum, correct, count: B, grads: grads!, embeddingRows };
