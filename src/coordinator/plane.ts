@@ -25,9 +25,21 @@ export function dialable(endpoint: string): string {
   return `tcp://127.0.0.1:${m[2]}`;
 }
 
+/** openKv, retried a few times: two processes creating the bucket at once may race. */
+async function openBucket(client: Awaited<ReturnType<typeof connectNats>>): Promise<Awaited<ReturnType<typeof openKv>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openKv(client, KV_BUCKET);
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
+
 export async function clusterPlane(url: string, dataset: string): Promise<{ announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> }> {
   const client = await connectNats(url, { name: "imdb-train-coordinator" });
-  const kv = await openKv(client, KV_BUCKET);
+  const kv = await openBucket(client);
   let runId = 0;
   return {
     async announce(endpoint, id) {
@@ -50,7 +62,7 @@ export async function clusterPlane(url: string, dataset: string): Promise<{ anno
 export async function discoverCoordinator(url: string, opts: { timeoutS: number; signal?: AbortSignal }): Promise<Announcement> {
   const client = await connectNats(url, { name: "imdb-train-worker" });
   try {
-    const kv = await openKv(client, KV_BUCKET);
+    const kv = await openBucket(client);
     const deadline = Date.now() + opts.timeoutS * 1000;
     let said = false;
     for (;;) {
