@@ -9,8 +9,9 @@ import { InputError, UsageError } from "../src/errors.js";
 import { initParams } from "../src/model.js";
 import { Rng } from "../src/rng.js";
 import { createEngine, type Engine, type EngineBatch } from "../src/workers/engine/index.js";
-import { acquireDevice, envAdapterIndex, hardwareAdapters, parseAdapterList, type GpuDevice } from "../src/workers/gpu/device.js";
+import { acquireDevice, envAdapterIndex, hardwareAdapters, listAdapters, parseAdapterList, type GpuDevice } from "../src/workers/gpu/device.js";
 import { GpuEngine } from "../src/workers/gpu/engine.js";
+import { gpuEngineFor } from "../src/workers/gpu/select.js";
 
 let gpu: GpuDevice | undefined;
 let skip: string | false = false;
@@ -151,4 +152,22 @@ test("gpu device: Dawn's adapter list parses; software and GL entries are not GP
   assert.equal(list.length, 4);
   assert.deepEqual(list[0], { backend: "vulkan", name: "NVIDIA H100 80GB HBM3" });
   assert.deepEqual(hardwareAdapters(list).map((a) => a.backend), ["vulkan", "vulkan"]);
+});
+
+test("gpu engine selection: auto only with a hardware GPU, webgpu for covered models", async (t) => {
+  if (skip) return t.skip(skip);
+  const model: ModelConfig = { cell: "lstm", vocabSize: 20, embedDim: 4, hidden: 16, layers: 1, bidirectional: false };
+  assert.equal(await gpuEngineFor({ model, backend: "wasm" }), undefined);
+  assert.equal(await gpuEngineFor({ model: { ...model, layers: 2 }, backend: "webgpu" }), undefined);
+  assert.equal(await gpuEngineFor({ model, backend: "webgpu", input: "dense", inputDim: 3 }), undefined);
+  const hw = hardwareAdapters(await listAdapters()).length > 0;
+  const auto = await gpuEngineFor({ model, backend: "auto" });
+  assert.equal(auto !== undefined, hw, "auto picks the GPU engine exactly when a hardware adapter exists");
+  auto?.dispose();
+  const forced = await gpuEngineFor({ model, backend: "webgpu" });
+  assert.ok(forced);
+  assert.equal(forced.backend, "webgpu");
+  const r = await forced.step(initParams(model, 2), tokenBatch(new Rng(5), 20, [4, 3]));
+  assert.equal(r.count, 2);
+  forced.dispose();
 });
