@@ -9,6 +9,7 @@ import { runCli, BIN } from "./helpers/cli.js";
 import { startNats, type NatsServer } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
+import { connectNats } from "../src/transport/nats.js";
 import { loadModel } from "../src/workers/modeldir.js";
 import { loadExported, predictExported } from "../src/workers/export.js";
 import { predictTexts } from "../src/workers/evaluate.js";
@@ -59,13 +60,22 @@ test("2 workers × b give the same parameters as 1 worker × 2b after 10 steps (
   assert.equal(a.json.steps, 10);
   assert.equal(a.json.samples, 10 * 2 * 4);
   assert.ok(existsSync(join(outA, "checkpoints", "last.ckpt")));
-  // the same samples on one worker: 2 batches per step, coordinator announced on NATS, worker discovers it
+  // the same samples on one worker: 2 batches per step, coordinator announced on NATS, worker discovers it;
+  // run events are published on imdb-train.run.<runId>.<event>
+  const client = await connectNats(nats.url);
+  const events: string[] = [];
+  const sub = client.nc.subscribe("imdb-train.run.>", { callback: (_err, msg) => { events.push(msg.subject); } });
   const coord = child(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--batches-per-step", "2", "--out", outB, "--nats", nats.url, "--json", ...SMALL]);
   const worker = child(["worker", "--nats", nats.url, "--name", "solo", "--backend", "wasm"]);
   const [c, w] = await Promise.all([coord.done, worker.done]);
   assert.equal(c.code, 0, c.stderr);
   assert.equal(w.code, 0, w.stderr);
   assert.match(w.stderr, /found coordinator tcp:\/\/127\.0\.0\.1:\d+ \(run \d+\) through nats:/);
+  await client.nc.flush();
+  sub.unsubscribe();
+  await client.close();
+  assert.equal(events.filter((e) => /^imdb-train\.run\.\d+\.step$/.test(e)).length, 10, events.join(" "));
+  assert.ok(events.some((e) => e.endsWith(".epoch")) && events.some((e) => e.endsWith(".member")), events.join(" "));
   const pa = readParams(join(outA, "model"));
   const pb = readParams(join(outB, "model"));
   assert.equal(pa.length, pb.length);
