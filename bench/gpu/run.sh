@@ -28,4 +28,11 @@ timeout 450 node bin/imdb-train.js bench gpu-engine --data .gpu/app/aclImdb-trai
   --torch-anchor .gpu/app/torch_imdb_anchor.py --batch-sizes 64,256 --max-seconds ${MAX_SECONDS:-45} \
   --torch-epochs ${TORCH_EPOCHS:-3} --torch-timeout 300 --check --out "$OUT/results" --json > "$OUT/bench.json"
 echo "bench rc=$? ($(($(date +%s) - t0)) s)"
-ls "$OUT/results" 2>/dev/null
+# Second, short look (no PyTorch): Dawn without validation, robustness and workgroup zeroing (the kernels
+# bound-check and initialise what they read), to see what Dawn's safety costs. Not the committed figure.
+echo "== bench gpu-engine with Dawn toggles, batch 64 only ($(($(date +%s) - t0)) s)"
+IMDB_TRAIN_DAWN_TOGGLES=skip_validation,disable_robustness,disable_workgroup_init timeout 120 node bin/imdb-train.js bench gpu-engine \
+  --data .gpu/app/aclImdb-train.tar.gz --batch-sizes 64 --max-seconds 20 --skip-baseline --out "$OUT/results-toggles" --json > "$OUT/bench-toggles.json"
+echo "bench (toggles) rc=$? ($(($(date +%s) - t0)) s)"
+ls "$OUT/results" "$OUT/results-toggles" 2>/dev/null
+cat "$OUT"/results/*.json 2>/dev/null

@@ -38,6 +38,8 @@ export interface AcquireOptions {
   kind?: "gpu" | "software" | "any";
   /** Index into the adapter list (several GPUs). */
   index?: number;
+  /** Dawn toggles to enable, e.g. ["skip_validation", "disable_robustness"] (default: IMDB_TRAIN_DAWN_TOGGLES, comma-separated). */
+  toggles?: string[];
 }
 
 let mod: Promise<WebgpuModule> | undefined;
@@ -104,9 +106,10 @@ async function requestDevice(adapter: GPUAdapter, featureLevel: GpuDevice["featu
 /** Instances that made a device, held for the life of the process (see GpuDevice.instance). */
 const instances: GPU[] = [];
 
-async function tryAdapter(backend: string, featureLevel: GpuDevice["featureLevel"], name?: string): Promise<{ adapter: GPUAdapter | null; instance: GPU }> {
+async function tryAdapter(backend: string, featureLevel: GpuDevice["featureLevel"], name?: string, toggles: string[] = []): Promise<{ adapter: GPUAdapter | null; instance: GPU }> {
   const w = await loadWebgpu();
   const flags: string[] = [];
+  if (toggles.length) flags.push(`enable-dawn-features=${toggles.join(",")}`);
   if (backend) flags.push(`backend=${backend}`);
   if (name) flags.push(`adapter=${name}`);
   const instance = w.create(flags);
@@ -119,6 +122,8 @@ async function tryAdapter(backend: string, featureLevel: GpuDevice["featureLevel
  */
 export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevice> {
   const kind = opts.kind ?? "any";
+  const toggles = opts.toggles ?? (process.env.IMDB_TRAIN_DAWN_TOGGLES ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+  if (toggles.length) log.info(`Dawn toggles: ${toggles.join(", ")}`);
   const tried: string[] = [];
   if (kind !== "software") {
     try {
@@ -135,7 +140,7 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
         pick = { backend: hw[0].backend, name: "" };
       }
       const name = pick?.name || undefined;
-      const { adapter, instance } = await tryAdapter(pick?.backend ?? "", "core", name);
+      const { adapter, instance } = await tryAdapter(pick?.backend ?? "", "core", name, toggles);
       if (adapter && !adapter.isFallbackAdapter) {
         const device = await requestDevice(adapter, "core");
         instances.push(instance);
@@ -152,7 +157,7 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
   if (kind !== "gpu") {
     process.env.EGL_PLATFORM ??= "surfaceless"; // llvmpipe's EGL without a display
     try {
-      const { adapter, instance } = await tryAdapter("opengles", "compatibility");
+      const { adapter, instance } = await tryAdapter("opengles", "compatibility", undefined, toggles);
       if (adapter) {
         const device = await requestDevice(adapter, "compatibility");
         instances.push(instance);
