@@ -7,9 +7,19 @@ import type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult } from 
 
 export type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult, LossKind, InputKind } from "./types.js";
 
-/** Starts the tfjs backend (once per process) and builds an engine for `opts.model`. */
+/**
+ * Builds an engine for `opts.model`. With backend "auto" or "webgpu", the WebGPU engine (src/workers/gpu)
+ * takes models its kernels cover when a GPU adapter is there (see gpuEngineFor); otherwise the fused engine
+ * runs on the tfjs backend started here (once per process).
+ */
 export async function createEngine(opts: EngineOptions): Promise<Engine> {
-  const backend = await useBackend(opts.backend ?? "auto");
+  const choice = opts.backend ?? "auto";
+  if (choice === "auto" || choice === "webgpu") {
+    const { gpuEngineFor } = await import("../gpu/select.js");
+    const gpu = await gpuEngineFor(opts);
+    if (gpu) return gpu;
+  }
+  const backend = await useBackend(choice);
   const model = new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim);
   return {
     backend,
