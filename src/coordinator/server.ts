@@ -168,6 +168,10 @@ export class Coordinator {
   private readonly phases = { wait: 0, reduce: 0, optimizer: 0, broadcast: 0, step: 0 };
   private epoch = 0;
   private cursor = 0;
+  private readonly snapshots: Float32Array[];
+  private snapshotTurn = 0;
+  /** The mean gradient of a step (reused; Adam reads it, nobody keeps it). */
+  private readonly mean: Float32Array;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.layout = paramLayout(o.model);
@@ -177,6 +181,8 @@ export class Coordinator {
     this.tel = o.telemetry ?? NO_TELEMETRY;
     this.members = new Membership((o.heartbeatTimeoutS ?? 10) * 1000, (o.joinTimeoutS ?? 300) * 1000);
     this.maxBytes = messageLimitFor(this.layout.size);
+    this.snapshots = [new Float32Array(this.layout.size), new Float32Array(this.layout.size)];
+    this.mean = new Float32Array(this.layout.size);
   }
 
   get endpoint(): string { return this.channel.endpoint; }
@@ -293,7 +299,7 @@ export class Coordinator {
       parts.push(t.grads);
       lossSum += t.lossSum; correct += t.correct; count += t.count; tokens += t.tokens;
     }
-    const sum = new Float32Array(this.layout.size);
+    const sum = this.mean;
     let norm = 0;
     if (count > 0) {
       reduceMean(parts, count, sum);
@@ -344,8 +350,12 @@ export class Coordinator {
       await this.waitForWorkers(1, (this.o.joinTimeoutS ?? 120) * 1000);
     }
     const live = this.members.live();
-    // Copy: the parameters change under Adam while ZeroMQ may still hold the previous frames (zero-copy).
-    const params = this.params.slice();
+    // Snapshot: the parameters change under Adam while ZeroMQ may still hold the frames (zero-copy). Two
+    // buffers alternate: when round k+2 overwrites round k's, every worker that answered round k+1 has
+    // received round k (same pipe, in order); only a dead or evicted peer's queue can still hold it, and
+    // anything it sends back is rejected as stale.
+    const params = this.snapshots[this.snapshotTurn ^= 1]!;
+    params.set(this.params);
     const round: Round = {
       kind, step: this.step, version: this.version, split, params, tasks: [], orphans: [], dueMs: 0,
       resolve: () => {}, reject: () => {},
