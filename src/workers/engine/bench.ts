@@ -5,7 +5,7 @@ import type { CellKind, ModelConfig } from "../../config.js";
 import { errorMessage } from "../../errors.js";
 import { logger, progress } from "../../output.js";
 import { initParams } from "../../model.js";
-import type { BackendChoice } from "../../tfjs.js";
+import { useBackend, type BackendChoice } from "../../tfjs.js";
 import { createLayersBaseline } from "./baseline.js";
 import { createEngine } from "./index.js";
 import { ReferenceModel } from "./reference.js";
@@ -67,8 +67,11 @@ export async function benchEngine(o: BenchEngineOptions): Promise<BenchEngineRes
   const model: ModelConfig = { cell: o.cell, vocabSize: sample.vocab.length, embedDim: o.embedDim, hidden: o.hidden, layers: 1, bidirectional: false };
   const engine = await createEngine({ model, backend: o.backend });
   const params = initParams(model, 1234);
+  // The baseline and the reference run on tfjs: the same backend choice (when createEngine handed the model
+  // to the WebGPU engine, tfjs was not started yet).
+  const tfBackend = await useBackend(o.backend);
   const reference = o.check ? new ReferenceModel({ model }) : undefined;
-  log.info(`${sample.reviews.length} reviews, vocabulary ${sample.vocab.length}, backend ${engine.backend}`);
+  log.info(`${sample.reviews.length} reviews, vocabulary ${sample.vocab.length}, engine backend ${engine.backend}, tf.layers backend ${tfBackend}`);
   const batches = o.quantiles.map((q) => ({ q, batch: batchNearLength(sample.reviews, lengthQuantile(sample.reviews, q), o.batchSize) }));
 
   // 1. The engine on every batch (before the baseline, whose autodiff tape fragments the wasm heap).
