@@ -34,5 +34,10 @@ echo "== bench gpu-engine with Dawn toggles, batch 64 only ($(($(date +%s) - t0)
 IMDB_TRAIN_DAWN_TOGGLES=skip_validation,disable_robustness,disable_workgroup_init timeout 120 node bin/imdb-train.js bench gpu-engine \
   --data .gpu/app/aclImdb-train.tar.gz --batch-sizes 64 --max-seconds 20 --skip-baseline --out "$OUT/results-toggles" --json > "$OUT/bench-toggles.json"
 echo "bench (toggles) rc=$? ($(($(date +%s) - t0)) s)"
-ls "$OUT/results" "$OUT/results-toggles" 2>/dev/null
+# Third, short look: where the GPU time goes (timestamp queries around forward, BPTT and weight gradients).
+echo "== bench gpu-engine with GPU timestamps, batch 64 only ($(($(date +%s) - t0)) s)"
+timeout 120 node bin/imdb-train.js bench gpu-engine --data .gpu/app/aclImdb-train.tar.gz --batch-sizes 64 --max-seconds 20 \
+  --skip-baseline --gpu-timestamps --out "$OUT/results-timestamps" --json > "$OUT/bench-timestamps.json"
+echo "bench (timestamps) rc=$? ($(($(date +%s) - t0)) s)"
+ls "$OUT/results" "$OUT/results-toggles" "$OUT/results-timestamps" 2>/dev/null
 cat "$OUT"/results/*.json 2>/dev/null

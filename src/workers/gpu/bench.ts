@@ -34,6 +34,8 @@ export interface BenchGpuOptions {
   torch?: { python: string; script: string; test: string; epochs: number; timeoutS: number };
   out?: string;
   seed: number;
+  /** GPU time per phase from timestamp queries (separate passes per phase). */
+  gpuTimestamps?: boolean;
 }
 
 /** One object per batch size, as committed under bench/results/. */
@@ -58,6 +60,10 @@ export interface GpuBenchRow {
   unpack_ms: number;
   /** Forward only (evaluate) over the same first batches, reviews/s. */
   forward_samples_per_s: number;
+  /** GPU time per step, ms, from timestamp queries (null without the feature): forward, BPTT, weight gradients. */
+  gpu_forward_ms: number | null;
+  gpu_backward_ms: number | null;
+  gpu_grads_ms: number | null;
 }
 
 export interface GpuBenchResult {
@@ -90,14 +96,15 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
   log.info(`adapter ${gpu.name}; reading and tokenizing ${o.data}`);
   const sample = await loadReviewSample(o.data, { vocabSize: o.vocabSize, count: o.count || undefined, seed: o.seed });
   const model: ModelConfig = { cell: o.cell, vocabSize: sample.vocab.length, embedDim: o.embedDim, hidden: o.hidden, layers: 1, bidirectional: false };
-  const engine = await GpuEngine.create({ model, gpu });
+  const engine = await GpuEngine.create({ model, gpu, timestamps: o.gpuTimestamps });
+  if (o.gpuTimestamps && !engine.timed) log.warn("this adapter has no timestamp-query feature: no GPU phase times");
   const params = initParams(model, o.seed);
   const date = new Date().toISOString().slice(0, 10);
   const result: GpuBenchResult = { rows: [] };
 
   if (o.check) result.check = await checkAgainstCpu(engine, model, params, sample.reviews);
 
-  const timings: { B: number; samples: number; tokens: number; padded: number; secs: number; batches: number; prof: { host: number; wait: number; unpack: number }; fwd: number }[] = [];
+  const timings: { B: number; samples: number; tokens: number; padded: number; secs: number; batches: number; prof: { host: number; wait: number; unpack: number; gpu: number[] | null }; fwd: number }[] = [];
   for (const B of o.batchSizes) {
     const batches = anchorBatches(sample.reviews, B, new Rng(o.seed));
     const n = o.maxBatches > 0 ? Math.min(o.maxBatches, batches.length) : batches.length;
@@ -121,7 +128,11 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
     const secs = (performance.now() - t0) / 1000;
     bar.done();
     const p1 = engine.profile, k = p1.steps - p0.steps;
-    const prof = { host: (p1.hostMs - p0.hostMs) / k, wait: (p1.waitMs - p0.waitMs) / k, unpack: (p1.unpackMs - p0.unpackMs) / k };
+    const kg = p1.gpuSteps - p0.gpuSteps;
+    const prof = {
+      host: (p1.hostMs - p0.hostMs) / k, wait: (p1.waitMs - p0.waitMs) / k, unpack: (p1.unpackMs - p0.unpackMs) / k,
+      gpu: kg > 0 ? [(p1.gpuForwardMs - p0.gpuForwardMs) / kg, (p1.gpuBackwardMs - p0.gpuBackwardMs) / kg, (p1.gpuGradsMs - p0.gpuGradsMs) / kg] : null,
+    };
     // Forward only over (up to) the same first 20 batches.
     const fb = batches.slice(0, Math.min(done, 20));
     const f0 = performance.now();
@@ -130,6 +141,7 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
     const fwd = fs / ((performance.now() - f0) / 1000);
     log.info(`B=${B}: ${done} batches in ${secs.toFixed(2)} s, ${(samples / secs).toFixed(0)} reviews/s, ${(tokens / secs).toFixed(0)} tokens/s; ` +
       `per step ${prof.host.toFixed(2)} ms host, ${prof.wait.toFixed(2)} ms GPU+copy, ${prof.unpack.toFixed(2)} ms unpack; ` +
+      (prof.gpu ? `GPU ${prof.gpu.map((x) => x.toFixed(2)).join(" / ")} ms forward / BPTT / weight grads; ` : "") +
       `forward only ${fwd.toFixed(0)} reviews/s; GPU buffers ${(engine.bufferBytes / 2 ** 20).toFixed(0)} MiB`);
     timings.push({ B, samples, tokens, padded, secs, batches: done, prof, fwd });
   }
@@ -152,6 +164,7 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
       baseline: anchor ? `PyTorch nn.LSTM (cuDNN) torch_imdb_anchor.py${anchor.gpu ? " on " + anchor.gpu : ""}` : "none (--skip-baseline)",
       date, software_adapter: gpu.software, model,
       host_ms: t.prof.host, wait_ms: t.prof.wait, unpack_ms: t.prof.unpack, forward_samples_per_s: t.fwd,
+      gpu_forward_ms: t.prof.gpu?.[0] ?? null, gpu_backward_ms: t.prof.gpu?.[1] ?? null, gpu_grads_ms: t.prof.gpu?.[2] ?? null,
     });
   }
   if (o.out) {

@@ -45,6 +45,7 @@ export const commands: CommandSpec[] = [
       { name: "torch-epochs", value: "<n>", type: "int", default: 3, description: "anchor epochs at batch 64 (the first is left out of its figure)" },
       { name: "torch-timeout", value: "<s>", type: "int", default: 400, description: "give up on the anchor after this many seconds" },
       { name: "out", value: "<dir>", type: "string", default: "bench/results", description: "where the results file is written ('' for none)" },
+      { name: "gpu-timestamps", type: "bool", description: "also measure GPU time per phase (forward, BPTT, weight gradients) with timestamp queries" },
       { name: "seed", value: "<n>", type: "int", default: DEFAULTS.seed, description: "shuffling and initialisation seed" },
       JSON_OPTION,
     ],
@@ -71,7 +72,7 @@ export const commands: CommandSpec[] = [
           python: opts.python as string, script: opts.torchAnchor as string, test: (opts.torchTest as string | undefined) ?? data,
           epochs: opts.torchEpochs as number, timeoutS: opts.torchTimeout as number,
         },
-        out: (opts.out as string) || undefined, seed: opts.seed as number,
+        out: (opts.out as string) || undefined, seed: opts.seed as number, gpuTimestamps: Boolean(opts.gpuTimestamps),
       });
       const table = ["batch  engine reviews/s  PyTorch reviews/s  ratio   device"];
       for (const row of r.rows) {

@@ -97,7 +97,16 @@ async function requestDevice(adapter: GPUAdapter, featureLevel: GpuDevice["featu
     const v = (adapter.limits as unknown as Record<string, unknown>)[key];
     if (typeof v === "number") requiredLimits[key] = v;
   }
-  const device = await adapter.requestDevice({ requiredLimits });
+  // GPU timestamps for the benchmark's per-phase breakdown, where the adapter has them.
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  } catch (err) {
+    if (requiredFeatures.length === 0) throw err;
+    log.warn(`requestDevice with timestamp-query failed (${errorMessage(err)}); without it`);
+    device = await adapter.requestDevice({ requiredLimits });
+  }
   device.lost.then((info) => { if (info.reason !== "destroyed") log.error(`WebGPU device lost: ${info.message}`); });
   void featureLevel;
   return device;

@@ -33,9 +33,13 @@ export interface GpuEngineOptions extends EngineOptions {
   gpu?: GpuDevice;
   /** Largest buffer binding to use (default: the device's limit); larger batches run as halves. */
   maxBindingBytes?: number;
+  /** Measure GPU time per phase with timestamp queries, where the device has them (benchmarks). */
+  timestamps?: boolean;
 }
 
-const STORAGE = 128, COPY_DST = 8, COPY_SRC = 4, MAP_READ_MODE = 1;
+const STORAGE = 128, COPY_DST = 8, COPY_SRC = 4, MAP_READ = 1, QUERY_RESOLVE = 512, MAP_READ_MODE = 1;
+/** Compute passes of a training step, timed separately: forward (gather → head), BPTT, weight gradients. */
+const PHASES = 3;
 
 /** A matmul's operands: element (m, k) of A at off + m·rs + k·cs; same for B with (k, n). */
 interface Operand { off: number; rs: number; cs: number }
@@ -56,7 +60,8 @@ export class GpuEngine implements Engine {
   private readonly cell: CellKind;
   private readonly maxBinding: number;
   /** Cumulative milliseconds since creation: host work before submit, waiting for the GPU and the copy back, unpacking. */
-  readonly profile = { steps: 0, hostMs: 0, waitMs: 0, unpackMs: 0 };
+  readonly profile = { steps: 0, hostMs: 0, waitMs: 0, unpackMs: 0, gpuSteps: 0, gpuForwardMs: 0, gpuBackwardMs: 0, gpuGradsMs: 0 };
+  private readonly ts?: { set: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
 
   static async create(opts: GpuEngineOptions): Promise<GpuEngine> {
     check(opts);
@@ -88,6 +93,18 @@ export class GpuEngine implements Engine {
     };
     this.mark = new Int32Array(m.vocabSize).fill(-1);
     this.maxBinding = opts.maxBindingBytes ?? Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+    if (opts.timestamps && device.features.has("timestamp-query")) {
+      this.ts = {
+        set: device.createQuerySet({ type: "timestamp", count: 2 * PHASES }),
+        resolve: device.createBuffer({ size: 16 * PHASES, usage: QUERY_RESOLVE | COPY_SRC }),
+        read: device.createBuffer({ size: 16 * PHASES, usage: MAP_READ | COPY_DST }),
+      };
+    }
+  }
+
+  /** True when GPU phase times are measured (profile.gpu*). */
+  get timed(): boolean {
+    return this.ts !== undefined;
   }
 
   /** Bytes of GPU memory held by the batch buffers. */
@@ -109,6 +126,7 @@ export class GpuEngine implements Engine {
     for (const b of this.sets.values()) destroyBatchBuffers(b);
     this.sets.clear();
     this.s.P.destroy(); this.s.G.destroy(); this.s.ones.destroy();
+    if (this.ts) { this.ts.set.destroy(); this.ts.resolve.destroy(); this.ts.read.destroy(); }
   }
 
   private serial<T>(f: () => Promise<T>): Promise<T> {
@@ -240,7 +258,9 @@ export class GpuEngine implements Engine {
     enc.clearBuffer(bb.Hs, 0, Math.ceil(B * H * 4 / 4) * 4);
     enc.clearBuffer(bb.Cs, 0, Math.ceil(B * H * 4 / 4) * 4);
     if (train) enc.clearBuffer(bb.carry);
-    const pass = enc.beginComputePass();
+    const ts = this.ts;
+    const phase = (i: number) => enc.beginComputePass(ts ? { timestampWrites: { querySet: ts.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
+    let pass = phase(0);
     const g = bb.groups, k = this.s.pipes;
     const run = (pipe: GPUComputePipeline, group: GPUBindGroup, x: number, y = 1, z = 1) => {
       pass.setPipeline(pipe); pass.setBindGroup(0, group); pass.dispatchWorkgroups(x, y, z);
@@ -255,6 +275,8 @@ export class GpuEngine implements Engine {
     }
     run(k.head.pipeline, g.head, Math.ceil(B / 64));
     if (ops) {
+      pass.end();
+      pass = phase(1);
       run(k.matmul.pipeline, g.fcW, ...ops.fcW.grid);
       run(k.matmul.pipeline, g.fcB, ...ops.fcB.grid);
       pass.setPipeline(k.backward.pipeline);
@@ -262,6 +284,8 @@ export class GpuEngine implements Engine {
         pass.setBindGroup(0, g.backward, [t * STEP_SLOT_BYTES]);
         pass.dispatchWorkgroups(...stepGrid);
       }
+      pass.end();
+      pass = phase(2);
       for (const name of ["dWih", "dWhh", "dBih", "dBhh"] as const) {
         const op = ops[name];
         if (op.S > 1) {
@@ -280,6 +304,10 @@ export class GpuEngine implements Engine {
     if (train) {
       enc.copyBufferToBuffer(this.s.G, 0, bb.staging, gradOff, Np * 4);
       if (U > 0) enc.copyBufferToBuffer(bb.dEmbC, 0, bb.staging, embOff, U * E * 4);
+    }
+    if (ts && train) {
+      enc.resolveQuerySet(ts.set, 0, 2 * PHASES, ts.resolve, 0);
+      enc.copyBufferToBuffer(ts.resolve, 0, ts.read, 0, 16 * PHASES);
     }
     q.submit([enc.finish()]);
     const tSubmit = performance.now();
@@ -306,6 +334,13 @@ export class GpuEngine implements Engine {
     bb.staging.unmap();
     const p = this.profile;
     p.steps++; p.hostMs += tSubmit - tStart; p.waitMs += tMapped - tSubmit; p.unpackMs += performance.now() - tMapped;
+    if (ts && train) {
+      await ts.read.mapAsync(MAP_READ_MODE, 0, 16 * PHASES);
+      const ns = new BigUint64Array(ts.read.getMappedRange(0, 16 * PHASES));
+      const ms = (i: number) => Number(ns[2 * i + 1] - ns[2 * i]) / 1e6;
+      p.gpuSteps++; p.gpuForwardMs += ms(0); p.gpuBackwardMs += ms(1); p.gpuGradsMs += ms(2);
+      ts.read.unmap();
+    }
     const { lossSum, correct } = lossAndGrad(logits, batch.targets, this.lossKind);
     if (!train) return { lossSum, correct, count: B, outputs: logits };
     return { lossSum, correct, count: B, grads: grads!, embeddingRows };
