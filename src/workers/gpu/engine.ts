@@ -1,7 +1,7 @@
 // The WebGPU gradient engine: the same contract as the CPU engine (src/workers/engine/types.ts) and the
 // same flat parameter layout (src/model.ts), computed by the fused WGSL kernels of ./wgsl.
 //
-// One training step = one command buffer, submitted once:
+// One training step = two command buffers (forward; then backward, recorded while the GPU runs the forward):
 //   gather X = emb[tokens]                               [T·B, E]        1 dispatch
 //   A = X·W_ih + b (+ b_hh for LSTM)                     [T·B, GH]       1 tiled matmul
 //   for t in 0..T−1: recurrent matmul + gates            [B, GH]         T dispatches
@@ -253,8 +253,8 @@ export class GpuEngine implements Engine {
     if (train) { q.writeBuffer(bb.start, 0, start); q.writeBuffer(bb.pos, 0, pos); }
     q.writeBuffer(bb.uni, 0, this.uni);
 
-    // Record.
-    const enc = device.createCommandEncoder();
+    // Record. The forward pass is submitted on its own, so that the GPU runs it while BPTT is recorded.
+    let enc = device.createCommandEncoder();
     enc.clearBuffer(bb.Hs, 0, Math.ceil(B * H * 4 / 4) * 4);
     enc.clearBuffer(bb.Cs, 0, Math.ceil(B * H * 4 / 4) * 4);
     if (train) enc.clearBuffer(bb.carry);
@@ -276,6 +276,8 @@ export class GpuEngine implements Engine {
     run(k.head.pipeline, g.head, Math.ceil(B / 64));
     if (ops) {
       pass.end();
+      q.submit([enc.finish()]);
+      enc = device.createCommandEncoder();
       pass = phase(1);
       run(k.matmul.pipeline, g.fcW, ...ops.fcW.grid);
       run(k.matmul.pipeline, g.fcB, ...ops.fcB.grid);
