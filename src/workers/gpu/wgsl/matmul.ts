@@ -30,8 +30,8 @@ fn main(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u)
   let kBeg = w.z * p.kChunk;
   let kEnd = min(p.K, kBeg + p.kChunk);
   let lid = l.y * 16u + l.x;
-  var acc: array<f32, 16>;
-  for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+  // 4×4 outputs per thread in four vec4 registers (rows l.y + 16i, columns l.x + 16j).
+  var c0 = vec4f(0.0); var c1 = vec4f(0.0); var c2 = vec4f(0.0); var c3 = vec4f(0.0);
   for (var k0 = kBeg; k0 < kEnd; k0 += 16u) {
     for (var q = 0u; q < 4u; q++) {
       let idx = lid + 256u * q;
@@ -48,28 +48,30 @@ fn main(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u)
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
-      let a = vec4f(As[kk * 64u + l.y], As[kk * 64u + l.y + 16u], As[kk * 64u + l.y + 32u], As[kk * 64u + l.y + 48u]);
       let b = vec4f(Bs[kk * 64u + l.x], Bs[kk * 64u + l.x + 16u], Bs[kk * 64u + l.x + 32u], Bs[kk * 64u + l.x + 48u]);
-      for (var i = 0u; i < 4u; i++) {
-        acc[i * 4u + 0u] += a[i] * b[0];
-        acc[i * 4u + 1u] += a[i] * b[1];
-        acc[i * 4u + 2u] += a[i] * b[2];
-        acc[i * 4u + 3u] += a[i] * b[3];
-      }
+      c0 += As[kk * 64u + l.y] * b;
+      c1 += As[kk * 64u + l.y + 16u] * b;
+      c2 += As[kk * 64u + l.y + 32u] * b;
+      c3 += As[kk * 64u + l.y + 48u] * b;
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let m = m0 + l.y + 16u * i;
-    if (m >= p.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + l.x + 16u * j;
-      if (n >= p.N) { continue; }
-      var v = acc[i * 4u + j];
-      if ((p.flags & 1u) != 0u) { v += Bm[p.bias1 + n]; }
-      if ((p.flags & 2u) != 0u) { v += Bm[p.bias2 + n]; }
-      C[p.cOff + w.z * p.cSplit + m * p.ldc + n] = v;
-    }
+  store(m0 + l.y, n0 + l.x, w.z, c0);
+  store(m0 + l.y + 16u, n0 + l.x, w.z, c1);
+  store(m0 + l.y + 32u, n0 + l.x, w.z, c2);
+  store(m0 + l.y + 48u, n0 + l.x, w.z, c3);
+}
+
+// Row m, columns n + 16j of the thread's outputs, with the bias epilogue.
+fn store(m: u32, n: u32, z: u32, v: vec4f) {
+  if (m >= p.M) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    let c = n + 16u * j;
+    if (c >= p.N) { continue; }
+    var x = v[j];
+    if ((p.flags & 1u) != 0u) { x += Bm[p.bias1 + c]; }
+    if ((p.flags & 2u) != 0u) { x += Bm[p.bias2 + c]; }
+    C[p.cOff + z * p.cSplit + m * p.ldc + c] = x;
   }
 }
 `;
