@@ -14,8 +14,8 @@ export const GRU_FORWARD_WGSL = COMMON_WGSL + /* wgsl */ `
 @group(0) @binding(5) var<storage, read_write> Hs: array<f32>;
 @group(0) @binding(6) var<storage, read_write> Q: array<f32>;
 
-var<workgroup> hT: array<f32, 256>; // [16 b][16 k]
-var<workgroup> wT: array<f32, 768>; // [3 g][16 k][16 j]
+var<workgroup> hT: array<f32, 512>;  // [16 b][32 k]   h_{t-1}
+var<workgroup> wT: array<f32, 1536>; // [3 g][32 k][16 j] W_hh columns of each gate
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u) {
@@ -23,21 +23,24 @@ fn main(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u)
   let j = w.x * 16u + l.x;
   let b = w.y * 16u + l.y;
   var acc = vec3f(0.0);
-  for (var k0 = 0u; k0 < H; k0 += 16u) {
-    let hk = k0 + l.x;
-    var hv = 0.0;
-    if (b < B && hk < H) { hv = Hs[(t * B + b) * H + hk]; }
-    hT[l.y * 16u + l.x] = hv;
-    let wk = k0 + l.y;
-    for (var g = 0u; g < 3u; g++) {
-      var wv = 0.0;
-      if (wk < H && j < H) { wv = P[d.whh + wk * GH + g * H + j]; }
-      wT[(g * 16u + l.y) * 16u + l.x] = wv;
+  let b0 = w.y * 16u; let j0 = w.x * 16u; let lid = l.y * 16u + l.x;
+  for (var k0 = 0u; k0 < H; k0 += 32u) {
+    for (var q = 0u; q < 2u; q++) {
+      let idx = lid + 256u * q;
+      let hb = idx / 32u; let hk = idx % 32u;      // h tile element (b0 + hb, k0 + hk)
+      var hv = 0.0;
+      if (b0 + hb < B && k0 + hk < H) { hv = Hs[(t * B + b0 + hb) * H + k0 + hk]; }
+      hT[hb * 32u + hk] = hv;
+      let wk = idx / 16u; let wj = idx % 16u;      // W tile element (k0 + wk, g·H + j0 + wj)
+      for (var g = 0u; g < 3u; g++) {
+        var wv = 0.0;
+        if (k0 + wk < H && j0 + wj < H) { wv = P[d.whh + (k0 + wk) * GH + g * H + j0 + wj]; }
+        wT[(g * 32u + wk) * 16u + wj] = wv;
+      }
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk++) {
-      let h = hT[l.y * 16u + kk];
-      acc += h * vec3f(wT[kk * 16u + l.x], wT[(16u + kk) * 16u + l.x], wT[(32u + kk) * 16u + l.x]);
+    for (var kk = 0u; kk < 32u; kk++) {
+      acc += hT[l.y * 32u + kk] * vec3f(wT[(0u + kk) * 16u + l.x], wT[(32u + kk) * 16u + l.x], wT[(64u + kk) * 16u + l.x]);
     }
     workgroupBarrier();
   }
