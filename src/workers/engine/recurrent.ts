@@ -67,7 +67,7 @@ export class Direction {
   private buf(name: string, n: number): Float32Array {
     let b = this.ws.get(name);
     if (!b || b.length < n) {
-      b = new Float32Array(Math.ceil(n * 1.25));
+      b = new Float32Array(n); // grows to the longest batch seen (~2.2 GB in all at T=2,739, B=64)
       this.ws.set(name, b);
     }
     return b.subarray(0, n);
