@@ -50,12 +50,14 @@ export interface BenchCase {
 export interface BenchEngineResult {
   bench: "engine";
   backend: string;
-  /** Engine: all timed samples / seconds over every case. */
+  /** Engine: timed samples / seconds over the cases where the baseline ran too (all cases if none did). */
   samples_per_s: number;
-  /** Baseline: the same over the cases where it ran (null if none did). */
+  /** Baseline: the same over those cases (null if it ran nowhere). */
   baseline_samples_per_s: number | null;
-  /** Baseline seconds / engine seconds over the cases where both ran (same samples). */
+  /** samples_per_s / baseline_samples_per_s (null if the baseline ran nowhere). */
   ratio: number | null;
+  /** Engine over every case, including those where the baseline failed or was not run. */
+  samples_per_s_all_cases: number;
   batch_size: number;
   model: ModelConfig;
   cases: BenchCase[];
@@ -131,12 +133,15 @@ export async function benchEngine(o: BenchEngineOptions): Promise<BenchEngineRes
   }
   baseline.dispose();
 
-  // Totals: engine over all cases; the ratio over the cases where the baseline ran (same samples).
+  // Totals over the cases where both ran (same samples), so that ratio = samples_per_s / baseline_samples_per_s;
+  // the engine over every case as well.
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const B = o.batchSize;
   const both = cases.filter((c) => c.baseline_step_s !== undefined);
-  const sps = (cases.length * B) / sum(cases.map((c) => c.engine_step_s));
+  const all = (cases.length * B) / sum(cases.map((c) => c.engine_step_s));
+  const sps = both.length ? (both.length * B) / sum(both.map((c) => c.engine_step_s)) : all;
   const bsps = both.length ? (both.length * B) / sum(both.map((c) => c.baseline_step_s!)) : null;
-  const ratio = both.length ? sum(both.map((c) => c.baseline_step_s!)) / sum(both.map((c) => c.engine_step_s)) : null;
-  return { bench: "engine", backend: engine.backend, samples_per_s: sps, baseline_samples_per_s: bsps, ratio, batch_size: B, model, cases };
+  const ratio = bsps ? sps / bsps : null;
+  return { bench: "engine", backend: engine.backend, samples_per_s: sps, baseline_samples_per_s: bsps, ratio,
+    samples_per_s_all_cases: all, batch_size: B, model, cases };
 }
