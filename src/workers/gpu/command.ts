@@ -4,7 +4,6 @@ import type { CellKind } from "../../config.js";
 import { DEFAULTS } from "../../config.js";
 import { TrainingError, UsageError } from "../../errors.js";
 import { emitJson } from "../../output.js";
-import { benchGpu } from "./bench.js";
 
 export const commands: CommandSpec[] = [
   {
@@ -63,6 +62,7 @@ export const commands: CommandSpec[] = [
       for (const k of ["count", "maxBatches"]) if (!((opts[k] as number) >= 0)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} must be >= 0`);
       if (!((opts.maxSeconds as number) > 0)) throw new UsageError("--max-seconds must be > 0");
       const data = opts.data as string;
+      const { benchGpu } = await import("./bench.js");
       const r = await benchGpu({
         data, batchSizes, cell: opts.cell as CellKind,
         hidden: opts.hidden as number, embedDim: opts.embedDim as number, vocabSize: opts.vocabSize as number,
