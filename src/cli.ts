@@ -102,6 +102,11 @@ export function buildProgram(specs: CommandSpec[]): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `imdb-train ... | head` closes stdout early: that ends the output, not the program with a stack trace.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   const program = buildProgram(allCommands());
   if (argv.length <= 2) {
     program.outputHelp();

@@ -16,9 +16,8 @@ export { tf, tfl };
 export type Tensor = tf.Tensor;
 export type Tensor2D = tf.Tensor2D;
 
-export type BackendName = "wasm" | "webgpu" | "tensorflow" | "cpu";
-export type BackendChoice = "auto" | BackendName;
-export const BACKEND_CHOICES: BackendChoice[] = ["auto", "wasm", "webgpu", "tensorflow", "cpu"];
+import type { BackendChoice, BackendName } from "./backend-choice.js";
+export { BACKEND_CHOICES, type BackendChoice, type BackendName } from "./backend-choice.js";
 
 const log = logger("tfjs");
 let started: Promise<BackendName> | undefined;

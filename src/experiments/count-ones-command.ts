@@ -4,8 +4,7 @@ import type { CommandSpec } from "../command.js";
 import { JSON_OPTION } from "../command.js";
 import { UsageError } from "../errors.js";
 import { emitJson, logger, progress } from "../output.js";
-import { BACKEND_CHOICES, type BackendChoice } from "../tfjs.js";
-import { createEngine } from "../workers/engine/index.js";
+import { BACKEND_CHOICES, type BackendChoice } from "../backend-choice.js";
 import { COUNT_ONES_DEFAULTS, countOnesFigure, countOnesModel, trainCountOnes, type CountOnesOptions } from "./count-ones.js";
 import { writeFileAtomic } from "./files.js";
 import { DEFAULT_OUT, positive, positiveInt } from "./options.js";
@@ -62,6 +61,7 @@ export const countOnes: CommandSpec = {
     };
     if (!(o.clip >= 0)) throw new UsageError(`--clip must be 0 (none) or a positive number, got ${String(opts.clip)}`);
     const out = String(opts.out ?? DEFAULT_OUT);
+    const { createEngine } = await import("../workers/engine/index.js");
     const engine = await createEngine({ model: countOnesModel(o.cell, o.hidden), input: "dense", inputDim: 1, loss: "mse", backend: String(opts.backend) as BackendChoice });
     log.info(`${o.cell} H=${o.hidden}, ${engine.layout.size} parameters, backend ${engine.backend}; ${o.train} train / ${o.test} test sequences of length ${o.length}`);
     const stepsPerEpoch = Math.ceil(o.train / o.batchSize);

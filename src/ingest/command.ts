@@ -4,12 +4,11 @@ import { JSON_OPTION, type CommandSpec } from "../command.js";
 import { DEFAULTS } from "../config.js";
 import { emitJson, logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
-import { benchIngest } from "./bench.js";
-import { runIngest } from "./pipeline.js";
 
 const log = logger("ingest");
 
 async function ingest(o: Record<string, unknown>, telemetry?: Telemetry): Promise<void> {
+  const { runIngest } = await import("./pipeline.js");
   const r = await runIngest({
     data: o.data as string | undefined, out: o.out as string,
     vocabSize: o.vocabSize as number, minFreq: o.minFreq as number, batchSize: o.batchSize as number,
@@ -95,6 +94,7 @@ export const commands: CommandSpec[] = [
     ],
     examples: ["imdb-train bench ingest --data ../shared/data/aclImdb-train.tar.gz --json"],
     async run(o) {
+      const { benchIngest } = await import("./bench.js");
       const r = await benchIngest({ data: o.data as string, runs: o.runs as number, threads: o.threads as number });
       log.info(`ingest ${r.seconds.toFixed(3)} s, python baseline ${r.baseline_seconds.toFixed(3)} s: ${r.ratio.toFixed(2)}× (padding ${(r.padding * 100).toFixed(2)}%)`);
       if (o.json) emitJson(r);

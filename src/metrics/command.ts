@@ -2,8 +2,6 @@
 import type { CommandSpec } from "../command.js";
 import { JSON_OPTION } from "../command.js";
 import { emitJson, logger } from "../output.js";
-import { writeGenerated } from "./provisioning.js";
-import { allQueries } from "./panels.js";
 
 const dashboard: CommandSpec = {
   path: ["dashboard"],
@@ -27,6 +25,8 @@ const dashboard: CommandSpec = {
       process.stdout.write(dashboardJson());
       return 0;
     }
+    const { writeGenerated } = await import("./provisioning.js");
+    const { allQueries } = await import("./panels.js");
     const files = writeGenerated(String(opts.out));
     logger("dashboard").info(`wrote ${files.length} files (${allQueries().length} queries) under ${String(opts.out)}`);
     if (opts.json) emitJson({ files, queries: allQueries().length });

@@ -4,8 +4,7 @@ import type { CellKind } from "../../config.js";
 import { DEFAULTS } from "../../config.js";
 import { UsageError } from "../../errors.js";
 import { emitJson } from "../../output.js";
-import { BACKEND_CHOICES, type BackendChoice } from "../../tfjs.js";
-import { benchEngine } from "./bench.js";
+import { BACKEND_CHOICES, type BackendChoice } from "../../backend-choice.js";
 
 export const commands: CommandSpec[] = [
   {
@@ -54,6 +53,7 @@ export const commands: CommandSpec[] = [
       for (const k of ["batchSize", "steps", "baselineSteps", "hidden", "embedDim", "vocabSize"]) {
         if (!((opts[k] as number) >= 1)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} must be >= 1`);
       }
+      const { benchEngine } = await import("./bench.js");
       const r = await benchEngine({
         data: opts.data as string, batchSize: opts.batchSize as number, quantiles,
         steps: opts.steps as number, baselineSteps: opts.baselineSteps as number,
