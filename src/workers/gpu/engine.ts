@@ -16,7 +16,7 @@
 // Supported: 1 layer, unidirectional, LSTM or GRU, token input, bce or mse loss.
 import type { CellKind, ModelConfig } from "../../config.js";
 import { PAD_ID } from "../../config.js";
-import { InputError, UsageError } from "../../errors.js";
+import { InputError, UnavailableError, UsageError } from "../../errors.js";
 import { entry, paramLayout, type ParamLayout } from "../../model.js";
 import { lossAndGrad } from "../engine/head.js";
 import type { Engine, EngineBatch, EngineOptions, EvalResult, LossKind, StepResult } from "../engine/types.js";
@@ -156,11 +156,20 @@ export class GpuEngine implements Engine {
     return this.runOne(params, batch, train);
   }
 
-  private buffers(B: number, T: number): BatchBuffers {
+  private async buffers(B: number, T: number): Promise<BatchBuffers> {
     let set = this.sets.get(B);
     if (!set || set.Tcap < T) {
-      if (set) destroyBatchBuffers(set);
-      set = createBatchBuffers(this.s, B, roundCapacity(T));
+      if (set) { destroyBatchBuffers(set); this.sets.delete(B); }
+      const device = this.s.device;
+      device.pushErrorScope("out-of-memory");
+      device.pushErrorScope("validation");
+      const made = createBatchBuffers(this.s, B, roundCapacity(T));
+      const [invalid, oom] = [await device.popErrorScope(), await device.popErrorScope()];
+      if (invalid || oom) {
+        destroyBatchBuffers(made);
+        throw new UnavailableError(`cannot allocate GPU buffers for batch ${B} × ${roundCapacity(T)} steps (${(made.bytes / 2 ** 20).toFixed(0)} MiB): ${(oom ?? invalid)!.message}`);
+      }
+      set = made;
       this.sets.set(B, set);
     }
     return set;
@@ -171,7 +180,7 @@ export class GpuEngine implements Engine {
     const { size: B, maxLen: T, lengths, tokens } = batch;
     const { device, In: E, H, GH, V, Np } = this.s;
     const q = device.queue;
-    const bb = this.buffers(B, T);
+    const bb = await this.buffers(B, T);
     const rows = T * B;
 
     // Host: compact token table, time-major compact rows, CSR of positions per row (no <pad> gradient).
@@ -254,6 +263,7 @@ export class GpuEngine implements Engine {
     q.writeBuffer(bb.uni, 0, this.uni);
 
     // Record. The forward pass is submitted on its own, so that the GPU runs it while BPTT is recorded.
+    device.pushErrorScope("validation");
     let enc = device.createCommandEncoder();
     enc.clearBuffer(bb.Hs, 0, Math.ceil(B * H * 4 / 4) * 4);
     enc.clearBuffer(bb.Cs, 0, Math.ceil(B * H * 4 / 4) * 4);
@@ -315,7 +325,11 @@ export class GpuEngine implements Engine {
     const tSubmit = performance.now();
 
     const readBytes = train ? embOff + U * E * 4 : B * 4;
-    await bb.staging.mapAsync(MAP_READ_MODE, 0, Math.ceil(readBytes / 8) * 8);
+    const [invalid] = await Promise.all([device.popErrorScope(), bb.staging.mapAsync(MAP_READ_MODE, 0, Math.ceil(readBytes / 8) * 8)]);
+    if (invalid) {
+      bb.staging.unmap();
+      throw new UnavailableError(`WebGPU rejected the step (batch ${B} × ${T}): ${invalid.message}`);
+    }
     const tMapped = performance.now();
     const mapped = bb.staging.getMappedRange(0, Math.ceil(readBytes / 8) * 8);
     const logits = new Float32Array(mapped, 0, B).slice();
