@@ -153,7 +153,7 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
       if (adapter && !adapter.isFallbackAdapter) {
         const device = await requestDevice(adapter, "core");
         instances.push(instance);
-        const n = name ?? (adapter.info.description || adapter.info.device || "gpu");
+        const n = name ?? hw[0]?.name ?? (adapter.info.description || adapter.info.device || "gpu");
         log.debug(`WebGPU adapter ${n} (${adapter.info.vendor}, index ${index} of ${hw.length || 1})`);
         return { device, name: n, backend: pick?.backend ?? "default", software: false, featureLevel: "core", instance };
       }
