@@ -90,7 +90,7 @@ export function hardwareAdapters(list: AdapterEntry[]): AdapterEntry[] {
   return list.filter((a) => !["opengles", "opengl", "null"].includes(a.backend) && !/llvmpipe|swiftshader|lavapipe/i.test(a.name));
 }
 
-async function requestDevice(adapter: GPUAdapter, featureLevel: GpuDevice["featureLevel"]): Promise<GPUDevice> {
+async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const requiredLimits: Record<string, number> = {};
   // Every numeric limit the adapter offers (compatibility defaults are far below what the kernels need).
   for (const key in adapter.limits) {
@@ -108,7 +108,6 @@ async function requestDevice(adapter: GPUAdapter, featureLevel: GpuDevice["featu
     device = await adapter.requestDevice({ requiredLimits });
   }
   device.lost.then((info) => { if (info.reason !== "destroyed") log.error(`WebGPU device lost: ${info.message}`); });
-  void featureLevel;
   return device;
 }
 
@@ -151,7 +150,7 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
       const name = pick?.name || undefined;
       const { adapter, instance } = await tryAdapter(pick?.backend ?? "", "core", name, toggles);
       if (adapter && !adapter.isFallbackAdapter) {
-        const device = await requestDevice(adapter, "core");
+        const device = await requestDevice(adapter);
         instances.push(instance);
         const n = name ?? hw[0]?.name ?? (adapter.info.description || adapter.info.device || "gpu");
         log.debug(`WebGPU adapter ${n} (${adapter.info.vendor}, index ${index} of ${hw.length || 1})`);
@@ -168,10 +167,13 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
     try {
       const { adapter, instance } = await tryAdapter("opengles", "compatibility", undefined, toggles);
       if (adapter) {
-        const device = await requestDevice(adapter, "compatibility");
+        const device = await requestDevice(adapter);
         instances.push(instance);
         const names = await listAdapters("opengles").catch(() => []);
-        return { device, name: names[0]?.name ?? "opengles", backend: "opengles", software: true, featureLevel: "compatibility", instance };
+        const name = names[0]?.name ?? "opengles";
+        // Software unless the GL driver is a real GPU's (only --adapter software/any get here).
+        const software = !names[0] || /llvmpipe|softpipe|swiftshader/i.test(name);
+        return { device, name, backend: "opengles", software, featureLevel: "compatibility", instance };
       }
       tried.push("opengles: no adapter (are libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri installed?)");
     } catch (err) {
