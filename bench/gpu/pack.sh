@@ -2,9 +2,9 @@
 # Prepares .gpu/ (ignored by git) for ONE call on the GPU machine, which has no Node.js, no Vulkan loader,
 # no npm and no copy of ../shared:
 #   .gpu/node.xz, .gpu/debs, .gpu/activate.sh   Node.js + Vulkan loader (../shared/device/prepare-carry.sh)
-#   .gpu/app/app.tar.xz                         the built program: exactly the files Node opens for the
-#                                               benchmark and the GPU tests (traced here with strace on
-#                                               the software adapter), ~10 MB instead of 344 MB
+#   .gpu/app/app.tar.xz                         the built program: dist/ JS and the node_modules files Node
+#                                               opens for the benchmark and the GPU tests (traced here with
+#                                               strace on the software adapter), ~6 MB xz instead of 344 MB
 #   .gpu/app/aclImdb-train.tar.gz               the IMDB train archive (never committed)
 #   .gpu/app/torch_imdb_anchor.py               the PyTorch peer baseline
 # Usage, from the repository root:  bash bench/gpu/pack.sh
@@ -22,9 +22,12 @@ strace -f -qq -e trace=openat -o "$trace/bench" node bin/imdb-train.js bench gpu
 strace -f -qq -e trace=openat -o "$trace/test" node --test dist/test/gpu-grad.test.js >/dev/null 2>&1
 cat "$trace"/bench* "$trace"/test* | grep -v ENOENT | grep -oE '"[^"]+"' | tr -d '"' \
   | grep -E "^$root/(node_modules|dist|bin|package\.json)" | sed "s|^$root/||" | sort -u > .gpu/app/files.txt
-# Loaded on the hardware path only or through dlopen: listed explicitly.
-printf '%s\n' node_modules/webgpu/dist/linux-x64/dawn.node dist/test/gpu-grad.test.js package.json >> .gpu/app/files.txt
-sort -u -o .gpu/app/files.txt .gpu/app/files.txt
+# All compiled JS (lazy imports on paths the trace did not take), dawn.node (dlopen), the GPU tests.
+{ find dist/src -name '*.js'; find dist/test -name 'gpu-*.js'; find dist/test/helpers -name '*.js'
+  printf '%s\n' node_modules/webgpu/dist/linux-x64/dawn.node package.json; } >> .gpu/app/files.txt
+# Only files that still exist (others build in this checkout at the same time).
+sort -u .gpu/app/files.txt | while read -r f; do [ -f "$f" ] && echo "$f"; done > .gpu/app/files.ok
+mv .gpu/app/files.ok .gpu/app/files.txt
 tar -cJf .gpu/app/app.tar.xz -T .gpu/app/files.txt
 rm -rf "$trace"
 cp ../shared/data/aclImdb-train.tar.gz ../shared/device/torch_imdb_anchor.py .gpu/app/
