@@ -10,6 +10,8 @@
 // Several GPUs: Dawn's node binding picks an adapter by a substring of its name (flag `adapter=`); the
 // list of names comes from the error it throws for a name that matches nothing. `index` selects the
 // i-th of that list (default: IMDB_TRAIN_GPU, else the first entry of CUDA_VISIBLE_DEVICES, else 0).
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { UnavailableError, errorMessage } from "../../errors.js";
 import { logger } from "../../output.js";
 
@@ -54,6 +56,18 @@ export function loadWebgpu(): Promise<WebgpuModule> {
     return w;
   });
   return mod;
+}
+
+const LOADER_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/lib64", "/usr/local/lib"];
+
+/**
+ * Whether a hardware adapter is worth asking Dawn for. On Linux, Dawn reaches GPUs through the Vulkan
+ * loader (libvulkan.so.1); without it every probe only prints Dawn's "Couldn't load Vulkan" warnings.
+ */
+export function vulkanLoaderPresent(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (process.platform !== "linux") return true;
+  const dirs = [...(env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean), ...LOADER_DIRS];
+  return dirs.some((d) => existsSync(join(d, "libvulkan.so.1")));
 }
 
 /** Adapter selection index from the environment: IMDB_TRAIN_GPU, else CUDA_VISIBLE_DEVICES' first entry. */
@@ -133,7 +147,9 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
   const toggles = opts.toggles ?? (process.env.IMDB_TRAIN_DAWN_TOGGLES ?? "").split(",").map((x) => x.trim()).filter(Boolean);
   if (toggles.length) log.info(`Dawn toggles: ${toggles.join(", ")}`);
   const tried: string[] = [];
-  if (kind !== "software") {
+  if (kind !== "software" && !vulkanLoaderPresent()) {
+    tried.push("default backends: no Vulkan loader (libvulkan.so.1) on this machine");
+  } else if (kind !== "software") {
     try {
       const index = opts.index ?? envAdapterIndex() ?? 0;
       const hw = hardwareAdapters(await listAdapters());
