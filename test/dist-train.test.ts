@@ -139,3 +139,30 @@ test("a run resumed from an epoch checkpoint ends with the same parameters as an
   t.diagnostic(`max |Δ| = ${maxDiff}`);
   assert.ok(maxDiff < 1e-5, `max |Δ| = ${maxDiff}`);
 });
+
+test("train --glove starts the embedding from the GloVe file (<unk> and <pad> rows zero); a bad file is named", async () => {
+  const vocab = loadVocab(join(dataset, "vocab.json"));
+  const words = vocab.tokens.slice(2, 6); // four real words of the fixture's vocabulary
+  const E = 8;
+  const vec = (i: number) => Array.from({ length: E }, (_, j) => (i + 1) * 0.5 + j * 0.01);
+  const glovePath = join(root, "glove.8d.txt");
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(glovePath, words.map((w, i) => `${w} ${vec(i).join(" ")}`).join("\n") + "\nnot-in-vocab " + vec(9).join(" ") + "\n");
+  const out = join(root, "glove");
+  // lr 1e-9: one Adam step moves a weight by at most ~1e-9, so the saved model is the initialisation
+  const r = await runCli(["train", "--dataset", dataset, "--workers", "1", "--out", out, "--backend", "wasm", ...SMALL, "--max-steps", "1", "--lr", "1e-9", "--glove", glovePath, "--json"], { timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /GloVe .*: 4 of \d+ vocabulary rows initialised/);
+  const params = readParams(join(out, "model"));
+  for (let i = 0; i < words.length; i++) {
+    const id = vocab.tokens.indexOf(words[i]!);
+    const row = Array.from(params.subarray(id * E, (id + 1) * E));
+    row.forEach((x, j) => assert.ok(Math.abs(x - vec(i)[j]!) < 1e-6, `row of "${words[i]}"[${j}] = ${x}, want ${vec(i)[j]}`));
+  }
+  for (const id of [0, 1]) assert.ok(params.subarray(id * E, (id + 1) * E).every((x) => x === 0), `row ${id} is zero`);
+  // a vector of the wrong width is refused with the file and line named
+  writeFileSync(glovePath, `${words[0]} 1 2 3\n`);
+  const bad = await runCli(["train", "--dataset", dataset, "--workers", "1", "--out", join(root, "glove-bad"), "--backend", "wasm", ...SMALL, "--glove", glovePath], { timeoutMs: 120_000 });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /glove\.8d\.txt: line 1: expected 8 numbers/);
+});

@@ -21,6 +21,7 @@ export const MODEL_OPTIONS: OptionSpec[] = [
   { name: "hidden", value: "<n>", type: "int", default: DEFAULTS.hidden, description: "hidden size H" },
   { name: "layers", value: "<n>", type: "int", default: DEFAULTS.layers, description: "stacked recurrent layers (1 or 2)" },
   { name: "bidirectional", type: "bool", description: "bidirectional recurrent layers" },
+  { name: "glove", value: "<path>", type: "string", description: "initialise the embedding from a GloVe text file (glove.6B.100d.txt format; its width must equal --embed-dim); <unk> and <pad> rows are zero" },
 ];
 
 export const OPTIM_OPTIONS: OptionSpec[] = [

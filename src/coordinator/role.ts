@@ -1,7 +1,7 @@
 // The `coordinator` role as a program: opens the dataset, runs the Coordinator, checkpoints every epoch and
 // at exit, writes the final model (+ TensorFlow.js export) under `out`, and returns the run's report.
 import { existsSync, renameSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
 import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
@@ -81,6 +81,13 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
       log.info(`checkpoint (${c.reason}) at step ${c.step}, epoch ${c.epoch}: ${ckptPath}`);
     },
   });
+  if (opts.glove && !r.resume) {
+    const { loadGlove } = await import("../model.js");
+    const { loadVocab } = await import("../ingest/vocab.js");
+    const glove = resolve(String(opts.glove));
+    const { found, total } = await loadGlove(glove, loadVocab(join(r.dataset, "vocab.json")).tokens, coord.params, model);
+    log.info(`GloVe ${glove}: ${found} of ${total} vocabulary rows initialised`);
+  }
   if (r.resume) {
     const ck = loadCheckpoint(r.resume);
     if (ck.meta.layoutHash !== coord.layout.hash) throw new InputError(`checkpoint has layout ${ck.meta.layoutHash}; this model is ${coord.layout.hash}`, { path: r.resume });
