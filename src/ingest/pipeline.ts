@@ -284,7 +284,14 @@ function cleanupOnSignal(dir: string): () => void {
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
   const handler = (sig: NodeJS.Signals) => {
     disarm();
-    rmSync(dir, { recursive: true, force: true });
+    // A write still running on libuv's thread pool can add a file while the directory is being removed
+    // (ENOTEMPTY): retry until it is gone, and never let the handler throw.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+        break;
+      } catch { /* try again */ }
+    }
     if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
   };
   const disarm = () => { for (const s of signals) process.removeListener(s, handler); };
