@@ -3,7 +3,7 @@
 //   n = tanh(P_n + r⊙q), h' = (1−z)⊙n + z⊙h          (P = X·W_ih + b_ih, the projection in A)
 // Legend and buffers as lstm.ts, GH = 3H; Q [T·B, H] keeps q for backward; Ah [T·B, 3H] holds the
 // gradients w.r.t. the recurrent pre-activations (n-column scaled by r), which differ from A's.
-import { COMMON_WGSL } from "./common.js";
+import { COMMON_WGSL, recurrentGradTile } from "./common.js";
 
 export const GRU_FORWARD_WGSL = COMMON_WGSL + /* wgsl */ `
 @group(0) @binding(0) var<uniform> d: Dims;
@@ -86,25 +86,7 @@ fn main(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u)
   let B = d.B; let H = d.H; let GH = 3u * H; let t = s.t;
   let j = w.x * 16u + l.x;
   let b = w.y * 16u + l.y;
-  var acc = 0.0;
-  if (t + 1u < d.T) {
-    let b0 = w.y * 16u; let j0 = w.x * 16u;
-    for (var k0 = 0u; k0 < GH; k0 += 64u) {
-      for (var q = 0u; q < 4u; q++) {
-        let idx = l.y * 16u + l.x + 256u * q;
-        let row = idx / 64u; let col = idx % 64u;
-        var gv = 0.0;
-        if (b0 + row < B && k0 + col < GH) { gv = Ah[((t + 1u) * B + b0 + row) * GH + k0 + col]; }
-        gT[row * 64u + col] = gv;
-        var wv = 0.0;
-        if (j0 + row < H && k0 + col < GH) { wv = P[d.whh + (j0 + row) * GH + k0 + col]; }
-        wT[row * 65u + col] = wv;
-      }
-      workgroupBarrier();
-      for (var kk = 0u; kk < 64u; kk++) { acc += gT[l.y * 64u + kk] * wT[l.x * 65u + kk]; }
-      workgroupBarrier();
-    }
-  }
+${recurrentGradTile("Ah")}
   if (b >= B || j >= H) { return; }
   let r = t * B + b;
   let a = r * GH + j;
