@@ -20,7 +20,13 @@ export EGL_PLATFORM=surfaceless
 strace -f -qq -e trace=openat -o "$trace/bench" node bin/imdb-train.js bench gpu-engine --adapter software \
   --count 100 --batch-sizes 4 --max-batches 1 --hidden 16 --embed-dim 8 --vocab-size 300 --check --skip-baseline --out '' >/dev/null 2>&1
 strace -f -qq -e trace=openat -o "$trace/test" node --test dist/test/gpu-grad.test.js >/dev/null 2>&1
-cat "$trace"/bench* "$trace"/test* | grep -v ENOENT | grep -oE '"[^"]+"' | tr -d '"' \
+# A tiny `train` (ingest + coordinator + 2 WebGPU workers over ZeroMQ) so that the training path travels too.
+tiny=$(mktemp -d)
+strace -f -qq -e trace=openat -o "$trace/train" node bin/imdb-train.js train --data ../shared/data/aclImdb-train.tar.gz \
+  --workers 2 --backend webgpu --epochs 1 --max-steps 2 --max-val-batches 1 --hidden 8 --embed-dim 8 --out "$tiny" --json >/dev/null 2>&1 \
+  || echo "pack: the traced tiny train failed"
+rm -rf "$tiny"
+cat "$trace"/bench* "$trace"/test* "$trace"/train* | grep -v ENOENT | grep -oE '"[^"]+"' | tr -d '"' \
   | grep -E "^$root/(node_modules|dist|bin|package\.json)" | sed "s|^$root/||" | sort -u > .gpu/app/files.txt
 # All compiled JS (lazy imports on paths the trace did not take), dawn.node (dlopen), the GPU tests.
 { find dist/src -name '*.js'; find dist/test -name 'gpu-*.js'; find dist/test/helpers -name '*.js'

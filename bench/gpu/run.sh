@@ -2,16 +2,20 @@
 # ONE call on the GPU machine (prepared by bench/gpu/pack.sh; see README.md). It unpacks Node.js, the Vulkan
 # loader and the program, lists the adapters, runs the kernels' gradient tests on the real GPU, then
 # `bench gpu-engine`: the engine's reviews/s on real IMDB length buckets at batch 64 and 256, and PyTorch's
-# cuDNN LSTM (torch_imdb_anchor.py) in the same run on the same card, with the ratio. Logs and the results
-# file go to $OUT (the device tool brings them back); commit the JSON under bench/results/.
+# cuDNN LSTM (torch_imdb_anchor.py) in the same run on the same card, with the ratio. Then, with what is left
+# of the call, full `train` runs (ingest + coordinator + 2 WebGPU workers, 5 epochs) side by side, one per
+# learning-rate/max-length candidate in TRAIN_CONFIGS, to choose the defaults by validation accuracy.
+# Logs and the results file go to $OUT (the device tool brings them back); commit the JSON under bench/results/.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 t0=$(date +%s)
+el() { echo $(($(date +%s) - t0)); }
 source .gpu/activate.sh
 tar -xJf .gpu/app/app.tar.xz                              # node_modules/ dist/ bin/ (ignored paths)
+nproc
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
 node --input-type=module -e '
   const d = await import("./dist/src/workers/gpu/device.js");
@@ -21,23 +25,40 @@ node --input-type=module -e '
   console.log("device:", g.name, "| maxStorageBufferBindingSize", l.maxStorageBufferBindingSize, "| maxBufferSize", l.maxBufferSize,
     "| invocations/workgroup", l.maxComputeInvocationsPerWorkgroup, "| storage buffers/stage", l.maxStorageBuffersPerShaderStage);
   g.device.destroy(); process.exit(0);'
-echo "== kernels' gradient tests on the GPU ($(($(date +%s) - t0)) s)"
-timeout 120 node --test dist/test/gpu-grad.test.js > "$OUT/gpu-grad.tap" 2>&1; echo "gpu-grad tests rc=$?"; grep -E '^(not )?ok|^# (pass|fail|skip)' "$OUT/gpu-grad.tap"
-echo "== bench gpu-engine ($(($(date +%s) - t0)) s)"
-timeout 450 node bin/imdb-train.js bench gpu-engine --data .gpu/app/aclImdb-train.tar.gz \
-  --torch-anchor .gpu/app/torch_imdb_anchor.py --batch-sizes 64,256 --max-seconds ${MAX_SECONDS:-45} \
-  --torch-epochs ${TORCH_EPOCHS:-3} --torch-timeout 300 --check --out "$OUT/results" --json > "$OUT/bench.json"
-echo "bench rc=$? ($(($(date +%s) - t0)) s)"
-# Second, short look (no PyTorch): Dawn without validation, robustness and workgroup zeroing (the kernels
-# bound-check and initialise what they read), to see what Dawn's safety costs. Not the committed figure.
-echo "== bench gpu-engine with Dawn toggles, batch 64 only ($(($(date +%s) - t0)) s)"
-IMDB_TRAIN_DAWN_TOGGLES=skip_validation,disable_robustness,disable_workgroup_init timeout 120 node bin/imdb-train.js bench gpu-engine \
-  --data .gpu/app/aclImdb-train.tar.gz --batch-sizes 64 --max-seconds 20 --skip-baseline --out "$OUT/results-toggles" --json > "$OUT/bench-toggles.json"
-echo "bench (toggles) rc=$? ($(($(date +%s) - t0)) s)"
-# Third, short look: where the GPU time goes (timestamp queries around forward, BPTT and weight gradients).
-echo "== bench gpu-engine with GPU timestamps, batch 64 only ($(($(date +%s) - t0)) s)"
-timeout 120 node bin/imdb-train.js bench gpu-engine --data .gpu/app/aclImdb-train.tar.gz --batch-sizes 64 --max-seconds 20 \
-  --skip-baseline --gpu-timestamps --out "$OUT/results-timestamps" --json > "$OUT/bench-timestamps.json"
-echo "bench (timestamps) rc=$? ($(($(date +%s) - t0)) s)"
-ls "$OUT/results" "$OUT/results-toggles" "$OUT/results-timestamps" 2>/dev/null
+echo "== kernels' gradient tests on the GPU ($(el) s)"
+timeout 90 node --test dist/test/gpu-grad.test.js > "$OUT/gpu-grad.tap" 2>&1; echo "gpu-grad tests rc=$?"; grep -E '^(not )?ok|^# (pass|fail|skip)' "$OUT/gpu-grad.tap"
+echo "== bench gpu-engine ($(el) s)"
+timeout ${BENCH_TIMEOUT:-220} node bin/imdb-train.js bench gpu-engine --data .gpu/app/aclImdb-train.tar.gz \
+  --torch-anchor .gpu/app/torch_imdb_anchor.py --batch-sizes 64,256 --max-seconds ${MAX_SECONDS:-30} \
+  --torch-epochs ${TORCH_EPOCHS:-3} --torch-timeout 150 --check --out "$OUT/results" --json > "$OUT/bench.json"
+echo "bench rc=$? ($(el) s)"
 cat "$OUT"/results/*.json 2>/dev/null
+echo
+# Training runs side by side on the same GPU (each: coordinator + 2 worker processes; one ingest shared by
+# the candidates with the default max length). Per-epoch lines land in $OUT/train-<name>.log.
+left=$(( ${CALL_SECONDS:-570} - $(el) - 15 ))
+echo "== train candidates, ${left} s left ($(el) s)"
+if [ "$left" -gt 60 ]; then
+  for L in 400 0; do   # train's default --max-len is 400 (ingest's own default keeps whole reviews)
+    timeout 40 node bin/imdb-train.js ingest --data .gpu/app/aclImdb-train.tar.gz --max-len $L --out /tmp/ds$L --json > "$OUT/ingest-$L.json" 2> "$OUT/ingest-$L.log"
+    echo "ingest --max-len $L rc=$? ($(el) s)"; tail -c 300 "$OUT/ingest-$L.json"; echo
+  done
+  left=$(( ${CALL_SECONDS:-570} - $(el) - 10 ))
+  pids=()
+  # name:max-len:extra train flags (train's defaults otherwise)
+  IFS=';' read -ra configs <<< "${TRAIN_CONFIGS:-lr2e-3:400:--lr 0.002;lr1e-3:400:--lr 0.001;lr1e-3-full:0:--lr 0.001}"
+  for c in "${configs[@]}"; do
+    IFS=':' read -r name L args <<< "$c"
+    # shellcheck disable=SC2086
+    timeout "$left" node bin/imdb-train.js train --dataset /tmp/ds$L --workers 2 --backend webgpu --epochs 5 $args \
+      --out "/tmp/train-$name" --json > "$OUT/train-$name.json" 2> "$OUT/train-$name.log" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; echo "train pid $p rc=$? ($(el) s)"; done
+  for c in "${configs[@]}"; do
+    name=${c%%:*}
+    echo "-- $name"; grep -E "epoch [0-9]+: (val|train)|samples/s" "$OUT/train-$name.log" | grep -E "\[train\] epoch|\[coordinator\] epoch" | tail -12
+    tail -c 600 "$OUT/train-$name.json"; echo
+  done
+fi
+echo "== done ($(el) s)"
