@@ -105,11 +105,20 @@ export function view(layout: ParamLayout, buf: Float32Array, name: string): Floa
   return buf.subarray(e.offset, e.offset + e.size);
 }
 
+export interface InitOptions {
+  /**
+   * Added to the forget-gate slice of every LSTM layer's b_ih (0 = PyTorch's initialisation; 1 is the
+   * Gers/Jozefowicz choice: the cell starts by remembering, so gradients reach early tokens). GRU: unused.
+   */
+  forgetBias?: number;
+}
+
 /**
  * PyTorch-like initialisation: embedding N(0, 1) with the <pad> row zero (padding_idx); every recurrent
- * weight and bias U(-1/sqrt(H), 1/sqrt(H)); Linear weight and bias U(-1/sqrt(K), 1/sqrt(K)).
+ * weight and bias U(-1/sqrt(H), 1/sqrt(H)); Linear weight and bias U(-1/sqrt(K), 1/sqrt(K)); then
+ * `forgetBias` added to the LSTM forget gates' input bias (gate order i, f, g, o: slice [H, 2H)).
  */
-export function initParams(cfg: LayoutConfig, seed: number): Float32Array {
+export function initParams(cfg: LayoutConfig, seed: number, init: InitOptions = {}): Float32Array {
   const layout = paramLayout(cfg);
   const params = new Float32Array(layout.size);
   const rng = new Rng(seed);
@@ -123,6 +132,9 @@ export function initParams(cfg: LayoutConfig, seed: number): Float32Array {
       const fanIn = e.name.startsWith("fc.") ? layout.entries.find((x) => x.name === "fc.weight")!.shape[0] : cfg.hidden;
       const k = 1 / Math.sqrt(fanIn);
       for (let i = 0; i < p.length; i++) p[i] = rng.uniform(-k, k);
+      if (init.forgetBias && cfg.cell === "lstm" && e.name.endsWith(".b_ih")) {
+        for (let j = cfg.hidden; j < 2 * cfg.hidden; j++) p[j] += init.forgetBias;
+      }
     }
   }
   return params;

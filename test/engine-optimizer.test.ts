@@ -85,6 +85,21 @@ test("initParams: seeded, <pad> row zero, recurrent weights within ±1/sqrt(H)",
   assert.ok(whh.every((x) => Math.abs(x) <= 0.25) && whh.some((x) => Math.abs(x) > 0.2));
 });
 
+test("initParams forgetBias: adds to the LSTM forget-gate slice of b_ih only; GRU unchanged", () => {
+  const cfg: ModelConfig = { ...SEED, vocabSize: 50, embedDim: 8, hidden: 16 };
+  const a = initParams(cfg, 7), b = initParams(cfg, 7, { forgetBias: 1 });
+  const l = paramLayout(cfg);
+  for (const e of l.entries) {
+    const x = view(l, a, e.name), y = view(l, b, e.name);
+    for (let i = 0; i < x.length; i++) {
+      const want = e.name === "rnn.l0.b_ih" && i >= 16 && i < 32 ? x[i] + 1 : x[i];
+      assert.equal(y[i], Math.fround(want), `${e.name}[${i}]`);
+    }
+  }
+  const gru: ModelConfig = { ...cfg, cell: "gru" };
+  assert.deepEqual(initParams(gru, 7, { forgetBias: 1 }), initParams(gru, 7));
+});
+
 test("loadGlove fills known words, zeroes <unk>/<pad>, and names the file on bad input", async () => {
   const dir = mkdtempSync(join(tmpdir(), "glove-"));
   try {

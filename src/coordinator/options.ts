@@ -13,6 +13,7 @@ export const TRAIN_DEFAULTS = {
   clip: DEFAULTS.clip,
   warmupSteps: 50,
   decay: "cosine" as const,
+  forgetBias: 1, //      LSTM forget-gate bias at initialisation (0 = PyTorch's init)
 };
 
 export const MODEL_OPTIONS: OptionSpec[] = [
@@ -21,6 +22,7 @@ export const MODEL_OPTIONS: OptionSpec[] = [
   { name: "hidden", value: "<n>", type: "int", default: DEFAULTS.hidden, description: "hidden size H" },
   { name: "layers", value: "<n>", type: "int", default: DEFAULTS.layers, description: "stacked recurrent layers (1 or 2)" },
   { name: "bidirectional", type: "bool", description: "bidirectional recurrent layers" },
+  { name: "forget-bias", value: "<x>", type: "float", default: TRAIN_DEFAULTS.forgetBias, description: "LSTM forget-gate bias added at initialisation (0 = PyTorch's init; 1 lets early tokens' gradients through)" },
   { name: "glove", value: "<path>", type: "string", description: "initialise the embedding from a GloVe text file (glove.6B.100d.txt format; its width must equal --embed-dim); <unk> and <pad> rows are zero" },
 ];
 
@@ -67,6 +69,13 @@ export function modelFrom(o: Record<string, unknown>, vocabSize: number): ModelC
     layers: posInt(o.layers ?? DEFAULTS.layers, "layers"),
     bidirectional: Boolean(o.bidirectional),
   };
+}
+
+/** --forget-bias (LSTM initialisation), a finite number. */
+export function forgetBiasFrom(o: Record<string, unknown>): number {
+  const x = Number(o.forgetBias ?? TRAIN_DEFAULTS.forgetBias);
+  if (!Number.isFinite(x)) throw new UsageError(`--forget-bias must be a number, got ${String(o.forgetBias)}`);
+  return x;
 }
 
 export interface OptimSettings {

@@ -10,7 +10,7 @@ import { openTrainingData } from "../workers/data.js";
 import { saveModel } from "../workers/modeldir.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { Coordinator, type CoordinatorEvent, type CheckpointState } from "./server.js";
-import { modelFrom, optimFrom } from "./options.js";
+import { forgetBiasFrom, modelFrom, optimFrom } from "./options.js";
 
 const log = logger("coordinator");
 
@@ -68,6 +68,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     workers: r.workers, batchesPerStep: s.batchesPerStep || r.workers, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
+    init: { forgetBias: forgetBiasFrom(opts) },
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal,
     onCheckpoint: (c: CheckpointState) => {
       const tc = performance.now();

@@ -9,7 +9,7 @@ import type { ModelConfig } from "../config.js";
 import { TrainingError, AbortedError, ConnectionError, errorMessage } from "../errors.js";
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
-import { paramLayout, initParams, type ParamLayout } from "../model.js";
+import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../model.js";
 import { Adam, clipByGlobalNorm } from "./optimizer.js";
 import { Kind, encode, decode, checkGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
 import { RouterChannel } from "../transport/zmq.js";
@@ -52,6 +52,8 @@ export interface CoordinatorOptions {
   joinTimeoutS?: number;
   /** Parameters to start from (tests, resume); default initParams(model, seed). */
   initialParams?: Float32Array;
+  /** Initialisation options when no initialParams are given (e.g. the LSTM forget-gate bias). */
+  init?: InitOptions;
   telemetry?: Telemetry;
   /** Progress events (the launcher draws them). */
   onEvent?: (e: CoordinatorEvent) => void;
@@ -175,7 +177,7 @@ export class Coordinator {
 
   constructor(private readonly o: CoordinatorOptions) {
     this.layout = paramLayout(o.model);
-    this.params = o.initialParams ? Float32Array.from(o.initialParams) : initParams(o.model, o.seed);
+    this.params = o.initialParams ? Float32Array.from(o.initialParams) : initParams(o.model, o.seed, o.init);
     if (this.params.length !== this.layout.size) throw new TrainingError(`initial parameters have ${this.params.length} values; the layout needs ${this.layout.size}`);
     this.adam = new Adam(this.layout.size, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
     this.tel = o.telemetry ?? NO_TELEMETRY;
