@@ -10,6 +10,7 @@ import { commands as gpuCommands } from "./workers/gpu/command.js";
 import { commands as coordinatorCommands } from "./coordinator/command.js";
 import { commands as experimentCommands } from "./experiments/command.js";
 import { commands as metricsCommands } from "./metrics/command.js";
+import { commands as securityCommands } from "./security/command.js";
 
 const GROUPS: Record<string, string> = {
   bench: "benchmarks that run the baseline in the same run and print the ratio",
@@ -17,7 +18,7 @@ const GROUPS: Record<string, string> = {
 };
 
 export function allCommands(): CommandSpec[] {
-  return [...ingestCommands, ...workerCommands, ...engineCommands, ...gpuCommands, ...coordinatorCommands, ...experimentCommands, ...metricsCommands];
+  return [...ingestCommands, ...workerCommands, ...engineCommands, ...gpuCommands, ...coordinatorCommands, ...experimentCommands, ...metricsCommands, ...securityCommands];
 }
 
 function camel(name: string): string {

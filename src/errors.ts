@@ -44,6 +44,13 @@ export class ConnectionError extends ImdbTrainError {
   }
 }
 
+/** A peer refused our credentials (CURVE key, NATS token / nkey), or we refused theirs. */
+export class AuthError extends ImdbTrainError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, { ...opts, code: "E_AUTH", exitCode: 5 });
+  }
+}
+
 /** A training run that cannot go on: a worker died with no way to continue, a step missed its deadline. */
 export class TrainingError extends ImdbTrainError {
   constructor(message: string, opts: { cause?: unknown; code?: string } = {}) {

@@ -4,6 +4,7 @@ import type { CommandSpec, OptionSpec } from "../command.js";
 import { JSON_OPTION } from "../command.js";
 import { DEFAULTS } from "../config.js";
 import { MODEL_OPTIONS, OPTIM_OPTIONS, TRAIN_DEFAULTS } from "./options.js";
+import { CURVE_KEYS_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
 
 const METRICS_OPTION: OptionSpec = { name: "metrics-port", value: "<n>", type: "int", description: "serve Prometheus /metrics on this port (0 = any free port; default off)" };
 const NATS_OPTION: OptionSpec = { name: "nats", value: "<url>", type: "string", description: "NATS server of the cluster plane: announce the endpoint and dataset, publish run events" };
@@ -25,7 +26,7 @@ export const commands: CommandSpec[] = [
       { name: "workers", value: "<n>", type: "int", default: 1, description: "workers to wait for before the first step" },
       { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "checkpoints and the final model go here" },
       { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file (parameters, Adam state, step, epoch)" },
-      ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_OPTION, NATS_OPTION, JSON_OPTION,
+      ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, JSON_OPTION,
     ],
     examples: [
       "imdb-train coordinator --dataset runs/ds --bind tcp://0.0.0.0:5555 --workers 2 --out runs/a",
@@ -59,6 +60,7 @@ export const commands: CommandSpec[] = [
       { name: "batch-size", value: "<n>", type: "int", default: DEFAULTS.batchSize, description: "ingest: reviews per batch (per worker per step)" },
       { name: "max-len", value: "<n>", type: "int", default: TRAIN_DEFAULTS.maxLen, description: "ingest: tokens kept per review (0 = all)" },
       { name: "val-fraction", value: "<x>", type: "float", default: DEFAULTS.valFraction, description: "ingest: validation share of train" },
+      { name: "secure", type: "bool", description: "ZeroMQ CURVE between the coordinator and the workers: keys are made in <out>/keys (kept and reused)" },
       ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_OPTION, JSON_OPTION,
     ],
     examples: [

@@ -5,7 +5,7 @@
 // coordinator's events.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError, TrainingError, AbortedError } from "../errors.js";
@@ -59,6 +59,8 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...PASS_ON.flatMap((s) => argFor(s.name, s.type, o))];
   if (metricsPort !== undefined) coordArgs.push("--metrics-port", String(metricsPort));
   if (o.resume) coordArgs.push("--resume", resolve(String(o.resume)));
+  const secureArgs = o.secure ? ["--curve-keys", await launcherKeys(out)] : [];
+  coordArgs.push(...secureArgs);
   const children: Child[] = [];
   let stopping = false;
   let bar: Progress | null = null;
@@ -113,7 +115,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
     });
     for (let i = 0; i < workers; i++) {
       const env: NodeJS.ProcessEnv = gpus.length ? { CUDA_VISIBLE_DEVICES: gpus[i]! } : {};
-      const args = ["worker", "--coordinator", endpoint, "--name", `w${i}`, "--backend", String(o.backend ?? "auto")];
+      const args = ["worker", "--coordinator", endpoint, "--name", `w${i}`, "--backend", String(o.backend ?? "auto"), ...secureArgs];
       if (metricsPort !== undefined) args.push("--metrics-port", metricsPort === 0 ? "0" : String(metricsPort + 1 + i));
       const w = start(`w${i}`, args, env);
       children.push(w);
@@ -150,6 +152,19 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   log.info(`model: ${r.model}`);
   if (o.json) emitJson({ ...r, dataset });
   return 0;
+}
+
+/** `train --secure`: the CURVE keys in <out>/keys, made on first use and reused (e.g. by --resume). */
+async function launcherKeys(out: string): Promise<string> {
+  const { writeKeyDir, KEY_FILES } = await import("../security/keys.js");
+  const dir = join(out, "keys");
+  if (existsSync(join(dir, KEY_FILES.serverSecret))) {
+    log.info(`CURVE keys: reusing ${dir}`);
+  } else {
+    writeKeyDir(dir);
+    log.info(`CURVE keys: made ${dir}`);
+  }
+  return dir;
 }
 
 /** An ingested dataset at `dir` made from `data` with these options (manifest.json says so). */

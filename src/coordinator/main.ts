@@ -27,14 +27,17 @@ export async function coordinatorCommand(o: Record<string, unknown>): Promise<nu
   }
   let nats: { announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> } | undefined;
   const dataset = resolve(String(o.dataset));
+  // credentials first: a bad key file or NATS credential stops the role before it binds anything
+  const { loadCurveServerKeys, natsAuthFrom } = await import("../security/keys.js");
+  const curve = o.curveKeys ? loadCurveServerKeys(String(o.curveKeys)) : undefined;
   if (o.nats) {
     const { clusterPlane } = await import("./plane.js");
-    nats = await clusterPlane(String(o.nats), dataset);
+    nats = await clusterPlane(String(o.nats), dataset, natsAuthFrom(o));
   }
   try {
     const report = await runCoordinatorRole({
       bind: String(o.bind), dataset, out: resolve(String(o.out)), workers: Number(o.workers),
-      resume: o.resume ? String(o.resume) : undefined, telemetry: metrics?.telemetry, signal: ac.signal,
+      resume: o.resume ? String(o.resume) : undefined, telemetry: metrics?.telemetry, signal: ac.signal, curve,
       onEvent: (e) => { send({ type: "event", event: e }); nats?.event(e); },
       onListening: async (endpoint, runId) => { await nats?.announce(endpoint, runId); },
     }, o);

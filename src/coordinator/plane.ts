@@ -4,7 +4,7 @@
 import { networkInterfaces } from "node:os";
 import { ConnectionError, AbortedError } from "../errors.js";
 import { logger } from "../output.js";
-import { connectNats, openKv } from "../transport/nats.js";
+import { connectNats, openKv, type NatsAuth } from "../transport/nats.js";
 import type { CoordinatorEvent } from "./server.js";
 
 export const KV_BUCKET = "imdb-train";
@@ -37,8 +37,8 @@ async function openBucket(client: Awaited<ReturnType<typeof connectNats>>): Prom
   }
 }
 
-export async function clusterPlane(url: string, dataset: string): Promise<{ announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> }> {
-  const client = await connectNats(url, { name: "imdb-train-coordinator" });
+export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth): Promise<{ announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> }> {
+  const client = await connectNats(url, { name: "imdb-train-coordinator", auth });
   const kv = await openBucket(client);
   let runId = 0;
   return {
@@ -59,8 +59,8 @@ export async function clusterPlane(url: string, dataset: string): Promise<{ anno
 }
 
 /** Wait for a coordinator's announcement on `url` (polls every 500 ms). */
-export async function discoverCoordinator(url: string, opts: { timeoutS: number; signal?: AbortSignal }): Promise<Announcement> {
-  const client = await connectNats(url, { name: "imdb-train-worker" });
+export async function discoverCoordinator(url: string, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth }): Promise<Announcement> {
+  const client = await connectNats(url, { name: "imdb-train-worker", auth: opts.auth });
   try {
     const kv = await openBucket(client);
     const deadline = Date.now() + opts.timeoutS * 1000;

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
+import type { CurveServerKeys } from "../transport/zmq.js";
 import { openTrainingData } from "../workers/data.js";
 import { saveModel } from "../workers/modeldir.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
@@ -45,6 +46,8 @@ export interface RoleOptions {
   onListening?: (endpoint: string, runId: number) => Promise<void> | void;
   /** Skip the TensorFlow.js export. */
   noExport?: boolean;
+  /** ZeroMQ CURVE keys of the coordinator (admitted client keys included). */
+  curve?: CurveServerKeys;
 }
 
 function manifestMaxLen(dir: string): number {
@@ -69,7 +72,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
     init: { forgetBias: forgetBiasFrom(opts) },
-    telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal,
+    telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
     onCheckpoint: (c: CheckpointState) => {
       const tc = performance.now();
       if (existsSync(ckptPath)) renameSync(ckptPath, join(r.out, "checkpoints", "prev.ckpt"));

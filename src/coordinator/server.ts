@@ -12,7 +12,7 @@ import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../model.js";
 import { Adam, clipByGlobalNorm } from "./optimizer.js";
 import { Kind, encode, decode, checkGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
-import { RouterChannel } from "../transport/zmq.js";
+import { RouterChannel, type AuthFailure, type CurveServerKeys } from "../transport/zmq.js";
 import { Membership } from "./membership.js";
 import { EpochSampler, dealRoundRobin, splitEven } from "./sampler.js";
 import { learningRate, type Schedule } from "./schedule.js";
@@ -60,6 +60,8 @@ export interface CoordinatorOptions {
   /** Called at each epoch end and on exit with the state to checkpoint. */
   onCheckpoint?: (s: CheckpointState) => Promise<void> | void;
   signal?: AbortSignal;
+  /** ZeroMQ CURVE: admit only workers holding one of these client keys (see src/security/keys.ts). */
+  curve?: CurveServerKeys;
 }
 
 export type CoordinatorEvent =
@@ -191,12 +193,26 @@ export class Coordinator {
 
   /** Bind and start answering joins (workers may connect before `run`). */
   async listen(): Promise<string> {
-    this.channel = await RouterChannel.bind(this.o.bind, { maxBytes: this.maxBytes });
+    this.channel = await RouterChannel.bind(this.o.bind, { maxBytes: this.maxBytes, curve: this.o.curve, onAuthFailure: (f) => this.authFailure(f) });
+    if (this.o.curve) log.info(`CURVE on: admitting ${this.o.curve.clients.length} client key(s) (${this.o.curve.clients.map((c) => c.name).join(", ")})`);
     void this.receiveLoop();
     this.timer = setInterval(() => this.tick(), 200);
     log.info(`listening on ${this.channel.endpoint} (run ${this.runId}, ${this.layout.size} parameters, layout ${this.layout.hash}, message limit ${this.maxBytes} bytes)`);
     this.o.onEvent?.({ type: "listening", endpoint: this.channel.endpoint, runId: this.runId });
     return this.channel.endpoint;
+  }
+
+  private readonly authRefusals = new Map<string, number>();
+  /** A refused connection attempt (unadmitted CURVE key, wrong server key, no CURVE): counted as
+   *  rejected{reason="auth"} and logged — the first three of each kind, then one line in 100 (peers retry). */
+  private authFailure(f: AuthFailure): void {
+    const n = (this.authRefusals.get(f.reason) ?? 0) + 1;
+    this.authRefusals.set(f.reason, n);
+    this.rejected.auth = (this.rejected.auth ?? 0) + 1;
+    this.tel.rejected("auth");
+    const what = `refused a connection ${f.reason === "client-key" ? "from" : "on"} ${f.address}: ${f.detail}`;
+    if (n <= 3 || n % 100 === 0) log.warn(`${what} (${n} of this kind so far)`);
+    this.o.onEvent?.({ type: "rejected", worker: f.address, reason: "auth", message: what });
   }
 
   /** Restore optimizer state and position (resume). */

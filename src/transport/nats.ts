@@ -1,13 +1,15 @@
 // The one module that imports @nats-io/*: a thin, typed wrapper over nats.js v3 — connect with a clear
 // ConnectionError, JetStream streams (ensure, publish with a message id for de-duplication, pull
 // consume), and KV buckets. Others build on these functions; add new ones at the END of this file.
-import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import {
+  connect, credsAuthenticator, headers as natsHeaders, nkeyAuthenticator, nkeys, type Authenticator, type NatsConnection,
+} from "@nats-io/transport-node";
 import {
   AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType,
   type JetStreamClient, type JetStreamManager, type JsMsg,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { ConnectionError, ProtocolError } from "../errors.js";
+import { AuthError, ConnectionError, ProtocolError } from "../errors.js";
 
 /** Give up connecting after this long (ms). */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -27,10 +29,43 @@ export interface NatsClient extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** Credentials for a NATS server with authorization (at most one kind; the texts, not file names). */
+export interface NatsAuth {
+  /** Token (`authorization { token: ... }` on the server). */
+  token?: string;
+  /** An nkey user's seed ("SU..."): the server lists the user's public key ("U..."). */
+  nkeySeed?: string;
+  /** A `.creds` file's text (user JWT + nkey seed, for servers with operator/account JWTs). */
+  creds?: string;
+  /** Where the credentials came from, for messages (e.g. "--nats-token", "$IMDB_TRAIN_NATS_NKEY_SEED"). */
+  source?: string;
+}
+
 export interface ConnectOptions {
   /** Client name shown by the server (e.g. "imdb-train-ingest"). */
   name?: string;
   timeoutMs?: number;
+  auth?: NatsAuth;
+}
+
+function authOptions(auth: NatsAuth | undefined): { token?: string; authenticator?: Authenticator } {
+  if (!auth) return {};
+  if (auth.token !== undefined) return { token: auth.token };
+  if (auth.nkeySeed !== undefined) return { authenticator: nkeyAuthenticator(new TextEncoder().encode(auth.nkeySeed.trim())) };
+  if (auth.creds !== undefined) return { authenticator: credsAuthenticator(new TextEncoder().encode(auth.creds)) };
+  return {};
+}
+
+function authKind(auth: NatsAuth | undefined): string {
+  if (!auth) return "no credentials";
+  const kind = auth.token !== undefined ? "token" : auth.nkeySeed !== undefined ? "nkey" : auth.creds !== undefined ? "creds" : "no credentials";
+  return auth.source ? `${kind} from ${auth.source}` : kind;
+}
+
+/** A connect failure caused by credentials (missing, wrong, or not allowed). */
+function isAuthFailure(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; code?: string };
+  return e?.name === "AuthorizationError" || /authori[sz]ation|authentication|auth(?:entication)? (?:required|violation)/i.test(String(e?.message ?? ""));
 }
 
 /** Connects to `url` and opens JetStream; ConnectionError naming the URL when it cannot. */
@@ -42,8 +77,13 @@ export async function connectNats(url: string, opts: ConnectOptions = {}): Promi
       name: opts.name ?? "imdb-train",
       timeout: opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       reconnect: false,
+      ...authOptions(opts.auth),
     });
   } catch (err) {
+    if (isAuthFailure(err)) {
+      const hint = opts.auth ? "check the token / nkey seed / creds file" : "it requires credentials: pass --nats-token, --nats-nkey-seed <file> or --nats-creds <file> (or IMDB_TRAIN_NATS_TOKEN / _NKEY_SEED / _CREDS)";
+      throw new AuthError(`NATS at ${url} refused the connection (${authKind(opts.auth)}): ${(err as Error).message}; ${hint}`, { cause: err });
+    }
     throw new ConnectionError(`cannot connect to NATS at ${url}: ${(err as Error).message}`, { cause: err });
   }
   let jsm: JetStreamManager;
@@ -215,4 +255,18 @@ export async function deleteStream(client: NatsClient, name: string): Promise<bo
   } catch {
     return false;
   }
+}
+
+/** A new nkey user: its seed (keep secret; the client signs with it) and public key (goes in the server's config). */
+export function newNkeyUser(): { seed: string; publicKey: string } {
+  const kp = nkeys.createUser();
+  return { seed: new TextDecoder().decode(kp.getSeed()), publicKey: kp.getPublicKey() };
+}
+
+/** The public key of a user nkey seed; throws when `seed` is not one. */
+export function nkeyPublicKey(seed: string): string {
+  const kp = nkeys.fromSeed(new TextEncoder().encode(seed.trim()));
+  const pub = kp.getPublicKey();
+  if (!pub.startsWith("U")) throw new Error(`not a user nkey seed (its public key starts with ${pub[0]}, not U)`);
+  return pub;
 }

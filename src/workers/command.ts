@@ -1,6 +1,7 @@
 // Subcommands of this role: `worker`, `eval`, `predict`. Implementations load when a command runs.
 import type { CommandSpec } from "../command.js";
 import { JSON_OPTION } from "../command.js";
+import { CURVE_KEYS_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
 
 const BACKENDS = ["auto", "wasm", "webgpu", "tensorflow", "cpu"];
 
@@ -21,6 +22,7 @@ export const commands: CommandSpec[] = [
       { name: "backend", value: "<name>", type: "string", choices: BACKENDS, default: "auto", description: "tfjs backend" },
       { name: "connect-timeout", value: "<s>", type: "float", default: 120, description: "give up after this long without a coordinator" },
       { name: "metrics-port", value: "<n>", type: "int", description: "serve Prometheus /metrics on this port (default off)" },
+      CURVE_KEYS_OPTION, ...NATS_AUTH_OPTIONS,
       JSON_OPTION,
     ],
     examples: ["imdb-train worker --coordinator tcp://127.0.0.1:5555 --name w0", "imdb-train worker --nats nats://10.0.0.5:4222"],

@@ -14,11 +14,14 @@ export async function workerCommand(o: Record<string, unknown>): Promise<number>
   process.once("SIGTERM", () => ac.abort());
   const onDisconnect = () => { log.warn("launcher went away: stopping"); ac.abort(); };
   if (typeof process.send === "function") process.once("disconnect", onDisconnect);
+  // credentials first: a bad key file stops the worker before it connects anywhere
+  const { loadCurveClientKeys, natsAuthFrom } = await import("../security/keys.js");
+  const curve = o.curveKeys ? loadCurveClientKeys(String(o.curveKeys)) : undefined;
   let endpoint = o.coordinator as string | undefined;
   let dataset = o.dataset as string | undefined;
   if (!endpoint && o.nats) {
     const { discoverCoordinator } = await import("../coordinator/plane.js");
-    const found = await discoverCoordinator(String(o.nats), { timeoutS: Number(o.connectTimeout ?? 120), signal: ac.signal });
+    const found = await discoverCoordinator(String(o.nats), { timeoutS: Number(o.connectTimeout ?? 120), signal: ac.signal, auth: natsAuthFrom(o) });
     endpoint = found.endpoint;
     dataset = dataset ?? found.dataset;
     log.info(`found coordinator ${endpoint} (run ${found.runId}) through ${String(o.nats)}`);
@@ -34,7 +37,7 @@ export async function workerCommand(o: Record<string, unknown>): Promise<number>
     onStep = () => { const src = runningTfjsEngine(); if (src) reportEngineMemory(tel, name, src); };
   }
   try {
-    const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend as "auto", connectTimeoutS: Number(o.connectTimeout ?? 120), telemetry: metrics?.telemetry, signal: ac.signal, onStep });
+    const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend as "auto", connectTimeoutS: Number(o.connectTimeout ?? 120), curve, telemetry: metrics?.telemetry, signal: ac.signal, onStep });
     if (o.json) emitJson({ worker: name, ...r });
     return 0;
   } finally {

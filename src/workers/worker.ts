@@ -4,11 +4,11 @@
 // coordinator's per-step deadline.
 import { hostname } from "node:os";
 import type { ModelConfig } from "../config.js";
-import { ConnectionError, ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { AuthError, ConnectionError, ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, type Message } from "../protocol.js";
-import { DealerChannel } from "../transport/zmq.js";
+import { DealerChannel, type CurveClientKeys } from "../transport/zmq.js";
 import { openTrainingData, type TrainingData } from "./data.js";
 import { createEngine, batchToEngine } from "./engine/index.js";
 import type { Engine } from "./engine/types.js";
@@ -29,6 +29,8 @@ export interface WorkerOptions {
   signal?: AbortSignal;
   /** Called after every step (e.g. to report engine memory). */
   onStep?: () => void;
+  /** ZeroMQ CURVE keys (server public key, own pair). */
+  curve?: CurveClientKeys;
 }
 
 export interface Welcome {
@@ -44,9 +46,20 @@ export interface Welcome {
 
 export interface WorkerResult { steps: number; evals: number; samples: number; reason: string }
 
+/** Fails the join when the transport's handshakes keep failing: refused key, wrong server key, CURVE on one side only. */
+function checkHandshake(channel: DealerChannel, endpoint: string, curve: boolean): void {
+  const t = channel.handshakeTrouble();
+  if (!t) return;
+  if (t.kind === "auth") throw new AuthError(`the coordinator at ${endpoint} refused this worker's CURVE key (${t.detail}): its public key is not admitted there (client.pub or clients/*.pub of the coordinator's --curve-keys)`);
+  if (t.count < 3) return;
+  throw new AuthError(curve
+    ? `the CURVE handshake with ${endpoint} failed ${t.count} times (${t.detail}): server.pub in --curve-keys is not this coordinator's key, or the coordinator runs without CURVE`
+    : `the handshake with ${endpoint} failed ${t.count} times (${t.detail}): the coordinator probably requires CURVE keys (start the worker with --curve-keys <dir>)`);
+}
+
 /** Join: send Join until a Welcome arrives, backing off 0.5 s → 8 s, saying where it is trying. */
-export async function join(endpoint: string, name: string, opts: { timeoutS: number; signal?: AbortSignal; log: ReturnType<typeof logger> }): Promise<{ channel: DealerChannel; welcome: Welcome }> {
-  const channel = DealerChannel.connect(endpoint, name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000 });
+export async function join(endpoint: string, name: string, opts: { timeoutS: number; signal?: AbortSignal; log: ReturnType<typeof logger>; curve?: CurveClientKeys }): Promise<{ channel: DealerChannel; welcome: Welcome }> {
+  const channel = DealerChannel.connect(endpoint, name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000, curve: opts.curve });
   const deadline = Date.now() + opts.timeoutS * 1000;
   let wait = 500;
   let attempt = 0;
@@ -67,6 +80,7 @@ export async function join(endpoint: string, name: string, opts: { timeoutS: num
           throw new ProtocolError(`coordinator at ${endpoint} refused ${name}: ${b.message ?? b.reason}`);
         }
       }
+      checkHandshake(channel, endpoint, opts.curve !== undefined);
       if (Date.now() > deadline) throw new ConnectionError(`no coordinator answered at ${endpoint} within ${opts.timeoutS} s (${attempt} attempts)`);
       opts.log.info(`no answer from the coordinator at ${endpoint} yet (attempt ${attempt}); retrying in ${(Math.min(wait * 2, 8000) / 1000).toFixed(1)} s`);
       wait = Math.min(wait * 2, 8000);
@@ -81,7 +95,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   const log = logger(`worker ${o.name}`);
   const tel = o.telemetry ?? NO_TELEMETRY;
   log.info(`joining the coordinator at ${o.coordinator}`);
-  const { channel, welcome } = await join(o.coordinator, o.name, { timeoutS: o.connectTimeoutS ?? 120, signal: o.signal, log });
+  const { channel, welcome } = await join(o.coordinator, o.name, { timeoutS: o.connectTimeoutS ?? 120, signal: o.signal, log, curve: o.curve });
   const datasetDir = o.dataset ?? welcome.dataset;
   let engine: Engine | null = null;
   let data: TrainingData;
