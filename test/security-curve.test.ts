@@ -1,0 +1,171 @@
+// ZeroMQ CURVE with real sockets and real processes: `keys` writes 0600 key files and never overwrites them
+// without --force; a peer with an unadmitted client key, the wrong server key or no CURVE at all cannot get a
+// message through, and the coordinator logs and counts the attempt; the right keys train (also `train --secure`).
+import test, { before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, statSync, existsSync, mkdirSync, copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { runCli, BIN } from "./helpers/cli.js";
+import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
+import { runIngest } from "../src/ingest/index.js";
+import { RouterChannel, DealerChannel, newCurveKeyPair, type AuthFailure, type HandshakeTrouble } from "../src/transport/zmq.js";
+import { loadCurveClientKeys, loadCurveServerKeys } from "../src/security/keys.js";
+
+let root = "";
+let dataset = "";
+const SMALL = ["--hidden", "8", "--embed-dim", "8", "--epochs", "1", "--max-steps", "3", "--warmup-steps", "0", "--max-val-batches", "1", "--seed", "5"];
+
+before(async () => {
+  root = tempDir("imdb-curve-");
+  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 24, seed: 3, words: [5, 30] }));
+  dataset = join(root, "ds");
+  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.2, seed: 3, maxLen: 20 });
+});
+
+after(() => cleanup(root));
+
+test("keys: server and client pairs as 0600 Z85 files; no overwrite without --force", async () => {
+  const dir = join(root, "keys-a");
+  const r = await runCli(["keys", "--out", dir, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ["server.pub", "server.key", "client.pub", "client.key"]) {
+    const p = join(dir, f);
+    assert.equal(statSync(p).mode & 0o777, 0o600, f);
+    assert.match(readFileSync(p, "utf8"), /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}\n$/, f);
+  }
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
+  assert.equal(r.json.server_public, readFileSync(join(dir, "server.pub"), "utf8").trim());
+  const before = readFileSync(join(dir, "server.key"), "utf8");
+  const again = await runCli(["keys", "--out", dir]);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /server\.pub exists: refusing to overwrite keys \(pass --force/);
+  assert.equal(readFileSync(join(dir, "server.key"), "utf8"), before, "kept");
+  const forced = await runCli(["keys", "--out", dir, "--force"]);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.notEqual(readFileSync(join(dir, "server.key"), "utf8"), before);
+  // a damaged key file is named
+  const bad = join(root, "keys-bad");
+  mkdirSync(bad);
+  copyFileSync(join(dir, "server.pub"), join(bad, "server.pub"));
+  copyFileSync(join(dir, "client.pub"), join(bad, "client.pub"));
+  assert.throws(() => loadCurveClientKeys(bad), /client\.key: missing CURVE client secret key/);
+});
+
+test("real sockets: only the admitted client key gets a message through; every refusal is reported", async () => {
+  const server = newCurveKeyPair();
+  const admitted = newCurveKeyPair();
+  const stranger = newCurveKeyPair();
+  const failures: AuthFailure[] = [];
+  const router = await RouterChannel.bind("tcp://127.0.0.1:*", {
+    maxBytes: 1 << 16, curve: { secretKey: server.secretKey, clients: [{ name: "client.pub", publicKey: admitted.publicKey }] },
+    onAuthFailure: (f) => failures.push(f),
+  });
+  assert.equal(router.secure, true);
+  const got: string[] = [];
+  const loop = (async () => { for await (const m of router.messages()) got.push(`${m.peer}:${m.frames[0]!.toString()}`); })();
+  const dealer = (name: string, curve?: { serverKey: string; publicKey: string; secretKey: string }) =>
+    DealerChannel.connect(router.endpoint, name, { maxBytes: 1 << 16, sendTimeoutMs: 200, curve });
+  const good = dealer("good", { serverKey: server.publicKey, publicKey: admitted.publicKey, secretKey: admitted.secretKey });
+  const unadmitted = dealer("unadmitted", { serverKey: server.publicKey, publicKey: stranger.publicKey, secretKey: stranger.secretKey });
+  const wrongServer = dealer("wrong-server", { serverKey: stranger.publicKey, publicKey: admitted.publicKey, secretKey: admitted.secretKey });
+  const plain = dealer("plain");
+  const send = (d: DealerChannel, text: string) => d.send([Buffer.from(text)]).catch(() => {});
+  await Promise.all([send(good, "gradient"), send(unadmitted, "gradient"), send(wrongServer, "gradient"), send(plain, "gradient")]);
+  const waitFor = async (cond: () => boolean, what: string) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(cond(), what);
+  };
+  await waitFor(() => got.length >= 1, "the admitted client's message arrives");
+  const has = (reason: AuthFailure["reason"]) => failures.some((f) => f.reason === reason);
+  await waitFor(() => has("client-key") && has("crypto") && has("mechanism"), `every kind of refusal reported: ${JSON.stringify(failures.map((f) => f.reason))}`);
+  const refused = failures.find((f) => f.reason === "client-key")!;
+  assert.equal(refused.clientKey, stranger.publicKey, "the refused key is named");
+  assert.equal(refused.address, "127.0.0.1");
+  const trouble = (d: DealerChannel) => d.handshakeTrouble() as HandshakeTrouble | null;
+  await waitFor(() => trouble(unadmitted)?.kind === "auth", "the unadmitted client learns it was refused");
+  await waitFor(() => (trouble(wrongServer)?.count ?? 0) >= 1 && (trouble(plain)?.count ?? 0) >= 1, "the other two see failed handshakes");
+  assert.equal(trouble(good), null);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(got, ["good:gradient"], "nothing from the refused peers reached the application");
+  for (const d of [good, unadmitted, wrongServer, plain]) d.close();
+  router.close();
+  await loop;
+});
+
+/** A CLI child whose stderr is collected. */
+function child(args: string[]) {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "", stderr = "";
+  p.stdout.on("data", (d) => { stdout += String(d); });
+  p.stderr.on("data", (d) => { stderr += String(d); });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 90_000);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => p.once("close", (code) => { clearTimeout(timer); res({ code, stdout, stderr }); }));
+  return { done, stderr: () => stderr, kill: (s: NodeJS.Signals) => p.kill(s) };
+}
+
+async function until<T>(f: () => T | undefined | null | false, what: string, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test("coordinator --curve-keys: a worker with the wrong key is refused, logged and counted; the right key trains", async () => {
+  const keys = join(root, "keys-c");
+  const other = join(root, "keys-other");
+  assert.equal((await runCli(["keys", "--out", keys])).code, 0);
+  assert.equal((await runCli(["keys", "--out", other])).code, 0);
+  // a worker that knows the server key but holds a key pair the coordinator never admitted
+  const intruder = join(root, "keys-intruder");
+  mkdirSync(intruder, { mode: 0o700 });
+  copyFileSync(join(keys, "server.pub"), join(intruder, "server.pub"));
+  for (const f of ["client.pub", "client.key"]) copyFileSync(join(other, f), join(intruder, f));
+  assert.equal(loadCurveServerKeys(keys).clients.length, 1);
+
+  const out = join(root, "run-c");
+  const coord = child(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--out", out, "--curve-keys", keys, "--metrics-port", "0", "--json", ...SMALL]);
+  const endpoint = (await until(() => /listening on (tcp:\/\/127\.0\.0\.1:\d+)/.exec(coord.stderr()), "the coordinator to listen"))[1]!;
+  const metricsUrl = (await until(() => /metrics on (http:\/\/\S+)/.exec(coord.stderr()), "the metrics URL"))[1]!;
+  const w = ["--coordinator", endpoint, "--backend", "wasm", "--connect-timeout", "20"];
+
+  const wrongServer = await runCli(["worker", ...w, "--name", "wrong", "--curve-keys", other]);
+  assert.equal(wrongServer.code, 5, wrongServer.stderr);
+  assert.match(wrongServer.stderr, /CURVE handshake with tcp:\/\/127\.0\.0\.1:\d+ failed \d+ times .*server\.pub in --curve-keys is not this coordinator's key/);
+  const unadmitted = await runCli(["worker", ...w, "--name", "intruder", "--curve-keys", intruder]);
+  assert.equal(unadmitted.code, 5, unadmitted.stderr);
+  assert.match(unadmitted.stderr, /refused this worker's CURVE key/);
+  const plain = await runCli(["worker", ...w, "--name", "plain"]);
+  assert.equal(plain.code, 5, plain.stderr);
+  assert.match(plain.stderr, /the coordinator probably requires CURVE keys \(start the worker with --curve-keys <dir>\)/);
+
+  const intruderKey = readFileSync(join(other, "client.pub"), "utf8").trim();
+  assert.ok(coord.stderr().includes(`refused a connection from 127.0.0.1: CURVE client key ${intruderKey} is not among the admitted keys`), coord.stderr());
+  assert.match(coord.stderr(), /refused a connection on tcp:\/\/127\.0\.0\.1:\d+: a CURVE handshake that could not be decrypted/);
+  assert.match(coord.stderr(), /refused a connection on tcp:\/\/127\.0\.0\.1:\d+: a peer with another security mechanism/);
+  const metrics = await (await fetch(metricsUrl)).text();
+  const counted = Number(/imdb_train_rejected_gradients_total\{reason="auth",role="coordinator"\} (\d+)/.exec(metrics)?.[1]);
+  assert.ok(counted >= 3, `auth refusals counted: ${counted}`);
+  assert.doesNotMatch(coord.stderr(), /worker (wrong|intruder|plain) joined/);
+
+  const good = await runCli(["worker", ...w, "--name", "good", "--curve-keys", keys]);
+  assert.equal(good.code, 0, good.stderr);
+  const c = await coord.done;
+  assert.equal(c.code, 0, c.stderr);
+  const report = JSON.parse(c.stdout.trim().split("\n").pop()!);
+  assert.equal(report.steps, 3);
+  assert.ok(report.rejected.auth >= 3, JSON.stringify(report.rejected));
+});
+
+test("train --secure: keys made in <out>/keys and the run trains over CURVE", async () => {
+  const out = join(root, "run-secure");
+  const r = await runCli(["train", "--dataset", dataset, "--out", out, "--workers", "2", "--backend", "wasm", "--secure", "--json", ...SMALL], { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.steps, 3);
+  assert.ok(existsSync(join(out, "keys", "server.key")));
+  assert.match(r.stderr, /CURVE on: admitting 1 client key\(s\)/);
+  assert.equal(r.json.rejected.auth ?? 0, 0);
+});
