@@ -1,6 +1,7 @@
 // Subcommands of the ingest role: `ingest` and `bench ingest`. Each entry is a CommandSpec (see
 // src/command.ts); src/cli.ts wires them.
 import { JSON_OPTION, type CommandSpec } from "../command.js";
+import { NATS_AUTH_OPTIONS } from "../security/options.js";
 import { DEFAULTS } from "../config.js";
 import { emitJson, logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
@@ -9,11 +10,13 @@ const log = logger("ingest");
 
 async function ingest(o: Record<string, unknown>, telemetry?: Telemetry): Promise<void> {
   const { runIngest } = await import("./pipeline.js");
+  // NATS credentials are read (and a bad file reported) before any work
+  const natsAuth = o.publish ? (await import("../security/keys.js")).natsAuthFrom(o) : undefined;
   const r = await runIngest({
     data: o.data as string | undefined, out: o.out as string,
     vocabSize: o.vocabSize as number, minFreq: o.minFreq as number, batchSize: o.batchSize as number,
     maxLen: o.maxLen as number, valFraction: o.valFraction as number, seed: o.seed as number,
-    shards: o.shards as number, publish: o.publish as string | undefined, threads: o.threads as number,
+    shards: o.shards as number, publish: o.publish as string | undefined, natsAuth, threads: o.threads as number,
     force: Boolean(o.force), telemetry,
   });
   log.info(`${r.train} train + ${r.val} val + ${r.test} test reviews, vocabulary ${r.vocab}, padding ${(r.padding * 100).toFixed(2)}%, ${r.seconds.toFixed(2)} s → ${r.out}`);
@@ -53,6 +56,7 @@ export const commands: CommandSpec[] = [
       { name: "seed", value: "<n>", type: "int", description: "seed of the split and the bucketing", default: DEFAULTS.seed },
       { name: "shards", value: "<n>", type: "int", description: "split train into n Arrow files", default: 1 },
       { name: "publish", value: "<nats-url>", type: "string", description: "also publish every batch to JetStream at this NATS server" },
+      ...NATS_AUTH_OPTIONS,
       { name: "threads", value: "<n>", type: "int", description: "tokenizer threads", default: 2 },
       { name: "force", type: "bool", description: "replace --out when it exists" },
       { name: "metrics-port", value: "<n>", type: "int", description: "serve Prometheus /metrics (role ingest) on this port while it runs (0 = any free port)" },

@@ -5,6 +5,7 @@ import { UsageError } from "../errors.js";
 import type { Manifest } from "./manifest.js";
 import type { PublishSummary } from "./publish.js";
 import type { Telemetry } from "../telemetry.js";
+import type { NatsAuth } from "../transport/nats.js";
 
 export interface IngestOptions {
   /** aclImdb directory or .tar.gz; omitted: the official archive, downloaded once into a cache. */
@@ -21,6 +22,8 @@ export interface IngestOptions {
   shards?: number;
   /** NATS URL: also publish every batch to JetStream (see publish.ts). */
   publish?: string;
+  /** Credentials for that NATS server (src/security/keys.ts natsAuthFrom). */
+  natsAuth?: NatsAuth;
   /** Replace `out` when it exists. */
   force?: boolean;
   /** Tokenizer threads (default 2). */

@@ -6,7 +6,7 @@
 //   headers  Imdb-Dataset, Imdb-Split, Imdb-Batch, Imdb-Vocab-Hash
 //   payload  an Arrow IPC stream with one record batch (decodeBatchMessage in ./arrow.ts reads it)
 // The manifest is also put in the KV bucket `imdb-datasets` under the dataset id.
-import { connectNats, ensureStream, openKv, publishJs } from "../transport/nats.js";
+import { connectNats, ensureStream, openKv, publishJs, type NatsAuth } from "../transport/nats.js";
 
 export const BATCH_STREAM = "IMDB_BATCHES";
 export const BATCH_SUBJECTS = "imdb.batches.>";
@@ -39,9 +39,9 @@ export interface PublishSummary {
 
 export async function publishDataset(
   url: string, datasetId: string, vocabHash: string, manifestJson: string, items: PublishItem[],
-  onProgress?: (done: number) => void,
+  onProgress?: (done: number) => void, auth?: NatsAuth,
 ): Promise<PublishSummary> {
-  const client = await connectNats(url, { name: "imdb-train-ingest" });
+  const client = await connectNats(url, { name: "imdb-train-ingest", auth });
   try {
     await ensureStream(client, { name: BATCH_STREAM, subjects: [BATCH_SUBJECTS] });
     let duplicates = 0;
