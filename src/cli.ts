@@ -11,6 +11,7 @@ import { commands as coordinatorCommands } from "./coordinator/command.js";
 import { commands as experimentCommands } from "./experiments/command.js";
 import { commands as metricsCommands } from "./metrics/command.js";
 import { commands as securityCommands } from "./security/command.js";
+import { commands as soakCommands } from "./coordinator/soak-command.js";
 
 const GROUPS: Record<string, string> = {
   bench: "benchmarks that run the baseline in the same run and print the ratio",
@@ -18,7 +19,7 @@ const GROUPS: Record<string, string> = {
 };
 
 export function allCommands(): CommandSpec[] {
-  return [...ingestCommands, ...workerCommands, ...engineCommands, ...gpuCommands, ...coordinatorCommands, ...experimentCommands, ...metricsCommands, ...securityCommands];
+  return [...ingestCommands, ...workerCommands, ...engineCommands, ...gpuCommands, ...coordinatorCommands, ...experimentCommands, ...metricsCommands, ...securityCommands, ...soakCommands];
 }
 
 function camel(name: string): string {
