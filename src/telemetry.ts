@@ -15,6 +15,8 @@ export interface Telemetry {
   liveWorkers(n: number): void;
   membership(event: "join" | "leave" | "evict", worker: string): void;
   heartbeatMissed(worker: string): void;
+  /** A worker was evicted: why (bounded set) and how late it was, seconds past its deadline (0: connection lost). */
+  evicted(worker: string, cause: "connection" | "deadline" | "heartbeat" | "startup", lateSeconds: number): void;
   straggler(worker: string, seconds: number): void;
   rejected(reason: RejectReason, worker?: string): void;
   bytes(direction: "sent" | "received", n: number, worker?: string): void;
@@ -30,6 +32,6 @@ export interface Telemetry {
 const noop = () => {};
 export const NO_TELEMETRY: Telemetry = {
   step: noop, phase: noop, gradNorm: noop, paramVersion: noop, validation: noop, liveWorkers: noop,
-  membership: noop, heartbeatMissed: noop, straggler: noop, rejected: noop, bytes: noop, checkpoint: noop,
+  membership: noop, heartbeatMissed: noop, evicted: noop, straggler: noop, rejected: noop, bytes: noop, checkpoint: noop,
   workerStep: noop, engineMemory: noop, ingest: noop, jetstreamLag: noop,
 };

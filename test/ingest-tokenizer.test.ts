@@ -87,40 +87,52 @@ test("tokenizer: the fast scanner agrees with the reference expression (fuzz + r
   }
 });
 
-test("tokenizer: the ASCII byte path gives the same tokens as the string path", async () => {
-  const { tokenizeAscii } = await import("../src/ingest/tokenizer.js");
+test("tokenizer: the byte path gives the same tokens as the string path (ASCII and UTF-8)", async () => {
+  const { tokenizeBytes } = await import("../src/ingest/tokenizer.js");
   const { Rng } = await import("../src/rng.js");
   const enc = new TextEncoder();
-  const alphabet = ["a", "B", "n", "N", "T", "t", "s", "S", "'", ".", ",", "1", "7", " ", "\n", "\t", "-", "!", "<br />", "<BR>", "<br/>", "<br  />", "< br>", "<b", "<", ">", "/", "'LL", "n'T", "...", "x", "\x1f"];
+  const ascii = ["a", "B", "n", "N", "T", "t", "s", "S", "'", ".", ",", "1", "7", " ", "\n", "\t", "-", "!", "<br />", "<BR>", "<br/>", "<br  />", "< br>", "<b", "<", ">", "/", "'LL", "n'T", "...", "x", "\x1f"];
+  const utf8 = [...ascii, "é", "É", "ß", "Ω", "ж", "Ж", "中", "\u0301", "\u00a0", "\u2003", "\ufeff", "’", "‘", "’S", "N’T", "½", "٣", "\u0085", "\u0096",
+    "<br\u00a0/>", "<BR\u2003>", "–", "´"];
   const rng = new Rng(7);
-  for (let k = 0; k < 3000; k++) {
-    let s = "";
-    const len = rng.int(30);
-    for (let i = 0; i < len; i++) s += alphabet[rng.int(alphabet.length)];
-    assert.deepEqual(tokenizeAscii(enc.encode(s)), tokenize(s), JSON.stringify(s));
+  for (const [alphabet, runs] of [[ascii, 3000], [utf8, 3000]] as const) {
+    for (let k = 0; k < runs; k++) {
+      let s = "";
+      const len = rng.int(30);
+      for (let i = 0; i < len; i++) s += alphabet[rng.int(alphabet.length)];
+      assert.deepEqual(tokenizeBytes(enc.encode(s)), tokenize(s), JSON.stringify(s));
+    }
+  }
+  // left to the string path: characters beyond the BMP, final sigma, İ (lowercase is two units), invalid UTF-8
+  for (const s of ["a😀b", "ΟΔΟΣ", "İstanbul"]) assert.equal(tokenizeBytes(enc.encode(s)), null, s);
+  for (const bad of [[0x61, 0xff], [0xc3], [0xe2, 0x80], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0x80]]) {
+    assert.equal(tokenizeBytes(Uint8Array.from(bad)), null, JSON.stringify(bad));
   }
 });
 
-test("interner: ids are dense, stable, and the same from strings and ASCII bytes", async () => {
+test("interner: ids are dense, stable, and the same from strings and code units", async () => {
   const { Interner } = await import("../src/ingest/intern.js");
   const it = new Interner();
-  const words = Array.from({ length: 50_000 }, (_, i) => `w${i.toString(36)}`);
+  const words = Array.from({ length: 140_000 }, (_, i) => `w${i.toString(36)}`); // past its initial size (131,072)
   for (const w of words) it.intern(` ${w} `, 1, w.length + 1);
   assert.equal(it.size, words.length);
+  const units = (s: string) => Uint16Array.from(s, (c) => c.charCodeAt(0));
   for (let i = 0; i < words.length; i += 997) {
     assert.equal(it.intern(words[i]!, 0, words[i]!.length), i);
-    assert.equal(it.internAsciiLower(new TextEncoder().encode(words[i]!.toUpperCase()), 0, words[i]!.length), i);
+    assert.equal(it.internUnits(units(`x${words[i]!}`), 1, words[i]!.length + 1), i);
   }
   assert.deepEqual(it.tokens, words);
-  // one- and two-character tokens go through direct tables: same ids either way, first seen as bytes or as strings
-  const enc = new TextEncoder();
-  const a = it.internAsciiLower(enc.encode("Q"), 0, 1);
+  // one- and two-character tokens go through direct tables: same ids either way, first seen as units or as strings
+  const a = it.internUnits(units("q"), 0, 1);
   assert.equal(it.intern("q", 0, 1), a);
   const b = it.intern("zz", 0, 2);
-  assert.equal(it.internAsciiLower(enc.encode("xZZ"), 1, 3), b);
-  assert.equal(it.internAsciiLower(enc.encode("zz"), 0, 2), b);
-  assert.notEqual(it.internAsciiLower(enc.encode("z"), 0, 1), b);
+  assert.equal(it.internUnits(units("xzz"), 1, 3), b);
+  assert.equal(it.internUnits(units("zz"), 0, 2), b);
+  assert.notEqual(it.internUnits(units("z"), 0, 1), b);
   assert.equal(it.tokens[b], "zz");
+  const c = it.internUnits(units("é"), 0, 1); // beyond the direct tables
+  assert.equal(it.intern("é", 0, 1), c);
+  assert.equal(it.internUnits(units("aé"), 0, 2), it.intern("aé", 0, 2));
 });
 
 test("vocab: the partial sort keeps exactly what a full sort keeps", async () => {

@@ -17,15 +17,21 @@ export const commands: CommandSpec[] = [
       "Binds a ZeroMQ ROUTER socket, waits for --workers workers (started with `imdb-train worker`), then runs\n" +
       "synchronous data-parallel SGD: each step deals batch indices to the live workers, sums their gradients\n" +
       "weighted by sample count, clips by global norm, applies Adam and sends the new parameters back.\n" +
-      "Validation after every epoch (sharded across workers). Writes <out>/checkpoints/last.ckpt at every epoch end\n" +
-      "and on exit, and the final model in <out>/model (params, config, vocabulary, TensorFlow.js export).\n" +
-      "A worker that misses the step deadline or stops sending heartbeats is evicted and named; the run continues.",
+      "Validation after every epoch (sharded across workers). Writes <out>/checkpoints/last.ckpt at every epoch end,\n" +
+      "every --checkpoint-every steps and on exit (the previous one kept as prev.ckpt), and the final model in\n" +
+      "<out>/model (params, config, vocabulary, TensorFlow.js export). --resume <file or dir> continues mid-epoch with\n" +
+      "the same data order; a checkpoint that fails its checksum is reported and the previous one is used.\n" +
+      "Elastic: workers may join at any time (they take part from the next step) and leave, die or freeze; one that\n" +
+      "misses the step deadline, stops sending heartbeats or loses its connection is evicted and named (log and\n" +
+      "metric imdb_train_evictions_total / imdb_train_eviction_late_seconds), its batches go to another worker once,\n" +
+      "and a frozen worker that wakes up is told its gradient is stale and joins again. --audit <file> records the\n" +
+      "sample ids of every applied step, so that each epoch can be checked to use every sample exactly once.",
     options: [
       { name: "dataset", value: "<dir>", type: "string", required: true, description: "ingested dataset directory (a path the workers can read too)" },
       { name: "bind", value: "<endpoint>", type: "string", default: "tcp://0.0.0.0:5555", description: "ZeroMQ endpoint to bind (tcp://127.0.0.1:* picks a free port)" },
       { name: "workers", value: "<n>", type: "int", default: 1, description: "workers to wait for before the first step" },
       { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "checkpoints and the final model go here" },
-      { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file (parameters, Adam state, step, epoch)" },
+      { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file or directory (parameters, Adam state, step, epoch, data cursor); falls back to prev.ckpt when the newest fails its checksum" },
       ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, JSON_OPTION,
     ],
     examples: [
@@ -46,13 +52,15 @@ export const commands: CommandSpec[] = [
       "(with --gpus 0,1,... one worker per GPU), draws one progress bar (step, loss, accuracy, samples/s), validates\n" +
       "after each epoch, checkpoints, and writes the final model to <out>/model. Ctrl-C (or SIGTERM) stops every\n" +
       "child cleanly after an exit checkpoint; if any role fails, all children are stopped.\n" +
+      "While it runs, `imdb-train scale --out <out> --workers N` adds or removes workers (control socket\n" +
+      "<out>/control.sock, recorded in <out>/control.json); new workers take part from the next step.\n" +
       `Defaults aim at a full run in about half an hour on 2 cores: --max-len ${TRAIN_DEFAULTS.maxLen}, --lr ${TRAIN_DEFAULTS.lr}, cosine decay, --clip ${TRAIN_DEFAULTS.clip}.`,
     options: [
       { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz to ingest first" },
       { name: "dataset", value: "<dir>", type: "string", description: "an already ingested dataset directory (instead of --data)" },
       { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "output directory (dataset, checkpoints, model)" },
       { name: "workers", value: "<n>", type: "int", default: 2, description: "worker processes" },
-      { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint (e.g. <out>/checkpoints/last.ckpt): parameters, Adam state, step, epoch, data cursor" },
+      { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file or a run's <out> (parameters, Adam state, step, epoch, data cursor; mid-epoch too); falls back to prev.ckpt when the newest fails its checksum" },
       { name: "gpus", value: "<ids>", type: "list", description: "one worker per listed GPU (sets CUDA_VISIBLE_DEVICES per worker; overrides --workers)" },
       { name: "backend", value: "<name>", type: "string", choices: ["auto", "wasm", "webgpu", "tensorflow", "cpu"], default: "auto", description: "workers' tfjs backend" },
       { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.vocabSize, description: "ingest: vocabulary size" },
@@ -71,6 +79,32 @@ export const commands: CommandSpec[] = [
     async run(o) {
       const { runTrain } = await import("./launcher.js");
       return await runTrain(o);
+    },
+  },
+  {
+    path: ["scale"],
+    summary: "add or remove workers of a running `train` launcher (elastic training)",
+    help:
+      "Asks the `train` launcher writing to --out to run N worker processes: it starts new ones (w<k>, k counting on\n" +
+      "from the last) or stops the newest with SIGTERM (each says Leave; its open batches go to another worker).\n" +
+      "A worker that joins gets the current parameters with its first assignment and takes part from the next step;\n" +
+      "with the default --batches-per-step 0 each step has one batch per ready worker, so the step grows and shrinks\n" +
+      "with the workers. Without --workers it prints the running workers. The launcher listens on a Unix socket,\n" +
+      "<out>/control.sock (or a temp path for long directories), named in <out>/control.json.",
+    options: [
+      { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "the running train's --out directory" },
+      { name: "workers", value: "<n>", type: "int", description: "worker processes to run from now on (≥ 1); omit to list them" },
+      { name: "socket", value: "<path>", type: "string", description: "the launcher's control socket (instead of --out)" },
+      JSON_OPTION,
+    ],
+    examples: [
+      "imdb-train scale --out runs/imdb --workers 4     # add two workers to a 2-worker run",
+      "imdb-train scale --out runs/imdb --workers 1     # stop the newest workers; the run goes on",
+      "imdb-train scale --out runs/imdb --json          # which workers run now",
+    ],
+    async run(o) {
+      const { scaleCommand } = await import("./scale.js");
+      return await scaleCommand(o);
     },
   },
   {

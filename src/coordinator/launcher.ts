@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { UsageError, TrainingError, AbortedError } from "../errors.js";
+import { UsageError, TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { emitJson, logger, progress, type Progress } from "../output.js";
 import { PASS_ON, optimFrom } from "./options.js";
 import type { TrainReport } from "./role.js";
@@ -68,6 +68,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   let failure: string | null = null;
   let lastStep = 0;
   let samples = 0;
+  let controlServer: { socket: string; close(): Promise<void> } | null = null;
   const t0 = performance.now();
 
   const stopAll = async (why: string) => {
@@ -113,22 +114,53 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
       });
       void coord.exited.then(({ code, signal }) => rej(new TrainingError(`coordinator exited (${signal ?? `status ${code}`}) before listening`)));
     });
-    for (let i = 0; i < workers; i++) {
-      const env: NodeJS.ProcessEnv = gpus.length ? { CUDA_VISIBLE_DEVICES: gpus[i]! } : {};
+    // Workers: w0..w(N-1) now; `imdb-train scale` adds w<N>, w<N+1>... and stops the newest first.
+    const retiring = new Set<string>();
+    let nextIndex = 0;
+    const isRunning = (c: Child) => c.proc.exitCode === null && c.proc.signalCode === null;
+    const running = () => children.slice(1).filter((c) => isRunning(c) && !retiring.has(c.name));
+    const startWorker = () => {
+      const i = nextIndex++;
+      const gpu = gpus.length ? gpus[i % gpus.length]! : undefined;
+      const env: NodeJS.ProcessEnv = gpu !== undefined ? { CUDA_VISIBLE_DEVICES: gpu } : {};
       const args = ["worker", "--coordinator", endpoint, "--name", `w${i}`, "--backend", String(o.backend ?? "auto"), ...secureArgs];
       if (metricsPort !== undefined) args.push("--metrics-port", metricsPort === 0 ? "0" : String(metricsPort + 1 + i));
       const w = start(`w${i}`, args, env);
       children.push(w);
-      log.info(`worker w${i} pid ${w.proc.pid}${gpus.length ? ` on GPU ${gpus[i]}` : ""}`);
+      log.info(`worker w${i} pid ${w.proc.pid}${gpu !== undefined ? ` on GPU ${gpu}` : ""}`);
       void w.exited.then(({ code, signal }) => {
-        if (stopping || (!signal && code === 0)) return;
+        if (stopping || retiring.has(w.name) || (!signal && code === 0)) return;
         log.warn(`worker w${i} (pid ${w.proc.pid}) exited (${signal ?? `status ${code}`})`);
-        const alive = children.slice(1).filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+        const alive = children.slice(1).filter(isRunning);
         if (lastStep === 0 || alive.length === 0) {
           failure = lastStep === 0 ? `worker w${i} failed before the first step (${signal ?? `status ${code}`}); see its log above` : "every worker has exited";
           void stopAll(failure);
         }
       });
+      return w.name;
+    };
+    for (let i = 0; i < workers; i++) startWorker();
+    // `imdb-train scale --out <out> --workers N` talks to this socket (src/coordinator/scale.ts)
+    const { startControl } = await import("./scale.js");
+    try {
+      controlServer = await startControl(out, {
+        status: () => running().map((c) => c.name),
+        scale: async (n) => {
+          if (stopping) throw new TrainingError("the run is stopping");
+          const started: string[] = [], stopped: string[] = [];
+          while (running().length < n) started.push(startWorker());
+          for (const c of running().slice(n).reverse()) {
+            retiring.add(c.name);
+            stopped.push(c.name);
+            c.proc.kill("SIGTERM"); // the worker says Leave; its open batches go to another worker
+          }
+          log.info(`scale to ${n} worker(s)${started.length ? `: started ${started.join(", ")}` : ""}${stopped.length ? `; stopping ${stopped.join(", ")}` : ""}`);
+          return { started, stopped };
+        },
+      });
+      log.info(`control socket ${controlServer.socket}: npx imdb-train scale --out ${out} --workers N`);
+    } catch (err) {
+      log.warn(`no control socket (${errorMessage(err)}): \`imdb-train scale\` cannot reach this run`);
     }
     const { code, signal } = await coord.exited;
     if (code !== 0 || !report) {
@@ -145,6 +177,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   } finally {
     process.off("SIGINT", sigint);
     process.off("SIGTERM", sigterm);
+    await (controlServer as { close(): Promise<void> } | null)?.close().catch(() => {});
   }
   (bar as Progress | null)?.done();
   const r = report as unknown as TrainReport;

@@ -1,6 +1,6 @@
 // Who is in the run: a pure state machine (no I/O, no clock of its own: every call takes `now` in ms).
 // The coordinator feeds it joins, messages seen and step deadlines; it answers who is live and who must
-// be evicted, and why. Elastic training (a later issue) grows this file, not the coordinator loop.
+// be evicted, and why (elastic training: workers join, leave and rejoin at any step).
 
 export type MemberState = "live" | "evicted" | "left";
 
@@ -23,9 +23,14 @@ export interface Member {
   reason?: string;
 }
 
+/** Why a worker was evicted: its connection went away, it missed a step deadline, it stopped sending
+ *  heartbeats while idle, or it never finished loading. */
+export type EvictionCause = "connection" | "deadline" | "heartbeat" | "startup";
+
 export interface Eviction {
   member: Member;
   reason: string;
+  cause: EvictionCause;
   /** How late it was, ms. */
   lateMs: number;
 }
@@ -127,16 +132,16 @@ export class Membership {
     for (const m of this.connected()) {
       if (!m.ready) {
         if (now - m.lastSeen > this.startupTimeoutMs) {
-          out.push({ member: m, reason: `did not finish loading within ${(this.startupTimeoutMs / 1000).toFixed(0)} s of joining`, lateMs: now - m.lastSeen - this.startupTimeoutMs });
+          out.push({ member: m, reason: `did not finish loading within ${(this.startupTimeoutMs / 1000).toFixed(0)} s of joining`, lateMs: now - m.lastSeen - this.startupTimeoutMs, cause: "startup" });
         }
       } else if (m.dueAt !== null) {
         if (now > m.dueAt) {
           const reason = `missed its step deadline by ${((now - m.dueAt) / 1000).toFixed(1)} s (last heard ${((now - m.lastSeen) / 1000).toFixed(1)} s ago)`;
-          out.push({ member: m, reason, lateMs: now - m.dueAt });
+          out.push({ member: m, reason, lateMs: now - m.dueAt, cause: "deadline" });
         }
       } else if (now - m.lastSeen > this.heartbeatTimeoutMs) {
         const reason = `sent no heartbeat for ${((now - m.lastSeen) / 1000).toFixed(1)} s (timeout ${(this.heartbeatTimeoutMs / 1000).toFixed(1)} s)`;
-        out.push({ member: m, reason, lateMs: now - m.lastSeen - this.heartbeatTimeoutMs });
+        out.push({ member: m, reason, lateMs: now - m.lastSeen - this.heartbeatTimeoutMs, cause: "heartbeat" });
       }
     }
     for (const e of out) this.evict(e.member.id, e.reason);

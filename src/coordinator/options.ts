@@ -30,7 +30,7 @@ export const OPTIM_OPTIONS: OptionSpec[] = [
   { name: "epochs", value: "<n>", type: "int", default: TRAIN_DEFAULTS.epochs, description: "passes over the training split" },
   { name: "max-steps", value: "<n>", type: "int", default: 0, description: "stop each epoch after n steps (0 = full epochs; for short trial runs)" },
   { name: "max-val-batches", value: "<n>", type: "int", default: 0, description: "validate on the first n val batches only (0 = all; for short trial runs)" },
-  { name: "batches-per-step", value: "<n>", type: "int", default: 0, description: "batches in one synchronous step (0 = one per worker); the effective batch is this × the ingest batch size" },
+  { name: "batches-per-step", value: "<n>", type: "int", default: 0, description: "batches in one synchronous step (0 = elastic: one per ready worker, counted at each step, so workers added during the run add throughput); the effective batch is this × the ingest batch size" },
   { name: "lr", value: "<x>", type: "float", default: TRAIN_DEFAULTS.lr, description: "Adam learning rate" },
   { name: "beta1", value: "<x>", type: "float", default: DEFAULTS.beta1, description: "Adam β1" },
   { name: "beta2", value: "<x>", type: "float", default: DEFAULTS.beta2, description: "Adam β2" },
@@ -43,6 +43,8 @@ export const OPTIM_OPTIONS: OptionSpec[] = [
   { name: "step-timeout", value: "<s>", type: "float", default: 0, description: "per-step deadline in seconds; a worker that misses it is evicted (0 = automatic: max(120 s, 5 × the slowest step so far))" },
   { name: "heartbeat-timeout", value: "<s>", type: "float", default: 10, description: "an idle worker silent this long is evicted" },
   { name: "join-timeout", value: "<s>", type: "float", default: 300, description: "how long to wait for the expected workers" },
+  { name: "checkpoint-every", value: "<n>", type: "int", default: 0, description: "also write <out>/checkpoints/last.ckpt every n steps, mid-epoch included (0 = at epoch ends and on exit only); the previous one is kept as prev.ckpt" },
+  { name: "audit", value: "<file>", type: "string", description: "exactly-once audit: append one JSON line per applied step with the sample ids each worker used ({step, epoch, parts: [{worker, batches, ids}]})" },
 ];
 
 /** Options of `coordinator` that `train` passes on when the user set them. */
@@ -81,6 +83,7 @@ export function forgetBiasFrom(o: Record<string, unknown>): number {
 export interface OptimSettings {
   epochs: number; maxSteps: number; maxValBatches: number; batchesPerStep: number; lr: number; beta1: number; beta2: number; eps: number;
   weightDecay: number; clip: number; schedule: Schedule; seed: number; stepTimeoutS: number; heartbeatTimeoutS: number; joinTimeoutS: number;
+  checkpointEvery: number;
 }
 
 export function optimFrom(o: Record<string, unknown>): OptimSettings {
@@ -102,6 +105,7 @@ export function optimFrom(o: Record<string, unknown>): OptimSettings {
     stepTimeoutS: nonNeg(o.stepTimeout ?? 0, "step-timeout"),
     heartbeatTimeoutS: nonNeg(o.heartbeatTimeout ?? 10, "heartbeat-timeout"),
     joinTimeoutS: nonNeg(o.joinTimeout ?? 300, "join-timeout"),
+    checkpointEvery: posInt(o.checkpointEvery ?? 0, "checkpoint-every", 0),
   };
 }
 

@@ -1,7 +1,7 @@
 // The `coordinator` role as a program: opens the dataset, runs the Coordinator, checkpoints every epoch and
 // at exit, writes the final model (+ TensorFlow.js export) under `out`, and returns the run's report.
-import { existsSync, renameSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, mkdirSync, writeFileSync, appendFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
 import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
@@ -9,8 +9,8 @@ import type { Telemetry } from "../telemetry.js";
 import type { CurveServerKeys } from "../transport/zmq.js";
 import { openTrainingData } from "../workers/data.js";
 import { saveModel } from "../workers/modeldir.js";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
-import { Coordinator, type CoordinatorEvent, type CheckpointState } from "./server.js";
+import { loadForResume, saveRotating, LAST } from "./checkpoint.js";
+import { Coordinator, type CoordinatorEvent, type CheckpointState, type AppliedStep } from "./server.js";
 import { forgetBiasFrom, modelFrom, optimFrom } from "./options.js";
 
 const log = logger("coordinator");
@@ -64,25 +64,36 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
   const data = await openTrainingData(r.dataset);
   const model = modelFrom(opts, data.vocabSize);
   const s = optimFrom(opts);
+  // resume: the checkpoint is read first, so that its seed (the data order) wins over the command line
+  const resumed = r.resume ? loadForResume(r.resume) : null;
+  if (resumed?.fallback) log.warn(`${resumed.fallback.problem}: using the previous checkpoint ${resumed.path} instead (step ${resumed.checkpoint.meta.step})`);
+  if (resumed && resumed.checkpoint.meta.seed !== s.seed) {
+    log.warn(`the checkpoint was written with --seed ${resumed.checkpoint.meta.seed}, not ${s.seed}: using ${resumed.checkpoint.meta.seed} so the data order stays the same`);
+    s.seed = resumed.checkpoint.meta.seed;
+  }
+  const audit = opts.audit ? auditLog(resolve(String(opts.audit)), resumed?.checkpoint.meta.step ?? null) : null;
   log.info(`dataset ${r.dataset}: ${data.count("train")} train batches (${data.samples("train")} reviews), ${data.count("val")} val batches; model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`);
-  const ckptPath = join(r.out, "checkpoints", "last.ckpt");
+  const ckptDir = join(r.out, "checkpoints");
+  const ckptPath = join(ckptDir, LAST);
   const coord = new Coordinator({
     bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"), maxValBatches: s.maxValBatches,
-    workers: r.workers, batchesPerStep: s.batchesPerStep || r.workers, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
+    workers: r.workers, batchesPerStep: s.batchesPerStep, checkpointEvery: s.checkpointEvery, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
     init: { forgetBias: forgetBiasFrom(opts) },
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
+    onApplied: audit ? (a) => audit(a) : undefined,
     onCheckpoint: (c: CheckpointState) => {
       const tc = performance.now();
-      if (existsSync(ckptPath)) renameSync(ckptPath, join(r.out, "checkpoints", "prev.ckpt"));
       const st = c.adam.state();
-      const bytes = saveCheckpoint(ckptPath, {
+      const { bytes } = saveRotating(ckptDir, {
         step: c.step, epoch: c.epoch, cursor: c.cursor, paramVersion: c.paramVersion, seed: s.seed, runId: c.runId,
-        layoutHash: c.layout.hash, adamT: st.t, config: { model, optim: s, dataset: r.dataset, reason: c.reason },
+        layoutHash: c.layout.hash, adamT: st.t, reason: c.reason, epochStats: c.epochStats,
+        config: { model, optim: s, dataset: r.dataset, reason: c.reason, seeds: { init: s.seed, sampler: s.seed, order: "Rng(seed).fork(epoch).shuffle" } },
       }, { params: c.params, adam_m: st.m, adam_v: st.v });
       r.telemetry?.checkpoint((performance.now() - tc) / 1000, bytes);
-      log.info(`checkpoint (${c.reason}) at step ${c.step}, epoch ${c.epoch}: ${ckptPath}`);
+      const where = c.cursor > 0 ? `epoch ${c.epoch + 1}, ${c.cursor} of ${data.count("train")} batches into it` : `end of epoch ${c.epoch}`;
+      log.info(`checkpoint (${c.reason}) at step ${c.step}, ${where}: ${ckptPath}`);
     },
   });
   if (opts.glove && !r.resume) {
@@ -92,12 +103,13 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     const { found, total } = await loadGlove(glove, loadVocab(join(r.dataset, "vocab.json")).tokens, coord.params, model);
     log.info(`GloVe ${glove}: ${found} of ${total} vocabulary rows initialised`);
   }
-  if (r.resume) {
-    const ck = loadCheckpoint(r.resume);
-    if (ck.meta.layoutHash !== coord.layout.hash) throw new InputError(`checkpoint has layout ${ck.meta.layoutHash}; this model is ${coord.layout.hash}`, { path: r.resume });
+  if (resumed) {
+    const ck = resumed.checkpoint;
+    if (ck.meta.layoutHash !== coord.layout.hash) throw new InputError(`checkpoint has layout ${ck.meta.layoutHash}; this model is ${coord.layout.hash}`, { path: resumed.path });
     coord.params.set(ck.arrays.params!);
-    coord.restore({ adam: { m: ck.arrays.adam_m!, v: ck.arrays.adam_v!, t: ck.meta.adamT }, step: ck.meta.step, epoch: ck.meta.epoch, cursor: ck.meta.cursor, paramVersion: ck.meta.paramVersion });
-    log.info(`resumed from ${r.resume}: step ${ck.meta.step}, epoch ${ck.meta.epoch}, ${ck.meta.cursor} batches into it`);
+    coord.restore({ adam: { m: ck.arrays.adam_m!, v: ck.arrays.adam_v!, t: ck.meta.adamT }, step: ck.meta.step, epoch: ck.meta.epoch, cursor: ck.meta.cursor, paramVersion: ck.meta.paramVersion, epochStats: ck.meta.epochStats });
+    const at = ck.meta.cursor > 0 ? `epoch ${ck.meta.epoch + 1}, ${ck.meta.cursor} of ${data.count("train")} batches into it` : `epoch ${ck.meta.epoch} complete`;
+    log.info(`resumed from ${resumed.path}: step ${ck.meta.step}, ${at}`);
   }
   const endpoint = await coord.listen();
   let closed = false;
@@ -136,4 +148,23 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
   } finally {
     if (!closed) await coord.close("coordinator stopping");
   }
+}
+
+/**
+ * The exactly-once audit (`--audit <file>`): one JSON line per applied step, `{step, epoch, parts: [{worker,
+ * batches, ids}]}`, the sample ids being those the worker read from its copy of the dataset. A fresh run
+ * starts the file empty; a resumed run drops the lines of steps after its checkpoint (they are done again).
+ */
+function auditLog(path: string, resumedStep: number | null): (a: AppliedStep) => void {
+  mkdirSync(dirname(path), { recursive: true });
+  let keep = "";
+  if (resumedStep !== null && existsSync(path)) {
+    keep = readFileSync(path, "utf8").split("\n").filter((l) => {
+      if (!l.trim()) return false;
+      try { return (JSON.parse(l) as AppliedStep).step <= resumedStep; } catch { return false; }
+    }).map((l) => l + "\n").join("");
+  }
+  writeFileSync(path, keep);
+  log.info(`audit of consumed samples: ${path}`);
+  return (a) => appendFileSync(path, JSON.stringify(a) + "\n");
 }

@@ -13,7 +13,7 @@ import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../
 import { Adam, clipByGlobalNorm } from "./optimizer.js";
 import { Kind, encode, decode, checkGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
 import { RouterChannel, type AuthFailure, type CurveServerKeys } from "../transport/zmq.js";
-import { Membership } from "./membership.js";
+import { Membership, type EvictionCause } from "./membership.js";
 import { EpochSampler, dealRoundRobin, splitEven } from "./sampler.js";
 import { learningRate, type Schedule } from "./schedule.js";
 
@@ -57,8 +57,12 @@ export interface CoordinatorOptions {
   telemetry?: Telemetry;
   /** Progress events (the launcher draws them). */
   onEvent?: (e: CoordinatorEvent) => void;
-  /** Called at each epoch end and on exit with the state to checkpoint. */
+  /** Called every `checkpointEvery` steps, at each epoch end and on exit with the state to checkpoint. */
   onCheckpoint?: (s: CheckpointState) => Promise<void> | void;
+  /** Also checkpoint every n applied steps (0 = only at epoch ends and on exit). */
+  checkpointEvery?: number;
+  /** Called after each applied step with the samples whose gradients it summed (exactly-once accounting). */
+  onApplied?: (a: AppliedStep) => void;
   signal?: AbortSignal;
   /** ZeroMQ CURVE: admit only workers holding one of these client keys (see src/security/keys.ts). */
   curve?: CurveServerKeys;
@@ -72,7 +76,7 @@ export type CoordinatorEvent =
   | { type: "rejected"; worker: string; reason: string; message: string };
 
 export interface CheckpointState {
-  reason: "epoch" | "exit";
+  reason: "step" | "epoch" | "exit";
   step: number;
   epoch: number;
   cursor: number;
@@ -81,6 +85,18 @@ export interface CheckpointState {
   layout: ParamLayout;
   params: Float32Array;
   adam: Adam;
+  /** Running totals of the epoch in progress (zero at an epoch boundary). */
+  epochStats: EpochStats;
+}
+
+export interface EpochStats { lossSum: number; correct: number; count: number; steps: number }
+
+/** One applied step: which worker computed which batches (and sample ids, as the worker read them). */
+export interface AppliedStep {
+  step: number;
+  /** 1-based epoch. */
+  epoch: number;
+  parts: { worker: string; batches: number[]; ids: number[] | null }[];
 }
 
 export interface EpochSummary { epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number; valCount: number; seconds: number; steps: number }
@@ -98,7 +114,7 @@ export interface CoordinatorResult {
   samples: number;
 }
 
-interface GradBody { task: number; lossSum: number; correct: number; count: number; tokens?: number; seconds?: number }
+interface GradBody { task: number; lossSum: number; correct: number; count: number; tokens?: number; seconds?: number; ids?: number[] }
 interface EvalBody { task: number; lossSum: number; correct: number; count: number }
 
 /** One piece of work handed to one worker within a round. */
@@ -113,6 +129,8 @@ interface Task {
   count: number;
   tokens: number;
   skipped: boolean;
+  /** Sample ids the worker reports having used (exactly-once accounting). */
+  ids?: number[];
 }
 
 interface Round {
@@ -172,6 +190,8 @@ export class Coordinator {
   private readonly phases = { wait: 0, reduce: 0, optimizer: 0, broadcast: 0, step: 0 };
   private epoch = 0;
   private cursor = 0;
+  private epochStats: EpochStats = { lossSum: 0, correct: 0, count: 0, steps: 0 };
+  private lastRound: Round | null = null;
   private readonly snapshots: Float32Array[];
   private snapshotTurn = 0;
   /** The mean gradient of a step (reused; Adam reads it, nobody keeps it). */
@@ -216,21 +236,27 @@ export class Coordinator {
   }
 
   /** Restore optimizer state and position (resume). */
-  restore(s: { adam: { m: Float32Array; v: Float32Array; t: number }; step: number; epoch: number; cursor: number; paramVersion: number }): void {
+  restore(s: { adam: { m: Float32Array; v: Float32Array; t: number }; step: number; epoch: number; cursor: number; paramVersion: number; epochStats?: EpochStats }): void {
     this.adam.load(s.adam);
     this.step = s.step;
     this.version = s.paramVersion;
     this.epoch = s.epoch;
     this.cursor = s.cursor;
+    if (s.cursor > 0 && s.epochStats) this.epochStats = { ...s.epochStats };
   }
 
   async run(): Promise<CoordinatorResult> {
     const o = this.o;
     const epochs: EpochSummary[] = [];
-    const perStep = Math.max(1, o.batchesPerStep ?? o.workers);
+    // Batches per step: fixed by --batches-per-step, or elastic (0): one per ready worker at the start of each
+    // step, so a worker that joins takes part from the next step and one that leaves shrinks the step.
+    const fixed = Math.max(0, o.batchesPerStep ?? 0);
+    const perStepNow = () => fixed || Math.max(1, this.members.live().length);
+    const perStep = fixed || Math.max(1, o.workers); // for the schedule's and the progress bar's step count
     const stepsPerEpochFull = Math.ceil(o.trainBatches / perStep);
     const stepsPerEpoch = o.maxStepsPerEpoch ? Math.min(o.maxStepsPerEpoch, stepsPerEpochFull) : stepsPerEpochFull;
     const totalSteps = stepsPerEpoch * o.epochs;
+    const every = Math.max(0, o.checkpointEvery ?? 0);
     let samples = 0;
     try {
       await this.waitForWorkers(o.workers, (o.joinTimeoutS ?? 120) * 1000);
@@ -238,24 +264,30 @@ export class Coordinator {
         this.epoch = epoch;
         const t0 = performance.now();
         const sampler = new EpochSampler(o.trainBatches, epoch, o.seed);
-        let lossSum = 0, correct = 0, count = 0, steps = 0;
+        const st = this.epochStats;
         if (this.cursor > 0) {
           // resume within the epoch: the same order, without the batches already used
           sampler.seek(this.cursor);
-          steps = Math.ceil(this.cursor / perStep);
-          log.info(`epoch ${epoch + 1}: resuming after ${this.cursor} batches (step ${this.step})`);
+          if (!st.steps) st.steps = Math.ceil(this.cursor / perStep);
+          log.info(`epoch ${epoch + 1}: resuming after ${this.cursor} of ${o.trainBatches} batches (step ${this.step})`);
         }
-        while (steps < stepsPerEpoch && !sampler.exhausted()) {
+        while ((!o.maxStepsPerEpoch || st.steps < o.maxStepsPerEpoch) && !sampler.exhausted()) {
           this.checkAbort();
-          const batches = sampler.take(perStep);
+          const batches = sampler.take(perStepNow());
           this.adam.o.lr = learningRate(o.lr, this.step, totalSteps, o.schedule);
           const r = await this.trainStep(batches);
           sampler.markDone(batches);
           this.cursor = sampler.position();
-          steps++;
-          lossSum += r.lossSum; correct += r.correct; count += r.count; samples += r.count;
-          this.o.onEvent?.({ type: "step", step: this.step, epoch, stepInEpoch: steps, stepsInEpoch: stepsPerEpoch, loss: r.count ? r.lossSum / r.count : NaN, accuracy: r.count ? r.correct / r.count : NaN, samples: r.count, seconds: r.seconds, gradNorm: r.norm });
+          st.steps++;
+          st.lossSum += r.lossSum; st.correct += r.correct; st.count += r.count; samples += r.count;
+          this.applied(epoch);
+          const left = o.trainBatches - this.cursor;
+          const stepsInEpoch = o.maxStepsPerEpoch ? stepsPerEpoch : st.steps + Math.ceil(left / perStepNow());
+          this.o.onEvent?.({ type: "step", step: this.step, epoch, stepInEpoch: st.steps, stepsInEpoch, loss: r.count ? r.lossSum / r.count : NaN, accuracy: r.count ? r.correct / r.count : NaN, samples: r.count, seconds: r.seconds, gradNorm: r.norm });
+          const more = (!o.maxStepsPerEpoch || st.steps < o.maxStepsPerEpoch) && !sampler.exhausted();
+          if (every > 0 && this.step % every === 0 && more) await this.checkpoint("step", epoch);
         }
+        const { lossSum, correct, count, steps } = st;
         const val = await this.evaluate("val", o.maxValBatches ? Math.min(o.maxValBatches, o.valBatches) : o.valBatches);
         const seconds = (performance.now() - t0) / 1000;
         const summary: EpochSummary = {
@@ -267,6 +299,7 @@ export class Coordinator {
         log.info(`epoch ${epoch + 1}/${o.epochs}: train loss ${summary.trainLoss.toFixed(4)} acc ${(summary.trainAccuracy * 100).toFixed(2)}% · val loss ${val.loss.toFixed(4)} acc ${(val.accuracy * 100).toFixed(2)}% (${val.count} reviews) · ${seconds.toFixed(1)} s`);
         this.o.onEvent?.({ type: "epoch", ...summary });
         this.cursor = 0;
+        this.epochStats = { lossSum: 0, correct: 0, count: 0, steps: 0 };
         await this.checkpoint("epoch", epoch + 1);
       }
       return { runId: this.runId, params: this.params, layout: this.layout, steps: this.step, epochs, rejected: { ...this.rejected }, evicted: [...this.evicted], phases: { ...this.phases }, samples };
@@ -277,9 +310,18 @@ export class Coordinator {
     }
   }
 
-  private async checkpoint(reason: "epoch" | "exit", epoch: number): Promise<void> {
+  private async checkpoint(reason: CheckpointState["reason"], epoch: number): Promise<void> {
     if (!this.o.onCheckpoint) return;
-    await this.o.onCheckpoint({ reason, step: this.step, epoch, cursor: this.cursor, paramVersion: this.version, runId: this.runId, layout: this.layout, params: this.params, adam: this.adam });
+    await this.o.onCheckpoint({ reason, step: this.step, epoch, cursor: this.cursor, paramVersion: this.version, runId: this.runId, layout: this.layout, params: this.params, adam: this.adam, epochStats: { ...this.epochStats } });
+  }
+
+  /** Report the step just applied: who computed which batches (and the sample ids they read). */
+  private applied(epoch: number): void {
+    const r = this.lastRound;
+    if (!r || r.kind !== "train") return;
+    const parts = r.tasks.filter((t) => t.done && !t.skipped && t.grads).map((t) => ({ worker: t.peer, batches: t.batches, ids: t.ids ?? null }));
+    log.debug(`step ${this.step} applied (epoch ${epoch + 1}): ${parts.map((p) => `${p.worker} [${p.batches.join(", ")}]`).join(", ")}`);
+    this.o.onApplied?.({ step: this.step, epoch: epoch + 1, parts });
   }
 
   /** Tell every worker to stop, close the socket. */
@@ -402,6 +444,7 @@ export class Coordinator {
       if (round.orphanTimer) clearTimeout(round.orphanTimer);
       this.round = null;
     }
+    this.lastRound = round;
     if (kind === "train") {
       const s = (performance.now() - tWait) / 1000;
       this.phases.wait += s;
@@ -449,10 +492,11 @@ export class Coordinator {
     });
   }
 
-  private evictMember(id: string, reason: string, lateMs = 0): void {
+  private evictMember(id: string, reason: string, lateMs = 0, cause: EvictionCause = "connection"): void {
     const m = this.members.get(id);
     if (!m || m.state !== "live") return;
     this.members.evict(id, reason);
+    this.tel.evicted(id, cause, Math.max(0, lateMs) / 1000);
     this.onGone(id, "evict", `worker ${id}${m.pid ? ` (pid ${m.pid}${m.host ? ` on ${m.host}` : ""})` : ""} ${reason}: evicted`, lateMs);
   }
 
@@ -491,7 +535,7 @@ export class Coordinator {
     const now = Date.now();
     for (const e of this.members.expire(now)) {
       this.members.get(e.member.id)!.state = "live"; // evictMember does the bookkeeping
-      this.evictMember(e.member.id, e.reason, e.lateMs);
+      this.evictMember(e.member.id, e.reason, e.lateMs, e.cause);
     }
     if (now - this.lastPing >= 1000) {
       this.lastPing = now;
@@ -523,13 +567,13 @@ export class Coordinator {
     }
   }
 
-  private reject(peer: string, err: WireError, step = 0): void {
+  private reject(peer: string, err: WireError, step = 0, extra: Record<string, unknown> = {}): void {
     this.rejected[err.reason] = (this.rejected[err.reason] ?? 0) + 1;
     this.tel.rejected(err.reason, this.members.get(peer) ? peer : undefined);
     log.warn(`rejected (${err.reason}): ${err.message}`);
     this.o.onEvent?.({ type: "rejected", worker: peer, reason: err.reason, message: err.message });
     const slot = this.members.get(peer)?.slot ?? 0;
-    void this.channel.send(peer, encode({ kind: Kind.Reject, runId: this.runId, step, paramVersion: this.version, slot, layoutHash: this.layout.hash }, { reason: err.reason, message: err.message })).catch(() => {});
+    void this.channel.send(peer, encode({ kind: Kind.Reject, runId: this.runId, step, paramVersion: this.version, slot, layoutHash: this.layout.hash }, { reason: err.reason, message: err.message, ...extra })).catch(() => {});
   }
 
   private handle(peer: string, frames: Buffer[]): void {
@@ -544,7 +588,13 @@ export class Coordinator {
     const now = Date.now();
     if (m.header.kind === Kind.Join) { this.onJoin(peer, m, now); return; }
     if (!this.members.isLive(peer)) {
-      this.reject(peer, new WireError("unknown-worker", `${kindName(m.header.kind)} from ${peer}, which is not a live member of run ${this.runId}: join first`));
+      const gone = this.members.get(peer);
+      if (gone && m.header.kind === Kind.Gradient) {
+        // a worker evicted while it computed (frozen, too slow): its batches went to another worker
+        this.reject(peer, new WireError("stale", `gradient of step ${m.header.step} from worker ${peer} is stale: it was ${gone.state} (${gone.reason ?? "?"}) and its batches were given to another worker; join again`), m.header.step, { rejoin: true });
+      } else {
+        this.reject(peer, new WireError("unknown-worker", `${kindName(m.header.kind)} from ${peer}, which is not a live member of run ${this.runId}${gone ? ` (${gone.state}: ${gone.reason ?? "?"})` : ""}: join first`), 0, { rejoin: true });
+      }
       return;
     }
     this.members.seen(peer, now);
@@ -625,6 +675,7 @@ export class Coordinator {
       task.grads = m.payload;
       task.lossSum = Number(body.lossSum); task.correct = Number(body.correct); task.count = Number(body.count);
       task.tokens = Number(body.tokens ?? 0);
+      if (Array.isArray(body.ids)) task.ids = body.ids.map(Number);
       if (typeof body.seconds === "number") {
         this.tel.phase("compute", body.seconds, peer);
         this.slowestPerBatchMs = Math.max(this.slowestPerBatchMs, (body.seconds * 1000) / Math.max(1, task.batches.length));

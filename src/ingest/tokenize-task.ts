@@ -3,7 +3,7 @@
 // Only new tokens and sparse counts cross the thread boundary; ids come back as transferred typed arrays.
 import { threadId } from "node:worker_threads";
 import { Interner } from "./intern.js";
-import { forEachTokenRange, forEachTokenRangeAscii, isAscii, normalize } from "./tokenizer.js";
+import { forEachTokenRange, forEachTokenUnits, normalize, unitsOf } from "./tokenizer.js";
 import { withTransfer } from "./piscina.js";
 
 /** N reviews packed into one buffer. */
@@ -34,17 +34,17 @@ export interface TokenizeResult {
 }
 
 const dict = new Interner();
-/** IMDB_TRAIN_INGEST_ASCII=0 turns the byte path off (to compare both paths' datasets). */
-const ASCII_PATH = process.env.IMDB_TRAIN_INGEST_ASCII !== "0";
+/** IMDB_TRAIN_INGEST_BYTES=0 turns the byte path off (to compare both paths' datasets). */
+const BYTE_PATH = process.env.IMDB_TRAIN_INGEST_BYTES !== "0";
 const strict = new TextDecoder("utf-8", { fatal: true });
 const lenient = new TextDecoder("utf-8");
-let counts = new Int32Array(1 << 16); // local id → count within the current task (reset after each)
+let counts = new Int32Array(1 << 17); // local id → count within the current task (reset after each)
 
 // The current task's state, at module level so that the two emit functions below are created once:
 // the scanners then always call the same targets (V8 inlines them and never has to deoptimize).
 let ids = new Int32Array(1 << 18); // [tokens] ids of the current task
 let count = 0;
-let curBytes: Uint8Array = new Uint8Array(0);
+let units = new Uint16Array(1 << 16); // the current review's normalised code units (byte path)
 let curText = "";
 
 function growIds(): void {
@@ -59,8 +59,8 @@ const emitText = (start: number, end: number): void => {
   ids[count++] = id;
 };
 
-const emitBytes = (start: number, end: number): void => {
-  const id = dict.internAsciiLower(curBytes, start, end);
+const emitUnits = (start: number, end: number): void => {
+  const id = dict.internUnits(units, start, end);
   if (count === ids.length) growIds();
   ids[count++] = id;
 };
@@ -70,7 +70,6 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   const n = offsets.length - 1;
   if (ids.length < bytes.length >> 2) ids = new Int32Array(bytes.length >> 2); // ~1 token per 5 bytes
   count = 0;
-  curBytes = bytes;
   const tokOffsets = new Int32Array(n + 1);
   const invalidUtf8 = new Uint8Array(n);
   const firstNewId = dict.size;
@@ -79,8 +78,10 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
     const from = count;
     const a = offsets[i]!;
     const b = offsets[i + 1]!;
-    if (ASCII_PATH && isAscii(bytes, a, b)) {
-      forEachTokenRangeAscii(bytes, a, b, emitBytes);
+    if (units.length < b - a) units = new Uint16Array(b - a);
+    const nUnits = BYTE_PATH ? unitsOf(bytes, a, b, units) : -1;
+    if (nUnits >= 0) {
+      forEachTokenUnits(units, nUnits, emitUnits);
     } else {
       const view = bytes.subarray(a, b);
       try {
@@ -113,7 +114,6 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   }
   const out = ids.slice(0, count);
   const newTokens = dict.tokens.slice(firstNewId);
-  curBytes = new Uint8Array(0);
   curText = "";
   return withTransfer<TokenizeResult>(
     { thread: threadId, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens, countIds, countValues },

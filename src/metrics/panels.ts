@@ -169,6 +169,14 @@ export const ROWS: RowSpec[] = [
         queries: [{ expr: `sum by (worker) (${M.heartbeatsMissed}{${W}})`, legend: "{{worker}}" }],
       },
       {
+        title: "Evictions: who, why, how late", kind: "timeseries", unit: "short", width: 8,
+        description: "Evictions per worker and cause (connection lost, step deadline, heartbeat, loading), and how many seconds past its deadline each worker was when last evicted (0: its connection went away).",
+        queries: [
+          { expr: `sum by (worker, cause) (${M.evictions}{${W}})`, legend: "{{worker}} {{cause}}" },
+          { expr: `max by (worker) (${M.evictionLate}{${W}})`, legend: "{{worker}} seconds late" },
+        ],
+      },
+      {
         title: "Transport bytes", kind: "timeseries", unit: "Bps", width: 8,
         description: "Bytes per second sent and received on the training transport, per role.",
         queries: [{ expr: `sum by (role, direction) (${rate(M.transportBytes)})`, legend: "{{role}} {{direction}}" }],

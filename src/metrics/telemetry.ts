@@ -10,6 +10,7 @@ import { WorkerLabels } from "./labels.js";
 const REJECT_REASONS: readonly RejectReason[] = ["stale", "nan", "length", "layout", "version", "size", "auth", "unknown-worker"];
 const PHASES: readonly StepPhase[] = ["compute", "wait", "reduce", "optimizer", "broadcast"];
 const MEMBERSHIP = ["join", "leave", "evict"] as const;
+const EVICTION_CAUSES = ["connection", "deadline", "heartbeat", "startup"] as const;
 
 /** Lazily created metric: the factory runs on first `get()`. */
 function lazy<T>(make: () => T): () => T {
@@ -39,6 +40,8 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     liveWorkers: g(METRIC.liveWorkers, "Workers currently in the ring."),
     membership: c(METRIC.membership, "Workers joining, leaving and evicted.", ["event", "worker"]),
     heartbeatsMissed: c(METRIC.heartbeatsMissed, "Heartbeats a worker missed.", ["worker"]),
+    evictions: c(METRIC.evictions, "Workers evicted, by worker and cause (connection lost, step deadline missed, heartbeats stopped, never finished loading).", ["worker", "cause"]),
+    evictionLate: g(METRIC.evictionLate, "How late the worker was when last evicted: seconds past its step deadline or heartbeat timeout (0 when its connection went away).", ["worker"]),
     stragglerSeconds: c(METRIC.stragglerSeconds, "Seconds the step waited for this worker after the others had reported.", ["worker"]),
     rejected: c(METRIC.rejected, "Gradients the coordinator refused, by reason.", ["reason"]),
     transportBytes: c(METRIC.transportBytes, "Bytes sent and received on the training transport.", ["direction", "worker"]),
@@ -63,6 +66,8 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     m.heartbeatsMissed().inc({ worker: w }, 0);
     m.stragglerSeconds().inc({ worker: w }, 0);
     for (const event of MEMBERSHIP) m.membership().inc({ event, worker: w }, 0);
+    for (const cause of EVICTION_CAUSES) m.evictions().inc({ worker: w, cause }, 0);
+    m.evictionLate().set({ worker: w }, 0);
   });
   const wl = (w: string | undefined): Record<string, string> => (w === undefined ? {} : { worker: workers.label(w) });
 
@@ -105,6 +110,11 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     liveWorkers(n) { m.liveWorkers().set({}, n); },
     membership(event, worker) { m.membership().inc({ event, ...wl(worker) }, 1); },
     heartbeatMissed(worker) { m.heartbeatsMissed().inc(wl(worker), 1); },
+    evicted(worker, cause, lateSeconds) {
+      const l = wl(worker);
+      m.evictions().inc({ ...l, cause }, 1);
+      m.evictionLate().set(l, finite(lateSeconds) && lateSeconds > 0 ? lateSeconds : 0);
+    },
     straggler(worker, seconds) {
       if (finite(seconds) && seconds >= 0) m.stragglerSeconds().inc(wl(worker), seconds);
     },

@@ -127,9 +127,15 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
     }
     void channel.send(encode(head(Kind.Heartbeat, 0, 0))).catch(() => {});
   }, welcome.heartbeatMs);
-  const onAbort = () => { stopReason = "interrupted"; channel.close(); };
+  const onAbort = () => {
+    // say goodbye first, so the coordinator hands our open batches to another worker at once
+    stopReason = "interrupted";
+    const bye = channel.send(encode(head(Kind.Leave, 0, 0), { reason: "stopped by a signal" })).catch(() => {});
+    void Promise.race([bye, new Promise((r) => setTimeout(r, 500))]).then(() => channel.close());
+  };
   o.signal?.addEventListener("abort", onAbort, { once: true });
   const result: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
+  let rejoining = false;
   try {
     for await (const { frames } of channel.messages()) {
       lastHeard = Date.now();
@@ -143,13 +149,16 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
       if (m.header.runId !== welcome.runId) { log.warn(`ignored a ${kindName(m.header.kind)} of run ${m.header.runId}`); continue; }
       const h = m.header;
       if (o.signal?.aborted) break;
-      if (h.kind === Kind.Heartbeat || h.kind === Kind.Welcome) continue;
+      if (h.kind === Kind.Welcome) { rejoining = false; continue; }
+      if (h.kind === Kind.Heartbeat) continue;
       if (h.kind === Kind.Stop) { result.reason = String((m.body as { reason?: string }).reason ?? "stopped"); break; }
       if (h.kind === Kind.Reject) {
         const rb = m.body as { reason?: string; message?: string };
         log.warn(`coordinator rejected a message: ${rb.message}`);
-        if (rb.reason === "unknown-worker") {
-          // evicted (e.g. this process was frozen past its deadline): join again, everything is loaded
+        if ((rb.reason === "unknown-worker" || (rb as { rejoin?: boolean }).rejoin) && !rejoining) {
+          // evicted (e.g. this process was frozen past its deadline, its gradient is stale): join again once,
+          // everything is loaded; further rejections sent before the coordinator saw this Join are ignored
+          rejoining = true;
           log.warn("no longer a member of the run: joining again");
           await channel.send(encode(head(Kind.Join, 0, 0), { name: o.name, pid: process.pid, host: hostname(), rejoin: true }));
           await channel.send(encode(head(Kind.Ready, 0, 0), { backend: engine.backend }));
@@ -162,6 +171,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         const t0 = performance.now();
         const acc = new Float32Array(welcome.layoutSize); // sum of the batches' loss-SUM gradients
         let lossSum = 0, correct = 0, count = 0, tokens = 0;
+        const ids: number[] = []; // sample ids used, for the coordinator's exactly-once accounting
         for (const idx of body.batches) {
           if (o.signal?.aborted) break;
           const b = data.batch("train", idx);
@@ -169,10 +179,11 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
           const g = r.grads;
           for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
           lossSum += r.lossSum; correct += r.correct; count += r.count;
-          for (let i = 0; i < b.size; i++) tokens += b.lengths[i]!;
+          for (let i = 0; i < b.size; i++) { tokens += b.lengths[i]!; ids.push(b.ids[i]!); }
         }
+        if (o.signal?.aborted) break; // never send the gradient of part of a task
         const seconds = (performance.now() - t0) / 1000;
-        await channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, lossSum, correct, count, tokens, seconds }, acc));
+        await channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, lossSum, correct, count, tokens, seconds, ids }, acc));
         result.steps++;
         result.samples += count;
         tel.workerStep(o.name, { samples: count, tokens, seconds, loss: count ? lossSum / count : 0, accuracy: count ? correct / count : 0 });

@@ -1,0 +1,187 @@
+// Elastic membership with real processes, signals and sockets: workers frozen (SIGSTOP), killed (SIGKILL),
+// added (a new `worker`, `imdb-train scale`) and removed during an epoch; the coordinator's audit of consumed
+// sample ids must show every training sample of every epoch used exactly once, and the evictions are named in
+// the log and in Prometheus metrics (which worker, why, how late).
+import test, { before, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { BIN, runCli } from "./helpers/cli.js";
+import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
+import { runIngest } from "../src/ingest/index.js";
+import { openTrainingData } from "../src/workers/data.js";
+
+let root = "";
+let dataset = "";
+let trainIds: number[] = [];
+const SMALL = ["--hidden", "8", "--embed-dim", "8", "--lr", "0.01", "--warmup-steps", "0", "--seed", "4", "--max-val-batches", "2"];
+
+before(async () => {
+  root = tempDir("imdb-elastic-");
+  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 100, seed: 21, words: [5, 20] }));
+  dataset = join(root, "ds");
+  // 160 training reviews in 80 batches of 2: an epoch has 40 steps at 2 workers, long enough to act within it
+  await runIngest({ data, out: dataset, batchSize: 2, vocabSize: 100, valFraction: 0.2, seed: 3 });
+  const d = await openTrainingData(dataset);
+  for (let i = 0; i < d.count("train"); i++) trainIds.push(...d.batch("train", i).ids);
+  trainIds.sort((a, b) => a - b);
+});
+
+after(() => cleanup(root));
+
+interface Proc { p: ChildProcess; out: () => string; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray> }
+
+function run(args: string[]): Proc {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "", err = "";
+  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  const check = () => { for (const w of [...waiters]) { const m = err.match(w.re); if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); } } };
+  p.stdout!.on("data", (d) => { out += String(d); });
+  p.stderr!.on("data", (d) => { err += String(d); check(); });
+  const killer = setTimeout(() => { p.kill("SIGCONT"); p.kill("SIGKILL"); }, 120_000);
+  const done = new Promise<number | null>((res) => p.once("close", (code) => { clearTimeout(killer); res(code); }));
+  return {
+    p, out: () => out, err: () => err, done,
+    waitFor: (re, ms = 60_000) => new Promise((resolve, reject) => {
+      const m = err.match(re);
+      if (m) return resolve(m);
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${err.slice(-4000)}`)), ms);
+      waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
+    }),
+  };
+}
+
+interface Applied { step: number; epoch: number; parts: { worker: string; batches: number[]; ids: number[] | null }[] }
+
+function readAudit(path: string): Applied[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Applied);
+}
+
+/** Sample ids used in each epoch, as the workers reported them (sorted). */
+function idsByEpoch(audit: Applied[]): Map<number, number[]> {
+  const by = new Map<number, number[]>();
+  for (const a of audit) for (const p of a.parts) {
+    assert.ok(p.ids, `step ${a.step}: ${p.worker} reported no sample ids`);
+    by.set(a.epoch, [...(by.get(a.epoch) ?? []), ...p.ids!]);
+  }
+  for (const ids of by.values()) ids.sort((x, y) => x - y);
+  return by;
+}
+
+async function until<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function metric(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name + "{")) continue;
+    const body = line.slice(name.length + 1, line.indexOf("}"));
+    if (Object.entries(labels).every(([k, v]) => body.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return undefined;
+}
+
+test("freeze, kill, join and rejoin during an epoch: every sample used exactly once; evictions in log and metrics", async (t) => {
+  const out = join(root, "faults");
+  const audit = join(out, "audit.jsonl");
+  const coord = run(["-v", "coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
+    "--epochs", "2", "--step-timeout", "1.5", "--heartbeat-timeout", "5", "--metrics-port", "0", "--audit", audit, "--json", ...SMALL]);
+  const procs: Proc[] = [coord];
+  try {
+    const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
+    const [, metricsUrl] = await coord.waitFor(/metrics on (http:\/\/\S+)/);
+    const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+    const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
+    procs.push(w0, w1);
+    await coord.waitFor(/step 2 applied \(epoch 1\)/);
+    // both workers freeze mid-epoch: nothing can progress; then w1 dies while frozen (its task is lost)
+    w0.p.kill("SIGSTOP");
+    w1.p.kill("SIGSTOP");
+    w1.p.kill("SIGKILL");
+    const [w1line] = await coord.waitFor(/worker w1 \(pid \d+ on [^)]+\) [^\n]*evicted[^\n]*/, 20_000);
+    const [w0line] = await coord.waitFor(/worker w0 \(pid \d+ on [^)]+\) [^\n]*evicted; 0 worker\(s\) left/, 20_000);
+    t.diagnostic(w1line);
+    t.diagnostic(w0line);
+    assert.doesNotMatch(coord.err(), /epoch 1\/2:/, "the faults happened within epoch 1");
+    // the evictions are in the metrics: which worker, why, how late
+    const text = await (await fetch(metricsUrl!)).text();
+    const evictions = (w: string) => ["connection", "deadline", "heartbeat", "startup"].reduce((n, cause) => n + (metric(text, "imdb_train_evictions_total", { worker: w, cause }) ?? 0), 0);
+    assert.equal(evictions("w0"), 1, text);
+    assert.equal(evictions("w1"), 1, text);
+    const late = metric(text, "imdb_train_eviction_late_seconds", { worker: "w0" });
+    assert.ok(late !== undefined && late >= 0, "eviction_late_seconds{worker=w0} is exported");
+    if (/missed its step deadline/.test(w0line!)) assert.ok(late! > 0, `w0 was late by ${late} s`);
+    // a new worker joins mid-step and takes over the orphaned batches
+    const w2 = run(["worker", "--coordinator", endpoint!, "--name", "w2", "--backend", "wasm"]);
+    procs.push(w2);
+    await coord.waitFor(/batches \[[\d, ]+\] handed to w2/, 30_000);
+    // the frozen worker wakes up: its gradient is stale, it is told so and joins again
+    w0.p.kill("SIGCONT");
+    await w0.waitFor(/no longer a member of the run: joining again/, 20_000);
+    assert.equal(await coord.done, 0, coord.err().slice(-4000));
+    assert.equal(await w0.done, 0, w0.err());
+    assert.equal(await w2.done, 0, w2.err());
+    const a = readAudit(audit);
+    const by = idsByEpoch(a);
+    assert.deepEqual([...by.keys()], [1, 2]);
+    for (const [epoch, ids] of by) assert.deepEqual(ids, trainIds, `epoch ${epoch}: each of the ${trainIds.length} samples exactly once`);
+    const workersIn = (epoch: number) => new Set(a.filter((x) => x.epoch === epoch).flatMap((x) => x.parts.map((p) => p.worker)));
+    assert.deepEqual([...workersIn(1)].sort(), ["w0", "w1", "w2"], "w0 (before and after it froze), w1 (before it died) and w2 (joined) all took part in epoch 1");
+    const firstW2 = a.find((x) => x.parts.some((p) => p.worker === "w2"))!.step;
+    assert.ok(a.some((x) => x.step > firstW2 && x.parts.some((p) => p.worker === "w0")), "w0 took part again after rejoining");
+    const report = JSON.parse(coord.out().trim().split("\n").pop()!);
+    assert.deepEqual([...report.evicted].sort(), ["w0", "w1"]);
+    assert.ok((report.rejected.stale ?? 0) + (report.rejected["unknown-worker"] ?? 0) >= 1, JSON.stringify(report.rejected));
+  } finally {
+    for (const p of procs) if (p.p.exitCode === null && p.p.signalCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
+  }
+});
+
+test("`imdb-train scale` adds and removes workers of a running `train`; every completed epoch uses each sample once", async (t) => {
+  const out = join(root, "scale");
+  const audit = join(out, "audit.jsonl");
+  const tr = run(["train", "--dataset", dataset, "--out", out, "--workers", "1", "--backend", "wasm", "--epochs", "500", "--audit", audit, ...SMALL]);
+  try {
+    await tr.waitFor(/control socket/);
+    await until("the first applied steps", () => readAudit(audit).length >= 2);
+    const up = await runCli(["scale", "--out", out, "--workers", "3", "--json"], { timeoutMs: 30_000 });
+    assert.equal(up.code, 0, up.stderr);
+    assert.deepEqual(up.json.started, ["w1", "w2"]);
+    assert.deepEqual(up.json.workers, ["w0", "w1", "w2"]);
+    // the new workers load, join and take part: a step with three parts
+    const s3 = await until("a step computed by 3 workers", () => readAudit(audit).find((x) => x.parts.length === 3));
+    const down = await runCli(["scale", "--out", out, "--workers", "1", "--json"], { timeoutMs: 30_000 });
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(down.json.stopped, ["w2", "w1"]);
+    await tr.waitFor(/worker w2 left[\s\S]*worker w1 left|worker w1 left[\s\S]*worker w2 left/, 20_000);
+    // the run goes on with one worker until an epoch begun after the scale-down has completed
+    const e0 = readAudit(audit).pop()!.epoch;
+    await until("a whole epoch after scaling down", () => readAudit(audit).some((x) => x.epoch >= e0 + 2), 90_000);
+    const st = await runCli(["scale", "--out", out, "--json"], { timeoutMs: 30_000 });
+    assert.deepEqual(st.json.workers, ["w0"]);
+    tr.p.kill("SIGINT");
+    assert.equal(await tr.done, 130, tr.err().slice(-3000));
+    const a = readAudit(audit);
+    const last = a[a.length - 1]!.epoch;
+    const by = idsByEpoch(a);
+    let changed = 0;
+    for (const [epoch, ids] of by) {
+      if (epoch === last) { assert.equal(new Set(ids).size, ids.length, `epoch ${epoch} (interrupted): no sample twice`); continue; }
+      assert.deepEqual(ids, trainIds, `epoch ${epoch}: each of the ${trainIds.length} samples exactly once`);
+      if (new Set(a.filter((x) => x.epoch === epoch).map((x) => x.parts.length)).size > 1) changed++;
+    }
+    t.diagnostic(`3-worker step ${s3.step}; ${by.size} epochs audited (${a.length} steps), ${changed} of them changed membership mid-epoch`);
+    assert.ok(changed >= 1, "some completed epoch had workers added or removed during it");
+    assert.ok(!existsSync(join(out, "control.json")), "the control file is removed on exit");
+  } finally {
+    if (tr.p.exitCode === null) tr.p.kill("SIGKILL");
+  }
+});

@@ -1,0 +1,147 @@
+// Checkpoint and resume with real processes: the coordinator is killed with SIGKILL mid-epoch and restarted
+// with --resume; it continues within the epoch with the same data order and ends with the parameters of an
+// uninterrupted run of the same seed. A truncated newest checkpoint is detected and the previous one used.
+import test, { before, after } from "node:test";
+import assert from "node:assert/strict";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { BIN, runCli } from "./helpers/cli.js";
+import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
+import { runIngest } from "../src/ingest/index.js";
+import { loadCheckpoint } from "../src/coordinator/checkpoint.js";
+
+let root = "";
+let dataset = "";
+// 1 worker, 2 batches per step: 12 steps per epoch over 24 batches; a checkpoint every 2 steps
+const RUN = ["--workers", "1", "--batches-per-step", "2", "--epochs", "2", "--checkpoint-every", "2", "--hidden", "8", "--embed-dim", "8",
+  "--lr", "0.01", "--warmup-steps", "3", "--decay", "cosine", "--seed", "17", "--max-val-batches", "2"];
+
+before(async () => {
+  root = tempDir("imdb-resume-");
+  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 60, seed: 31, words: [5, 30] }));
+  dataset = join(root, "ds");
+  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.2, seed: 3 });
+});
+
+after(() => cleanup(root));
+
+function spawnCli(args: string[]): { p: ChildProcess; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray> } {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  p.stdout!.resume();
+  p.stderr!.on("data", (d) => {
+    err += String(d);
+    for (const w of [...waiters]) { const m = err.match(w.re); if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); } }
+  });
+  const killer = setTimeout(() => { p.kill("SIGCONT"); p.kill("SIGKILL"); }, 90_000);
+  const done = new Promise<number | null>((res) => p.once("close", (code) => { clearTimeout(killer); res(code); }));
+  return {
+    p, err: () => err, done,
+    waitFor: (re, ms = 60_000) => new Promise((resolve, reject) => {
+      const m = err.match(re);
+      if (m) return resolve(m);
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${err.slice(-3000)}`)), ms);
+      waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
+    }),
+  };
+}
+
+function readParams(modelDir: string): Float32Array {
+  const b = readFileSync(join(modelDir, "params.bin"));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+let crashed = "";
+// started in the first test beside its own resume (they need the crashed run), checked in the second
+let truncatedRun: Promise<{ dir: string; prevStep: number; prevCursor: number; r: Awaited<ReturnType<typeof runCli>> }> | null = null;
+let corruptRun: Promise<Awaited<ReturnType<typeof runCli>>> | null = null;
+
+test("a coordinator killed with SIGKILL mid-epoch resumes mid-epoch and ends with the uninterrupted run's parameters", async (t) => {
+  const full = join(root, "full");
+  crashed = join(root, "crashed");
+  // the uninterrupted run and the run that will crash, side by side
+  const uninterrupted = runCli(["train", "--dataset", dataset, "--out", full, "--backend", "wasm", ...RUN], { timeoutMs: 90_000 });
+  const coord = spawnCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--out", crashed, "--step-timeout", "60", ...RUN]);
+  const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
+  const worker = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+  try {
+    // after the second mid-epoch checkpoint, freeze the worker (the coordinator cannot finish the epoch), then
+    // kill the coordinator without warning: no exit checkpoint, a step in flight
+    await coord.waitFor(/checkpoint \(step\) at step 4, epoch 1, 8 of 24 batches into it/);
+    worker.p.kill("SIGSTOP");
+    await new Promise((r) => setTimeout(r, 200));
+    coord.p.kill("SIGKILL");
+    assert.equal(await coord.done, null);
+    worker.p.kill("SIGKILL");
+    await worker.done;
+  } finally {
+    for (const p of [coord, worker]) if (p.p.exitCode === null && p.p.signalCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
+  }
+  assert.doesNotMatch(coord.err(), /checkpoint \(exit\)|checkpoint \(epoch\)/, "killed within epoch 1, before any exit checkpoint");
+  const ck = loadCheckpoint(join(crashed, "checkpoints", "last.ckpt"));
+  t.diagnostic(`newest checkpoint: step ${ck.meta.step}, epoch ${ck.meta.epoch}, cursor ${ck.meta.cursor} (${ck.meta.reason})`);
+  assert.equal(ck.meta.reason, "step");
+  assert.equal(ck.meta.epoch, 0);
+  assert.ok(ck.meta.cursor > 0 && ck.meta.cursor < 24, "a mid-epoch checkpoint");
+  // restart from the crashed run's directory (its own --out: the checkpoints are rewritten as it goes on)
+  const resumed = join(root, "resumed");
+  cpSync(crashed, resumed, { recursive: true });
+  startFallbackRuns();
+  const r = await runCli(["train", "--dataset", dataset, "--out", resumed, "--backend", "wasm", "--resume", resumed, "--json", ...RUN], { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`resumed from .*last\\.ckpt: step ${ck.meta.step}, epoch 1, ${ck.meta.cursor} of 24 batches into it`));
+  assert.match(r.stderr, new RegExp(`epoch 1: resuming after ${ck.meta.cursor} of 24 batches`));
+  assert.equal(r.json.steps, 24);
+  const u = await uninterrupted;
+  assert.equal(u.code, 0, u.stderr);
+  const d = maxDiff(readParams(join(full, "model")), readParams(join(resumed, "model")));
+  t.diagnostic(`max |Δ| resumed vs uninterrupted = ${d}`);
+  assert.ok(d < 1e-5, `max |Δ| = ${d}`);
+  assert.ok(maxDiff(ck.arrays.params!, readParams(join(resumed, "model"))) > 1e-4, "training moved the parameters after the resume (the comparison is not vacuous)");
+  assert.equal(r.json.epochs[0].steps, 12, "the resumed epoch's summary counts its steps before the crash too");
+});
+
+/** Resume from a copy of the crashed run whose newest checkpoint is truncated, and from a lone corrupt one. */
+function startFallbackRuns(): void {
+  const dir = join(root, "truncated");
+  cpSync(crashed, dir, { recursive: true });
+  const last = join(dir, "checkpoints", "last.ckpt");
+  const prev = loadCheckpoint(join(dir, "checkpoints", "prev.ckpt"));
+  const bytes = readFileSync(last);
+  writeFileSync(last, bytes.subarray(0, bytes.length - 1000)); // a torn write
+  truncatedRun = runCli(["train", "--dataset", dataset, "--out", dir, "--backend", "wasm", "--resume", last, "--json", ...RUN], { timeoutMs: 90_000 })
+    .then((r) => ({ dir, prevStep: prev.meta.step, prevCursor: prev.meta.cursor, r }));
+  // a corrupt byte (same length) is caught by the checksum, and with no previous checkpoint it is an error naming the file
+  const only = join(root, "corrupt", "checkpoints");
+  cpSync(join(crashed, "checkpoints", "last.ckpt"), join(only, "last.ckpt"));
+  const bad = readFileSync(join(only, "last.ckpt"));
+  bad[Math.floor(bad.length / 2)] ^= 0x40;
+  writeFileSync(join(only, "last.ckpt"), bad);
+  corruptRun = runCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--out", join(root, "corrupt"), "--resume", join(only, "last.ckpt"), ...RUN], { timeoutMs: 30_000 });
+}
+
+test("a truncated newest checkpoint is detected; the previous one is used, and the run still ends where it should", async (t) => {
+  assert.ok(truncatedRun && corruptRun, "needs the crashed run of the previous test");
+  const { dir, prevStep, prevCursor, r } = await truncatedRun;
+  const prev = { meta: { step: prevStep, cursor: prevCursor } };
+  assert.equal(r.code, 0, r.stderr);
+  const [line] = r.stderr.match(/[^\n]*checkpoint is truncated[^\n]*using the previous checkpoint[^\n]*/) ?? [""];
+  t.diagnostic(line);
+  assert.match(line, new RegExp(`last\\.ckpt: checkpoint is truncated .*: using the previous checkpoint .*prev\\.ckpt instead \\(step ${prev.meta.step}\\)`));
+  assert.match(r.stderr, new RegExp(`resumed from .*prev\\.ckpt: step ${prev.meta.step}, epoch 1, ${prev.meta.cursor} of 24 batches into it`));
+  const d = maxDiff(readParams(join(root, "full", "model")), readParams(join(dir, "model")));
+  t.diagnostic(`max |Δ| vs uninterrupted = ${d}`);
+  assert.ok(d < 1e-5, `max |Δ| = ${d}`);
+  const c = await corruptRun;
+  assert.equal(c.code, 3, c.stderr);
+  assert.match(c.stderr, /corrupt[\\/]checkpoints[\\/]last\.ckpt: checkpoint checksum mismatch \(corrupt file\)/);
+});
