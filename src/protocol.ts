@@ -5,6 +5,12 @@
 //   [1] body     UTF-8 JSON (may be empty): the small, kind-specific fields
 //   [2] payload  raw float32 values (may be empty): parameters or gradients, sent without copies
 //
+// Parameters travel in one of two ways. After each step the coordinator sends the new parameters to every
+// ready worker as Params chunks (1 MiB each, sent as soon as Adam has finished that slice, so the wire works
+// while the next slice is computed); an Assign or Eval for that version then carries no payload and the
+// worker uses its reassembled copy (`ParamAssembler`). A worker that has not received that version (it just
+// joined) gets the parameters in the Assign/Eval payload itself.
+//
 // Header layout (byte offset: field):
 //    0: magic u32 "IMTR"        4: version u16          6: kind u8        7: flags u8 (0)
 //    8: runId u32              12: step u32            16: paramVersion u32
@@ -13,7 +19,7 @@
 import { ProtocolError } from "./errors.js";
 import type { RejectReason } from "./telemetry.js";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2; // 2: Params chunks; Assign/Eval may omit the parameters
 export const HEADER_BYTES = 64;
 const MAGIC = 0x52544d49; // "IMTR" read as little-endian u32
 const HASH_BYTES = 32;
@@ -22,14 +28,15 @@ export enum Kind {
   Join = 1, //        worker → coordinator: {name, pid, host}
   Welcome = 2, //     coordinator → worker: {slot, model, dataset, layoutHash, limits}
   Heartbeat = 3, //   both ways, empty
-  Assign = 4, //      coordinator → worker: {epoch, batches} + parameters
+  Assign = 4, //      coordinator → worker: {epoch, batches} + parameters (none: use the assembled version)
   Gradient = 5, //    worker → coordinator: {lossSum, correct, count, tokens, seconds} + gradient of the loss SUM
-  Eval = 6, //        coordinator → worker: {split, batches} + parameters
+  Eval = 6, //        coordinator → worker: {split, batches} + parameters (none: use the assembled version)
   EvalResult = 7, //  worker → coordinator: {lossSum, correct, count}
   Reject = 8, //      coordinator → worker: {reason, message}
   Stop = 9, //        coordinator → worker: {reason}
   Leave = 10, //      worker → coordinator: {reason}
   Ready = 11, //      worker → coordinator: {backend}: dataset and engine loaded, assign work
+  Params = 12, //     coordinator → worker: {offset} + parameters [offset, offset + n) of version paramVersion
 }
 
 export interface Header {
@@ -163,9 +170,10 @@ export interface GradientExpectation {
 /**
  * Check a decoded Gradient message against the current step. Returns null when it may be summed,
  * otherwise the reason and a message that names the worker and the mismatch. NaN/Inf is reported
- * as reason "nan" (the caller skips the contribution and counts it).
+ * as reason "nan" (the caller skips the contribution and counts it); `finite: false` leaves that scan to
+ * the caller (the coordinator sees it in the norm of the sum and then looks for the culprit).
  */
-export function checkGradient(m: Message, want: GradientExpectation, from: string): WireError | null {
+export function checkGradient(m: Message, want: GradientExpectation, from: string, opts: { finite?: boolean } = {}): WireError | null {
   const h = m.header;
   if (h.layoutHash !== want.layoutHash) {
     return new WireError("layout", `gradient from ${from} has parameter layout ${h.layoutHash || "(none)"}, expected ${want.layoutHash}`);
@@ -179,11 +187,45 @@ export function checkGradient(m: Message, want: GradientExpectation, from: strin
   if (h.step !== want.step || h.paramVersion !== want.paramVersion) {
     return new WireError("stale", `gradient from ${from} is for step ${h.step} (parameter version ${h.paramVersion}); the current step is ${want.step} (version ${want.paramVersion})`);
   }
-  const bad = firstNonFinite(m.payload);
-  if (bad >= 0) {
-    return new WireError("nan", `gradient from ${from} has a non-finite value (${m.payload[bad]}) at index ${bad}: contribution skipped`);
+  return opts.finite === false ? null : nonFiniteGradient(m.payload, from);
+}
+
+/** A "nan" WireError naming the first NaN/±Inf value of a gradient, or null when all are finite. */
+export function nonFiniteGradient(g: Float32Array, from: string): WireError | null {
+  const bad = firstNonFinite(g);
+  return bad < 0 ? null : new WireError("nan", `gradient from ${from} has a non-finite value (${g[bad]}) at index ${bad}: contribution skipped`);
+}
+
+/**
+ * A worker's copy of the parameters, reassembled from Params chunks. The coordinator sends each version's
+ * chunks once, in order, before the Assign or Eval that uses them (one ZeroMQ pipe keeps the order).
+ */
+export class ParamAssembler {
+  readonly params: Float32Array;
+  private version = -1;
+  private filled = 0;
+  constructor(readonly size: number) {
+    this.params = new Float32Array(size);
   }
-  return null;
+
+  /** Copy one Params chunk in; the first chunk of another version starts over. */
+  put(m: Message): void {
+    const offset = Number((m.body as { offset?: unknown }).offset);
+    const n = m.payload.length;
+    if (!Number.isInteger(offset) || offset < 0 || offset + n > this.size) {
+      throw new WireError("length", `Params chunk of version ${m.header.paramVersion} at offset ${String((m.body as { offset?: unknown }).offset)} with ${n} values does not fit ${this.size} parameters`);
+    }
+    if (m.header.paramVersion !== this.version) { this.version = m.header.paramVersion; this.filled = 0; }
+    this.params.set(m.payload, offset);
+    this.filled += n;
+  }
+
+  /** The parameters an Assign or Eval runs on: its own payload, else the complete assembled copy of its
+   *  version, else null (chunks missing: the caller must ask again). */
+  paramsFor(m: Message): Float32Array | null {
+    if (m.payload.length) return m.payload;
+    return m.header.paramVersion === this.version && this.filled === this.size ? this.params : null;
+  }
 }
 
 /** Index of the first NaN/±Inf value, or -1. */

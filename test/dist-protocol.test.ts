@@ -5,7 +5,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { Coordinator, type CoordinatorEvent } from "../src/coordinator/server.js";
 import { DealerChannel } from "../src/transport/zmq.js";
-import { Kind, encode, decode, PROTOCOL_VERSION, type Message } from "../src/protocol.js";
+import { Kind, encode, decode, PROTOCOL_VERSION, ParamAssembler, type Message } from "../src/protocol.js";
 import { Membership } from "../src/coordinator/membership.js";
 import { EpochSampler } from "../src/coordinator/sampler.js";
 import { paramLayout } from "../src/model.js";
@@ -29,7 +29,7 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
   const coord = new Coordinator({
     bind: "tcp://127.0.0.1:*", dataset: "/nonexistent", model: MODEL, trainBatches: 4, valBatches: 0, workers: 1,
     batchesPerStep: 1, epochs: 1, maxStepsPerEpoch: 2, lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1,
-    stepTimeoutS: 20, onEvent: (e) => events.push(e),
+    stepTimeoutS: 20, onEvent: (e) => events.push(e), paramChunk: 48,
   });
   const endpoint = await coord.listen();
   const running = coord.run();
@@ -55,7 +55,7 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
       assert.equal(b.reason, reason, b.message);
       assert.match(b.message, pattern);
     };
-    await expectReject(encode({ ...h, version: PROTOCOL_VERSION + 1 }, body, good), "version", /protocol version 2.*speaks version 1/);
+    await expectReject(encode({ ...h, version: PROTOCOL_VERSION + 1 }, body, good), "version", new RegExp(`protocol version ${PROTOCOL_VERSION + 1}.*speaks version ${PROTOCOL_VERSION}`));
     await expectReject(encode({ ...h, layoutHash: "0123456789abcdef" }, body, good), "layout", /layout 0123456789abcdef, expected/);
     await expectReject(encode(h, body, good.subarray(0, layout.size - 1)), "length", new RegExp(`${layout.size - 1} values, expected ${layout.size}`));
     await expectReject(encode({ ...h, step: h.step + 7 }, body, good), "stale", /current step is/);
@@ -84,6 +84,22 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
     let moved = 0;
     for (let i = 0; i < layout.size; i++) if (res.params[i] !== a2.payload[i]) moved++;
     assert.ok(moved > layout.size / 2, "the accepted gradient moved the parameters");
+    // after the applied step the new parameters came as Params chunks of 48 values, in order; reassembled,
+    // they are the result, and an Assign without payload of that version runs on them
+    const asm = new ParamAssembler(layout.size);
+    const offsets: number[] = [];
+    let version = -1;
+    while (offsets.length < Math.ceil(layout.size / 48)) {
+      const c = await next(ch, Kind.Params);
+      offsets.push((c.body as { offset: number }).offset);
+      version = c.header.paramVersion;
+      asm.put(c);
+    }
+    assert.deepEqual(offsets, [0, 48, 96, 144, 192]);
+    assert.equal(version, a2.header.paramVersion + 1);
+    const bare = decode(encode({ ...h, kind: Kind.Assign, paramVersion: version }, { task: 0 }), { maxBytes: 1 << 20, from: "test" });
+    assert.deepEqual(Array.from(asm.paramsFor(bare)!), Array.from(res.params));
+    assert.equal(asm.paramsFor({ ...bare, header: { ...bare.header, paramVersion: version + 1 } }), null, "another version is missing");
   } finally {
     ch.close();
     await coord.close();

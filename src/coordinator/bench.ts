@@ -11,6 +11,8 @@ import { paramLayout } from "../model.js";
 import { messageLimitFor } from "../protocol.js";
 import { RouterChannel } from "../transport/zmq.js";
 import { Coordinator } from "./server.js";
+import { Adam } from "./optimizer.js";
+import { Arena } from "./kernels.js";
 import { BIN } from "./launcher.js";
 
 const log = logger("bench");
@@ -22,7 +24,34 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)]! : NaN;
 }
 
-interface Row { workers: number; bytes_per_round: number; raw_ms: number; round_ms: number; raw_gb_s: number; round_gb_s: number; ratio: number; reduce_ms: number; optimizer_ms: number }
+interface Row {
+  workers: number; bytes_per_round: number; raw_ms: number; round_ms: number; raw_gb_s: number; round_gb_s: number; ratio: number;
+  reduce_ms: number; optimizer_ms: number;
+  /** CPU time of this process (JS thread + ZeroMQ's I/O thread) per round: a load-independent view. */
+  raw_cpu_ms: number; round_cpu_ms: number;
+}
+
+const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
+
+/** CPU ns per parameter of one Adam update over `size` values: the SIMD kernel and its JS twin. */
+export function timeAdam(size: number, reps = 10): { simd_ns_per_element: number; js_ns_per_element: number } {
+  const arena = new Arena(Arena.floatsFor(size, size, size, size, size, size));
+  const p = arena.alloc(size), acc = arena.alloc(size);
+  for (let i = 0; i < size; i++) { p[i] = Math.sin(i) * 0.1; acc[i] = Math.cos(i) * 1e-3; }
+  const simd = new Adam(size, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, arena);
+  const js = new Adam(size, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 });
+  const pj = Float32Array.from(p), accj = Float32Array.from(acc);
+  const time = (f: () => void): number => {
+    for (let i = 0; i < 2; i++) f();
+    const c0 = cpuMs();
+    for (let i = 0; i < reps; i++) f();
+    return ((cpuMs() - c0) * 1e6) / reps / size;
+  };
+  return {
+    simd_ns_per_element: time(() => simd.apply(simd.begin(), p, p, acc, 0, size, 1 / 64, 1)),
+    js_ns_per_element: time(() => js.apply(js.begin(), pj, pj, accj, 0, size, 1 / 64, 1)),
+  };
+}
 
 async function timeRow(n: number, model: ModelConfig, rounds: number): Promise<Row> {
   const layout = paramLayout(model);
@@ -33,8 +62,10 @@ async function timeRow(n: number, model: ModelConfig, rounds: number): Promise<R
     epochs: 1, maxStepsPerEpoch: rounds + WARMUP, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1, stepTimeoutS: 60,
     initialParams: new Float32Array(layout.size),
   });
-  const stepMs: number[] = [];
-  (coord as unknown as { o: { onEvent: (e: { type: string; seconds?: number }) => void } }).o.onEvent = (e) => { if (e.type === "step") stepMs.push(e.seconds! * 1000); };
+  // a round is the time from one step's end to the next (parameters out, gradients in, reduce, clip, Adam):
+  // with the parameters broadcast in chunks during Adam, a step's own duration would miss their transfer
+  const stepAt: number[] = [], stepCpu: number[] = [];
+  (coord as unknown as { o: { onEvent: (e: { type: string }) => void } }).o.onEvent = (e) => { if (e.type === "step") { stepAt.push(performance.now()); stepCpu.push(cpuMs()); } };
   const endpoint = await coord.listen();
   const kids: ChildProcess[] = [];
   for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, raw.endpoint, endpoint, `s${i}`], { stdio: ["ignore", "ignore", "inherit"] }));
@@ -45,22 +76,26 @@ async function timeRow(n: number, model: ModelConfig, rounds: number): Promise<R
     while (peers.length < n) { const m = (await it.next()).value!; peers.push(m.peer); }
     const payload = Buffer.alloc(layout.size * 4, 2);
     const rawMs: number[] = [];
+    let rawCpu = 0;
     for (let r = 0; r < rounds + WARMUP; r++) {
+      if (r === WARMUP) rawCpu = cpuMs();
       const t0 = performance.now();
       await Promise.all(peers.map((p) => raw.send(p, [payload])));
       for (let k = 0; k < n; k++) await it.next();
       if (r >= WARMUP) rawMs.push(performance.now() - t0);
     }
+    rawCpu = (cpuMs() - rawCpu) / rounds;
     await Promise.all(peers.map((p) => raw.send(p, [Buffer.from("bye")])));
     // the real round: Assign + parameters out, gradients in, reduce, clip, Adam
     const res = await coord.run();
-    const roundMs = median(stepMs.slice(WARMUP));
+    const roundMs = median(stepAt.slice(WARMUP - 1).slice(1).map((t, i) => t - stepAt[WARMUP - 1 + i]!));
     const bytes = 2 * n * layout.size * 4;
     const rm = median(rawMs);
     return {
       workers: n, bytes_per_round: bytes, raw_ms: rm, round_ms: roundMs,
       raw_gb_s: bytes / (rm / 1000) / 1e9, round_gb_s: bytes / (roundMs / 1000) / 1e9, ratio: rm / roundMs,
       reduce_ms: (res.phases.reduce / res.steps) * 1000, optimizer_ms: (res.phases.optimizer / res.steps) * 1000,
+      raw_cpu_ms: rawCpu, round_cpu_ms: (stepCpu[stepCpu.length - 1]! - stepCpu[WARMUP - 1]!) / (stepCpu.length - WARMUP),
     };
   } finally {
     await coord.close("bench done");
@@ -79,10 +114,12 @@ export async function benchAllreduce(o: Record<string, unknown>): Promise<number
   for (const n of counts) {
     const r = await timeRow(n, model, rounds);
     rows.push(r);
-    log.info(`${n} worker(s): round ${r.round_ms.toFixed(1)} ms (${r.round_gb_s.toFixed(2)} GB/s; reduce ${r.reduce_ms.toFixed(1)} ms, Adam ${r.optimizer_ms.toFixed(1)} ms) vs raw ZeroMQ ${r.raw_ms.toFixed(1)} ms (${r.raw_gb_s.toFixed(2)} GB/s): ratio ${r.ratio.toFixed(2)}`);
+    log.info(`${n} worker(s): round ${r.round_ms.toFixed(1)} ms (${r.round_gb_s.toFixed(2)} GB/s; reduce ${r.reduce_ms.toFixed(1)} ms, Adam ${r.optimizer_ms.toFixed(1)} ms; CPU ${r.round_cpu_ms.toFixed(1)} ms) vs raw ZeroMQ ${r.raw_ms.toFixed(1)} ms (${r.raw_gb_s.toFixed(2)} GB/s; CPU ${r.raw_cpu_ms.toFixed(1)} ms): ratio ${r.ratio.toFixed(2)}`);
   }
+  const adam = timeAdam(paramLayout(model).size);
+  log.info(`Adam over ${paramLayout(model).size} parameters (CPU time): SIMD kernel ${adam.simd_ns_per_element.toFixed(2)} ns/parameter, plain JS loop ${adam.js_ns_per_element.toFixed(2)} ns/parameter`);
   const at2 = rows.find((r) => r.workers === 2) ?? rows[0]!;
-  const result = { bench: "allreduce", ratio: at2.ratio, parameters: paramLayout(model).size, rows };
+  const result = { bench: "allreduce", ratio: at2.ratio, parameters: paramLayout(model).size, adam, rows };
   if (o.json) emitJson(result);
   return 0;
 }

@@ -1,5 +1,7 @@
 // Adam (bias-corrected, as torch.optim.Adam) and global-norm clipping over one flat parameter buffer.
-// Plain loops; N = number of parameters.
+// N = number of parameters. The update itself is in kernels.ts (WebAssembly SIMD for arrays in an arena,
+// a bit-identical JS loop otherwise); this file keeps the state and the step count.
+import { Arena, Kernels, adamJs, type AdamHyper } from "./kernels.js";
 
 export interface AdamOptions {
   lr: number;
@@ -17,12 +19,15 @@ export interface AdamState {
 }
 
 export class Adam {
-  private m: Float32Array;
-  private v: Float32Array;
+  private readonly m: Float32Array;
+  private readonly v: Float32Array;
   private t = 0;
-  constructor(readonly size: number, readonly o: AdamOptions) {
-    this.m = new Float32Array(size);
-    this.v = new Float32Array(size);
+  private readonly kernels: Kernels | null;
+  /** With an `arena`, the moments live in it and updates of arena arrays run the SIMD kernel. */
+  constructor(readonly size: number, readonly o: AdamOptions, arena?: Arena) {
+    this.kernels = arena ? new Kernels(arena) : null;
+    this.m = arena ? arena.alloc(size) : new Float32Array(size);
+    this.v = arena ? arena.alloc(size) : new Float32Array(size);
   }
 
   /** One update of `params` in place from `grads` (already averaged and clipped). */
@@ -30,21 +35,25 @@ export class Adam {
     if (params.length !== this.size || grads.length !== this.size) {
       throw new RangeError(`Adam: expected ${this.size} parameters and gradients, got ${params.length} and ${grads.length}`);
     }
+    this.apply(this.begin(), params, params, grads, 0, this.size, 1, 1);
+  }
+
+  /** Start the next step: t + 1 and its bias corrections (then `apply` over every range once). */
+  begin(): AdamHyper {
     const { lr, beta1, beta2, eps } = this.o;
-    const wd = this.o.weightDecay ?? 0;
     this.t++;
     const bc1 = 1 - Math.pow(beta1, this.t);
     const bc2 = 1 - Math.pow(beta2, this.t);
-    const stepSize = lr / bc1;
-    const sqrtBc2 = Math.sqrt(bc2);
-    const m = this.m, v = this.v;
-    for (let i = 0; i < params.length; i++) {
-      const g = wd === 0 ? grads[i] : grads[i] + wd * params[i];
-      m[i] = beta1 * m[i] + (1 - beta1) * g;
-      v[i] = beta2 * v[i] + (1 - beta2) * g * g;
-      // p -= lr * m̂ / (sqrt(v̂) + eps), with m̂ = m/bc1, v̂ = v/bc2 (PyTorch's formulation)
-      params[i] -= stepSize * m[i] / (Math.sqrt(v[i]) / sqrtBc2 + eps);
-    }
+    return { beta1, beta2, eps, stepSize: lr / bc1, sqrtBc2: Math.sqrt(bc2), weightDecay: this.o.weightDecay ?? 0 };
+  }
+
+  /**
+   * Update parameters [start, end) of the step `h` began: pOut = pIn − Adam(g) with the gradient
+   * g = f32(f32(acc·scale)·coef) (scale: 1/samples, coef: the clip factor). pOut may be pIn.
+   */
+  apply(h: AdamHyper, pIn: Float32Array, pOut: Float32Array, acc: Float32Array, start: number, end: number, scale: number, coef: number): void {
+    if (this.kernels && start % 4 === 0 && this.kernels.owns(pIn, pOut, acc)) this.kernels.adam(pIn, pOut, acc, this.m, this.v, start, end, scale, coef, h);
+    else adamJs(pIn, pOut, acc, this.m, this.v, start, end, scale, coef, h);
   }
 
   /** The optimizer state (live views; copy before sending them elsewhere). */
@@ -56,8 +65,8 @@ export class Adam {
     if (s.m.length !== this.size || s.v.length !== this.size) {
       throw new RangeError(`Adam: state has ${s.m.length}/${s.v.length} entries, expected ${this.size}`);
     }
-    this.m = Float32Array.from(s.m);
-    this.v = Float32Array.from(s.v);
+    this.m.set(s.m);
+    this.v.set(s.v);
     this.t = s.t;
   }
 }
@@ -69,15 +78,22 @@ export function globalNorm(...bufs: Float32Array[]): number {
   return Math.sqrt(s);
 }
 
+/** torch.nn.utils.clip_grad_norm_'s factor: maxNorm / (norm + 1e-6) when that is < 1, else 1 (also for a
+ *  non-finite norm or no limit). */
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(norm)) return 1;
+  const coef = maxNorm / (norm + 1e-6);
+  return coef < 1 ? coef : 1;
+}
+
 /**
  * Scales `grads` in place so that its L2 norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_:
  * factor maxNorm / (norm + 1e-6), applied only when it is < 1). Returns the norm before clipping.
  */
 export function clipByGlobalNorm(grads: Float32Array, maxNorm: number): { norm: number; clipped: boolean } {
   const norm = globalNorm(grads);
-  if (!(maxNorm > 0) || !Number.isFinite(norm)) return { norm, clipped: false };
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef >= 1) return { norm, clipped: false };
+  const coef = clipCoefficient(norm, maxNorm);
+  if (coef === 1) return { norm, clipped: false };
   for (let i = 0; i < grads.length; i++) grads[i] *= coef;
   return { norm, clipped: true };
 }

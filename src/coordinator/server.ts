@@ -3,6 +3,8 @@
 // One step: take `batchesPerStep` batch indices from the epoch's sampler → deal them round-robin to the live
 // workers (Assign + parameters) → collect one Gradient per task (gradient of the loss SUM over its batches)
 // → sum in task order, divide by the samples → clip by global norm → Adam → bump the parameter version.
+// The gradients are summed as they arrive; Adam runs one 1 MiB chunk at a time and each finished chunk goes
+// out to every ready worker at once (Params), so the next Assign carries no parameters (allreduce.ts).
 // A worker that misses its deadline is evicted and named; its batches go to another live worker once.
 import { hostname } from "node:os";
 import type { ModelConfig } from "../config.js";
@@ -10,8 +12,9 @@ import { TrainingError, AbortedError, ConnectionError, errorMessage } from "../e
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../model.js";
-import { Adam, clipByGlobalNorm } from "./optimizer.js";
-import { Kind, encode, decode, checkGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
+import { clipCoefficient, type Adam } from "./optimizer.js";
+import { StepArithmetic } from "./allreduce.js";
+import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
 import { RouterChannel, type AuthFailure, type CurveServerKeys } from "../transport/zmq.js";
 import { Membership, type EvictionCause } from "./membership.js";
 import { EpochSampler, dealRoundRobin, splitEven } from "./sampler.js";
@@ -45,6 +48,8 @@ export interface CoordinatorOptions {
   clip: number;
   schedule?: Schedule;
   seed: number;
+  /** Parameters per Params chunk of the broadcast (default PARAM_CHUNK, 1 MiB of float32; tests use less). */
+  paramChunk?: number;
   /** Per-step deadline in seconds; 0 = automatic (max(30 s, 5 × the slowest step so far)). */
   stepTimeoutS?: number;
   heartbeatTimeoutS?: number;
@@ -140,6 +145,8 @@ interface Round {
   split: "train" | "val";
   params: Float32Array;
   tasks: Task[];
+  /** Train rounds: tasks [0, folded) are in the sum (folded in task order as their gradients arrive). */
+  folded: number;
   /** Batches of lost tasks waiting for a worker (when none was ready to take them). */
   orphans: number[][];
   orphanTimer?: NodeJS.Timeout;
@@ -148,30 +155,24 @@ interface Round {
   reject: (e: Error) => void;
 }
 
-/** out[i] = fround(fround(0 + p0[i]) + p1[i] ...) / count: the summed gradients' mean, in one pass. */
-export function reduceMean(parts: readonly Float32Array[], count: number, out: Float32Array): void {
-  const inv = 1 / count;
-  const n = out.length;
-  if (parts.length === 1) {
-    const a = parts[0]!;
-    for (let i = 0; i < n; i++) out[i] = a[i]! * inv;
-  } else if (parts.length === 2) {
-    const a = parts[0]!, b = parts[1]!;
-    for (let i = 0; i < n; i++) out[i] = Math.fround(a[i]! + b[i]!) * inv;
-  } else {
-    for (let i = 0; i < n; i++) {
-      let s = 0;
-      for (let k = 0; k < parts.length; k++) s = Math.fround(s + parts[k]![i]!);
-      out[i] = s * inv;
-    }
+/** Loss, accuracy and sample totals of the tasks whose gradients are in the sum. */
+function tally(r: Round): { lossSum: number; correct: number; count: number; tokens: number } {
+  let lossSum = 0, correct = 0, count = 0, tokens = 0;
+  for (const t of r.tasks) {
+    if (!t.done || t.skipped || !t.grads) continue;
+    lossSum += t.lossSum; correct += t.correct; count += t.count; tokens += t.tokens;
   }
+  return { lossSum, correct, count, tokens };
 }
 
 export class Coordinator {
   readonly runId = newRunId();
   readonly layout: ParamLayout;
-  readonly params: Float32Array;
   readonly adam: Adam;
+  /** Parameters (two alternating buffers), Adam's moments and the step's sum in one WebAssembly arena. */
+  private readonly arith: StepArithmetic;
+  /** Worker → the parameter version it holds from Params chunks (its Assign/Eval then carry none). */
+  private readonly hasParams = new Map<string, number>();
   private readonly tel: Telemetry;
   private readonly members: Membership;
   private channel!: RouterChannel;
@@ -192,24 +193,22 @@ export class Coordinator {
   private cursor = 0;
   private epochStats: EpochStats = { lossSum: 0, correct: 0, count: 0, steps: 0 };
   private lastRound: Round | null = null;
-  private readonly snapshots: Float32Array[];
-  private snapshotTurn = 0;
-  /** The mean gradient of a step (reused; Adam reads it, nobody keeps it). */
-  private readonly mean: Float32Array;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.layout = paramLayout(o.model);
-    this.params = o.initialParams ? Float32Array.from(o.initialParams) : initParams(o.model, o.seed, o.init);
-    if (this.params.length !== this.layout.size) throw new TrainingError(`initial parameters have ${this.params.length} values; the layout needs ${this.layout.size}`);
-    this.adam = new Adam(this.layout.size, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay });
+    const initial = o.initialParams ?? initParams(o.model, o.seed, o.init);
+    if (initial.length !== this.layout.size) throw new TrainingError(`initial parameters have ${initial.length} values; the layout needs ${this.layout.size}`);
+    this.arith = new StepArithmetic(this.layout.size, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay }, initial);
+    this.adam = this.arith.adam;
     this.tel = o.telemetry ?? NO_TELEMETRY;
     this.members = new Membership((o.heartbeatTimeoutS ?? 10) * 1000, (o.joinTimeoutS ?? 300) * 1000);
     this.maxBytes = messageLimitFor(this.layout.size);
-    this.snapshots = [new Float32Array(this.layout.size), new Float32Array(this.layout.size)];
-    this.mean = new Float32Array(this.layout.size);
   }
 
   get endpoint(): string { return this.channel.endpoint; }
+
+  /** The current parameters (a view that the next step overwrites: copy to keep). */
+  get params(): Float32Array { return this.arith.params; }
 
   /** Bind and start answering joins (workers may connect before `run`). */
   async listen(): Promise<string> {
@@ -349,30 +348,46 @@ export class Coordinator {
       throw err;
     }
     const tWait = performance.now();
-    // reduce: sum in task order, rounding to float32 after each add exactly as a Float32Array accumulator
-    // would (0 + g_a + g_b on any number of workers: 2 workers × b == 1 worker × 2b bit for bit), then the
-    // mean over the samples, fused in one pass.
-    const parts: Float32Array[] = [];
-    let lossSum = 0, correct = 0, count = 0, tokens = 0;
-    for (const t of r.tasks) {
-      if (!t.done || t.skipped || !t.grads) continue;
-      parts.push(t.grads);
-      lossSum += t.lossSum; correct += t.correct; count += t.count; tokens += t.tokens;
+    // reduce: the gradients were summed in task order as they arrived (onGradient), rounding to float32 after
+    // each add exactly as a worker's Float32Array accumulator does (2 workers × b == 1 worker × 2b bit for
+    // bit). The mean's norm comes from one pass over the sum; a NaN/Inf makes it non-finite, and only then
+    // are the parts searched for the culprit (skipped, counted) and the sum rebuilt without it.
+    this.foldArrived(r);
+    let t = tally(r);
+    let sumsq = t.count > 0 ? this.arith.sumsq(1 / t.count) : 0;
+    if (!Number.isFinite(sumsq) && this.skipNonFinite(r)) {
+      this.arith.reset();
+      r.folded = 0;
+      this.foldArrived(r);
+      t = tally(r);
+      sumsq = t.count > 0 ? this.arith.sumsq(1 / t.count) : 0;
     }
-    const sum = this.mean;
+    const { lossSum, correct, count, tokens } = t;
     let norm = 0;
     if (count > 0) {
-      reduceMean(parts, count, sum);
       const tReduce = performance.now();
-      const c = clipByGlobalNorm(sum, this.o.clip);
-      norm = c.norm;
-      this.tel.gradNorm(c.norm, c.clipped);
-      this.adam.step(this.params, sum);
+      norm = Math.sqrt(sumsq);
+      const coef = clipCoefficient(norm, this.o.clip);
+      this.tel.gradNorm(norm, coef !== 1);
+      // Adam one chunk at a time into the other parameter buffer; each finished chunk goes to every ready
+      // worker while the next one is computed (ZeroMQ sends from its own thread, without copying)
+      const version = this.version + 1;
+      const peers = new Set(this.members.live().map((m) => m.id));
+      let sendMs = 0;
+      for (const c of this.arith.update(1 / count, coef, this.o.paramChunk)) {
+        if (!peers.size) continue;
+        const ts = performance.now();
+        await Promise.all([...peers].map(async (p) => { if (!(await this.sendParams(p, version, c.params, c.start, c.end))) peers.delete(p); }));
+        sendMs += performance.now() - ts;
+      }
+      for (const p of peers) this.hasParams.set(p, version);
       const tOpt = performance.now();
       this.phases.reduce += (tReduce - tWait) / 1000;
-      this.phases.optimizer += (tOpt - tReduce) / 1000;
+      this.phases.optimizer += (tOpt - tReduce - sendMs) / 1000;
+      this.phases.broadcast += sendMs / 1000;
       this.tel.phase("reduce", (tReduce - tWait) / 1000);
-      this.tel.phase("optimizer", (tOpt - tReduce) / 1000);
+      this.tel.phase("optimizer", (tOpt - tReduce - sendMs) / 1000);
+      this.tel.phase("broadcast", sendMs / 1000);
     } else {
       log.warn(`step ${this.step}: no usable gradient (all contributions skipped); parameters unchanged`);
     }
@@ -410,14 +425,12 @@ export class Coordinator {
       await this.waitForWorkers(1, (this.o.joinTimeoutS ?? 120) * 1000);
     }
     const live = this.members.live();
-    // Snapshot: the parameters change under Adam while ZeroMQ may still hold the frames (zero-copy). Two
-    // buffers alternate: when round k+2 overwrites round k's, every worker that answered round k+1 has
-    // received round k (same pipe, in order); only a dead or evicted peer's queue can still hold it, and
-    // anything it sends back is rejected as stale.
-    const params = this.snapshots[this.snapshotTurn ^= 1]!;
-    params.set(this.params);
+    // The current parameter buffer goes out as it is (zero-copy): Adam writes the other one (allreduce.ts
+    // explains why that is safe).
+    const params = this.arith.params;
+    if (kind === "train") this.arith.reset();
     const round: Round = {
-      kind, step: this.step, version: this.version, split, params, tasks: [], orphans: [], dueMs: 0,
+      kind, step: this.step, version: this.version, split, params, tasks: [], folded: 0, orphans: [], dueMs: 0,
       resolve: () => {}, reject: () => {},
     };
     const done = new Promise<void>((resolve, reject) => { round.resolve = resolve; round.reject = reject; });
@@ -460,13 +473,51 @@ export class Coordinator {
     this.members.assign(peer, Date.now() + this.deadlineMs(batches.length));
     const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
     const frames = encode({ kind, runId: this.runId, step: round.step, paramVersion: round.version, slot: m.slot, layoutHash: this.layout.hash },
-      { task: task.id, epoch: this.epoch, split: round.split, batches }, round.params);
+      { task: task.id, epoch: this.epoch, split: round.split, batches }, this.hasParams.get(peer) === round.version ? undefined : round.params);
     try {
       await this.channel.send(peer, frames);
       this.tel.bytes("sent", frames[0].length + frames[1].length + frames[2].length, peer);
     } catch (err) {
       this.evictMember(peer, err instanceof ConnectionError && /is not connected/.test(err.message) ? "lost its connection" : `cannot be reached: ${errorMessage(err)}`);
     }
+  }
+
+  /** One Params chunk to one worker; false (and the worker evicted) when it cannot be reached. */
+  private async sendParams(peer: string, version: number, params: Float32Array, start: number, end: number): Promise<boolean> {
+    const m = this.members.get(peer);
+    if (!m || m.state !== "live") return false;
+    const frames = encode({ kind: Kind.Params, runId: this.runId, step: this.step, paramVersion: version, slot: m.slot, layoutHash: this.layout.hash },
+      { offset: start }, params.subarray(start, end));
+    try {
+      await this.channel.send(peer, frames);
+      this.tel.bytes("sent", frames[0].length + frames[1].length + frames[2].length, peer);
+      return true;
+    } catch (err) {
+      this.evictMember(peer, err instanceof ConnectionError && /is not connected/.test(err.message) ? "lost its connection" : `cannot be reached: ${errorMessage(err)}`);
+      return false;
+    }
+  }
+
+  /** Fold the gradients of the finished tasks from `r.folded` on, in task order, up to the first open task. */
+  private foldArrived(r: Round): void {
+    while (r.folded < r.tasks.length && r.tasks[r.folded]!.done) {
+      const t = r.tasks[r.folded++]!;
+      if (!t.skipped && t.grads) this.arith.add(t.grads);
+    }
+  }
+
+  /** Mark the parts with a NaN/Inf value skipped, counted and answered with a Reject; true when any was. */
+  private skipNonFinite(r: Round): boolean {
+    let found = false;
+    for (const t of r.tasks) {
+      if (!t.done || t.skipped || !t.grads) continue;
+      const bad = nonFiniteGradient(t.grads, `worker ${t.peer}`);
+      if (!bad) continue;
+      t.skipped = true;
+      found = true;
+      this.reject(t.peer, bad, r.step);
+    }
+    return found;
   }
 
   private maybeFinish(round: Round): void {
@@ -501,6 +552,7 @@ export class Coordinator {
   }
 
   private onGone(id: string, event: "evict" | "leave", message: string, lateMs = 0): void {
+    this.hasParams.delete(id);
     const live = this.members.live().length;
     log.warn(`${message}; ${live} worker(s) left`);
     if (event === "evict") { this.evicted.push(id); this.tel.heartbeatMissed(id); if (lateMs > 0) this.tel.straggler(id, lateMs / 1000); }
@@ -636,6 +688,7 @@ export class Coordinator {
       return;
     }
     const member = this.members.join(peer, now, { pid: b.pid, host: b.host });
+    this.hasParams.delete(peer); // a (re)joined worker gets the parameters inline until the next broadcast
     const live = this.members.live().length;
     log.info(`worker ${peer} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); loading`);
     this.tel.membership("join", peer);
@@ -657,7 +710,7 @@ export class Coordinator {
   private onGradient(peer: string, m: Message, now: number): void {
     const r = this.round;
     const want = { runId: this.runId, step: r?.step ?? -1, paramVersion: r?.version ?? -1, layoutHash: this.layout.hash, size: this.layout.size };
-    const bad = checkGradient(m, want, `worker ${peer}`);
+    const bad = checkGradient(m, want, `worker ${peer}`, { finite: false }); // NaN/Inf: found at the reduce
     const body = m.body as unknown as GradBody;
     if (bad && bad.reason !== "nan") { this.reject(peer, bad, m.header.step); return; }
     const task = r && r.kind === "train" ? this.findTask(peer, Number(body.task), "train") : null;
@@ -680,6 +733,7 @@ export class Coordinator {
         this.tel.phase("compute", body.seconds, peer);
         this.slowestPerBatchMs = Math.max(this.slowestPerBatchMs, (body.seconds * 1000) / Math.max(1, task.batches.length));
       }
+      this.foldArrived(r!);
     }
     this.reassignIdle(peer);
     this.maybeFinish(r!);

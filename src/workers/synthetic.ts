@@ -2,7 +2,7 @@
 // fixed gradient of the model's size, so that a round measures only transport + reduce + clip + Adam +
 // broadcast. Before joining, it serves a raw ZeroMQ exchange of the same bytes (the baseline).
 // Run as: node synthetic.js <rawEndpoint> <coordinatorEndpoint> <name>
-import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES } from "../protocol.js";
+import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES, ParamAssembler } from "../protocol.js";
 import { DealerChannel } from "../transport/zmq.js";
 import { join } from "./worker.js";
 import { logger } from "../output.js";
@@ -27,9 +27,12 @@ async function main(): Promise<void> {
   const grads = new Float32Array(welcome.layoutSize).fill(1e-3);
   const head = (kind: Kind, step: number, version: number) => ({ kind, runId: welcome.runId, step, paramVersion: version, slot: welcome.slot, layoutHash: welcome.layoutHash });
   await channel.send(encode(head(Kind.Ready, 0, 0), { backend: "synthetic" }));
+  const assembler = new ParamAssembler(welcome.layoutSize); // reassembles Params chunks as a real worker does
   for await (const { frames } of channel.messages()) {
     const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
     if (m.header.kind === Kind.Stop) break;
+    if (m.header.kind === Kind.Params) { assembler.put(m); continue; }
+    if ((m.header.kind === Kind.Assign || m.header.kind === Kind.Eval) && !assembler.paramsFor(m)) throw new Error(`no parameters for version ${m.header.paramVersion}`);
     const body = m.body as { task: number; batches: number[] };
     if (m.header.kind === Kind.Assign) {
       await channel.send(encode(head(Kind.Gradient, m.header.step, m.header.paramVersion), { task: body.task, lossSum: 0.69 * 64, correct: 32, count: 64, seconds: 0 }, grads));

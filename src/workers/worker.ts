@@ -7,7 +7,7 @@ import type { ModelConfig } from "../config.js";
 import { AuthError, ConnectionError, ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
-import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, type Message } from "../protocol.js";
+import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, ParamAssembler, type Message } from "../protocol.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq.js";
 import { openTrainingData, type TrainingData } from "./data.js";
 import { createEngine, batchToEngine } from "./engine/index.js";
@@ -135,6 +135,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
   const result: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
+  const assembler = new ParamAssembler(welcome.layoutSize); // parameters broadcast in Params chunks
   let rejoining = false;
   try {
     for await (const { frames } of channel.messages()) {
@@ -166,7 +167,23 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         continue;
       }
       const body = m.body as { task: number; split: "train" | "val" | "test"; batches: number[] };
-      if (m.payload.length !== welcome.layoutSize) throw new ProtocolError(`${kindName(h.kind)} carries ${m.payload.length} parameters, expected ${welcome.layoutSize}`);
+      if (h.kind === Kind.Params) {
+        try { assembler.put(m); } catch (err) { if (err instanceof WireError) { log.warn(`ignored a Params chunk: ${err.message}`); continue; } throw err; }
+        tel.bytes("received", m.payload.byteLength, o.name);
+        continue;
+      }
+      if (m.payload.length && m.payload.length !== welcome.layoutSize) throw new ProtocolError(`${kindName(h.kind)} carries ${m.payload.length} parameters, expected ${welcome.layoutSize}`);
+      const params = assembler.paramsFor(m);
+      if (!params) {
+        // Params chunks of this version went missing (a reconnect drops what was queued): leave, so that the
+        // coordinator gives these batches to another worker, and join again (the next Assign carries the
+        // parameters inline)
+        log.warn(`${kindName(h.kind)} refers to parameter version ${h.paramVersion}, which this worker did not receive in full: leaving and joining again`);
+        await channel.send(encode(head(Kind.Leave, h.step, h.paramVersion), { reason: `missing parameters of version ${h.paramVersion}` }));
+        await channel.send(encode(head(Kind.Join, 0, 0), { name: o.name, pid: process.pid, host: hostname(), rejoin: true }));
+        await channel.send(encode(head(Kind.Ready, 0, 0), { backend: engine.backend }));
+        continue;
+      }
       if (h.kind === Kind.Assign) {
         const t0 = performance.now();
         const acc = new Float32Array(welcome.layoutSize); // sum of the batches' loss-SUM gradients
@@ -175,7 +192,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         for (const idx of body.batches) {
           if (o.signal?.aborted) break;
           const b = data.batch("train", idx);
-          const r = await engine.step(m.payload, batchToEngine(b));
+          const r = await engine.step(params, batchToEngine(b));
           const g = r.grads;
           for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
           lossSum += r.lossSum; correct += r.correct; count += r.count;
@@ -196,7 +213,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         let lossSum = 0, correct = 0, count = 0;
         for (const idx of body.batches) {
           if (o.signal?.aborted) break;
-          const r = await engine.evaluate(m.payload, batchToEngine(data.batch(body.split, idx)));
+          const r = await engine.evaluate(params, batchToEngine(data.batch(body.split, idx)));
           lossSum += r.lossSum; correct += r.correct; count += r.count;
         }
         await channel.send(encode(head(Kind.EvalResult, h.step, h.paramVersion), { task: body.task, lossSum, correct, count }));

@@ -1,0 +1,90 @@
+// The coordinator's WebAssembly SIMD kernels against their plain-JS twins (bit for bit), and the chunked step
+// (fold in task order → norm → Adam from one buffer into the other) against the straightforward sequence
+// mean → clip → Adam written out here with plain loops.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Arena, Kernels, adamJs, foldJs, sumsqJs, type AdamHyper } from "../src/coordinator/kernels.js";
+import { Adam, clipCoefficient } from "../src/coordinator/optimizer.js";
+import { StepArithmetic } from "../src/coordinator/allreduce.js";
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32 - 0.5; };
+}
+function fill(a: Float32Array, r: () => number, scale: number): Float32Array {
+  for (let i = 0; i < a.length; i++) a[i] = r() * scale;
+  return a;
+}
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, what);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${what}: index ${i} differs: ${a[i]} vs ${b[i]}`);
+}
+
+test("SIMD kernels equal their JS twins bit for bit (odd length, chunk ranges, clip factor, weight decay)", () => {
+  const n = 1031; // not a multiple of 4: the tail goes through the JS twin
+  const arena = new Arena(Arena.floatsFor(n, n, n, n, n, n));
+  const k = new Kernels(arena);
+  const r = rng(7);
+  const [p, q, acc, part, m, v] = [0, 1, 2, 3, 4, 5].map(() => arena.alloc(n)) as Float32Array[] as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  fill(p, r, 1); fill(acc, r, 0.05); fill(part, r, 0.05); fill(m, r, 1e-3);
+  for (let i = 0; i < n; i++) v[i] = Math.abs(r()) * 1e-5;
+  acc[3] = -0; part[9] = 0; acc[17] = 1e-42; // signed zero and a subnormal
+  const J = { p: Float32Array.from(p), q: new Float32Array(n), acc: Float32Array.from(acc), part: Float32Array.from(part), m: Float32Array.from(m), v: Float32Array.from(v) };
+
+  k.fold(acc, part); foldJs(J.acc, J.part, 0, n);
+  sameBits(acc, J.acc, "fold");
+  assert.ok(Object.is(k.sumsq(acc, 1 / 96), sumsqJs(J.acc, 0, n, 1 / 96)), "sumsq");
+  assert.ok(Object.is(k.sumsq(acc, 1 / 96, 8, 500), sumsqJs(J.acc, 8, 500, 1 / 96)), "sumsq of a range");
+
+  for (const [wd, coef] of [[0, 1], [0, 0.37], [0.01, 1], [0.01, 0.5]] as const) {
+    const h: AdamHyper = { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 2e-3 / (1 - 0.9 ** 3), sqrtBc2: Math.sqrt(1 - 0.999 ** 3), weightDecay: wd };
+    for (const [s, e] of [[0, 256], [256, 1028], [1028, n]]) { // chunks, the last one a partial quad
+      k.adam(p, q, acc, m, v, s, e, 1 / 96, coef, h);
+      adamJs(J.p, J.q, J.acc, J.m, J.v, s, e, 1 / 96, coef, h);
+    }
+    sameBits(q, J.q, `adam params (wd ${wd}, coef ${coef})`);
+    sameBits(m, J.m, "adam m");
+    sameBits(v, J.v, "adam v");
+    p.set(q); J.p.set(J.q);
+  }
+  assert.throws(() => k.fold(acc, new Float32Array(n)), /not an array of this arena/);
+  assert.throws(() => k.sumsq(acc, 1, 2), /multiple of 4/);
+});
+
+test("a chunked step (fold in task order, norm, Adam into the other buffer) equals mean → clip → Adam with plain loops", () => {
+  const n = 4099;
+  const r = rng(11);
+  const init = fill(new Float32Array(n), r, 0.5);
+  const opts = { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+  const arith = new StepArithmetic(n, opts, init);
+  const ref = Float32Array.from(init);
+  const refAdam = new Adam(n, opts); // no arena: the JS loop
+  for (let step = 0; step < 4; step++) {
+    const parts = [0, 1, 2].map(() => fill(new Float32Array(n), r, step === 1 ? 400 : 0.5)); // step 1 is clipped
+    const count = 96;
+    arith.reset();
+    for (const g of parts) arith.add(g);
+    const norm = Math.sqrt(arith.sumsq(1 / count));
+    const coef = clipCoefficient(norm, 5);
+    assert.equal(coef < 1, step === 1, `clipped only at step 1 (norm ${norm})`);
+    const before = arith.params;
+    let last = 0;
+    for (const c of arith.update(1 / count, coef, 1000)) { assert.equal(c.start, last); last = c.end; }
+    assert.equal(last, n);
+    assert.notEqual(arith.params, before, "the new parameters are in the other buffer");
+    // reference: s = f32(f32(0 + g1) + g2) + g3, mean = f32(s / count), clipped = f32(mean · coef), Adam.step
+    const mean = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (const g of parts) s = Math.fround(s + g[i]!);
+      mean[i] = s * (1 / count);
+    }
+    let sq = 0;
+    for (let i = 0; i < n; i++) sq += mean[i]! * mean[i]!;
+    assert.ok(Math.abs(Math.sqrt(sq) - norm) <= 1e-12 * norm, "the norm is the mean's L2 norm");
+    if (coef !== 1) for (let i = 0; i < n; i++) mean[i] *= coef;
+    refAdam.step(ref, mean);
+    sameBits(arith.params, ref, `parameters after step ${step + 1}`);
+  }
+  assert.equal(arith.adam.state().t, 4);
+});
