@@ -126,6 +126,10 @@ test("freeze, kill, join and rejoin during an epoch: every sample used exactly o
     // the frozen worker wakes up: its gradient is stale, it is told so and joins again
     w0.p.kill("SIGCONT");
     await w0.waitFor(/no longer a member of the run: joining again/, 20_000);
+    // it is told why: its late gradient is stale (or, for a heartbeat, that it was evicted)
+    const [told] = w0.err().match(/coordinator rejected a message: [^\n]*(is stale|evicted)[^\n]*/) ?? [""];
+    t.diagnostic(told);
+    assert.ok(told, w0.err());
     assert.equal(await coord.done, 0, coord.err().slice(-4000));
     assert.equal(await w0.done, 0, w0.err());
     assert.equal(await w2.done, 0, w2.err());

@@ -7,6 +7,7 @@ import { MODEL_OPTIONS, OPTIM_OPTIONS, TRAIN_DEFAULTS } from "./options.js";
 import { CURVE_KEYS_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
 
 const METRICS_OPTION: OptionSpec = { name: "metrics-port", value: "<n>", type: "int", description: "serve Prometheus /metrics on this port (0 = any free port; default off)" };
+const AUTO_RESUME_OPTION: OptionSpec = { name: "auto-resume", type: "bool", description: "resume from <out>/checkpoints when a checkpoint is there (a restarted coordinator continues its run), else start a new run" };
 const NATS_OPTION: OptionSpec = { name: "nats", value: "<url>", type: "string", description: "NATS server of the cluster plane: announce the endpoint and dataset, publish run events" };
 
 export const commands: CommandSpec[] = [
@@ -32,6 +33,7 @@ export const commands: CommandSpec[] = [
       { name: "workers", value: "<n>", type: "int", default: 1, description: "workers to wait for before the first step" },
       { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "checkpoints and the final model go here" },
       { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file or directory (parameters, Adam state, step, epoch, data cursor); falls back to prev.ckpt when the newest fails its checksum" },
+      AUTO_RESUME_OPTION,
       ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, JSON_OPTION,
     ],
     examples: [
@@ -61,6 +63,7 @@ export const commands: CommandSpec[] = [
       { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "output directory (dataset, checkpoints, model)" },
       { name: "workers", value: "<n>", type: "int", default: 2, description: "worker processes" },
       { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file or a run's <out> (parameters, Adam state, step, epoch, data cursor; mid-epoch too); falls back to prev.ckpt when the newest fails its checksum" },
+      AUTO_RESUME_OPTION,
       { name: "gpus", value: "<ids>", type: "list", description: "one worker per listed GPU (sets CUDA_VISIBLE_DEVICES per worker; overrides --workers)" },
       { name: "backend", value: "<name>", type: "string", choices: ["auto", "wasm", "webgpu", "tensorflow", "cpu"], default: "auto", description: "workers' tfjs backend" },
       { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.vocabSize, description: "ingest: vocabulary size" },
@@ -95,6 +98,7 @@ export const commands: CommandSpec[] = [
       { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "the running train's --out directory" },
       { name: "workers", value: "<n>", type: "int", description: "worker processes to run from now on (≥ 1); omit to list them" },
       { name: "socket", value: "<path>", type: "string", description: "the launcher's control socket (instead of --out)" },
+      { name: "wait", value: "<s>", type: "float", default: 60, description: "wait this long for a launcher that is still starting (no control socket yet)" },
       JSON_OPTION,
     ],
     examples: [

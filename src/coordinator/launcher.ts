@@ -59,6 +59,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...PASS_ON.flatMap((s) => argFor(s.name, s.type, o))];
   if (metricsPort !== undefined) coordArgs.push("--metrics-port", String(metricsPort));
   if (o.resume) coordArgs.push("--resume", resolve(String(o.resume)));
+  if (o.autoResume) coordArgs.push("--auto-resume");
   const secureArgs = o.secure ? ["--curve-keys", await launcherKeys(out)] : [];
   coordArgs.push(...secureArgs);
   const children: Child[] = [];
@@ -103,7 +104,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
             const total = e.stepsInEpoch * settings.epochs;
             bar ??= progress("train", total, "steps");
             samples += e.samples;
-            lastStep++;
+            lastStep = e.step; // the run's step: a resumed run carries on counting
             const rate = samples / ((performance.now() - t0) / 1000);
             const tail = `epoch ${e.epoch + 1} loss ${e.loss.toFixed(3)} acc ${(e.accuracy * 100).toFixed(1)}% ${rate.toFixed(1)} samples/s ${e.seconds.toFixed(2)} s/step`;
             bar.set(lastStep, tail);

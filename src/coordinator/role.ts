@@ -9,7 +9,7 @@ import type { Telemetry } from "../telemetry.js";
 import type { CurveServerKeys } from "../transport/zmq.js";
 import { openTrainingData } from "../workers/data.js";
 import { saveModel } from "../workers/modeldir.js";
-import { loadForResume, saveRotating, LAST } from "./checkpoint.js";
+import { loadForResume, saveRotating, LAST, PREV } from "./checkpoint.js";
 import { Coordinator, type CoordinatorEvent, type CheckpointState, type AppliedStep } from "./server.js";
 import { forgetBiasFrom, modelFrom, optimFrom } from "./options.js";
 
@@ -65,7 +65,13 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
   const model = modelFrom(opts, data.vocabSize);
   const s = optimFrom(opts);
   // resume: the checkpoint is read first, so that its seed (the data order) wins over the command line
-  const resumed = r.resume ? loadForResume(r.resume) : null;
+  const ckptDir = join(r.out, "checkpoints");
+  let resumeFrom = r.resume;
+  if (!resumeFrom && opts.autoResume) {
+    if (existsSync(join(ckptDir, LAST)) || existsSync(join(ckptDir, PREV))) resumeFrom = ckptDir;
+    else log.info(`--auto-resume: no checkpoint in ${ckptDir} yet; starting a new run`);
+  }
+  const resumed = resumeFrom ? loadForResume(resumeFrom) : null;
   if (resumed?.fallback) log.warn(`${resumed.fallback.problem}: using the previous checkpoint ${resumed.path} instead (step ${resumed.checkpoint.meta.step})`);
   if (resumed && resumed.checkpoint.meta.seed !== s.seed) {
     log.warn(`the checkpoint was written with --seed ${resumed.checkpoint.meta.seed}, not ${s.seed}: using ${resumed.checkpoint.meta.seed} so the data order stays the same`);
@@ -73,7 +79,6 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
   }
   const audit = opts.audit ? auditLog(resolve(String(opts.audit)), resumed?.checkpoint.meta.step ?? null) : null;
   log.info(`dataset ${r.dataset}: ${data.count("train")} train batches (${data.samples("train")} reviews), ${data.count("val")} val batches; model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`);
-  const ckptDir = join(r.out, "checkpoints");
   const ckptPath = join(ckptDir, LAST);
   const coord = new Coordinator({
     bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"), maxValBatches: s.maxValBatches,

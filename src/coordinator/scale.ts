@@ -126,13 +126,26 @@ export async function control(req: ControlRequest, where: { out?: string; socket
 /** `imdb-train scale`. */
 export async function scaleCommand(o: Record<string, unknown>): Promise<number> {
   const where = { out: o.out === undefined ? undefined : String(o.out), socket: o.socket === undefined ? undefined : String(o.socket) };
-  let reply: ControlReply;
-  if (o.workers === undefined) {
-    reply = await control({ op: "status" }, where);
-  } else {
+  let req: ControlRequest = { op: "status" };
+  if (o.workers !== undefined) {
     const n = Number(o.workers);
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--workers must be an integer ≥ 1, got ${String(o.workers)}`);
-    reply = await control({ op: "scale", workers: n }, where);
+    req = { op: "scale", workers: n };
+  }
+  // a launcher that is still starting (ingest, coordinator) has no control socket yet: wait for it
+  const deadline = Date.now() + Math.max(0, Number(o.wait ?? 60)) * 1000;
+  let said = false;
+  let reply: ControlReply;
+  for (;;) {
+    try {
+      reply = await control(req, where);
+      break;
+    } catch (err) {
+      const notYet = err instanceof InputError || (err instanceof ConnectionError && /ENOENT|ECONNREFUSED/.test(err.message));
+      if (!notYet || Date.now() > deadline) throw err;
+      if (!said) { log.info(`waiting for the launcher's control socket (${errorMessage(err)})`); said = true; }
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
   if (!reply.ok) throw new UsageError(`the launcher refused: ${reply.error ?? "unknown error"}`);
   const parts = [`workers: ${(reply.workers ?? []).join(", ") || "none"}`];
