@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { BIN, runCli } from "./helpers/cli.js";
+import { startNats } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 import { openTrainingData } from "../src/workers/data.js";
@@ -92,7 +93,8 @@ function metric(text: string, name: string, labels: Record<string, string>): num
 test("freeze, kill, join and rejoin during an epoch: every sample used exactly once; evictions in log and metrics", async (t) => {
   const out = join(root, "faults");
   const audit = join(out, "audit.jsonl");
-  const coord = run(["-v", "coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
+  const nats = await startNats(); // the worker that joins mid-run finds the coordinator through NATS
+  const coord = run(["-v", "coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out, "--nats", nats.url,
     "--epochs", "2", "--step-timeout", "1.5", "--heartbeat-timeout", "5", "--metrics-port", "0", "--audit", audit, "--json", ...SMALL]);
   const procs: Proc[] = [coord];
   try {
@@ -120,7 +122,7 @@ test("freeze, kill, join and rejoin during an epoch: every sample used exactly o
     assert.ok(late !== undefined && late >= 0, "eviction_late_seconds{worker=w0} is exported");
     if (/missed its step deadline/.test(w0line!)) assert.ok(late! > 0, `w0 was late by ${late} s`);
     // a new worker joins mid-step and takes over the orphaned batches
-    const w2 = run(["worker", "--coordinator", endpoint!, "--name", "w2", "--backend", "wasm"]);
+    const w2 = run(["worker", "--nats", nats.url, "--name", "w2", "--backend", "wasm"]);
     procs.push(w2);
     await coord.waitFor(/batches \[[\d, ]+\] handed to w2/, 30_000);
     // the frozen worker wakes up: its gradient is stale, it is told so and joins again
@@ -133,6 +135,7 @@ test("freeze, kill, join and rejoin during an epoch: every sample used exactly o
     assert.equal(await coord.done, 0, coord.err().slice(-4000));
     assert.equal(await w0.done, 0, w0.err());
     assert.equal(await w2.done, 0, w2.err());
+    assert.match(w2.err(), /found coordinator tcp:\/\/127\.0\.0\.1:\d+ \(run \d+\) through nats:/);
     const a = readAudit(audit);
     const by = idsByEpoch(a);
     assert.deepEqual([...by.keys()], [1, 2]);
@@ -146,6 +149,7 @@ test("freeze, kill, join and rejoin during an epoch: every sample used exactly o
     assert.ok((report.rejected.stale ?? 0) + (report.rejected["unknown-worker"] ?? 0) >= 1, JSON.stringify(report.rejected));
   } finally {
     for (const p of procs) if (p.p.exitCode === null && p.p.signalCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
+    await nats.stop();
   }
 });
 
