@@ -38,6 +38,18 @@ export class Interner {
     return this.tokens.length;
   }
 
+  /** Forgets every token (the tables keep their size). */
+  clear(): void {
+    this.tokens.length = 0;
+    this.short1.fill(0);
+    this.short2.fill(0);
+    this.packed.fill(0);
+    this.packedCount = 0;
+    this.table.fill(0);
+    this.tableCount = 0;
+    this.used = 0;
+  }
+
   /** Id of s.slice(from, to), adding it when new. */
   intern(s: string, from: number, to: number): number {
     const len = to - from;

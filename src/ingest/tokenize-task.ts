@@ -9,7 +9,7 @@ import { withTransfer } from "./piscina.js";
 /** N reviews packed into one buffer. */
 export interface TokenizeTask {
   /** UTF-8 bytes of the N reviews, back to back. */
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
   /** [N+1] byte offsets: review i is bytes[offsets[i] .. offsets[i+1]). */
   offsets: Int32Array;
   /** [N] 1 = count this review's tokens (training reviews). */
@@ -31,6 +31,8 @@ export interface TokenizeResult {
   /** [U] local ids that occur in the counted reviews, and [U] how often. */
   countIds: Int32Array;
   countValues: Int32Array;
+  /** The task's bytes, handed back for the next task. */
+  bytes: Uint8Array<ArrayBuffer>;
 }
 
 const dict = new Interner();
@@ -65,6 +67,65 @@ const emitUnits = (start: number, end: number): void => {
   ids[count++] = id;
 };
 
+/**
+ * Appends the ids of the tokens of review bytes[a, b) to `ids`; returns 1 when it had invalid UTF-8 (replaced).
+ * The hot function: small, so that V8 compiles it (with the scanner and interner inlined) on its own.
+ */
+function tokenizeReview(bytes: Uint8Array, a: number, b: number): number {
+  if (units.length < b - a) units = new Uint16Array(b - a);
+  const nUnits = BYTE_PATH ? unitsOf(bytes, a, b, units) : -1;
+  if (nUnits >= 0) {
+    forEachTokenUnits(units, nUnits, emitUnits);
+    return 0;
+  }
+  const view = bytes.subarray(a, b);
+  let bad = 0;
+  try {
+    curText = strict.decode(view);
+  } catch {
+    curText = lenient.decode(view);
+    bad = 1;
+  }
+  curText = normalize(curText);
+  forEachTokenRange(curText, emitText);
+  curText = "";
+  return bad;
+}
+
+/** Adds the ids[from, to) to `counts`, listing each id seen for the first time in `touched`. */
+function countIds(from: number, to: number, touched: number[]): void {
+  if (counts.length < dict.size) {
+    const grown = new Int32Array(Math.max(dict.size, counts.length * 2));
+    grown.set(counts);
+    counts = grown;
+  }
+  for (let j = from; j < to; j++) {
+    const id = ids[j]!;
+    if (counts[id]++ === 0) touched.push(id);
+  }
+}
+
+// Warm-up: run every branch of the scanner, the interner and the string path on a sample before the first
+// task, so that the code V8 optimises from the real reviews has seen them all (otherwise each branch met
+// later throws the optimised code away and the thread compiles it again). The dictionary is emptied after.
+{
+  const sample = new TextEncoder().encode(
+    "Don't we'll I'm they're you've he'd it's o'clock rock'n'roll CAN'T 1,000.50 7.5 2001 ... .. !! " +
+    "<br /><BR>< br> <b> a-b (c) \"q\" é É naïve Ω ж ’S N’T – ½ ٣ \u00a0\u2003 long-long-words aaaaaaaaaa\n\t");
+  const more = new Uint8Array(sample.length + 6);
+  more.set(sample);
+  more.set([0x61, 0xff, 0x20, 0xf0, 0x9f, 0x98], sample.length); // invalid UTF-8, a cut emoji: the string path
+  for (let k = 0; k < 30; k++) {
+    count = 0;
+    tokenizeReview(sample, 0, sample.length);
+    tokenizeReview(more, 0, more.length);
+    countIds(0, count, []);
+  }
+  counts.fill(0);
+  count = 0;
+  dict.clear();
+}
+
 export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   const { bytes, offsets, counted } = task;
   const n = offsets.length - 1;
@@ -76,47 +137,20 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   const touched: number[] = [];
   for (let i = 0; i < n; i++) {
     const from = count;
-    const a = offsets[i]!;
-    const b = offsets[i + 1]!;
-    if (units.length < b - a) units = new Uint16Array(b - a);
-    const nUnits = BYTE_PATH ? unitsOf(bytes, a, b, units) : -1;
-    if (nUnits >= 0) {
-      forEachTokenUnits(units, nUnits, emitUnits);
-    } else {
-      const view = bytes.subarray(a, b);
-      try {
-        curText = strict.decode(view);
-      } catch {
-        curText = lenient.decode(view);
-        invalidUtf8[i] = 1;
-      }
-      curText = normalize(curText);
-      forEachTokenRange(curText, emitText);
-    }
+    invalidUtf8[i] = tokenizeReview(bytes, offsets[i]!, offsets[i + 1]!);
     tokOffsets[i + 1] = count;
-    if (counted[i]) {
-      if (counts.length < dict.size) {
-        const grown = new Int32Array(Math.max(dict.size, counts.length * 2));
-        grown.set(counts);
-        counts = grown;
-      }
-      for (let j = from; j < count; j++) {
-        const id = ids[j]!;
-        if (counts[id]++ === 0) touched.push(id);
-      }
-    }
+    if (counted[i]) countIds(from, count, touched);
   }
-  const countIds = Int32Array.from(touched);
-  const countValues = new Int32Array(countIds.length);
-  for (let k = 0; k < countIds.length; k++) {
-    countValues[k] = counts[countIds[k]!]!;
-    counts[countIds[k]!] = 0;
+  const countIdsOut = Int32Array.from(touched);
+  const countValues = new Int32Array(countIdsOut.length);
+  for (let k = 0; k < countIdsOut.length; k++) {
+    countValues[k] = counts[countIdsOut[k]!]!;
+    counts[countIdsOut[k]!] = 0;
   }
   const out = ids.slice(0, count);
   const newTokens = dict.tokens.slice(firstNewId);
-  curText = "";
   return withTransfer<TokenizeResult>(
-    { thread: threadId, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens, countIds, countValues },
-    [out.buffer, tokOffsets.buffer, invalidUtf8.buffer, countIds.buffer, countValues.buffer],
+    { thread: threadId, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens, countIds: countIdsOut, countValues, bytes },
+    [out.buffer, tokOffsets.buffer, invalidUtf8.buffer, countIdsOut.buffer, countValues.buffer, bytes.buffer],
   );
 }
