@@ -46,3 +46,24 @@ test("arrow: truncated or foreign bytes are an InputError naming the file", () =
     assert.throws(() => decodeArrowFile(bad, "damaged.arrow"), (e: unknown) => e instanceof InputError && /damaged\.arrow/.test((e as Error).message));
   }
 });
+
+test("arrow: the direct file writer gives the bytes of apache-arrow's writer", async () => {
+  const { encodeArrowFileReference } = await import("../src/ingest/arrow.js");
+  const { Rng } = await import("../src/rng.js");
+  const rng = new Rng(11);
+  const map = Int32Array.from({ length: 50 }, (_, i) => (i * 7) % 50);
+  const names = ["train/pos/1_9", "train/neg/ünïcode_2", "test/neg/日本_3", "x"];
+  const batch = (): BatchRows => {
+    const B = 1 + rng.int(9);
+    const tokens = Array.from({ length: B }, () => Int32Array.from({ length: 1 + rng.int(13) }, () => rng.int(50)));
+    return {
+      tokens, labels: Uint8Array.from(tokens, () => rng.int(2)), ids: Int32Array.from(tokens, () => rng.int(1e6)),
+      ratings: Int8Array.from(tokens, () => 1 + rng.int(10)), names: tokens.map(() => names[rng.int(names.length)]! + rng.int(100)),
+      ...(rng.int(2) ? { idMaps: tokens.map(() => map) } : {}),
+    };
+  };
+  for (const n of [1, 2, 5, 17]) {
+    const batches = Array.from({ length: n }, batch);
+    assert.deepEqual(Buffer.from(encodeArrowFile(meta, batches)), Buffer.from(encodeArrowFileReference(meta, batches)), `${n} batches`);
+  }
+});

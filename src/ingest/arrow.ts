@@ -10,9 +10,12 @@
 //   review  Utf8         the review's name, e.g. "train/pos/123_8"
 // Schema metadata: imdb_train.format, imdb_train.vocab_hash, imdb_train.split, imdb_train.shard ("k/N").
 import {
-  Field, Int8, Int32, List, RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema, Struct, Uint8, Utf8,
-  makeData, tableFromIPC, type Data,
+  Field, Int8, Int32, List, Message, MetadataVersion, RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema,
+  Struct, Uint8, Utf8, makeData, tableFromIPC, type Data,
 } from "apache-arrow";
+// Arrow's own encoders of IPC metadata (flatbuffers), for the direct file writer below.
+import { FileBlock, Footer } from "apache-arrow/ipc/metadata/file";
+import { BufferRegion, FieldNode, RecordBatch as RecordBatchHeader } from "apache-arrow/ipc/metadata/message";
 import { PAD_ID } from "../config.js";
 import type { Batch, Split } from "../dataset.js";
 import { InputError } from "../errors.js";
@@ -116,14 +119,141 @@ function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
   return new RecordBatch(schema, struct);
 }
 
-/** The bytes of an Arrow IPC file holding `batches` in order. */
-export function encodeArrowFile(meta: FileMeta, batches: BatchRows[]): Uint8Array {
+/** The bytes of an Arrow IPC file holding `batches` in order, through apache-arrow's writer (the reference for tests). */
+export function encodeArrowFileReference(meta: FileMeta, batches: BatchRows[]): Uint8Array {
   const schema = schemaFor(meta);
   const writer = new RecordBatchFileWriter();
   writer.reset(undefined, schema);
   for (const rows of batches) writer.write(recordBatch(schema, rows));
   writer.finish();
   return writer.toUint8Array(true);
+}
+
+// ---- the direct file writer -----------------------------------------------------------------------
+// The same bytes as apache-arrow's RecordBatchFileWriter (tests compare them), written straight into one
+// buffer of the file's final size: token ids go through their map into the file itself, and no column
+// arrays, record batches or chunk lists are built. Arrow's code still encodes the metadata (one small
+// flatbuffer per batch, and the footer). The layout it reproduces, per record batch:
+//   message: int32 -1, int32 metadata size, flatbuffer Message(RecordBatch), zero padding to 8 bytes
+//   body:    the buffers of the columns in schema order, each zero-padded to 8 bytes, a buffer's recorded
+//            length being its padded length; an empty validity buffer before each column's buffers:
+//            tokens: offsets [B+1] int32, then its child: values [T] int32; length [B] int32;
+//            label [B] uint8; id [B] int32; rating [B] int8; review: offsets [B+1] int32, UTF-8 bytes.
+// File: "ARROW1" + 2 zero bytes, the messages and bodies, end-of-stream (int32 -1, int32 0), the footer
+// flatbuffer (schema and [offset, metadata size, body size] of every batch), its int32 size, "ARROW1".
+
+const MAGIC = Uint8Array.from("ARROW1", (c) => c.charCodeAt(0));
+const pad8 = (n: number) => (n + 7) & ~7;
+
+/** Byte lengths of one batch's buffers in body order (validity buffers are empty). */
+function bufferLengths(rows: BatchRows, nameBytes: number): number[] {
+  const B = rows.tokens.length;
+  let T = 0;
+  for (let b = 0; b < B; b++) T += rows.tokens[b]!.length;
+  return [0, (B + 1) * 4, 0, T * 4, 0, B * 4, 0, B, 0, B * 4, 0, B, 0, (B + 1) * 4, nameBytes];
+}
+
+/** The UTF-8 size of `s`. */
+function utf8Length(s: string): number {
+  for (let q = 0; q < s.length; q++) if (s.charCodeAt(q) > 127) return Buffer.byteLength(s, "utf8");
+  return s.length;
+}
+
+/** The bytes of an Arrow IPC file holding `batches` in order (byte for byte what encodeArrowFileReference writes). */
+export function encodeArrowFile(meta: FileMeta, batches: BatchRows[]): Uint8Array<ArrayBuffer> {
+  const schema = schemaFor(meta);
+  // pass 1: sizes, metadata and the footer
+  const metas: Uint8Array[] = [];
+  const layouts: number[][] = [];
+  const blocks: FileBlock[] = [];
+  let pos = 8;
+  for (const rows of batches) {
+    const B = rows.tokens.length;
+    let nameBytes = 0;
+    for (let b = 0; b < B; b++) nameBytes += utf8Length(rows.names[b]!);
+    const lens = bufferLengths(rows, nameBytes);
+    const regions: BufferRegion[] = [];
+    let bodyLength = 0;
+    for (const len of lens) {
+      regions.push(new BufferRegion(bodyLength, pad8(len)));
+      bodyLength += pad8(len);
+    }
+    const T = lens[3]! / 4;
+    const nodes = [new FieldNode(B, 0), new FieldNode(T, 0)];
+    for (let c = 0; c < 5; c++) nodes.push(new FieldNode(B, 0));
+    const fb = Message.encode(Message.from(new RecordBatchHeader(B, nodes, regions, null), bodyLength));
+    const metaSize = pad8(fb.length + 8);
+    blocks.push(new FileBlock(metaSize, bodyLength, pos));
+    metas.push(fb);
+    layouts.push(lens);
+    pos += metaSize + bodyLength;
+  }
+  const footer = Footer.encode(new Footer(schema, MetadataVersion.V5, blocks, []));
+  const total = pos + 8 + footer.length + 4 + MAGIC.length;
+  // pass 2: everything into one zeroed buffer (the padding stays zero)
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  out.set(MAGIC, 0);
+  for (let k = 0; k < batches.length; k++) {
+    const rows = batches[k]!;
+    const fb = metas[k]!;
+    const block = blocks[k]!;
+    let p = Number(block.offset);
+    view.setInt32(p, -1, true);
+    view.setInt32(p + 4, block.metaDataLength - 8, true);
+    out.set(fb, p + 8);
+    p += block.metaDataLength;
+    writeBody(out, p, rows, layouts[k]!);
+  }
+  view.setInt32(pos, -1, true);
+  view.setInt32(pos + 4, 0, true);
+  out.set(footer, pos + 8);
+  view.setInt32(pos + 8 + footer.length, footer.length, true);
+  out.set(MAGIC, pos + 12 + footer.length);
+  return out;
+}
+
+/** Writes one batch's body at out[p...] (8-byte aligned), buffer lengths `lens` as from bufferLengths. */
+function writeBody(out: Uint8Array, p: number, rows: BatchRows, lens: number[]): void {
+  const B = rows.tokens.length;
+  const at: number[] = []; // start of each buffer
+  for (const len of lens) {
+    at.push(p);
+    p += pad8(len);
+  }
+  const buf = out.buffer;
+  // tokens: offsets, then the values mapped through idMaps
+  const offsets = new Int32Array(buf, out.byteOffset + at[1]!, B + 1);
+  const values = new Int32Array(buf, out.byteOffset + at[3]!, lens[3]! / 4);
+  let o = 0;
+  for (let b = 0; b < B; b++) {
+    const src = rows.tokens[b]!;
+    const map = rows.idMaps?.[b];
+    if (map) for (let j = 0; j < src.length; j++) values[o + j] = map[src[j]!]!;
+    else values.set(src, o);
+    o += src.length;
+    offsets[b + 1] = o;
+  }
+  const lengths = new Int32Array(buf, out.byteOffset + at[5]!, B);
+  for (let b = 0; b < B; b++) lengths[b] = rows.tokens[b]!.length;
+  out.set(rows.labels.subarray(0, B), at[7]!);
+  new Int32Array(buf, out.byteOffset + at[9]!, B).set(rows.ids.subarray(0, B));
+  out.set(new Uint8Array(rows.ratings.buffer, rows.ratings.byteOffset, B), at[11]!);
+  // review: offsets, then the UTF-8 bytes
+  const nameOffsets = new Int32Array(buf, out.byteOffset + at[13]!, B + 1);
+  let q = at[14]!;
+  const start = q;
+  for (let b = 0; b < B; b++) {
+    const s = rows.names[b]!;
+    let ascii = true;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 127) { ascii = false; break; }
+      out[q + i] = c;
+    }
+    q += ascii ? s.length : enc.encodeInto(s, out.subarray(q)).written;
+    nameOffsets[b + 1] = q - start;
+  }
 }
 
 /** One batch as an Arrow IPC stream (schema + one record batch): the payload of a NATS message. */
