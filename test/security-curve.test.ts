@@ -25,7 +25,7 @@ before(async () => {
 
 after(() => cleanup(root));
 
-test("keys: server and client pairs as 0600 Z85 files; no overwrite without --force", async () => {
+test("keys: server and client pairs as 0600 Z85 files; no overwrite without --force; --if-missing keeps them", async () => {
   const dir = join(root, "keys-a");
   const r = await runCli(["keys", "--out", dir, "--json"]);
   assert.equal(r.code, 0, r.stderr);
@@ -43,7 +43,12 @@ test("keys: server and client pairs as 0600 Z85 files; no overwrite without --fo
   assert.equal(readFileSync(join(dir, "server.key"), "utf8"), before, "kept");
   const forced = await runCli(["keys", "--out", dir, "--force"]);
   assert.equal(forced.code, 0, forced.stderr);
-  assert.notEqual(readFileSync(join(dir, "server.key"), "utf8"), before);
+  const replaced = readFileSync(join(dir, "server.key"), "utf8");
+  assert.notEqual(replaced, before);
+  const kept = await runCli(["keys", "--out", dir, "--if-missing", "--json"]);
+  assert.equal(kept.code, 0, kept.stderr);
+  assert.equal(kept.json.kept, true);
+  assert.equal(readFileSync(join(dir, "server.key"), "utf8"), replaced, "--if-missing keeps a complete set");
   // a damaged key file is named
   const bad = join(root, "keys-bad");
   mkdirSync(bad);
@@ -151,7 +156,7 @@ test("coordinator --curve-keys: a worker with the wrong key is refused, logged a
   assert.ok(counted >= 3, `auth refusals counted: ${counted}`);
   assert.doesNotMatch(coord.stderr(), /worker (wrong|intruder|plain) joined/);
 
-  const good = await runCli(["worker", ...w, "--name", "good", "--curve-keys", keys]);
+  const good = await runCli(["worker", ...w, "--name", "good"], { env: { IMDB_TRAIN_CURVE_KEYS: keys } });
   assert.equal(good.code, 0, good.stderr);
   const c = await coord.done;
   assert.equal(c.code, 0, c.stderr);

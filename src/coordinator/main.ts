@@ -28,8 +28,9 @@ export async function coordinatorCommand(o: Record<string, unknown>): Promise<nu
   let nats: { announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> } | undefined;
   const dataset = resolve(String(o.dataset));
   // credentials first: a bad key file or NATS credential stops the role before it binds anything
-  const { loadCurveServerKeys, natsAuthFrom } = await import("../security/keys.js");
-  const curve = o.curveKeys ? loadCurveServerKeys(String(o.curveKeys)) : undefined;
+  const { loadCurveServerKeys, natsAuthFrom, CURVE_KEYS_ENV } = await import("../security/keys.js");
+  const keyDir = (o.curveKeys as string | undefined) ?? process.env[CURVE_KEYS_ENV];
+  const curve = keyDir ? loadCurveServerKeys(keyDir) : undefined;
   if (o.nats) {
     const { clusterPlane } = await import("./plane.js");
     nats = await clusterPlane(String(o.nats), dataset, natsAuthFrom(o));

@@ -17,6 +17,7 @@ export const commands: CommandSpec[] = [
     options: [
       { name: "out", value: "<dir>", type: "string", required: true, description: "directory for the key files" },
       { name: "force", type: "bool", description: "replace keys that already exist" },
+      { name: "if-missing", type: "bool", description: "keep a complete existing set and exit 0 (for a one-shot container at every start)" },
       { name: "nats-nkey", type: "bool", description: "also make an nkey user for NATS (nats-user.seed, nats-user.pub)" },
       JSON_OPTION,
     ],
@@ -28,8 +29,8 @@ export const commands: CommandSpec[] = [
     async run(o) {
       const { writeKeyDir } = await import("./keys.js");
       const { emitJson, logger } = await import("../output.js");
-      const r = writeKeyDir(String(o.out), { force: Boolean(o.force), natsNkey: Boolean(o.natsNkey) });
-      logger("keys").info(`wrote ${r.files.length} key files to ${r.dir} (server public key ${r.server_public})`);
+      const r = writeKeyDir(String(o.out), { force: Boolean(o.force), natsNkey: Boolean(o.natsNkey), ifMissing: Boolean(o.ifMissing) });
+      logger("keys").info(r.kept ? `kept the keys in ${r.dir} (server public key ${r.server_public})` : `wrote ${r.files.length} key files to ${r.dir} (server public key ${r.server_public})`);
       if (o.json) emitJson(r);
       return 0;
     },

@@ -25,7 +25,15 @@ export const KEY_FILES = {
   natsPublic: "nats-user.pub",
 } as const;
 
-export interface KeysReport { dir: string; files: string[]; server_public: string; client_public: string; nats_user_public?: string }
+export interface KeysReport {
+  dir: string;
+  /** Files written (none when --if-missing kept existing keys). */
+  files: string[];
+  server_public: string;
+  client_public: string;
+  nats_user_public?: string;
+  kept?: boolean;
+}
 
 /** Writes `text` to `path` with mode 0600 through a temporary file and a rename (never half-written). */
 function writeSecret(path: string, text: string): void {
@@ -36,10 +44,16 @@ function writeSecret(path: string, text: string): void {
 }
 
 /** Makes a server and a client CURVE key pair (and an nkey user with `natsNkey`) in `dir`. */
-export function writeKeyDir(dir: string, opts: { force?: boolean; natsNkey?: boolean } = {}): KeysReport {
+export function writeKeyDir(dir: string, opts: { force?: boolean; natsNkey?: boolean; ifMissing?: boolean } = {}): KeysReport {
   const out = resolve(dir);
   const names: string[] = [KEY_FILES.serverPublic, KEY_FILES.serverSecret, KEY_FILES.clientPublic, KEY_FILES.clientSecret];
   if (opts.natsNkey) names.push(KEY_FILES.natsSeed, KEY_FILES.natsPublic);
+  if (opts.ifMissing && !opts.force && names.every((n) => existsSync(join(out, n)))) {
+    // keep them (a one-shot container that runs at every `up`); still check that they read back as keys
+    const server = readKey(join(out, KEY_FILES.serverPublic), "CURVE server public key");
+    const client = readKey(join(out, KEY_FILES.clientPublic), "CURVE client public key");
+    return { dir: out, files: [], server_public: server, client_public: client, kept: true };
+  }
   if (!opts.force) {
     const there = names.filter((n) => existsSync(join(out, n)));
     if (there.length) throw new UsageError(`${join(out, there[0]!)} exists: refusing to overwrite keys (pass --force to replace ${there.join(", ")})`);
@@ -74,9 +88,11 @@ function readKey(path: string, what: string): string {
   return key;
 }
 
+/** Warns when a secret is readable by every user (group access is left alone: Kubernetes secrets use fsGroup). */
 function warnIfOpen(path: string): void {
   try {
-    if ((statSync(path).mode & 0o077) !== 0) log.warn(`${path} is readable by other users (mode ${(statSync(path).mode & 0o777).toString(8)}): chmod 600 it`);
+    const mode = statSync(path).mode;
+    if ((mode & 0o007) !== 0) log.warn(`${path} is readable by every user (mode ${(mode & 0o777).toString(8)}): chmod 600 it`);
   } catch { /* read errors are reported by readKey */ }
 }
 
@@ -113,6 +129,9 @@ export function loadCurveClientKeys(dir: string): CurveClientKeys {
   warnIfOpen(secretPath);
   return keys;
 }
+
+/** The key directory when --curve-keys is not given (coordinator and worker). */
+export const CURVE_KEYS_ENV = "IMDB_TRAIN_CURVE_KEYS";
 
 /** Environment variables read when the matching flag is absent. */
 export const NATS_ENV = { token: "IMDB_TRAIN_NATS_TOKEN", nkeySeed: "IMDB_TRAIN_NATS_NKEY_SEED", creds: "IMDB_TRAIN_NATS_CREDS" } as const;

@@ -4,7 +4,7 @@ import type { OptionSpec } from "../command.js";
 
 export const CURVE_KEYS_OPTION: OptionSpec = {
   name: "curve-keys", value: "<dir>", type: "string",
-  description: "ZeroMQ CURVE: encrypt and authenticate the training transport with the keys in <dir> (made by `imdb-train keys`)",
+  description: "ZeroMQ CURVE: encrypt and authenticate the training transport with the keys in <dir> (made by `imdb-train keys`; or $IMDB_TRAIN_CURVE_KEYS)",
 };
 
 /** --nats-token / --nats-nkey-seed / --nats-creds (or $IMDB_TRAIN_NATS_TOKEN / _NKEY_SEED / _CREDS). */

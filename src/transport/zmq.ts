@@ -328,14 +328,22 @@ export class DealerChannel {
   handshakeTrouble(): HandshakeTrouble | null { return this.trouble; }
 
   private async watch(): Promise<void> {
+    // a connection that closes before its handshake completed counts too: depending on timing the peer's
+    // refusal shows up as a handshake error event or only as a disconnect
+    let handshaking = false;
+    const fail = (kind: HandshakeTrouble["kind"], detail: string) => { this.trouble = { kind, count: (this.trouble?.count ?? 0) + 1, detail }; };
     try {
       for await (const e of this.sock.events) {
-        if (e.type === "handshake") this.trouble = null;
+        if (e.type === "connect") handshaking = true;
+        else if (e.type === "handshake") { handshaking = false; this.trouble = null; }
         else if (e.type === "handshake:error:auth" || e.type === "handshake:error:protocol" || e.type === "handshake:error:other") {
-          const kind = e.type === "handshake:error:auth" ? "auth" : e.type === "handshake:error:protocol" ? "protocol" : "other";
+          handshaking = false;
           const err = e.error as Error & { code?: string; status?: number };
-          const detail = kind === "auth" ? `refused by the server's authentication (status ${err.status ?? "?"})` : `${err.code ?? ""} ${err.message}`.trim();
-          this.trouble = { kind, count: (this.trouble?.count ?? 0) + 1, detail };
+          if (e.type === "handshake:error:auth") fail("auth", `refused by the server's authentication (status ${err.status ?? "?"})`);
+          else fail(e.type === "handshake:error:protocol" ? "protocol" : "other", `${err.code ?? ""} ${err.message}`.trim());
+        } else if (e.type === "disconnect" && handshaking) {
+          handshaking = false;
+          fail("other", "the connection closed during the handshake");
         }
       }
     } catch {

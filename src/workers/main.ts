@@ -15,8 +15,9 @@ export async function workerCommand(o: Record<string, unknown>): Promise<number>
   const onDisconnect = () => { log.warn("launcher went away: stopping"); ac.abort(); };
   if (typeof process.send === "function") process.once("disconnect", onDisconnect);
   // credentials first: a bad key file stops the worker before it connects anywhere
-  const { loadCurveClientKeys, natsAuthFrom } = await import("../security/keys.js");
-  const curve = o.curveKeys ? loadCurveClientKeys(String(o.curveKeys)) : undefined;
+  const { loadCurveClientKeys, natsAuthFrom, CURVE_KEYS_ENV } = await import("../security/keys.js");
+  const keyDir = (o.curveKeys as string | undefined) ?? process.env[CURVE_KEYS_ENV];
+  const curve = keyDir ? loadCurveClientKeys(keyDir) : undefined;
   let endpoint = o.coordinator as string | undefined;
   let dataset = o.dataset as string | undefined;
   if (!endpoint && o.nats) {

@@ -51,7 +51,9 @@ function checkHandshake(channel: DealerChannel, endpoint: string, curve: boolean
   const t = channel.handshakeTrouble();
   if (!t) return;
   if (t.kind === "auth") throw new AuthError(`the coordinator at ${endpoint} refused this worker's CURVE key (${t.detail}): its public key is not admitted there (client.pub or clients/*.pub of the coordinator's --curve-keys)`);
-  if (t.count < 3) return;
+  // a ZMTP protocol error (mechanism mismatch, undecryptable HELLO) is final — libzmq does not even reconnect;
+  // a connection dropped mid-handshake may be a restarting coordinator: give it three tries
+  if (t.kind === "other" && t.count < 3) return;
   throw new AuthError(curve
     ? `the CURVE handshake with ${endpoint} failed ${t.count} times (${t.detail}): server.pub in --curve-keys is not this coordinator's key, or the coordinator runs without CURVE`
     : `the handshake with ${endpoint} failed ${t.count} times (${t.detail}): the coordinator probably requires CURVE keys (start the worker with --curve-keys <dir>)`);
