@@ -9,7 +9,7 @@
 //   anything wrong               → {"ok":false,"error":"..."}
 import { createServer, createConnection, type Server } from "node:net";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ConnectionError, InputError, UsageError, errorMessage } from "../errors.js";
@@ -82,6 +82,7 @@ export async function startControl(out: string, h: ControlHandler): Promise<Cont
     server.once("error", rej);
     server.listen(socket, () => { server.off("error", rej); res(); });
   });
+  chmodSync(socket, 0o600); // only this user may scale the run
   writeAtomic(join(out, CONTROL_FILE), [Buffer.from(JSON.stringify({ pid: process.pid, socket, started: new Date().toISOString() }) + "\n")]);
   return {
     socket,
