@@ -8,6 +8,7 @@ import { AuthError, ConnectionError, ProtocolError, TrainingError, AbortedError,
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, ParamAssembler, type Message } from "../protocol.js";
+import { encodeGradient, sparseBlockOf } from "../gradcodec.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq.js";
 import { openTrainingData, type TrainingData } from "./data.js";
 import { createEngine, batchToEngine } from "./engine/index.js";
@@ -42,6 +43,8 @@ export interface Welcome {
   layoutSize: number;
   maxBytes: number;
   heartbeatMs: number;
+  /** How to send gradients (absent from older coordinators: float32, dense). */
+  grad?: { dtype: "fp32" | "fp16"; rows: boolean };
 }
 
 export interface WorkerResult { steps: number; evals: number; samples: number; reason: string }
@@ -138,6 +141,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   o.signal?.addEventListener("abort", onAbort, { once: true });
   const result: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
   const assembler = new ParamAssembler(welcome.layoutSize); // parameters broadcast in Params chunks
+  const wire = { f16: welcome.grad?.dtype === "fp16", block: welcome.grad?.rows ? sparseBlockOf(engine.layout) : null };
   let rejoining = false;
   try {
     for await (const { frames } of channel.messages()) {
@@ -202,12 +206,14 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         }
         if (o.signal?.aborted) break; // never send the gradient of part of a task
         const seconds = (performance.now() - t0) / 1000;
-        await channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, lossSum, correct, count, tokens, seconds, ids }, acc));
+        // on the wire as the coordinator asked: float32 or half floats, the embedding dense or as touched rows
+        const g = encodeGradient(acc, wire);
+        await channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: g.scale }, g.values, g.rows ?? undefined));
         result.steps++;
         result.samples += count;
         tel.workerStep(o.name, { samples: count, tokens, seconds, loss: count ? lossSum / count : 0, accuracy: count ? correct / count : 0 });
         tel.phase("compute", seconds, o.name);
-        tel.bytes("sent", acc.byteLength, o.name);
+        tel.bytes("sent", g.values.byteLength + (g.rows?.byteLength ?? 0), o.name);
         tel.bytes("received", m.payload.byteLength, o.name);
         if (o.onStep) o.onStep();
         log.debug(`step ${h.step}: ${body.batches.length} batch(es), ${count} samples, ${seconds.toFixed(2)} s`);
@@ -231,7 +237,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
     channel.close();
     engine.dispose();
   }
-  if (stopReason === "interrupted") throw new AbortedError();
+  if (stopReason === "interrupted") throw new AbortedError("interrupted: left the run (Leave sent, so the coordinator gives any open batches to another worker)");
   if (stopReason) throw new TrainingError(stopReason);
   log.info(`stopped by the coordinator (${result.reason}) after ${result.steps} step(s)`);
   return result;
