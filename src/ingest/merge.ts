@@ -18,11 +18,23 @@ function grow(a: Int32Array, need: number): Int32Array {
 export class TokenMerger {
   private index = new Interner(); //                        token ↔ temporary id, in order of first arrival
   private local = new Map<number, Int32Array>(); //      thread → (local id → temporary id)
-  private counts: Int32Array = new Int32Array(1 << 16); // temporary id → training count
+  private counts: Int32Array = new Int32Array(1 << 17); // temporary id → training count
   private final: Int32Array | null = null; //             temporary id → vocabulary id
+  // While only one thread has reported, its local ids are the temporary ids: its tokens are only listed
+  // (no interning on this thread); the index is built from them when a second thread reports.
+  private solo = -1;
+  private soloTokens: string[] = [];
 
   /** Adds one result's new tokens and counts. Results of one thread must come in the order it made them. */
   add(r: TokenizeResult): void {
+    if (this.solo === -1 && this.local.size === 0) this.solo = r.thread;
+    if (r.thread === this.solo) {
+      for (let k = 0; k < r.newTokens.length; k++) this.soloTokens.push(r.newTokens[k]!);
+      const counts = (this.counts = grow(this.counts, this.soloTokens.length));
+      for (let k = 0; k < r.countIds.length; k++) counts[r.countIds[k]!]! += r.countValues[k]!;
+      return;
+    }
+    if (this.solo !== -1) this.endSolo();
     const map = grow(this.local.get(r.thread) ?? new Int32Array(1 << 14), r.firstNewId + r.newTokens.length);
     this.local.set(r.thread, map);
     for (let k = 0; k < r.newTokens.length; k++) {
@@ -33,17 +45,37 @@ export class TokenMerger {
     for (let k = 0; k < r.countIds.length; k++) counts[map[r.countIds[k]!]!]! += r.countValues[k]!;
   }
 
+  /** A second thread reports: the solo thread's tokens go into the index (their ids stay the same). */
+  private endSolo(): void {
+    const toks = this.soloTokens;
+    const map = new Int32Array(Math.max(1 << 14, toks.length));
+    for (let k = 0; k < toks.length; k++) map[k] = this.index.intern(toks[k]!, 0, toks[k]!.length); // = k
+    this.local.set(this.solo, map);
+    this.solo = -1;
+    this.soloTokens = [];
+  }
+
+  private tokens(): string[] {
+    return this.solo !== -1 ? this.soloTokens : this.index.tokens;
+  }
+
+  private mapOf(thread: number): Int32Array | null {
+    return thread === this.solo ? null : this.local.get(thread)!;
+  }
+
   /** Takes back the counts of a review (thread-local ids) that turned out not to be training data. */
   uncount(thread: number, ids: Int32Array): void {
-    const map = this.local.get(thread)!;
+    const map = this.mapOf(thread);
     const counts = this.counts;
-    for (let j = 0; j < ids.length; j++) counts[map[ids[j]!]!]!--;
+    if (map === null) for (let j = 0; j < ids.length; j++) counts[ids[j]!]!--;
+    else for (let j = 0; j < ids.length; j++) counts[map[ids[j]!]!]!--;
   }
 
   /** Chooses the vocabulary from the counts; afterwards `toVocab` maps ids. */
   vocabulary(opts: { maxSize: number; minFreq: number }): { vocab: Vocab; counts: number[] } {
-    const r = buildVocabFromArrays(this.index.tokens, this.counts.subarray(0, this.index.size), opts);
-    const final = new Int32Array(this.index.size); // UNK_ID (0) where not kept
+    const tokens = this.tokens();
+    const r = buildVocabFromArrays(tokens, this.counts.subarray(0, tokens.length), opts);
+    const final = new Int32Array(tokens.length); // UNK_ID (0) where not kept
     for (let i = 0; i < r.kept.length; i++) final[r.kept[i]!] = i + 2;
     this.final = final;
     return { vocab: r.vocab, counts: r.counts };
@@ -51,8 +83,9 @@ export class TokenMerger {
 
   /** Thread-local id → vocabulary id, for one thread's ids (after `vocabulary`). */
   toVocab(thread: number): Int32Array {
-    const map = this.local.get(thread)!;
+    const map = this.mapOf(thread);
     const final = this.final!;
+    if (map === null) return final;
     const out = new Int32Array(map.length);
     for (let i = 0; i < map.length; i++) out[i] = final[map[i]!]!;
     return out;
