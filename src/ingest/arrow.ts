@@ -130,9 +130,9 @@ export function encodeArrowFileReference(meta: FileMeta, batches: BatchRows[]): 
 }
 
 // ---- the direct file writer -----------------------------------------------------------------------
-// The same bytes as apache-arrow's RecordBatchFileWriter (tests compare them), written straight into one
-// buffer of the file's final size: token ids go through their map into the file itself, and no column
-// arrays, record batches or chunk lists are built. Arrow's code still encodes the metadata (one small
+// The same bytes as apache-arrow's RecordBatchFileWriter (tests compare them), a batch at a time through one
+// reused buffer (fresh memory costs a page fault per 4 KiB): token ids go through their map straight into
+// it, and no column arrays, record batches or chunk lists are built. Arrow's code still encodes the metadata (one small
 // flatbuffer per batch, and the footer). The layout it reproduces, per record batch:
 //   message: int32 -1, int32 metadata size, flatbuffer Message(RecordBatch), zero padding to 8 bytes
 //   body:    the buffers of the columns in schema order, each zero-padded to 8 bytes, a buffer's recorded
@@ -161,12 +161,28 @@ function utf8Length(s: string): number {
 
 /** The bytes of an Arrow IPC file holding `batches` in order (byte for byte what encodeArrowFileReference writes). */
 export function encodeArrowFile(meta: FileMeta, batches: BatchRows[]): Uint8Array<ArrayBuffer> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  writeArrowFile(meta, batches, (c) => { chunks.push(c.slice()); total += c.length; });
+  const out = new Uint8Array(total);
+  let p = 0;
+  for (const c of chunks) { out.set(c, p); p += c.length; }
+  return out;
+}
+
+/**
+ * Writes the Arrow IPC file of `batches` through `sink`, one piece per call (the header, each batch, the
+ * footer). A batch is built in one reused buffer, so `sink` must consume a piece before it returns.
+ * Returns the file's size.
+ */
+export function writeArrowFile(meta: FileMeta, batches: BatchRows[], sink: (piece: Uint8Array) => void): number {
   const schema = schemaFor(meta);
   // pass 1: sizes, metadata and the footer
   const metas: Uint8Array[] = [];
   const layouts: number[][] = [];
   const blocks: FileBlock[] = [];
   let pos = 8;
+  let largest = 0;
   for (const rows of batches) {
     const B = rows.tokens.length;
     let nameBytes = 0;
@@ -187,30 +203,35 @@ export function encodeArrowFile(meta: FileMeta, batches: BatchRows[]): Uint8Arra
     metas.push(fb);
     layouts.push(lens);
     pos += metaSize + bodyLength;
+    largest = Math.max(largest, metaSize + bodyLength);
   }
   const footer = Footer.encode(new Footer(schema, MetadataVersion.V5, blocks, []));
-  const total = pos + 8 + footer.length + 4 + MAGIC.length;
-  // pass 2: everything into one zeroed buffer (the padding stays zero)
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
-  out.set(MAGIC, 0);
+  // pass 2: the pieces
+  const head = new Uint8Array(8);
+  head.set(MAGIC, 0);
+  sink(head);
+  const buf = new Uint8Array(largest);
+  const view = new DataView(buf.buffer);
   for (let k = 0; k < batches.length; k++) {
-    const rows = batches[k]!;
     const fb = metas[k]!;
     const block = blocks[k]!;
-    let p = Number(block.offset);
-    view.setInt32(p, -1, true);
-    view.setInt32(p + 4, block.metaDataLength - 8, true);
-    out.set(fb, p + 8);
-    p += block.metaDataLength;
-    writeBody(out, p, rows, layouts[k]!);
+    const size = block.metaDataLength + Number(block.bodyLength);
+    buf.fill(0, 0, size); // padding is zero
+    view.setInt32(0, -1, true);
+    view.setInt32(4, block.metaDataLength - 8, true);
+    buf.set(fb, 8);
+    writeBody(buf, block.metaDataLength, batches[k]!, layouts[k]!);
+    sink(buf.subarray(0, size));
   }
-  view.setInt32(pos, -1, true);
-  view.setInt32(pos + 4, 0, true);
-  out.set(footer, pos + 8);
-  view.setInt32(pos + 8 + footer.length, footer.length, true);
-  out.set(MAGIC, pos + 12 + footer.length);
-  return out;
+  const tail = new Uint8Array(8 + footer.length + 4 + MAGIC.length);
+  const tv = new DataView(tail.buffer);
+  tv.setInt32(0, -1, true);
+  tv.setInt32(4, 0, true);
+  tail.set(footer, 8);
+  tv.setInt32(8 + footer.length, footer.length, true);
+  tail.set(MAGIC, 12 + footer.length);
+  sink(tail);
+  return pos + tail.length;
 }
 
 /** Writes one batch's body at out[p...] (8-byte aligned), buffer lengths `lens` as from bufferLengths. */

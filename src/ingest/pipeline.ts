@@ -2,8 +2,8 @@
 // overlapped with reading; dictionaries merged as results arrive) → seeded validation split → vocabulary
 // (training reviews only) → length buckets → Arrow files + manifest in a temporary directory (ids mapped
 // to the vocabulary while writing) → optional NATS publish → rename into place.
-import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Split } from "../dataset.js";
@@ -201,6 +201,22 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         await writeFile(join(tmp, name), bytes);
         files[name] = { bytes: typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length, sha256: sha256(bytes) };
       };
+      // a file written a piece at a time (synchronously: the pieces are reused buffers), hashed as it goes
+      const putPieces = async (name: string, write: (sink: (piece: Uint8Array) => void) => void) => {
+        const fd = openSync(join(tmp, name), "w");
+        const hash = createHash("sha256");
+        let bytes = 0;
+        try {
+          write((piece) => {
+            hash.update(piece);
+            for (let done = 0; done < piece.length;) done += writeSync(fd, piece, done);
+            bytes += piece.length;
+          });
+        } finally {
+          closeSync(fd);
+        }
+        files[name] = { bytes, sha256: hash.digest("hex") };
+      };
       await put("vocab.json", vocabToJson(vocab, vocabCounts));
       const infos: Manifest["splits"] = {};
       const publishItems: PublishItem[] = [];
@@ -211,7 +227,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         const w = await writeSplit(
           { name: b.name, list, batches: b.batches, pad: b.pad },
           { vocabHash: vocab.hash, shards: b.name === "train" ? o.shards : 1, publish: Boolean(opts.publish), toVocab: (t) => toVocab.get(t)! },
-          put,
+          putPieces,
         );
         infos[b.name] = w.info;
         publishItems.push(...w.messages);

@@ -1,6 +1,6 @@
 // Turning a bucketed split into Arrow files (one per shard) and, for --publish, one message per batch.
 import type { Split } from "../dataset.js";
-import { encodeArrowFile, encodeBatchMessage, type BatchRows } from "./arrow.js";
+import { encodeBatchMessage, writeArrowFile, type BatchRows } from "./arrow.js";
 import type { SplitInfo } from "./manifest.js";
 import type { PublishItem } from "./publish.js";
 
@@ -25,34 +25,47 @@ export interface SplitToWrite {
   pad: { tokens: number; slots: number; padding: number };
 }
 
+function rowsOf(list: WriteItem[], batch: Int32Array, toVocab: (thread: number) => Int32Array): BatchRows {
+  const B = batch.length;
+  const rows: BatchRows = {
+    tokens: new Array<Int32Array>(B), labels: new Uint8Array(B), ids: new Int32Array(B), ratings: new Int8Array(B),
+    names: new Array<string>(B), idMaps: new Array<Int32Array>(B),
+  };
+  for (let b = 0; b < B; b++) {
+    const it = list[batch[b]!]!;
+    rows.tokens[b] = it.ids;
+    rows.labels[b] = it.label;
+    rows.ids[b] = it.sid;
+    rows.ratings[b] = it.rating;
+    rows.names[b] = it.name;
+    rows.idMaps![b] = toVocab(it.thread);
+  }
+  return rows;
+}
+
 function pad5(n: number): string {
   return String(n).padStart(5, "0");
 }
 
 /**
- * Writes `split` through `put(fileName, bytes)`: `<split>.arrow`, or `<split>-0000k-of-0000N.arrow` for
- * k < shards (batch j goes to shard j % N). Returns the manifest entry, and the NATS messages when `publish`.
+ * Writes `split` through `put(fileName, write)`: `<split>.arrow`, or `<split>-0000k-of-0000N.arrow` for
+ * k < shards (batch j goes to shard j % N); `write(sink)` hands the file's bytes to `sink` a piece at a time
+ * (each piece consumed before `sink` returns). Returns the manifest entry, and the NATS messages when `publish`.
  */
 export async function writeSplit(
   split: SplitToWrite,
   opts: { vocabHash: string; shards: number; publish: boolean; toVocab: (thread: number) => Int32Array },
-  put: (name: string, bytes: Uint8Array) => Promise<void>,
+  put: (name: string, write: (sink: (piece: Uint8Array) => void) => void) => Promise<void>,
 ): Promise<{ info: SplitInfo; messages: PublishItem[] }> {
   const { list } = split;
-  const rows = split.batches.map((batch): BatchRows => ({
-    tokens: Array.from(batch, (i) => list[i]!.ids),
-    labels: Uint8Array.from(batch, (i) => list[i]!.label),
-    ids: Int32Array.from(batch, (i) => list[i]!.sid),
-    ratings: Int8Array.from(batch, (i) => list[i]!.rating),
-    names: Array.from(batch, (i) => list[i]!.name),
-    idMaps: Array.from(batch, (i) => opts.toVocab(list[i]!.thread)),
-  }));
+  const rows = split.batches.map((batch) => rowsOf(list, batch, opts.toVocab));
   const n = opts.shards;
   const files: string[] = [];
   for (let k = 0; k < n; k++) {
     const file = n === 1 ? `${split.name}.arrow` : `${split.name}-${pad5(k)}-of-${pad5(n)}.arrow`;
     const mine = rows.filter((_, j) => j % n === k);
-    await put(file, encodeArrowFile({ vocabHash: opts.vocabHash, split: split.name, shard: { index: k, count: n } }, mine));
+    const meta = { vocabHash: opts.vocabHash, split: split.name, shard: { index: k, count: n } };
+    await put(file, (sink) => writeArrowFile(meta, mine, sink));
     files.push(file);
   }
   const messages: PublishItem[] = opts.publish ? rows.map((r, j) => ({
