@@ -20,7 +20,7 @@ export const commands: CommandSpec[] = [
       { name: "embed-dim", value: "<n>", type: "int", default: 8, description: "embedding width E" },
       { name: "dataset", value: "<dir>", type: "string", description: "ingested dataset (default: a tiny invented one)" },
       { name: "backend", value: "<name>", type: "string", choices: ["auto", "wasm", "webgpu", "tensorflow", "cpu"], default: "wasm", description: "workers' tfjs backend" },
-      { name: "warmup", value: "<fraction>", type: "float", default: 0.2, description: "share of the steps treated as warm-up" },
+      { name: "warmup", value: "<fraction>", type: "float", default: 0.4, description: "share of the steps treated as warm-up (the coordinator's V8 heap grows into its steady size over the first ~1,000 steps of the default run)" },
       { name: "sample-ms", value: "<ms>", type: "int", default: 50, description: "/proc sampling period" },
       { name: "max-growth", value: "<fraction>", type: "float", default: 0.05, description: "largest accepted RSS growth after warm-up" },
       { name: "timeout", value: "<s>", type: "int", default: 1800, description: "stop the run after this long (and fail)" },

@@ -178,6 +178,7 @@ export function figures(name: string, pid: number, samples: Sample[], warmup: nu
 
 export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   if (o.steps < 20) throw new UsageError(`--steps must be ≥ 20 (warm-up and two windows), got ${o.steps}`);
+  if (!(o.warmupFraction >= 0 && o.warmupFraction <= 0.6)) throw new UsageError(`--warmup must be within 0..0.6 (two windows of 20% follow it), got ${o.warmupFraction}`);
   const tmp = mkdtempSync(join(tmpdir(), "imdb-soak-"));
   try {
     let dataset = o.dataset ? resolve(o.dataset) : "";
@@ -254,6 +255,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     if (code !== 0) problems.push(`train exited with status ${code}:\n${tail.join("\n")}`);
     if (processes.length !== o.workers + 1) problems.push(`watched ${processes.length} processes, expected ${o.workers + 1}`);
     for (const p of processes) {
+      if (Number.isNaN(p.growth)) { if (code === 0) problems.push(`${p.name}: no samples in the judged windows (a run too short or too fast for --sample-ms)`); continue; }
       if (!(p.growth < o.maxGrowth)) problems.push(`${p.name}: RSS grew ${(p.growth * 100).toFixed(1)}% after warm-up (${p.rss_start_mib.toFixed(1)} → ${p.rss_end_mib.toFixed(1)} MiB)`);
       if (p.fds_end > p.fds_start) problems.push(`${p.name}: open file descriptors grew ${p.fds_start} → ${p.fds_end}`);
     }
@@ -273,7 +275,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
 export async function benchSoak(o: Record<string, unknown>): Promise<number> {
   const r = await runSoak({
     steps: Number(o.steps ?? 1000), workers: Number(o.workers ?? 4), hidden: Number(o.hidden ?? 8), embedDim: Number(o.embedDim ?? 8),
-    dataset: o.dataset as string | undefined, backend: String(o.backend ?? "wasm"), warmupFraction: Number(o.warmup ?? 0.2),
+    dataset: o.dataset as string | undefined, backend: String(o.backend ?? "wasm"), warmupFraction: Number(o.warmup ?? 0.4),
     sampleMs: Number(o.sampleMs ?? 50), maxGrowth: Number(o.maxGrowth ?? 0.05), timeoutS: Number(o.timeout ?? 1800),
     trace: o.trace ? resolve(String(o.trace)) : undefined,
   });
