@@ -133,6 +133,16 @@ test("interner: ids are dense, stable, and the same from strings and code units"
   const c = it.internUnits(units("é"), 0, 1); // beyond the direct tables
   assert.equal(it.intern("é", 0, 1), c);
   assert.equal(it.internUnits(units("aé"), 0, 2), it.intern("aé", 0, 2));
+  // packed keys (3–8 ASCII characters) and longer tokens, first seen either way
+  for (const w of ["abc", "abcd", "abcde", "abcdefg", "abcdefgh", "abcdefghi", "movie's", "zzzzzzzz", "zzzzzzz", "zzzzzzzzz"]) {
+    const id = it.internUnits(units(`<${w}>`), 1, w.length + 1);
+    assert.equal(it.intern(w, 0, w.length), id, w);
+    assert.equal(it.tokens[id], w);
+    const v = w.toUpperCase();
+    const id2 = it.intern(v, 0, v.length);
+    assert.equal(it.internUnits(units(v), 0, v.length), id2, v);
+    assert.notEqual(id2, id);
+  }
 });
 
 test("vocab: the partial sort keeps exactly what a full sort keeps", async () => {

@@ -4,9 +4,9 @@
 //
 // Three kinds of token, each found with one or two memory reads (most tokens are short and frequent):
 //  - ASCII tokens of one or two characters ("a", "i", ",", "of", "'s"): direct tables indexed by the characters;
-//  - ASCII tokens of three or four characters ("the", "and", "n't", "film"): packed into one 32-bit key
-//    (7 bits a character, the length on top) in an open-addressing table of [key, id + 1] slots — the key
-//    is the token, so a hit needs no comparison of characters;
+//  - ASCII tokens of three to eight characters ("the", "n't", "movie", "actually"): packed into two 32-bit
+//    keys (7 bits a character, four characters a key, the length on top of the first) in an open-addressing
+//    table of [key0, key1, id + 1, 0] slots — the keys are the token, so a hit compares no characters;
 //  - every other token: an open-addressing table (FNV-1a over the code units, linear probing) of
 //    [hash, id + 1, offset, length] slots, compared with the token's code units kept in one flat pool.
 
@@ -14,21 +14,23 @@ const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
 const GOLDEN = 0x9e3779b1 | 0;
 
-/** Slot hash of a packed short token. */
-function mix(key: number): number {
-  const x = Math.imul(key, GOLDEN);
+/** Slot hash of a packed token. */
+function mix(key0: number, key1: number): number {
+  const x = Math.imul(key0 ^ Math.imul(key1, FNV_PRIME), GOLDEN);
   return x ^ (x >>> 15);
 }
+/** Packed tokens: up to 8 characters. */
+const PACKED_MAX = 8;
 
 export class Interner {
   /** Token of each id, in order of first sight. */
   readonly tokens: string[] = [];
-  // Sized for a dataset like IMDB (75,000 distinct tokens: 700 of 1-2 characters, 7,700 of 3-4, 67,000 longer)
+  // Sized for a dataset like IMDB (75,000 distinct tokens, 45,000 of them ASCII of 3-8 characters)
   // so that they never grow there: growing replaces a field that the compiled scanner treats as constant, and
   // V8 then throws that code away.
   private short1 = new Int32Array(128); //           [c0] → id + 1 (0 = not seen)
   private short2 = new Int32Array(128 * 128); //     [c0 << 7 | c1] → id + 1
-  private packed = new Int32Array(2 << 16); //       slot s: [2s] = key, [2s+1] = id + 1 (0 = empty)
+  private packed = new Int32Array(4 << 17); //       slot s: [4s] = key0, [4s+1] = key1, [4s+2] = id + 1 (0 = empty)
   private packedCount = 0;
   private table = new Int32Array(4 << 18); //        slot s: [4s] = hash, [4s+1] = id + 1 (0 = empty), [4s+2] = pool offset, [4s+3] = length
   private tableCount = 0;
@@ -54,15 +56,17 @@ export class Interner {
   /** Id of s.slice(from, to), adding it when new. */
   intern(s: string, from: number, to: number): number {
     const len = to - from;
-    if (len <= 4) {
-      let key = 0;
+    if (len <= PACKED_MAX && len > 0) {
+      let k0 = 0;
+      let k1 = 0;
       let or = 0;
       for (let q = 0; q < len; q++) {
         const c = s.charCodeAt(from + q);
         or |= c;
-        key |= c << (7 * q);
+        if (q < 4) k0 |= c << (7 * q);
+        else k1 |= c << (7 * (q - 4));
       }
-      if (or < 128 && len > 0) return this.internShort(key, len, s, from, to);
+      if (or < 128) return this.internPacked(k0, k1, len, s, from, to);
     }
     let h = FNV_OFFSET;
     for (let q = from; q < to; q++) h = Math.imul(h ^ s.charCodeAt(q), FNV_PRIME);
@@ -102,20 +106,29 @@ export class Interner {
         const e = this.short2[(c0 << 7) | c1]!;
         if (e !== 0) return e - 1;
       }
-    } else if (len <= 4) {
-      const c0 = u[from]!;
-      const c1 = u[from + 1]!;
-      const c2 = u[from + 2]!;
-      const c3 = len === 4 ? u[from + 3]! : 0;
-      if ((c0 | c1 | c2 | c3) < 128) {
-        const key = c0 | (c1 << 7) | (c2 << 14) | (c3 << 21) | (len << 28);
+    } else if (len <= PACKED_MAX) {
+      let k0 = u[from]! | (u[from + 1]! << 7) | (u[from + 2]! << 14);
+      let or = u[from]! | u[from + 1]! | u[from + 2]!;
+      let k1 = 0;
+      if (len > 3) {
+        const c = u[from + 3]!;
+        or |= c;
+        k0 |= c << 21;
+        for (let q = 4; q < len; q++) {
+          const d = u[from + q]!;
+          or |= d;
+          k1 |= d << (7 * (q - 4));
+        }
+      }
+      if (or < 128) {
+        k0 |= len << 28;
         const packed = this.packed;
-        const mask = (packed.length >> 1) - 1;
-        let slot = mix(key) & mask;
+        const mask = (packed.length >> 2) - 1;
+        let slot = mix(k0, k1) & mask;
         for (;;) {
-          const e = packed[2 * slot + 1]!;
+          const e = packed[4 * slot + 2]!;
           if (e === 0) break;
-          if (packed[2 * slot] === key) return e - 1;
+          if (packed[4 * slot] === k0 && packed[4 * slot + 1] === k1) return e - 1;
           slot = (slot + 1) & mask;
         }
       }
@@ -125,15 +138,17 @@ export class Interner {
 
   private internUnitsSlow(u: Uint16Array, from: number, to: number): number {
     const len = to - from;
-    if (len <= 4) {
-      let key = 0;
+    if (len <= PACKED_MAX) {
+      let k0 = 0;
+      let k1 = 0;
       let or = 0;
       for (let q = 0; q < len; q++) {
         const c = u[from + q]!;
         or |= c;
-        key |= c << (7 * q);
+        if (q < 4) k0 |= c << (7 * q);
+        else k1 |= c << (7 * (q - 4));
       }
-      if (or < 128) return this.internShort(key, len, null, from, to);
+      if (or < 128) return this.internPacked(k0, k1, len, null, from, to);
     }
     let h = FNV_OFFSET;
     for (let q = from; q < to; q++) h = Math.imul(h ^ u[q]!, FNV_PRIME);
@@ -158,26 +173,26 @@ export class Interner {
   }
 
   /**
-   * Id of a short ASCII token (1–4 characters, packed 7 bits each into `key`), adding it when new; its text is
-   * s.slice(from, to) when `s` is given, else made from the key.
+   * Id of an ASCII token of 1–8 characters (packed 7 bits each, four a key, into k0 and k1), adding it when
+   * new; its text is s.slice(from, to) when `s` is given, else made from the keys.
    */
-  private internShort(key: number, len: number, s: string | null, from: number, to: number): number {
+  private internPacked(k0: number, k1: number, len: number, s: string | null, from: number, to: number): number {
     let slot = -1;
     if (len === 1) {
-      const e = this.short1[key]!;
+      const e = this.short1[k0]!;
       if (e !== 0) return e - 1;
     } else if (len === 2) {
-      const e = this.short2[((key & 127) << 7) | (key >> 7)]!;
+      const e = this.short2[((k0 & 127) << 7) | (k0 >> 7)]!;
       if (e !== 0) return e - 1;
     } else {
-      key |= len << 28;
+      k0 |= len << 28;
       const packed = this.packed;
-      const mask = (packed.length >> 1) - 1;
-      slot = mix(key) & mask;
+      const mask = (packed.length >> 2) - 1;
+      slot = mix(k0, k1) & mask;
       for (;;) {
-        const e = packed[2 * slot + 1]!;
+        const e = packed[4 * slot + 2]!;
         if (e === 0) break;
-        if (packed[2 * slot] === key) return e - 1;
+        if (packed[4 * slot] === k0 && packed[4 * slot + 1] === k1) return e - 1;
         slot = (slot + 1) & mask;
       }
     }
@@ -185,16 +200,18 @@ export class Interner {
     if (s !== null) tok = from === 0 && to === s.length ? s : s.slice(from, to);
     else {
       tok = "";
-      for (let q = 0; q < len; q++) tok += String.fromCharCode((key >> (7 * q)) & 127);
+      for (let q = 0; q < len; q++) tok += String.fromCharCode(((q < 4 ? k0 : k1) >> (7 * (q & 3))) & 127);
     }
     const id = this.tokens.length;
     this.tokens.push(tok);
-    if (len === 1) this.short1[key] = id + 1;
-    else if (len === 2) this.short2[((key & 127) << 7) | (key >> 7)] = id + 1;
+    if (len === 1) this.short1[k0] = id + 1;
+    else if (len === 2) this.short2[((k0 & 127) << 7) | (k0 >> 7)] = id + 1;
     else {
-      this.packed[2 * slot] = key;
-      this.packed[2 * slot + 1] = id + 1;
-      if (++this.packedCount * 2 > this.packed.length >> 1) this.packed = rehash(this.packed, 2, mix);
+      const packed = this.packed;
+      packed[4 * slot] = k0;
+      packed[4 * slot + 1] = k1;
+      packed[4 * slot + 2] = id + 1;
+      if (++this.packedCount * 2 > packed.length >> 2) this.packed = rehashPacked(packed);
     }
     return id;
   }
@@ -218,20 +235,33 @@ export class Interner {
     t[4 * slot + 1] = id + 1;
     t[4 * slot + 2] = off;
     t[4 * slot + 3] = len;
-    if (++this.tableCount * 2 > t.length >> 2) this.table = rehash(t, 4, (k) => k);
+    if (++this.tableCount * 2 > t.length >> 2) this.table = rehashLong(t);
     return id;
   }
 }
 
-/** A table of `width`-int slots (key first, id + 1 second, 0 = empty) at twice the size; slot of key k = home(k) & mask. */
-function rehash(old: Int32Array, width: number, home: (key: number) => number): Int32Array<ArrayBuffer> {
+/** The long-token table at twice the size. */
+function rehashLong(old: Int32Array): Int32Array<ArrayBuffer> {
   const table = new Int32Array(old.length * 2);
-  const mask = (table.length / width) - 1;
-  for (let s = 0; s < old.length; s += width) {
+  const mask = (table.length >> 2) - 1;
+  for (let s = 0; s < old.length; s += 4) {
     if (old[s + 1] === 0) continue;
-    let slot = home(old[s]!) & mask;
-    while (table[width * slot + 1] !== 0) slot = (slot + 1) & mask;
-    for (let k = 0; k < width; k++) table[width * slot + k] = old[s + k]!;
+    let slot = old[s]! & mask;
+    while (table[4 * slot + 1] !== 0) slot = (slot + 1) & mask;
+    table.set(old.subarray(s, s + 4), 4 * slot);
+  }
+  return table;
+}
+
+/** The packed-token table at twice the size. */
+function rehashPacked(old: Int32Array): Int32Array<ArrayBuffer> {
+  const table = new Int32Array(old.length * 2);
+  const mask = (table.length >> 2) - 1;
+  for (let s = 0; s < old.length; s += 4) {
+    if (old[s + 2] === 0) continue;
+    let slot = mix(old[s]!, old[s + 1]!) & mask;
+    while (table[4 * slot + 2] !== 0) slot = (slot + 1) & mask;
+    table.set(old.subarray(s, s + 4), 4 * slot);
   }
   return table;
 }
