@@ -1,9 +1,11 @@
 // The training wire protocol between coordinator and workers (carried by src/transport/zmq.ts).
 //
-// Every message is three frames:
+// Every message is three frames (four for a gradient with embedding rows):
 //   [0] header   64 bytes, little-endian, fixed layout (below)
 //   [1] body     UTF-8 JSON (may be empty): the small, kind-specific fields
-//   [2] payload  raw float32 values (may be empty): parameters or gradients, sent without copies
+//   [2] payload  raw float32 values (may be empty): parameters or gradients, sent without copies;
+//                IEEE half floats instead when flags has F16 (gradients only, see src/gradcodec.ts)
+//   [3] rows     flags ROWS only: u32 ids of the embedding rows the payload carries (ascending)
 //
 // Parameters travel in one of two ways. After each step the coordinator sends the new parameters to every
 // ready worker as Params chunks (1 MiB each, sent as soon as Adam has finished that slice, so the wire works
@@ -12,14 +14,19 @@
 // joined) gets the parameters in the Assign/Eval payload itself.
 //
 // Header layout (byte offset: field):
-//    0: magic u32 "IMTR"        4: version u16          6: kind u8        7: flags u8 (0)
+//    0: magic u32 "IMTR"        4: version u16          6: kind u8        7: flags u8 (F16 = 1, ROWS = 2)
 //    8: runId u32              12: step u32            16: paramVersion u32
-//   20: slot u16 (worker slot) 22: reserved u16        24: payload length (float32 count) u32
+//   20: slot u16 (worker slot) 22: reserved u16        24: payload length (values) u32
 //   28: body length (bytes) u32                        32: layout hash (32 ASCII bytes, NUL-padded)
 import { ProtocolError } from "./errors.js";
 import type { RejectReason } from "./telemetry.js";
+import { payloadValues, type SparseBlock } from "./gradcodec.js";
 
-export const PROTOCOL_VERSION = 2; // 2: Params chunks; Assign/Eval may omit the parameters
+// 2: Params chunks, Assign/Eval may omit the parameters; fp16 and embedding-rows gradients (flags)
+export const PROTOCOL_VERSION = 2;
+/** Header flags: the payload holds IEEE half floats; a fourth frame lists the embedding rows carried. */
+export const FLAG_F16 = 1;
+export const FLAG_ROWS = 2;
 export const HEADER_BYTES = 64;
 const MAGIC = 0x52544d49; // "IMTR" read as little-endian u32
 const HASH_BYTES = 32;
@@ -46,7 +53,9 @@ export interface Header {
   step: number;
   paramVersion: number;
   slot: number;
-  /** Float32 values in the payload frame. */
+  /** FLAG_F16 | FLAG_ROWS (gradients). */
+  flags: number;
+  /** Values in the payload frame (4 bytes each, 2 with FLAG_F16). */
   payloadLength: number;
   bodyLength: number;
   layoutHash: string;
@@ -55,11 +64,15 @@ export interface Header {
 export interface Message<B = Record<string, unknown>> {
   header: Header;
   body: B;
-  /** Zero-copy view of the payload frame (empty when there is none). */
+  /** Zero-copy view of a float32 payload (empty when there is none, or when it is half floats). */
   payload: Float32Array;
+  /** The payload as IEEE half bits (FLAG_F16), else null. */
+  half: Uint16Array | null;
+  /** Embedding row ids (FLAG_ROWS), else null. */
+  rows: Uint32Array | null;
 }
 
-export type Frames = [Buffer, Buffer, Buffer];
+export type Frames = [Buffer, Buffer, Buffer] | [Buffer, Buffer, Buffer, Buffer];
 
 /** Default size limit of one message: a model of 25k×100 embeddings + LSTM(256) is ~11.5 MB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -73,15 +86,17 @@ export function kindName(k: number): string {
   return Kind[k] ?? `kind#${k}`;
 }
 
-/** Encode one message. The payload's bytes are shared with `payload` (no copy): do not modify it until sent. */
-export function encode(h: Omit<Header, "version" | "payloadLength" | "bodyLength"> & { version?: number }, body?: unknown, payload?: Float32Array): Frames {
+/** Encode one message. The payload's bytes are shared with `payload` (no copy): do not modify it until sent.
+ *  A Uint16Array payload is sent as half floats (FLAG_F16); `rows` adds the fourth frame (FLAG_ROWS). */
+export function encode(h: Omit<Header, "version" | "payloadLength" | "bodyLength" | "flags"> & { version?: number }, body?: unknown, payload?: Float32Array | Uint16Array, rows?: Uint32Array): Frames {
   const bodyBuf = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body), "utf8");
   const payBuf = payload ? Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) : Buffer.alloc(0);
+  const flags = (payload instanceof Uint16Array ? FLAG_F16 : 0) | (rows ? FLAG_ROWS : 0);
   const head = Buffer.alloc(HEADER_BYTES);
   head.writeUInt32LE(MAGIC, 0);
   head.writeUInt16LE(h.version ?? PROTOCOL_VERSION, 4);
   head.writeUInt8(h.kind, 6);
-  head.writeUInt8(0, 7);
+  head.writeUInt8(flags, 7);
   head.writeUInt32LE(h.runId >>> 0, 8);
   head.writeUInt32LE(h.step >>> 0, 12);
   head.writeUInt32LE(h.paramVersion >>> 0, 16);
@@ -90,7 +105,7 @@ export function encode(h: Omit<Header, "version" | "payloadLength" | "bodyLength
   head.writeUInt32LE(bodyBuf.length, 28);
   const hash = Buffer.from(h.layoutHash.slice(0, HASH_BYTES), "ascii");
   hash.copy(head, 32);
-  return [head, bodyBuf, payBuf];
+  return rows ? [head, bodyBuf, payBuf, Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength)] : [head, bodyBuf, payBuf];
 }
 
 export function frameBytes(frames: readonly Buffer[]): number {
@@ -117,8 +132,8 @@ export function decode<B = Record<string, unknown>>(frames: readonly Buffer[], o
   if (total > opts.maxBytes) {
     throw new WireError("size", `message from ${opts.from} is ${total} bytes, over the limit of ${opts.maxBytes} bytes`);
   }
-  if (frames.length !== 3) throw new WireError("length", `message from ${opts.from} has ${frames.length} frames, expected 3 (header, body, payload)`);
-  const [head, bodyBuf, payBuf] = frames as Frames;
+  if (frames.length !== 3 && frames.length !== 4) throw new WireError("length", `message from ${opts.from} has ${frames.length} frames, expected 3 (header, body, payload) or 4 (… and rows)`);
+  const [head, bodyBuf, payBuf, rowsBuf] = frames as Frames;
   if (head.length !== HEADER_BYTES || head.readUInt32LE(0) !== MAGIC) {
     throw new WireError("version", `message from ${opts.from} does not start with an imdb-train header (${head.length} bytes)`);
   }
@@ -133,6 +148,7 @@ export function decode<B = Record<string, unknown>>(frames: readonly Buffer[], o
     step: head.readUInt32LE(12),
     paramVersion: head.readUInt32LE(16),
     slot: head.readUInt16LE(20),
+    flags: head.readUInt8(7),
     payloadLength: head.readUInt32LE(24),
     bodyLength: head.readUInt32LE(28),
     layoutHash: head.toString("ascii", 32, 64).replace(/\0+$/, ""),
@@ -141,8 +157,12 @@ export function decode<B = Record<string, unknown>>(frames: readonly Buffer[], o
   if (bodyBuf.length !== header.bodyLength) {
     throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: body is ${bodyBuf.length} bytes but the header says ${header.bodyLength}`);
   }
-  if (payBuf.length !== header.payloadLength * 4) {
-    throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: payload is ${payBuf.length} bytes but the header says ${header.payloadLength} float32 values`);
+  const f16 = (header.flags & FLAG_F16) !== 0;
+  if (payBuf.length !== header.payloadLength * (f16 ? 2 : 4)) {
+    throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: payload is ${payBuf.length} bytes but the header says ${header.payloadLength} ${f16 ? "half" : "float32"} values`);
+  }
+  if (((header.flags & FLAG_ROWS) !== 0) !== (rowsBuf !== undefined) || (rowsBuf && rowsBuf.length % 4 !== 0)) {
+    throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: ${frames.length} frames with flags ${header.flags} (the rows frame comes with flag ROWS, 4 bytes per row)`);
   }
   let body: B;
   try {
@@ -150,12 +170,13 @@ export function decode<B = Record<string, unknown>>(frames: readonly Buffer[], o
   } catch (err) {
     throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: body is not valid JSON`);
   }
-  // Float32Array needs 4-byte alignment; ZeroMQ frames usually are, copy when not.
-  let payload: Float32Array;
-  if (payBuf.length === 0) payload = new Float32Array(0);
-  else if (payBuf.byteOffset % 4 === 0) payload = new Float32Array(payBuf.buffer, payBuf.byteOffset, header.payloadLength);
-  else payload = new Float32Array(new Uint8Array(payBuf).buffer.slice(0));
-  return { header, body, payload };
+  // typed arrays need aligned offsets; ZeroMQ frames usually are, copy when not
+  const view = <T>(b: Buffer, bytes: number, make: (ab: ArrayBuffer, off: number, n: number) => T): T =>
+    b.byteOffset % bytes === 0 ? make(b.buffer as ArrayBuffer, b.byteOffset, b.length / bytes) : make(new Uint8Array(b).buffer, 0, b.length / bytes);
+  const half = f16 ? view(payBuf, 2, (ab, o, n) => new Uint16Array(ab, o, n)) : null;
+  const payload = f16 || payBuf.length === 0 ? new Float32Array(0) : view(payBuf, 4, (ab, o, n) => new Float32Array(ab, o, n));
+  const rows = rowsBuf ? view(rowsBuf, 4, (ab, o, n) => new Uint32Array(ab, o, n)) : null;
+  return { header, body, payload, half, rows };
 }
 
 /** What a gradient must match to be summed into the current step. */
@@ -165,6 +186,8 @@ export interface GradientExpectation {
   paramVersion: number;
   layoutHash: string;
   size: number;
+  /** The embedding block, when the layout has one (gradients may then carry only some of its rows). */
+  sparse?: SparseBlock | null;
 }
 
 /**
@@ -178,8 +201,22 @@ export function checkGradient(m: Message, want: GradientExpectation, from: strin
   if (h.layoutHash !== want.layoutHash) {
     return new WireError("layout", `gradient from ${from} has parameter layout ${h.layoutHash || "(none)"}, expected ${want.layoutHash}`);
   }
-  if (m.payload.length !== want.size) {
-    return new WireError("length", `gradient from ${from} has ${m.payload.length} values, expected ${want.size}`);
+  const rows = m.rows;
+  if (rows) {
+    if (!want.sparse) return new WireError("length", `gradient from ${from} lists embedding rows, but this model has no embedding`);
+    for (let i = 0; i < rows.length; i++) {
+      if (rows[i]! >= want.sparse.rows || (i > 0 && rows[i]! <= rows[i - 1]!)) {
+        return new WireError("length", `gradient from ${from}: embedding row id ${rows[i]} at position ${i} is out of range (0..${want.sparse.rows - 1}) or not ascending`);
+      }
+    }
+  }
+  const expected = payloadValues(want.size, want.sparse ?? null, rows ? rows.length : null);
+  if (m.header.payloadLength !== expected) {
+    return new WireError("length", `gradient from ${from} has ${m.header.payloadLength} values${rows ? ` (${rows.length} embedding rows)` : ""}, expected ${expected}`);
+  }
+  if (m.half) {
+    const s = Number((m.body as { gradScale?: unknown }).gradScale ?? 1);
+    if (!(s > 0) || Math.log2(s) % 1 !== 0 || Math.abs(Math.log2(s)) > 100) return new WireError("length", `fp16 gradient from ${from} has scale ${String((m.body as { gradScale?: unknown }).gradScale)}, expected a power of two within 2^±100`);
   }
   if (h.runId !== want.runId) {
     return new WireError("stale", `gradient from ${from} belongs to run ${h.runId}, this run is ${want.runId}`);
@@ -187,13 +224,16 @@ export function checkGradient(m: Message, want: GradientExpectation, from: strin
   if (h.step !== want.step || h.paramVersion !== want.paramVersion) {
     return new WireError("stale", `gradient from ${from} is for step ${h.step} (parameter version ${h.paramVersion}); the current step is ${want.step} (version ${want.paramVersion})`);
   }
-  return opts.finite === false ? null : nonFiniteGradient(m.payload, from);
+  return opts.finite === false ? null : nonFiniteGradient(m.half ?? m.payload, from);
 }
 
-/** A "nan" WireError naming the first NaN/±Inf value of a gradient, or null when all are finite. */
-export function nonFiniteGradient(g: Float32Array, from: string): WireError | null {
-  const bad = firstNonFinite(g);
-  return bad < 0 ? null : new WireError("nan", `gradient from ${from} has a non-finite value (${g[bad]}) at index ${bad}: contribution skipped`);
+/** A "nan" WireError naming the first NaN/±Inf value of a gradient payload (float32 or half bits), or null
+ *  when all are finite. The index is into the payload as sent. */
+export function nonFiniteGradient(g: Float32Array | Uint16Array, from: string): WireError | null {
+  const bad = g instanceof Uint16Array ? g.findIndex((h) => (h & 0x7c00) === 0x7c00) : firstNonFinite(g);
+  if (bad < 0) return null;
+  const what = g instanceof Uint16Array ? ((g[bad]! & 0x3ff) ? "NaN" : "Infinity") : String(g[bad]);
+  return new WireError("nan", `gradient from ${from} has a non-finite value (${what}) at index ${bad}: contribution skipped`);
 }
 
 /**

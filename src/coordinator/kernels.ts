@@ -1,5 +1,5 @@
 // The coordinator's hot loops over the flat vector (N floats) as WebAssembly SIMD, with plain-JS twins
-// that give bit-identical results (the tests compare them). Three kernels:
+// that give bit-identical results (the tests compare them). The three of the step:
 //
 //   fold(acc, part)            acc[i] = f32(acc[i] + part[i])                      (sum in task order)
 //   sumsq(acc, scale)          Σ f32(acc[i]·scale)², in double, four lanes i mod 4  (norm of the mean)
@@ -12,7 +12,10 @@
 // SIMD code (f64x2 lanes) and the JS code round identically. `scale` = 1/samples and `coef` = the clip
 // factor (1 when not clipping): x·1 is exact, so the same kernel serves the unclipped step.
 //
-// The kernels work on arrays inside one WebAssembly.Memory (an `Arena`), each 16-byte aligned.
+// The kernels work on arrays inside one WebAssembly.Memory (an `Arena`). A fourth kernel decodes IEEE half
+// floats (the fp16 gradient encoding, src/gradcodec.ts).
+
+import { decodeHalfJs } from "../gradcodec.js";
 
 /** Memory of the WebAssembly kernels: Float32Arrays allocated in it can be passed to `Kernels`. */
 export class Arena {
@@ -31,8 +34,14 @@ export class Arena {
     this.top += padded * 4;
     return a;
   }
+  /** True for views of this arena's memory (SIMD loads need no alignment beyond the element's). */
   owns(a: Float32Array): boolean {
-    return a.buffer === this.memory.buffer && a.byteOffset % 16 === 0;
+    return a.buffer === this.memory.buffer;
+  }
+  /** A Uint16Array over a fresh region of room for n halves. */
+  allocHalf(n: number): Uint16Array {
+    const f = this.alloc(Math.ceil(n / 2));
+    return new Uint16Array(f.buffer, f.byteOffset, n);
   }
   /** Floats needed for arrays of these lengths. */
   static floatsFor(...lengths: number[]): number {
@@ -232,9 +241,43 @@ function adamFn(withWd: boolean): { type: number[]; locals: number[][]; body: nu
   return { type: [0x60, ...vec(params), ...vec([])], locals: [[1, I32], [scalars.length + 4 + 1 + 4, V128]], body };
 }
 
+// half(dst, src, start, end, scale): dst[i] = f32(float(src[i])·scale) for IEEE half bits src (u16), i in
+// [start, end) with start, end multiples of 8. float(h): (h & 0x7fff) << 13 read as float32 times 2^112 is
+// exact for zero, subnormals and normals; exponent 31 (Inf/NaN) is rebuilt; then the sign bit.
+function halfFn(): { type: number[]; locals: number[][]; body: number[] } {
+  const [dst, src, start, end, scale, i, h, w, em, sc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const i32Splat = (n: number) => [...op.i32(n), ...op.simd(0x11)];
+  const f32Splat = (bits: number) => [0x43, bits & 0xff, (bits >>> 8) & 0xff, (bits >>> 16) & 0xff, (bits >>> 24) & 0xff, ...op.simd(0x13)];
+  const [and, or, bitselect, shl, gtS, f32x4Mul] = [op.simd(0x4e), op.simd(0x50), op.simd(0x52), op.simd(0xab), op.simd(0x3b), op.simd(0xe6)];
+  const convert = (hi: boolean) => [
+    ...op.get(h), ...op.simd(hi ? 0xaa : 0xa9), ...op.set(w), //                  u16 → u32 lanes
+    ...op.get(w), ...i32Splat(0x7fff), ...and, ...op.set(em),
+    // Inf/NaN: (em << 13) | 0x7f800000; otherwise f32(em << 13) · 2^112
+    ...op.get(em), ...op.i32(13), ...shl, ...i32Splat(0x7f800000), ...or,
+    ...op.get(em), ...op.i32(13), ...shl, ...f32Splat(0x77800000), ...f32x4Mul,
+    ...op.get(em), ...i32Splat(0x7bff), ...gtS, ...bitselect,
+    ...op.get(w), ...i32Splat(0x8000), ...and, ...op.i32(16), ...shl, ...or, //   sign
+    ...op.get(sc), ...f32x4Mul,
+  ];
+  const body = [
+    ...op.get(scale), 0xb6 /* f32.demote_f64 */, ...op.simd(0x13), ...op.set(sc),
+    ...op.get(start), ...op.i32(1), ...op.shl32, ...op.set(i), //                   i: byte offset into src
+    ...op.get(end), ...op.i32(1), ...op.shl32, ...op.set(end),
+    ...op.block, ...op.loop,
+    ...op.get(i), ...op.get(end), ...op.geU32, ...op.brIf(1),
+    ...addr(src, i), ...load(), ...op.set(h),
+    // dst byte offset = 2·i
+    ...op.get(dst), ...op.get(i), ...op.i32(1), ...op.shl32, ...op.add32, ...convert(false), ...store(0),
+    ...op.get(dst), ...op.get(i), ...op.i32(1), ...op.shl32, ...op.add32, ...convert(true), ...store(16),
+    ...op.get(i), ...op.i32(16), ...op.add32, ...op.set(i),
+    ...op.br(0), ...op.end, ...op.end,
+  ];
+  return { type: [0x60, ...vec([[I32], [I32], [I32], [I32], [F64]]), ...vec([])], locals: [[1, I32], [4, V128]], body };
+}
+
 function buildModule(): Uint8Array<ArrayBuffer> {
-  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true)];
-  const names = ["fold", "sumsq", "adam", "adamWd"];
+  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true), halfFn()];
+  const names = ["fold", "sumsq", "adam", "adamWd", "half"];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(fns.map((f) => f.type))),
@@ -254,6 +297,7 @@ interface Exports {
   sumsq(acc: number, start: number, end: number, scale: number): number;
   adam(pIn: number, pOut: number, acc: number, m: number, v: number, start: number, end: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number): void;
   adamWd: Exports["adam"];
+  half(dst: number, src: number, start: number, end: number, scale: number): void;
 }
 
 let compiled: WebAssembly.Module | null = null;
@@ -287,6 +331,15 @@ export class Kernels {
   sumsq(acc: Float32Array, scale: number, start = 0, end = acc.length): number {
     const q = this.check(start, end, acc);
     return sumsqTail(this.x.sumsq(acc.byteOffset, start, q, scale), acc, q, end, scale);
+  }
+  /** dst[i] = f32(float(src[i])·scale) for IEEE half bits (scale: a power of two). */
+  half(dst: Float32Array, src: Uint16Array, scale: number, start = 0, end = src.length): void {
+    if (start % 8 !== 0) throw new RangeError(`kernel range must start at a multiple of 8, got ${start}`);
+    if (src.buffer !== this.arena.memory.buffer || src.byteOffset % 2 !== 0) throw new RangeError("kernel argument is not an array of this arena");
+    const q = this.check(start, end, dst);
+    const q8 = Math.max(start, q - (q % 8));
+    this.x.half(dst.byteOffset, src.byteOffset, start, q8, scale);
+    decodeHalfJs(src, scale, dst, q8, end);
   }
   adam(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, scale: number, coef: number, h: AdamHyper): void {
     const q = this.check(start, end, pIn, pOut, acc, m, v);

@@ -44,6 +44,8 @@ export const OPTIM_OPTIONS: OptionSpec[] = [
   { name: "heartbeat-timeout", value: "<s>", type: "float", default: 10, description: "an idle worker silent this long is evicted" },
   { name: "join-timeout", value: "<s>", type: "float", default: 300, description: "how long to wait for the expected workers" },
   { name: "checkpoint-every", value: "<n>", type: "int", default: 0, description: "also write <out>/checkpoints/last.ckpt every n steps, mid-epoch included (0 = at epoch ends and on exit only); the previous one is kept as prev.ckpt" },
+  { name: "grad-dtype", value: "<fp32|fp16>", type: "string", choices: ["fp32", "fp16"], default: "fp32", description: "gradients on the wire: float32, or IEEE half floats with a per-message power-of-two scale (half the bytes; the coordinator sums in float32)" },
+  { name: "embedding-grads", value: "<dense|rows>", type: "string", choices: ["dense", "rows"], default: "dense", description: "send the embedding gradient dense, or only its touched rows (row ids + rows; exact)" },
   { name: "audit", value: "<file>", type: "string", description: "exactly-once audit: append one JSON line per applied step with the sample ids each worker used ({step, epoch, parts: [{worker, batches, ids}]})" },
 ];
 
@@ -84,6 +86,7 @@ export interface OptimSettings {
   epochs: number; maxSteps: number; maxValBatches: number; batchesPerStep: number; lr: number; beta1: number; beta2: number; eps: number;
   weightDecay: number; clip: number; schedule: Schedule; seed: number; stepTimeoutS: number; heartbeatTimeoutS: number; joinTimeoutS: number;
   checkpointEvery: number;
+  gradDtype: "fp32" | "fp16"; embeddingGrads: "dense" | "rows";
 }
 
 export function optimFrom(o: Record<string, unknown>): OptimSettings {
@@ -106,6 +109,8 @@ export function optimFrom(o: Record<string, unknown>): OptimSettings {
     heartbeatTimeoutS: nonNeg(o.heartbeatTimeout ?? 10, "heartbeat-timeout"),
     joinTimeoutS: nonNeg(o.joinTimeout ?? 300, "join-timeout"),
     checkpointEvery: posInt(o.checkpointEvery ?? 0, "checkpoint-every", 0),
+    gradDtype: o.gradDtype === "fp16" ? "fp16" : "fp32",
+    embeddingGrads: o.embeddingGrads === "rows" ? "rows" : "dense",
   };
 }
 

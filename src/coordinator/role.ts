@@ -24,6 +24,8 @@ export interface TrainReport {
   samples_per_s: number;
   workers: number;
   rejected: Record<string, number>;
+  /** Payload bytes of the gradients summed over the run (see --grad-dtype, --embedding-grads). */
+  gradient_bytes: number;
   evicted: string[];
   /** Coordinator's share of the step time (reduce + optimizer + broadcast) / step. */
   overhead: number;
@@ -86,6 +88,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
     init: { forgetBias: forgetBiasFrom(opts) },
+    gradDtype: s.gradDtype, embeddingGrads: s.embeddingGrads,
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
     onApplied: audit ? (a) => audit(a) : undefined,
     onCheckpoint: (c: CheckpointState) => {
@@ -146,7 +149,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
       model: modelDir,
       epochs: res.epochs.map((e) => ({ epoch: e.epoch, val_accuracy: e.valAccuracy, val_loss: e.valLoss, train_loss: e.trainLoss, train_accuracy: e.trainAccuracy, seconds: e.seconds, steps: e.steps })),
       steps: res.steps, samples: res.samples, seconds, samples_per_s: ph.step > 0 ? res.samples / ph.step : 0, workers: r.workers,
-      rejected: res.rejected, evicted: res.evicted,
+      rejected: res.rejected, evicted: res.evicted, gradient_bytes: res.gradientBytes,
       overhead: ph.step > 0 ? (ph.reduce + ph.optimizer + ph.broadcast) / ph.step : 0,
       phases: ph, checkpoint: ckptPath, export: exported, run_id: res.runId,
     };

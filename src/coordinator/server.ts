@@ -13,7 +13,8 @@ import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../model.js";
 import { clipCoefficient, type Adam } from "./optimizer.js";
-import { StepArithmetic } from "./allreduce.js";
+import { StepArithmetic, type GradPart } from "./allreduce.js";
+import { sparseBlockOf, type SparseBlock } from "../gradcodec.js";
 import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
 import { RouterChannel, type AuthFailure, type CurveServerKeys } from "../transport/zmq.js";
 import { Membership, type EvictionCause } from "./membership.js";
@@ -48,6 +49,9 @@ export interface CoordinatorOptions {
   clip: number;
   schedule?: Schedule;
   seed: number;
+  /** How workers send gradients: float32 or IEEE half ("fp16"); the embedding dense or as touched rows. */
+  gradDtype?: "fp32" | "fp16";
+  embeddingGrads?: "dense" | "rows";
   /** Parameters per Params chunk of the broadcast (default PARAM_CHUNK, 1 MiB of float32; tests use less). */
   paramChunk?: number;
   /** Per-step deadline in seconds; 0 = automatic (max(30 s, 5 × the slowest step so far)). */
@@ -117,6 +121,8 @@ export interface CoordinatorResult {
   /** Seconds spent in each phase over the run (coordinator's share of the step). */
   phases: { wait: number; reduce: number; optimizer: number; broadcast: number; step: number };
   samples: number;
+  /** Payload bytes of the gradients summed (float32 or half, dense or embedding rows, with the row ids). */
+  gradientBytes: number;
 }
 
 interface GradBody { task: number; lossSum: number; correct: number; count: number; tokens?: number; seconds?: number; ids?: number[] }
@@ -128,7 +134,7 @@ interface Task {
   peer: string;
   batches: number[];
   done: boolean;
-  grads?: Float32Array;
+  grads?: GradPart;
   lossSum: number;
   correct: number;
   count: number;
@@ -173,6 +179,9 @@ export class Coordinator {
   private readonly arith: StepArithmetic;
   /** Worker → the parameter version it holds from Params chunks (its Assign/Eval then carry none). */
   private readonly hasParams = new Map<string, number>();
+  /** The embedding block (gradients may carry only its touched rows). */
+  private readonly sparse: SparseBlock | null;
+  private gradientBytes = 0;
   private readonly tel: Telemetry;
   private readonly members: Membership;
   private channel!: RouterChannel;
@@ -198,7 +207,8 @@ export class Coordinator {
     this.layout = paramLayout(o.model);
     const initial = o.initialParams ?? initParams(o.model, o.seed, o.init);
     if (initial.length !== this.layout.size) throw new TrainingError(`initial parameters have ${initial.length} values; the layout needs ${this.layout.size}`);
-    this.arith = new StepArithmetic(this.layout.size, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay }, initial);
+    this.sparse = sparseBlockOf(this.layout);
+    this.arith = new StepArithmetic(this.layout.size, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay }, initial, this.sparse);
     this.adam = this.arith.adam;
     this.tel = o.telemetry ?? NO_TELEMETRY;
     this.members = new Membership((o.heartbeatTimeoutS ?? 10) * 1000, (o.joinTimeoutS ?? 300) * 1000);
@@ -301,7 +311,7 @@ export class Coordinator {
         this.epochStats = { lossSum: 0, correct: 0, count: 0, steps: 0 };
         await this.checkpoint("epoch", epoch + 1);
       }
-      return { runId: this.runId, params: this.params, layout: this.layout, steps: this.step, epochs, rejected: { ...this.rejected }, evicted: [...this.evicted], phases: { ...this.phases }, samples };
+      return { runId: this.runId, params: this.params, layout: this.layout, steps: this.step, epochs, rejected: { ...this.rejected }, evicted: [...this.evicted], phases: { ...this.phases }, samples, gradientBytes: this.gradientBytes };
     } catch (err) {
       // the exit checkpoint: what was learned so far is kept
       try { await this.checkpoint("exit", this.epoch); } catch (e) { log.warn(`exit checkpoint failed: ${errorMessage(e)}`); }
@@ -511,7 +521,7 @@ export class Coordinator {
     let found = false;
     for (const t of r.tasks) {
       if (!t.done || t.skipped || !t.grads) continue;
-      const bad = nonFiniteGradient(t.grads, `worker ${t.peer}`);
+      const bad = nonFiniteGradient(t.grads.values, `worker ${t.peer}`);
       if (!bad) continue;
       t.skipped = true;
       found = true;
@@ -696,6 +706,7 @@ export class Coordinator {
     const welcome = {
       runId: this.runId, slot: member.slot, model: this.o.model, dataset: this.o.dataset, layoutHash: this.layout.hash,
       layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000, coordinator: hostname(),
+      grad: { dtype: this.o.gradDtype ?? "fp32", rows: this.o.embeddingGrads === "rows" && this.sparse !== null },
     };
     void this.channel.send(peer, encode({ kind: Kind.Welcome, runId: this.runId, step: this.step, paramVersion: this.version, slot: member.slot, layoutHash: this.layout.hash }, welcome))
       .catch((err) => log.warn(`cannot welcome ${peer}: ${errorMessage(err)}`));
@@ -709,7 +720,7 @@ export class Coordinator {
 
   private onGradient(peer: string, m: Message, now: number): void {
     const r = this.round;
-    const want = { runId: this.runId, step: r?.step ?? -1, paramVersion: r?.version ?? -1, layoutHash: this.layout.hash, size: this.layout.size };
+    const want = { runId: this.runId, step: r?.step ?? -1, paramVersion: r?.version ?? -1, layoutHash: this.layout.hash, size: this.layout.size, sparse: this.sparse };
     const bad = checkGradient(m, want, `worker ${peer}`, { finite: false }); // NaN/Inf: found at the reduce
     const body = m.body as unknown as GradBody;
     if (bad && bad.reason !== "nan") { this.reject(peer, bad, m.header.step); return; }
@@ -725,7 +736,8 @@ export class Coordinator {
       task.skipped = true;
       this.reject(peer, bad, m.header.step);
     } else {
-      task.grads = m.payload;
+      this.gradientBytes += (m.half ?? m.payload).byteLength + (m.rows?.byteLength ?? 0);
+      task.grads = { values: m.half ?? m.payload, scale: m.half ? 1 / Number((body as { gradScale?: number }).gradScale ?? 1) : 1, rows: m.rows };
       task.lossSum = Number(body.lossSum); task.correct = Number(body.correct); task.count = Number(body.count);
       task.tokens = Number(body.tokens ?? 0);
       if (Array.isArray(body.ids)) task.ids = body.ids.map(Number);
