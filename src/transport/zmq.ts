@@ -28,7 +28,8 @@ export interface CurveClientKeys { serverKey: string; publicKey: string; secretK
 /** A refused connection attempt, as seen by the binding side. */
 export interface AuthFailure {
   /** "client-key": CURVE client key not admitted; "crypto": wrong server key (the HELLO cannot be opened);
-   *  "mechanism": the peer uses another security mechanism (e.g. no CURVE); "handshake": other handshake error. */
+   *  "mechanism": the peer uses another security mechanism (e.g. no CURVE); "handshake": another ZMTP protocol
+   *  error (e.g. a peer that does not speak ZMTP). */
   reason: "client-key" | "crypto" | "mechanism" | "handshake";
   /** Peer IP address where known (client-key), else the bound endpoint. */
   address: string;
@@ -191,10 +192,9 @@ async function watchHandshakes(sock: zmq.Socket, onAuthFailure: (f: AuthFailure)
           : reason === "mechanism" ? "a peer with another security mechanism (CURVE on one side only)"
           : `handshake protocol error ${code}`;
         onAuthFailure({ reason, address: e.address, detail });
-      } else if (e.type === "handshake:error:other") {
-        onAuthFailure({ reason: "handshake", address: e.address, detail: `handshake failed: ${e.error.message}` });
       }
-      // handshake:error:auth is the ZAP handler's refusal, already reported with the key
+      // handshake:error:auth is the ZAP handler's refusal, already reported with the key; handshake:error:other
+      // is a peer that went away mid-handshake (closed, killed, network): no verdict on its credentials
     }
   } catch {
     /* socket closed */
