@@ -135,8 +135,9 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   const onAbort = () => {
     // say goodbye first, so the coordinator hands our open batches to another worker at once
     stopReason = "interrupted";
-    const bye = channel.send(encode(head(Kind.Leave, 0, 0), { reason: "stopped by a signal" })).catch(() => {});
-    void Promise.race([bye, new Promise((r) => setTimeout(r, 500))]).then(() => channel.close());
+    // (linger is 0: give ZeroMQ's I/O thread a moment to put the Leave on the wire before closing)
+    const bye = channel.send(encode(head(Kind.Leave, 0, 0), { reason: "stopped by a signal" })).then(() => new Promise((r) => setTimeout(r, 100))).catch(() => {});
+    void Promise.race([bye, new Promise((r) => setTimeout(r, 600))]).then(() => channel.close());
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
   const result: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
