@@ -21,6 +21,9 @@ test("ingest: directory and .tar.gz inputs give byte-identical datasets", async 
     assert.equal(a.val, 16);
     assert.equal(a.test, 20);
     assert.equal(a.datasetId, b.datasetId);
+    // three tokenizer threads with small tasks: their dictionaries merged, the same dataset again
+    const c = await runIngest({ data: join(dir, "src.tar.gz"), out: join(dir, "c"), batchSize: 8, valFraction: 0.2, threads: 3, taskReviews: 7 });
+    assert.equal(c.datasetId, a.datasetId);
     const names = readdirSync(join(dir, "a")).sort();
     assert.deepEqual(names, ["manifest.json", "test.arrow", "train.arrow", "val.arrow", "vocab.json"]);
     for (const n of names.filter((x) => x !== "manifest.json")) {

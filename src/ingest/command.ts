@@ -29,8 +29,8 @@ export const commands: CommandSpec[] = [
     summary: "tokenize IMDB into length-bucketed Arrow batches (+ vocabulary, manifest)",
     help: [
       "Reads the Large Movie Review Dataset (aclImdb/ directory or .tar.gz, streamed, never extracted),",
-      "tokenizes it on 2 threads, builds the vocabulary from the training reviews (<unk>=0, <pad>=1, then the",
-      "most frequent tokens), holds out a seeded validation split, buckets reviews of similar length into",
+      "tokenizes it on a worker thread while it reads, builds the vocabulary from the training reviews (<unk>=0,",
+      "<pad>=1, then the most frequent tokens), holds out a seeded validation split, buckets reviews of similar length into",
       "batches and writes to --out: manifest.json (counts, length histogram, padding, sha256 of every file),",
       "vocab.json, train.arrow (or train-0000k-of-0000N.arrow with --shards N), val.arrow, test.arrow when the",
       "input has test/. Columns: tokens List<Int32>, length Int32, label Uint8, id Int32, rating Int8, review Utf8;",
@@ -57,7 +57,7 @@ export const commands: CommandSpec[] = [
       { name: "shards", value: "<n>", type: "int", description: "split train into n Arrow files", default: 1 },
       { name: "publish", value: "<nats-url>", type: "string", description: "also publish every batch to JetStream at this NATS server" },
       ...NATS_AUTH_OPTIONS,
-      { name: "threads", value: "<n>", type: "int", description: "tokenizer threads", default: 2 },
+      { name: "threads", value: "<n>", type: "int", description: "tokenizer threads (1 keeps a 2-core machine busiest: main thread reads, one thread tokenizes)", default: 1 },
       { name: "force", type: "bool", description: "replace --out when it exists" },
       { name: "metrics-port", value: "<n>", type: "int", description: "serve Prometheus /metrics (role ingest) on this port while it runs (0 = any free port)" },
       { name: "metrics-linger", value: "<s>", type: "float", description: "with --metrics-port: keep serving this many seconds after the ingest (a last scrape)", default: 0 },
@@ -93,7 +93,7 @@ export const commands: CommandSpec[] = [
     options: [
       { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz", required: true },
       { name: "runs", value: "<n>", type: "int", description: "runs of each side (best is reported)", default: 1 },
-      { name: "threads", value: "<n>", type: "int", description: "tokenizer threads", default: 2 },
+      { name: "threads", value: "<n>", type: "int", description: "tokenizer threads (1 keeps a 2-core machine busiest: main thread reads, one thread tokenizes)", default: 1 },
       JSON_OPTION,
     ],
     examples: ["imdb-train bench ingest --data ../shared/data/aclImdb-train.tar.gz --json"],

@@ -26,8 +26,11 @@ export interface IngestOptions {
   natsAuth?: NatsAuth;
   /** Replace `out` when it exists. */
   force?: boolean;
-  /** Tokenizer threads (default 2). */
+  /** Tokenizer threads (default 1: with the main thread reading, that fills two cores; each more thread
+   *  compiles the tokenizer again and splits the dictionary, which the main thread then merges). */
   threads?: number;
+  /** Reviews per tokenizer task (default 512; small values spread a small input over several threads in tests). */
+  taskReviews?: number;
   poolBatches?: number;
   /** Reviews larger than this are skipped with a warning (bytes). */
   maxReviewBytes?: number;
@@ -67,7 +70,7 @@ export function resolveOptions(o: IngestOptions) {
     seed: o.seed ?? DEFAULTS.seed,
     shards: o.shards ?? 1,
     poolBatches: o.poolBatches ?? DEFAULTS.poolBatches,
-    threads: o.threads ?? 2,
+    threads: o.threads ?? 1,
     maxReviewBytes: o.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES,
   };
   const check = (ok: boolean, msg: string) => { if (!ok) throw new UsageError(msg); };

@@ -85,6 +85,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     const total = kind === "dir" ? 0 : Math.round((await stat(data)).size / 1e6);
     const bar = progress("ingest", total, kind === "dir" ? "reviews" : "MB");
     let readBytes = 0;
+    const taskReviews = opts.taskReviews ?? TASK_REVIEWS;
     let cur: RawReview[] = [];
     let curBytes = 0;
     const flush = () => {
@@ -118,7 +119,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         metas.push({ split: r.split, label: r.label, rating: r.rating, id: r.id, file: r.file, serial: r.serial });
         cur.push(r);
         curBytes += r.bytes.length;
-        if (cur.length >= TASK_REVIEWS || curBytes >= TASK_BYTES) flush();
+        if (cur.length >= taskReviews || curBytes >= TASK_BYTES) flush();
       }
       if (kind === "dir") bar.set(metas.length); else bar.set(Math.round(readBytes / 1e6), `${metas.length} reviews`);
     }
