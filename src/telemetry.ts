@@ -15,7 +15,7 @@ export interface Telemetry {
   liveWorkers(n: number): void;
   membership(event: "join" | "leave" | "evict", worker: string): void;
   heartbeatMissed(worker: string): void;
-  /** A worker was evicted: why (bounded set) and how late it was, seconds past its deadline (0: connection lost). */
+  /** A worker was evicted: why (bounded set) and how late it was: seconds past its deadline (connection lost: seconds since last heard). */
   evicted(worker: string, cause: "connection" | "deadline" | "heartbeat" | "startup", lateSeconds: number): void;
   straggler(worker: string, seconds: number): void;
   rejected(reason: RejectReason, worker?: string): void;

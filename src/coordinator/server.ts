@@ -557,7 +557,8 @@ export class Coordinator {
     const m = this.members.get(id);
     if (!m || m.state !== "live") return;
     this.members.evict(id, reason);
-    this.tel.evicted(id, cause, Math.max(0, lateMs) / 1000);
+    // how late: past its deadline, or for a dropped connection how long it had been silent
+    this.tel.evicted(id, cause, (cause === "connection" ? Math.max(0, Date.now() - m.lastSeen) : Math.max(0, lateMs)) / 1000);
     this.onGone(id, "evict", `worker ${id}${m.pid ? ` (pid ${m.pid}${m.host ? ` on ${m.host}` : ""})` : ""} ${reason}: evicted`, lateMs);
   }
 

@@ -24,7 +24,7 @@ export const METRIC = {
   membership: "imdb_train_membership_events_total", //     counter {event=join|leave|evict, worker}
   heartbeatsMissed: "imdb_train_heartbeats_missed_total", // counter {worker}
   evictions: "imdb_train_evictions_total", //              counter {worker, cause=connection|deadline|heartbeat|startup}
-  evictionLate: "imdb_train_eviction_late_seconds", //     gauge {worker}: how late it was when last evicted (0: connection lost)
+  evictionLate: "imdb_train_eviction_late_seconds", //     gauge {worker}: how late it was when last evicted (past its deadline; connection lost: seconds silent)
   stragglerSeconds: "imdb_train_straggler_seconds_total", // counter {worker}: time others waited for it
   rejected: "imdb_train_rejected_gradients_total", //      counter {reason}
   transportBytes: "imdb_train_transport_bytes_total", //   counter {direction=sent|received, worker?}

@@ -170,7 +170,7 @@ export const ROWS: RowSpec[] = [
       },
       {
         title: "Evictions: who, why, how late", kind: "timeseries", unit: "short", width: 8,
-        description: "Evictions per worker and cause (connection lost, step deadline, heartbeat, loading), and how many seconds past its deadline each worker was when last evicted (0: its connection went away).",
+        description: "Evictions per worker and cause (connection lost, step deadline, heartbeat, loading), and how many seconds past its deadline each worker was when last evicted (for a dropped connection: how long it had been silent).",
         queries: [
           { expr: `sum by (worker, cause) (${M.evictions}{${W}})`, legend: "{{worker}} {{cause}}" },
           { expr: `max by (worker) (${M.evictionLate}{${W}})`, legend: "{{worker}} seconds late" },

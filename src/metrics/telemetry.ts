@@ -41,7 +41,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     membership: c(METRIC.membership, "Workers joining, leaving and evicted.", ["event", "worker"]),
     heartbeatsMissed: c(METRIC.heartbeatsMissed, "Heartbeats a worker missed.", ["worker"]),
     evictions: c(METRIC.evictions, "Workers evicted, by worker and cause (connection lost, step deadline missed, heartbeats stopped, never finished loading).", ["worker", "cause"]),
-    evictionLate: g(METRIC.evictionLate, "How late the worker was when last evicted: seconds past its step deadline or heartbeat timeout (0 when its connection went away).", ["worker"]),
+    evictionLate: g(METRIC.evictionLate, "How late the worker was when last evicted: seconds past its step deadline or heartbeat timeout, or, when its connection went away, seconds since it was last heard from.", ["worker"]),
     stragglerSeconds: c(METRIC.stragglerSeconds, "Seconds the step waited for this worker after the others had reported.", ["worker"]),
     rejected: c(METRIC.rejected, "Gradients the coordinator refused, by reason (reason=auth: connection attempts refused by CURVE authentication).", ["reason"]),
     transportBytes: c(METRIC.transportBytes, "Bytes sent and received on the training transport.", ["direction", "worker"]),
