@@ -44,6 +44,13 @@ export enum Kind {
   Leave = 10, //      worker → coordinator: {reason}
   Ready = 11, //      worker → coordinator: {backend}: dataset and engine loaded, assign work
   Params = 12, //     coordinator → worker: {offset} + parameters [offset, offset + n) of version paramVersion
+  // between the coordinator and its shard processes (--coordinator-shards, src/coordinator/shards.ts)
+  ShardInit = 13, //   leader → shard: {offset, length, adam, version} + [params | m | v] of its slice
+  ShardReduce = 14, // leader → shard: {step, tasks, count}: sum these tasks' slices in this order
+  ShardNorm = 15, //   shard → leader: {sumsq, bad}: its slice's part of the squared norm; tasks to skip
+  ShardApply = 16, //  leader → shard: {version, scale, coef, lr} (or {skip}): Adam, then Params to workers
+  ShardFetch = 17, //  leader → shard: send your state
+  ShardState = 18, //  shard → leader: {offset, t} + [params | m | v] of its slice
 }
 
 export interface Header {
@@ -248,16 +255,31 @@ export class ParamAssembler {
     this.params = new Float32Array(size);
   }
 
-  /** Copy one Params chunk in; the first chunk of another version starts over. */
+  private waiters: (() => void)[] = [];
+
+  /** Copy one Params chunk in; the first chunk of a newer version starts over, an older version's chunk
+   *  (a shard's late catch-up) is ignored. */
   put(m: Message): void {
     const offset = Number((m.body as { offset?: unknown }).offset);
     const n = m.payload.length;
     if (!Number.isInteger(offset) || offset < 0 || offset + n > this.size) {
       throw new WireError("length", `Params chunk of version ${m.header.paramVersion} at offset ${String((m.body as { offset?: unknown }).offset)} with ${n} values does not fit ${this.size} parameters`);
     }
+    if (m.header.paramVersion < this.version) return;
     if (m.header.paramVersion !== this.version) { this.version = m.header.paramVersion; this.filled = 0; }
     this.params.set(m.payload, offset);
     this.filled += n;
+    if (this.filled === this.size) for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** The assembled parameters of `version` once complete (chunks from several coordinator shards arrive on
+   *  different sockets, so an Assign can overtake them), or null after `timeoutMs`. */
+  async waitFor(version: number, timeoutMs: number): Promise<Float32Array | null> {
+    const until = Date.now() + timeoutMs;
+    while (!(this.version === version && this.filled === this.size) && Date.now() < until && !(this.version > version)) {
+      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, Math.min(1000, Math.max(1, until - Date.now()))); });
+    }
+    return this.version === version && this.filled === this.size ? this.params : null;
   }
 
   /** The parameters an Assign or Eval runs on: its own payload, else the complete assembled copy of its

@@ -112,6 +112,23 @@ export const commands: CommandSpec[] = [
     },
   },
   {
+    path: ["coordinator-shard"],
+    summary: "one shard of a sharded coordinator (started by `coordinator --coordinator-shards k`; not run by hand)",
+    help:
+      "Binds a ZeroMQ ROUTER, prints {\"endpoint\": …} and serves one slice of the parameters for the coordinator that\n" +
+      "started it: sums the workers' gradient slices, reports its part of the squared norm, applies Adam to its slice\n" +
+      "and sends the new values to every worker. Exits when the coordinator says Stop or goes away.",
+    options: [
+      { name: "bind", value: "<endpoint>", type: "string", default: "tcp://127.0.0.1:*", description: "ZeroMQ endpoint to bind" },
+      { name: "max-bytes", value: "<n>", type: "int", default: 1 << 30, description: "largest message accepted" },
+    ],
+    examples: ["imdb-train coordinator-shard --bind tcp://127.0.0.1:*"],
+    async run(o) {
+      const { shardCommand } = await import("./shards.js");
+      return await shardCommand(o);
+    },
+  },
+  {
     path: ["bench", "allreduce"],
     summary: "time one reduce + clip + Adam + broadcast round for 1, 2, 4, 8 workers next to raw ZeroMQ",
     help:

@@ -46,6 +46,7 @@ export const OPTIM_OPTIONS: OptionSpec[] = [
   { name: "checkpoint-every", value: "<n>", type: "int", default: 0, description: "also write <out>/checkpoints/last.ckpt every n steps, mid-epoch included (0 = at epoch ends and on exit only); the previous one is kept as prev.ckpt" },
   { name: "grad-dtype", value: "<fp32|fp16>", type: "string", choices: ["fp32", "fp16"], default: "fp32", description: "gradients on the wire: float32, or IEEE half floats with a per-message power-of-two scale (half the bytes; the coordinator sums in float32)" },
   { name: "embedding-grads", value: "<dense|rows>", type: "string", choices: ["dense", "rows"], default: "dense", description: "send the embedding gradient dense, or only its touched rows (row ids + rows; exact)" },
+  { name: "coordinator-shards", value: "<k>", type: "int", default: 1, description: "split the parameters over k coordinator processes (this one and k − 1 shard children on its host): each sums, clips (by the global norm, agreed between them) and updates its slice, so none receives all gradient bytes; dense gradients only" },
   { name: "audit", value: "<file>", type: "string", description: "exactly-once audit: append one JSON line per applied step with the sample ids each worker used ({step, epoch, parts: [{worker, batches, ids}]})" },
 ];
 
@@ -86,7 +87,7 @@ export interface OptimSettings {
   epochs: number; maxSteps: number; maxValBatches: number; batchesPerStep: number; lr: number; beta1: number; beta2: number; eps: number;
   weightDecay: number; clip: number; schedule: Schedule; seed: number; stepTimeoutS: number; heartbeatTimeoutS: number; joinTimeoutS: number;
   checkpointEvery: number;
-  gradDtype: "fp32" | "fp16"; embeddingGrads: "dense" | "rows";
+  gradDtype: "fp32" | "fp16"; embeddingGrads: "dense" | "rows"; coordinatorShards: number;
 }
 
 export function optimFrom(o: Record<string, unknown>): OptimSettings {
@@ -111,6 +112,7 @@ export function optimFrom(o: Record<string, unknown>): OptimSettings {
     checkpointEvery: posInt(o.checkpointEvery ?? 0, "checkpoint-every", 0),
     gradDtype: o.gradDtype === "fp16" ? "fp16" : "fp32",
     embeddingGrads: o.embeddingGrads === "rows" ? "rows" : "dense",
+    coordinatorShards: posInt(o.coordinatorShards ?? 1, "coordinator-shards"),
   };
 }
 

@@ -12,8 +12,9 @@ import { TrainingError, AbortedError, ConnectionError, errorMessage } from "../e
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../model.js";
-import { clipCoefficient, type Adam } from "./optimizer.js";
-import { StepArithmetic, type GradPart } from "./allreduce.js";
+import { clipCoefficient, Adam, type AdamState } from "./optimizer.js";
+import { ShardLinks, sliceBounds } from "./shards.js";
+import { StepArithmetic, PARAM_CHUNK, type GradPart } from "./allreduce.js";
 import { sparseBlockOf, type SparseBlock } from "../gradcodec.js";
 import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
 import { RouterChannel, type AuthFailure, type CurveServerKeys } from "../transport/zmq.js";
@@ -52,6 +53,8 @@ export interface CoordinatorOptions {
   /** How workers send gradients: float32 or IEEE half ("fp16"); the embedding dense or as touched rows. */
   gradDtype?: "fp32" | "fp16";
   embeddingGrads?: "dense" | "rows";
+  /** Split the parameters over this many coordinator processes (this one and K − 1 shard children; shards.ts). */
+  coordinatorShards?: number;
   /** Parameters per Params chunk of the broadcast (default PARAM_CHUNK, 1 MiB of float32; tests use less). */
   paramChunk?: number;
   /** Per-step deadline in seconds; 0 = automatic (max(30 s, 5 × the slowest step so far)). */
@@ -181,6 +184,13 @@ export class Coordinator {
   private readonly hasParams = new Map<string, number>();
   /** The embedding block (gradients may carry only its touched rows). */
   private readonly sparse: SparseBlock | null;
+  /** Sharded (--coordinator-shards K > 1): the shard processes, every slice's bounds (this one owns slice 0),
+   *  the whole vector (before the run: what GloVe and resume fill; after: gathered from the shards). */
+  private shards: ShardLinks | null = null;
+  private shardsReady = false;
+  private readonly bounds: { offset: number; length: number }[];
+  private readonly full: Float32Array | null;
+  private restoredAdam: AdamState | null = null;
   private gradientBytes = 0;
   private readonly tel: Telemetry;
   private readonly members: Membership;
@@ -207,8 +217,13 @@ export class Coordinator {
     this.layout = paramLayout(o.model);
     const initial = o.initialParams ?? initParams(o.model, o.seed, o.init);
     if (initial.length !== this.layout.size) throw new TrainingError(`initial parameters have ${initial.length} values; the layout needs ${this.layout.size}`);
-    this.sparse = sparseBlockOf(this.layout);
-    this.arith = new StepArithmetic(this.layout.size, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay }, initial, this.sparse);
+    const k = Math.max(1, Math.floor(o.coordinatorShards ?? 1));
+    if (k > 1 && o.curve) throw new TrainingError("--coordinator-shards with CURVE keys is not supported yet: the shard sockets would be unauthenticated");
+    this.bounds = sliceBounds(this.layout.size, k);
+    this.full = k > 1 ? Float32Array.from(initial) : null;
+    this.sparse = k > 1 ? null : sparseBlockOf(this.layout); // sharded: dense slices only
+    const own = this.bounds[0]!.length;
+    this.arith = new StepArithmetic(own, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay }, initial.subarray(0, own), this.sparse);
     this.adam = this.arith.adam;
     this.tel = o.telemetry ?? NO_TELEMETRY;
     this.members = new Membership((o.heartbeatTimeoutS ?? 10) * 1000, (o.joinTimeoutS ?? 300) * 1000);
@@ -218,12 +233,16 @@ export class Coordinator {
   get endpoint(): string { return this.channel.endpoint; }
 
   /** The current parameters (a view that the next step overwrites: copy to keep). */
-  get params(): Float32Array { return this.arith.params; }
+  get params(): Float32Array { return this.full ?? this.arith.params; }
 
   /** Bind and start answering joins (workers may connect before `run`). */
   async listen(): Promise<string> {
     this.channel = await RouterChannel.bind(this.o.bind, { maxBytes: this.maxBytes, curve: this.o.curve, onAuthFailure: (f) => this.authFailure(f) });
     if (this.o.curve) log.info(`CURVE on: admitting ${this.o.curve.clients.length} client key(s) (${this.o.curve.clients.map((c) => c.name).join(", ")})`);
+    if (this.bounds.length > 1) {
+      const host = /^tcp:\/\/(.*):\d+$/.exec(this.channel.endpoint)?.[1] ?? "127.0.0.1";
+      this.shards = await ShardLinks.start(this.bounds.length, host, this.layout.size);
+    }
     void this.receiveLoop();
     this.timer = setInterval(() => this.tick(), 200);
     log.info(`listening on ${this.channel.endpoint} (run ${this.runId}, ${this.layout.size} parameters, layout ${this.layout.hash}, message limit ${this.maxBytes} bytes)`);
@@ -246,7 +265,8 @@ export class Coordinator {
 
   /** Restore optimizer state and position (resume). */
   restore(s: { adam: { m: Float32Array; v: Float32Array; t: number }; step: number; epoch: number; cursor: number; paramVersion: number; epochStats?: EpochStats }): void {
-    this.adam.load(s.adam);
+    if (this.full) this.restoredAdam = s.adam; // sharded: sliced out when the shards start
+    else this.adam.load(s.adam);
     this.step = s.step;
     this.version = s.paramVersion;
     this.epoch = s.epoch;
@@ -268,6 +288,7 @@ export class Coordinator {
     const every = Math.max(0, o.checkpointEvery ?? 0);
     let samples = 0;
     try {
+      await this.startShards();
       await this.waitForWorkers(o.workers, (o.joinTimeoutS ?? 120) * 1000);
       for (let epoch = this.epoch; epoch < o.epochs; epoch++) {
         this.epoch = epoch;
@@ -311,7 +332,7 @@ export class Coordinator {
         this.epochStats = { lossSum: 0, correct: 0, count: 0, steps: 0 };
         await this.checkpoint("epoch", epoch + 1);
       }
-      return { runId: this.runId, params: this.params, layout: this.layout, steps: this.step, epochs, rejected: { ...this.rejected }, evicted: [...this.evicted], phases: { ...this.phases }, samples, gradientBytes: this.gradientBytes };
+      return { runId: this.runId, params: (await this.gathered()).params, layout: this.layout, steps: this.step, epochs, rejected: { ...this.rejected }, evicted: [...this.evicted], phases: { ...this.phases }, samples, gradientBytes: this.gradientBytes };
     } catch (err) {
       // the exit checkpoint: what was learned so far is kept
       try { await this.checkpoint("exit", this.epoch); } catch (e) { log.warn(`exit checkpoint failed: ${errorMessage(e)}`); }
@@ -321,7 +342,51 @@ export class Coordinator {
 
   private async checkpoint(reason: CheckpointState["reason"], epoch: number): Promise<void> {
     if (!this.o.onCheckpoint) return;
-    await this.o.onCheckpoint({ reason, step: this.step, epoch, cursor: this.cursor, paramVersion: this.version, runId: this.runId, layout: this.layout, params: this.params, adam: this.adam, epochStats: { ...this.epochStats } });
+    const g = await this.gathered();
+    await this.o.onCheckpoint({ reason, step: this.step, epoch, cursor: this.cursor, paramVersion: this.version, runId: this.runId, layout: this.layout, params: g.params, adam: g.adam, epochStats: { ...this.epochStats } });
+  }
+
+  // ---- shards ----------------------------------------------------------------------------------------------
+
+  private get shardHead() { return { runId: this.runId, layoutHash: this.layout.hash, version: this.version }; }
+
+  /** Hand each shard its slice of the parameters (and of a resumed Adam state); keep slice 0 here. */
+  private async startShards(): Promise<void> {
+    if (!this.shards || this.shardsReady) return;
+    const n = this.layout.size, own = this.bounds[0]!.length, full = this.full!;
+    const st = this.restoredAdam ?? { m: new Float32Array(n), v: new Float32Array(n), t: 0 };
+    this.arith.params.set(full.subarray(0, own));
+    this.adam.load({ m: st.m.subarray(0, own), v: st.v.subarray(0, own), t: st.t });
+    await this.shards.init(this.shardHead, this.adam.o, { params: full, m: st.m, v: st.v, t: st.t }, this.o.paramChunk);
+    this.shardsReady = true;
+    for (const m of this.members.live()) this.syncParams(m.id);
+  }
+
+  /** The whole parameter vector and Adam state (sharded: slice 0 here, the rest fetched from the shards). */
+  private async gathered(): Promise<{ params: Float32Array; adam: Adam }> {
+    if (!this.shards || !this.shardsReady) return { params: this.params, adam: this.adam };
+    const n = this.layout.size, s = this.adam.state();
+    const m = new Float32Array(n), v = new Float32Array(n), full = this.full!;
+    full.set(this.arith.params, 0); m.set(s.m, 0); v.set(s.v, 0);
+    await this.shards.fetch(this.shardHead, { params: full, m, v });
+    const adam = new Adam(n, { ...this.adam.o });
+    adam.load({ m, v, t: s.t });
+    return { params: full, adam };
+  }
+
+  /** Sharded: this coordinator's slice of the current parameters to one worker (it just became ready). */
+  private syncParams(peer: string): void {
+    if (!this.shardsReady) return;
+    const p = this.arith.params, chunk = Math.max(4, this.o.paramChunk ?? PARAM_CHUNK);
+    for (let s = 0; s < p.length; s += chunk) void this.sendParams(peer, this.version, p, s, Math.min(p.length, s + chunk));
+  }
+
+  /** Every shard's part of the squared norm for the tasks in the sum, and the tasks any shard found bad. */
+  private async remoteSumsq(r: Round, count: number): Promise<{ sumsq: number; bad: number[] } | null> {
+    if (!this.shards || count === 0) return null;
+    const tasks = r.tasks.filter((x) => x.done && !x.skipped && x.grads).map((x) => x.id);
+    const res = await this.shards.reduce(this.shardHead, { step: r.step, tasks, count });
+    return { sumsq: res.sumsq.reduce((a, b) => a + b, 0), bad: res.bad };
   }
 
   /** Report the step just applied: who computed which batches (and the sample ids they read). */
@@ -338,6 +403,7 @@ export class Coordinator {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (!this.channel) return;
+    await this.shards?.close(this.shardHead);
     const stops = this.members.connected().map((m) =>
       this.channel.send(m.id, encode({ kind: Kind.Stop, runId: this.runId, step: this.step, paramVersion: this.version, slot: m.slot, layoutHash: this.layout.hash }, { reason })).catch(() => {}));
     await Promise.race([Promise.all(stops), new Promise((r) => setTimeout(r, 1000))]);
@@ -362,15 +428,28 @@ export class Coordinator {
     // each add exactly as a worker's Float32Array accumulator does (2 workers × b == 1 worker × 2b bit for
     // bit). The mean's norm comes from one pass over the sum; a NaN/Inf makes it non-finite, and only then
     // are the parts searched for the culprit (skipped, counted) and the sum rebuilt without it.
+    // Sharded: every shard sums the same tasks in the same order; the norm is the root of all slices' parts.
     this.foldArrived(r);
-    let t = tally(r);
-    let sumsq = t.count > 0 ? this.arith.sumsq(1 / t.count) : 0;
-    if (!Number.isFinite(sumsq) && this.skipNonFinite(r)) {
+    let t = tally(r), sumsq = 0;
+    for (;;) {
+      t = tally(r);
+      const remote = this.remoteSumsq(r, t.count);
+      sumsq = t.count > 0 ? this.arith.sumsq(1 / t.count) : 0;
+      let again = !Number.isFinite(sumsq) && this.skipNonFinite(r);
+      const rs = await remote;
+      if (rs) {
+        sumsq += rs.sumsq;
+        for (const id of rs.bad) {
+          const task = r.tasks.find((x) => x.id === id);
+          if (!task || task.skipped) continue;
+          task.skipped = again = true;
+          this.reject(task.peer, new WireError("nan", `gradient from worker ${task.peer} (task ${id}) has a non-finite value in a coordinator shard's slice, or the slice never arrived: contribution skipped`), r.step);
+        }
+      }
+      if (!again) break;
       this.arith.reset();
       r.folded = 0;
       this.foldArrived(r);
-      t = tally(r);
-      sumsq = t.count > 0 ? this.arith.sumsq(1 / t.count) : 0;
     }
     const { lossSum, correct, count, tokens } = t;
     let norm = 0;
@@ -382,6 +461,7 @@ export class Coordinator {
       // Adam one chunk at a time into the other parameter buffer; each finished chunk goes to every ready
       // worker while the next one is computed (ZeroMQ sends from its own thread, without copying)
       const version = this.version + 1;
+      if (this.shards) await this.shards.apply(this.shardHead, { step: r.step, version, scale: 1 / count, coef, lr: this.adam.o.lr });
       const peers = new Set(this.members.live().map((m) => m.id));
       let sendMs = 0;
       for (const c of this.arith.update(1 / count, coef, this.o.paramChunk)) {
@@ -400,8 +480,10 @@ export class Coordinator {
       this.tel.phase("broadcast", sendMs / 1000);
     } else {
       log.warn(`step ${this.step}: no usable gradient (all contributions skipped); parameters unchanged`);
+      if (this.shards) await this.shards.apply(this.shardHead, { step: r.step, version: this.version + 1, scale: 0, coef: 1, lr: 0, skip: true });
     }
     this.version++;
+    if (this.shards && count === 0) for (const m of this.members.live()) this.syncParams(m.id); // same values, new version
     this.tel.paramVersion(this.version);
     const seconds = (performance.now() - t0) / 1000;
     this.phases.step += seconds;
@@ -483,7 +565,7 @@ export class Coordinator {
     this.members.assign(peer, Date.now() + this.deadlineMs(batches.length));
     const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
     const frames = encode({ kind, runId: this.runId, step: round.step, paramVersion: round.version, slot: m.slot, layoutHash: this.layout.hash },
-      { task: task.id, epoch: this.epoch, split: round.split, batches }, this.hasParams.get(peer) === round.version ? undefined : round.params);
+      { task: task.id, epoch: this.epoch, split: round.split, batches }, this.shards || this.hasParams.get(peer) === round.version ? undefined : round.params);
     try {
       await this.channel.send(peer, frames);
       this.tel.bytes("sent", frames[0].length + frames[1].length + frames[2].length, peer);
@@ -665,6 +747,7 @@ export class Coordinator {
       case Kind.Heartbeat: return;
       case Kind.Ready: {
         this.members.markReady(peer, now);
+        this.syncParams(peer); // sharded: our slice first (the shards send theirs when the worker connects)
         const live = this.members.live().length;
         log.info(`worker ${peer} ready (backend ${String((m.body as { backend?: string }).backend ?? "?")}); ${live} ready`);
         this.tel.liveWorkers(live);
@@ -708,6 +791,7 @@ export class Coordinator {
       runId: this.runId, slot: member.slot, model: this.o.model, dataset: this.o.dataset, layoutHash: this.layout.hash,
       layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000, coordinator: hostname(),
       grad: { dtype: this.o.gradDtype ?? "fp32", rows: this.o.embeddingGrads === "rows" && this.sparse !== null },
+      shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), ...this.bounds[i + 1]! })) } : undefined,
     };
     void this.channel.send(peer, encode({ kind: Kind.Welcome, runId: this.runId, step: this.step, paramVersion: this.version, slot: member.slot, layoutHash: this.layout.hash }, welcome))
       .catch((err) => log.warn(`cannot welcome ${peer}: ${errorMessage(err)}`));
@@ -721,7 +805,7 @@ export class Coordinator {
 
   private onGradient(peer: string, m: Message, now: number): void {
     const r = this.round;
-    const want = { runId: this.runId, step: r?.step ?? -1, paramVersion: r?.version ?? -1, layoutHash: this.layout.hash, size: this.layout.size, sparse: this.sparse };
+    const want = { runId: this.runId, step: r?.step ?? -1, paramVersion: r?.version ?? -1, layoutHash: this.layout.hash, size: this.arith.size, sparse: this.sparse };
     const bad = checkGradient(m, want, `worker ${peer}`, { finite: false }); // NaN/Inf: found at the reduce
     const body = m.body as unknown as GradBody;
     if (bad && bad.reason !== "nan") { this.reject(peer, bad, m.header.step); return; }

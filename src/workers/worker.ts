@@ -45,6 +45,8 @@ export interface Welcome {
   heartbeatMs: number;
   /** How to send gradients (absent from older coordinators: float32, dense). */
   grad?: { dtype: "fp32" | "fp16"; rows: boolean };
+  /** A sharded coordinator: it owns values [0, own); shard processes on its host (these ports) the others. */
+  shards?: { own: number; others: { port: number; offset: number; length: number }[] };
 }
 
 export interface WorkerResult { steps: number; evals: number; samples: number; reason: string }
@@ -143,6 +145,22 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   const result: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
   const assembler = new ParamAssembler(welcome.layoutSize); // parameters broadcast in Params chunks
   const wire = { f16: welcome.grad?.dtype === "fp16", block: welcome.grad?.rows ? sparseBlockOf(engine.layout) : null };
+  // a sharded coordinator: connect to each shard (same host), which sends its slice of every new version
+  const host = /^tcp:\/\/(.*):\d+$/.exec(o.coordinator)?.[1] ?? "127.0.0.1";
+  const shards = (welcome.shards?.others ?? []).map((sh) => ({ ...sh, channel: DealerChannel.connect(`tcp://${host}:${sh.port}`, o.name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000 }) }));
+  for (const sh of shards) {
+    void sh.channel.send(encode(head(Kind.Join, 0, 0), { name: o.name, pid: process.pid })).catch(() => {});
+    void (async () => {
+      for await (const { frames } of sh.channel.messages()) {
+        try {
+          const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: `coordinator shard ${sh.channel.endpoint}` });
+          if (pm.header.kind === Kind.Params && pm.header.runId === welcome.runId) { assembler.put(pm); tel.bytes("received", pm.payload.byteLength, o.name); }
+        } catch (err) {
+          log.warn(`ignored a message from coordinator shard ${sh.channel.endpoint}: ${errorMessage(err)}`);
+        }
+      }
+    })();
+  }
   let rejoining = false;
   try {
     for await (const { frames } of channel.messages()) {
@@ -180,7 +198,8 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         continue;
       }
       if (m.payload.length && m.payload.length !== welcome.layoutSize) throw new ProtocolError(`${kindName(h.kind)} carries ${m.payload.length} parameters, expected ${welcome.layoutSize}`);
-      const params = assembler.paramsFor(m);
+      // sharded: the shards' slices come on other sockets and may still be on their way
+      const params = assembler.paramsFor(m) ?? (shards.length ? await assembler.waitFor(h.paramVersion, 60_000) : null);
       if (!params) {
         // Params chunks of this version went missing (a reconnect drops what was queued): leave, so that the
         // coordinator gives these batches to another worker, and join again (the next Assign carries the
@@ -208,7 +227,12 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         if (o.signal?.aborted) break; // never send the gradient of part of a task
         const seconds = (performance.now() - t0) / 1000;
         // on the wire as the coordinator asked: float32 or half floats, the embedding dense or as touched rows
-        const g = encodeGradient(acc, wire);
+        // sharded: each shard's slice to it first, then ours (with the totals) to the coordinator
+        for (const sh of shards) {
+          const gs = encodeGradient(acc.subarray(sh.offset, sh.offset + sh.length), { f16: wire.f16, block: null });
+          await sh.channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, gradScale: gs.scale }, gs.values));
+        }
+        const g = encodeGradient(shards.length ? acc.subarray(0, welcome.shards!.own) : acc, wire);
         await channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: g.scale }, g.values, g.rows ?? undefined));
         result.steps++;
         result.samples += count;
@@ -236,6 +260,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
     clearInterval(beat);
     o.signal?.removeEventListener("abort", onAbort);
     channel.close();
+    for (const sh of shards) sh.channel.close();
     engine.dispose();
   }
   if (stopReason === "interrupted") throw new AbortedError("interrupted: left the run (Leave sent, so the coordinator gives any open batches to another worker)");

@@ -1,0 +1,302 @@
+// A sharded coordinator (--coordinator-shards K): the flat vector is cut into K slices; the coordinator
+// (the leader) owns slice 0 and K − 1 shard processes own the others, so that no process receives all of
+// the gradient bytes. The leader keeps everything else (membership, batches, deadlines, epochs, checkpoints).
+//
+// One step, with the messages that carry it:
+//   worker → shard k        Gradient  {task} + slice k of its gradient (fp32 or fp16)   (shards first, then
+//   worker → leader         Gradient  {task, loss, count, …} + slice 0                    the leader's slice)
+//   leader → every shard    ShardReduce {step, tasks: [ids in task order], count}
+//   shard → leader          ShardNorm  {sumsq of its slice of the mean, bad: [task ids with NaN/Inf or missing]}
+//                           (any bad task: the leader skips it everywhere and asks again with the rest)
+//   leader → every shard    ShardApply {version, scale, coef, lr}: the clip factor of the GLOBAL norm
+//                           √(Σ_k sumsq_k), the same for every slice
+//   every shard → workers   Params {offset} chunks of its slice of the new parameters (as the leader does)
+// Workers connect to every shard (endpoints in Welcome), reassemble the slices, and run an Assign once the
+// version is complete. Each shard sums the same tasks in the same order as one coordinator would, so a
+// sharded run equals an unsharded one but for the order in which the norm's K partial sums are added.
+//
+// Shard processes are children of the coordinator (same host, any free port): `imdb-train coordinator-shard`.
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { logger } from "../output.js";
+import { ConnectionError, TrainingError, errorMessage } from "../errors.js";
+import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, type Message } from "../protocol.js";
+import { RouterChannel, DealerChannel } from "../transport/zmq.js";
+import { StepArithmetic, PARAM_CHUNK, type GradPart } from "./allreduce.js";
+import type { AdamOptions } from "./optimizer.js";
+
+const log = logger("shard");
+const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));
+/** How long a shard waits for a task's slice that the leader already has. */
+const SLICE_WAIT_MS = 30_000;
+
+/** K slices of a vector of n values, balanced, each starting at a multiple of 4. */
+export function sliceBounds(n: number, k: number): { offset: number; length: number }[] {
+  const out: { offset: number; length: number }[] = [];
+  let start = 0;
+  for (let i = 0; i < k; i++) {
+    let end = i === k - 1 ? n : Math.round(((i + 1) * n) / k / 4) * 4;
+    end = Math.min(n, Math.max(start, end));
+    out.push({ offset: start, length: end - start });
+    start = end;
+  }
+  return out;
+}
+
+interface InitBody { runId: number; offset: number; length: number; layoutHash: string; adam: AdamOptions & { t: number }; version: number; chunk: number }
+interface ReduceBody { step: number; tasks: number[]; count: number }
+interface ApplyBody { step: number; version: number; scale: number; coef: number; lr: number; skip?: boolean }
+
+// ---- the shard process ------------------------------------------------------------------------------------
+
+/** One shard: sums its slice of the gradients, takes part in the norm, applies Adam to its slice. */
+export class ShardServer {
+  private channel!: RouterChannel;
+  private leader = "";
+  private init: InitBody | null = null;
+  private arith: StepArithmetic | null = null;
+  private version = 0;
+  private readonly workers = new Set<string>();
+  /** Gradient slices by task id (of the step being summed), with waiters for late ones. */
+  private slices = new Map<number, GradPart>();
+  private waiters: (() => void)[] = [];
+  private busy: Promise<void> = Promise.resolve();
+  private stopped!: () => void;
+  readonly done = new Promise<void>((r) => { this.stopped = r; });
+
+  private maxBytes = 0;
+
+  async bind(endpoint: string, maxBytes: number): Promise<string> {
+    this.maxBytes = maxBytes;
+    this.channel = await RouterChannel.bind(endpoint, { maxBytes });
+    void this.loop();
+    return this.channel.endpoint;
+  }
+
+  private async loop(): Promise<void> {
+    for await (const { peer, frames } of this.channel.messages()) {
+      let m: Message;
+      try {
+        m = decode(frames, { maxBytes: this.maxBytes, from: peer });
+      } catch (err) {
+        log.warn(`ignored a message from ${peer}: ${errorMessage(err)}`);
+        continue;
+      }
+      // control messages run one after another (an Apply must finish before the next Reduce)
+      const k = m.header.kind;
+      if (k === Kind.Join) { this.workers.add(peer); this.busy = this.busy.then(() => this.sync(peer)); continue; }
+      if (k === Kind.Gradient) { this.onSlice(peer, m); continue; }
+      if (k === Kind.Heartbeat || k === Kind.Leave) { if (k === Kind.Leave) this.workers.delete(peer); continue; }
+      if (k === Kind.Stop) { this.close(); return; }
+      this.busy = this.busy.then(() => this.control(peer, m)).catch((err) => log.error(`shard: ${errorMessage(err)}`));
+    }
+  }
+
+  private async control(peer: string, m: Message): Promise<void> {
+    const k = m.header.kind;
+    if (k === Kind.ShardInit) {
+      const b = m.body as unknown as InitBody;
+      this.leader = peer;
+      this.init = b;
+      const n = b.length;
+      this.arith = new StepArithmetic(n, b.adam, m.payload.subarray(0, n));
+      this.arith.adam.load({ m: m.payload.subarray(n, 2 * n), v: m.payload.subarray(2 * n, 3 * n), t: b.adam.t });
+      this.version = b.version;
+      log.info(`shard of run ${b.runId}: values [${b.offset}, ${b.offset + n}) of the parameters, version ${b.version}`);
+      await this.reply(Kind.ShardNorm, { ready: true });
+      for (const w of this.workers) await this.sync(w); // workers that connected before the leader did
+      return;
+    }
+    if (peer !== this.leader || !this.arith || !this.init) return;
+    if (k === Kind.ShardReduce) await this.reduce(m.body as unknown as ReduceBody);
+    else if (k === Kind.ShardApply) await this.apply(m.body as unknown as ApplyBody);
+    else if (k === Kind.ShardFetch) {
+      const a = this.arith, s = a.adam.state(), n = this.init.length;
+      const all = new Float32Array(3 * n);
+      all.set(a.params, 0); all.set(s.m, n); all.set(s.v, 2 * n);
+      await this.reply(Kind.ShardState, { offset: this.init.offset, t: s.t, version: this.version }, all);
+    }
+  }
+
+  private reply(kind: Kind, body: unknown, payload?: Float32Array): Promise<void> {
+    const i = this.init!;
+    return this.channel.send(this.leader, encode({ kind, runId: i.runId, step: 0, paramVersion: this.version, slot: 0, layoutHash: i.layoutHash }, body, payload));
+  }
+
+  private onSlice(peer: string, m: Message): void {
+    const i = this.init;
+    if (!i) return;
+    const bad = checkGradient(m, { runId: i.runId, step: m.header.step, paramVersion: this.version, layoutHash: i.layoutHash, size: i.length }, `worker ${peer} (shard [${i.offset}, …))`, { finite: false });
+    if (bad) { log.warn(`ignored a gradient slice: ${bad.message}`); return; }
+    const body = m.body as { task?: number; gradScale?: number };
+    this.slices.set(Number(body.task), { values: m.half ?? m.payload, scale: m.half ? 1 / Number(body.gradScale ?? 1) : 1, rows: null });
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private async reduce(b: ReduceBody): Promise<void> {
+    const a = this.arith!;
+    const until = Date.now() + SLICE_WAIT_MS;
+    while (b.tasks.some((t) => !this.slices.has(t)) && Date.now() < until) {
+      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 200); });
+    }
+    const missing = b.tasks.filter((t) => !this.slices.has(t));
+    if (missing.length) log.warn(`step ${b.step}: no slice for task(s) ${missing.join(", ")} within ${SLICE_WAIT_MS / 1000} s`);
+    a.reset();
+    for (const t of b.tasks) { const p = this.slices.get(t); if (p) a.add(p); }
+    let sumsq = b.count > 0 ? a.sumsq(1 / b.count) : 0;
+    const bad = [...missing];
+    if (!Number.isFinite(sumsq)) {
+      for (const t of b.tasks) { const p = this.slices.get(t); if (p && nonFiniteGradient(p.values, "")) bad.push(t); }
+      sumsq = NaN;
+    }
+    await this.reply(Kind.ShardNorm, { step: b.step, sumsq, bad });
+  }
+
+  private async apply(b: ApplyBody): Promise<void> {
+    const a = this.arith!, i = this.init!;
+    // slices that arrive from now on belong to the new version's step
+    this.version = b.version;
+    this.slices = new Map();
+    const peers = [...this.workers];
+    if (b.skip) { // no usable gradient: the same parameters under the new version
+      for (const p of peers) await this.sync(p);
+      return;
+    }
+    a.adam.o.lr = b.lr;
+    for (const c of a.update(b.scale, b.coef, i.chunk)) {
+      await Promise.all(peers.map((p) => this.sendChunk(p, b.version, c.params, c.start, c.end)));
+    }
+  }
+
+  /** The current parameters of this slice to one worker (it just connected). */
+  private async sync(peer: string): Promise<void> {
+    const a = this.arith, i = this.init;
+    if (!a || !i) return;
+    for (let s = 0; s < i.length; s += i.chunk) await this.sendChunk(peer, this.version, a.params, s, Math.min(i.length, s + i.chunk));
+  }
+
+  private async sendChunk(peer: string, version: number, params: Float32Array, start: number, end: number): Promise<void> {
+    const i = this.init!;
+    try {
+      await this.channel.send(peer, encode({ kind: Kind.Params, runId: i.runId, step: 0, paramVersion: version, slot: 0, layoutHash: i.layoutHash }, { offset: i.offset + start }, params.subarray(start, end)));
+    } catch (err) {
+      if (err instanceof ConnectionError) { this.workers.delete(peer); return; }
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.channel?.close();
+    this.stopped();
+  }
+}
+
+/** `imdb-train coordinator-shard`: serve one shard until the leader says Stop (or the parent goes away). */
+export async function shardCommand(o: Record<string, unknown>): Promise<number> {
+  const s = new ShardServer();
+  const endpoint = await s.bind(String(o.bind), Number(o.maxBytes ?? 1 << 30));
+  process.stdout.write(JSON.stringify({ endpoint }) + "\n");
+  process.once("disconnect", () => s.close());
+  process.once("SIGTERM", () => s.close());
+  process.once("SIGINT", () => s.close());
+  await s.done;
+  return 0;
+}
+
+// ---- the leader's side ------------------------------------------------------------------------------------
+
+/** The leader's links to its shard processes (which it starts). */
+export class ShardLinks {
+  private constructor(private readonly kids: ChildProcess[], private readonly links: DealerChannel[], readonly endpoints: string[], readonly bounds: { offset: number; length: number }[]) {}
+
+  /** Start k − 1 shard processes next to the coordinator (binding on `host`), one slice each. */
+  static async start(k: number, host: string, size: number): Promise<ShardLinks> {
+    const bounds = sliceBounds(size, k);
+    const maxBytes = messageLimitFor(3 * size); // ShardInit/ShardState carry params, m and v of a slice
+    const kids: ChildProcess[] = [];
+    const endpoints: string[] = [];
+    try {
+      for (let i = 1; i < k; i++) {
+        const p = spawn(process.execPath, [BIN, "coordinator-shard", "--bind", `tcp://${host}:*`, "--max-bytes", String(maxBytes)], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
+        kids.push(p);
+        endpoints.push(await new Promise<string>((res, rej) => {
+          let out = "";
+          const t = setTimeout(() => rej(new TrainingError(`coordinator shard ${i} did not start within 30 s`)), 30_000);
+          p.stdout!.on("data", (d) => {
+            out += String(d);
+            const line = out.split("\n").find((l) => l.startsWith("{"));
+            if (line) { clearTimeout(t); res(String((JSON.parse(line) as { endpoint: string }).endpoint)); }
+          });
+          p.once("exit", (code) => { clearTimeout(t); rej(new TrainingError(`coordinator shard ${i} exited with ${code} before it listened`)); });
+        }));
+      }
+    } catch (err) {
+      for (const p of kids) p.kill("SIGKILL");
+      throw err;
+    }
+    const links = endpoints.map((e, i) => DealerChannel.connect(e, `leader-${process.pid}-${i}`, { maxBytes }));
+    log.info(`${k - 1} coordinator shard(s) at ${endpoints.join(", ")}: slices ${bounds.map((b) => `[${b.offset}, ${b.offset + b.length})`).join(" ")}`);
+    return new ShardLinks(kids, links, endpoints, bounds);
+  }
+
+  private async ask(i: number, frames: Buffer[], want: Kind): Promise<Message> {
+    const l = this.links[i]!;
+    await l.send(frames);
+    for (;;) {
+      const f = await l.receive(120_000);
+      if (!f) throw new TrainingError(`coordinator shard ${i + 1} (${this.endpoints[i]}) did not answer within 120 s`);
+      const m = decode(f, { maxBytes: 1 << 30, from: `shard ${i + 1}` });
+      if (m.header.kind === want) return m;
+    }
+  }
+
+  private head(kind: Kind, h: { runId: number; layoutHash: string; version: number }) {
+    return { kind, runId: h.runId, step: 0, paramVersion: h.version, slot: 0, layoutHash: h.layoutHash };
+  }
+
+  /** Hand every shard its slice of the parameters and of Adam's state. */
+  async init(h: { runId: number; layoutHash: string; version: number }, adam: AdamOptions, state: { params: Float32Array; m: Float32Array; v: Float32Array; t: number }, chunk = PARAM_CHUNK): Promise<void> {
+    await Promise.all(this.links.map((_, i) => {
+      const b = this.bounds[i + 1]!, n = b.length;
+      const all = new Float32Array(3 * n);
+      all.set(state.params.subarray(b.offset, b.offset + n), 0);
+      all.set(state.m.subarray(b.offset, b.offset + n), n);
+      all.set(state.v.subarray(b.offset, b.offset + n), 2 * n);
+      const body: InitBody = { runId: h.runId, offset: b.offset, length: n, layoutHash: h.layoutHash, adam: { ...adam, t: state.t }, version: h.version, chunk };
+      return this.ask(i, encode(this.head(Kind.ShardInit, h), body, all), Kind.ShardNorm);
+    }));
+  }
+
+  /** Every shard sums `tasks` (in this order); their squared norms in shard order, and the bad tasks. */
+  async reduce(h: { runId: number; layoutHash: string; version: number }, b: ReduceBody): Promise<{ sumsq: number[]; bad: number[] }> {
+    const r = await Promise.all(this.links.map((_, i) => this.ask(i, encode(this.head(Kind.ShardReduce, h), b), Kind.ShardNorm)));
+    const bodies = r.map((m) => m.body as { sumsq: number | null; bad: number[] });
+    return { sumsq: bodies.map((x) => (x.sumsq === null ? NaN : Number(x.sumsq))), bad: [...new Set(bodies.flatMap((x) => x.bad))] };
+  }
+
+  async apply(h: { runId: number; layoutHash: string; version: number }, b: ApplyBody): Promise<void> {
+    await Promise.all(this.links.map((l) => l.send(encode(this.head(Kind.ShardApply, h), b))));
+  }
+
+  /** Every shard's slice of the parameters and of Adam's moments, written into full-size arrays. */
+  async fetch(h: { runId: number; layoutHash: string; version: number }, into: { params: Float32Array; m: Float32Array; v: Float32Array }): Promise<void> {
+    const r = await Promise.all(this.links.map((_, i) => this.ask(i, encode(this.head(Kind.ShardFetch, h)), Kind.ShardState)));
+    r.forEach((m, i) => {
+      const b = this.bounds[i + 1]!, n = b.length;
+      into.params.set(m.payload.subarray(0, n), b.offset);
+      into.m.set(m.payload.subarray(n, 2 * n), b.offset);
+      into.v.set(m.payload.subarray(2 * n, 3 * n), b.offset);
+    });
+  }
+
+  async close(h: { runId: number; layoutHash: string; version: number }): Promise<void> {
+    await Promise.all(this.links.map((l) => l.send(encode(this.head(Kind.Stop, h))).catch(() => {})));
+    await new Promise((r) => setTimeout(r, 50));
+    for (const l of this.links) l.close();
+    await Promise.all(this.kids.map((p) => new Promise((r) => {
+      if (p.exitCode !== null) return r(null);
+      const t = setTimeout(() => p.kill("SIGKILL"), 3000);
+      p.once("exit", () => { clearTimeout(t); r(null); });
+    })));
+  }
+}
