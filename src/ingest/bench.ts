@@ -26,6 +26,8 @@ export interface BenchResult {
   reviews_per_second: number;
   baseline: BaselineResult;
   phases: IngestResult["phases"];
+  /** CPU seconds (all threads) per phase of the best ingest run. */
+  cpu_phases: IngestResult["cpuPhases"];
   /** CPU time (all threads) of the best ingest run, and of the baseline: less sensitive to a busy machine. */
   cpu_seconds: number;
   baseline_cpu_seconds: number;
@@ -68,7 +70,7 @@ export async function benchIngest(opts: { data: string; runs: number; threads: n
       const res = await runIngest({ data: opts.data, out: join(dir, `run${r}`), threads: opts.threads, batchSize: opts.batchSize });
       const cpu = process.cpuUsage(cpu0);
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-      log.info(`run ${r + 1}/${opts.runs}: ingest ${res.seconds.toFixed(3)} s (${cpuSeconds.toFixed(3)} s CPU), phases ${JSON.stringify(res.phases)}`);
+      log.info(`run ${r + 1}/${opts.runs}: ingest ${res.seconds.toFixed(3)} s (${cpuSeconds.toFixed(3)} s CPU), phases ${JSON.stringify(res.phases)}, CPU ${JSON.stringify(res.cpuPhases)}`);
       if (!best || res.seconds < best.seconds) { best = res; bestCpu = cpuSeconds; }
       await rm(join(dir, `run${r}`), { recursive: true, force: true });
     }
@@ -77,7 +79,7 @@ export async function benchIngest(opts: { data: string; runs: number; threads: n
       bench: "ingest", data: opts.data,
       seconds: best!.seconds, baseline_seconds: baseline!.seconds, ratio: baseline!.seconds / best!.seconds,
       padding: best!.padding, reviews, reviews_per_second: reviews / best!.seconds,
-      baseline: baseline!, phases: best!.phases, cpu_seconds: bestCpu, baseline_cpu_seconds: baseline!.cpu_seconds,
+      baseline: baseline!, phases: best!.phases, cpu_phases: best!.cpuPhases, cpu_seconds: bestCpu, baseline_cpu_seconds: baseline!.cpu_seconds,
       runs: opts.runs, threads: opts.threads,
     };
   } finally {

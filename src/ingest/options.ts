@@ -53,6 +53,8 @@ export interface IngestResult {
   seconds: number;
   /** Seconds of each phase (read+tokenize overlap: `tokenize` ends when the last task returns). */
   phases: { read: number; tokenize: number; vocab: number; bucket: number; write: number; publish: number };
+  /** CPU seconds of the whole process (all threads) in each phase: reading and tokenizing overlap, so they are one. */
+  cpuPhases: { readTokenize: number; vocab: number; bucket: number; write: number; publish: number };
   published?: PublishSummary;
 }
 

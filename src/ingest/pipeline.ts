@@ -61,6 +61,8 @@ class Warnings {
 
 export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   const t0 = performance.now();
+  const cpu = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6; }; // s, all threads
+  const c0 = cpu();
   const o = resolveOptions(opts);
   const telemetry = opts.telemetry ?? NO_TELEMETRY;
   const data = opts.data ?? (await ensureOfficialArchive());
@@ -81,6 +83,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   const tasks: { start: number; result: Promise<TokenizeResult> }[] = [];
   let tRead = 0;
   let tTok = 0;
+  let cTok = 0;
   try {
     const total = kind === "dir" ? 0 : Math.round((await stat(data)).size / 1e6);
     const bar = progress("ingest", total, kind === "dir" ? "reviews" : "MB");
@@ -127,6 +130,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     tRead = performance.now();
     const results = await Promise.all(tasks.map((t) => t.result));
     tTok = performance.now();
+    cTok = cpu();
     bar.done(`${metas.length} reviews`);
     return await finish(results);
   } finally {
@@ -181,6 +185,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       }
     }
     const tVocab = performance.now();
+    const cVocab = cpu();
 
     // ---- buckets -------------------------------------------------------------------------
     const splits: [Split, Item[]][] = [["train", train], ["val", val]];
@@ -191,6 +196,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       return { name, list, lengths, batches, pad: paddingOf(batches, lengths) };
     });
     const tBucket = performance.now();
+    const cBucket = cpu();
 
     // ---- write into a temporary directory ------------------------------------------------------
     const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
@@ -253,6 +259,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       const manifestJson = JSON.stringify(manifest, null, 2) + "\n";
       await writeFile(join(tmp, "manifest.json"), manifestJson);
       const tWrite = performance.now();
+      const cWrite = cpu();
 
       let published: PublishSummary | undefined;
       if (opts.publish) {
@@ -262,6 +269,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         log.info(`published ${published.messages} batches to ${published.stream} (${published.duplicates} already there) on ${opts.publish}`);
       }
       const tPub = performance.now();
+      const cPub = cpu();
 
       // ---- into place -------------------------------------------------------------------
       if (outExists) {
@@ -280,6 +288,10 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         batches: { train: infos.train?.batches ?? 0, val: infos.val?.batches ?? 0, test: infos.test?.batches ?? 0 },
         tokens, skipped, repaired, seconds,
         phases: { read: s(t0, tRead), tokenize: s(t0, tTok), vocab: s(tTok, tVocab), bucket: s(tVocab, tBucket), write: s(tBucket, tWrite), publish: s(tWrite, tPub) },
+        cpuPhases: {
+          readTokenize: s(c0 * 1000, cTok * 1000), vocab: s(cTok * 1000, cVocab * 1000), bucket: s(cVocab * 1000, cBucket * 1000),
+          write: s(cBucket * 1000, cWrite * 1000), publish: s(cWrite * 1000, cPub * 1000),
+        },
         ...(published ? { published } : {}),
       };
       telemetry.ingest({ reviews: items.length, seconds, padding, skipped: skipped.empty + skipped.tooLarge + skipped.badName });
