@@ -98,7 +98,21 @@ export async function join(endpoint: string, name: string, opts: { timeoutS: num
   }
 }
 
+/**
+ * Run as a worker until the coordinator says Stop. When the coordinator at the same address restarts (killed
+ * and started again, e.g. with --resume or --auto-resume), it answers with another run id: the worker then
+ * joins the new run from scratch (new Welcome, parameters, shards) instead of waiting on the old one.
+ */
 export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
+  const total: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
+  for (;;) {
+    const r = await runOnce(o);
+    total.steps += r.steps; total.evals += r.evals; total.samples += r.samples; total.reason = r.reason;
+    if (!r.newRun) return total;
+  }
+}
+
+async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: number }> {
   const log = logger(`worker ${o.name}`);
   const tel = o.telemetry ?? NO_TELEMETRY;
   log.info(`joining the coordinator at ${o.coordinator}`);
@@ -142,7 +156,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
     void Promise.race([bye, new Promise((r) => setTimeout(r, 600))]).then(() => channel.close());
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
-  const result: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
+  const result: WorkerResult & { newRun?: number } = { steps: 0, evals: 0, samples: 0, reason: "" };
   const assembler = new ParamAssembler(welcome.layoutSize); // parameters broadcast in Params chunks
   const wire = { f16: welcome.grad?.dtype === "fp16", block: welcome.grad?.rows ? sparseBlockOf(engine.layout) : null };
   // a sharded coordinator: connect to each shard (same host), which sends its slice of every new version
@@ -172,7 +186,18 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
         if (err instanceof WireError) { log.warn(`ignored a message: ${err.message}`); continue; }
         throw err;
       }
-      if (m.header.runId !== welcome.runId) { log.warn(`ignored a ${kindName(m.header.kind)} of run ${m.header.runId}`); continue; }
+      if (m.header.runId !== welcome.runId) {
+        const rb = m.body as { reason?: string; rejoin?: boolean };
+        if (m.header.kind === Kind.Reject && (rb.rejoin || rb.reason === "unknown-worker")) {
+          // another run answers at this address: the coordinator restarted (e.g. kill -9, then --resume)
+          log.warn(`the coordinator at ${o.coordinator} restarted (run ${welcome.runId} → ${m.header.runId}): joining the new run`);
+          result.reason = "coordinator restarted";
+          result.newRun = m.header.runId;
+          break;
+        }
+        log.warn(`ignored a ${kindName(m.header.kind)} of run ${m.header.runId}`);
+        continue;
+      }
       const h = m.header;
       if (o.signal?.aborted) break;
       if (h.kind === Kind.Welcome) { rejoining = false; continue; }
@@ -265,6 +290,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   }
   if (stopReason === "interrupted") throw new AbortedError("interrupted: left the run (Leave sent, so the coordinator gives any open batches to another worker)");
   if (stopReason) throw new TrainingError(stopReason);
+  if (result.newRun) return result;
   log.info(`stopped by the coordinator (${result.reason}) after ${result.steps} step(s)`);
   return result;
 }

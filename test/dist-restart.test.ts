@@ -1,0 +1,77 @@
+// A coordinator killed with SIGKILL and started again at the same address with --auto-resume: it continues
+// from its newest checkpoint, and the worker that kept running notices the new run and joins it by itself.
+import test, { before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { BIN } from "./helpers/cli.js";
+import { freePort } from "./helpers/nats.js";
+import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
+import { runIngest } from "../src/ingest/index.js";
+
+let root = "";
+let dataset = "";
+
+before(async () => {
+  root = tempDir("imdb-restart-");
+  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 60, seed: 41, words: [5, 30] }));
+  dataset = join(root, "ds");
+  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.2, seed: 3 });
+});
+
+after(() => cleanup(root));
+
+function spawnCli(args: string[]): { p: ChildProcess; out: () => string; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray> } {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "", err = "";
+  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  p.stdout!.on("data", (d) => { out += String(d); });
+  p.stderr!.on("data", (d) => {
+    err += String(d);
+    for (const w of [...waiters]) { const m = err.match(w.re); if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); } }
+  });
+  const killer = setTimeout(() => p.kill("SIGKILL"), 90_000);
+  const done = new Promise<number | null>((res) => p.once("close", (code) => { clearTimeout(killer); res(code); }));
+  return {
+    p, out: () => out, err: () => err, done,
+    waitFor: (re, ms = 60_000) => new Promise((resolve, reject) => {
+      const m = err.match(re);
+      if (m) return resolve(m);
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${err.slice(-3000)}`)), ms);
+      waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
+    }),
+  };
+}
+
+test("a coordinator restarted after SIGKILL resumes with --auto-resume and its worker rejoins the new run by itself", async (t) => {
+  const port = await freePort();
+  const out = join(root, "run");
+  const args = ["coordinator", "--dataset", dataset, "--bind", `tcp://127.0.0.1:${port}`, "--out", out, "--workers", "1", "--batches-per-step", "2",
+    "--epochs", "2", "--checkpoint-every", "2", "--auto-resume", "--hidden", "8", "--embed-dim", "8", "--lr", "0.01", "--warmup-steps", "0",
+    "--seed", "8", "--max-val-batches", "2", "--json"];
+  const first = spawnCli(args);
+  const worker = spawnCli(["worker", "--coordinator", `tcp://127.0.0.1:${port}`, "--name", "w0", "--backend", "wasm"]);
+  let second: ReturnType<typeof spawnCli> | null = null;
+  try {
+    await first.waitFor(/--auto-resume: no checkpoint in .* yet; starting a new run/);
+    const [, runA] = await first.waitFor(/listening on tcp:\/\/127\.0\.0\.1:\d+ \(run (\d+)/);
+    await first.waitFor(/checkpoint \(step\) at step 4, epoch 1/);
+    first.p.kill("SIGKILL");
+    assert.equal(await first.done, null);
+    second = spawnCli(args);
+    const [resumedLine] = await second.waitFor(/resumed from [^\n]*/);
+    t.diagnostic(resumedLine);
+    const [, runB] = await second.waitFor(/listening on tcp:\/\/127\.0\.0\.1:\d+ \(run (\d+)/);
+    const [rejoin] = await worker.waitFor(/the coordinator at [^\n]* restarted \(run \d+ → \d+\): joining the new run/, 30_000);
+    t.diagnostic(rejoin);
+    assert.ok(rejoin.includes(`run ${runA} → ${runB}`), rejoin);
+    assert.equal(await second.done, 0, second.err().slice(-3000));
+    assert.equal(await worker.done, 0, worker.err().slice(-3000));
+    const report = JSON.parse(second.out().trim().split("\n").pop()!);
+    assert.equal(report.steps, 24, "the restarted coordinator finished both epochs (12 steps each)");
+    assert.equal(report.epochs.length, 2);
+    assert.match(worker.err(), /stopped by the coordinator \(run finished\)/);
+  } finally {
+    for (const p of [first, worker, second]) if (p && p.p.exitCode === null && p.p.signalCode === null) p.p.kill("SIGKILL");
+  }
+});
