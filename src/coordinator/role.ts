@@ -104,7 +104,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
       log.info(`checkpoint (${c.reason}) at step ${c.step}, ${where}: ${ckptPath}`);
     },
   });
-  if (opts.glove && !r.resume) {
+  if (opts.glove && !resumed) {
     const { loadGlove } = await import("../model.js");
     const { loadVocab } = await import("../ingest/vocab.js");
     const glove = resolve(String(opts.glove));
