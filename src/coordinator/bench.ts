@@ -104,6 +104,54 @@ async function timeRow(n: number, model: ModelConfig, rounds: number): Promise<R
   }
 }
 
+// ---- scale-out rows: fp16, embedding rows, coordinator shards, 2–16 workers -------------------------------------
+
+interface Variant { name: string; gradDtype: "fp32" | "fp16"; embeddingGrads: "dense" | "rows"; shards: number }
+
+function parseVariant(v: string): Variant {
+  const m = /^(fp32|fp16)(-rows)?(?:-shards(\d+))?$/.exec(v);
+  if (!m) throw new UsageError(`--variants: ${v} is not fp32|fp16[-rows][-shardsK] (e.g. fp16-rows, fp32-shards4)`);
+  return { name: v, gradDtype: m[1] as "fp32" | "fp16", embeddingGrads: m[2] ? "rows" : "dense", shards: Number(m[3] ?? 1) };
+}
+
+interface ScaleRow {
+  workers: number; variant: string; grad_dtype: string; embedding_grads: string; coordinator_shards: number;
+  /** Gradient payload bytes of one step, all workers together; parameters sent back (all workers); the most
+   *  gradient bytes one coordinator process receives. */
+  gradient_bytes_per_step: number; parameter_bytes_per_step: number; max_process_gradient_bytes_per_step: number;
+  round_ms: number;
+  /** The fp32 dense round of the same worker count (same run) divided by this round: > 1 is faster. */
+  speedup_vs_fp32_dense: number;
+}
+
+async function timeVariant(n: number, model: ModelConfig, rounds: number, v: Variant, touchedRows: number): Promise<Omit<ScaleRow, "speedup_vs_fp32_dense">> {
+  const layout = paramLayout(model);
+  const warm = 2;
+  const coord = new Coordinator({
+    bind: "tcp://127.0.0.1:*", dataset: "(synthetic)", model, trainBatches: (rounds + warm) * n, valBatches: 0, workers: n, batchesPerStep: n,
+    epochs: 1, maxStepsPerEpoch: rounds + warm, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1, stepTimeoutS: 120,
+    initialParams: new Float32Array(layout.size), gradDtype: v.gradDtype, embeddingGrads: v.embeddingGrads, coordinatorShards: v.shards,
+  });
+  const stepAt: number[] = [];
+  (coord as unknown as { o: { onEvent: (e: { type: string }) => void } }).o.onEvent = (e) => { if (e.type === "step") stepAt.push(performance.now()); };
+  const endpoint = await coord.listen();
+  const kids: ChildProcess[] = [];
+  for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, "-", endpoint, `s${i}`, String(touchedRows)], { stdio: ["ignore", "ignore", "inherit"] }));
+  try {
+    const res = await coord.run();
+    const roundMs = median(stepAt.slice(warm).map((t, i) => t - stepAt[warm - 1 + i]!));
+    const own = res.gradientBytes / res.steps; // what this (the busiest) coordinator process received per step
+    const total = v.shards > 1 ? (n * layout.size * (v.gradDtype === "fp16" ? 2 : 4)) : own;
+    return {
+      workers: n, variant: v.name, grad_dtype: v.gradDtype, embedding_grads: v.embeddingGrads, coordinator_shards: v.shards,
+      gradient_bytes_per_step: total, parameter_bytes_per_step: n * layout.size * 4, max_process_gradient_bytes_per_step: own, round_ms: roundMs,
+    };
+  } finally {
+    await coord.close("bench done");
+    await Promise.all(kids.map((k) => new Promise((r) => { if (k.exitCode !== null) r(null); else { k.once("exit", r); setTimeout(() => k.kill("SIGKILL"), 5000); } })));
+  }
+}
+
 export async function benchAllreduce(o: Record<string, unknown>): Promise<number> {
   const counts = (o.workers as string[]).map(Number);
   if (counts.some((c) => !Number.isInteger(c) || c < 1)) throw new UsageError(`--workers must list positive integers, got ${String(o.workers)}`);
@@ -118,8 +166,23 @@ export async function benchAllreduce(o: Record<string, unknown>): Promise<number
   }
   const adam = timeAdam(paramLayout(model).size);
   log.info(`Adam over ${paramLayout(model).size} parameters (CPU time): SIMD kernel ${adam.simd_ns_per_element.toFixed(2)} ns/parameter, plain JS loop ${adam.js_ns_per_element.toFixed(2)} ns/parameter`);
+  // scale-out rows: each variant next to the fp32 dense round of the same worker count, in the same run
+  const scaleCounts = ((o.scaleWorkers as string[] | undefined) ?? []).map(Number).filter((c) => c > 0);
+  const variants = ((o.variants as string[] | undefined) ?? []).map(parseVariant);
+  const scale: ScaleRow[] = [];
+  for (const n of scaleCounts) {
+    const base = await timeVariant(n, model, Number(o.scaleRounds), parseVariant("fp32"), Number(o.touchedRows));
+    scale.push({ ...base, speedup_vs_fp32_dense: 1 });
+    for (const v of variants.filter((x) => x.name !== "fp32")) {
+      const r = await timeVariant(n, model, Number(o.scaleRounds), v, Number(o.touchedRows));
+      scale.push({ ...r, speedup_vs_fp32_dense: base.round_ms / r.round_ms });
+    }
+    for (const r of scale.filter((x) => x.workers === n)) {
+      log.info(`${n} workers, ${r.variant.padEnd(16)}: ${(r.gradient_bytes_per_step / 1e6).toFixed(1)} MB of gradients per step (at most ${(r.max_process_gradient_bytes_per_step / 1e6).toFixed(1)} MB into one coordinator process), round ${r.round_ms.toFixed(1)} ms (${r.speedup_vs_fp32_dense.toFixed(2)}× fp32 dense)`);
+    }
+  }
   const at2 = rows.find((r) => r.workers === 2) ?? rows[0]!;
-  const result = { bench: "allreduce", ratio: at2.ratio, parameters: paramLayout(model).size, adam, rows };
+  const result = { bench: "allreduce", ratio: at2.ratio, parameters: paramLayout(model).size, adam, rows, scale_out: scale };
   if (o.json) emitJson(result);
   return 0;
 }

@@ -130,19 +130,25 @@ export const commands: CommandSpec[] = [
   },
   {
     path: ["bench", "allreduce"],
-    summary: "time one reduce + clip + Adam + broadcast round for 1, 2, 4, 8 workers next to raw ZeroMQ",
+    summary: "time one reduce + clip + Adam + broadcast round for 1, 2, 4, 8 workers next to raw ZeroMQ; scale-out variants",
     help:
       "Synthetic gradients of the model's size (default V=25002, E=100, H=256). Simulated workers are child processes\n" +
       "that answer each Assign at once with a fixed gradient; the same processes also time a raw ZeroMQ exchange of\n" +
-      "the same bytes (parameters out, gradient back) in the same run. Prints bandwidth and the ratio to raw.",
+      "the same bytes (parameters out, gradient back) in the same run. Prints bandwidth and the ratio to raw.\n" +
+      "Then the scale-out rows: for 2–16 workers, fp16 gradients, embedding rows only and K coordinator shards,\n" +
+      "each with its bytes per step and time per round next to the fp32 dense round of the same worker count.",
     options: [
       { name: "workers", value: "<list>", type: "list", default: ["1", "2", "4", "8"], description: "worker counts to time" },
       { name: "rounds", value: "<n>", type: "int", default: 20, description: "rounds timed per row (after 3 warm-up rounds)" },
       { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.vocabSize + 2, description: "embedding rows of the synthetic model" },
       { name: "hidden", value: "<n>", type: "int", default: DEFAULTS.hidden, description: "hidden size" },
+      { name: "scale-workers", value: "<list>", type: "list", default: ["2", "4", "8", "16"], description: "worker counts of the scale-out rows (0 = none)" },
+      { name: "variants", value: "<list>", type: "list", default: ["fp16", "fp32-rows", "fp16-rows", "fp32-shards2", "fp32-shards4"], description: "scale-out variants, each timed next to fp32 dense: fp32|fp16, -rows (embedding rows only), -shardsK (K coordinator processes)" },
+      { name: "scale-rounds", value: "<n>", type: "int", default: 4, description: "rounds timed per scale-out row (after 2 warm-up rounds); each row starts its own worker processes, so the scale-out rows take minutes" },
+      { name: "touched-rows", value: "<n>", type: "int", default: 5000, description: "embedding rows a simulated worker's gradient touches (a batch of 64 reviews of ≤ 400 tokens touches a few thousand of the 25,002)" },
       JSON_OPTION,
     ],
-    examples: ["imdb-train bench allreduce --json", "imdb-train bench allreduce --workers 2 --rounds 10"],
+    examples: ["imdb-train bench allreduce --json", "imdb-train bench allreduce --workers 2 --rounds 10 --scale-workers 0", "imdb-train bench allreduce --workers 2 --scale-workers 2,16 --variants fp16-rows,fp32-shards4"],
     async run(o) {
       const { benchAllreduce } = await import("./bench.js");
       return await benchAllreduce(o);
