@@ -59,8 +59,9 @@ export interface SoakReport {
   steps_per_s: number;
   warmup_steps: number;
   processes: ProcessFigures[];
-  /** Largest growth over all processes (the ratio's headline: end / baseline − 1). */
+  /** Largest growth over all processes (end / baseline − 1), and that as a ratio (end / baseline). */
   max_growth: number;
+  ratio: number;
   bound: number;
   /** Processes still alive after the launcher exited (pids), sockets still open on the coordinator's port. */
   leftover_pids: number[];
@@ -264,7 +265,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     for (const pid of leftover) { try { process.kill(pid, "SIGKILL"); } catch { /* gone */ } }
     return {
       steps, workers: o.workers, model: `lstm H=${o.hidden} E=${o.embedDim}`, seconds, steps_per_s: steps / seconds, warmup_steps: warmup,
-      processes, max_growth: maxGrowth, bound: o.maxGrowth, leftover_pids: leftover, leftover_sockets: sockets, pids: Object.fromEntries(pids), coordinator_port: port, exit_code: code,
+      processes, max_growth: maxGrowth, ratio: 1 + maxGrowth, bound: o.maxGrowth, leftover_pids: leftover, leftover_sockets: sockets, pids: Object.fromEntries(pids), coordinator_port: port, exit_code: code,
       ok: problems.length === 0, problems,
     };
   } finally {
