@@ -132,8 +132,9 @@ export function encodeArrowFileReference(meta: FileMeta, batches: BatchRows[]): 
 // ---- the direct file writer -----------------------------------------------------------------------
 // The same bytes as apache-arrow's RecordBatchFileWriter (tests compare them), a batch at a time through one
 // reused buffer (fresh memory costs a page fault per 4 KiB): token ids go through their map straight into
-// it, and no column arrays, record batches or chunk lists are built. Arrow's code still encodes the metadata (one small
-// flatbuffer per batch, and the footer). The layout it reproduces, per record batch:
+// it, and no column arrays, record batches or chunk lists are built. Arrow's code still encodes the
+// metadata (the footer, and the first batch's flatbuffer, which the others copy with their own numbers).
+// The layout it reproduces, per record batch:
 //   message: int32 -1, int32 metadata size, flatbuffer Message(RecordBatch), zero padding to 8 bytes
 //   body:    the buffers of the columns in schema order, each zero-padded to 8 bytes, a buffer's recorded
 //            length being its padded length; an empty validity buffer before each column's buffers:
@@ -153,10 +154,54 @@ function bufferLengths(rows: BatchRows, nameBytes: number): number[] {
   return [0, (B + 1) * 4, 0, T * 4, 0, B * 4, 0, B, 0, B * 4, 0, B, 0, (B + 1) * 4, nameBytes];
 }
 
-/** The UTF-8 size of `s`. */
-function utf8Length(s: string): number {
-  for (let q = 0; q < s.length; q++) if (s.charCodeAt(q) > 127) return Buffer.byteLength(s, "utf8");
-  return s.length;
+/**
+ * The flatbuffer Message(RecordBatch) of a batch: Arrow's encoder for the first batch of a file, then a copy
+ * of it with the numbers replaced (the layout depends only on the counts of nodes and buffers, which the
+ * schema fixes, as long as no number is 0: flatbuffers leaves out a field at its default, and B >= 1).
+ */
+class BatchMetadata {
+  private template: Uint8Array | null = null;
+  private at = { bodyLength: 0, length: 0, nodes: 0, buffers: 0 };
+
+  encode(B: number, nodes: number[], regions: number[], bodyLength: number): Uint8Array {
+    if (B === 0) return this.arrow(B, nodes, regions, bodyLength);
+    if (this.template === null) {
+      this.template = this.arrow(B, nodes, regions, bodyLength);
+      this.locate(this.template, nodes.length / 2, regions.length / 2);
+      return this.template;
+    }
+    const out = this.template.slice();
+    const v = new DataView(out.buffer);
+    v.setBigInt64(this.at.bodyLength, BigInt(bodyLength), true);
+    v.setBigInt64(this.at.length, BigInt(B), true);
+    for (let i = 0; i < nodes.length; i++) v.setBigInt64(this.at.nodes + 8 * i, BigInt(nodes[i]!), true);
+    for (let i = 0; i < regions.length; i++) v.setBigInt64(this.at.buffers + 8 * i, BigInt(regions[i]!), true);
+    return out;
+  }
+
+  private arrow(B: number, nodes: number[], regions: number[], bodyLength: number): Uint8Array {
+    const fieldNodes: FieldNode[] = [];
+    for (let i = 0; i < nodes.length; i += 2) fieldNodes.push(new FieldNode(nodes[i]!, nodes[i + 1]!));
+    const bufferRegions: BufferRegion[] = [];
+    for (let i = 0; i < regions.length; i += 2) bufferRegions.push(new BufferRegion(regions[i]!, regions[i + 1]!));
+    return Message.encode(Message.from(new RecordBatchHeader(B, fieldNodes, bufferRegions, null), bodyLength));
+  }
+
+  /** Finds the numbers in an encoded message: Message.bodyLength, RecordBatch.length, .nodes, .buffers. */
+  private locate(fb: Uint8Array, nNodes: number, nBuffers: number): void {
+    const v = new DataView(fb.buffer, fb.byteOffset, fb.length);
+    const field = (table: number, k: number) => { // position of field k of the table at `table`, or -1
+      const vt = table - v.getInt32(table, true);
+      return 4 + 2 * k < v.getUint16(vt, true) && v.getUint16(vt + 4 + 2 * k, true) !== 0 ? table + v.getUint16(vt + 4 + 2 * k, true) : -1;
+    };
+    const deref = (at: number) => at + v.getUint32(at, true);
+    const message = deref(0);
+    const header = deref(field(message, 2)); //      Message { version, header_type, header, bodyLength, ... }
+    const nodes = deref(field(header, 1)); //        RecordBatch { length, nodes, buffers, ... }
+    const buffers = deref(field(header, 2));
+    if (v.getUint32(nodes, true) !== nNodes || v.getUint32(buffers, true) !== nBuffers) throw new Error("unexpected Arrow metadata layout");
+    this.at = { bodyLength: field(message, 3), length: field(header, 0), nodes: nodes + 4, buffers: buffers + 4 };
+  }
 }
 
 /** The bytes of an Arrow IPC file holding `batches` in order (byte for byte what encodeArrowFileReference writes). */
@@ -178,6 +223,7 @@ export function encodeArrowFile(meta: FileMeta, batches: BatchRows[]): Uint8Arra
 export function writeArrowFile(meta: FileMeta, batches: BatchRows[], sink: (piece: Uint8Array) => void): number {
   const schema = schemaFor(meta);
   // pass 1: sizes, metadata and the footer
+  const batchMetadata = new BatchMetadata();
   const metas: Uint8Array[] = [];
   const layouts: number[][] = [];
   const blocks: FileBlock[] = [];
@@ -186,18 +232,17 @@ export function writeArrowFile(meta: FileMeta, batches: BatchRows[], sink: (piec
   for (const rows of batches) {
     const B = rows.tokens.length;
     let nameBytes = 0;
-    for (let b = 0; b < B; b++) nameBytes += utf8Length(rows.names[b]!);
+    for (let b = 0; b < B; b++) nameBytes += Buffer.byteLength(rows.names[b]!, "utf8");
     const lens = bufferLengths(rows, nameBytes);
-    const regions: BufferRegion[] = [];
+    const regions: number[] = []; // [offset, length] of each buffer
     let bodyLength = 0;
     for (const len of lens) {
-      regions.push(new BufferRegion(bodyLength, pad8(len)));
+      regions.push(bodyLength, pad8(len));
       bodyLength += pad8(len);
     }
     const T = lens[3]! / 4;
-    const nodes = [new FieldNode(B, 0), new FieldNode(T, 0)];
-    for (let c = 0; c < 5; c++) nodes.push(new FieldNode(B, 0));
-    const fb = Message.encode(Message.from(new RecordBatchHeader(B, nodes, regions, null), bodyLength));
+    const nodes = [B, 0, T, 0, B, 0, B, 0, B, 0, B, 0, B, 0]; // [length, null count] of each field
+    const fb = batchMetadata.encode(B, nodes, regions, bodyLength);
     const metaSize = pad8(fb.length + 8);
     blocks.push(new FileBlock(metaSize, bodyLength, pos));
     metas.push(fb);
@@ -262,17 +307,11 @@ function writeBody(out: Uint8Array, p: number, rows: BatchRows, lens: number[]):
   out.set(new Uint8Array(rows.ratings.buffer, rows.ratings.byteOffset, B), at[11]!);
   // review: offsets, then the UTF-8 bytes
   const nameOffsets = new Int32Array(buf, out.byteOffset + at[13]!, B + 1);
+  const bytes = Buffer.from(buf, out.byteOffset, out.length);
   let q = at[14]!;
   const start = q;
   for (let b = 0; b < B; b++) {
-    const s = rows.names[b]!;
-    let ascii = true;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c > 127) { ascii = false; break; }
-      out[q + i] = c;
-    }
-    q += ascii ? s.length : enc.encodeInto(s, out.subarray(q)).written;
+    q += bytes.write(rows.names[b]!, q, "utf8");
     nameOffsets[b + 1] = q - start;
   }
 }
