@@ -364,7 +364,12 @@ export class Coordinator {
 
   /** The whole parameter vector and Adam state (sharded: slice 0 here, the rest fetched from the shards). */
   private async gathered(): Promise<{ params: Float32Array; adam: Adam }> {
-    if (!this.shards || !this.shardsReady) return { params: this.params, adam: this.adam };
+    if (!this.shards) return { params: this.params, adam: this.adam };
+    if (!this.shardsReady) { // stopped before the shards had their slices: the whole state is still here
+      const adam = new Adam(this.layout.size, { ...this.adam.o });
+      if (this.restoredAdam) adam.load(this.restoredAdam);
+      return { params: this.full!, adam };
+    }
     const n = this.layout.size, s = this.adam.state();
     const m = new Float32Array(n), v = new Float32Array(n), full = this.full!;
     full.set(this.arith.params, 0); m.set(s.m, 0); v.set(s.v, 0);
