@@ -155,7 +155,7 @@ export const ROWS: RowSpec[] = [
       },
       {
         title: "Rejected gradients by reason", kind: "timeseries", unit: "short", width: 8,
-        description: "Gradients the coordinator refused per second: stale parameter version, NaN, bad length/layout/size, unknown worker.",
+        description: "Gradients the coordinator refused per second: stale parameter version, NaN, bad length/layout/size, unknown worker; auth = connection attempts refused by CURVE (unadmitted key, wrong server key, no CURVE).",
         queries: [{ expr: `sum by (reason) (${rate(M.rejected)})`, legend: "{{reason}}" }],
       },
       {
