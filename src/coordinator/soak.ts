@@ -126,7 +126,8 @@ function alive(pid: number): boolean {
   }
 }
 
-/** TCP sockets (any state but TIME_WAIT / CLOSE, which belong to the kernel) whose local port is `port`. */
+/** TCP sockets (any state but TIME_WAIT / CLOSE, which belong to the kernel) with `port` at either end: the
+ *  coordinator's listening and accepted sockets, and the workers' connections to it. */
 export function socketsOnPort(port: number): number {
   let n = 0;
   for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
@@ -135,9 +136,9 @@ export function socketsOnPort(port: number): number {
     for (const line of text.split("\n").slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length < 4) continue;
-      const local = cols[1]!;
+      const portOf = (addr: string) => parseInt(addr.split(":")[1] ?? "", 16);
       const state = cols[3]!; // 0A LISTEN, 01 ESTABLISHED, 06 TIME_WAIT, 07 CLOSE
-      if (parseInt(local.split(":")[1] ?? "", 16) === port && state !== "06" && state !== "07") n++;
+      if ((portOf(cols[1]!) === port || portOf(cols[2]!) === port) && state !== "06" && state !== "07") n++;
     }
   }
   return n;
