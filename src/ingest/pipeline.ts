@@ -112,7 +112,8 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       onSkip: (file, reason) => { skipped.badName++; warnings.add("file name", file, reason); },
       onRead: (n) => { readBytes += n; },
     });
-    for await (const group of groups) {
+    // the per-review loops are small functions of their own: V8 then compiles them, not this whole function
+    const take = (group: RawReview[]) => {
       for (const r of group) {
         if (r.bytes.length > o.maxReviewBytes) {
           skipped.tooLarge++;
@@ -124,6 +125,9 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         curBytes += r.bytes.length;
         if (cur.length >= taskReviews || curBytes >= TASK_BYTES) flush();
       }
+    };
+    for await (const group of groups) {
+      take(group);
       if (kind === "dir") bar.set(metas.length); else bar.set(Math.round(readBytes / 1e6), `${metas.length} reviews`);
     }
     flush();
@@ -137,8 +141,8 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     await pool.close();
   }
 
-  async function finish(results: TokenizeResult[]): Promise<IngestResult> {
-    // ---- kept reviews in canonical order (ids are temporary ids now) ----------------------------
+  /** The kept reviews in canonical order, sample ids set (their token ids are still thread-local). */
+  function collect(results: TokenizeResult[]): Item[] {
     const items: Item[] = [];
     for (let t = 0; t < tasks.length; t++) {
       const r = results[t]!;
@@ -162,6 +166,12 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     items.sort((a, b) => (splitRank(a.meta.split) - splitRank(b.meta.split)) || (a.meta.label - b.meta.label) ||
       (a.meta.serial - b.meta.serial) || (a.meta.id < b.meta.id ? -1 : a.meta.id > b.meta.id ? 1 : 0));
     for (let i = 0; i < items.length; i++) items[i]!.sid = i;
+    return items;
+  }
+
+  async function finish(results: TokenizeResult[]): Promise<IngestResult> {
+    // ---- kept reviews in canonical order (ids are temporary ids now) ----------------------------
+    const items = collect(results);
     const trainAll = items.filter((it) => it.meta.split === "train");
     const test = items.filter((it) => it.meta.split === "test");
     if (trainAll.length === 0) throw new InputError("no training reviews (train/pos, train/neg): the vocabulary is built from them", { path: data });
@@ -178,7 +188,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     for (const it of val) merger.uncount(it.thread, it.ids);
     const { vocab, counts: vocabCounts } = merger.vocabulary({ maxSize: o.vocabSize, minFreq: o.minFreq });
     const toVocab = new Map<number, Int32Array>();
-    for (const it of items) if (!toVocab.has(it.thread)) toVocab.set(it.thread, merger.toVocab(it.thread));
+    for (const r of results) if (!toVocab.has(r.thread)) toVocab.set(r.thread, merger.toVocab(r.thread));
     if (o.maxLen > 0) {
       for (const it of items) {
         if (it.ids.length > o.maxLen) { it.ids = it.ids.subarray(0, o.maxLen); repaired.truncated++; }
