@@ -14,9 +14,10 @@
 //     well - made), except that runs of dots are one token ("..." stays "...").
 //  6. Whitespace separates and is dropped. An empty or all-markup review has no tokens.
 //
-// Every token is a substring of the normalised text, so the fast path (`forEachTokenRange`) reports
-// [start, end) ranges and never allocates; `tokenizeReference` is the same rules as one regular
-// expression: slow, obvious, and the reference the tests hold the scanner to.
+// Every token is a substring of the normalised text, so the scanners report [start, end) ranges and never
+// allocate: `forEachTokenRange` over a string, and the byte path (`unitsOf` + `forEachTokenUnits`, what the
+// ingest threads run) over a review's UTF-8 bytes; `tokenizeReference` is the same rules as one regular
+// expression: slow, obvious, and the reference the tests hold the scanners to.
 
 const BR = /<br\s*\/?>/gi;
 const CURLY = /[\u2018\u2019]/g;
