@@ -51,6 +51,9 @@ async function main(): Promise<void> {
   // encoded once: the bench times transport and the coordinator, not the workers' encoding
   const own = encodeGradient(shards.length ? grads.subarray(0, welcome.shards!.own) : grads, { f16, block: welcome.grad?.rows ? block : null });
   await channel.send(encode(head(Kind.Ready, 0, 0), { backend: "synthetic" }));
+  // heartbeats as a real worker sends them: with 16 of these starting on 2 cores, the first ones wait long
+  // for the last to join, and an idle worker that says nothing for 10 s is evicted
+  const beat = setInterval(() => { void channel.send(encode(head(Kind.Heartbeat, 0, 0))).catch(() => {}); }, welcome.heartbeatMs);
   for await (const { frames } of channel.messages()) {
     const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
     if (m.header.kind === Kind.Stop) break;
@@ -64,6 +67,7 @@ async function main(): Promise<void> {
       await channel.send(encode(head(Kind.EvalResult, m.header.step, m.header.paramVersion), { task: body.task, lossSum: 0, correct: 0, count: 0 }));
     }
   }
+  clearInterval(beat);
   channel.close();
   for (const sh of shards) sh.ch.close();
 }
