@@ -6,8 +6,7 @@ import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
-import { BIN, runCli } from "./helpers/cli.js";
+import { runCli, spawnCli, type CliProc } from "./helpers/cli.js";
 import { startNats } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
@@ -30,28 +29,6 @@ before(async () => {
 });
 
 after(() => cleanup(root));
-
-interface Proc { p: ChildProcess; out: () => string; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray> }
-
-function run(args: string[]): Proc {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "", err = "";
-  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
-  const check = () => { for (const w of [...waiters]) { const m = err.match(w.re); if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); } } };
-  p.stdout!.on("data", (d) => { out += String(d); });
-  p.stderr!.on("data", (d) => { err += String(d); check(); });
-  const killer = setTimeout(() => { p.kill("SIGCONT"); p.kill("SIGKILL"); }, 120_000);
-  const done = new Promise<number | null>((res) => p.once("close", (code) => { clearTimeout(killer); res(code); }));
-  return {
-    p, out: () => out, err: () => err, done,
-    waitFor: (re, ms = 60_000) => new Promise((resolve, reject) => {
-      const m = err.match(re);
-      if (m) return resolve(m);
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${err.slice(-4000)}`)), ms);
-      waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
-    }),
-  };
-}
 
 interface Applied { step: number; epoch: number; parts: { worker: string; batches: number[]; ids: number[] | null }[] }
 
@@ -94,14 +71,14 @@ test("freeze, kill, join and rejoin during an epoch: every sample used exactly o
   const out = join(root, "faults");
   const audit = join(out, "audit.jsonl");
   const nats = await startNats(); // the worker that joins mid-run finds the coordinator through NATS
-  const coord = run(["-v", "coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out, "--nats", nats.url,
+  const coord = spawnCli(["-v", "coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out, "--nats", nats.url,
     "--epochs", "2", "--step-timeout", "1.5", "--heartbeat-timeout", "5", "--metrics-port", "0", "--audit", audit, "--json", ...SMALL]);
-  const procs: Proc[] = [coord];
+  const procs: CliProc[] = [coord];
   try {
     const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
     const [, metricsUrl] = await coord.waitFor(/metrics on (http:\/\/\S+)/);
-    const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
-    const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
+    const w0 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+    const w1 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
     procs.push(w0, w1);
     await coord.waitFor(/step 2 applied \(epoch 1\)/);
     // both workers freeze mid-epoch: nothing can progress; then w1 dies while frozen (its task is lost)
@@ -126,7 +103,7 @@ test("freeze, kill, join and rejoin during an epoch: every sample used exactly o
       assert.ok(late !== undefined && late > 0, `eviction_late_seconds{worker=${w}} = ${late}`);
     }
     // a new worker joins mid-step and takes over the orphaned batches
-    const w2 = run(["worker", "--nats", nats.url, "--name", "w2", "--backend", "wasm"]);
+    const w2 = spawnCli(["worker", "--nats", nats.url, "--name", "w2", "--backend", "wasm"]);
     procs.push(w2);
     await coord.waitFor(/batches \[[\d, ]+\] handed to w2/, 30_000);
     // the frozen worker wakes up: its gradient is stale, it is told so and joins again
@@ -160,7 +137,7 @@ test("freeze, kill, join and rejoin during an epoch: every sample used exactly o
 test("`imdb-train scale` adds and removes workers of a running `train`; every completed epoch uses each sample once", async (t) => {
   const out = join(root, "scale");
   const audit = join(out, "audit.jsonl");
-  const tr = run(["train", "--dataset", dataset, "--out", out, "--workers", "1", "--backend", "wasm", "--epochs", "500", "--audit", audit, ...SMALL]);
+  const tr = spawnCli(["train", "--dataset", dataset, "--out", out, "--workers", "1", "--backend", "wasm", "--epochs", "500", "--audit", audit, ...SMALL]);
   try {
     await tr.waitFor(/control socket/);
     await until("the first applied steps", () => readAudit(audit).length >= 2);

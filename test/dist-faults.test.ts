@@ -4,8 +4,7 @@ import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
-import { BIN, runCli } from "./helpers/cli.js";
+import { runCli, spawnCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
@@ -23,39 +22,17 @@ before(async () => {
 
 after(() => cleanup(root));
 
-interface Proc { p: ChildProcess; out: () => string; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray> }
-
-function run(args: string[]): Proc {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "", err = "";
-  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
-  const check = () => { for (const w of [...waiters]) { const m = err.match(w.re); if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); } } };
-  p.stdout!.on("data", (d) => { out += String(d); });
-  p.stderr!.on("data", (d) => { err += String(d); check(); });
-  const killer = setTimeout(() => p.kill("SIGKILL"), 120_000);
-  const done = new Promise<number | null>((res) => p.once("close", (code) => { clearTimeout(killer); res(code); }));
-  return {
-    p, out: () => out, err: () => err, done,
-    waitFor: (re, ms = 60_000) => new Promise((resolve, reject) => {
-      const m = err.match(re);
-      if (m) return resolve(m);
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${err}`)), ms);
-      waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
-    }),
-  };
-}
-
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
 test("a worker killed with SIGKILL is noticed, named and evicted; the run finishes on the other worker", async (t) => {
   const out = join(root, "kill");
-  const coord = run(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
+  const coord = spawnCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
     "--epochs", "6", "--step-timeout", "30", "--heartbeat-timeout", "30", "--json", ...SMALL]);
   const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
-  const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
-  const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
+  const w0 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+  const w1 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
   await coord.waitFor(/worker w1 ready/);
   await coord.waitFor(/worker w0 ready/);
   await new Promise((r) => setTimeout(r, 300));
@@ -74,7 +51,7 @@ test("a worker killed with SIGKILL is noticed, named and evicted; the run finish
 
 test("SIGINT on `train` stops the coordinator and all workers, with an exit checkpoint and status 130", async () => {
   const out = join(root, "sigint");
-  const t = run(["train", "--dataset", dataset, "--out", out, "--workers", "2", "--backend", "wasm", "--epochs", "500", ...SMALL]);
+  const t = spawnCli(["train", "--dataset", dataset, "--out", out, "--workers", "2", "--backend", "wasm", "--epochs", "500", ...SMALL]);
   const pids = [Number((await t.waitFor(/coordinator pid (\d+)/))[1]), Number((await t.waitFor(/worker w0 pid (\d+)/))[1]), Number((await t.waitFor(/worker w1 pid (\d+)/))[1])];
   await t.waitFor(/epoch 1\/500/);
   t.p.kill("SIGINT");
@@ -95,11 +72,11 @@ test("a worker that cannot reach the coordinator retries with back-off, says whe
 
 test("a frozen worker (SIGSTOP) is evicted; after SIGCONT it is told it is no longer a member and joins again", async (t) => {
   const out = join(root, "freeze");
-  const coord = run(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
+  const coord = spawnCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "2", "--out", out,
     "--epochs", "200", "--step-timeout", "30", "--heartbeat-timeout", "30", ...SMALL]);
   const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
-  const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
-  const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
+  const w0 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+  const w1 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
   try {
     await coord.waitFor(/worker w1 ready/);
     await coord.waitFor(/worker w0 ready/);
@@ -121,15 +98,15 @@ test("a frozen worker (SIGSTOP) is evicted; after SIGCONT it is told it is no lo
 
 test("when the only worker dies, the step waits for a new worker, which finishes the run", async () => {
   const out = join(root, "replace");
-  const coord = run(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--out", out,
+  const coord = spawnCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--out", out,
     "--epochs", "4", "--step-timeout", "30", "--heartbeat-timeout", "30", "--json", ...SMALL]);
   const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
-  const w0 = run(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+  const w0 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
   await coord.waitFor(/worker w0 ready/);
   await coord.waitFor(/epoch 1\/4/);
   w0.p.kill("SIGKILL");
   await coord.waitFor(/worker w0 \(pid \d+ on [^)]+\) lost its connection: evicted; 0 worker\(s\) left/, 20_000);
-  const w1 = run(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
+  const w1 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
   assert.equal(await coord.done, 0, coord.err());
   assert.equal(await w1.done, 0, w1.err());
   assert.match(coord.err(), /no ready workers/);

@@ -3,8 +3,7 @@
 import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
-import { BIN } from "./helpers/cli.js";
+import { spawnCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
@@ -21,36 +20,14 @@ before(async () => {
 
 after(() => cleanup(root));
 
-function spawnCli(args: string[]): { p: ChildProcess; out: () => string; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray> } {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "", err = "";
-  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
-  p.stdout!.on("data", (d) => { out += String(d); });
-  p.stderr!.on("data", (d) => {
-    err += String(d);
-    for (const w of [...waiters]) { const m = err.match(w.re); if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); } }
-  });
-  const killer = setTimeout(() => p.kill("SIGKILL"), 90_000);
-  const done = new Promise<number | null>((res) => p.once("close", (code) => { clearTimeout(killer); res(code); }));
-  return {
-    p, out: () => out, err: () => err, done,
-    waitFor: (re, ms = 60_000) => new Promise((resolve, reject) => {
-      const m = err.match(re);
-      if (m) return resolve(m);
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${err.slice(-3000)}`)), ms);
-      waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
-    }),
-  };
-}
-
 test("a coordinator restarted after SIGKILL resumes with --auto-resume and its worker rejoins the new run by itself", async (t) => {
   const port = await freePort();
   const out = join(root, "run");
   const args = ["coordinator", "--dataset", dataset, "--bind", `tcp://127.0.0.1:${port}`, "--out", out, "--workers", "1", "--batches-per-step", "2",
     "--epochs", "2", "--checkpoint-every", "2", "--auto-resume", "--hidden", "8", "--embed-dim", "8", "--lr", "0.01", "--warmup-steps", "0",
     "--seed", "8", "--max-val-batches", "2", "--json"];
-  const first = spawnCli(args);
-  const worker = spawnCli(["worker", "--coordinator", `tcp://127.0.0.1:${port}`, "--name", "w0", "--backend", "wasm"]);
+  const first = spawnCli(args, { killAfterMs: 90_000 });
+  const worker = spawnCli(["worker", "--coordinator", `tcp://127.0.0.1:${port}`, "--name", "w0", "--backend", "wasm"], { killAfterMs: 90_000 });
   let second: ReturnType<typeof spawnCli> | null = null;
   try {
     await first.waitFor(/--auto-resume: no checkpoint in .* yet; starting a new run/);
@@ -58,7 +35,7 @@ test("a coordinator restarted after SIGKILL resumes with --auto-resume and its w
     await first.waitFor(/checkpoint \(step\) at step 4, epoch 1/);
     first.p.kill("SIGKILL");
     assert.equal(await first.done, null);
-    second = spawnCli(args);
+    second = spawnCli(args, { killAfterMs: 90_000 });
     const [resumedLine] = await second.waitFor(/resumed from [^\n]*/);
     t.diagnostic(resumedLine);
     const [, runB] = await second.waitFor(/listening on tcp:\/\/127\.0\.0\.1:\d+ \(run (\d+)/);

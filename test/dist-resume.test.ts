@@ -5,8 +5,7 @@ import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
-import { BIN, runCli } from "./helpers/cli.js";
+import { runCli, spawnCli } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 import { loadCheckpoint } from "../src/coordinator/checkpoint.js";
@@ -25,28 +24,6 @@ before(async () => {
 });
 
 after(() => cleanup(root));
-
-function spawnCli(args: string[]): { p: ChildProcess; err: () => string; done: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray> } {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
-  p.stdout!.resume();
-  p.stderr!.on("data", (d) => {
-    err += String(d);
-    for (const w of [...waiters]) { const m = err.match(w.re); if (m) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); } }
-  });
-  const killer = setTimeout(() => { p.kill("SIGCONT"); p.kill("SIGKILL"); }, 90_000);
-  const done = new Promise<number | null>((res) => p.once("close", (code) => { clearTimeout(killer); res(code); }));
-  return {
-    p, err: () => err, done,
-    waitFor: (re, ms = 60_000) => new Promise((resolve, reject) => {
-      const m = err.match(re);
-      if (m) return resolve(m);
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${err.slice(-3000)}`)), ms);
-      waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
-    }),
-  };
-}
 
 function readParams(modelDir: string): Float32Array {
   const b = readFileSync(join(modelDir, "params.bin"));
@@ -70,9 +47,9 @@ test("a coordinator killed with SIGKILL mid-epoch resumes mid-epoch and ends wit
   crashed = join(root, "crashed");
   // the uninterrupted run and the run that will crash, side by side
   const uninterrupted = runCli(["train", "--dataset", dataset, "--out", full, "--backend", "wasm", ...RUN], { timeoutMs: 90_000 });
-  const coord = spawnCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--out", crashed, "--step-timeout", "60", ...RUN]);
+  const coord = spawnCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--out", crashed, "--step-timeout", "60", ...RUN], { killAfterMs: 90_000 });
   const [, endpoint] = await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/);
-  const worker = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"]);
+  const worker = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w0", "--backend", "wasm"], { killAfterMs: 90_000 });
   try {
     // after the second mid-epoch checkpoint, freeze the worker (the coordinator cannot finish the epoch), then
     // kill the coordinator without warning: no exit checkpoint, a step in flight
