@@ -3,7 +3,6 @@
 // --embedding-grads rows (exactly the fp32 dense parameters) and --grad-dtype fp16 (within a tolerance).
 import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
@@ -11,6 +10,7 @@ import { runIngest } from "../src/ingest/index.js";
 import { toHalf, halfTable, encodeGradient, encodeRows, type SparseBlock } from "../src/gradcodec.js";
 import { Arena, Kernels } from "../src/coordinator/kernels.js";
 import { StepArithmetic } from "../src/coordinator/allreduce.js";
+import { loadModel } from "../src/workers/modeldir.js";
 
 test("half floats: every half round-trips; the SIMD decoder equals the table; rows and fp16 parts sum like dense ones", () => {
   const t = halfTable();
@@ -81,8 +81,7 @@ async function train(name: string, extra: string[], steps = 6): Promise<{ params
   const r = await runCli(["train", "--dataset", dataset, "--out", out, "--workers", "2", "--backend", "wasm", "--json", ...SMALL, ...extra], { timeoutMs: 150_000 });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.json.steps, steps);
-  const b = readFileSync(join(out, "model", "params.bin"));
-  return { params: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)), bytes: r.json.gradient_bytes };
+  return { params: loadModel(join(out, "model")).params, bytes: r.json.gradient_bytes };
 }
 
 test("train with --embedding-grads rows equals fp32 dense exactly; --grad-dtype fp16 stays within 0.2% of the distance travelled", async (t) => {

@@ -9,6 +9,7 @@ import { runCli, spawnCli } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 import { loadCheckpoint } from "../src/coordinator/checkpoint.js";
+import { loadModel } from "../src/workers/modeldir.js";
 
 let root = "";
 let dataset = "";
@@ -25,10 +26,6 @@ before(async () => {
 
 after(() => cleanup(root));
 
-function readParams(modelDir: string): Float32Array {
-  const b = readFileSync(join(modelDir, "params.bin"));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
@@ -80,10 +77,10 @@ test("a coordinator killed with SIGKILL mid-epoch resumes mid-epoch and ends wit
   assert.equal(r.json.steps, 24);
   const u = await uninterrupted;
   assert.equal(u.code, 0, u.stderr);
-  const d = maxDiff(readParams(join(full, "model")), readParams(join(resumed, "model")));
+  const d = maxDiff(loadModel(join(full, "model")).params, loadModel(join(resumed, "model")).params);
   t.diagnostic(`max |Δ| resumed vs uninterrupted = ${d}`);
   assert.ok(d < 1e-5, `max |Δ| = ${d}`);
-  assert.ok(maxDiff(ck.arrays.params!, readParams(join(resumed, "model"))) > 1e-4, "training moved the parameters after the resume (the comparison is not vacuous)");
+  assert.ok(maxDiff(ck.arrays.params!, loadModel(join(resumed, "model")).params) > 1e-4, "training moved the parameters after the resume (the comparison is not vacuous)");
   assert.equal(r.json.epochs[0].steps, 12, "the resumed epoch's summary counts its steps before the crash too");
 });
 
@@ -115,7 +112,7 @@ test("a truncated newest checkpoint is detected; the previous one is used, and t
   t.diagnostic(line);
   assert.match(line, new RegExp(`last\\.ckpt: checkpoint is truncated .*: using the previous checkpoint .*prev\\.ckpt instead \\(step ${prev.meta.step}\\)`));
   assert.match(r.stderr, new RegExp(`resumed from .*prev\\.ckpt: step ${prev.meta.step}, epoch 1, ${prev.meta.cursor} of 24 batches into it`));
-  const d = maxDiff(readParams(join(root, "full", "model")), readParams(join(dir, "model")));
+  const d = maxDiff(loadModel(join(root, "full", "model")).params, loadModel(join(dir, "model")).params);
   t.diagnostic(`max |Δ| vs uninterrupted = ${d}`);
   assert.ok(d < 1e-5, `max |Δ| = ${d}`);
   const c = await corruptRun;

@@ -2,12 +2,12 @@
 // of the parameters) trains to the parameters of an unsharded run: real processes and ZeroMQ sockets.
 import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 import { sliceBounds } from "../src/coordinator/shards.js";
+import { loadModel } from "../src/workers/modeldir.js";
 
 let root = "";
 let dataset = "";
@@ -36,8 +36,7 @@ async function train(name: string, extra: string[]): Promise<{ params: Float32Ar
   const r = await runCli(["train", "--dataset", dataset, "--out", out, "--workers", "2", "--backend", "wasm", "--json", ...SMALL, ...extra], { timeoutMs: 150_000 });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.json.steps, 5);
-  const b = readFileSync(join(out, "model", "params.bin"));
-  return { params: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)), json: r.json, stderr: r.stderr };
+  return { params: loadModel(join(out, "model")).params, json: r.json, stderr: r.stderr };
 }
 
 test("--coordinator-shards 3 ends with the unsharded run's parameters (within 1e-5); no process got the whole gradient", async (t) => {

@@ -36,10 +36,6 @@ after(async () => {
   cleanup(root);
 });
 
-function readParams(modelDir: string): Float32Array {
-  const b = readFileSync(join(modelDir, "params.bin"));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
 
 /** Run a CLI child to completion, collecting output. */
 function child(args: string[]): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; pid: number; kill(sig: NodeJS.Signals): void; stderr(): string } {
@@ -76,8 +72,8 @@ test("2 workers × b give the same parameters as 1 worker × 2b after 10 steps (
   await client.close();
   assert.equal(events.filter((e) => /^imdb-train\.run\.\d+\.step$/.test(e)).length, 10, events.join(" "));
   assert.ok(events.some((e) => e.endsWith(".epoch")) && events.some((e) => e.endsWith(".member")), events.join(" "));
-  const pa = readParams(join(outA, "model"));
-  const pb = readParams(join(outB, "model"));
+  const pa = loadModel(join(outA, "model")).params;
+  const pb = loadModel(join(outB, "model")).params;
   assert.equal(pa.length, pb.length);
   let maxDiff = 0;
   for (let i = 0; i < pa.length; i++) maxDiff = Math.max(maxDiff, Math.abs(pa[i]! - pb[i]!));
@@ -133,7 +129,7 @@ test("a run resumed from an epoch checkpoint ends with the same parameters as an
   assert.equal(c.code, 0, c.stderr);
   assert.match(c.stderr, /resumed from .*last\.ckpt: step 4, epoch 1/);
   assert.equal(c.json.steps, 8);
-  const pa = readParams(join(full, "model")), pc = readParams(join(rest, "model"));
+  const pa = loadModel(join(full, "model")).params, pc = loadModel(join(rest, "model")).params;
   let maxDiff = 0;
   for (let i = 0; i < pa.length; i++) maxDiff = Math.max(maxDiff, Math.abs(pa[i]! - pc[i]!));
   t.diagnostic(`max |Δ| = ${maxDiff}`);
@@ -153,7 +149,7 @@ test("train --glove starts the embedding from the GloVe file (<unk> and <pad> ro
   const r = await runCli(["train", "--dataset", dataset, "--workers", "1", "--out", out, "--backend", "wasm", ...SMALL, "--max-steps", "1", "--lr", "1e-9", "--glove", glovePath, "--json"], { timeoutMs: 120_000 });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /GloVe .*: 4 of \d+ vocabulary rows initialised/);
-  const params = readParams(join(out, "model"));
+  const params = loadModel(join(out, "model")).params;
   for (let i = 0; i < words.length; i++) {
     const id = vocab.tokens.indexOf(words[i]!);
     const row = Array.from(params.subarray(id * E, (id + 1) * E));

@@ -3,12 +3,12 @@
 // ZeroMQ all-reduce, Adam — the losses and the trained parameters must agree.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runIngest } from "../src/ingest/index.js";
 import { acquireDevice } from "../src/workers/gpu/device.js";
 import { runCli } from "./helpers/cli.js";
 import { cleanup, makeLayout, tempDir, writeLayoutDir } from "./helpers/fixture.js";
+import { loadModel } from "../src/workers/modeldir.js";
 
 let root = "";
 let dataset = "";
@@ -24,10 +24,6 @@ before(async () => {
 
 after(() => { if (root) cleanup(root); });
 
-function params(dir: string): Float32Array {
-  const b = readFileSync(join(dir, "params.bin"));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-}
 
 test("train on --backend webgpu matches train on wasm (losses and parameters)", async (t) => {
   if (skip) return t.skip(skip);
@@ -43,7 +39,7 @@ test("train on --backend webgpu matches train on wasm (losses and parameters)", 
   for (const k of ["train_loss", "val_loss"] as const) {
     assert.ok(Math.abs(a[k] - b[k]) <= 1e-3 * Math.abs(a[k]), `${k}: wasm ${a[k]} vs webgpu ${b[k]}`);
   }
-  const pa = params(join(root, "wasm", "model")), pb = params(join(root, "webgpu", "model"));
+  const pa = loadModel(join(root, "wasm", "model")).params, pb = loadModel(join(root, "webgpu", "model")).params;
   assert.equal(pa.length, pb.length);
   let worst = 0;
   for (let i = 0; i < pa.length; i++) worst = Math.max(worst, Math.abs(pa[i] - pb[i]));
