@@ -35,3 +35,9 @@ export interface CommandSpec {
 export const JSON_OPTION: OptionSpec = {
   name: "json", type: "bool", description: "print one JSON object with the results as the last line on stdout",
 };
+
+/** Ingest truncation side, shared by `ingest`, `train` and `bench scaling`. */
+export const KEEP_OPTION: OptionSpec = {
+  name: "keep", value: "<first|last>", type: "string", choices: ["first", "last"], default: "last",
+  description: "which --max-len tokens of a longer review are kept: the first, or the last (reviews usually end with their verdict)",
+};

@@ -2,6 +2,15 @@
 // The resolved config is saved with every checkpoint and model.
 
 export type CellKind = "lstm" | "gru";
+/** Which tokens of a review longer than --max-len are kept: the first ones, or the last (where the verdict usually is). */
+export type KeepSide = "first" | "last";
+export const KEEP_SIDES: readonly KeepSide[] = ["first", "last"];
+
+/** The kept part of `ids` when it is longer than `maxLen` (0 = no limit). */
+export function truncateIds(ids: Int32Array, maxLen: number, keep: KeepSide): Int32Array {
+  if (maxLen <= 0 || ids.length <= maxLen) return ids;
+  return keep === "last" ? ids.subarray(ids.length - maxLen) : ids.subarray(0, maxLen);
+}
 
 /** Shape of the classifier: Embedding(V, E) → {LSTM|GRU}(H) × layers [× 2 directions] → Linear(·, 1). */
 export interface ModelConfig {
@@ -23,6 +32,7 @@ export const DEFAULTS = {
   minFreq: 1, //               tokens seen fewer times map to <unk>
   batchSize: 64, //            reviews per batch
   maxLen: 0, //                truncate reviews to this many tokens (0 = no truncation)
+  keep: "last" as KeepSide, //  which --max-len tokens of a longer review are kept
   valFraction: 0.1, //         seeded validation split of train
   seed: 1234, //               every shuffle and initialisation derives from it
   poolBatches: 100, //         bucketing pool, in batches (torchtext BucketIterator)

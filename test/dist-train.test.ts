@@ -107,7 +107,7 @@ test("eval, predict and the TensorFlow.js export agree on a trained model", asyn
   const engineP = await predictTexts({ model: modelDir, texts, backend: "wasm" });
   const m = loadModel(modelDir);
   const vocab = loadVocab(m.vocabPath);
-  const batch = padBatch(texts.map((t) => encodeText(t, vocab, m.maxLen)), texts.map(() => 0));
+  const batch = padBatch(texts.map((t) => encodeText(t, vocab, m.maxLen, m.keep ?? "first")), texts.map(() => 0));
   assert.ok(batch.lengths[3]! > batch.lengths[2]!, "reviews of different lengths share a padded batch");
   const exported = await loadExported(join(modelDir, "tfjs"));
   const tfjsP = await predictExported(exported, batch.tokens, batch.size, batch.maxLen);

@@ -120,3 +120,33 @@ test("ingest: shards, max-len truncation, seeded split, existing --out needs for
     cleanup(dir);
   }
 });
+
+test("ingest: --keep first|last keeps that end of a review longer than --max-len", async () => {
+  const dir = tempDir();
+  try {
+    const files = makeLayout({ train: 12, words: [5, 40] });
+    writeLayoutDir(join(dir, "src"), files);
+    const byName = new Map(files.map((f) => [f.name, new TextDecoder().decode(f.data)]));
+    let cut = 0;
+    for (const keep of ["first", "last"] as const) {
+      const out = join(dir, keep);
+      await runIngest({ data: join(dir, "src"), out, batchSize: 4, maxLen: 12, valFraction: 0, keep });
+      assert.equal(JSON.parse(readFileSync(join(out, "manifest.json"), "utf8")).options.keep, keep);
+      const ds = await openDataset(out);
+      const names = readArrowRows(readFileSync(join(out, "train.arrow"))).review;
+      let k = 0;
+      for (const b of ds.batches("train")) {
+        for (let i = 0; i < b.size; i++, k++) {
+          const all = tokenize(byName.get(`aclImdb/${names[k]!}.txt`)!).map((t) => ds.vocab.id(t));
+          const want = all.length <= 12 ? all : keep === "first" ? all.slice(0, 12) : all.slice(all.length - 12);
+          if (all.length > 12) cut++;
+          assert.deepEqual([...b.tokens.subarray(i * b.maxLen, i * b.maxLen + b.lengths[i]!)], want, `${keep}: ${names[k]}`);
+        }
+      }
+    }
+    assert.ok(cut > 0, "some reviews were longer than --max-len");
+    await assert.rejects(runIngest({ data: join(dir, "src"), out: join(dir, "bad"), keep: "middle" as never }), /--keep must be first or last, got middle/);
+  } finally {
+    cleanup(dir);
+  }
+});

@@ -1,7 +1,7 @@
 // Subcommands of this role: `coordinator`, `train` (the single-machine launcher), `bench allreduce`, `bench scaling`.
 // Implementations are imported when a command runs, so that `--help` stays fast.
 import type { CommandSpec, OptionSpec } from "../command.js";
-import { JSON_OPTION } from "../command.js";
+import { JSON_OPTION, KEEP_OPTION } from "../command.js";
 import { DEFAULTS } from "../config.js";
 import { MODEL_OPTIONS, OPTIM_OPTIONS, TRAIN_DEFAULTS } from "./options.js";
 import { CURVE_KEYS_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
@@ -68,8 +68,9 @@ export const commands: CommandSpec[] = [
       { name: "backend", value: "<name>", type: "string", choices: ["auto", "wasm", "webgpu", "tensorflow", "cpu"], default: "auto", description: "workers' tfjs backend" },
       { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.vocabSize, description: "ingest: vocabulary size" },
       { name: "min-freq", value: "<n>", type: "int", default: DEFAULTS.minFreq, description: "ingest: minimum token count" },
-      { name: "batch-size", value: "<n>", type: "int", default: DEFAULTS.batchSize, description: "ingest: reviews per batch (per worker per step)" },
+      { name: "batch-size", value: "<n>", type: "int", default: TRAIN_DEFAULTS.batchSize, description: "ingest: reviews per batch (per worker per step)" },
       { name: "max-len", value: "<n>", type: "int", default: TRAIN_DEFAULTS.maxLen, description: "ingest: tokens kept per review (0 = all)" },
+      KEEP_OPTION,
       { name: "val-fraction", value: "<x>", type: "float", default: DEFAULTS.valFraction, description: "ingest: validation share of train" },
       { name: "secure", type: "bool", description: "ZeroMQ CURVE between the coordinator and the workers: keys are made in <out>/keys (kept and reused)" },
       ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_OPTION, JSON_OPTION,

@@ -8,6 +8,7 @@ import { createInterface } from "node:readline";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { KeepSide } from "../config.js";
 import { UsageError, TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { emitJson, logger, progress, type Progress } from "../output.js";
 import { PASS_ON, optimFrom } from "./options.js";
@@ -46,7 +47,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
   if (!dataset) {
     if (!o.data) throw new UsageError("train needs --data <aclImdb dir or .tar.gz> or --dataset <ingested dir>");
     dataset = join(out, "dataset");
-    const want = { vocabSize: Number(o.vocabSize), minFreq: Number(o.minFreq), batchSize: Number(o.batchSize), maxLen: Number(o.maxLen), valFraction: Number(o.valFraction), seed: settings.seed };
+    const want = { vocabSize: Number(o.vocabSize), minFreq: Number(o.minFreq), batchSize: Number(o.batchSize), maxLen: Number(o.maxLen), keep: String(o.keep ?? "last") as KeepSide, valFraction: Number(o.valFraction), seed: settings.seed };
     if (sameIngest(dataset, String(o.data), want)) {
       log.info(`reusing ${dataset} (ingested from the same input with the same options)`);
     } else {
@@ -202,9 +203,9 @@ async function launcherKeys(out: string): Promise<string> {
 }
 
 /** An ingested dataset at `dir` made from `data` with these options (manifest.json says so). */
-function sameIngest(dir: string, data: string, want: Record<string, number>): boolean {
+function sameIngest(dir: string, data: string, want: Record<string, number | string>): boolean {
   try {
-    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { source?: { path?: string }; options?: Record<string, number> };
+    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { source?: { path?: string }; options?: Record<string, number | string> };
     if (!m.options || resolve(m.source?.path ?? "") !== resolve(data)) return false;
     return Object.entries(want).every(([k, v]) => m.options![k] === v);
   } catch {

@@ -8,8 +8,9 @@ import type { Schedule } from "./schedule.js";
 /** Suggested defaults for a full run on 2 cores (see README): truncation keeps an epoch in minutes. */
 export const TRAIN_DEFAULTS = {
   maxLen: 400, //        tokens kept per review (p90 of the archive is ~540; 400 keeps ~85% of reviews whole)
+  batchSize: 32, //      reviews per batch, per worker per step: 2 workers make a step of 64
   epochs: DEFAULTS.epochs,
-  lr: 2e-3, //           with 2 workers the effective batch is 128
+  lr: 2e-3,
   clip: DEFAULTS.clip,
   warmupSteps: 50,
   decay: "cosine" as const,

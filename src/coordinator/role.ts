@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, writeFileSync, appendFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
+import type { KeepSide } from "../config.js";
 import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
@@ -52,12 +53,13 @@ export interface RoleOptions {
   curve?: CurveServerKeys;
 }
 
-function manifestMaxLen(dir: string): number {
+/** The dataset's truncation (manifest options): tokens kept and which end ("first" for datasets made before --keep). */
+function manifestTruncation(dir: string): { maxLen: number; keep: KeepSide } {
   try {
-    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { options?: { maxLen?: number } };
-    return Number(m.options?.maxLen ?? 0) || 0;
+    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { options?: { maxLen?: number; keep?: KeepSide } };
+    return { maxLen: Number(m.options?.maxLen ?? 0) || 0, keep: m.options?.keep ?? "first" };
   } catch {
-    return 0;
+    return { maxLen: 0, keep: "first" };
   }
 }
 
@@ -129,7 +131,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     const modelDir = join(r.out, "model");
     let exported: string | null = null;
     await saveModel(modelDir, {
-      model, params: res.params, maxLen: manifestMaxLen(r.dataset), vocabPath: join(r.dataset, "vocab.json"), vocabHash: data.vocabHash,
+      model, params: res.params, ...manifestTruncation(r.dataset), vocabPath: join(r.dataset, "vocab.json"), vocabHash: data.vocabHash,
       training: { steps: res.steps, epochs: res.epochs, seed: s.seed, optim: s, dataset: r.dataset, runId: res.runId },
     }, async (tmp) => {
       if (r.noExport) return;

@@ -1,8 +1,8 @@
 // Subcommands of the ingest role: `ingest` and `bench ingest`. Each entry is a CommandSpec (see
 // src/command.ts); src/cli.ts wires them.
-import { JSON_OPTION, type CommandSpec } from "../command.js";
+import { JSON_OPTION, KEEP_OPTION, type CommandSpec } from "../command.js";
 import { NATS_AUTH_OPTIONS } from "../security/options.js";
-import { DEFAULTS } from "../config.js";
+import { DEFAULTS, type KeepSide } from "../config.js";
 import { emitJson, logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 
@@ -15,7 +15,7 @@ async function ingest(o: Record<string, unknown>, telemetry?: Telemetry): Promis
   const r = await runIngest({
     data: o.data as string | undefined, out: o.out as string,
     vocabSize: o.vocabSize as number, minFreq: o.minFreq as number, batchSize: o.batchSize as number,
-    maxLen: o.maxLen as number, valFraction: o.valFraction as number, seed: o.seed as number,
+    maxLen: o.maxLen as number, keep: o.keep as KeepSide, valFraction: o.valFraction as number, seed: o.seed as number,
     shards: o.shards as number, publish: o.publish as string | undefined, natsAuth, threads: o.threads as number,
     force: Boolean(o.force), telemetry,
   });
@@ -52,6 +52,7 @@ export const commands: CommandSpec[] = [
       { name: "min-freq", value: "<n>", type: "int", description: "drop tokens seen fewer times in train", default: DEFAULTS.minFreq },
       { name: "batch-size", value: "<n>", type: "int", description: "reviews per batch", default: DEFAULTS.batchSize },
       { name: "max-len", value: "<n>", type: "int", description: "truncate reviews to n tokens (0 = keep whole)", default: DEFAULTS.maxLen },
+      KEEP_OPTION,
       { name: "val-fraction", value: "<f>", type: "float", description: "seeded validation share of train", default: DEFAULTS.valFraction },
       { name: "seed", value: "<n>", type: "int", description: "seed of the split and the bucketing", default: DEFAULTS.seed },
       { name: "shards", value: "<n>", type: "int", description: "split train into n Arrow files", default: 1 },

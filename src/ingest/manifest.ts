@@ -1,5 +1,6 @@
 // manifest.json: what a dataset directory holds, how it was made, and a checksum of every file.
 import { createHash } from "node:crypto";
+import type { KeepSide } from "../config.js";
 
 export const MANIFEST_FORMAT = "imdb-train-dataset/1";
 
@@ -24,7 +25,7 @@ export interface Manifest {
   /** sha256 (16 hex) over the sorted file checksums: the same input and options give the same id. */
   datasetId: string;
   source: { path: string; kind: string };
-  options: { vocabSize: number; minFreq: number; batchSize: number; maxLen: number; valFraction: number; seed: number; shards: number; poolBatches: number };
+  options: { vocabSize: number; minFreq: number; batchSize: number; maxLen: number; keep?: KeepSide; valFraction: number; seed: number; shards: number; poolBatches: number };
   vocab: { file: string; size: number; hash: string };
   splits: Partial<Record<"train" | "val" | "test", SplitInfo>>;
   /** Padding over all written batches. */

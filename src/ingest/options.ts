@@ -1,6 +1,6 @@
 // The options of `ingest` (what the CLI flags and the programmatic API share), their defaults and checks,
 // and the result it reports.
-import { DEFAULTS } from "../config.js";
+import { DEFAULTS, KEEP_SIDES, type KeepSide } from "../config.js";
 import { UsageError } from "../errors.js";
 import type { Manifest } from "./manifest.js";
 import type { PublishSummary } from "./publish.js";
@@ -16,6 +16,8 @@ export interface IngestOptions {
   batchSize?: number;
   /** Truncate reviews to this many tokens (0 = none). */
   maxLen?: number;
+  /** Which --max-len tokens of a longer review to keep (default last). */
+  keep?: KeepSide;
   valFraction?: number;
   seed?: number;
   /** Split train into N Arrow files (train-0000k-of-0000N.arrow). */
@@ -68,6 +70,7 @@ export function resolveOptions(o: IngestOptions) {
     minFreq: o.minFreq ?? DEFAULTS.minFreq,
     batchSize: o.batchSize ?? DEFAULTS.batchSize,
     maxLen: o.maxLen ?? DEFAULTS.maxLen,
+    keep: o.keep ?? DEFAULTS.keep,
     valFraction: o.valFraction ?? DEFAULTS.valFraction,
     seed: o.seed ?? DEFAULTS.seed,
     shards: o.shards ?? 1,
@@ -80,6 +83,7 @@ export function resolveOptions(o: IngestOptions) {
   check(Number.isInteger(r.minFreq) && r.minFreq >= 1, `--min-freq must be an integer >= 1, got ${r.minFreq}`);
   check(Number.isInteger(r.batchSize) && r.batchSize >= 1, `--batch-size must be an integer >= 1, got ${r.batchSize}`);
   check(Number.isInteger(r.maxLen) && r.maxLen >= 0, `--max-len must be an integer >= 0 (0 = no truncation), got ${r.maxLen}`);
+  check(KEEP_SIDES.includes(r.keep), `--keep must be first or last, got ${String(r.keep)}`);
   check(r.valFraction >= 0 && r.valFraction < 1, `--val-fraction must be in [0, 1), got ${r.valFraction}`);
   check(Number.isInteger(r.seed), `--seed must be an integer, got ${r.seed}`);
   check(Number.isInteger(r.shards) && r.shards >= 1 && r.shards <= 99999, `--shards must be an integer in 1..99999, got ${r.shards}`);

@@ -6,6 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { truncateIds } from "../config.js";
 import type { Split } from "../dataset.js";
 import { InputError, UsageError } from "../errors.js";
 import { logger, progress } from "../output.js";
@@ -191,7 +192,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     for (const r of results) if (!toVocab.has(r.thread)) toVocab.set(r.thread, merger.toVocab(r.thread));
     if (o.maxLen > 0) {
       for (const it of items) {
-        if (it.ids.length > o.maxLen) { it.ids = it.ids.subarray(0, o.maxLen); repaired.truncated++; }
+        if (it.ids.length > o.maxLen) { it.ids = truncateIds(it.ids, o.maxLen, o.keep); repaired.truncated++; }
       }
     }
     const tVocab = performance.now();
@@ -260,7 +261,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       const manifest: Manifest = {
         format: MANIFEST_FORMAT, datasetId,
         source: { path: resolve(data), kind },
-        options: { vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize, maxLen: o.maxLen, valFraction: o.valFraction, seed: o.seed, shards: o.shards, poolBatches: o.poolBatches },
+        options: { vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize, maxLen: o.maxLen, keep: o.keep, valFraction: o.valFraction, seed: o.seed, shards: o.shards, poolBatches: o.poolBatches },
         vocab: { file: "vocab.json", size: vocab.size, hash: vocab.hash },
         splits: infos, padding,
         lengthHistogram: { bins: LENGTH_BINS, counts: hist },

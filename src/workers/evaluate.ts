@@ -32,7 +32,7 @@ export async function evaluateModel(o: { model: string; data: string; split?: st
   const seqs: Int32Array[] = [];
   const labels: number[] = [];
   for await (const r of readReviews(o.data, { splits: [split] })) {
-    seqs.push(encodeText(r.text, vocab, m.maxLen));
+    seqs.push(encodeText(r.text, vocab, m.maxLen, m.keep ?? "first"));
     labels.push(r.label);
     if (o.limit && seqs.length >= o.limit) break;
   }
@@ -59,7 +59,7 @@ export async function evaluateModel(o: { model: string; data: string; split?: st
 export async function predictTexts(o: { model: string | LoadedModel; texts: string[]; backend?: BackendChoice }): Promise<number[]> {
   const m = typeof o.model === "string" ? loadModel(o.model) : o.model;
   const vocab = loadVocab(m.vocabPath);
-  const seqs = o.texts.map((t) => encodeText(t, vocab, m.maxLen));
+  const seqs = o.texts.map((t) => encodeText(t, vocab, m.maxLen, m.keep ?? "first"));
   const engine = await createEngine({ model: m.model, backend: o.backend ?? "auto" });
   const out = new Array<number>(seqs.length);
   try {

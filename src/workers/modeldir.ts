@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, dirname, basename } from "node:path";
-import type { ModelConfig } from "../config.js";
+import type { KeepSide, ModelConfig } from "../config.js";
 import { InputError } from "../errors.js";
 import { paramLayout, type ParamLayout } from "../model.js";
 
@@ -18,6 +18,8 @@ export interface ModelFile {
   layout: ParamLayout;
   /** Tokens kept per review at training time (0 = all); eval and predict truncate the same way. */
   maxLen: number;
+  /** Which end of a longer review was kept ("first" when absent: models written before the option). */
+  keep?: KeepSide;
   vocabHash: string;
   paramsSha256: string;
   training: Record<string, unknown>;
@@ -30,7 +32,7 @@ export interface LoadedModel extends ModelFile {
 }
 
 /** Write the model directory `dir` (via a temp sibling + rename: never half-written). Returns the file. */
-export function saveModel(dir: string, m: { model: ModelConfig; params: Float32Array; maxLen: number; vocabPath: string; vocabHash: string; training: Record<string, unknown> },
+export function saveModel(dir: string, m: { model: ModelConfig; params: Float32Array; maxLen: number; keep: KeepSide; vocabPath: string; vocabHash: string; training: Record<string, unknown> },
   extra?: (tmpDir: string) => Promise<void>): Promise<ModelFile> {
   return (async () => {
     const layout = paramLayout(m.model);
@@ -44,7 +46,7 @@ export function saveModel(dir: string, m: { model: ModelConfig; params: Float32A
       writeFileSync(join(tmp, "params.bin"), bytes);
       copyFileSync(m.vocabPath, join(tmp, "vocab.json"));
       const file: ModelFile = {
-        format: MODEL_FORMAT, model: m.model, layout, maxLen: m.maxLen, vocabHash: m.vocabHash,
+        format: MODEL_FORMAT, model: m.model, layout, maxLen: m.maxLen, keep: m.keep, vocabHash: m.vocabHash,
         paramsSha256: createHash("sha256").update(bytes).digest("hex"), training: m.training,
       };
       writeFileSync(join(tmp, "config.json"), JSON.stringify(file, null, 2) + "\n");

@@ -1,14 +1,13 @@
 // Raw review text → padded batches the engine evaluates (eval and predict), with the same tokenizer,
 // vocabulary and truncation as training. Legend: B reviews per batch, T = longest length in the batch.
-import { PAD_ID, UNK_ID } from "../config.js";
+import { PAD_ID, truncateIds, UNK_ID, type KeepSide } from "../config.js";
 import type { Batch } from "../dataset.js";
 import { tokenize } from "../ingest/tokenizer.js";
 import { encode, type Vocab } from "../ingest/vocab.js";
 
-/** Token ids of one review, truncated to `maxLen` (0 = no limit); an empty review becomes [<unk>]. */
-export function encodeText(text: string, vocab: Vocab, maxLen: number): Int32Array {
-  let ids = encode(tokenize(text), vocab);
-  if (maxLen > 0 && ids.length > maxLen) ids = ids.subarray(0, maxLen);
+/** Token ids of one review, truncated to `maxLen` (0 = no limit) keeping the `keep` end; an empty review becomes [<unk>]. */
+export function encodeText(text: string, vocab: Vocab, maxLen: number, keep: KeepSide): Int32Array {
+  const ids = truncateIds(encode(tokenize(text), vocab), maxLen, keep);
   return ids.length ? ids : Int32Array.of(UNK_ID);
 }
 
