@@ -240,6 +240,8 @@ export interface Incoming {
 /** The coordinator's socket: binds, receives from many workers, sends to one by routing id. */
 export class RouterChannel {
   private readonly queue = new SendQueue();
+  /** Per peer: the tail of its pending sends (a peer's messages leave in the order they were sent). */
+  private readonly peerTail = new Map<string, Promise<unknown>>();
   private closed = false;
   bytesSent = 0;
   bytesReceived = 0;
@@ -262,7 +264,7 @@ export class RouterChannel {
       handover: true,
       linger: 0,
       maxMessageSize: opts.maxBytes * RECEIVE_SLACK,
-      sendTimeout: opts.sendTimeoutMs ?? 10_000,
+      sendTimeout: 0, // never block the socket for one peer: send() waits per peer (see below)
       sendHighWaterMark: 16,
       receiveHighWaterMark: 64,
       heartbeatInterval: 500,
@@ -279,17 +281,45 @@ export class RouterChannel {
     return new RouterChannel(sock, sock.lastEndpoint ?? endpoint, opts, zap?.release);
   }
 
+  /**
+   * Send one message to `peer`, waiting (up to the send timeout) while that peer's queue is at its high-water
+   * mark. A mandatory ROUTER cannot wait for one peer: zeromq.js sends without blocking whenever ANY peer is
+   * writable and so fails at once with EAGAIN for a peer whose queue is full (a worker busy for a moment,
+   * or a burst of parameter chunks). So a full peer is retried here, with a short growing pause, off the
+   * socket's send queue: the other peers' messages go out meanwhile, and this peer's stay in order.
+   */
   async send(peer: string, frames: readonly Buffer[]): Promise<void> {
     const n = checkSize(frames, this.opts.maxBytes, peer);
-    await this.queue.run(async () => {
-      if (this.closed) throw new ConnectionError(`channel closed; cannot send to ${peer}`);
-      try {
-        await this.sock.send([peer, ...frames]);
-      } catch (err) {
-        throw wrapSendError(err, peer);
-      }
-    });
+    // the wait counts from this call: messages queued behind one that timed out do not wait again
+    const deadline = performance.now() + (this.opts.sendTimeoutMs ?? 10_000);
+    const attempt = () => this.sendWaiting(peer, frames, deadline);
+    const run = (this.peerTail.get(peer) ?? Promise.resolve()).then(attempt, attempt);
+    const tail = run.catch(() => undefined);
+    this.peerTail.set(peer, tail);
+    void tail.then(() => { if (this.peerTail.get(peer) === tail) this.peerTail.delete(peer); });
+    await run;
     this.bytesSent += n;
+  }
+
+  private async sendWaiting(peer: string, frames: readonly Buffer[], deadline: number): Promise<void> {
+    let pause = 1;
+    for (;;) {
+      let full = false;
+      await this.queue.run(async () => {
+        if (this.closed) throw new ConnectionError(`channel closed; cannot send to ${peer}`);
+        try {
+          await this.sock.send([peer, ...frames]);
+        } catch (err) {
+          if ((err as { code?: string }).code !== "EAGAIN") throw wrapSendError(err, peer);
+          full = true;
+        }
+      });
+      if (!full) return;
+      const left = deadline - performance.now();
+      if (left <= 0 || this.closed) throw wrapSendError(Object.assign(new Error("EAGAIN"), { code: "EAGAIN" }), peer);
+      await new Promise((r) => setTimeout(r, Math.min(pause, left)));
+      pause = Math.min(pause * 2, 25);
+    }
   }
 
   /** Messages as they arrive; ends when the channel is closed. */
