@@ -158,3 +158,40 @@ test("vocab: the partial sort keeps exactly what a full sort keeps", async () =>
     assert.deepEqual(got, want, `maxSize ${maxSize} minFreq ${minFreq}`);
   }
 });
+
+test("tokenizer: the ASCII path gives the same tokens as the string path, and the interner the same ids", async () => {
+  const { tokenizeAscii, forEachTokenAscii } = await import("../src/ingest/tokenizer.js");
+  const { Interner } = await import("../src/ingest/intern.js");
+  const { Rng } = await import("../src/rng.js");
+  const enc = new TextEncoder();
+  const ascii = ["a", "B", "n", "N", "T", "t", "s", "S", "M", "d", "D", "'", ".", ",", "1", "7", " ", "\n", "\t", "-", "!", "<br />", "<BR>", "<br/>",
+    "<br  />", "< br>", "<b", "<", ">", "/", "'LL", "'Re", "'VE", "n'T", "...", "x", "\x1f", "Incomprehensibly", "ABCDEFGH", "abcdefghi"];
+  const rng = new Rng(11);
+  const viaStrings = new Interner();
+  const viaBytes = new Interner();
+  for (let k = 0; k < 4000; k++) {
+    let s = "";
+    const len = rng.int(30);
+    for (let i = 0; i < len; i++) s += ascii[rng.int(ascii.length)];
+    const want = tokenize(s);
+    assert.deepEqual(tokenizeAscii(enc.encode(s)), want, JSON.stringify(s));
+    // the interner: lowercasing bytes as it reads gives the id the lowercase string gets
+    const bytes = enc.encode(`  ${s}`);
+    const got: number[] = [];
+    forEachTokenAscii(bytes, 2, bytes.length, (a, b) => got.push(viaBytes.internAscii(bytes, a, b)));
+    assert.deepEqual(got, want.map((t) => viaStrings.intern(t, 0, t.length)), JSON.stringify(s));
+  }
+  assert.deepEqual(viaBytes.tokens, viaStrings.tokens);
+  assert.equal(tokenizeAscii(enc.encode("café")), null, "not ASCII: left to the byte path");
+  const { existsSync } = await import("node:fs");
+  const { SHARED_ARCHIVE } = await import("./helpers/cli.js");
+  if (existsSync(SHARED_ARCHIVE)) {
+    const { readRawReviews } = await import("../src/ingest/source.js");
+    let n = 0;
+    for await (const r of readRawReviews(SHARED_ARCHIVE)) {
+      const got = tokenizeAscii(r.bytes);
+      if (got) assert.deepEqual(got, tokenize(new TextDecoder().decode(r.bytes)), r.id);
+      if (++n === 3000) break;
+    }
+  }
+});

@@ -11,6 +11,8 @@
 //    [hash, id + 1, offset, length] slots, compared with the token's code units kept in one flat pool.
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
+/** Lowercase of an ASCII byte. */
+const LOWER_ASCII = Uint8Array.from({ length: 128 }, (_, c) => (c >= 65 && c <= 90 ? c + 32 : c));
 const FNV_PRIME = 0x01000193;
 const GOLDEN = 0x9e3779b1 | 0;
 
@@ -135,6 +137,69 @@ export class Interner {
     }
     return this.internUnitsSlow(u, from, to);
   }
+
+  /**
+   * Id of the ASCII bytes b[from, to) lowercased (the same id `intern` gives that lowercase string): the
+   * tokenizer's ASCII path, which never copies a review into code units.
+   */
+  internAscii(b: Uint8Array, from: number, to: number): number {
+    const L = LOWER_ASCII;
+    const len = to - from;
+    if (len === 1) {
+      const e = this.short1[L[b[from]!]!]!;
+      if (e !== 0) return e - 1;
+    } else if (len === 2) {
+      const e = this.short2[(L[b[from]!]! << 7) | L[b[from + 1]!]!]!;
+      if (e !== 0) return e - 1;
+    } else if (len <= PACKED_MAX) {
+      let k0 = L[b[from]!]! | (L[b[from + 1]!]! << 7) | (L[b[from + 2]!]! << 14);
+      let k1 = 0;
+      if (len > 3) {
+        k0 |= L[b[from + 3]!]! << 21;
+        for (let q = 4; q < len; q++) k1 |= L[b[from + q]!]! << (7 * (q - 4));
+      }
+      k0 |= len << 28;
+      const packed = this.packed;
+      const mask = (packed.length >> 2) - 1;
+      let slot = mix(k0, k1) & mask;
+      for (;;) {
+        const e = packed[4 * slot + 2]!;
+        if (e === 0) break;
+        if (packed[4 * slot] === k0 && packed[4 * slot + 1] === k1) return e - 1;
+        slot = (slot + 1) & mask;
+      }
+    } else {
+      let h = FNV_OFFSET;
+      for (let q = from; q < to; q++) h = Math.imul(h ^ L[b[q]!]!, FNV_PRIME);
+      const table = this.table;
+      const mask = (table.length >> 2) - 1;
+      let slot = h & mask;
+      for (;;) {
+        const e = table[4 * slot + 1]!;
+        if (e === 0) break;
+        if (table[4 * slot] === h && table[4 * slot + 3] === len) {
+          const pool = this.pool;
+          const off = table[4 * slot + 2]!;
+          let q = 0;
+          while (q < len && pool[off + q] === L[b[from + q]!]) q++;
+          if (q === len) return e - 1;
+        }
+        slot = (slot + 1) & mask;
+      }
+    }
+    return this.internAsciiNew(b, from, to);
+  }
+
+  /** A token of the ASCII path not seen yet (or a one- or two-character one): through the code-unit path. */
+  private internAsciiNew(b: Uint8Array, from: number, to: number): number {
+    const len = to - from;
+    let u = this.scratch;
+    if (u.length < len) u = this.scratch = new Uint16Array(len);
+    for (let q = 0; q < len; q++) u[q] = LOWER_ASCII[b[from + q]!]!;
+    return this.internUnitsSlow(u, 0, len);
+  }
+
+  private scratch = new Uint16Array(256);
 
   private internUnitsSlow(u: Uint16Array, from: number, to: number): number {
     const len = to - from;

@@ -309,6 +309,99 @@ export function forEachTokenUnits(u: Uint16Array, n: number, emit: (start: numbe
   }
 }
 
+// ---- the ASCII path: most IMDB reviews are pure ASCII --------------------------------------------
+// For those, normalising is only lowercasing and `<br />` → space, and every token is a run of the bytes
+// themselves: the scanner above runs straight over the bytes (a `<` that starts a `<br />` is skipped like a
+// space), without the code-unit copy, and the interner lowercases as it reads (`Interner.internAscii`).
+
+/** True when bytes[start, end) are all ASCII (< 0x80). */
+export function isAscii(b: Uint8Array, start: number, end: number): boolean {
+  let or = 0;
+  let p = start;
+  for (; p + 4 <= end; p += 4) or |= b[p]! | b[p + 1]! | b[p + 2]! | b[p + 3]!;
+  for (; p < end; p++) or |= b[p]!;
+  return or < 0x80;
+}
+
+/** Lowercase of an ASCII byte. */
+const LOWER_ASCII = Uint8Array.from({ length: 128 }, (_, c) => (c >= 65 && c <= 90 ? c + 32 : c));
+
+/**
+ * forEachTokenUnits over the ASCII review b[start, end) (every byte < 0x80: see isAscii): emits [start, end)
+ * byte ranges; a token's text is its bytes lowercased.
+ */
+export function forEachTokenAscii(b: Uint8Array, start: number, end: number, emit: (start: number, end: number) => void): void {
+  const L = LOWER_ASCII;
+  let i = start;
+  while (i < end) {
+    const c0 = b[i]!;
+    const cls = CLASS[c0]!;
+    if (cls & SPACE) { i++; continue; }
+    if (cls & WORD) {
+      let j = i + 1;
+      if (cls & DIGIT) {
+        let d = j;
+        while (d < end && (CLASS[b[d]!]! & DIGIT)) d++;
+        let e = d;
+        while (e + 1 < end) {
+          const sep = b[e]!;
+          if ((sep !== DOT && sep !== COMMA) || !(CLASS[b[e + 1]!]! & DIGIT)) break;
+          e += 2;
+          while (e < end && (CLASS[b[e]!]! & DIGIT)) e++;
+        }
+        if (e > d) {
+          emit(i, e);
+          i = e;
+          continue;
+        }
+        j = d;
+      }
+      while (j < end && (CLASS[b[j]!]! & WORD)) j++;
+      if (j + 1 < end && b[j] === APOS && (CLASS[b[j + 1]!]! & LM)) {
+        let k = j + 2;
+        while (k < end && (CLASS[b[k]!]! & LM)) k++;
+        const len = k - j;
+        const a1 = L[b[j + 1]!]!;
+        if (len === 2 && a1 === T && L[b[j - 1]!] === N && j - 1 > i) {
+          emit(i, j - 1);
+          emit(j - 1, k);
+        } else if ((len === 2 && (a1 === 115 || a1 === 109 || a1 === 100)) ||
+          (len === 3 && ((a1 === 114 && L[b[j + 2]!] === 101) || (a1 === 118 && L[b[j + 2]!] === 101) || (a1 === 108 && L[b[j + 2]!] === 108)))) {
+          emit(i, j);
+          emit(j, k);
+        } else {
+          emit(i, k);
+        }
+        i = k;
+        continue;
+      }
+      emit(i, j);
+      i = j;
+      continue;
+    }
+    if (c0 === 60 /* < */) {
+      const br = brAt(b, i, end);
+      if (br > 0) { i += br; continue; }
+    } else if (c0 === DOT && i + 1 < end && b[i + 1] === DOT) {
+      let j = i + 2;
+      while (j < end && b[j] === DOT) j++;
+      emit(i, j);
+      i = j;
+      continue;
+    }
+    emit(i, i + 1);
+    i++;
+  }
+}
+
+/** The tokens of an ASCII review through the ASCII path, or null when it is not ASCII (tests compare it with `tokenize`). */
+export function tokenizeAscii(bytes: Uint8Array): string[] | null {
+  if (!isAscii(bytes, 0, bytes.length)) return null;
+  const out: string[] = [];
+  forEachTokenAscii(bytes, 0, bytes.length, (a, b) => out.push(String.fromCharCode(...bytes.subarray(a, b)).toLowerCase()));
+  return out;
+}
+
 /** The tokens of a review through the byte path, or null when it needs the string path (tests compare it with `tokenize`). */
 export function tokenizeBytes(bytes: Uint8Array): string[] | null {
   const u = new Uint16Array(bytes.length);
