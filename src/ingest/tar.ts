@@ -43,8 +43,10 @@ function readSize(b: Buffer, start: number, len: number): number {
 
 function checksumOk(h: Buffer): boolean {
   const want = readSize(h, 148, 8);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
+  // the sum of the header's bytes with the checksum field itself counted as eight spaces
+  let sum = 8 * 32;
+  for (let i = 0; i < 148; i++) sum += h[i]!;
+  for (let i = 156; i < BLOCK; i++) sum += h[i]!;
   return want === sum;
 }
 
