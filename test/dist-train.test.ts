@@ -21,7 +21,7 @@ let data = "";
 let dataset = "";
 let nats: NatsServer;
 // a small model; 2 batches per step, 10 steps
-const SMALL = ["--hidden", "16", "--embed-dim", "8", "--epochs", "1", "--max-steps", "10", "--lr", "0.01", "--warmup-steps", "0", "--decay", "none", "--clip", "1", "--seed", "5"];
+const SMALL = ["--hidden", "16", "--embed-dim", "8", "--dropout", "0.3", "--epochs", "1", "--max-steps", "10", "--lr", "0.01", "--warmup-steps", "0", "--decay", "none", "--clip", "1", "--seed", "5"];
 
 before(async () => {
   root = tempDir("imdb-dist-");
@@ -67,6 +67,7 @@ test("2 workers × b give the same parameters as 1 worker × 2b after 10 steps (
   assert.equal(c.code, 0, c.stderr);
   assert.equal(w.code, 0, w.stderr);
   assert.match(w.stderr, /found coordinator tcp:\/\/127\.0\.0\.1:\d+ \(run \d+\) through nats:/);
+  assert.match(w.stderr, /dropout 0\.3 on the classifier's input/, "the worker was told the run's dropout");
   await client.nc.flush();
   sub.unsubscribe();
   await client.close();

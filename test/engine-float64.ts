@@ -8,7 +8,7 @@ import type { EngineBatch, LossKind } from "../src/workers/engine/index.js";
 const sig = (x: number) => 1 / (1 + Math.exp(-x));
 
 export function lossSum64(cfg: ModelConfig, params: Float64Array, batch: EngineBatch,
-                          opts: { dense?: number; loss?: LossKind } = {}): number {
+                          opts: { dense?: number; loss?: LossKind; mask?: Float32Array } = {}): number {
   const layout = paramLayout(opts.dense ? { ...cfg, inputDim: opts.dense } : cfg);
   const P = (name: string) => {
     const e = layout.entries.find((x) => x.name === name)!;
@@ -73,7 +73,7 @@ export function lossSum64(cfg: ModelConfig, params: Float64Array, batch: EngineB
   let loss = 0;
   for (let b = 0; b < B; b++) {
     let z = bias;
-    for (let k = 0; k < nd * H; k++) z += feat[b][k] * w[k];
+    for (let k = 0; k < nd * H; k++) z += feat[b][k] * (opts.mask ? opts.mask[b * nd * H + k] : 1) * w[k];
     const y = batch.targets[b];
     loss += (opts.loss ?? "bce") === "bce" ? Math.max(z, 0) - z * y + Math.log1p(Math.exp(-Math.abs(z))) : (z - y) ** 2;
   }

@@ -140,6 +140,50 @@ for (const c of FD_CASES) {
   });
 }
 
+test("dropout: gradients match finite differences with the same masks; masks follow sample ids; evaluation has none", async () => {
+  const { dropoutMask } = await import("../src/workers/engine/head.js");
+  const model: ModelConfig = { cell: "lstm", vocabSize: 9, embedDim: 3, hidden: 4, layers: 1, bidirectional: false };
+  const engine = await createEngine({ model, backend: "wasm" });
+  const rng = new Rng(31);
+  const base = tokenBatch(rng, model.vocabSize, [4, 2, 3, 4]);
+  const batch: EngineBatch = { ...base, ids: Int32Array.of(17, 3, 250, 8), dropout: { rate: 0.5, seed: 77 } };
+  const mask = dropoutMask(batch.ids!, 4, 4, 0.5, 77);
+  assert.ok(mask.some((x) => x === 0) && mask.some((x) => x === 2), "some units dropped, the others scaled by 1 / (1 − p)");
+  const params = initParams(model, 6);
+  for (let i = 0; i < params.length; i++) params[i] *= 2;
+  const got = await engine.step(params, batch);
+  const p64 = Float64Array.from(params);
+  const l0 = lossSum64(model, p64, batch, { mask });
+  assert.ok(Math.abs(l0 - got.lossSum) < 1e-5 * Math.max(1, l0), `loss ${got.lossSum} vs float64 ${l0}`);
+  const h = 1e-5;
+  for (let i = 0; i < params.length; i++) {
+    const x = p64[i];
+    p64[i] = x + h; const lp = lossSum64(model, p64, batch, { mask });
+    p64[i] = x - h; const lm = lossSum64(model, p64, batch, { mask });
+    p64[i] = x;
+    const fd = (lp - lm) / (2 * h);
+    assert.ok(Math.abs(fd - got.grads[i]) <= 2e-5 + 1e-3 * Math.abs(fd), `param ${i}: engine ${got.grads[i]} vs finite difference ${fd}`);
+  }
+  // the same samples split over two batches in another order: the same summed gradient (masks go with the ids)
+  const pick = (rows: number[]): EngineBatch => {
+    const T = batch.maxLen;
+    return {
+      size: rows.length, maxLen: T, lengths: Int32Array.from(rows, (r) => batch.lengths[r]), targets: Float32Array.from(rows, (r) => batch.targets[r]),
+      tokens: Int32Array.from(rows.flatMap((r) => [...batch.tokens!.subarray(r * T, (r + 1) * T)])), ids: Int32Array.from(rows, (r) => batch.ids![r]), dropout: batch.dropout,
+    };
+  };
+  const a = await engine.step(params, pick([3, 0]));
+  const b = await engine.step(params, pick([2, 1]));
+  assert.ok(relErr(a.grads.map((x, i) => x + b.grads[i]), got.grads) < 1e-5);
+  // another seed draws other masks; rate 0 and evaluation are dropout-free
+  const other = await engine.step(params, { ...batch, dropout: { rate: 0.5, seed: 78 } });
+  assert.ok(relErr(other.grads, got.grads) > 1e-3);
+  const none = await engine.step(params, base);
+  assert.deepEqual([...(await engine.step(params, { ...batch, dropout: { rate: 0, seed: 77 } })).grads], [...none.grads]);
+  assert.deepEqual([...(await engine.evaluate(params, batch)).outputs], [...(await engine.evaluate(params, base)).outputs]);
+  await assert.rejects(engine.step(params, { ...base, dropout: { rate: 0.5, seed: 1 } }), /dropout needs the batch's 4 sample ids/);
+});
+
 test("bad batches are refused with typed errors", async () => {
   const model: ModelConfig = { cell: "lstm", vocabSize: 10, embedDim: 3, hidden: 4, layers: 1, bidirectional: false };
   const engine = await createEngine({ model, backend: "wasm" });

@@ -160,6 +160,7 @@ test("gpu engine selection: auto only with a hardware GPU, webgpu for covered mo
   assert.equal(await gpuEngineFor({ model, backend: "wasm" }), undefined);
   assert.equal(await gpuEngineFor({ model: { ...model, layers: 2 }, backend: "webgpu" }), undefined);
   assert.equal(await gpuEngineFor({ model, backend: "webgpu", input: "dense", inputDim: 3 }), undefined);
+  assert.equal(await gpuEngineFor({ model, backend: "webgpu", dropout: 0.5 }), undefined, "no dropout in the WGSL kernels: the fused engine takes it");
   const hw = hardwareAdapters(await listAdapters()).length > 0;
   const auto = await gpuEngineFor({ model, backend: "auto" });
   assert.equal(auto !== undefined, hw, "auto picks the GPU engine exactly when a hardware adapter exists");

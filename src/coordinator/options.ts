@@ -15,6 +15,7 @@ export const TRAIN_DEFAULTS = {
   warmupSteps: 50,
   decay: "cosine" as const,
   forgetBias: 1, //      LSTM forget-gate bias at initialisation (0 = PyTorch's init)
+  dropout: 0, //         on the classifier's input (the final hidden state) during training
 };
 
 export const MODEL_OPTIONS: OptionSpec[] = [
@@ -36,6 +37,7 @@ export const OPTIM_OPTIONS: OptionSpec[] = [
   { name: "beta1", value: "<x>", type: "float", default: DEFAULTS.beta1, description: "Adam β1" },
   { name: "beta2", value: "<x>", type: "float", default: DEFAULTS.beta2, description: "Adam β2" },
   { name: "eps", value: "<x>", type: "float", default: DEFAULTS.eps, description: "Adam ε" },
+  { name: "dropout", value: "<p>", type: "float", default: TRAIN_DEFAULTS.dropout, description: "dropout rate on the classifier's input (the final hidden state) in training steps; masks drawn per sample and epoch from --seed, so results do not depend on how samples are spread over workers" },
   { name: "weight-decay", value: "<x>", type: "float", default: 0, description: "L2 penalty added to the gradient" },
   { name: "clip", value: "<x>", type: "float", default: TRAIN_DEFAULTS.clip, description: "clip the mean gradient to this global L2 norm (0 = off)" },
   { name: "warmup-steps", value: "<n>", type: "int", default: TRAIN_DEFAULTS.warmupSteps, description: "linear learning-rate warm-up steps" },
@@ -88,7 +90,14 @@ export interface OptimSettings {
   epochs: number; maxSteps: number; maxValBatches: number; batchesPerStep: number; lr: number; beta1: number; beta2: number; eps: number;
   weightDecay: number; clip: number; schedule: Schedule; seed: number; stepTimeoutS: number; heartbeatTimeoutS: number; joinTimeoutS: number;
   checkpointEvery: number;
+  dropout: number;
   gradDtype: "fp32" | "fp16"; embeddingGrads: "dense" | "rows"; coordinatorShards: number;
+}
+
+function dropoutFrom(v: unknown): number {
+  const p = Number(v);
+  if (!(p >= 0 && p < 1)) throw new UsageError(`--dropout must be in [0, 1), got ${String(v)}`);
+  return p;
 }
 
 export function optimFrom(o: Record<string, unknown>): OptimSettings {
@@ -111,6 +120,7 @@ export function optimFrom(o: Record<string, unknown>): OptimSettings {
     heartbeatTimeoutS: nonNeg(o.heartbeatTimeout ?? 10, "heartbeat-timeout"),
     joinTimeoutS: nonNeg(o.joinTimeout ?? 300, "join-timeout"),
     checkpointEvery: posInt(o.checkpointEvery ?? 0, "checkpoint-every", 0),
+    dropout: dropoutFrom(o.dropout ?? TRAIN_DEFAULTS.dropout),
     gradDtype: o.gradDtype === "fp16" ? "fp16" : "fp32",
     embeddingGrads: o.embeddingGrads === "rows" ? "rows" : "dense",
     coordinatorShards: posInt(o.coordinatorShards ?? 1, "coordinator-shards"),

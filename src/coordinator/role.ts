@@ -90,7 +90,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
     init: { forgetBias: forgetBiasFrom(opts) },
-    gradDtype: s.gradDtype, embeddingGrads: s.embeddingGrads, coordinatorShards: s.coordinatorShards,
+    gradDtype: s.gradDtype, embeddingGrads: s.embeddingGrads, coordinatorShards: s.coordinatorShards, dropout: s.dropout,
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
     onApplied: audit ? (a) => audit(a) : undefined,
     onCheckpoint: (c: CheckpointState) => {

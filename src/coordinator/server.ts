@@ -50,6 +50,8 @@ export interface CoordinatorOptions {
   clip: number;
   schedule?: Schedule;
   seed: number;
+  /** Dropout rate on the classifier's input during training (workers draw the masks; default 0). */
+  dropout?: number;
   /** How workers send gradients: float32 or IEEE half ("fp16"); the embedding dense or as touched rows. */
   gradDtype?: "fp32" | "fp16";
   embeddingGrads?: "dense" | "rows";
@@ -796,6 +798,7 @@ export class Coordinator {
       runId: this.runId, slot: member.slot, model: this.o.model, dataset: this.o.dataset, layoutHash: this.layout.hash,
       layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000, coordinator: hostname(),
       grad: { dtype: this.o.gradDtype ?? "fp32", rows: this.o.embeddingGrads === "rows" && this.sparse !== null },
+      dropout: this.o.dropout ? { rate: this.o.dropout, seed: this.o.seed } : undefined,
       shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), ...this.bounds[i + 1]! })) } : undefined,
     };
     void this.channel.send(peer, encode({ kind: Kind.Welcome, runId: this.runId, step: this.step, paramVersion: this.version, slot: member.slot, layoutHash: this.layout.hash }, welcome))

@@ -11,7 +11,7 @@ import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, P
 import { encodeGradient, sparseBlockOf } from "../gradcodec.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq.js";
 import { openTrainingData, type TrainingData } from "./data.js";
-import { createEngine, batchToEngine } from "./engine/index.js";
+import { createEngine, batchToEngine, dropoutSeed } from "./engine/index.js";
 import type { Engine } from "./engine/types.js";
 import type { BackendChoice } from "../tfjs.js";
 
@@ -45,6 +45,8 @@ export interface Welcome {
   heartbeatMs: number;
   /** How to send gradients (absent from older coordinators: float32, dense). */
   grad?: { dtype: "fp32" | "fp16"; rows: boolean };
+  /** Dropout on the classifier's input during training steps (absent or rate 0: none); masks from `seed`. */
+  dropout?: { rate: number; seed: number };
   /** A sharded coordinator: it owns values [0, own); shard processes on its host (these ports) the others. */
   shards?: { own: number; others: { port: number; offset: number; length: number }[] };
 }
@@ -122,7 +124,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
   let data: TrainingData;
   try {
     data = await openTrainingData(datasetDir);
-    engine = await createEngine({ model: welcome.model, backend: o.backend ?? "auto" });
+    engine = await createEngine({ model: welcome.model, backend: o.backend ?? "auto", dropout: welcome.dropout?.rate });
   } catch (err) {
     await channel.send(encode({ kind: Kind.Leave, runId: welcome.runId, step: 0, paramVersion: 0, slot: welcome.slot, layoutHash: welcome.layoutHash }, { reason: `cannot start: ${errorMessage(err)}` })).catch(() => {});
     channel.close();
@@ -133,7 +135,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
     engine.dispose();
     throw new ProtocolError(`parameter layout mismatch: the coordinator uses ${welcome.layoutHash} (${welcome.layoutSize} values), this worker's engine ${engine.layout.hash} (${engine.layout.size})`);
   }
-  log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: backend ${engine.backend}, dataset ${datasetDir} (${data.count("train")} train / ${data.count("val")} val batches)`);
+  log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: backend ${engine.backend}, dataset ${datasetDir} (${data.count("train")} train / ${data.count("val")} val batches)${welcome.dropout?.rate ? `, dropout ${welcome.dropout.rate} on the classifier's input` : ""}`);
   const head = (kind: Kind, step: number, version: number) => ({ kind, runId: welcome.runId, step, paramVersion: version, slot: welcome.slot, layoutHash: welcome.layoutHash });
   await channel.send(encode(head(Kind.Ready, 0, 0), { backend: engine.backend }));
   let lastHeard = Date.now();
@@ -216,7 +218,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
         }
         continue;
       }
-      const body = m.body as { task: number; split: "train" | "val" | "test"; batches: number[] };
+      const body = m.body as { task: number; epoch?: number; split: "train" | "val" | "test"; batches: number[] };
       if (h.kind === Kind.Params) {
         try { assembler.put(m); } catch (err) { if (err instanceof WireError) { log.warn(`ignored a Params chunk: ${err.message}`); continue; } throw err; }
         tel.bytes("received", m.payload.byteLength, o.name);
@@ -240,10 +242,11 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
         const acc = new Float32Array(welcome.layoutSize); // sum of the batches' loss-SUM gradients
         let lossSum = 0, correct = 0, count = 0, tokens = 0;
         const ids: number[] = []; // sample ids used, for the coordinator's exactly-once accounting
+        const dropout = welcome.dropout && welcome.dropout.rate > 0 ? { rate: welcome.dropout.rate, seed: dropoutSeed(welcome.dropout.seed, body.epoch ?? 0) } : undefined;
         for (const idx of body.batches) {
           if (o.signal?.aborted) break;
           const b = data.batch("train", idx);
-          const r = await engine.step(params, batchToEngine(b));
+          const r = await engine.step(params, batchToEngine(b, dropout));
           const g = r.grads;
           for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
           lossSum += r.lossSum; correct += r.correct; count += r.count;

@@ -7,7 +7,7 @@ import type { ModelConfig } from "../../config.js";
 import { UsageError } from "../../errors.js";
 import { directionsOf, paramLayout, rnnPrefix, view, type ParamLayout } from "../../model.js";
 import { gather, scatterAdd } from "./embedding.js";
-import { headBackward, headForward, lossAndGrad } from "./head.js";
+import { dropoutMask, headBackward, headForward, lossAndGrad } from "./head.js";
 import { Direction, type DirForward, type DirWeights } from "./recurrent.js";
 import type { EngineBatch, EvalResult, InputKind, LossKind, StepResult } from "./types.js";
 
@@ -58,7 +58,15 @@ export class FusedModel {
     return x;
   }
 
-  private forward(params: Float32Array, batch: EngineBatch, train: boolean) {
+  /** The dropout mask [B, K] of a training batch, or null (no dropout asked for, or a rate of 0). */
+  private maskOf(batch: EngineBatch): Float32Array | null {
+    const d = batch.dropout;
+    if (!d || d.rate === 0) return null;
+    if (!batch.ids || batch.ids.length !== batch.size) throw new UsageError(`dropout needs the batch's ${batch.size} sample ids`);
+    return dropoutMask(batch.ids, batch.size, this.K, d.rate, d.seed);
+  }
+
+  private forward(params: Float32Array, batch: EngineBatch, train: boolean, mask: Float32Array | null = null) {
     const { size: B, maxLen: T, lengths } = batch;
     const H = this.cfg.hidden, nd = this.dirs[0].length;
     const xs: Float32Array[] = [this.inputs(params, batch)]; // input of each layer
@@ -69,7 +77,8 @@ export class FusedModel {
       runs.push(r);
       if (!last) xs.push(interleave(r.map((x) => x.outputs!), T * B, H));
     }
-    const feat = interleave(runs[runs.length - 1].map((x) => x.final), B, H); // [B, K]
+    const state = interleave(runs[runs.length - 1].map((x) => x.final), B, H); // [B, K]
+    const feat = mask ? state.map((x, i) => x * mask[i]!) : state; // dropout: a copy, the state stays as it was
     const w = view(this.layout, params, "fc.weight");
     const bias = view(this.layout, params, "fc.bias")[0];
     const out = headForward(feat, B, nd * H, w, bias);
@@ -87,11 +96,13 @@ export class FusedModel {
     this.check(params, batch);
     const { size: B, maxLen: T, lengths } = batch;
     const H = this.cfg.hidden, K = this.K, nd = this.dirs[0].length;
-    const { xs, runs, feat, out } = this.forward(params, batch, true);
+    const mask = this.maskOf(batch);
+    const { xs, runs, feat, out } = this.forward(params, batch, true, mask);
     const { lossSum, correct, dOut } = lossAndGrad(out, batch.targets, this.loss);
     const grads = new Float32Array(this.layout.size);
     const w = view(this.layout, params, "fc.weight");
     const hb = headBackward(feat, B, K, w, dOut);
+    if (mask) for (let i = 0; i < hb.dFeat.length; i++) hb.dFeat[i]! *= mask[i]!;
     view(this.layout, grads, "fc.weight").set(hb.dw);
     view(this.layout, grads, "fc.bias")[0] = hb.db;
 

@@ -1,5 +1,6 @@
 // The classifier head and the losses: out = feat·W_fc + b_fc, then BCE-with-logits or squared error.
 // Legend: B batch, K feature width (directions × H). All on typed arrays (the shapes are tiny).
+import { Rng } from "../../rng.js";
 import type { LossKind } from "./types.js";
 
 /** out[B] = feat[B, K] · w[K] + bias. */
@@ -53,4 +54,20 @@ export function headBackward(feat: Float32Array, B: number, K: number, w: Float3
     }
   }
   return { dw, db, dFeat };
+}
+
+/**
+ * Inverted dropout masks [B, K] for the classifier's input: each value 0 (dropped, probability `rate`) or
+ * 1 / (1 − rate). Row b depends only on (seed, ids[b]), so a sample gets the same mask on whichever worker and
+ * in whichever batch it lands (2 workers × b stay equal to 1 worker × 2b), and again after a resume.
+ */
+export function dropoutMask(ids: Int32Array, B: number, K: number, rate: number, seed: number): Float32Array {
+  if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout rate must be in [0, 1), got ${rate}`);
+  const mask = new Float32Array(B * K); // [B, K]
+  const keep = 1 / (1 - rate);
+  for (let b = 0; b < B; b++) {
+    const rng = new Rng(Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) ^ ids[b]!);
+    for (let k = 0; k < K; k++) mask[b * K + k] = rng.next() < rate ? 0 : keep;
+  }
+  return mask;
 }

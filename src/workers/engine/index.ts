@@ -30,9 +30,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   };
 }
 
-/** The engine's view of a dataset batch (no copies except the labels as floats). */
-export function batchToEngine(b: Batch): EngineBatch {
-  return { size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: Float32Array.from(b.labels) };
+/** The engine's view of a dataset batch (no copies except the labels as floats); `dropout` for training steps. */
+export function batchToEngine(b: Batch, dropout?: { rate: number; seed: number }): EngineBatch {
+  return { size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: Float32Array.from(b.labels), ids: b.ids, dropout };
+}
+
+/** The dropout seed of an epoch: every epoch draws new masks, the same ones on any worker and after a resume. */
+export function dropoutSeed(runSeed: number, epoch: number): number {
+  return Math.imul(runSeed ^ 0x3c6ef372, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b);
 }
 
 /** P(positive) for each review of a batch (bce models): σ(logit). */

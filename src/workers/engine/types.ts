@@ -16,6 +16,8 @@ export interface EngineOptions {
   /** "bce" (default): BCE-with-logits on 0/1 labels; "mse": squared error on regression targets. */
   loss?: LossKind;
   backend?: BackendChoice;
+  /** Dropout rate the training batches will ask for (engines without dropout decline the model). */
+  dropout?: number;
 }
 
 export interface EngineBatch {
@@ -25,6 +27,10 @@ export interface EngineBatch {
   tokens?: Int32Array; //     [B*T] row-major token ids, for input "tokens"
   inputs?: Float32Array; //   [B*T*D] row-major, for input "dense"
   targets: Float32Array; //   [B] labels 0/1 (bce) or regression targets (mse)
+  /** [B] sample ids: they key the dropout masks (a sample gets the same mask on any worker, in any batch). */
+  ids?: Int32Array;
+  /** Training only: dropout on the classifier's input (the final hidden state); masks from `seed` and `ids`. */
+  dropout?: { rate: number; seed: number };
 }
 
 export interface StepResult {

@@ -115,6 +115,7 @@ export class GpuEngine implements Engine {
   }
 
   step(params: Float32Array, batch: EngineBatch): Promise<StepResult> {
+    if (batch.dropout && batch.dropout.rate > 0) return Promise.reject(new UsageError("the WebGPU engine has no dropout (gpuCovers declines such models)"));
     return this.serial(() => this.run(params, batch, true) as Promise<StepResult>);
   }
 
