@@ -57,8 +57,8 @@ export const commands: CommandSpec[] = [
       "While it runs, `imdb-train scale --out <out> --workers N` adds or removes workers (control socket\n" +
       "<out>/control.sock, recorded in <out>/control.json); new workers take part from the next step.\n" +
       `Defaults were chosen by validation accuracy (README, "Accuracy"): --max-len ${TRAIN_DEFAULTS.maxLen} keeping the last tokens, --batch-size\n` +
-      `${TRAIN_DEFAULTS.batchSize} per worker, --lr ${TRAIN_DEFAULTS.lr} with warm-up and cosine decay, --clip ${TRAIN_DEFAULTS.clip}, --forget-bias ${TRAIN_DEFAULTS.forgetBias}, ${TRAIN_DEFAULTS.epochs} epochs: about 1.3 hours with\n` +
-      "2 workers on a 2-core machine.",
+      `${TRAIN_DEFAULTS.batchSize} per worker, --lr ${TRAIN_DEFAULTS.lr} with warm-up and cosine decay, --clip ${TRAIN_DEFAULTS.clip}, --forget-bias ${TRAIN_DEFAULTS.forgetBias}, --dropout ${TRAIN_DEFAULTS.dropout},\n` +
+      `${TRAIN_DEFAULTS.epochs} epochs: about 1.3 hours with 2 workers on a 2-core machine (89.3 % validation accuracy on IMDB).`,
     options: [
       { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz to ingest first" },
       { name: "dataset", value: "<dir>", type: "string", description: "an already ingested dataset directory (instead of --data)" },

@@ -15,7 +15,7 @@ export const TRAIN_DEFAULTS = {
   warmupSteps: 50,
   decay: "cosine" as const,
   forgetBias: 1, //      LSTM forget-gate bias at initialisation (0 = PyTorch's init)
-  dropout: 0, //         on the classifier's input (the final hidden state) during training
+  dropout: 0.5, //       on the classifier's input (the final hidden state) during training
 };
 
 export const MODEL_OPTIONS: OptionSpec[] = [
