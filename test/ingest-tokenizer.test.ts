@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { tokenize } from "../src/ingest/tokenizer.js";
 import { buildVocab, encode, loadVocab, makeVocab, vocabToJson } from "../src/ingest/vocab.js";
 import { cleanup, tempDir } from "./helpers/fixture.js";
-import { writeFileSync } from "node:fs";
+import { SHARED_ARCHIVE } from "./helpers/cli.js";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const cases: [string, string[]][] = [
@@ -75,8 +76,6 @@ test("tokenizer: the fast scanner agrees with the reference expression (fuzz + r
     for (let i = 0; i < len; i++) s += alphabet[rng.int(alphabet.length)];
     assert.deepEqual(tokenize(s), tokenizeReference(s), JSON.stringify(s));
   }
-  const { existsSync } = await import("node:fs");
-  const { SHARED_ARCHIVE } = await import("./helpers/cli.js");
   if (existsSync(SHARED_ARCHIVE)) {
     const { readReviews } = await import("../src/ingest/source.js");
     let n = 0;
@@ -183,8 +182,6 @@ test("tokenizer: the ASCII path gives the same tokens as the string path, and th
   }
   assert.deepEqual(viaBytes.tokens, viaStrings.tokens);
   assert.equal(tokenizeAscii(enc.encode("café")), null, "not ASCII: left to the byte path");
-  const { existsSync } = await import("node:fs");
-  const { SHARED_ARCHIVE } = await import("./helpers/cli.js");
   if (existsSync(SHARED_ARCHIVE)) {
     const { readRawReviews } = await import("../src/ingest/source.js");
     let n = 0;
