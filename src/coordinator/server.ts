@@ -254,14 +254,18 @@ export class Coordinator {
 
   private readonly authRefusals = new Map<string, number>();
   /** A refused connection attempt (unadmitted CURVE key, wrong server key, no CURVE): counted as
-   *  rejected{reason="auth"} and logged — the first three of each kind, then one line in 100 (peers retry). */
+   *  rejected{reason="auth"} and logged — the first three of each kind, then one line in 100 (peers retry).
+   *  A peer that hung up mid-handshake is logged the same way but not counted: it may have just stopped. */
   private authFailure(f: AuthFailure): void {
     const n = (this.authRefusals.get(f.reason) ?? 0) + 1;
     this.authRefusals.set(f.reason, n);
+    const what = f.reason === "closed"
+      ? `a connection on ${f.address} failed: ${f.detail}`
+      : `refused a connection ${f.reason === "client-key" ? "from" : "on"} ${f.address}: ${f.detail}`;
+    if (n <= 3 || n % 100 === 0) log.warn(`${what} (${n} of this kind so far)`);
+    if (f.reason === "closed") return;
     this.rejected.auth = (this.rejected.auth ?? 0) + 1;
     this.tel.rejected("auth");
-    const what = `refused a connection ${f.reason === "client-key" ? "from" : "on"} ${f.address}: ${f.detail}`;
-    if (n <= 3 || n % 100 === 0) log.warn(`${what} (${n} of this kind so far)`);
     this.o.onEvent?.({ type: "rejected", worker: f.address, reason: "auth", message: what });
   }
 

@@ -30,8 +30,10 @@ export interface CurveClientKeys { serverKey: string; publicKey: string; secretK
 export interface AuthFailure {
   /** "client-key": CURVE client key not admitted; "crypto": wrong server key (the HELLO cannot be opened);
    *  "mechanism": the peer uses another security mechanism (e.g. no CURVE); "handshake": another ZMTP protocol
-   *  error (e.g. a peer that does not speak ZMTP). */
-  reason: "client-key" | "crypto" | "mechanism" | "handshake";
+   *  error (e.g. a peer that does not speak ZMTP); "closed": the peer closed the connection mid-handshake — the
+   *  other half of "mechanism": when both sides see the mismatch at once, the one that closes first leaves the
+   *  other a broken pipe, so a peer without CURVE shows up as either (or it was a peer that stopped). */
+  reason: "client-key" | "crypto" | "mechanism" | "handshake" | "closed";
   /** Peer IP address where known (client-key), else the bound endpoint. */
   address: string;
   /** Z85 public key the peer presented (client-key only). */
@@ -193,9 +195,12 @@ async function watchHandshakes(sock: zmq.Socket, onAuthFailure: (f: AuthFailure)
           : reason === "mechanism" ? "a peer with another security mechanism (CURVE on one side only)"
           : `handshake protocol error ${code}`;
         onAuthFailure({ reason, address: e.address, detail });
+      } else if (e.type === "handshake:error:other" && (e.error.code === "EPIPE" || e.error.code === "ECONNRESET")) {
+        // the peer hung up mid-handshake: most often it saw the mechanism mismatch first (CURVE on one side
+        // only), or it stopped; no verdict on its credentials, but worth telling whoever watches the log
+        onAuthFailure({ reason: "closed", address: e.address, detail: "a peer that closed the connection during its handshake (CURVE on one side only, or a peer that stopped)" });
       }
-      // handshake:error:auth is the ZAP handler's refusal, already reported with the key; handshake:error:other
-      // is a peer that went away mid-handshake (closed, killed, network): no verdict on its credentials
+      // handshake:error:auth is the ZAP handler's refusal, already reported with the key
     }
   } catch {
     /* socket closed */
@@ -400,13 +405,17 @@ export class DealerChannel {
       heartbeatInterval: 500,
       heartbeatTimeout: 2000,
     });
+    // watch the socket's events before connecting: on localhost the first handshake can fail before a
+    // monitor attached afterwards sees it, and libzmq does not retry after a mechanism mismatch it detected
+    // itself, so the worker would wait out its whole connect timeout instead of naming the problem
+    const channel = new DealerChannel(sock, endpoint, opts);
     try {
       sock.connect(endpoint);
     } catch (err) {
-      sock.close();
+      channel.close();
       throw new ConnectionError(`cannot connect to ${endpoint}: ${(err as Error).message}`, { cause: err });
     }
-    return new DealerChannel(sock, endpoint, opts);
+    return channel;
   }
 
   /** Send one message. `unchecked` skips the size check (tests use it to send an oversize message on purpose). */
