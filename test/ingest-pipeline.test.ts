@@ -24,6 +24,14 @@ test("ingest: directory and .tar.gz inputs give byte-identical datasets", async 
     // three tokenizer threads with small tasks: their dictionaries merged, the same dataset again
     const c = await runIngest({ data: join(dir, "src.tar.gz"), out: join(dir, "c"), batchSize: 8, valFraction: 0.2, threads: 3, taskReviews: 7 });
     assert.equal(c.datasetId, a.datasetId);
+    // tiny tasks and one thread: reading ends with most tasks still waiting and the main thread tokenizes
+    // them too (its own dictionary, merged like a thread's); twice in this process, a fresh dictionary each time
+    for (const out of ["d", "e"]) {
+      const d = await runIngest({ data: join(dir, "src.tar.gz"), out: join(dir, out), batchSize: 8, valFraction: 0.2, threads: 1, taskReviews: 2 });
+      assert.ok(d.tokenizeTasks.main > 0 && d.tokenizeTasks.pool > 0, JSON.stringify(d.tokenizeTasks));
+      assert.equal(d.tokenizeTasks.main + d.tokenizeTasks.pool, 50);
+      assert.equal(d.datasetId, a.datasetId);
+    }
     const names = readdirSync(join(dir, "a")).sort();
     assert.deepEqual(names, ["manifest.json", "test.arrow", "train.arrow", "val.arrow", "vocab.json"]);
     for (const n of names.filter((x) => x !== "manifest.json")) {

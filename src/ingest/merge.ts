@@ -25,7 +25,8 @@ export class TokenMerger {
   private solo = -1;
   private soloTokens: string[] = [];
 
-  /** Adds one result's new tokens and counts. Results of one thread must come in the order it made them. */
+  /** Adds one result's new tokens and counts. Results of one thread must come in the order it made them;
+   *  `thread` is a thread id (0 or more). */
   add(r: TokenizeResult): void {
     if (this.solo === -1 && this.local.size === 0) this.solo = r.thread;
     if (r.thread === this.solo) {

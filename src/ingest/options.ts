@@ -57,6 +57,8 @@ export interface IngestResult {
   phases: { read: number; tokenize: number; vocab: number; bucket: number; write: number; publish: number };
   /** CPU seconds of the whole process (all threads) in each phase: reading and tokenizing overlap, so they are one. */
   cpuPhases: { readTokenize: number; vocab: number; bucket: number; write: number; publish: number };
+  /** Tokenizer tasks run by the pool's threads and by the main thread (which takes some once reading ends). */
+  tokenizeTasks: { pool: number; main: number };
   published?: PublishSummary;
 }
 

@@ -29,6 +29,12 @@ export { DEFAULT_MAX_REVIEW_BYTES, type IngestOptions, type IngestResult } from 
 /** Reviews per tokenizer task, and a byte cap: large tasks keep the threads busy, few messages. */
 const TASK_REVIEWS = 512;
 const TASK_BYTES = 1 << 20;
+/** Tasks handed to each pool thread at a time; the others wait here, where the main thread can take them. */
+const QUEUED_PER_THREAD = 3;
+/** The `thread` of the results the main thread makes: its thread id (pool threads have ids from 1). */
+const MAIN_THREAD = 0;
+/** Whether an ingest in this process is tokenizing on the main thread (its dictionary is module state). */
+let mainTokenizerBusy = false;
 /** Warnings printed per kind before they are only counted. */
 const WARN_LIMIT = 10;
 
@@ -79,9 +85,56 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
 
   // ---- read + tokenize (overlapped), merging each result as it arrives -------------------------
   const pool = createPool<TokenizeTask, TokenizeResult>(new URL("./tokenize-task.js", import.meta.url), o.threads);
+  // the same code on this thread: once reading ends, the main thread tokenizes tasks still waiting rather
+  // than sit idle while the pool works through the backlog (loaded now: its warm-up runs while reading)
+  const local = import("./tokenize-task.js");
   const metas: Meta[] = [];
   const merger = new TokenMerger();
   const tasks: { start: number; result: Promise<TokenizeResult> }[] = [];
+  // tasks not yet given to the pool, oldest first; the pool gets QUEUED_PER_THREAD per thread at a time
+  const waiting: { input: TokenizeTask; done: (r: TokenizeResult) => void; fail: (e: unknown) => void }[] = [];
+  let inPool = 0;
+  let tasksHere = 0;
+  const dispatch = () => {
+    while (inPool < QUEUED_PER_THREAD * o.threads && waiting.length > 0) {
+      const w = waiting.shift()!;
+      const { bytes, offsets, counted } = w.input;
+      inPool++;
+      pool.run(w.input, [bytes.buffer, offsets.buffer as ArrayBuffer, counted.buffer as ArrayBuffer]).then((r) => {
+        inPool--;
+        merger.add(r);
+        w.done(r);
+        dispatch();
+      }, (e: unknown) => { inPool--; w.fail(e); });
+    }
+  };
+  /** The main thread's share: the newest waiting tasks, one at a time, giving the event loop a turn in
+   *  between so that the pool is handed the next task as soon as it finishes one. */
+  const helpTokenize = async () => {
+    const { tokenizeBatch, freshDictionary } = await local;
+    // one ingest at a time uses this thread's dictionary (another one running in this process: no help)
+    if (mainTokenizerBusy) return;
+    mainTokenizerBusy = true;
+    try {
+      freshDictionary();
+      while (waiting.length > 0) {
+        const w = waiting.pop()!;
+        try {
+          const r = tokenizeBatch(w.input, MAIN_THREAD);
+          tasksHere++;
+          merger.add(r);
+          w.done(r);
+        } catch (e) {
+          w.fail(e);
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      freshDictionary(); // let the tokens go
+      mainTokenizerBusy = false;
+    }
+  };
+
   let tRead = 0;
   let tTok = 0;
   let cTok = 0;
@@ -101,11 +154,9 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       const start = metas.length - cur.length;
       // training reviews are counted now; validation reviews are taken back out once they are chosen
       const counted = Uint8Array.from(cur, (r) => (r.split === "train" ? 1 : 0));
-      const result = pool.run({ bytes, offsets, counted }, [bytes.buffer, offsets.buffer, counted.buffer]).then((r) => {
-        merger.add(r);
-        return r;
-      });
+      const result = new Promise<TokenizeResult>((done, fail) => waiting.push({ input: { bytes, offsets, counted }, done, fail }));
       tasks.push({ start, result });
+      dispatch();
       cur = [];
       curBytes = 0;
     };
@@ -133,6 +184,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     }
     flush();
     tRead = performance.now();
+    await helpTokenize();
     const results = await Promise.all(tasks.map((t) => t.result));
     tTok = performance.now();
     cTok = cpu();
@@ -163,11 +215,9 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         items.push({ meta, ids, sid: 0, raw: ids.length, thread: r.thread });
       }
     }
-    const splitRank = (s: string) => (s === "train" ? 0 : 1);
-    items.sort((a, b) => (splitRank(a.meta.split) - splitRank(b.meta.split)) || (a.meta.label - b.meta.label) ||
-      (a.meta.serial - b.meta.serial) || (a.meta.id < b.meta.id ? -1 : a.meta.id > b.meta.id ? 1 : 0));
-    for (let i = 0; i < items.length; i++) items[i]!.sid = i;
-    return items;
+    const sorted = canonicalOrder(items);
+    for (let i = 0; i < sorted.length; i++) sorted[i]!.sid = i;
+    return sorted;
   }
 
   async function finish(results: TokenizeResult[]): Promise<IngestResult> {
@@ -303,6 +353,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
           readTokenize: s(c0 * 1000, cTok * 1000), vocab: s(cTok * 1000, cVocab * 1000), bucket: s(cVocab * 1000, cBucket * 1000),
           write: s(cBucket * 1000, cWrite * 1000), publish: s(cWrite * 1000, cPub * 1000),
         },
+        tokenizeTasks: { pool: tasks.length - tasksHere, main: tasksHere },
         ...(published ? { published } : {}),
       };
       telemetry.ingest({ reviews: items.length, seconds, padding, skipped: skipped.empty + skipped.tooLarge + skipped.badName });
@@ -314,6 +365,35 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       removeOnSignal();
     }
   }
+}
+
+/**
+ * The canonical order of the kept reviews, on which sample ids and the validation split depend: train before
+ * test, neg before pos, then by the file's serial number (and its name, should two share one). Sorted as
+ * numbers — (split, label, serial) and the position packed into one float64 key — unless serials repeat.
+ */
+function canonicalOrder(items: Item[]): Item[] {
+  const rank = (m: Meta) => (m.split === "train" ? 0 : 2) + m.label;
+  const keys = new Float64Array(items.length);
+  const SERIALS = 2 ** 24;
+  let simple = items.length < 2 ** 24;
+  for (let i = 0; i < items.length && simple; i++) {
+    const m = items[i]!.meta;
+    if (!(m.serial >= 0 && m.serial < SERIALS && Number.isInteger(m.serial))) simple = false;
+    keys[i] = (rank(m) * SERIALS + m.serial) * 2 ** 24 + i; // < 2^50: exact
+  }
+  if (simple) {
+    keys.sort();
+    const out = new Array<Item>(items.length);
+    let repeated = false;
+    for (let k = 0; k < keys.length; k++) {
+      out[k] = items[keys[k]! % 2 ** 24]!;
+      if (k > 0 && Math.floor(keys[k]! / 2 ** 24) === Math.floor(keys[k - 1]! / 2 ** 24)) repeated = true;
+    }
+    if (!repeated) return out;
+  }
+  return [...items].sort((a, b) => (rank(a.meta) - rank(b.meta)) || (a.meta.serial - b.meta.serial) ||
+    (a.meta.id < b.meta.id ? -1 : a.meta.id > b.meta.id ? 1 : 0));
 }
 
 /**

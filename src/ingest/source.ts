@@ -168,7 +168,7 @@ async function* readArchive(path: string, gzip: boolean, splits: Set<string>, op
   if (opts.onRead) file.on("data", (c) => opts.onRead!(c.length));
   let stream: NodeJS.ReadableStream = file;
   if (gzip) {
-    const gunzip = createGunzip({ chunkSize: 1 << 18 });
+    const gunzip = createGunzip({ chunkSize: 1 << 20 }); // 1 MiB pieces: a quarter of the calls into zlib of 256 KiB ones
     file.on("error", (e) => gunzip.destroy(e));
     file.pipe(gunzip);
     stream = gunzip;

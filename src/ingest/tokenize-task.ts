@@ -33,7 +33,9 @@ export interface TokenizeResult {
   countValues: Int32Array;
 }
 
-const dict = new Interner();
+/** This thread's dictionary (token → local id). The main thread, which tokenizes a share of some ingests,
+ *  starts a fresh one for each (`freshDictionary`); a piscina thread lives for one ingest. */
+let dict = new Interner();
 /** IMDB_TRAIN_INGEST_BYTES=0 turns the byte path off (to compare both paths' datasets). */
 const BYTE_PATH = process.env.IMDB_TRAIN_INGEST_BYTES !== "0";
 const strict = new TextDecoder("utf-8", { fatal: true });
@@ -137,10 +139,19 @@ function countIds(from: number, to: number, touched: number[]): void {
   }
   counts.fill(0);
   count = 0;
-  dict.clear();
+  dict = new Interner(); // cheaper than clearing the warm one's tables
 }
 
-export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
+/** Forgets every token seen on this thread: the next task's ids start again from 0. */
+export function freshDictionary(): void {
+  dict = new Interner();
+}
+
+/**
+ * Tokenizes one task on the calling thread (a piscina thread, or the main thread helping at the end);
+ * `thread` names the dictionary the ids refer to in the result (default: this thread's id).
+ */
+export function tokenizeBatch(task: TokenizeTask, thread = threadId): TokenizeResult {
   const { bytes, offsets, counted } = task;
   const n = offsets.length - 1;
   if (ids.length < bytes.length >> 2) ids = new Int32Array(bytes.length >> 2); // ~1 token per 5 bytes
@@ -166,8 +177,11 @@ export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
   const out = count * 4 <= bytes.buffer.byteLength ? new Int32Array(bytes.buffer, 0, count) : new Int32Array(count);
   out.set(ids.subarray(0, count));
   const newTokens = dict.tokens.slice(firstNewId);
-  return withTransfer<TokenizeResult>(
-    { thread: threadId, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens, countIds: countIdsOut, countValues },
-    [out.buffer, tokOffsets.buffer, invalidUtf8.buffer, countIdsOut.buffer, countValues.buffer],
-  );
+  return { thread, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens, countIds: countIdsOut, countValues };
+}
+
+/** The piscina task: the result's arrays go back to the main thread by transfer. */
+export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
+  const r = tokenizeBatch(task);
+  return withTransfer<TokenizeResult>(r, [r.ids.buffer, r.tokOffsets.buffer, r.invalidUtf8.buffer, r.countIds.buffer, r.countValues.buffer] as ArrayBuffer[]);
 }

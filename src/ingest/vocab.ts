@@ -37,13 +37,18 @@ export function vocabHash(tokens: readonly string[]): string {
 /** A Vocab over `tokens` (which must start with <unk>, <pad>). */
 export function makeVocab(tokens: string[]): Vocab {
   if (tokens[UNK_ID] !== UNK || tokens[PAD_ID] !== PAD) throw new Error("a vocabulary starts with <unk>, <pad>");
-  const index = new Map<string, number>();
-  for (let i = 0; i < tokens.length; i++) index.set(tokens[i]!, i);
+  let index: Map<string, number> | null = null; // built on first use: the ingest never looks a token up
   return {
     tokens,
     hash: vocabHash(tokens),
     size: tokens.length,
-    id: (t) => index.get(t) ?? UNK_ID,
+    id: (t) => {
+      if (index === null) {
+        index = new Map();
+        for (let i = 0; i < tokens.length; i++) index.set(tokens[i]!, i);
+      }
+      return index.get(t) ?? UNK_ID;
+    },
   };
 }
 
@@ -58,14 +63,29 @@ export function buildVocab(counts: Map<string, number>, opts: { maxSize: number;
   return { vocab: r.vocab, counts: r.counts };
 }
 
-function byCountThenToken(tokens: readonly string[], counts: Int32Array) {
-  return (a: number, b: number) => {
-    const d = counts[b]! - counts[a]!;
-    if (d !== 0) return d;
-    const x = tokens[a]!;
-    const y = tokens[b]!;
-    return x < y ? -1 : x > y ? 1 : 0;
-  };
+/**
+ * The indices `candidates` ordered by count (most frequent first), equal counts by token (UTF-16 code
+ * units, as `<` compares strings). Grouped by count first: most groups hold one token, and the big groups
+ * of the long tail are sorted as plain strings by the engine, with no comparison function to call.
+ */
+function byCountThenToken(tokens: readonly string[], counts: Int32Array, candidates: number[]): number[] {
+  const groups = new Map<number, number[]>();
+  for (const i of candidates) {
+    const c = counts[i]!;
+    const g = groups.get(c);
+    if (g === undefined) groups.set(c, [i]);
+    else g.push(i);
+  }
+  const order = Int32Array.from(groups.keys()).sort().reverse();
+  const out: number[] = [];
+  for (const c of order) {
+    const g = groups.get(c)!;
+    if (g.length === 1) { out.push(g[0]!); continue; }
+    const byToken = new Map<string, number>();
+    for (const i of g) byToken.set(tokens[i]!, i); // tokens are distinct
+    for (const t of [...byToken.keys()].sort()) out.push(byToken.get(t)!);
+  }
+  return out;
 }
 
 /**
@@ -98,8 +118,7 @@ export function buildVocabFromArrays(
   }
   const candidates: number[] = [];
   for (let i = 0; i < tokens.length; i++) if (counts[i]! >= threshold && counts[i]! >= opts.minFreq) candidates.push(i);
-  candidates.sort(byCountThenToken(tokens, counts));
-  const kept = Int32Array.from(candidates.slice(0, maxSize));
+  const kept = Int32Array.from(byCountThenToken(tokens, counts, candidates).slice(0, maxSize));
   let keptTotal = 0;
   for (const i of kept) keptTotal += counts[i]!;
   const vocab = makeVocab([UNK, PAD, ...Array.from(kept, (i) => tokens[i]!)]);
