@@ -28,6 +28,8 @@ export interface BenchResult {
   phases: IngestResult["phases"];
   /** CPU seconds (all threads) per phase of the best ingest run. */
   cpu_phases: IngestResult["cpuPhases"];
+  /** Tokenizer tasks of the best run done by the pool's threads and by the main thread. */
+  tokenize_tasks: IngestResult["tokenizeTasks"];
   /** CPU time (all threads) of the best ingest run, and of the baseline: less sensitive to a busy machine. */
   cpu_seconds: number;
   baseline_cpu_seconds: number;
@@ -79,7 +81,7 @@ export async function benchIngest(opts: { data: string; runs: number; threads: n
       bench: "ingest", data: opts.data,
       seconds: best!.seconds, baseline_seconds: baseline!.seconds, ratio: baseline!.seconds / best!.seconds,
       padding: best!.padding, reviews, reviews_per_second: reviews / best!.seconds,
-      baseline: baseline!, phases: best!.phases, cpu_phases: best!.cpuPhases, cpu_seconds: bestCpu, baseline_cpu_seconds: baseline!.cpu_seconds,
+      baseline: baseline!, phases: best!.phases, cpu_phases: best!.cpuPhases, tokenize_tasks: best!.tokenizeTasks, cpu_seconds: bestCpu, baseline_cpu_seconds: baseline!.cpu_seconds,
       runs: opts.runs, threads: opts.threads,
     };
   } finally {
