@@ -105,7 +105,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         merger.add(r);
         w.done(r);
         dispatch();
-      }, (e: unknown) => { inPool--; w.fail(e); });
+      }, (e: unknown) => { inPool--; w.fail(e); dispatch(); });
     }
   };
   /** The main thread's share: the newest waiting tasks, one at a time, giving the event loop a turn in
