@@ -30,7 +30,9 @@ cat "$trace"/bench* "$trace"/test* "$trace"/train* | grep -v ENOENT | grep -oE '
   | grep -E "^$root/(node_modules|dist|bin|package\.json)" | sed "s|^$root/||" | sort -u > .gpu/app/files.txt
 # All compiled JS (lazy imports on paths the trace did not take), dawn.node (dlopen), the GPU tests.
 { find dist/src -name '*.js'; find dist/test -name 'gpu-*.js'; find dist/test/helpers -name '*.js'
-  printf '%s\n' node_modules/webgpu/dist/linux-x64/dawn.node package.json; } >> .gpu/app/files.txt
+  printf '%s\n' node_modules/webgpu/dist/linux-x64/dawn.node package.json
+  # tfjs's WebGPU backend: a model the kernels do not cover (dropout, GRU stacks...) runs the fused engine on it
+  find node_modules/@tensorflow/tfjs-backend-webgpu -maxdepth 2 \( -name package.json -o -name '*.js' \) 2>/dev/null; } >> .gpu/app/files.txt
 # Only files that still exist (others build in this checkout at the same time).
 sort -u .gpu/app/files.txt | while read -r f; do [ -f "$f" ] && echo "$f"; done > .gpu/app/files.ok
 mv .gpu/app/files.ok .gpu/app/files.txt

@@ -39,14 +39,15 @@ echo
 left=$(( ${CALL_SECONDS:-570} - $(el) - 15 ))
 echo "== train candidates, ${left} s left ($(el) s)"
 if [ "$left" -gt 60 ]; then
-  for L in 400 0; do   # train's default --max-len is 400 (ingest's own default keeps whole reviews)
+  for L in 400; do   # train's default --max-len is 400 (ingest's own default keeps whole reviews)
     timeout 40 node bin/imdb-train.js ingest --data .gpu/app/aclImdb-train.tar.gz --max-len $L --out /tmp/ds$L --json > "$OUT/ingest-$L.json" 2> "$OUT/ingest-$L.log"
     echo "ingest --max-len $L rc=$? ($(el) s)"; tail -c 300 "$OUT/ingest-$L.json"; echo
   done
   left=$(( ${CALL_SECONDS:-570} - $(el) - 10 ))
   pids=()
-  # name:max-len:extra train flags (train's defaults otherwise)
-  IFS=';' read -ra configs <<< "${TRAIN_CONFIGS:-lr2e-3:400:--lr 0.002;lr1e-3:400:--lr 0.001;lr1e-3-full:0:--lr 0.001}"
+  # name:max-len:extra train flags (train's defaults otherwise). The WGSL engine has no dropout (train's
+  # default 0.5): with it the workers fall back to the fused tfjs engine, so "wgsl" turns it off.
+  IFS=';' read -ra configs <<< "${TRAIN_CONFIGS:-wgsl:400:--dropout 0;wgsl-lr2e-3:400:--dropout 0 --lr 0.002;defaults:400:}"
   for c in "${configs[@]}"; do
     IFS=':' read -r name L args <<< "$c"
     # shellcheck disable=SC2086
