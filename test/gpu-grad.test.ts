@@ -81,6 +81,35 @@ for (const c of CASES) {
   });
 }
 
+test("gpu engine matches the CPU engine with dropout on the classifier's input (lstm, gru; split batch too)", async (t) => {
+  if (skip) return t.skip(skip);
+  for (const cell of ["lstm", "gru"] as const) {
+    const model: ModelConfig = { cell, vocabSize: 40, embedDim: 20, hidden: 24, layers: 1, bidirectional: false };
+    const cpu = await createEngine({ model, backend: "wasm", dropout: 0.4 });
+    // the second engine halves the batch (binding limit): each half draws its rows' masks by sample id
+    for (const eng of [await GpuEngine.create({ model, gpu }), await GpuEngine.create({ model, gpu, maxBindingBytes: 20_000 })]) {
+      const rng = new Rng(11);
+      const params = initParams(model, 3);
+      const batch = tokenBatch(rng, 40, [9, 3, 5, 1, 9, 7, 2, 8], true);
+      batch.ids = Int32Array.from([40, 7, 19, 3, 28, 11, 5, 33]);
+      batch.dropout = { rate: 0.4, seed: 1234 };
+      const want = await cpu.step(params, batch);
+      const got = await eng.step(params, batch);
+      const plain = await cpu.step(params, { ...batch, dropout: undefined });
+      assert.ok(Math.abs(plain.lossSum - want.lossSum) > 1e-3, "the masks change the loss (else this test proves nothing)");
+      assert.ok(Math.abs(got.lossSum - want.lossSum) <= 1e-4 * Math.max(1, Math.abs(want.lossSum)), `${cell}: loss ${got.lossSum} vs ${want.lossSum}`);
+      for (const e of eng.layout.entries) {
+        const err = relErr(got.grads.subarray(e.offset, e.offset + e.size), want.grads.subarray(e.offset, e.offset + e.size));
+        assert.ok(err < 1e-3, `${cell}: ${e.name} relative error ${err.toExponential(2)}`);
+      }
+      // evaluation has no dropout, and the masked final states of the step did not leak into it
+      const ge = await eng.evaluate(params, batch), we = await cpu.evaluate(params, batch);
+      assert.ok(relErr(ge.outputs, we.outputs) < 1e-4, `${cell}: logits`);
+      eng.dispose();
+    }
+  }
+});
+
 test("gpu engine: a grown bucket reuses the batch size's buffers, and results stay exact", async (t) => {
   if (skip) return t.skip(skip);
   const model: ModelConfig = { cell: "lstm", vocabSize: 30, embedDim: 8, hidden: 16, layers: 1, bidirectional: false };
@@ -160,7 +189,9 @@ test("gpu engine selection: auto only with a hardware GPU, webgpu for covered mo
   assert.equal(await gpuEngineFor({ model, backend: "wasm" }), undefined);
   assert.equal(await gpuEngineFor({ model: { ...model, layers: 2 }, backend: "webgpu" }), undefined);
   assert.equal(await gpuEngineFor({ model, backend: "webgpu", input: "dense", inputDim: 3 }), undefined);
-  assert.equal(await gpuEngineFor({ model, backend: "webgpu", dropout: 0.5 }), undefined, "no dropout in the WGSL kernels: the fused engine takes it");
+  const withDropout = await gpuEngineFor({ model, backend: "webgpu", dropout: 0.5 });
+  assert.equal(withDropout?.backend, "webgpu", "dropout runs in the WGSL kernels");
+  withDropout?.dispose();
   const hw = hardwareAdapters(await listAdapters()).length > 0;
   const auto = await gpuEngineFor({ model, backend: "auto" });
   assert.equal(auto !== undefined, hw, "auto picks the GPU engine exactly when a hardware adapter exists");

@@ -45,9 +45,8 @@ if [ "$left" -gt 60 ]; then
   done
   left=$(( ${CALL_SECONDS:-570} - $(el) - 10 ))
   pids=()
-  # name:max-len:extra train flags (train's defaults otherwise). The WGSL engine has no dropout (train's
-  # default 0.5): with it the workers fall back to the fused tfjs engine, so "wgsl" turns it off.
-  IFS=';' read -ra configs <<< "${TRAIN_CONFIGS:-wgsl:400:--dropout 0;wgsl-lr2e-3:400:--dropout 0 --lr 0.002;defaults:400:}"
+  # name:max-len:extra train flags (train's defaults otherwise: dropout 0.5, lr 0.002, batch 32 per worker)
+  IFS=';' read -ra configs <<< "${TRAIN_CONFIGS:-defaults:400:;lr1e-3:400:--lr 0.001;dropout0.3:400:--dropout 0.3}"
   for c in "${configs[@]}"; do
     IFS=':' read -r name L args <<< "$c"
     # shellcheck disable=SC2086

@@ -45,7 +45,7 @@ export interface BatchBuffers {
   carry: GPUBuffer; //  [B, H] LSTM dc / GRU dh⊙z
   lens: GPUBuffer; //   [B] i32
   y: GPUBuffer; //      [B] targets
-  head: GPUBuffer; //   [2B] logits, dOut
+  head: GPUBuffer; //   [2B + B·H] logits, dOut, dropout masks
   ctok: GPUBuffer; //   [Tc·B] i32 compact token rows
   embC: GPUBuffer; //   [Ucap, In]
   start: GPUBuffer; //  [Ucap+1] u32
@@ -88,7 +88,7 @@ export function createBatchBuffers(s: Shared, B: number, Tcap: number): BatchBuf
     carry: buf("carry", B * H),
     lens: buf("lens", B),
     y: buf("y", B),
-    head: buf("head", 2 * B),
+    head: buf("head", 2 * B + B * H),
     ctok: buf("ctok", rows),
     embC: buf("embC", Ucap * In),
     start: buf("start", Ucap + 1),

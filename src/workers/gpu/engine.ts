@@ -18,7 +18,7 @@ import type { CellKind, ModelConfig } from "../../config.js";
 import { PAD_ID } from "../../config.js";
 import { InputError, UnavailableError, UsageError } from "../../errors.js";
 import { entry, paramLayout, type ParamLayout } from "../../model.js";
-import { lossAndGrad } from "../engine/head.js";
+import { dropoutMask, lossAndGrad } from "../engine/head.js";
 import type { Engine, EngineBatch, EngineOptions, EvalResult, LossKind, StepResult } from "../engine/types.js";
 import { createBatchBuffers, destroyBatchBuffers, largestBuffer, MAX_SPLITS, roundCapacity, SLOT, type BatchBuffers, type Shared } from "./buffers.js";
 import { acquireDevice, type AcquireOptions, type GpuDevice } from "./device.js";
@@ -115,7 +115,6 @@ export class GpuEngine implements Engine {
   }
 
   step(params: Float32Array, batch: EngineBatch): Promise<StepResult> {
-    if (batch.dropout && batch.dropout.rate > 0) return Promise.reject(new UsageError("the WebGPU engine has no dropout (gpuCovers declines such models)"));
     return this.serial(() => this.run(params, batch, true) as Promise<StepResult>);
   }
 
@@ -143,6 +142,7 @@ export class GpuEngine implements Engine {
     if (lengths.length !== B || batch.targets.length !== B) throw new UsageError(`batch lengths/targets must have ${B} entries`);
     for (let b = 0; b < B; b++) if (!(lengths[b] >= 1 && lengths[b] <= T)) throw new UsageError(`length ${lengths[b]} of row ${b} is outside 1..${T}`);
     if (batch.tokens?.length !== B * T) throw new UsageError(`batch.tokens must have B*T = ${B * T} entries`);
+    if (batch.dropout && batch.dropout.rate > 0 && batch.ids?.length !== B) throw new UsageError(`dropout needs the batch's ${B} sample ids`);
   }
 
   private async run(params: Float32Array, batch: EngineBatch, train: boolean): Promise<StepResult | EvalResult> {
@@ -218,7 +218,9 @@ export class GpuEngine implements Engine {
     u32.fill(0);
     const o = this.off;
     const put = (slot: number, words: number[]) => u32.set(words, (slot * STEP_SLOT_BYTES) / 4);
-    const dims = [B, T, H, E, o.wih, o.whh, o.bih, o.bhh, o.fcw, o.fcb, this.lossKind === "mse" ? 1 : 0, rows];
+    // dropout on the classifier's input (training only): the CPU engine's masks, keyed by sample id
+    const mask = train && batch.dropout && batch.dropout.rate > 0 ? dropoutMask(batch.ids!, B, H, batch.dropout.rate, batch.dropout.seed) : null;
+    const dims = [B, T, H, E, o.wih, o.whh, o.bih, o.bhh, o.fcw, o.fcb, this.lossKind === "mse" ? 1 : 0, rows, mask ? 1 : 0];
     put(SLOT.dims, dims.concat(Array(DIMS_WORDS - dims.length).fill(0)));
     const lstm = this.s.lstm;
     const mm = (slot: number, M: number, N: number, K: number, a: Operand, b: Operand, cOff: number, ldc: number, split: boolean, flags = 0, bias1 = 0, bias2 = 0) => {
@@ -260,6 +262,7 @@ export class GpuEngine implements Engine {
     q.writeBuffer(bb.ctok, 0, ctok);
     q.writeBuffer(bb.lens, 0, lengths.buffer, lengths.byteOffset, B * 4);
     q.writeBuffer(bb.y, 0, batch.targets.buffer, batch.targets.byteOffset, B * 4);
+    if (mask) q.writeBuffer(bb.head, 2 * B * 4, mask.buffer as ArrayBuffer, mask.byteOffset, mask.byteLength);
     if (train) { q.writeBuffer(bb.start, 0, start); q.writeBuffer(bb.pos, 0, pos); }
     q.writeBuffer(bb.uni, 0, this.uni);
 
@@ -383,7 +386,7 @@ function sliceBatch(b: EngineBatch, from: number, to: number): EngineBatch {
   const T = Math.max(...lengths);
   const tokens = new Int32Array(n * T).fill(PAD_ID);
   for (let i = 0; i < n; i++) tokens.set(b.tokens!.subarray((from + i) * b.maxLen, (from + i) * b.maxLen + lengths[i]), i * T);
-  return { size: n, maxLen: T, lengths, tokens, targets: b.targets.slice(from, to) };
+  return { size: n, maxLen: T, lengths, tokens, targets: b.targets.slice(from, to), ids: b.ids?.slice(from, to), dropout: b.dropout };
 }
 
 function merge(a: StepResult | EvalResult, b: StepResult | EvalResult, train: boolean): StepResult | EvalResult {

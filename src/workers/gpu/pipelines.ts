@@ -52,7 +52,7 @@ export function createPipelines(device: GPUDevice, cell: CellKind): Pipelines {
     backward: lstm ? kernel(device, "lstm-backward", LSTM_BACKWARD_WGSL, "udrrwrwr") : kernel(device, "gru-backward", GRU_BACKWARD_WGSL, "udrrwrrwwr"),
     gather: kernel(device, "gather", GATHER_WGSL, "urrw"),
     scatter: kernel(device, "scatter", SCATTER_WGSL, "urrrw"),
-    head: kernel(device, "head", HEAD_WGSL, "urrrw"),
+    head: kernel(device, "head", HEAD_WGSL, "urwrw"),
   };
 }
 

@@ -16,14 +16,14 @@ const log = logger("gpu");
 
 /** True when the WebGPU kernels cover this model. */
 export function gpuCovers(opts: EngineOptions): boolean {
-  return (opts.input ?? "tokens") === "tokens" && opts.model.layers === 1 && !opts.model.bidirectional && !((opts.dropout ?? 0) > 0);
+  return (opts.input ?? "tokens") === "tokens" && opts.model.layers === 1 && !opts.model.bidirectional;
 }
 
 export async function gpuEngineFor(opts: EngineOptions): Promise<Engine | undefined> {
   const choice = opts.backend ?? "auto";
   if (choice !== "auto" && choice !== "webgpu") return undefined;
   if (!gpuCovers(opts)) {
-    if (choice === "webgpu") log.info("the WebGPU kernels cover 1 unidirectional layer on tokens, without dropout: this model runs the fused engine on tfjs's webgpu backend");
+    if (choice === "webgpu") log.info("the WebGPU kernels cover 1 unidirectional layer on tokens: this model runs the fused engine on tfjs's webgpu backend");
     return undefined;
   }
   let gpu;

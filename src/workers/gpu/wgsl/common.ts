@@ -10,7 +10,7 @@ struct Dims {
   B: u32, T: u32, H: u32, E: u32,
   wih: u32, whh: u32, bih: u32, bhh: u32,
   fcw: u32, fcb: u32, loss: u32, rows: u32,   // loss: 0 bce, 1 mse; rows = T·B
-  _p0: u32, _p1: u32, _p2: u32, _p3: u32,
+  drop: u32, _p1: u32, _p2: u32, _p3: u32,    // drop: 1 = dropout masks in head[2B ..] (training)
 }
 struct Step { t: u32, _a: u32, _b: u32, _c: u32 }
 fn sig(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }

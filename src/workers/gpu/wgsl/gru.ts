@@ -97,7 +97,10 @@ ${recurrentGradTile("Ah")}
     return;
   }
   var dh = carry[b * H + j] + acc;
-  if (i32(t) == len - 1) { dh = head[B + b] * P[d.fcw + j]; }
+  if (i32(t) == len - 1) {
+    dh = head[B + b] * P[d.fcw + j];
+    if (d.drop == 1u) { dh = dh * head[2u * B + b * H + j]; }
+  }
   let rg = A[a]; let zg = A[a + H]; let ng = A[a + 2u * H];
   let hp = Hs[r * H + j];
   let q = Q[r * H + j];

@@ -69,10 +69,10 @@ fn main(@builtin(local_invocation_id) l: vec3u, @builtin(workgroup_id) w: vec3u)
 `;
 
 // Backward of step t (dispatched for t = T−1 down to 0). The gradient reaching h_t for review b is
-//   dFinal[b] = dOut[b]·w_fc          when t = len_b − 1 (the state the head reads),
+//   dFinal[b] = dOut[b]·w_fc (⊙ the dropout mask, when there is one)   when t = len_b − 1 (the state the head reads),
 //   dA_{t+1}[b]·W_hhᵀ                  when t < len_b − 1 (the recurrent matmul over K = 4H, fused here);
 // dc [B, H] carries dL/dc_t between dispatches (same thread, in place). Gate gradients overwrite A row t.
-// head [2B]: logits then dOut.
+// head [2B + B·H]: logits, dOut, dropout masks.
 export const LSTM_BACKWARD_WGSL = COMMON_WGSL + /* wgsl */ `
 @group(0) @binding(0) var<uniform> d: Dims;
 @group(0) @binding(1) var<uniform> s: Step;
@@ -101,7 +101,10 @@ ${recurrentGradTile("A")}
     return;
   }
   var dh = acc;
-  if (i32(t) == len - 1) { dh = head[B + b] * P[d.fcw + j]; }
+  if (i32(t) == len - 1) {
+    dh = head[B + b] * P[d.fcw + j];
+    if (d.drop == 1u) { dh = dh * head[2u * B + b * H + j]; }
+  }
   let ig = A[a]; let fg = A[a + H]; let gg = A[a + 2u * H]; let og = A[a + 3u * H];
   let cp = Cs[r * H + j];
   let tc = tnh(Cs[(r + B) * H + j]);
