@@ -40,7 +40,8 @@ left=$(( ${CALL_SECONDS:-570} - $(el) - 15 ))
 echo "== train candidates, ${left} s left ($(el) s)"
 if [ "$left" -gt 60 ]; then
   for L in 400; do   # train's default --max-len is 400 (ingest's own default keeps whole reviews)
-    timeout 40 node bin/imdb-train.js ingest --data .gpu/app/aclImdb-train.tar.gz --max-len $L --out /tmp/ds$L --json > "$OUT/ingest-$L.json" 2> "$OUT/ingest-$L.log"
+    # batches of 32: train's default step is 32 per worker (a --dataset keeps its own batch size)
+    timeout 40 node bin/imdb-train.js ingest --data .gpu/app/aclImdb-train.tar.gz --max-len $L --batch-size 32 --out /tmp/ds$L --json > "$OUT/ingest-$L.json" 2> "$OUT/ingest-$L.log"
     echo "ingest --max-len $L rc=$? ($(el) s)"; tail -c 300 "$OUT/ingest-$L.json"; echo
   done
   left=$(( ${CALL_SECONDS:-570} - $(el) - 10 ))
