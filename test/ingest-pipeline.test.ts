@@ -27,7 +27,7 @@ test("ingest: directory and .tar.gz inputs give byte-identical datasets", async 
     // tiny tasks and one thread: reading ends with most tasks still waiting and the main thread tokenizes
     // them too (its own dictionary, merged like a thread's); twice in this process, a fresh dictionary each time
     for (const out of ["d", "e"]) {
-      const d = await runIngest({ data: join(dir, "src.tar.gz"), out: join(dir, out), batchSize: 8, valFraction: 0.2, threads: 1, taskReviews: 2 });
+      const d = await runIngest({ data: join(dir, "src"), out: join(dir, out), batchSize: 8, valFraction: 0.2, threads: 1, taskReviews: 2 });
       assert.ok(d.tokenizeTasks.main > 0 && d.tokenizeTasks.pool > 0, JSON.stringify(d.tokenizeTasks));
       assert.equal(d.tokenizeTasks.main + d.tokenizeTasks.pool, 50);
       assert.equal(d.datasetId, a.datasetId);
@@ -37,6 +37,22 @@ test("ingest: directory and .tar.gz inputs give byte-identical datasets", async 
     for (const n of names.filter((x) => x !== "manifest.json")) {
       assert.ok(readFileSync(join(dir, "a", n)).equals(readFileSync(join(dir, "b", n))), `${n} differs`);
     }
+  } finally {
+    cleanup(dir);
+  }
+});
+
+test("ingest: a .tar.gz of several gunzip buffers (some reviews split across two) equals its directory", async () => {
+  const dir = tempDir();
+  try {
+    const files = makeLayout({ train: 700, words: [150, 400], seed: 12 }); // ~4 MB of text: several 1 MiB buffers
+    writeLayoutDir(join(dir, "src"), files);
+    writeLayoutTarGz(join(dir, "src.tar.gz"), files);
+    const a = await runIngest({ data: join(dir, "src"), out: join(dir, "a"), batchSize: 16, valFraction: 0.1 });
+    const b = await runIngest({ data: join(dir, "src.tar.gz"), out: join(dir, "b"), batchSize: 16, valFraction: 0.1 });
+    assert.equal(b.train + b.val, 1400);
+    assert.ok(b.tokenizeTasks.pool + b.tokenizeTasks.main >= 3, JSON.stringify(b.tokenizeTasks));
+    assert.equal(b.datasetId, a.datasetId);
   } finally {
     cleanup(dir);
   }
