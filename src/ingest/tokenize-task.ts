@@ -139,7 +139,7 @@ function countIds(from: number, to: number, touched: number[]): void {
   }
   counts.fill(0);
   count = 0;
-  dict = new Interner(); // cheaper than clearing the warm one's tables
+  freshDictionary(); // cheaper than clearing the warm one's tables
 }
 
 /** Forgets every token seen on this thread: the next task's ids start again from 0. */

@@ -7,7 +7,7 @@ import type { ModelConfig } from "../../config.js";
 import { UsageError } from "../../errors.js";
 import { directionsOf, paramLayout, rnnPrefix, view, type ParamLayout } from "../../model.js";
 import { gather, scatterAdd } from "./embedding.js";
-import { dropoutMask, headBackward, headForward, lossAndGrad } from "./head.js";
+import { batchDropoutMask, headBackward, headForward, lossAndGrad } from "./head.js";
 import { Direction, type DirForward, type DirWeights } from "./recurrent.js";
 import type { EngineBatch, EvalResult, InputKind, LossKind, StepResult } from "./types.js";
 
@@ -58,14 +58,6 @@ export class FusedModel {
     return x;
   }
 
-  /** The dropout mask [B, K] of a training batch, or null (no dropout asked for, or a rate of 0). */
-  private maskOf(batch: EngineBatch): Float32Array | null {
-    const d = batch.dropout;
-    if (!d || d.rate === 0) return null;
-    if (!batch.ids || batch.ids.length !== batch.size) throw new UsageError(`dropout needs the batch's ${batch.size} sample ids`);
-    return dropoutMask(batch.ids, batch.size, this.K, d.rate, d.seed);
-  }
-
   private forward(params: Float32Array, batch: EngineBatch, train: boolean, mask: Float32Array | null = null) {
     const { size: B, maxLen: T, lengths } = batch;
     const H = this.cfg.hidden, nd = this.dirs[0].length;
@@ -96,7 +88,7 @@ export class FusedModel {
     this.check(params, batch);
     const { size: B, maxLen: T, lengths } = batch;
     const H = this.cfg.hidden, K = this.K, nd = this.dirs[0].length;
-    const mask = this.maskOf(batch);
+    const mask = batchDropoutMask(batch, K);
     const { xs, runs, feat, out } = this.forward(params, batch, true, mask);
     const { lossSum, correct, dOut } = lossAndGrad(out, batch.targets, this.loss);
     const grads = new Float32Array(this.layout.size);

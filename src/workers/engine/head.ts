@@ -1,7 +1,8 @@
 // The classifier head and the losses: out = feat·W_fc + b_fc, then BCE-with-logits or squared error.
 // Legend: B batch, K feature width (directions × H). All on typed arrays (the shapes are tiny).
+import { UsageError } from "../../errors.js";
 import { Rng } from "../../rng.js";
-import type { LossKind } from "./types.js";
+import type { EngineBatch, LossKind } from "./types.js";
 
 /** out[B] = feat[B, K] · w[K] + bias. */
 export function headForward(feat: Float32Array, B: number, K: number, w: Float32Array, bias: number): Float32Array {
@@ -70,4 +71,12 @@ export function dropoutMask(ids: Int32Array, B: number, K: number, rate: number,
     for (let k = 0; k < K; k++) mask[b * K + k] = rng.next() < rate ? 0 : keep;
   }
   return mask;
+}
+
+/** The dropout mask [B, K] of a training batch (see dropoutMask), or null: no dropout asked for, or a rate of 0. */
+export function batchDropoutMask(batch: EngineBatch, K: number): Float32Array | null {
+  const d = batch.dropout;
+  if (!d || d.rate === 0) return null;
+  if (!batch.ids || batch.ids.length !== batch.size) throw new UsageError(`dropout needs the batch's ${batch.size} sample ids`);
+  return dropoutMask(batch.ids, batch.size, K, d.rate, d.seed);
 }

@@ -18,7 +18,7 @@ import type { CellKind, ModelConfig } from "../../config.js";
 import { PAD_ID } from "../../config.js";
 import { InputError, UnavailableError, UsageError } from "../../errors.js";
 import { entry, paramLayout, type ParamLayout } from "../../model.js";
-import { dropoutMask, lossAndGrad } from "../engine/head.js";
+import { batchDropoutMask, lossAndGrad } from "../engine/head.js";
 import type { Engine, EngineBatch, EngineOptions, EvalResult, LossKind, StepResult } from "../engine/types.js";
 import { createBatchBuffers, destroyBatchBuffers, largestBuffer, MAX_SPLITS, roundCapacity, SLOT, type BatchBuffers, type Shared } from "./buffers.js";
 import { acquireDevice, type AcquireOptions, type GpuDevice } from "./device.js";
@@ -142,7 +142,6 @@ export class GpuEngine implements Engine {
     if (lengths.length !== B || batch.targets.length !== B) throw new UsageError(`batch lengths/targets must have ${B} entries`);
     for (let b = 0; b < B; b++) if (!(lengths[b] >= 1 && lengths[b] <= T)) throw new UsageError(`length ${lengths[b]} of row ${b} is outside 1..${T}`);
     if (batch.tokens?.length !== B * T) throw new UsageError(`batch.tokens must have B*T = ${B * T} entries`);
-    if (batch.dropout && batch.dropout.rate > 0 && batch.ids?.length !== B) throw new UsageError(`dropout needs the batch's ${B} sample ids`);
   }
 
   private async run(params: Float32Array, batch: EngineBatch, train: boolean): Promise<StepResult | EvalResult> {
@@ -219,7 +218,7 @@ export class GpuEngine implements Engine {
     const o = this.off;
     const put = (slot: number, words: number[]) => u32.set(words, (slot * STEP_SLOT_BYTES) / 4);
     // dropout on the classifier's input (training only): the CPU engine's masks, keyed by sample id
-    const mask = train && batch.dropout && batch.dropout.rate > 0 ? dropoutMask(batch.ids!, B, H, batch.dropout.rate, batch.dropout.seed) : null;
+    const mask = train ? batchDropoutMask(batch, H) : null;
     const dims = [B, T, H, E, o.wih, o.whh, o.bih, o.bhh, o.fcw, o.fcb, this.lossKind === "mse" ? 1 : 0, rows, mask ? 1 : 0];
     put(SLOT.dims, dims.concat(Array(DIMS_WORDS - dims.length).fill(0)));
     const lstm = this.s.lstm;
