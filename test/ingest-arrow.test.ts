@@ -9,8 +9,7 @@ const rows1: BatchRows = {
   ratings: Int8Array.of(9, 2), names: ["train/pos/1_9", "train/neg/ünïcode_2"],
 };
 const rows2: BatchRows = {
-  tokens: [Int32Array.of(2, 3)], labels: Uint8Array.of(0), ids: Int32Array.of(12), ratings: Int8Array.of(1), names: ["train/neg/3_1"],
-  idMaps: [Int32Array.of(0, 0, 40, 30)], // ids written through a map: 2 → 40, 3 → 30
+  tokens: [Int32Array.of(40, 30)], labels: Uint8Array.of(0), ids: Int32Array.of(12), ratings: Int8Array.of(1), names: ["train/neg/3_1"],
 };
 const meta = { vocabHash: "abc123", split: "train" as const, shard: { index: 1, count: 2 } };
 
@@ -51,7 +50,6 @@ test("arrow: the direct file writer gives the bytes of apache-arrow's writer", a
   const { encodeArrowFileReference } = await import("../src/ingest/arrow.js");
   const { Rng } = await import("../src/rng.js");
   const rng = new Rng(11);
-  const map = Int32Array.from({ length: 50 }, (_, i) => (i * 7) % 50);
   const names = ["train/pos/1_9", "train/neg/ünïcode_2", "test/neg/日本_3", "x"];
   const batch = (): BatchRows => {
     const B = 1 + rng.int(9);
@@ -59,7 +57,6 @@ test("arrow: the direct file writer gives the bytes of apache-arrow's writer", a
     return {
       tokens, labels: Uint8Array.from(tokens, () => rng.int(2)), ids: Int32Array.from(tokens, () => rng.int(1e6)),
       ratings: Int8Array.from(tokens, () => 1 + rng.int(10)), names: tokens.map(() => names[rng.int(names.length)]! + rng.int(100)),
-      ...(rng.int(2) ? { idMaps: tokens.map(() => map) } : {}),
     };
   };
   for (const n of [1, 2, 5, 17]) {

@@ -30,8 +30,6 @@ export interface BatchRows {
   ids: Int32Array;
   ratings: Int8Array;
   names: string[];
-  /** When set, token t of review b is written as idMaps[b][t] (ingest maps its ids while copying). */
-  idMaps?: Int32Array[];
 }
 
 export interface FileMeta {
@@ -93,15 +91,7 @@ function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
     valueOffsets[b + 1] = valueOffsets[b]! + lengths[b]!;
   }
   const values = new Int32Array(valueOffsets[B]!); // [sum lengths]
-  for (let b = 0; b < B; b++) {
-    const src = rows.tokens[b]!;
-    const map = rows.idMaps?.[b];
-    if (!map) {
-      values.set(src, valueOffsets[b]!);
-      continue;
-    }
-    for (let j = 0, o = valueOffsets[b]!; j < src.length; j++) values[o + j] = map[src[j]!]!;
-  }
+  for (let b = 0; b < B; b++) values.set(rows.tokens[b]!, valueOffsets[b]!);
   const nameData = utf8Concat(rows.names); // [sum bytes]
   const nameOffsets = nameData.offsets; //    [B+1]
 
@@ -288,15 +278,13 @@ function writeBody(out: Uint8Array, p: number, rows: BatchRows, lens: number[]):
     p += pad8(len);
   }
   const buf = out.buffer;
-  // tokens: offsets, then the values mapped through idMaps
+  // tokens: offsets, then the values
   const offsets = new Int32Array(buf, out.byteOffset + at[1]!, B + 1);
   const values = new Int32Array(buf, out.byteOffset + at[3]!, lens[3]! / 4);
   let o = 0;
   for (let b = 0; b < B; b++) {
     const src = rows.tokens[b]!;
-    const map = rows.idMaps?.[b];
-    if (map) for (let j = 0; j < src.length; j++) values[o + j] = map[src[j]!]!;
-    else values.set(src, o);
+    values.set(src, o);
     o += src.length;
     offsets[b + 1] = o;
   }

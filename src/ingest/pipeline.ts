@@ -1,7 +1,8 @@
 // The ingest dataflow: read (gunzip + tar on the main thread) → tokenize and count (piscina threads,
 // overlapped with reading; dictionaries merged as results arrive) → seeded validation split → vocabulary
-// (training reviews only) → length buckets → Arrow files + manifest in a temporary directory (ids mapped
-// to the vocabulary while writing) → optional NATS publish → rename into place.
+// (training reviews only) → ids mapped to the vocabulary in place (each thread its own, at once) and
+// length buckets → Arrow files + manifest in a temporary directory → optional NATS publish → rename
+// into place.
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
 import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
@@ -19,7 +20,7 @@ import { datasetIdOf, histogram, LENGTH_BINS, MANIFEST_FORMAT, sha256, type Mani
 import { createPool } from "./piscina.js";
 import { publishDataset, type PublishItem, type PublishSummary } from "./publish.js";
 import { readRawGroups, sourceKind, type RawReview } from "./source.js";
-import type { TokenizeResult, TokenizeTask } from "./tokenize-task.js";
+import type { RemapTask, TokenizeResult, TokenizeTask } from "./tokenize-task.js";
 import { TokenMerger } from "./merge.js";
 import { vocabToJson } from "./vocab.js";
 import { writeSplit, type WriteItem } from "./write.js";
@@ -45,7 +46,7 @@ type Meta = Omit<RawReview, "bytes">;
 /** A kept review after tokenizing: where its ids are. */
 interface Item {
   meta: Meta;
-  /** Token ids local to `thread` (written through the merger's map to vocabulary ids). */
+  /** Token ids local to `thread` until they are mapped to vocabulary ids in place (shared memory). */
   ids: Int32Array;
   thread: number;
   /** Sample id (canonical order). */
@@ -84,7 +85,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   const repaired = { invalidUtf8: 0, truncated: 0 };
 
   // ---- read + tokenize (overlapped), merging each result as it arrives -------------------------
-  const pool = createPool<TokenizeTask, TokenizeResult>(new URL("./tokenize-task.js", import.meta.url), o.threads);
+  const pool = createPool<TokenizeTask | RemapTask, TokenizeResult | null>(new URL("./tokenize-task.js", import.meta.url), o.threads, QUEUED_PER_THREAD);
   // the same code on this thread: once reading ends, the main thread tokenizes tasks still waiting rather
   // than sit idle while the pool works through the backlog (loaded now: its warm-up runs while reading)
   const local = import("./tokenize-task.js");
@@ -98,9 +99,10 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   const dispatch = () => {
     while (inPool < QUEUED_PER_THREAD * o.threads && waiting.length > 0) {
       const w = waiting.shift()!;
-      const { bytes, offsets, counted } = w.input;
       inPool++;
-      pool.run(w.input, [bytes.buffer, offsets.buffer as ArrayBuffer, counted.buffer as ArrayBuffer]).then((r) => {
+      const { offsets, counted } = w.input; // the bytes are shared, not moved
+      pool.run(w.input, [offsets.buffer as ArrayBuffer, counted.buffer as ArrayBuffer]).then((res) => {
+        const r = res!;
         inPool--;
         merger.add(r);
         w.done(r);
@@ -149,7 +151,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       if (cur.length === 0) return;
       const offsets = new Int32Array(cur.length + 1); // [N+1]
       for (let i = 0; i < cur.length; i++) offsets[i + 1] = offsets[i]! + cur[i]!.bytes.length;
-      const bytes = new Uint8Array(offsets[cur.length]!);
+      const bytes = new Uint8Array(new SharedArrayBuffer(offsets[cur.length]!));
       for (let i = 0; i < cur.length; i++) bytes.set(cur[i]!.bytes, offsets[i]!);
       const start = metas.length - cur.length;
       // training reviews are counted now; validation reviews are taken back out once they are chosen
@@ -192,6 +194,24 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     return await finish(results);
   } finally {
     await pool.close();
+  }
+
+  /**
+   * Maps every result's ids to vocabulary ids in place (after `merger.vocabulary`): each pool thread's
+   * results on the pool (one task per thread), this thread's own here meanwhile. Settles when all are done.
+   */
+  function toVocabIds(results: TokenizeResult[], remapIds: (task: RemapTask) => void): Promise<unknown> {
+    const byThread = new Map<number, Int32Array<SharedArrayBuffer>[]>();
+    for (const r of results) {
+      const list = byThread.get(r.thread);
+      if (list) list.push(r.ids);
+      else byThread.set(r.thread, [r.ids]);
+    }
+    const pending: Promise<unknown>[] = [];
+    for (const [thread, remap] of byThread) if (thread !== MAIN_THREAD) pending.push(pool.run({ remap, map: merger.toVocab(thread) }, []));
+    const mine = byThread.get(MAIN_THREAD);
+    if (mine) remapIds({ remap: mine, map: merger.toVocab(MAIN_THREAD) });
+    return Promise.all(pending);
   }
 
   /** The kept reviews in canonical order, sample ids set (their token ids are still thread-local). */
@@ -238,8 +258,8 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
     // ---- vocabulary from the training reviews ------------------------------------------------
     for (const it of val) merger.uncount(it.thread, it.ids);
     const { vocab, counts: vocabCounts } = merger.vocabulary({ maxSize: o.vocabSize, minFreq: o.minFreq });
-    const toVocab = new Map<number, Int32Array>();
-    for (const r of results) if (!toVocab.has(r.thread)) toVocab.set(r.thread, merger.toVocab(r.thread));
+    const remapped = toVocabIds(results, (await local).remapIds);
+    remapped.catch(() => undefined); // awaited before writing; a failure before then must not go unhandled
     if (o.maxLen > 0) {
       for (const it of items) {
         if (it.ids.length > o.maxLen) { it.ids = truncateIds(it.ids, o.maxLen, o.keep); repaired.truncated++; }
@@ -286,15 +306,16 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         files[name] = { bytes, sha256: hash.digest("hex") };
       };
       await put("vocab.json", vocabToJson(vocab, vocabCounts));
+      await remapped;
       const infos: Manifest["splits"] = {};
       const publishItems: PublishItem[] = [];
       for (const b of bucketed) {
         const list: WriteItem[] = b.list.map((it) => ({
-          ids: it.ids, thread: it.thread, sid: it.sid, label: it.meta.label, rating: it.meta.rating, name: it.meta.id,
+          ids: it.ids, sid: it.sid, label: it.meta.label, rating: it.meta.rating, name: it.meta.id,
         }));
         const w = await writeSplit(
           { name: b.name, list, batches: b.batches, pad: b.pad },
-          { vocabHash: vocab.hash, shards: b.name === "train" ? o.shards : 1, publish: Boolean(opts.publish), toVocab: (t) => toVocab.get(t)! },
+          { vocabHash: vocab.hash, shards: b.name === "train" ? o.shards : 1, publish: Boolean(opts.publish) },
           putPieces,
         );
         infos[b.name] = w.info;

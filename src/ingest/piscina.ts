@@ -9,13 +9,18 @@ export interface ThreadPool<In, Out> extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** A pool of exactly `threads` threads running the default export of the module at `module`. */
-export function createPool<In, Out>(module: URL, threads: number): ThreadPool<In, Out> {
+/**
+ * A pool of exactly `threads` threads running the default export of the module at `module`. Each thread is
+ * handed up to `queued` tasks at a time (run one after the other there), so that it starts the next one
+ * without waiting for a busy main thread to hear that the last one ended.
+ */
+export function createPool<In, Out>(module: URL, threads: number, queued = 1): ThreadPool<In, Out> {
   const pool = new Piscina({
     filename: module.href,
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 60_000,
+    concurrentTasksPerWorker: queued,
   });
   let closed: Promise<void> | null = null;
   const close = () => (closed ??= pool.destroy());

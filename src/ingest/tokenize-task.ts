@@ -1,6 +1,9 @@
 // Runs inside a piscina thread: decodes and tokenizes a batch of reviews, interning each token in this
 // thread's own dictionary (token → local id) and counting the tokens of the reviews marked for counting.
-// Only new tokens and sparse counts cross the thread boundary; ids come back as transferred typed arrays.
+// Only new tokens and sparse counts cross the thread boundary. The reviews' bytes come in shared memory
+// and the ids go back in the same memory (over the bytes, which are read by then), so that once the
+// vocabulary is chosen this thread can map its own ids to vocabulary ids in place (`RemapTask`) while
+// the main thread maps its share.
 import { threadId } from "node:worker_threads";
 import { Interner } from "./intern.js";
 import { forEachTokenAscii, forEachTokenRange, forEachTokenUnits, isAscii, normalize, unitsOf } from "./tokenizer.js";
@@ -8,8 +11,8 @@ import { withTransfer } from "./piscina.js";
 
 /** N reviews packed into one buffer. */
 export interface TokenizeTask {
-  /** UTF-8 bytes of the N reviews, back to back. */
-  bytes: Uint8Array<ArrayBuffer>;
+  /** UTF-8 bytes of the N reviews, back to back, in shared memory. */
+  bytes: Uint8Array<SharedArrayBuffer>;
   /** [N+1] byte offsets: review i is bytes[offsets[i] .. offsets[i+1]). */
   offsets: Int32Array;
   /** [N] 1 = count this review's tokens (training reviews). */
@@ -19,8 +22,8 @@ export interface TokenizeTask {
 export interface TokenizeResult {
   /** The thread whose dictionary `ids` refer to. */
   thread: number;
-  /** [total tokens] local ids of every token of every review, in order. */
-  ids: Int32Array;
+  /** [total tokens] local ids of every token of every review, in order; shared memory. */
+  ids: Int32Array<SharedArrayBuffer>;
   /** [N+1] token offsets: review i is ids[tokOffsets[i] .. tokOffsets[i+1]). */
   tokOffsets: Int32Array;
   /** [N] 1 = invalid UTF-8 was replaced by U+FFFD. */
@@ -31,6 +34,17 @@ export interface TokenizeResult {
   /** [U] local ids that occur in the counted reviews, and [U] how often. */
   countIds: Int32Array;
   countValues: Int32Array;
+}
+
+/** Maps ids in place: each array of `ids` (shared memory) through `map` (local id → vocabulary id). */
+export interface RemapTask {
+  remap: Int32Array<SharedArrayBuffer>[];
+  map: Int32Array;
+}
+
+export function remapIds(task: RemapTask): void {
+  const { map } = task;
+  for (const a of task.remap) for (let j = 0; j < a.length; j++) a[j] = map[a[j]!]!;
 }
 
 /** This thread's dictionary (token → local id). The main thread, which tokenizes a share of some ingests,
@@ -174,14 +188,19 @@ export function tokenizeBatch(task: TokenizeTask, thread = threadId): TokenizeRe
   }
   // The ids go back in the task's own buffer when they fit (its text is read): fresh memory costs a page
   // fault per 4 KiB, and on a virtual machine that is as much as the tokenizing of those bytes.
-  const out = count * 4 <= bytes.buffer.byteLength ? new Int32Array(bytes.buffer, 0, count) : new Int32Array(count);
+  const out = new Int32Array(count * 4 <= bytes.buffer.byteLength ? bytes.buffer : new SharedArrayBuffer(count * 4), 0, count);
   out.set(ids.subarray(0, count));
   const newTokens = dict.tokens.slice(firstNewId);
   return { thread, ids: out, tokOffsets, invalidUtf8, firstNewId, newTokens, countIds: countIdsOut, countValues };
 }
 
-/** The piscina task: the result's arrays go back to the main thread by transfer. */
-export default function tokenizeTask(task: TokenizeTask): TokenizeResult {
+/** The piscina task: a tokenize result's own arrays go back to the main thread by transfer (the ids are
+ *  shared); a remap answers null once done. */
+export default function poolTask(task: TokenizeTask | RemapTask): TokenizeResult | null {
+  if ("remap" in task) {
+    remapIds(task);
+    return null;
+  }
   const r = tokenizeBatch(task);
-  return withTransfer<TokenizeResult>(r, [r.ids.buffer, r.tokOffsets.buffer, r.invalidUtf8.buffer, r.countIds.buffer, r.countValues.buffer] as ArrayBuffer[]);
+  return withTransfer<TokenizeResult>(r, [r.tokOffsets.buffer, r.invalidUtf8.buffer, r.countIds.buffer, r.countValues.buffer] as ArrayBuffer[]);
 }

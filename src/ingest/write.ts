@@ -6,9 +6,8 @@ import type { PublishItem } from "./publish.js";
 
 /** A kept review as the writer needs it. */
 export interface WriteItem {
-  /** Token ids, local to `thread` (written through `toVocab(thread)`). */
+  /** Vocabulary ids. */
   ids: Int32Array;
-  thread: number;
   /** Sample id (unique in the dataset). */
   sid: number;
   label: 0 | 1;
@@ -25,11 +24,11 @@ export interface SplitToWrite {
   pad: { tokens: number; slots: number; padding: number };
 }
 
-function rowsOf(list: WriteItem[], batch: Int32Array, toVocab: (thread: number) => Int32Array): BatchRows {
+function rowsOf(list: WriteItem[], batch: Int32Array): BatchRows {
   const B = batch.length;
   const rows: BatchRows = {
     tokens: new Array<Int32Array>(B), labels: new Uint8Array(B), ids: new Int32Array(B), ratings: new Int8Array(B),
-    names: new Array<string>(B), idMaps: new Array<Int32Array>(B),
+    names: new Array<string>(B),
   };
   for (let b = 0; b < B; b++) {
     const it = list[batch[b]!]!;
@@ -38,7 +37,6 @@ function rowsOf(list: WriteItem[], batch: Int32Array, toVocab: (thread: number) 
     rows.ids[b] = it.sid;
     rows.ratings[b] = it.rating;
     rows.names[b] = it.name;
-    rows.idMaps![b] = toVocab(it.thread);
   }
   return rows;
 }
@@ -54,11 +52,11 @@ function pad5(n: number): string {
  */
 export async function writeSplit(
   split: SplitToWrite,
-  opts: { vocabHash: string; shards: number; publish: boolean; toVocab: (thread: number) => Int32Array },
+  opts: { vocabHash: string; shards: number; publish: boolean },
   put: (name: string, write: (sink: (piece: Uint8Array) => void) => void) => Promise<void>,
 ): Promise<{ info: SplitInfo; messages: PublishItem[] }> {
   const { list } = split;
-  const rows = split.batches.map((batch) => rowsOf(list, batch, opts.toVocab));
+  const rows = split.batches.map((batch) => rowsOf(list, batch));
   const n = opts.shards;
   const files: string[] = [];
   for (let k = 0; k < n; k++) {
