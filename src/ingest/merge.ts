@@ -1,7 +1,9 @@
 // Merging the tokenizer threads' dictionaries on the main thread while the threads work: each thread's
 // new tokens get dataset-wide ("temporary") ids and its sparse training counts are added as results
 // arrive, so that when reading ends only the vocabulary choice is left. Token ids stay thread-local;
-// `toVocab(thread)` maps them straight to vocabulary ids when the Arrow files are written.
+// `toVocab(thread)` maps them to vocabulary ids. The main thread, when it tokenizes too, uses the
+// merger's own dictionary (`shareIndex`): the tokens the pool has reported are known to it already, and
+// its ids are temporary ids.
 import { Interner } from "./intern.js";
 import { buildVocabFromArrays, type Vocab } from "./vocab.js";
 import type { TokenizeResult } from "./tokenize-task.js";
@@ -24,11 +26,28 @@ export class TokenMerger {
   // (no interning on this thread); the index is built from them when a second thread reports.
   private solo = -1;
   private soloTokens: string[] = [];
+  /** The thread that tokenizes with the index itself (`shareIndex`), or -1. */
+  private native = -1;
+
+  /**
+   * The merger's dictionary, for `thread` to tokenize with directly (on this thread, between `add`s): its
+   * results then carry temporary ids, and their new tokens are in the index already.
+   */
+  shareIndex(thread: number): Interner {
+    if (this.solo !== -1) this.endSolo();
+    this.native = thread;
+    return this.index;
+  }
 
   /** Adds one result's new tokens and counts. Results of one thread must come in the order it made them;
    *  `thread` is a thread id (0 or more). */
   add(r: TokenizeResult): void {
-    if (this.solo === -1 && this.local.size === 0) this.solo = r.thread;
+    if (r.thread === this.native) {
+      const counts = (this.counts = grow(this.counts, this.index.size));
+      for (let k = 0; k < r.countIds.length; k++) counts[r.countIds[k]!]! += r.countValues[k]!;
+      return;
+    }
+    if (this.solo === -1 && this.local.size === 0 && this.native === -1) this.solo = r.thread;
     if (r.thread === this.solo) {
       for (let k = 0; k < r.newTokens.length; k++) this.soloTokens.push(r.newTokens[k]!);
       const counts = (this.counts = grow(this.counts, this.soloTokens.length));
@@ -61,7 +80,7 @@ export class TokenMerger {
   }
 
   private mapOf(thread: number): Int32Array | null {
-    return thread === this.solo ? null : this.local.get(thread)!;
+    return thread === this.solo || thread === this.native ? null : this.local.get(thread)!;
   }
 
   /** Takes back the counts of a review (thread-local ids) that turned out not to be training data. */

@@ -48,7 +48,7 @@ export function remapIds(task: RemapTask): void {
 }
 
 /** This thread's dictionary (token → local id). The main thread, which tokenizes a share of some ingests,
- *  starts a fresh one for each (`freshDictionary`); a piscina thread lives for one ingest. */
+ *  uses the ingest's merger dictionary (`useDictionary`); a piscina thread lives for one ingest. */
 let dict = new Interner();
 /** IMDB_TRAIN_INGEST_BYTES=0 turns the byte path off (to compare both paths' datasets). */
 const BYTE_PATH = process.env.IMDB_TRAIN_INGEST_BYTES !== "0";
@@ -159,6 +159,11 @@ function countIds(from: number, to: number, touched: number[]): void {
 /** Forgets every token seen on this thread: the next task's ids start again from 0. */
 export function freshDictionary(): void {
   dict = new Interner();
+}
+
+/** Tokenizes with `d` from now on (ids are d's ids; tokens new to it are added to it). */
+export function useDictionary(d: Interner): void {
+  dict = d;
 }
 
 /**
