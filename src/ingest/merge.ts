@@ -1,6 +1,7 @@
 // Merging the tokenizer threads' dictionaries on the main thread while the threads work: each thread's
 // new tokens get dataset-wide ("temporary") ids and its sparse training counts are added as results
-// arrive, so that when reading ends only the vocabulary choice is left. Token ids stay thread-local;
+// arrive (while the main thread would otherwise wait for gunzip), so that when reading ends only the
+// vocabulary choice is left. Token ids stay thread-local;
 // `toVocab(thread)` maps them to vocabulary ids. The main thread, when it tokenizes too, uses the
 // merger's own dictionary (`shareIndex`): the tokens the pool has reported are known to it already, and
 // its ids are temporary ids.
@@ -22,10 +23,6 @@ export class TokenMerger {
   private local = new Map<number, Int32Array>(); //      thread → (local id → temporary id)
   private counts: Int32Array = new Int32Array(1 << 17); // temporary id → training count
   private final: Int32Array | null = null; //             temporary id → vocabulary id
-  // While only one thread has reported, its local ids are the temporary ids: its tokens are only listed
-  // (no interning on this thread); the index is built from them when a second thread reports.
-  private solo = -1;
-  private soloTokens: string[] = [];
   /** The thread that tokenizes with the index itself (`shareIndex`), or -1. */
   private native = -1;
 
@@ -34,7 +31,6 @@ export class TokenMerger {
    * results then carry temporary ids, and their new tokens are in the index already.
    */
   shareIndex(thread: number): Interner {
-    if (this.solo !== -1) this.endSolo();
     this.native = thread;
     return this.index;
   }
@@ -47,14 +43,6 @@ export class TokenMerger {
       for (let k = 0; k < r.countIds.length; k++) counts[r.countIds[k]!]! += r.countValues[k]!;
       return;
     }
-    if (this.solo === -1 && this.local.size === 0 && this.native === -1) this.solo = r.thread;
-    if (r.thread === this.solo) {
-      for (let k = 0; k < r.newTokens.length; k++) this.soloTokens.push(r.newTokens[k]!);
-      const counts = (this.counts = grow(this.counts, this.soloTokens.length));
-      for (let k = 0; k < r.countIds.length; k++) counts[r.countIds[k]!]! += r.countValues[k]!;
-      return;
-    }
-    if (this.solo !== -1) this.endSolo();
     const map = grow(this.local.get(r.thread) ?? new Int32Array(1 << 14), r.firstNewId + r.newTokens.length);
     this.local.set(r.thread, map);
     for (let k = 0; k < r.newTokens.length; k++) {
@@ -65,22 +53,9 @@ export class TokenMerger {
     for (let k = 0; k < r.countIds.length; k++) counts[map[r.countIds[k]!]!]! += r.countValues[k]!;
   }
 
-  /** A second thread reports: the solo thread's tokens go into the index (their ids stay the same). */
-  private endSolo(): void {
-    const toks = this.soloTokens;
-    const map = new Int32Array(Math.max(1 << 14, toks.length));
-    for (let k = 0; k < toks.length; k++) map[k] = this.index.intern(toks[k]!, 0, toks[k]!.length); // = k
-    this.local.set(this.solo, map);
-    this.solo = -1;
-    this.soloTokens = [];
-  }
-
-  private tokens(): string[] {
-    return this.solo !== -1 ? this.soloTokens : this.index.tokens;
-  }
-
+  /** A thread's local id → temporary id; null for the thread whose ids are temporary ids already. */
   private mapOf(thread: number): Int32Array | null {
-    return thread === this.solo || thread === this.native ? null : this.local.get(thread)!;
+    return thread === this.native ? null : this.local.get(thread)!;
   }
 
   /** Takes back the counts of a review (thread-local ids) that turned out not to be training data. */
@@ -93,7 +68,7 @@ export class TokenMerger {
 
   /** Chooses the vocabulary from the counts; afterwards `toVocab` maps ids. */
   vocabulary(opts: { maxSize: number; minFreq: number }): { vocab: Vocab; counts: number[] } {
-    const tokens = this.tokens();
+    const tokens = this.index.tokens;
     const r = buildVocabFromArrays(tokens, this.counts.subarray(0, tokens.length), opts);
     const final = new Int32Array(tokens.length); // UNK_ID (0) where not kept
     for (let i = 0; i < r.kept.length; i++) final[r.kept[i]!] = i + 2;
