@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, SHARED_ARCHIVE } from "./helpers/cli.js";
 import { freePort } from "./helpers/nats.js";
-import { cleanup, tempDir } from "./helpers/fixture.js";
+import { cleanup, makeLayout, tempDir, writeLayoutTarGz } from "./helpers/fixture.js";
 import { openDataset } from "../src/ingest/index.js";
 
 test("ingest --help explains the command and its examples", async () => {
@@ -14,6 +14,27 @@ test("ingest --help explains the command and its examples", async () => {
   const b = await runCli(["bench", "ingest", "--help"]);
   assert.equal(b.code, 0);
   assert.match(b.stdout, /python3/);
+});
+
+test("bench ingest --json on a small archive: both sides count the same reviews; best, first run and ratios agree", async () => {
+  const dir = tempDir();
+  try {
+    const data = writeLayoutTarGz(join(dir, "small.tar.gz"), makeLayout({ train: 30, test: 5 }));
+    const r = await runCli(["bench", "ingest", "--data", data, "--runs", "2", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    assert.equal(j.bench, "ingest");
+    assert.equal(j.reviews, 70);
+    assert.equal(j.baseline.reviews, 70, "the python baseline read the same reviews");
+    assert.equal(j.runs, 2);
+    assert.ok(j.seconds > 0 && j.first_seconds >= j.seconds, `best ${j.seconds} s, first ${j.first_seconds} s`);
+    assert.ok(Math.abs(j.ratio - j.baseline_seconds / j.seconds) < 1e-9);
+    assert.ok(Math.abs(j.first_ratio - j.baseline_seconds / j.first_seconds) < 1e-9);
+    assert.equal(j.tokenize_tasks.pool + j.tokenize_tasks.main, 1, "70 reviews fit one task");
+    assert.match(r.stderr, /first run [0-9.]+ s/);
+  } finally {
+    cleanup(dir);
+  }
 });
 
 test("ingest without --data offline: fails fast, tells the user to pass --data, caches nothing", async () => {

@@ -25,7 +25,8 @@ test("ingest: directory and .tar.gz inputs give byte-identical datasets", async 
     const c = await runIngest({ data: join(dir, "src.tar.gz"), out: join(dir, "c"), batchSize: 8, valFraction: 0.2, threads: 3, taskReviews: 7 });
     assert.equal(c.datasetId, a.datasetId);
     // tiny tasks and one thread: reading ends with most tasks still waiting and the main thread tokenizes
-    // them too (its own dictionary, merged like a thread's); twice in this process, a fresh dictionary each time
+    // them too (with the merger's dictionary: its ids need no mapping, the pool's are mapped on the pool);
+    // twice in this process, each ingest with its own dictionary
     for (const out of ["d", "e"]) {
       const d = await runIngest({ data: join(dir, "src"), out: join(dir, out), batchSize: 8, valFraction: 0.2, threads: 1, taskReviews: 2 });
       assert.ok(d.tokenizeTasks.main > 0 && d.tokenizeTasks.pool > 0, JSON.stringify(d.tokenizeTasks));
