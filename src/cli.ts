@@ -1,7 +1,7 @@
 // The `imdb-train` program: collects every role's CommandSpecs and runs one. Owner of `commander`.
 import { Command, Option, InvalidArgumentError, CommanderError } from "commander";
 import type { CommandSpec, OptionSpec } from "./command.js";
-import { ImdbTrainError, errorMessage } from "./errors.js";
+import { AbortedError, ImdbTrainError, errorMessage } from "./errors.js";
 import { logger, setQuiet, setVerbose } from "./output.js";
 import { commands as ingestCommands } from "./ingest/command.js";
 import { commands as workerCommands } from "./workers/command.js";
@@ -123,7 +123,9 @@ export async function main(argv: string[]): Promise<void> {
     }
     const log = logger("imdb-train");
     if (err instanceof ImdbTrainError) {
-      log.error(err.message);
+      // a stop the user (or a launcher scaling down) asked for is not an error: a warning, status 130
+      if (err instanceof AbortedError) log.warn(err.message);
+      else log.error(err.message);
       if (err.cause && process.env.IMDB_TRAIN_DEBUG === "1") log.error(String((err.cause as Error).stack ?? err.cause));
       process.exitCode = err.exitCode;
     } else {
