@@ -35,8 +35,14 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
   const running = coord.run();
   const ch = DealerChannel.connect(endpoint, "fake", { maxBytes: 1 << 24 });
   try {
-    await ch.send(encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name: "fake", pid: process.pid }));
+    // a Join sent twice (a worker's retry racing our Welcome): welcomed twice, one join
+    const join = encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name: "fake", pid: process.pid });
+    await ch.send(join);
+    await ch.send(join);
     const welcome = await next(ch, Kind.Welcome);
+    const again = await next(ch, Kind.Welcome);
+    assert.equal(again.header.slot, welcome.header.slot, "the repeated Join keeps its slot");
+    assert.equal(events.filter((e) => e.type === "member" && e.event === "join").length, 1, "one join event for a repeated Join");
     const w = welcome.body as { runId: number; layoutHash: string; layoutSize: number; maxBytes: number };
     assert.equal(w.layoutHash, layout.hash);
     assert.equal(w.layoutSize, layout.size);

@@ -787,17 +787,25 @@ export class Coordinator {
   }
 
   private onJoin(peer: string, m: Message, now: number): void {
-    const b = m.body as { name?: string; pid?: number; host?: string; backend?: string };
+    const b = m.body as { name?: string; pid?: number; host?: string; backend?: string; rejoin?: boolean };
     if (m.header.layoutHash && m.header.layoutHash !== this.layout.hash) {
       this.reject(peer, new WireError("layout", `worker ${peer} joined with parameter layout ${m.header.layoutHash}, this run uses ${this.layout.hash}`));
       return;
     }
-    const member = this.members.join(peer, now, { pid: b.pid, host: b.host });
-    this.hasParams.delete(peer); // a (re)joined worker gets the parameters inline until the next broadcast
-    const live = this.members.live().length;
-    log.info(`worker ${peer} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); loading`);
-    this.tel.membership("join", peer);
-    this.o.onEvent?.({ type: "member", event: "join", worker: peer, live });
+    // the same process asking again before our Welcome reached it (its retry after 0.5 s, while this loop was
+    // busy): welcome it again, but it is one join — no second event, and its state stays as it is
+    const old = this.members.get(peer);
+    const repeat = old !== undefined && old.state === "live" && !old.ready && old.pid === b.pid && !b.rejoin;
+    const member = repeat ? old : this.members.join(peer, now, { pid: b.pid, host: b.host });
+    if (!repeat) {
+      this.hasParams.delete(peer); // a (re)joined worker gets the parameters inline until the next broadcast
+      const live = this.members.live().length;
+      log.info(`worker ${peer} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); loading`);
+      this.tel.membership("join", peer);
+      this.o.onEvent?.({ type: "member", event: "join", worker: peer, live });
+    } else {
+      this.members.seen(peer, now);
+    }
     const welcome = {
       runId: this.runId, slot: member.slot, model: this.o.model, dataset: this.o.dataset, layoutHash: this.layout.hash,
       layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000, coordinator: hostname(),
