@@ -14,6 +14,7 @@ import { Coordinator } from "./server.js";
 import { Adam } from "./optimizer.js";
 import { Arena } from "./kernels.js";
 import { BIN } from "./launcher.js";
+import { TRAIN_DEFAULTS } from "./options.js";
 
 const log = logger("bench");
 const SYNTHETIC = fileURLToPath(new URL("../workers/synthetic.js", import.meta.url));
@@ -209,7 +210,8 @@ export async function benchScaling(o: Record<string, unknown>): Promise<number> 
       dataset = join(tmp, "ds");
       const { runIngest } = await import("../ingest/index.js");
       log.info(`ingesting ${String(o.data)} into ${dataset}`);
-      await runIngest({ data: String(o.data), out: dataset, maxLen: Number(o.maxLen) });
+      // batches as `train` makes them by default (32 reviews, the last --max-len tokens kept)
+      await runIngest({ data: String(o.data), out: dataset, maxLen: Number(o.maxLen), batchSize: TRAIN_DEFAULTS.batchSize, keep: "last" });
     }
     const steps = Number(o.steps);
     const rows: { workers: number; samples_per_s: number; overhead: number; step_s: number }[] = [];

@@ -4,13 +4,15 @@
 //   fold(acc, part)            acc[i] = f32(acc[i] + part[i])                      (sum in task order)
 //   sumsq(acc, scale)          Σ f32(acc[i]·scale)², in double, four lanes i mod 4  (norm of the mean)
 //   adam(pIn → pOut, acc, m, v, scale, coef, …)                                    (mean → clip → Adam)
-//        g = f32(f32(acc[i]·scale)·coef)  [+ wd·pIn[i]]
-//        m = f32(β1·m + (1−β1)·g);  v = f32(β2·v + ((1−β2)·g)·g)
-//        pOut[i] = f32(pIn[i] − (stepSize·m) / (√v / √bc2 + ε))          (torch.optim.Adam's formulation)
+//        g = f32(f32(acc[i]·scale)·coef)  [+ wd·pIn[i]]                  (the mean and the clip, as sumsq)
+//        m = β1·m + (1−β1)·g;  v = β2·v + ((1−β2)·g)·g
+//        pOut[i] = pIn[i] − (stepSize·m) / (√v / √bc2 + ε)          (torch.optim.Adam's formulation)
 //
-// Everything between the float32 loads and stores is double precision, in the order written above, so the
-// SIMD code (f64x2 lanes) and the JS code round identically. `scale` = 1/samples and `coef` = the clip
-// factor (1 when not clipping): x·1 is exact, so the same kernel serves the unclipped step.
+// `scale` = 1/samples and `coef` = the clip factor (1 when not clipping: x·1 is exact, so the same kernel
+// serves the unclipped step) multiply in double, each product rounded to float32, as in sumsq. The update
+// itself computes in float32, as torch.optim.Adam does for float32 tensors: every operation rounded to
+// float32 (the hyperparameters too), in the order written. The SIMD code (f32x4 lanes, IEEE-rounded) and the
+// JS twin (each operation in double, then Math.fround — exact for +, −, ×, ÷ and √) give the same bits.
 //
 // The kernels work on arrays inside one WebAssembly.Memory (an `Arena`). A fourth kernel decodes IEEE half
 // floats (the fp16 gradient encoding, src/gradcodec.ts).
@@ -85,24 +87,17 @@ function sumsqTail(s: number, acc: Float32Array, start: number, end: number, sca
 }
 
 export function adamJs(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, scale: number, coef: number, h: AdamHyper): void {
-  const b1 = h.beta1, c1 = 1 - h.beta1, b2 = h.beta2, c2 = 1 - h.beta2, ss = h.stepSize, sb = h.sqrtBc2, eps = h.eps, wd = h.weightDecay;
-  if (wd === 0) {
-    for (let i = start; i < end; i++) {
-      const g = Math.fround(Math.fround(acc[i]! * scale) * coef);
-      const mi = Math.fround(b1 * m[i]! + c1 * g);
-      const vi = Math.fround(b2 * v[i]! + c2 * g * g);
-      m[i] = mi; v[i] = vi;
-      pOut[i] = pIn[i]! - (ss * mi) / (Math.sqrt(vi) / sb + eps);
-    }
-  } else {
-    for (let i = start; i < end; i++) {
-      const p = pIn[i]!;
-      const g = Math.fround(Math.fround(acc[i]! * scale) * coef) + wd * p;
-      const mi = Math.fround(b1 * m[i]! + c1 * g);
-      const vi = Math.fround(b2 * v[i]! + c2 * g * g);
-      m[i] = mi; v[i] = vi;
-      pOut[i] = p - (ss * mi) / (Math.sqrt(vi) / sb + eps);
-    }
+  const f = Math.fround;
+  const b1 = f(h.beta1), c1 = f(1 - h.beta1), b2 = f(h.beta2), c2 = f(1 - h.beta2);
+  const ss = f(h.stepSize), sb = f(h.sqrtBc2), eps = f(h.eps), wd = f(h.weightDecay);
+  for (let i = start; i < end; i++) {
+    const p = pIn[i]!;
+    let g = f(f(acc[i]! * scale) * coef); // the mean and the clip as sumsq sees them: scale and coef in double
+    if (wd !== 0) g = f(g + f(wd * p));
+    const mi = f(f(b1 * m[i]!) + f(c1 * g));
+    const vi = f(f(b2 * v[i]!) + f(f(c2 * g) * g));
+    m[i] = mi; v[i] = vi;
+    pOut[i] = f(p - f(f(ss * mi) / f(f(f(Math.sqrt(vi)) / sb) + eps)));
   }
 }
 
@@ -138,8 +133,10 @@ const store = (off = 0) => op.simd(0x0b, 4, ...uleb(off)); //  v128.store align=
 const f64x2Splat = op.simd(0x14);
 const promoteLow = op.simd(0x5f); //                            f64x2.promote_low_f32x4
 const demote = op.simd(0x5e); //                                f32x4.demote_f64x2_zero
-const f32x4Add = op.simd(0xe4);
-const [f64x2Sqrt, f64x2Add, f64x2Sub, f64x2Mul, f64x2Div] = [0xef, 0xf0, 0xf1, 0xf2, 0xf3].map((c) => op.simd(c));
+const f32x4Splat = op.simd(0x13);
+const f32Demote = [0xb6]; //                                    f32.demote_f64
+const [f32x4Sqrt, f32x4Add, f32x4Sub, f32x4Mul, f32x4Div] = [0xe3, 0xe4, 0xe5, 0xe6, 0xe7].map((c) => op.simd(c));
+const [f64x2Add, f64x2Mul] = [0xf0, 0xf2].map((c) => op.simd(c));
 const extract64 = (lane: number) => op.simd(0x21, lane);
 /** i8x16.shuffle of a f32x4 local with itself: lanes 2,3 into lanes 0,1 (for promote_low). */
 const highOf = (local: number) => [...op.get(local), ...op.get(local), ...op.simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15)];
@@ -189,56 +186,44 @@ function sumsqFn(): { type: number[]; locals: number[][]; body: number[] } {
   return { type: [0x60, ...vec([[I32], [I32], [I32], [F64]]), ...vec([[F64]])], locals: [[1, I32], [5, V128]], body };
 }
 
-// adam(pIn, pOut, acc, m, v, start, end, scale, coef, b1, c1, b2, c2, stepSize, sqrtBc2, eps, wd)
+// adam(pIn, pOut, acc, m, v, start, end, scale, coef, b1, c1, b2, c2, stepSize, sqrtBc2, eps, wd): g from the
+// f64 lanes of scale and coef; the other scalars rounded to f32 once; then four lanes in float32, as adamJs
 function adamFn(withWd: boolean): { type: number[]; locals: number[][]; body: number[] } {
   const [pIn, pOut, acc, m, v, start, end] = [0, 1, 2, 3, 4, 5, 6];
   const scalars = ["scale", "coef", "b1", "c1", "b2", "c2", "ss", "sb", "eps", "wd"];
   const P = 7; // first f64 parameter
   const i = P + scalars.length; // i32 local
-  const splat = (name: string) => P + scalars.length + 1 + scalars.indexOf(name); // v128 locals: splatted scalars
-  const [vg, vp, vm, vv, tmp] = [i + 1 + scalars.length, i + 2 + scalars.length, i + 3 + scalars.length, i + 4 + scalars.length, i + 5 + scalars.length];
+  // v128 locals: scale and coef in two f64 lanes, the others in four f32 lanes
+  const splat = (name: string) => i + 1 + scalars.indexOf(name);
+  const [vp, vg, vm, vv] = [i + 1 + scalars.length, i + 2 + scalars.length, i + 3 + scalars.length, i + 4 + scalars.length];
   const S = (n: string) => op.get(splat(n));
-  // one f64x2 half (lanes 0,1 or 2,3) of each array: leaves [m_lo/hi, v_lo/hi, p_lo/hi] demoted on the stack
-  const half = (hi: boolean) => {
-    const lanes = (local: number) => [...(hi ? highOf(local) : op.get(local)), ...promoteLow];
-    const g = [
-      ...lanes(vg), ...S("scale"), ...f64x2Mul, ...demote, ...promoteLow, ...S("coef"), ...f64x2Mul, ...demote, ...promoteLow,
-      ...(withWd ? [...S("wd"), ...lanes(vp), ...f64x2Mul, ...f64x2Add] : []),
-    ];
-    return [
-      ...g, ...op.set(tmp), // tmp = g (f64x2)
-      // m' = f32(b1·m + c1·g)
-      ...S("b1"), ...lanes(vm), ...f64x2Mul, ...S("c1"), ...op.get(tmp), ...f64x2Mul, ...f64x2Add, ...demote,
-      // v' = f32(b2·v + (c2·g)·g)
-      ...S("b2"), ...lanes(vv), ...f64x2Mul, ...S("c2"), ...op.get(tmp), ...f64x2Mul, ...op.get(tmp), ...f64x2Mul, ...f64x2Add, ...demote,
-    ];
-  };
-  // after both halves the stack holds m_lo v_lo m_hi v_hi (each demoted [x,y,0,0]); p needs m and v, so we
-  // keep them in locals instead: simpler to compute per half with explicit locals
-  const [mlo, vlo, mhi, vhi] = [tmp + 1, tmp + 2, tmp + 3, tmp + 4];
-  const pHalf = (hi: boolean, mLoc: number, vLoc: number) => [
-    // p' = p − (ss·m') / (√v' / sb + eps), m' and v' read back from their float32 values
-    ...(hi ? highOf(vp) : op.get(vp)), ...promoteLow,
-    ...S("ss"), ...op.get(mLoc), ...promoteLow, ...f64x2Mul,
-    ...op.get(vLoc), ...promoteLow, ...f64x2Sqrt, ...S("sb"), ...f64x2Div, ...S("eps"), ...f64x2Add,
-    ...f64x2Div, ...f64x2Sub, ...demote,
+  const inF64 = (n: string) => n === "scale" || n === "coef";
+  // lanes 0,1 or 2,3 of vg: f32(f32(acc·scale)·coef) in double, demoted to [x, y, 0, 0]
+  const gHalf = (hi: boolean) => [
+    ...(hi ? highOf(vg) : op.get(vg)), ...promoteLow, ...S("scale"), ...f64x2Mul, ...demote, ...promoteLow, ...S("coef"), ...f64x2Mul, ...demote,
   ];
   const body = [
-    ...scalars.flatMap((n, k) => [...op.get(P + k), ...f64x2Splat, ...op.set(splat(n))]),
+    ...scalars.flatMap((n, k) => [...op.get(P + k), ...(inF64(n) ? f64x2Splat : [...f32Demote, ...f32x4Splat]), ...op.set(splat(n))]),
     ...loop4(i, start, end, [
-      ...addr(acc, i), ...load(), ...op.set(vg),
       ...addr(pIn, i), ...load(), ...op.set(vp),
-      ...addr(m, i), ...load(), ...op.set(vm),
-      ...addr(v, i), ...load(), ...op.set(vv),
-      ...half(false), ...op.set(vlo), ...op.set(mlo),
-      ...half(true), ...op.set(vhi), ...op.set(mhi),
-      ...addr(m, i), ...op.get(mlo), ...op.get(mhi), ...joinLow, ...store(),
-      ...addr(v, i), ...op.get(vlo), ...op.get(vhi), ...joinLow, ...store(),
-      ...addr(pOut, i), ...pHalf(false, mlo, vlo), ...pHalf(true, mhi, vhi), ...joinLow, ...store(),
+      // g = f32(f32(acc·scale)·coef) [+ wd·p]
+      ...addr(acc, i), ...load(), ...op.set(vg), ...gHalf(false), ...gHalf(true), ...joinLow,
+      ...(withWd ? [...S("wd"), ...op.get(vp), ...f32x4Mul, ...f32x4Add] : []),
+      ...op.set(vg),
+      // m' = b1·m + c1·g;  v' = b2·v + (c2·g)·g
+      ...S("b1"), ...addr(m, i), ...load(), ...f32x4Mul, ...S("c1"), ...op.get(vg), ...f32x4Mul, ...f32x4Add, ...op.set(vm),
+      ...S("b2"), ...addr(v, i), ...load(), ...f32x4Mul, ...S("c2"), ...op.get(vg), ...f32x4Mul, ...op.get(vg), ...f32x4Mul, ...f32x4Add, ...op.set(vv),
+      ...addr(m, i), ...op.get(vm), ...store(),
+      ...addr(v, i), ...op.get(vv), ...store(),
+      // p' = p − (ss·m') / (√v' / sb + eps)
+      ...addr(pOut, i), ...op.get(vp),
+      ...S("ss"), ...op.get(vm), ...f32x4Mul,
+      ...op.get(vv), ...f32x4Sqrt, ...S("sb"), ...f32x4Div, ...S("eps"), ...f32x4Add,
+      ...f32x4Div, ...f32x4Sub, ...store(),
     ]),
   ];
   const params = [...Array(7).fill([I32]), ...Array(scalars.length).fill([F64])] as number[][];
-  return { type: [0x60, ...vec(params), ...vec([])], locals: [[1, I32], [scalars.length + 4 + 1 + 4, V128]], body };
+  return { type: [0x60, ...vec(params), ...vec([])], locals: [[1, I32], [scalars.length + 4, V128]], body };
 }
 
 // half(dst, src, start, end, scale): dst[i] = f32(float(src[i])·scale) for IEEE half bits src (u16), i in
