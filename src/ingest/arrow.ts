@@ -121,8 +121,8 @@ export function encodeArrowFileReference(meta: FileMeta, batches: BatchRows[]): 
 
 // ---- the direct file writer -----------------------------------------------------------------------
 // The same bytes as apache-arrow's RecordBatchFileWriter (tests compare them), a batch at a time through one
-// reused buffer (fresh memory costs a page fault per 4 KiB): token ids go through their map straight into
-// it, and no column arrays, record batches or chunk lists are built. Arrow's code still encodes the
+// reused buffer (fresh memory costs a page fault per 4 KiB): token ids are copied straight into it, and no
+// column arrays, record batches or chunk lists are built. Arrow's code still encodes the
 // metadata (the footer, and the first batch's flatbuffer, which the others copy with their own numbers).
 // The layout it reproduces, per record batch:
 //   message: int32 -1, int32 metadata size, flatbuffer Message(RecordBatch), zero padding to 8 bytes

@@ -1,10 +1,9 @@
 // Merging the tokenizer threads' dictionaries on the main thread while the threads work: each thread's
 // new tokens get dataset-wide ("temporary") ids and its sparse training counts are added as results
 // arrive (while the main thread would otherwise wait for gunzip), so that when reading ends only the
-// vocabulary choice is left. Token ids stay thread-local;
-// `toVocab(thread)` maps them to vocabulary ids. The main thread, when it tokenizes too, uses the
-// merger's own dictionary (`shareIndex`): the tokens the pool has reported are known to it already, and
-// its ids are temporary ids.
+// vocabulary choice is left. Token ids stay thread-local; `toVocab(thread)` maps them to vocabulary ids.
+// The main thread, when it tokenizes too, uses the merger's own dictionary (`shareIndex`): the tokens the
+// pool has reported are known to it already, and its ids are temporary ids.
 import { Interner } from "./intern.js";
 import { buildVocabFromArrays, type Vocab } from "./vocab.js";
 import type { TokenizeResult } from "./tokenize-task.js";
