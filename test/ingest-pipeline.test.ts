@@ -7,7 +7,7 @@ import { openDataset, runIngest } from "../src/ingest/index.js";
 import { readArrowRows } from "../src/ingest/arrow.js";
 import { tokenize } from "../src/ingest/tokenizer.js";
 import { PAD_ID } from "../src/config.js";
-import { cleanup, makeLayout, tempDir, writeLayoutDir, writeLayoutTarGz } from "./helpers/fixture.js";
+import { cleanup, makeLayout, tempDir, withFile, writeLayoutDir, writeLayoutTarGz } from "./helpers/fixture.js";
 
 test("ingest: directory and .tar.gz inputs give byte-identical datasets", async () => {
   const dir = tempDir();
@@ -54,6 +54,38 @@ test("ingest: a .tar.gz of several gunzip buffers (some reviews split across two
     assert.equal(b.train + b.val, 1400);
     assert.ok(b.tokenizeTasks.pool + b.tokenizeTasks.main >= 3, JSON.stringify(b.tokenizeTasks));
     assert.equal(b.datasetId, a.datasetId);
+  } finally {
+    cleanup(dir);
+  }
+});
+
+test("ingest: reviews with more token ids than bytes (punctuation) read back exactly, from pool and main-thread tasks", async () => {
+  const dir = tempDir();
+  try {
+    let files = makeLayout({ train: 5, words: [3, 12], seed: 4 });
+    // one review per task: these two have more than one token per 4 bytes, so their ids need a buffer of their own
+    files = withFile(files, "aclImdb/train/pos/100_9.txt", "!?!?!?!?!?,;:()");
+    files = withFile(files, "aclImdb/train/neg/100_2.txt", "a-b-c-d-e-f-g !!");
+    writeLayoutDir(join(dir, "src"), files);
+    const out = join(dir, "ds");
+    const r = await runIngest({ data: join(dir, "src"), out, batchSize: 4, threads: 1, taskReviews: 1 });
+    assert.equal(r.train + r.val, 12);
+    assert.ok(r.tokenizeTasks.main > 0 && r.tokenizeTasks.pool > 0, JSON.stringify(r.tokenizeTasks));
+    const ds = await openDataset(out);
+    const byName = new Map(files.map((f) => [f.name, new TextDecoder().decode(f.data)]));
+    let seen = 0;
+    for (const split of ds.splits) {
+      const names = readArrowRows(readFileSync(join(out, `${split}.arrow`))).review;
+      let k = 0;
+      for (const b of ds.batches(split)) {
+        for (let i = 0; i < b.size; i++, k++) {
+          const want = tokenize(byName.get(`aclImdb/${names[k]}.txt`)!).map((t) => ds.vocab.id(t));
+          assert.deepEqual([...b.tokens.subarray(i * b.maxLen, i * b.maxLen + b.lengths[i]!)], want, names[k]);
+          if (names[k]!.endsWith("/100_9") || names[k]!.endsWith("/100_2")) seen++;
+        }
+      }
+    }
+    assert.equal(seen, 2, "both punctuation reviews were read back");
   } finally {
     cleanup(dir);
   }
