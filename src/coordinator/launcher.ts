@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KeepSide } from "../config.js";
 import { UsageError, TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { settledWithin } from "../wait.js";
 import { emitJson, logger, progress, type Progress } from "../output.js";
 import { PASS_ON, optimFrom } from "./options.js";
 import type { TrainReport } from "./role.js";
@@ -171,7 +172,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
       throw new TrainingError(`training failed: ${failure ?? `coordinator exited (${signal ?? `status ${code}`})`}`);
     }
     // workers were told to stop; give them a moment, then make sure
-    await Promise.race([Promise.all(children.map((c) => c.exited)), new Promise((r) => setTimeout(r, 5000))]);
+    await settledWithin(Promise.all(children.map((c) => c.exited)), 5000);
     await stopAll("run finished").catch(() => {});
   } catch (err) {
     await stopAll("launcher error");

@@ -9,6 +9,7 @@
 import { hostname } from "node:os";
 import type { ModelConfig } from "../config.js";
 import { TrainingError, AbortedError, ConnectionError, errorMessage } from "../errors.js";
+import { settledWithin } from "../wait.js";
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../model.js";
@@ -417,7 +418,7 @@ export class Coordinator {
     await this.shards?.close(this.shardHead);
     const stops = this.members.connected().map((m) =>
       this.channel.send(m.id, encode({ kind: Kind.Stop, runId: this.runId, step: this.step, paramVersion: this.version, slot: m.slot, layoutHash: this.layout.hash }, { reason })).catch(() => {}));
-    await Promise.race([Promise.all(stops), new Promise((r) => setTimeout(r, 1000))]);
+    await settledWithin(Promise.all(stops), 1000);
     await new Promise((r) => setTimeout(r, 50)); // let ZeroMQ flush the stops (linger is 0)
     this.channel.close();
   }

@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import type { ModelConfig } from "../config.js";
 import { AuthError, ConnectionError, ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { settledWithin } from "../wait.js";
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, ParamAssembler, type Message } from "../protocol.js";
@@ -155,7 +156,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
     stopReason = "interrupted";
     // (linger is 0: give ZeroMQ's I/O thread a moment to put the Leave on the wire before closing)
     const bye = channel.send(encode(head(Kind.Leave, 0, 0), { reason: "stopped by a signal" })).then(() => new Promise((r) => setTimeout(r, 100))).catch(() => {});
-    void Promise.race([bye, new Promise((r) => setTimeout(r, 600))]).then(() => channel.close());
+    void settledWithin(bye, 600).then(() => channel.close());
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
   const result: WorkerResult & { newRun?: number } = { steps: 0, evals: 0, samples: 0, reason: "" };
