@@ -113,13 +113,13 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   /** The main thread's share: the newest waiting tasks, one at a time, giving the event loop a turn in
    *  between so that the pool is handed the next task as soon as it finishes one. */
   const helpTokenize = async () => {
-    const { tokenizeBatch, freshDictionary, useDictionary } = await local;
+    const { tokenizeBatch, useDictionary } = await local;
     // one ingest at a time uses this thread's dictionary (another one running in this process: no help)
     if (mainTokenizerBusy || waiting.length === 0) return;
     mainTokenizerBusy = true;
+    // the merger's dictionary: what the pool reported is known to it, and the ids need no mapping
+    const own = useDictionary(merger.shareIndex(MAIN_THREAD));
     try {
-      // the merger's dictionary: what the pool reported is known to it, and the ids need no mapping
-      useDictionary(merger.shareIndex(MAIN_THREAD));
       while (waiting.length > 0) {
         const w = waiting.pop()!;
         try {
@@ -133,7 +133,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         await new Promise((r) => setImmediate(r));
       }
     } finally {
-      freshDictionary(); // let the ingest's tokens go
+      useDictionary(own); // this thread's own (empty) dictionary again: the ingest's tokens go with the merger
       mainTokenizerBusy = false;
     }
   };

@@ -153,17 +153,15 @@ function countIds(from: number, to: number, touched: number[]): void {
   }
   counts.fill(0);
   count = 0;
-  freshDictionary(); // cheaper than clearing the warm one's tables
+  dict = new Interner(); // a new one is cheaper than clearing the warm one's tables
 }
 
-/** Forgets every token seen on this thread: the next task's ids start again from 0. */
-export function freshDictionary(): void {
-  dict = new Interner();
-}
-
-/** Tokenizes with `d` from now on (ids are d's ids; tokens new to it are added to it). */
-export function useDictionary(d: Interner): void {
+/** Tokenizes with `d` from now on (ids are d's ids; tokens new to it are added to it); returns the
+ *  dictionary used until now, to be put back afterwards. */
+export function useDictionary(d: Interner): Interner {
+  const before = dict;
   dict = d;
+  return before;
 }
 
 /**
