@@ -5,13 +5,13 @@ import { AbortedError, ImdbTrainError, errorMessage } from "./errors.js";
 import { logger, setQuiet, setVerbose } from "./output.js";
 import { commands as ingestCommands } from "./ingest/command.js";
 import { commands as workerCommands } from "./workers/command.js";
-import { commands as engineCommands } from "./workers/engine/command.js";
-import { commands as gpuCommands } from "./workers/gpu/command.js";
+import { commands as engineCommands } from "./bench/engine-command.js";
+import { commands as gpuCommands } from "./bench/gpu-command.js";
 import { commands as coordinatorCommands } from "./coordinator/command.js";
 import { commands as experimentCommands } from "./experiments/command.js";
 import { commands as metricsCommands } from "./metrics/command.js";
 import { commands as securityCommands } from "./security/command.js";
-import { commands as soakCommands } from "./coordinator/soak-command.js";
+import { commands as soakCommands } from "./bench/soak-command.js";
 
 const GROUPS: Record<string, string> = {
   bench: "benchmarks that run the baseline in the same run and print the ratio",

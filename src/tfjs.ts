@@ -78,8 +78,8 @@ async function startOne(name: BackendName): Promise<void> {
     }
     case "webgpu": {
       type GpuLike = { requestAdapter(): Promise<{ isFallbackAdapter?: boolean } | null> };
-      // The `webgpu` package is owned by src/workers/gpu/device.ts (its only importer).
-      const { loadWebgpu, vulkanLoaderPresent } = await import("./workers/gpu/device.js");
+      // The `webgpu` package is owned by src/engine/gpu/device.ts (its only importer).
+      const { loadWebgpu, vulkanLoaderPresent } = await import("./engine/gpu/device.js");
       if (!vulkanLoaderPresent()) throw new Error("no Vulkan loader (libvulkan.so.1) on this machine");
       const { create } = (await loadWebgpu()) as unknown as { create(opts: string[]): GpuLike };
       const gpu = create([]);

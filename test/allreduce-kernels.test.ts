@@ -3,9 +3,9 @@
 // mean → clip → Adam written out here with plain loops.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Arena, Kernels, adamJs, foldJs, sumsqJs, type AdamHyper } from "../src/coordinator/kernels.js";
-import { Adam, clipCoefficient } from "../src/coordinator/optimizer.js";
-import { StepArithmetic } from "../src/coordinator/allreduce.js";
+import { Arena, Kernels, adamJs, foldJs, sumsqJs, type AdamHyper } from "../src/optim/kernels.js";
+import { Adam, clipCoefficient } from "../src/optim/adam.js";
+import { StepArithmetic } from "../src/optim/step.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

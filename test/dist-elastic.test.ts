@@ -10,7 +10,7 @@ import { runCli, spawnCli, type CliProc } from "./helpers/cli.js";
 import { startNats } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
-import { openTrainingData } from "../src/workers/data.js";
+import { openTrainingData } from "../src/dataset/training.js";
 
 let root = "";
 let dataset = "";

@@ -7,10 +7,10 @@ import { join } from "node:path";
 import { runCli } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
-import { toHalf, halfTable, encodeGradient, encodeRows, type SparseBlock } from "../src/gradcodec.js";
-import { Arena, Kernels } from "../src/coordinator/kernels.js";
-import { StepArithmetic } from "../src/coordinator/allreduce.js";
-import { loadModel } from "../src/workers/modeldir.js";
+import { toHalf, halfTable, encodeGradient, encodeRows, type SparseBlock } from "../src/protocol/gradcodec.js";
+import { Arena, Kernels } from "../src/optim/kernels.js";
+import { StepArithmetic } from "../src/optim/step.js";
+import { loadModel } from "../src/model/files.js";
 
 test("half floats: every half round-trips; the SIMD decoder equals the table; rows and fp16 parts sum like dense ones", () => {
   const t = halfTable();

@@ -5,10 +5,10 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { Coordinator, type CoordinatorEvent } from "../src/coordinator/server.js";
 import { DealerChannel } from "../src/transport/zmq.js";
-import { Kind, encode, decode, PROTOCOL_VERSION, ParamAssembler, type Message } from "../src/protocol.js";
+import { Kind, encode, decode, PROTOCOL_VERSION, ParamAssembler, type Message } from "../src/protocol/wire.js";
 import { Membership } from "../src/coordinator/membership.js";
 import { EpochSampler } from "../src/coordinator/sampler.js";
-import { paramLayout } from "../src/model.js";
+import { paramLayout } from "../src/model/layout.js";
 import type { ModelConfig } from "../src/config.js";
 
 const MODEL: ModelConfig = { cell: "lstm", vocabSize: 30, embedDim: 4, hidden: 3, layers: 1, bidirectional: false };
@@ -167,7 +167,7 @@ test("checkpoints round-trip and a truncated or corrupt file is refused with its
 });
 
 test("learning-rate schedule: warm-up then cosine decay to 0.1 × lr", async () => {
-  const { learningRate } = await import("../src/coordinator/schedule.js");
+  const { learningRate } = await import("../src/optim/schedule.js");
   const s = { warmupSteps: 10, decay: "cosine" as const, minFactor: 0.1 };
   assert.equal(learningRate(1, 0, 100, s), 0.1);
   assert.equal(learningRate(1, 9, 100, s), 1);

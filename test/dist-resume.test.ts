@@ -9,7 +9,7 @@ import { runCli, spawnCli } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 import { loadCheckpoint } from "../src/coordinator/checkpoint.js";
-import { loadModel } from "../src/workers/modeldir.js";
+import { loadModel } from "../src/model/files.js";
 
 let root = "";
 let dataset = "";

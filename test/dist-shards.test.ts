@@ -7,7 +7,7 @@ import { runCli } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 import { sliceBounds } from "../src/coordinator/shards.js";
-import { loadModel } from "../src/workers/modeldir.js";
+import { loadModel } from "../src/model/files.js";
 
 let root = "";
 let dataset = "";

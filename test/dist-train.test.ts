@@ -10,11 +10,11 @@ import { startNats, type NatsServer } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 import { connectNats } from "../src/transport/nats.js";
-import { loadModel } from "../src/workers/modeldir.js";
-import { loadExported, predictExported } from "../src/workers/export.js";
+import { loadModel } from "../src/model/files.js";
+import { loadExported, predictExported } from "../src/model/export.js";
 import { predictTexts } from "../src/workers/evaluate.js";
 import { encodeText, padBatch } from "../src/workers/textbatch.js";
-import { loadVocab } from "../src/ingest/vocab.js";
+import { loadVocab } from "../src/dataset/vocab.js";
 
 let root = "";
 let data = "";

@@ -2,8 +2,8 @@
 // engine, for finite-difference checks of the engine's float32 gradients (llm.c style).
 // Legend: B batch, T time, In input width, H hidden, K = dirs·H. Weights from the flat layout (model.ts).
 import type { ModelConfig } from "../src/config.js";
-import { directionsOf, paramLayout, rnnPrefix } from "../src/model.js";
-import type { EngineBatch, LossKind } from "../src/workers/engine/index.js";
+import { directionsOf, paramLayout, rnnPrefix } from "../src/model/layout.js";
+import type { EngineBatch, LossKind } from "../src/engine/index.js";
 
 const sig = (x: number) => 1 / (1 + Math.exp(-x));
 

@@ -5,10 +5,10 @@ import assert from "node:assert/strict";
 import type { ModelConfig } from "../src/config.js";
 import { PAD_ID } from "../src/config.js";
 import { InputError, UsageError } from "../src/errors.js";
-import { initParams } from "../src/model.js";
+import { initParams } from "../src/model/layout.js";
 import { Rng } from "../src/rng.js";
-import { createEngine, type EngineBatch } from "../src/workers/engine/index.js";
-import { ReferenceModel } from "../src/workers/engine/reference.js";
+import { createEngine, type EngineBatch } from "../src/engine/index.js";
+import { ReferenceModel } from "../src/engine/reference.js";
 import { lossSum64 } from "./engine-float64.js";
 
 function tokenBatch(rng: Rng, V: number, lengths: number[]): EngineBatch {
@@ -141,7 +141,7 @@ for (const c of FD_CASES) {
 }
 
 test("dropout: gradients match finite differences with the same masks; masks follow sample ids; evaluation has none", async () => {
-  const { dropoutMask } = await import("../src/workers/engine/head.js");
+  const { dropoutMask } = await import("../src/engine/head.js");
   const model: ModelConfig = { cell: "lstm", vocabSize: 9, embedDim: 3, hidden: 4, layers: 1, bidirectional: false };
   const engine = await createEngine({ model, backend: "wasm" });
   const rng = new Rng(31);

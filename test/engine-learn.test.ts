@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../src/config.js";
-import { Adam, clipByGlobalNorm } from "../src/coordinator/optimizer.js";
-import { initParams } from "../src/model.js";
+import { Adam, clipByGlobalNorm } from "../src/optim/adam.js";
+import { initParams } from "../src/model/layout.js";
 import { Rng } from "../src/rng.js";
-import { createEngine } from "../src/workers/engine/index.js";
-import { bucketedBatches, loadReviewSample } from "../src/workers/engine/sample.js";
+import { createEngine } from "../src/engine/index.js";
+import { bucketedBatches, loadReviewSample } from "../src/bench/sample.js";
 
 const ARCHIVE = fileURLToPath(new URL("../../../shared/data/aclImdb-train.tar.gz", import.meta.url));
 

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import type { ModelConfig } from "../src/config.js";
 import { PAD_ID, UNK_ID } from "../src/config.js";
 import { InputError } from "../src/errors.js";
-import { Adam, clipByGlobalNorm, globalNorm } from "../src/coordinator/optimizer.js";
-import { initParams, loadGlove, paramLayout, view } from "../src/model.js";
+import { Adam, clipByGlobalNorm, globalNorm } from "../src/optim/adam.js";
+import { initParams, loadGlove, paramLayout, view } from "../src/model/layout.js";
 
 test("Adam: first steps equal the bias-corrected update computed by hand", () => {
   const adam = new Adam(2, { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 });

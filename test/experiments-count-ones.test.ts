@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEngine } from "../src/workers/engine/index.js";
+import { createEngine } from "../src/engine/index.js";
 import { COUNT_ONES_DEFAULTS, countOnesModel, trainCountOnes, type CountOnesOptions } from "../src/experiments/count-ones.js";
 import type { CellKind } from "../src/config.js";
 import { runCli } from "./helpers/cli.js";

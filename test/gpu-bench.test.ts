@@ -7,9 +7,9 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Rng } from "../src/rng.js";
-import { parseAnchorLine, runAnchor, summarizeAnchor } from "../src/workers/gpu/anchor.js";
-import { anchorBatches, cardSlug } from "../src/workers/gpu/bench.js";
-import { acquireDevice, hardwareAdapters, listAdapters } from "../src/workers/gpu/device.js";
+import { parseAnchorLine, runAnchor, summarizeAnchor } from "../src/bench/gpu-anchor.js";
+import { anchorBatches, cardSlug } from "../src/bench/gpu-engine.js";
+import { acquireDevice, hardwareAdapters, listAdapters } from "../src/engine/gpu/device.js";
 import { runCli, SHARED_ARCHIVE } from "./helpers/cli.js";
 
 test("anchor lines parse; the first epoch is left out of the figure", () => {

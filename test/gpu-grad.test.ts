@@ -6,12 +6,12 @@ import assert from "node:assert/strict";
 import type { ModelConfig } from "../src/config.js";
 import { PAD_ID } from "../src/config.js";
 import { InputError, UsageError } from "../src/errors.js";
-import { initParams } from "../src/model.js";
+import { initParams } from "../src/model/layout.js";
 import { Rng } from "../src/rng.js";
-import { createEngine, type Engine, type EngineBatch } from "../src/workers/engine/index.js";
-import { acquireDevice, envAdapterIndex, hardwareAdapters, listAdapters, parseAdapterList, type GpuDevice } from "../src/workers/gpu/device.js";
-import { GpuEngine } from "../src/workers/gpu/engine.js";
-import { gpuEngineFor } from "../src/workers/gpu/select.js";
+import { createEngine, type Engine, type EngineBatch } from "../src/engine/index.js";
+import { acquireDevice, envAdapterIndex, hardwareAdapters, listAdapters, parseAdapterList, type GpuDevice } from "../src/engine/gpu/device.js";
+import { GpuEngine } from "../src/engine/gpu/engine.js";
+import { gpuEngineFor } from "../src/engine/gpu/select.js";
 
 let gpu: GpuDevice | undefined;
 let skip: string | false = false;

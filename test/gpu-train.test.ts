@@ -5,10 +5,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runIngest } from "../src/ingest/index.js";
-import { acquireDevice } from "../src/workers/gpu/device.js";
+import { acquireDevice } from "../src/engine/gpu/device.js";
 import { runCli } from "./helpers/cli.js";
 import { cleanup, makeLayout, tempDir, writeLayoutDir } from "./helpers/fixture.js";
-import { loadModel } from "../src/workers/modeldir.js";
+import { loadModel } from "../src/model/files.js";
 
 let root = "";
 let dataset = "";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeArrowFile, decodeBatchMessage, encodeArrowFile, encodeBatchMessage, readArrowRows, type BatchRows } from "../src/ingest/arrow.js";
+import { decodeArrowFile, decodeBatchMessage, encodeArrowFile, encodeBatchMessage, readArrowRows, type BatchRows } from "../src/dataset/arrow.js";
 import { InputError } from "../src/errors.js";
 import { PAD_ID } from "../src/config.js";
 
@@ -47,7 +47,7 @@ test("arrow: truncated or foreign bytes are an InputError naming the file", () =
 });
 
 test("arrow: the direct file writer gives the bytes of apache-arrow's writer", async () => {
-  const { encodeArrowFileReference } = await import("../src/ingest/arrow.js");
+  const { encodeArrowFileReference } = await import("../src/dataset/arrow.js");
   const { Rng } = await import("../src/rng.js");
   const rng = new Rng(11);
   const names = ["train/pos/1_9", "train/neg/ünïcode_2", "test/neg/日本_3", "x"];

@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { openDataset, runIngest } from "../src/ingest/index.js";
-import { readArrowRows } from "../src/ingest/arrow.js";
+import { readArrowRows } from "../src/dataset/arrow.js";
 import { tokenize } from "../src/ingest/tokenizer.js";
 import { PAD_ID } from "../src/config.js";
 import { cleanup, makeLayout, tempDir, withFile, writeLayoutDir, writeLayoutTarGz } from "./helpers/fixture.js";

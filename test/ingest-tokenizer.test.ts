@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { tokenize } from "../src/ingest/tokenizer.js";
-import { buildVocab, encode, loadVocab, makeVocab, vocabToJson } from "../src/ingest/vocab.js";
+import { buildVocab, encode, loadVocab, makeVocab, vocabToJson } from "../src/dataset/vocab.js";
 import { cleanup, tempDir } from "./helpers/fixture.js";
 import { SHARED_ARCHIVE } from "./helpers/cli.js";
 import { existsSync, writeFileSync } from "node:fs";
@@ -145,7 +145,7 @@ test("interner: ids are dense, stable, and the same from strings and code units"
 });
 
 test("vocab: the partial sort keeps exactly what a full sort keeps", async () => {
-  const { buildVocabFromArrays } = await import("../src/ingest/vocab.js");
+  const { buildVocabFromArrays } = await import("../src/dataset/vocab.js");
   const { Rng } = await import("../src/rng.js");
   const rng = new Rng(3);
   const tokens = Array.from({ length: 5000 }, (_, i) => `t${(i * 7919) % 5003}`);

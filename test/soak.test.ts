@@ -6,7 +6,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { runCli } from "./helpers/cli.js";
-import { socketsOnPort } from "../src/coordinator/soak.js";
+import { socketsOnPort } from "../src/bench/soak.js";
 
 function gone(pid: number): boolean {
   try {

@@ -153,7 +153,7 @@ export const commands: CommandSpec[] = [
     ],
     examples: ["imdb-train bench allreduce --json", "imdb-train bench allreduce --workers 2 --rounds 10 --scale-workers 0", "imdb-train bench allreduce --workers 2 --scale-workers 2,16 --variants fp16-rows,fp32-shards4"],
     async run(o) {
-      const { benchAllreduce } = await import("./bench.js");
+      const { benchAllreduce } = await import("../bench/allreduce.js");
       return await benchAllreduce(o);
     },
   },
@@ -173,7 +173,7 @@ export const commands: CommandSpec[] = [
     ],
     examples: ["imdb-train bench scaling --json", "imdb-train bench scaling --dataset runs/full/dataset --steps 20"],
     async run(o) {
-      const { benchScaling } = await import("./bench.js");
+      const { benchScaling } = await import("../bench/allreduce.js");
       return await benchScaling(o);
     },
   },

@@ -32,7 +32,7 @@ export async function coordinatorCommand(o: Record<string, unknown>): Promise<nu
   const keyDir = (o.curveKeys as string | undefined) ?? process.env[CURVE_KEYS_ENV];
   const curve = keyDir ? loadCurveServerKeys(keyDir) : undefined;
   if (o.nats) {
-    const { clusterPlane } = await import("./plane.js");
+    const { clusterPlane } = await import("../transport/plane.js");
     nats = await clusterPlane(String(o.nats), dataset, natsAuthFrom(o));
   }
   try {

@@ -3,7 +3,7 @@
 import type { OptionSpec } from "../command.js";
 import { DEFAULTS, type ModelConfig, type CellKind } from "../config.js";
 import { UsageError } from "../errors.js";
-import type { Schedule } from "./schedule.js";
+import type { Schedule } from "../optim/schedule.js";
 
 /** Suggested defaults for a full run on 2 cores (see README): truncation keeps an epoch in minutes. */
 export const TRAIN_DEFAULTS = {

@@ -8,8 +8,8 @@ import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import type { CurveServerKeys } from "../transport/zmq.js";
-import { openTrainingData } from "../workers/data.js";
-import { saveModel } from "../workers/modeldir.js";
+import { openTrainingData } from "../dataset/training.js";
+import { saveModel } from "../model/files.js";
 import { loadForResume, saveRotating, LAST, PREV } from "./checkpoint.js";
 import { Coordinator, type CoordinatorEvent, type CheckpointState, type AppliedStep } from "./server.js";
 import { forgetBiasFrom, modelFrom, optimFrom } from "./options.js";
@@ -107,8 +107,8 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     },
   });
   if (opts.glove && !resumed) {
-    const { loadGlove } = await import("../model.js");
-    const { loadVocab } = await import("../ingest/vocab.js");
+    const { loadGlove } = await import("../model/layout.js");
+    const { loadVocab } = await import("../dataset/vocab.js");
     const glove = resolve(String(opts.glove));
     const { found, total } = await loadGlove(glove, loadVocab(join(r.dataset, "vocab.json")).tokens, coord.params, model);
     log.info(`GloVe ${glove}: ${found} of ${total} vocabulary rows initialised`);
@@ -136,8 +136,8 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     }, async (tmp) => {
       if (r.noExport) return;
       try {
-        const { exportLayersModel } = await import("../workers/export.js");
-        const { loadVocab } = await import("../ingest/vocab.js");
+        const { exportLayersModel } = await import("../model/export.js");
+        const { loadVocab } = await import("../dataset/vocab.js");
         await exportLayersModel(join(tmp, "tfjs"), model, res.params, loadVocab(join(r.dataset, "vocab.json")).tokens);
         exported = join(modelDir, "tfjs");
       } catch (err) {

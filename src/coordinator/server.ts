@@ -12,16 +12,16 @@ import { TrainingError, AbortedError, ConnectionError, errorMessage } from "../e
 import { settledWithin } from "../wait.js";
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
-import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../model.js";
-import { clipCoefficient, Adam, type AdamState } from "./optimizer.js";
+import { paramLayout, initParams, type InitOptions, type ParamLayout } from "../model/layout.js";
+import { clipCoefficient, Adam, type AdamState } from "../optim/adam.js";
 import { ShardLinks, sliceBounds } from "./shards.js";
-import { StepArithmetic, PARAM_CHUNK, type GradPart } from "./allreduce.js";
-import { sparseBlockOf, type SparseBlock } from "../gradcodec.js";
-import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol.js";
+import { StepArithmetic, PARAM_CHUNK, type GradPart } from "../optim/step.js";
+import { sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, newRunId, WireError, kindName, type Message } from "../protocol/wire.js";
 import { RouterChannel, type AuthFailure, type CurveServerKeys } from "../transport/zmq.js";
 import { Membership, type EvictionCause } from "./membership.js";
 import { EpochSampler, dealRoundRobin, splitEven } from "./sampler.js";
-import { learningRate, type Schedule } from "./schedule.js";
+import { learningRate, type Schedule } from "../optim/schedule.js";
 
 const log = logger("coordinator");
 

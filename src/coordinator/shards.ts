@@ -20,10 +20,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { logger } from "../output.js";
 import { ConnectionError, TrainingError, errorMessage } from "../errors.js";
-import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, type Message } from "../protocol.js";
+import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, type Message } from "../protocol/wire.js";
 import { RouterChannel, DealerChannel } from "../transport/zmq.js";
-import { StepArithmetic, PARAM_CHUNK, type GradPart } from "./allreduce.js";
-import type { AdamOptions } from "./optimizer.js";
+import { StepArithmetic, PARAM_CHUNK, type GradPart } from "../optim/step.js";
+import type { AdamOptions } from "../optim/adam.js";
 
 const log = logger("shard");
 const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));

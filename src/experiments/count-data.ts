@@ -1,7 +1,7 @@
 // The count-ones data set: seeded random binary sequences, label = number of ones.
 // Legend: N sequences, T steps each, D = 1 input width.
 import { Rng } from "../rng.js";
-import type { EngineBatch } from "../workers/engine/types.js";
+import type { EngineBatch } from "../engine/types.js";
 
 export interface CountDataset {
   /** N */

@@ -61,7 +61,7 @@ export const countOnes: CommandSpec = {
     };
     if (!(o.clip >= 0)) throw new UsageError(`--clip must be 0 (none) or a positive number, got ${String(opts.clip)}`);
     const out = String(opts.out ?? DEFAULT_OUT);
-    const { createEngine } = await import("../workers/engine/index.js");
+    const { createEngine } = await import("../engine/index.js");
     const engine = await createEngine({ model: countOnesModel(o.cell, o.hidden), input: "dense", inputDim: 1, loss: "mse", backend: String(opts.backend) as BackendChoice });
     log.info(`${o.cell} H=${o.hidden}, ${engine.layout.size} parameters, backend ${engine.backend}; ${o.train} train / ${o.test} test sequences of length ${o.length}`);
     const stepsPerEpoch = Math.ceil(o.train / o.batchSize);

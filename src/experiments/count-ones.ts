@@ -4,10 +4,10 @@
 // Legend: B batch, T sequence length, H hidden, N parameters (engine layout).
 import type { CellKind, ModelConfig } from "../config.js";
 import { TrainingError } from "../errors.js";
-import { initParams, view, type LayoutConfig } from "../model.js";
-import { Adam, clipByGlobalNorm } from "../coordinator/optimizer.js";
+import { initParams, view, type LayoutConfig } from "../model/layout.js";
+import { Adam, clipByGlobalNorm } from "../optim/adam.js";
 import { Rng } from "../rng.js";
-import type { Engine } from "../workers/engine/types.js";
+import type { Engine } from "../engine/types.js";
 import { batchRows, countBatch, makeCountSplits, type CountDataset } from "./count-data.js";
 import type { Figure } from "./plot.js";
 

@@ -100,7 +100,7 @@ export const commands: CommandSpec[] = [
     ],
     examples: ["imdb-train bench ingest --data ../shared/data/aclImdb-train.tar.gz --json"],
     async run(o) {
-      const { benchIngest } = await import("./bench.js");
+      const { benchIngest } = await import("../bench/ingest.js");
       const r = await benchIngest({ data: o.data as string, runs: o.runs as number, threads: o.threads as number });
       log.info(`ingest ${r.seconds.toFixed(3)} s, python baseline ${r.baseline_seconds.toFixed(3)} s: ${r.ratio.toFixed(2)}× ` +
         `(first run ${r.first_seconds.toFixed(3)} s: ${r.first_ratio.toFixed(2)}×; padding ${(r.padding * 100).toFixed(2)}%)`);

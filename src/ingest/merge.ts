@@ -5,7 +5,7 @@
 // The main thread, when it tokenizes too, uses the merger's own dictionary (`shareIndex`): the tokens the
 // pool has reported are known to it already, and its ids are temporary ids.
 import { Interner } from "./intern.js";
-import { buildVocabFromArrays, type Vocab } from "./vocab.js";
+import { buildVocabFromArrays, type Vocab } from "../dataset/vocab.js";
 import type { TokenizeResult } from "./tokenize-task.js";
 
 function grow(a: Int32Array, need: number): Int32Array {

@@ -2,7 +2,7 @@
 // and the result it reports.
 import { DEFAULTS, KEEP_SIDES, type KeepSide } from "../config.js";
 import { UsageError } from "../errors.js";
-import type { Manifest } from "./manifest.js";
+import type { Manifest } from "../dataset/manifest.js";
 import type { PublishSummary } from "./publish.js";
 import type { Telemetry } from "../telemetry.js";
 import type { NatsAuth } from "../transport/nats.js";

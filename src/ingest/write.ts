@@ -1,7 +1,7 @@
 // Turning a bucketed split into Arrow files (one per shard) and, for --publish, one message per batch.
-import type { Split } from "../dataset.js";
-import { encodeBatchMessage, writeArrowFile, type BatchRows } from "./arrow.js";
-import type { SplitInfo } from "./manifest.js";
+import type { Split } from "../dataset/batch.js";
+import { encodeBatchMessage, writeArrowFile, type BatchRows } from "../dataset/arrow.js";
+import type { SplitInfo } from "../dataset/manifest.js";
 import type { PublishItem } from "./publish.js";
 
 /** A kept review as the writer needs it. */

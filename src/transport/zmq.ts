@@ -1,5 +1,5 @@
 // ZeroMQ transport: the only module that imports `zeromq`. A ROUTER the coordinator binds and a DEALER
-// each worker connects, both carrying multipart messages (see src/protocol.ts). Sends are serialised
+// each worker connects, both carrying multipart messages (see src/protocol/wire.ts). Sends are serialised
 // through a small explicit queue (zeromq v6 refuses a second concurrent send); the ROUTER waits for a busy
 // peer on its own, per peer (see RouterChannel.send), instead of failing; sends are checked against the size
 // limit BEFORE sending (ZeroMQ silently drops a message over the receiver's maxMessageSize and resets the

@@ -1,11 +1,11 @@
 // `eval` and `predict`: a saved model (see ./modeldir.ts) applied to raw reviews with the real engine.
 import { logger, progress } from "../output.js";
 import { InputError } from "../errors.js";
-import { loadVocab } from "../ingest/vocab.js";
+import { loadVocab } from "../dataset/vocab.js";
 import { readReviews, sourceKind } from "../ingest/source.js";
-import { createEngine, batchToEngine } from "./engine/index.js";
+import { createEngine, batchToEngine } from "../engine/index.js";
 import type { BackendChoice } from "../tfjs.js";
-import { loadModel, type LoadedModel } from "./modeldir.js";
+import { loadModel, type LoadedModel } from "../model/files.js";
 import { encodeText, bucketBySize } from "./textbatch.js";
 
 const log = logger("eval");

@@ -21,7 +21,7 @@ export async function workerCommand(o: Record<string, unknown>): Promise<number>
   let endpoint = o.coordinator as string | undefined;
   let dataset = o.dataset as string | undefined;
   if (!endpoint && o.nats) {
-    const { discoverCoordinator } = await import("../coordinator/plane.js");
+    const { discoverCoordinator } = await import("../transport/plane.js");
     const found = await discoverCoordinator(String(o.nats), { timeoutS: Number(o.connectTimeout ?? 120), signal: ac.signal, auth: natsAuthFrom(o) });
     endpoint = found.endpoint;
     dataset = dataset ?? found.dataset;

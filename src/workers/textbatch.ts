@@ -1,9 +1,9 @@
 // Raw review text → padded batches the engine evaluates (eval and predict), with the same tokenizer,
 // vocabulary and truncation as training. Legend: B reviews per batch, T = longest length in the batch.
 import { PAD_ID, truncateIds, UNK_ID, type KeepSide } from "../config.js";
-import type { Batch } from "../dataset.js";
+import type { Batch } from "../dataset/batch.js";
 import { tokenize } from "../ingest/tokenizer.js";
-import { encode, type Vocab } from "../ingest/vocab.js";
+import { encode, type Vocab } from "../dataset/vocab.js";
 
 /** Token ids of one review, truncated to `maxLen` (0 = no limit) keeping the `keep` end; an empty review becomes [<unk>]. */
 export function encodeText(text: string, vocab: Vocab, maxLen: number, keep: KeepSide): Int32Array {

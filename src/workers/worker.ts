@@ -8,12 +8,12 @@ import { AuthError, ConnectionError, ProtocolError, TrainingError, AbortedError,
 import { settledWithin } from "../wait.js";
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
-import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, ParamAssembler, type Message } from "../protocol.js";
-import { encodeGradient, sparseBlockOf } from "../gradcodec.js";
+import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, ParamAssembler, type Message } from "../protocol/wire.js";
+import { encodeGradient, sparseBlockOf } from "../protocol/gradcodec.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq.js";
-import { openTrainingData, type TrainingData } from "./data.js";
-import { createEngine, batchToEngine, dropoutSeed } from "./engine/index.js";
-import type { Engine } from "./engine/types.js";
+import { openTrainingData, type TrainingData } from "../dataset/training.js";
+import { createEngine, batchToEngine, dropoutSeed } from "../engine/index.js";
+import type { Engine } from "../engine/types.js";
 import type { BackendChoice } from "../tfjs.js";
 
 export interface WorkerOptions {

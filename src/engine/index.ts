@@ -1,0 +1,47 @@
+// The gradient engine's public face (wiring only): createEngine, batchToEngine, predictProbabilities.
+// See fused.ts for the model and recurrent.ts for the hand-written LSTM/GRU forward and backward.
+import type { Batch } from "../dataset/batch.js";
+import { useBackend } from "../tfjs.js";
+import { FusedModel } from "./fused.js";
+import type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult } from "./types.js";
+
+export type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult, LossKind, InputKind } from "./types.js";
+
+/**
+ * Builds an engine for `opts.model`. With backend "auto" or "webgpu", the WebGPU engine (src/workers/gpu)
+ * takes models its kernels cover when a GPU adapter is there (see gpuEngineFor); otherwise the fused engine
+ * runs on the tfjs backend started here (once per process).
+ */
+export async function createEngine(opts: EngineOptions): Promise<Engine> {
+  const choice = opts.backend ?? "auto";
+  if (choice === "auto" || choice === "webgpu") {
+    const { gpuEngineFor } = await import("./gpu/select.js");
+    const gpu = await gpuEngineFor(opts);
+    if (gpu) return gpu;
+  }
+  const backend = await useBackend(choice);
+  const model = new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim);
+  return {
+    backend,
+    layout: model.layout,
+    step: async (params, batch): Promise<StepResult> => model.step(params, batch),
+    evaluate: async (params, batch): Promise<EvalResult> => model.evaluate(params, batch),
+    dispose: () => {},
+  };
+}
+
+/** The engine's view of a dataset batch (no copies except the labels as floats); `dropout` for training steps. */
+export function batchToEngine(b: Batch, dropout?: { rate: number; seed: number }): EngineBatch {
+  return { size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: Float32Array.from(b.labels), ids: b.ids, dropout };
+}
+
+/** The dropout seed of an epoch: every epoch draws new masks, the same ones on any worker and after a resume. */
+export function dropoutSeed(runSeed: number, epoch: number): number {
+  return Math.imul(runSeed ^ 0x3c6ef372, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b);
+}
+
+/** P(positive) for each review of a batch (bce models): σ(logit). */
+export async function predictProbabilities(engine: Engine, params: Float32Array, batch: EngineBatch): Promise<Float32Array> {
+  const { outputs } = await engine.evaluate(params, batch);
+  return outputs.map((z) => 1 / (1 + Math.exp(-z)));
+}
