@@ -10,11 +10,9 @@ import { DEFAULTS, type ModelConfig } from "../config.js";
 import { paramLayout } from "../model/layout.js";
 import { messageLimitFor } from "../protocol/wire.js";
 import { RouterChannel } from "../transport/zmq.js";
-import { Coordinator } from "../coordinator/server.js";
+import { Coordinator, BIN, TRAIN_DEFAULTS } from "../coordinator/index.js";
 import { Adam } from "../optim/adam.js";
 import { Arena } from "../optim/kernels.js";
-import { BIN } from "../coordinator/launcher.js";
-import { TRAIN_DEFAULTS } from "../coordinator/options.js";
 
 const log = logger("bench");
 const SYNTHETIC = fileURLToPath(new URL("./synthetic-worker.js", import.meta.url));

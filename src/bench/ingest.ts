@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UnavailableError } from "../errors.js";
 import { logger } from "../output.js";
-import { runIngest, type IngestResult } from "../ingest/pipeline.js";
+import { runIngest, type IngestResult } from "../ingest/index.js";
 
 export const BASELINE_SCRIPT = fileURLToPath(new URL("../../../bench/ingest-baseline.py", import.meta.url));
 

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { emitJson, logger } from "../output.js";
 import { TrainingError, UsageError } from "../errors.js";
 import { Rng } from "../rng.js";
-import { BIN } from "../coordinator/launcher.js";
+import { BIN } from "../coordinator/index.js";
 
 const log = logger("soak");
 

@@ -9,7 +9,7 @@ import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES, ParamAssembler } from 
 import { encodeGradient, sparseBlockOf } from "../protocol/gradcodec.js";
 import { paramLayout } from "../model/layout.js";
 import { DealerChannel } from "../transport/zmq.js";
-import { join } from "../workers/worker.js";
+import { join } from "../workers/index.js";
 import { logger } from "../output.js";
 
 async function main(): Promise<void> {

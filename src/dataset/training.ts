@@ -2,7 +2,7 @@
 // batches of each split in memory, indexed by `Batch.index` (only indices cross the wire).
 import type { Batch, Split } from "./batch.js";
 import { InputError } from "../errors.js";
-import { openDataset } from "../ingest/index.js";
+import { openDataset } from "./open.js";
 
 export interface TrainingData {
   dir: string;

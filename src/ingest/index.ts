@@ -5,7 +5,7 @@ export { openDataset, type Dataset } from "../dataset/open.js";
 export { bucketBatches, paddingOf, type BucketOptions } from "./bucket.js";
 export { tokenize, forEachToken, normalize } from "./tokenizer.js";
 export { loadVocab, encode, makeVocab, type Vocab } from "../dataset/vocab.js";
-export { readReviews, readRawReviews, type Review, type RawReview } from "./source.js";
+export { readReviews, readRawReviews, sourceKind, type Review, type RawReview } from "./source.js";
 export { decodeBatchMessage, decodeArrowFile, ARROW_FORMAT } from "../dataset/arrow.js";
 export { BATCH_STREAM, BATCH_SUBJECTS, DATASET_BUCKET, batchSubject, batchMsgId } from "./publish.js";
 export { MANIFEST_FORMAT, type Manifest } from "../dataset/manifest.js";

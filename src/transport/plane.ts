@@ -5,7 +5,8 @@ import { networkInterfaces } from "node:os";
 import { ConnectionError, AbortedError } from "../errors.js";
 import { logger } from "../output.js";
 import { connectNats, openKv, type NatsAuth } from "./nats.js";
-import type { CoordinatorEvent } from "../coordinator/server.js";
+/** A run event as the coordinator reports it (published as JSON on `imdb-train.run.<runId>.<type>`). */
+export interface RunEvent { type: string }
 
 export const KV_BUCKET = "imdb-train";
 export const KV_KEY = "coordinator";
@@ -37,7 +38,7 @@ async function openBucket(client: Awaited<ReturnType<typeof connectNats>>): Prom
   }
 }
 
-export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth): Promise<{ announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> }> {
+export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth): Promise<{ announce(endpoint: string, runId: number): Promise<void>; event(e: RunEvent): void; close(): Promise<void> }> {
   const client = await connectNats(url, { name: "imdb-train-coordinator", auth });
   const kv = await openBucket(client);
   let runId = 0;

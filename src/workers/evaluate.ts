@@ -2,7 +2,7 @@
 import { logger, progress } from "../output.js";
 import { InputError } from "../errors.js";
 import { loadVocab } from "../dataset/vocab.js";
-import { readReviews, sourceKind } from "../ingest/source.js";
+import { readReviews, sourceKind } from "../ingest/index.js";
 import { createEngine, batchToEngine } from "../engine/index.js";
 import type { BackendChoice } from "../tfjs.js";
 import { loadModel, type LoadedModel } from "../model/files.js";

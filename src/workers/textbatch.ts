@@ -2,7 +2,7 @@
 // vocabulary and truncation as training. Legend: B reviews per batch, T = longest length in the batch.
 import { PAD_ID, truncateIds, UNK_ID, type KeepSide } from "../config.js";
 import type { Batch } from "../dataset/batch.js";
-import { tokenize } from "../ingest/tokenizer.js";
+import { tokenize } from "../ingest/index.js";
 import { encode, type Vocab } from "../dataset/vocab.js";
 
 /** Token ids of one review, truncated to `maxLen` (0 = no limit) keeping the `keep` end; an empty review becomes [<unk>]. */
