@@ -1,17 +1,15 @@
 // The `imdb-train` program: collects every role's CommandSpecs and runs one. Owner of `commander`.
 import { Command, Option, InvalidArgumentError, CommanderError } from "commander";
 import type { CommandSpec, OptionSpec } from "./command.js";
-import { AbortedError, ImdbTrainError, errorMessage } from "./errors.js";
+import { AbortedError, ImdbTrainError, UsageError, errorMessage } from "./errors.js";
 import { logger, setQuiet, setVerbose } from "./output.js";
 import { commands as ingestCommands } from "./ingest/command.js";
 import { commands as workerCommands } from "./workers/command.js";
-import { commands as engineCommands } from "./bench/engine-command.js";
-import { commands as gpuCommands } from "./bench/gpu-command.js";
 import { commands as coordinatorCommands } from "./coordinator/command.js";
 import { commands as experimentCommands } from "./experiments/command.js";
 import { commands as metricsCommands } from "./metrics/command.js";
 import { commands as securityCommands } from "./security/command.js";
-import { commands as soakCommands } from "./bench/soak-command.js";
+import { commands as benchCommands } from "./bench/command.js";
 
 const GROUPS: Record<string, string> = {
   bench: "benchmarks that run the baseline in the same run and print the ratio",
@@ -19,7 +17,7 @@ const GROUPS: Record<string, string> = {
 };
 
 export function allCommands(): CommandSpec[] {
-  return [...ingestCommands, ...workerCommands, ...engineCommands, ...gpuCommands, ...coordinatorCommands, ...experimentCommands, ...metricsCommands, ...securityCommands, ...soakCommands];
+  return [...ingestCommands, ...coordinatorCommands, ...workerCommands, ...metricsCommands, ...securityCommands, ...experimentCommands, ...benchCommands];
 }
 
 function camel(name: string): string {
@@ -46,13 +44,22 @@ function parserFor(spec: OptionSpec): ((v: string) => unknown) | undefined {
   }
 }
 
+/** A value outside the option's declared range stops the command before it runs (exit status 2). */
+function checkRange(spec: OptionSpec, v: unknown): void {
+  if (typeof v !== "number") return;
+  const flag = `--${spec.name}`;
+  if (spec.min !== undefined && v < spec.min) throw new UsageError(`${flag} must be ≥ ${spec.min}, got ${v}`);
+  if (spec.max !== undefined && v > spec.max) throw new UsageError(`${flag} must be ≤ ${spec.max}, got ${v}`);
+  if (spec.below !== undefined && !(v < spec.below)) throw new UsageError(`${flag} must be < ${spec.below}, got ${v}`);
+}
+
 function toOption(spec: OptionSpec): Option {
   const flags = spec.type === "bool" ? `--${spec.name}` : `--${spec.name} ${spec.value ?? "<value>"}`;
   const opt = new Option(flags, spec.description);
   const parse = parserFor(spec);
   if (parse) opt.argParser(parse);
-  if (spec.choices) opt.choices(spec.choices);
-  if (spec.default !== undefined) opt.default(spec.default);
+  if (spec.choices) opt.choices([...spec.choices]);
+  if (spec.default !== undefined) opt.default(Array.isArray(spec.default) ? [...spec.default] : spec.default);
   if (spec.required) opt.makeOptionMandatory(true);
   return opt;
 }
@@ -96,7 +103,9 @@ export function buildProgram(specs: CommandSpec[]): Command {
       const args = (params.slice(0, -2) as (string | string[])[]).flat();
       const normalized: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(opts)) normalized[camel(k)] = v;
-      const code = await spec.run(normalized, args);
+      for (const o of spec.options) checkRange(o, normalized[camel(o.name)]);
+      for (const o of spec.options) if (o.type === "bool") normalized[camel(o.name)] = normalized[camel(o.name)] === true;
+      const code = await spec.run(normalized as Parameters<CommandSpec["run"]>[0], args);
       process.exitCode = typeof code === "number" ? code : 0;
     });
   }

@@ -3,4 +3,3 @@
 export { Coordinator, type CoordinatorOptions, type CoordinatorEvent, type CoordinatorResult } from "./server.js";
 export { runCoordinatorRole, type TrainReport } from "./role.js";
 export { BIN } from "./launcher.js";
-export { TRAIN_DEFAULTS } from "./options.js";

@@ -12,7 +12,8 @@ import type { KeepSide } from "../config.js";
 import { UsageError, TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { settledWithin } from "../wait.js";
 import { emitJson, logger, progress, type Progress } from "../output.js";
-import { PASS_ON, optimFrom } from "./options.js";
+import { PASS_ON, optimFrom, toArgv } from "./options.js";
+import type { TrainCliOptions } from "./command.js";
 import type { TrainReport } from "./role.js";
 import type { CoordinatorEvent } from "./server.js";
 
@@ -38,29 +39,28 @@ function start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child
   return { name, proc, exited };
 }
 
-export async function runTrain(o: Record<string, unknown>): Promise<number> {
-  const out = resolve(String(o.out ?? "runs/latest"));
-  const gpus = (o.gpus as string[] | undefined) ?? [];
-  const workers = gpus.length || Number(o.workers ?? 2);
-  if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers must be ≥ 1, got ${String(o.workers)}`);
+export async function runTrain(o: TrainCliOptions): Promise<number> {
+  const out = resolve(o.out);
+  const gpus = o.gpus ?? [];
+  const workers = gpus.length || o.workers;
   const settings = optimFrom(o); // validate before any work
-  let dataset = o.dataset ? resolve(String(o.dataset)) : undefined;
+  let dataset = o.dataset ? resolve(o.dataset) : undefined;
   if (!dataset) {
     if (!o.data) throw new UsageError("train needs --data <aclImdb dir or .tar.gz> or --dataset <ingested dir>");
     dataset = join(out, "dataset");
-    const want = { vocabSize: Number(o.vocabSize), minFreq: Number(o.minFreq), batchSize: Number(o.batchSize), maxLen: Number(o.maxLen), keep: String(o.keep ?? "last") as KeepSide, valFraction: Number(o.valFraction), seed: settings.seed };
-    if (sameIngest(dataset, String(o.data), want)) {
+    const want = { vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize, maxLen: o.maxLen, keep: o.keep, valFraction: o.valFraction, seed: settings.seed };
+    if (sameIngest(dataset, o.data, want)) {
       log.info(`reusing ${dataset} (ingested from the same input with the same options)`);
     } else {
       const { runIngest } = await import("../ingest/index.js");
-      log.info(`ingesting ${String(o.data)} into ${dataset}`);
-      await runIngest({ data: String(o.data), out: dataset, ...want, shards: 1, force: true });
+      log.info(`ingesting ${o.data} into ${dataset}`);
+      await runIngest({ data: o.data, out: dataset, ...want, shards: 1, force: true });
     }
   }
-  const metricsPort = o.metricsPort === undefined ? undefined : Number(o.metricsPort);
-  const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...PASS_ON.flatMap((s) => argFor(s.name, s.type, o))];
+  const metricsPort = o.metricsPort;
+  const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...toArgv(PASS_ON, o)];
   if (metricsPort !== undefined) coordArgs.push("--metrics-port", String(metricsPort));
-  if (o.resume) coordArgs.push("--resume", resolve(String(o.resume)));
+  if (o.resume) coordArgs.push("--resume", resolve(o.resume));
   if (o.autoResume) coordArgs.push("--auto-resume");
   const secureArgs = o.secure ? ["--curve-keys", await launcherKeys(out)] : [];
   coordArgs.push(...secureArgs);
@@ -126,7 +126,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
       const i = nextIndex++;
       const gpu = gpus.length ? gpus[i % gpus.length]! : undefined;
       const env: NodeJS.ProcessEnv = gpu !== undefined ? { CUDA_VISIBLE_DEVICES: gpu } : {};
-      const args = ["worker", "--coordinator", endpoint, "--name", `w${i}`, "--backend", String(o.backend ?? "auto"), ...secureArgs];
+      const args = ["worker", "--coordinator", endpoint, "--name", `w${i}`, "--backend", o.backend, ...secureArgs];
       if (metricsPort !== undefined) args.push("--metrics-port", metricsPort === 0 ? "0" : String(metricsPort + 1 + i));
       const w = start(`w${i}`, args, env);
       children.push(w);
@@ -212,12 +212,4 @@ function sameIngest(dir: string, data: string, want: Record<string, number | str
   } catch {
     return false;
   }
-}
-
-function argFor(name: string, type: string, o: Record<string, unknown>): string[] {
-  const key = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  const v = o[key];
-  if (v === undefined || v === null) return [];
-  if (type === "bool") return v === true ? [`--${name}`] : [];
-  return [`--${name}`, Array.isArray(v) ? v.join(",") : String(v)];
 }

@@ -16,6 +16,7 @@
 // sharded run equals an unsharded one but for the order in which the norm's K partial sums are added.
 //
 // Shard processes are children of the coordinator (same host, any free port): `imdb-train coordinator-shard`.
+import type { ShardCliOptions } from "./command.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { logger } from "../output.js";
@@ -192,9 +193,9 @@ export class ShardServer {
 }
 
 /** `imdb-train coordinator-shard`: serve one shard until the leader says Stop (or the parent goes away). */
-export async function shardCommand(o: Record<string, unknown>): Promise<number> {
+export async function shardCommand(o: ShardCliOptions): Promise<number> {
   const s = new ShardServer();
-  const endpoint = await s.bind(String(o.bind), Number(o.maxBytes ?? 1 << 30));
+  const endpoint = await s.bind(o.bind, o.maxBytes);
   process.stdout.write(JSON.stringify({ endpoint }) + "\n");
   process.once("disconnect", () => s.close());
   process.once("SIGTERM", () => s.close());
