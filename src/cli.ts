@@ -47,10 +47,20 @@ function parserFor(spec: OptionSpec): ((v: string) => unknown) | undefined {
 /** A value outside the option's declared range stops the command before it runs (exit status 2). */
 function checkRange(spec: OptionSpec, v: unknown): void {
   if (typeof v !== "number") return;
-  const flag = `--${spec.name}`;
-  if (spec.min !== undefined && v < spec.min) throw new UsageError(`${flag} must be ≥ ${spec.min}, got ${v}`);
-  if (spec.max !== undefined && v > spec.max) throw new UsageError(`${flag} must be ≤ ${spec.max}, got ${v}`);
-  if (spec.below !== undefined && !(v < spec.below)) throw new UsageError(`${flag} must be < ${spec.below}, got ${v}`);
+  const { min, max, above, below } = spec;
+  const ok = (min === undefined || v >= min) && (max === undefined || v <= max) && (above === undefined || v > above) && (below === undefined || v < below);
+  if (!ok) throw new UsageError(`--${spec.name} must be ${rangeText(spec)}, got ${v}`);
+}
+
+/** "in [0, 1)", "a positive number", "an integer ≥ 1" … */
+function rangeText({ type, min, max, above, below }: OptionSpec): string {
+  const lo = min !== undefined ? `[${min}` : above !== undefined ? `(${above}` : null;
+  const hi = max !== undefined ? `${max}]` : below !== undefined ? `${below})` : null;
+  const what = type === "int" ? "an integer" : "a number";
+  if (lo && hi) return `${type === "int" ? "an integer " : ""}in ${lo}, ${hi}`;
+  if (above === 0 && !hi) return type === "int" ? "a positive integer" : "a positive number";
+  if (lo) return `${what} ${min !== undefined ? `≥ ${min}` : `> ${above}`}`;
+  return `${what} ${max !== undefined ? `≤ ${max}` : `< ${below}`}`;
 }
 
 function toOption(spec: OptionSpec): Option {

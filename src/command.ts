@@ -28,7 +28,8 @@ export interface OptionSpec {
   /** Inclusive bounds of an "int" or "float" value, checked before the command runs. */
   min?: number;
   max?: number;
-  /** A "float" must be strictly below this bound. */
+  /** Exclusive bounds: the value must be strictly above / below. */
+  above?: number;
   below?: number;
 }
 

@@ -7,7 +7,7 @@ import { UsageError } from "../errors.js";
 import { DEFAULTS, type ModelConfig } from "../config.js";
 import { paramLayout } from "../model/layout.js";
 import { messageLimitFor } from "../protocol/wire.js";
-import { RouterChannel } from "../transport/zmq.js";
+import { RouterChannel } from "../transport/zmq/index.js";
 import { Coordinator } from "../coordinator/index.js";
 import type { AllreduceCliOptions } from "./command.js";
 import { Adam } from "../optim/adam.js";

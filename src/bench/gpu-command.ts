@@ -13,7 +13,7 @@ const OPTIONS = [
   { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.ingest.vocabSize, min: 1, description: "most frequent tokens kept (plus <unk>, <pad>)" },
   { name: "count", value: "<n>", type: "int", default: 0, min: 0, description: "reviews read (0: all)" },
   { name: "max-batches", value: "<n>", type: "int", default: 0, min: 0, description: "timed batches per batch size (0: the whole epoch)" },
-  { name: "max-seconds", value: "<s>", type: "float", default: 120, min: Number.MIN_VALUE, description: "stop timing a batch size after this long" },
+  { name: "max-seconds", value: "<s>", type: "float", default: 120, above: 0, description: "stop timing a batch size after this long" },
   { name: "adapter", value: "<kind>", type: "string", default: "gpu", choices: ["gpu", "software", "any"], description: "which WebGPU adapter may run it" },
   { name: "check", type: "bool", description: "first compare gradients on one real batch with the CPU engine" },
   { name: "max-check-error", value: "<x>", type: "float", default: 1e-3, description: "with --check: fail when the relative error exceeds this" },

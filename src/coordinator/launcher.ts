@@ -9,13 +9,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KeepSide } from "../config.js";
-import { UsageError, TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { settledWithin } from "../wait.js";
 import { emitJson, logger, progress, type Progress } from "../output.js";
 import { PASS_ON, optimFrom, toArgv } from "./options.js";
 import type { TrainCliOptions } from "./command.js";
 import type { TrainReport } from "./role.js";
-import type { CoordinatorEvent } from "./server.js";
+import type { CoordinatorEvent } from "./types.js";
 
 const log = logger("train");
 export const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));
@@ -46,15 +46,16 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
   const settings = optimFrom(o); // validate before any work
   let dataset = o.dataset ? resolve(o.dataset) : undefined;
   if (!dataset) {
-    if (!o.data) throw new UsageError("train needs --data <aclImdb dir or .tar.gz> or --dataset <ingested dir>");
+    // no --data: the official archive, downloaded once into the cache (as `ingest` does)
+    const data = o.data ?? await (await import("../ingest/index.js")).ensureOfficialArchive();
     dataset = join(out, "dataset");
     const want = { vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize, maxLen: o.maxLen, keep: o.keep, valFraction: o.valFraction, seed: settings.seed };
-    if (sameIngest(dataset, o.data, want)) {
+    if (sameIngest(dataset, data, want)) {
       log.info(`reusing ${dataset} (ingested from the same input with the same options)`);
     } else {
       const { runIngest } = await import("../ingest/index.js");
-      log.info(`ingesting ${o.data} into ${dataset}`);
-      await runIngest({ data: o.data, out: dataset, ...want, shards: 1, force: true });
+      log.info(`ingesting ${data} into ${dataset}`);
+      await runIngest({ data, out: dataset, ...want, shards: 1, force: true });
     }
   }
   const metricsPort = o.metricsPort;
@@ -67,7 +68,7 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
   const children: Child[] = [];
   let stopping = false;
   let bar: Progress | null = null;
-  let report: TrainReport | null = null;
+  const result: { report?: TrainReport } = {};
   let failure: string | null = null;
   let lastStep = 0;
   let samples = 0;
@@ -112,7 +113,7 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
             bar.set(lastStep, tail);
             if (!process.stderr.isTTY && (lastStep % 10 === 0 || lastStep <= 3)) log.info(`step ${lastStep}/${total}: ${tail}`);
           } else if (e.type === "member" && e.event !== "join") log.warn(e.reason ?? `${e.worker} ${e.event}`);
-        } else if (msg.type === "result" && msg.report) report = msg.report;
+        } else if (msg.type === "result" && msg.report) result.report = msg.report;
         else if (msg.type === "error") failure ??= msg.message ?? "coordinator failed";
       });
       void coord.exited.then(({ code, signal }) => rej(new TrainingError(`coordinator exited (${signal ?? `status ${code}`}) before listening`)));
@@ -166,7 +167,7 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
       log.warn(`no control socket (${errorMessage(err)}): \`imdb-train scale\` cannot reach this run`);
     }
     const { code, signal } = await coord.exited;
-    if (code !== 0 || !report) {
+    if (code !== 0 || !result.report) {
       await stopAll(`coordinator exited (${signal ?? `status ${code}`})`);
       if (interrupted) throw new AbortedError("interrupted: stopped the coordinator and all workers (exit checkpoint written)");
       throw new TrainingError(`training failed: ${failure ?? `coordinator exited (${signal ?? `status ${code}`})`}`);
@@ -183,7 +184,7 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
     await (controlServer as { close(): Promise<void> } | null)?.close().catch(() => {});
   }
   (bar as Progress | null)?.done();
-  const r = report as unknown as TrainReport;
+  const r = result.report!;
   for (const e of r.epochs) log.info(`epoch ${e.epoch}: val accuracy ${(e.val_accuracy * 100).toFixed(2)}% (loss ${e.val_loss.toFixed(4)}), ${e.seconds.toFixed(1)} s`);
   log.info(`model: ${r.model}`);
   if (o.json) emitJson({ ...r, dataset });

@@ -6,7 +6,7 @@ import { errorMessage } from "../errors.js";
 import type { Telemetry } from "../telemetry.js";
 import { runCoordinatorRole } from "./role.js";
 import type { CoordinatorCliOptions } from "./command.js";
-import type { CoordinatorEvent } from "./server.js";
+import type { CoordinatorEvent } from "./types.js";
 
 const log = logger("coordinator");
 

@@ -26,7 +26,7 @@ export const OPTIM_OPTIONS = [
   { name: "max-steps", value: "<n>", type: "int", default: 0, min: 0, description: "stop each epoch after n steps (0 = full epochs; for short trial runs)" },
   { name: "max-val-batches", value: "<n>", type: "int", default: 0, min: 0, description: "validate on the first n val batches only (0 = all; for short trial runs)" },
   { name: "batches-per-step", value: "<n>", type: "int", default: 0, min: 0, description: "batches in one synchronous step (0 = elastic: one per ready worker, counted at each step, so workers added during the run add throughput); the effective batch is this × the ingest batch size" },
-  { name: "lr", value: "<x>", type: "float", default: T.lr, min: Number.MIN_VALUE, description: "Adam learning rate" },
+  { name: "lr", value: "<x>", type: "float", default: T.lr, above: 0, description: "Adam learning rate" },
   { name: "beta1", value: "<x>", type: "float", default: T.beta1, min: 0, below: 1, description: "Adam β1" },
   { name: "beta2", value: "<x>", type: "float", default: T.beta2, min: 0, below: 1, description: "Adam β2" },
   { name: "eps", value: "<x>", type: "float", default: T.eps, min: 0, description: "Adam ε" },

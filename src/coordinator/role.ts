@@ -7,11 +7,12 @@ import type { KeepSide } from "../config.js";
 import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
-import type { CurveServerKeys } from "../transport/zmq.js";
+import type { CurveServerKeys } from "../transport/zmq/index.js";
 import { openTrainingData } from "../dataset/training.js";
 import { saveModel } from "../model/files.js";
 import { loadForResume, saveRotating, LAST, PREV } from "./checkpoint.js";
-import { Coordinator, type CoordinatorEvent, type CheckpointState, type AppliedStep } from "./server.js";
+import { Coordinator } from "./coordinator.js";
+import type { CoordinatorEvent, CheckpointState, AppliedStep } from "./types.js";
 import { modelFrom, optimFrom, type ModelOptions, type OptimOptions } from "./options.js";
 
 const log = logger("coordinator");

@@ -29,7 +29,7 @@ export const countOnes = defineCommand({
     { name: "hidden", value: "<H>", type: "int", description: "hidden size of the cell", default: COUNT_ONES_DEFAULTS.hidden, min: 1 },
     { name: "batch-size", value: "<B>", type: "int", description: "sequences per Adam step", default: COUNT_ONES_DEFAULTS.batchSize, min: 1 },
     { name: "epochs", value: "<n>", type: "int", description: "passes over the training set", default: COUNT_ONES_DEFAULTS.epochs, min: 1 },
-    { name: "lr", value: "<x>", type: "float", description: "Adam learning rate", default: COUNT_ONES_DEFAULTS.lr, min: Number.MIN_VALUE },
+    { name: "lr", value: "<x>", type: "float", description: "Adam learning rate", default: COUNT_ONES_DEFAULTS.lr, above: 0 },
     { name: "clip", value: "<x>", type: "float", description: "global-norm clipping of the mean gradient (0 = none)", default: COUNT_ONES_DEFAULTS.clip, min: 0 },
     { name: "seed", value: "<n>", type: "int", description: "seed of data, initialisation and shuffles", default: COUNT_ONES_DEFAULTS.seed },
     { name: "output-bias", value: "<init>", type: "string", description: "start of the Linear's bias: \"mean\" = the mean training count, \"random\" = the engine's PyTorch-like init", choices: ["mean", "random"], default: "mean" },

@@ -19,9 +19,9 @@ export const rnnCount = defineCommand({
     "Infinity are written as null there, with their text under \"non_finite\".",
   options: [
     { name: "out", value: "<dir>", type: "string", description: "folder for the SVG plots", default: DEFAULT_OUT },
-    { name: "lr", value: "<x>", type: "float", description: "gradient-descent learning rate", default: RNN_COUNT_DEFAULTS.lr, min: Number.MIN_VALUE },
+    { name: "lr", value: "<x>", type: "float", description: "gradient-descent learning rate", default: RNN_COUNT_DEFAULTS.lr, above: 0 },
     { name: "epochs", value: "<n>", type: "int", description: "epochs (one full-sequence step each)", default: RNN_COUNT_DEFAULTS.epochs, min: 1 },
-    { name: "clip-norm", value: "<x>", type: "float", description: "max norm of (dU, dW) in run 3", default: RNN_COUNT_DEFAULTS.clipNorm, min: Number.MIN_VALUE },
+    { name: "clip-norm", value: "<x>", type: "float", description: "max norm of (dU, dW) in run 3", default: RNN_COUNT_DEFAULTS.clipNorm, above: 0 },
     JSON_OPTION,
   ],
   examples: ["npx imdb-train experiment rnn-count --out runs/rnn-count", "npx imdb-train experiment rnn-count --clip-norm 5 --json"],

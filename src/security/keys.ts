@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { join, resolve } from "node:path";
 import { InputError, UsageError } from "../errors.js";
 import { logger } from "../output.js";
-import { isZ85Key, newCurveKeyPair, type CurveClientKeys, type CurveServerKeys } from "../transport/zmq.js";
+import { isZ85Key, newCurveKeyPair, type CurveClientKeys, type CurveServerKeys } from "../transport/zmq/index.js";
 import { newNkeyUser, nkeyPublicKey, type NatsAuth } from "../transport/nats.js";
 import type { NatsAuthOptions } from "./options.js";
 
