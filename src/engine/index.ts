@@ -1,14 +1,22 @@
 // The gradient engine's public face (wiring only): createEngine, batchToEngine, predictProbabilities.
 // See fused.ts for the model and recurrent.ts for the hand-written LSTM/GRU forward and backward.
 import type { Batch } from "../dataset/batch.js";
-import { useBackend } from "../tfjs.js";
+import { useBackend, type BackendLoaders } from "../tfjs.js";
 import { FusedModel } from "./fused.js";
 import type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult } from "./types.js";
 
 export type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult, LossKind, InputKind } from "./types.js";
 
 /**
- * Builds an engine for `opts.model`. With backend "auto" or "webgpu", the WebGPU engine (src/workers/gpu)
+ * What tfjs needs from the engine's modules to start its webgpu backend: the WebGPU entry point of
+ * src/engine/gpu/device.ts (the `webgpu` package's owner), loaded only when that backend is tried.
+ */
+export const backendLoaders: BackendLoaders = {
+  webgpu: async () => (await import("./gpu/device.js")).webgpuEntry(),
+};
+
+/**
+ * Builds an engine for `opts.model`. With backend "auto" or "webgpu", the WebGPU engine (src/engine/gpu)
  * takes models its kernels cover when a GPU adapter is there (see gpuEngineFor); otherwise the fused engine
  * runs on the tfjs backend started here (once per process).
  */
@@ -19,7 +27,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     const gpu = await gpuEngineFor(opts);
     if (gpu) return gpu;
   }
-  const backend = await useBackend(choice);
+  const backend = await useBackend(choice, backendLoaders);
   const model = new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim);
   return {
     backend,
