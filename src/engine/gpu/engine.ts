@@ -6,25 +6,28 @@
 //
 // A step, read top to bottom in runOne:
 //   plan      (plan.ts)      host: compact token table [T·B], CSR of positions, uniforms; uploads P [Np], embC [U, E]
+//                            (from a full vector [N] or RowParams: dense [Np] + the batch's rows)
 //   forward   (forward.ts)   gather → projection → T recurrent steps → head; submitted on its own, so the GPU
 //                            runs it while the backward pass is recorded
 //   backward  (backward.ts)  head grads → T BPTT steps → weight grads into G [Np] → dX → dEmbC [U, E]
-//   readback  (readback.ts)  logits, G and dEmbC copied into one staging buffer, mapped once
-// Only the batch's distinct embedding rows travel to the GPU (compact table) and back.
+//   readback  (readback.ts)  logits, G and the touched rows of dEmbC copied into one staging buffer, mapped once
+// Only the batch's distinct embedding rows travel to the GPU (compact table) and back: stepRows returns them
+// as they come (RowStepResult); step spreads them into a full gradient [N].
 //
 // Supported: 1 layer, unidirectional, LSTM or GRU, token input, bce or mse loss.
 import type { ModelConfig } from "../../config.js";
 import { UnavailableError, UsageError } from "../../errors.js";
 import { entry, paramLayout, type ParamLayout } from "../../model/layout.js";
 import { lossAndGrad } from "../head.js";
-import type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult } from "../types.js";
+import { checkRowParams, isRowParams, mergeRowSteps, toFullStep } from "../rows.js";
+import type { Engine, EngineBatch, EngineOptions, EngineParams, EvalResult, RowStepResult, StepResult } from "../types.js";
 import { recordBackward, recordWeightGrads } from "./backward.js";
 import { createBatchBuffers, destroyBatchBuffers, largestBuffer, roundCapacity, type BatchBuffers, type Shared } from "./buffers.js";
 import { acquireDevice, type AcquireOptions, type GpuDevice } from "./device.js";
 import { recordForward } from "./forward.js";
-import { halves, mergeEval, mergeStep } from "./halves.js";
+import { halves, mergeEval } from "./halves.js";
 import { planStep, Uniforms, uploadStep, type Offsets, type StepPlan } from "./plan.js";
-import { readPhaseTimes, readStaging, recordReadback, unpackGrads, unpackLogits, type StagingLayout } from "./readback.js";
+import { readPhaseTimes, readStaging, recordReadback, unpackLogits, unpackRows, type StagingLayout } from "./readback.js";
 import { PHASES, Recorder, type Timestamps } from "./recorder.js";
 import { createPipelines } from "./pipelines.js";
 
@@ -39,8 +42,16 @@ export interface GpuEngineOptions extends EngineOptions {
   timestamps?: boolean;
 }
 
-/** Cumulative milliseconds since creation: host work before submit, waiting for the GPU and the copy back, unpacking; GPU time per phase. */
-export interface GpuProfile { steps: number; hostMs: number; waitMs: number; unpackMs: number; gpuSteps: number; gpuForwardMs: number; gpuBackwardMs: number; gpuGradsMs: number }
+/**
+ * Cumulative since creation: milliseconds of host work before submit, of waiting for the GPU and the copy
+ * back, of unpacking (for `step`, spreading the rows into the full gradient too); GPU time per phase;
+ * bytes copied back to the host.
+ */
+export interface GpuProfile {
+  steps: number; hostMs: number; waitMs: number; unpackMs: number;
+  gpuSteps: number; gpuForwardMs: number; gpuBackwardMs: number; gpuGradsMs: number;
+  readbackBytes: number;
+}
 
 const STORAGE = 128, COPY_DST = 8, COPY_SRC = 4, MAP_READ = 1, QUERY_RESOLVE = 512;
 
@@ -49,7 +60,7 @@ export class GpuEngine implements Engine {
   readonly layout: ParamLayout;
   readonly adapterName: string;
   readonly software: boolean;
-  readonly profile: GpuProfile = { steps: 0, hostMs: 0, waitMs: 0, unpackMs: 0, gpuSteps: 0, gpuForwardMs: 0, gpuBackwardMs: 0, gpuGradsMs: 0 };
+  readonly profile: GpuProfile = { steps: 0, hostMs: 0, waitMs: 0, unpackMs: 0, gpuSteps: 0, gpuForwardMs: 0, gpuBackwardMs: 0, gpuGradsMs: 0, readbackBytes: 0 };
   private readonly s: Shared;
   private readonly base: number; //      first non-embedding parameter (= V·E)
   private readonly off: Offsets; //      dense tensors, relative to base
@@ -97,10 +108,20 @@ export class GpuEngine implements Engine {
   }
 
   step(params: Float32Array, batch: EngineBatch): Promise<StepResult> {
+    return this.serial(async () => {
+      const r = await this.train(params, batch);
+      const t0 = performance.now();
+      const full = toFullStep(this.layout, r);
+      this.profile.unpackMs += performance.now() - t0;
+      return full;
+    });
+  }
+
+  stepRows(params: EngineParams, batch: EngineBatch): Promise<RowStepResult> {
     return this.serial(() => this.train(params, batch));
   }
 
-  evaluate(params: Float32Array, batch: EngineBatch): Promise<EvalResult> {
+  evaluate(params: EngineParams, batch: EngineBatch): Promise<EvalResult> {
     return this.serial(() => this.infer(params, batch));
   }
 
@@ -118,16 +139,16 @@ export class GpuEngine implements Engine {
     return p;
   }
 
-  private async train(params: Float32Array, batch: EngineBatch): Promise<StepResult> {
+  private async train(params: EngineParams, batch: EngineBatch): Promise<RowStepResult> {
     this.validate(params, batch);
-    if (this.tooLarge(batch)) return mergeStep(...await halves(batch, (h) => this.train(params, h)));
-    const { logits, grads, embeddingRows } = await this.runOne(params, batch, true,
-      (mapped, at, plan) => ({ logits: unpackLogits(mapped, plan), ...unpackGrads(mapped, at, plan, this.layout.size, this.base, this.s) }));
+    if (this.tooLarge(batch)) return mergeRowSteps(...await halves(batch, (h) => this.train(params, h)), this.s.In);
+    const { logits, dense, rows, values } = await this.runOne(params, batch, true,
+      (mapped, at, plan) => ({ logits: unpackLogits(mapped, plan), ...unpackRows(mapped, at, plan, this.s) }));
     const { lossSum, correct } = lossAndGrad(logits, batch.targets, this.mse ? "mse" : "bce");
-    return { lossSum, correct, count: batch.size, grads, embeddingRows };
+    return { lossSum, correct, count: batch.size, dense, rows, values };
   }
 
-  private async infer(params: Float32Array, batch: EngineBatch): Promise<EvalResult> {
+  private async infer(params: EngineParams, batch: EngineBatch): Promise<EvalResult> {
     this.validate(params, batch);
     if (this.tooLarge(batch)) return mergeEval(...await halves(batch, (h) => this.infer(params, h)));
     const logits = await this.runOne(params, batch, false, (mapped, _at, plan) => unpackLogits(mapped, plan));
@@ -135,9 +156,10 @@ export class GpuEngine implements Engine {
     return { lossSum, correct, count: batch.size, outputs: logits };
   }
 
-  private validate(params: Float32Array, batch: EngineBatch): void {
+  private validate(params: EngineParams, batch: EngineBatch): void {
     const { size: B, maxLen: T, lengths } = batch;
-    if (params.length !== this.layout.size) throw new UsageError(`expected ${this.layout.size} parameters, got ${params.length}`);
+    if (isRowParams(params)) checkRowParams(this.layout, params);
+    else if (params.length !== this.layout.size) throw new UsageError(`expected ${this.layout.size} parameters, got ${params.length}`);
     if (!(B >= 1 && T >= 1)) throw new UsageError(`batch must have size >= 1 and maxLen >= 1 (got ${B}, ${T})`);
     if (lengths.length !== B || batch.targets.length !== B) throw new UsageError(`batch lengths/targets must have ${B} entries`);
     for (let b = 0; b < B; b++) if (!(lengths[b] >= 1 && lengths[b] <= T)) throw new UsageError(`length ${lengths[b]} of row ${b} is outside 1..${T}`);
@@ -168,10 +190,10 @@ export class GpuEngine implements Engine {
   }
 
   /** plan → upload → forward (submitted) → backward → readback; `unpack` reads the mapped staging buffer. */
-  private async runOne<R>(params: Float32Array, batch: EngineBatch, train: boolean, unpack: (mapped: ArrayBuffer, at: StagingLayout, plan: StepPlan) => R): Promise<R> {
+  private async runOne<R>(params: EngineParams, batch: EngineBatch, train: boolean, unpack: (mapped: ArrayBuffer, at: StagingLayout, plan: StepPlan) => R): Promise<R> {
     const tStart = performance.now();
     const bb = await this.buffers(batch.size, batch.maxLen);
-    const plan = planStep(this.uni, this.s, this.off, this.mse, batch, train, this.mark);
+    const plan = planStep(this.uni, this.s, this.off, this.mse, params, batch, train, this.mark);
     uploadStep(this.s, bb, this.base, params, batch, plan, this.uni);
     const device = this.s.device;
     device.pushErrorScope("validation");
@@ -190,7 +212,7 @@ export class GpuEngine implements Engine {
     let tMapped = tSubmit;
     const out = await readStaging(device, bb, plan, at.bytes, () => { tMapped = performance.now(); }, (mapped) => unpack(mapped, at, plan));
     const p = this.profile;
-    p.steps++; p.hostMs += tSubmit - tStart; p.waitMs += tMapped - tSubmit; p.unpackMs += performance.now() - tMapped;
+    p.steps++; p.hostMs += tSubmit - tStart; p.waitMs += tMapped - tSubmit; p.unpackMs += performance.now() - tMapped; p.readbackBytes += at.bytes;
     if (this.ts && train) {
       const [fwd, bptt, grads] = await readPhaseTimes(this.ts);
       p.gpuSteps++; p.gpuForwardMs += fwd; p.gpuBackwardMs += bptt; p.gpuGradsMs += grads;

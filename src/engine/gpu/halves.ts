@@ -3,7 +3,7 @@
 //
 // Legend: B batch, T padded length, N parameters.
 import { PAD_ID } from "../../config.js";
-import type { EngineBatch, EvalResult, StepResult } from "../types.js";
+import type { EngineBatch, EvalResult } from "../types.js";
 
 /** Reviews [from, to) of a batch, re-padded to their own longest length. */
 export function sliceBatch(b: EngineBatch, from: number, to: number): EngineBatch {
@@ -23,20 +23,9 @@ export async function halves<R>(batch: EngineBatch, run: (half: EngineBatch) => 
   return [a, b];
 }
 
-function sums(a: EvalResult | StepResult, b: EvalResult | StepResult) {
-  return { lossSum: a.lossSum + b.lossSum, correct: a.correct + b.correct, count: a.count + b.count };
-}
-
-/** Evaluation of the whole batch: outputs concatenated [B]. */
+/** Evaluation of the whole batch: outputs concatenated [B]. (Training steps: mergeRowSteps in ../rows.ts.) */
 export function mergeEval(a: EvalResult, b: EvalResult): EvalResult {
   const outputs = new Float32Array(a.outputs.length + b.outputs.length);
   outputs.set(a.outputs); outputs.set(b.outputs, a.outputs.length);
-  return { ...sums(a, b), outputs };
-}
-
-/** Training step of the whole batch: gradients added [N] (into a's), touched rows united. */
-export function mergeStep(a: StepResult, b: StepResult): StepResult {
-  for (let i = 0; i < a.grads.length; i++) a.grads[i] += b.grads[i];
-  const rows = new Set([...(a.embeddingRows ?? []), ...(b.embeddingRows ?? [])]);
-  return { ...sums(a, b), grads: a.grads, embeddingRows: Int32Array.from(rows).sort() };
+  return { lossSum: a.lossSum + b.lossSum, correct: a.correct + b.correct, count: a.count + b.count, outputs };
 }

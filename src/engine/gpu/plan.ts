@@ -1,5 +1,6 @@
 // The host side of a GPU step: the batch's compact token table, the uniforms of every dispatch, and the
-// uploads. Nothing here records GPU work (forward.ts, backward.ts, readback.ts do).
+// uploads (the dense parameters and the batch's embedding rows only, from a full vector or from RowParams).
+// Nothing here records GPU work (forward.ts, backward.ts, readback.ts do).
 //
 // Legend: B batch, T padded length, rows = T·B time-major positions (row t·B + b), E embedding width,
 // H hidden, GH = G·H gate columns (G = 4 LSTM, 3 GRU), V vocabulary, U distinct token ids of the batch,
@@ -7,7 +8,8 @@
 import { PAD_ID } from "../../config.js";
 import { InputError } from "../../errors.js";
 import { batchDropoutMask } from "../head.js";
-import type { EngineBatch } from "../types.js";
+import { checkRowsGiven, isRowParams } from "../rows.js";
+import type { EngineBatch, EngineParams } from "../types.js";
 import { MAX_SPLITS, SLOT, SLOTS, type BatchBuffers, type Shared } from "./buffers.js";
 import { DIMS_WORDS, STEP_SLOT_BYTES } from "./wgsl/common.js";
 
@@ -17,8 +19,8 @@ export interface Offsets { wih: number; whh: number; bih: number; bhh: number; f
 /** The batch's tokens as the kernels read them. */
 export interface TokenTable {
   ctok: Int32Array<ArrayBuffer>; //    [rows] compact row u of each position, −1 past a review's end
-  uniq: number[]; //      [U] token id of each compact row
-  padU: number; //        compact row of <pad>, −1 when the batch reads none (it gets no gradient)
+  uniq: Int32Array; //                 [U] token id of each compact row, ascending
+  padU: number; //                     compact row of <pad>, −1 when the batch reads none (it gets no gradient)
   start: Uint32Array<ArrayBuffer>; //  [U+1] CSR: positions of row u are pos[start[u] .. start[u+1]) (training only)
   pos: Uint32Array<ArrayBuffer>; //    [n ≤ rows] positions holding each row, ascending, <pad> left out
 }
@@ -39,31 +41,33 @@ export interface StepPlan {
   rows: number;
   train: boolean;
   tokens: TokenTable;
+  embC: Float32Array; //       [U, E] the batch's embedding rows
   mask: Float32Array | null; // [B, H] dropout on the classifier's input (training only)
   proj: MatmulOp;
   grads?: GradOps; //          training only
 }
 
 /**
- * Maps the batch's token ids to compact rows in order of first appearance. `mark` [V] is all −1 on entry
- * and on return (also when a bad id throws).
+ * Maps the batch's token ids to compact rows in ascending id order (so the rows a step touches come back
+ * sorted, as the contract wants them). `mark` [V] is all −1 on entry and on return (also when a bad id throws).
  */
 export function compactTokens(batch: EngineBatch, V: number, mark: Int32Array): Pick<TokenTable, "ctok" | "uniq" | "padU"> {
   const { size: B, maxLen: T, lengths, tokens } = batch;
-  const ctok = new Int32Array(T * B).fill(-1); // [rows]
-  const uniq: number[] = [];
+  const seen: number[] = [];
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < lengths[b]; t++) {
       const id = tokens![b * T + t];
       if (!(id >= 0 && id < V)) {
-        for (const u of uniq) mark[u] = -1;
+        for (const u of seen) mark[u] = -1;
         throw new InputError(`token id ${id} at batch row ${b}, position ${t} is outside the vocabulary (V=${V})`);
       }
-      let u = mark[id];
-      if (u < 0) { u = uniq.length; mark[id] = u; uniq.push(id); }
-      ctok[t * B + b] = u;
+      if (mark[id] < 0) { mark[id] = 0; seen.push(id); }
     }
   }
+  const uniq = Int32Array.from(seen).sort(); // [U]
+  for (let u = 0; u < uniq.length; u++) mark[uniq[u]] = u;
+  const ctok = new Int32Array(T * B).fill(-1); // [rows]
+  for (let b = 0; b < B; b++) for (let t = 0; t < lengths[b]; t++) ctok[t * B + b] = mark[tokens![b * T + t]];
   const padU = PAD_ID < V ? mark[PAD_ID] : -1;
   for (const id of uniq) mark[id] = -1;
   return { ctok, uniq, padU };
@@ -82,10 +86,23 @@ export function tokenPositions(ctok: Int32Array, U: number, padU: number, train:
   return { start, pos };
 }
 
-/** embC [U, E]: the parameter rows of the batch's tokens, in compact order. */
-export function compactRows(params: Float32Array, uniq: number[], E: number): Float32Array<ArrayBuffer> {
+/**
+ * embC [U, E]: the embedding rows of the batch's tokens, in compact order, from the full vector or from
+ * the rows given (InputError naming a row the batch reads but was not given).
+ */
+export function compactRows(params: EngineParams, uniq: Int32Array, E: number): Float32Array {
+  if (!isRowParams(params)) {
+    const embC = new Float32Array(uniq.length * E);
+    for (let u = 0; u < uniq.length; u++) embC.set(params.subarray(uniq[u] * E, uniq[u] * E + E), u * E);
+    return embC;
+  }
+  checkRowsGiven(uniq, params.rows);
+  if (params.rows.length === uniq.length) return params.values; // exactly the batch's rows: as given
   const embC = new Float32Array(uniq.length * E);
-  for (let u = 0; u < uniq.length; u++) embC.set(params.subarray(uniq[u] * E, uniq[u] * E + E), u * E);
+  for (let u = 0, j = 0; u < uniq.length; u++) {
+    while (params.rows[j] < uniq[u]) j++;
+    embC.set(params.values.subarray(j * E, j * E + E), u * E);
+  }
   return embC;
 }
 
@@ -143,11 +160,12 @@ function planGradOps(uni: Uniforms, s: Shared, o: Offsets, B: number, T: number,
 }
 
 /** Plans one step: token table, dropout masks, every uniform. Throws InputError for a token outside V. */
-export function planStep(uni: Uniforms, s: Shared, o: Offsets, mse: boolean, batch: EngineBatch, train: boolean, mark: Int32Array): StepPlan {
+export function planStep(uni: Uniforms, s: Shared, o: Offsets, mse: boolean, params: EngineParams, batch: EngineBatch, train: boolean, mark: Int32Array): StepPlan {
   const { size: B, maxLen: T } = batch;
   const rows = T * B;
   const { ctok, uniq, padU } = compactTokens(batch, s.V, mark);
   const tokens = { ctok, uniq, padU, ...tokenPositions(ctok, uniq.length, padU, train) };
+  const embC = compactRows(params, uniq, s.In);
   uni.clear();
   // dropout on the classifier's input (training only): the CPU engine's masks, keyed by sample id
   const mask = train ? batchDropoutMask(batch, s.H) : null;
@@ -156,15 +174,15 @@ export function planStep(uni: Uniforms, s: Shared, o: Offsets, mse: boolean, bat
   //   A = X·W_ih + b_ih (+ b_hh for the LSTM)                                                                   [rows, GH]
   const proj = uni.matmul(SLOT.proj, rows, s.GH, s.In, { off: 0, rs: s.In, cs: 1 }, { off: o.wih, rs: s.GH, cs: 1 }, 0, s.GH, false, s.lstm ? 3 : 1, o.bih, o.bhh);
   const grads = train ? planGradOps(uni, s, o, B, T, uniq.length) : undefined;
-  return { B, T, rows, train, tokens, mask, proj, grads };
+  return { B, T, rows, train, tokens, embC, mask, proj, grads };
 }
 
 /** Writes the step's inputs: dense parameters, compact embedding rows, tokens, lengths, targets, masks, uniforms. */
-export function uploadStep(s: Shared, bb: BatchBuffers, base: number, params: Float32Array, batch: EngineBatch, plan: StepPlan, uni: Uniforms): void {
-  const q = s.device.queue, { B } = plan, { uniq, ctok, start, pos } = plan.tokens;
-  const embC = compactRows(params, uniq, s.In); // [U, E]
-  q.writeBuffer(s.P, 0, params.buffer, params.byteOffset + base * 4, s.Np * 4);
-  if (uniq.length > 0) q.writeBuffer(bb.embC, 0, embC);
+export function uploadStep(s: Shared, bb: BatchBuffers, base: number, params: EngineParams, batch: EngineBatch, plan: StepPlan, uni: Uniforms): void {
+  const q = s.device.queue, { B, embC } = plan, { uniq, ctok, start, pos } = plan.tokens;
+  const dense = isRowParams(params) ? params.dense : params.subarray(base); // [Np]
+  q.writeBuffer(s.P, 0, dense.buffer, dense.byteOffset, s.Np * 4);
+  if (uniq.length > 0) q.writeBuffer(bb.embC, 0, embC.buffer, embC.byteOffset, embC.byteLength);
   q.writeBuffer(bb.ctok, 0, ctok);
   q.writeBuffer(bb.lens, 0, batch.lengths.buffer, batch.lengths.byteOffset, B * 4);
   q.writeBuffer(bb.y, 0, batch.targets.buffer, batch.targets.byteOffset, B * 4);

@@ -1,10 +1,12 @@
 // Getting a step's results back to the host: one staging buffer, filled by GPU copies at the end of the
-// last command buffer, mapped once.
+// last command buffer, mapped once. Only what the step produced travels: the dense gradient and the rows of
+// the batch's tokens (already compact on the GPU, in ascending id order; <pad>'s row, which gets no
+// gradient, is skipped by copying the rows before and after it).
 //
-// Legend: B batch, Np parameters without the embedding table, U distinct tokens of the batch, E embedding
-// width, N = V·E + Np all parameters.
+// Legend: B batch, Np parameters without the embedding table, U distinct tokens of the batch, R = U less
+// <pad> the touched rows, E embedding width.
 //
-//   staging = [ logits [B] | dense gradient G [Np] | embedding rows dEmbC [U, E] ]   (training)
+//   staging = [ logits [B] | dense gradient G [Np] | touched rows of dEmbC [R, E] ]   (training)
 //   staging = [ logits [B] ]                                                          (evaluation)
 import { UnavailableError } from "../../errors.js";
 import type { BatchBuffers, Shared } from "./buffers.js";
@@ -13,23 +15,25 @@ import { PHASES, type Timestamps } from "./recorder.js";
 
 const MAP_READ_MODE = 1;
 
-/** Byte offsets of the parts of the staging buffer, and how many bytes to map. */
-export interface StagingLayout { gradOff: number; embOff: number; bytes: number }
+/** Byte offsets of the parts of the staging buffer, the touched rows R, and how many bytes to map. */
+export interface StagingLayout { gradOff: number; embOff: number; rows: number; bytes: number }
 
 /** Records the copies into the staging buffer (and the timestamp resolve); returns where each part lies. */
 export function recordReadback(enc: GPUCommandEncoder, s: Shared, bb: BatchBuffers, plan: StepPlan, ts?: Timestamps): StagingLayout {
-  const { B, train } = plan, U = plan.tokens.uniq.length;
+  const { B, train } = plan, { uniq, padU } = plan.tokens, U = uniq.length, row = s.In * 4;
   const gradOff = B * 4, embOff = (B + s.Np) * 4;
-  enc.copyBufferToBuffer(bb.head, 0, bb.staging, 0, B * 4); //                         logits [B]
-  if (train) {
-    enc.copyBufferToBuffer(s.G, 0, bb.staging, gradOff, s.Np * 4); //                   G      [Np]
-    if (U > 0) enc.copyBufferToBuffer(bb.dEmbC, 0, bb.staging, embOff, U * s.In * 4); // dEmbC  [U, E]
-  }
-  if (ts && train) {
+  enc.copyBufferToBuffer(bb.head, 0, bb.staging, 0, B * 4); //                                   logits [B]
+  if (!train) return { gradOff, embOff, rows: 0, bytes: B * 4 };
+  enc.copyBufferToBuffer(s.G, 0, bb.staging, gradOff, s.Np * 4); //                               G      [Np]
+  const before = padU < 0 ? U : padU, after = padU < 0 ? 0 : U - padU - 1; //                    rows around <pad>
+  if (before > 0) enc.copyBufferToBuffer(bb.dEmbC, 0, bb.staging, embOff, before * row); //      [before, E]
+  if (after > 0) enc.copyBufferToBuffer(bb.dEmbC, (padU + 1) * row, bb.staging, embOff + before * row, after * row); // [after, E]
+  if (ts) {
     enc.resolveQuerySet(ts.set, 0, 2 * PHASES, ts.resolve, 0);
     enc.copyBufferToBuffer(ts.resolve, 0, ts.read, 0, 16 * PHASES);
   }
-  return { gradOff, embOff, bytes: train ? embOff + U * s.In * 4 : B * 4 };
+  const rows = before + after;
+  return { gradOff, embOff, rows, bytes: embOff + rows * row };
 }
 
 /**
@@ -53,19 +57,13 @@ export function unpackLogits(mapped: ArrayBuffer, plan: StepPlan): Float32Array 
   return new Float32Array(mapped, 0, plan.B).slice();
 }
 
-/** The full gradient [N]: G at `base`, each touched compact row u at its token id (<pad> left out, zero). */
-export function unpackGrads(mapped: ArrayBuffer, at: StagingLayout, plan: StepPlan, N: number, base: number, s: Shared): { grads: Float32Array; embeddingRows: Int32Array } {
-  const { uniq, padU } = plan.tokens, U = uniq.length, E = s.In;
-  const grads = new Float32Array(N); //                         [N]
-  grads.set(new Float32Array(mapped, at.gradOff, s.Np), base);
-  const dEmb = new Float32Array(mapped, at.embOff, U * E); //   [U, E]
-  const touched: number[] = [];
-  for (let u = 0; u < U; u++) {
-    if (u === padU) continue;
-    touched.push(uniq[u]);
-    grads.set(dEmb.subarray(u * E, u * E + E), uniq[u] * E);
-  }
-  return { grads, embeddingRows: Int32Array.from(touched).sort() };
+/** The step's gradient in rows form: dense G [Np], the touched rows (ascending ids, <pad> left out) and their values [R, E]. */
+export function unpackRows(mapped: ArrayBuffer, at: StagingLayout, plan: StepPlan, s: Shared): { dense: Float32Array; rows: Int32Array; values: Float32Array } {
+  const { uniq, padU } = plan.tokens;
+  const dense = new Float32Array(mapped, at.gradOff, s.Np).slice(); //          [Np]
+  const values = new Float32Array(mapped, at.embOff, at.rows * s.In).slice(); // [R, E]
+  const rows = padU < 0 ? uniq : Int32Array.from([...uniq.subarray(0, padU), ...uniq.subarray(padU + 1)]); // [R]
+  return { dense, rows, values };
 }
 
 /** Milliseconds of GPU time of each phase, from the timestamps the last training step wrote. */
