@@ -42,7 +42,10 @@ export const commands = [
       "Adam). Then, in the same run and on the same card, it runs the PyTorch anchor (Embedding 100 → LSTM 256",
       "→ Linear, cuDNN, Adam; --torch-epochs epochs at batch 64 and one at 256) and prints the ratio per batch",
       "size. PyTorch's figure is the mean over its epochs after the first. With --check the engine's gradients",
-      "on one real batch are compared with the CPU engine's first (relative error per tensor).",
+      "on one real batch are compared with the CPU engine's first (relative error per tensor), and its rows form",
+      "(stepRows given the dense weights and the batch's embedding rows) with its full step (bit for bit).",
+      "Each row also times the rows form over the first 20 batches: rows_samples_per_s, rows_unpack_ms,",
+      "rows_readback_bytes (per step).",
       "Writes <out>/<date>-<card>-webgpu.json: [{bench:\"gpu-engine\", device, batch, samples_per_s,",
       "baseline_samples_per_s, ratio, tokens_per_s, ...}] (one object per batch size). Without a hardware adapter",
       "it refuses to run unless --adapter software/any is given (llvmpipe: timings mean nothing).",
@@ -82,6 +85,7 @@ export const commands = [
       if (r.check && r.check.max_rel_err > opts.maxCheckError) {
         throw new TrainingError(`gradient check failed: max relative error ${r.check.max_rel_err.toExponential(2)} > ${opts.maxCheckError}`);
       }
+      if (r.check && !r.check.rows_bit_identical) throw new TrainingError("gradient check failed: the rows-form step (stepRows) differs from the full step");
     },
   }),
 ];

@@ -1,14 +1,24 @@
 // The gradient engine's public face (wiring only): createEngine, batchToEngine, predictProbabilities.
 // See fused.ts for the model and recurrent.ts for the hand-written LSTM/GRU forward and backward.
 import type { Batch } from "../dataset/batch.js";
-import { useBackend } from "../tfjs.js";
+import { useBackend, type BackendLoaders } from "../tfjs.js";
+import { cpuEngine } from "./cpu.js";
 import { FusedModel } from "./fused.js";
-import type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult } from "./types.js";
+import type { Engine, EngineBatch, EngineOptions, EngineParams } from "./types.js";
 
-export type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult, LossKind, InputKind } from "./types.js";
+export type { Engine, EngineBatch, EngineOptions, EngineParams, EvalResult, InputKind, LossKind, RowParams, RowStepResult, StepResult } from "./types.js";
+export { batchRows, toFullStep, toRowParams, writeRowParams } from "./rows.js";
 
 /**
- * Builds an engine for `opts.model`. With backend "auto" or "webgpu", the WebGPU engine (src/workers/gpu)
+ * What tfjs needs from the engine's modules to start its webgpu backend: the WebGPU entry point of
+ * src/engine/gpu/device.ts (the `webgpu` package's owner), loaded only when that backend is tried.
+ */
+export const backendLoaders: BackendLoaders = {
+  webgpu: async () => (await import("./gpu/device.js")).webgpuEntry(),
+};
+
+/**
+ * Builds an engine for `opts.model`. With backend "auto" or "webgpu", the WebGPU engine (src/engine/gpu)
  * takes models its kernels cover when a GPU adapter is there (see gpuEngineFor); otherwise the fused engine
  * runs on the tfjs backend started here (once per process).
  */
@@ -19,15 +29,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     const gpu = await gpuEngineFor(opts);
     if (gpu) return gpu;
   }
-  const backend = await useBackend(choice);
-  const model = new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim);
-  return {
-    backend,
-    layout: model.layout,
-    step: async (params, batch): Promise<StepResult> => model.step(params, batch),
-    evaluate: async (params, batch): Promise<EvalResult> => model.evaluate(params, batch),
-    dispose: () => {},
-  };
+  const backend = await useBackend(choice, backendLoaders);
+  return cpuEngine(new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim), backend);
 }
 
 /** The engine's view of a dataset batch (no copies except the labels as floats); `dropout` for training steps. */
@@ -41,7 +44,7 @@ export function dropoutSeed(runSeed: number, epoch: number): number {
 }
 
 /** P(positive) for each review of a batch (bce models): σ(logit). */
-export async function predictProbabilities(engine: Engine, params: Float32Array, batch: EngineBatch): Promise<Float32Array> {
+export async function predictProbabilities(engine: Engine, params: EngineParams, batch: EngineBatch): Promise<Float32Array> {
   const { outputs } = await engine.evaluate(params, batch);
   return outputs.map((z) => 1 / (1 + Math.exp(-z)));
 }
