@@ -17,7 +17,9 @@ export interface Telemetry {
   membership(event: "join" | "leave" | "evict", worker: string): void;
   heartbeatMissed(worker: string): void;
   /** A worker was evicted: why (bounded set) and how late it was: seconds past its deadline (connection lost: seconds since last heard). */
-  evicted(worker: string, cause: "connection" | "deadline" | "heartbeat" | "startup", lateSeconds: number): void;
+  evicted(worker: string, cause: "connection" | "deadline" | "heartbeat" | "startup" | "refused", lateSeconds: number): void;
+  /** A step applied nothing: every gradient was refused, or their sum was not finite with no part to blame. */
+  skippedStep(reason: "overflow" | "refused"): void;
   straggler(worker: string, seconds: number): void;
   rejected(reason: RejectReason, worker?: string): void;
   bytes(direction: "sent" | "received", n: number, worker?: string): void;
@@ -33,6 +35,6 @@ export interface Telemetry {
 const noop = () => {};
 export const NO_TELEMETRY: Telemetry = {
   step: noop, phase: noop, gradNorm: noop, paramVersion: noop, validation: noop, liveWorkers: noop,
-  membership: noop, heartbeatMissed: noop, evicted: noop, straggler: noop, rejected: noop, bytes: noop, checkpoint: noop,
+  membership: noop, heartbeatMissed: noop, evicted: noop, skippedStep: noop, straggler: noop, rejected: noop, bytes: noop, checkpoint: noop,
   workerStep: noop, engineMemory: noop, ingest: noop, jetstreamLag: noop,
 };

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     raw.close();
   }
   // 2. the real protocol
-  const { channel, welcome } = await join(coordEndpoint, name, { timeoutS: 60, log });
+  const { channel, welcome, routingId } = await join(coordEndpoint, name, { timeoutS: 60, log });
   const grads = new Float32Array(welcome.layoutSize).fill(1e-3);
   const block = sparseBlockOf(paramLayout(welcome.model));
   if (block) { // only `touched` embedding rows are nonzero (spread over the vocabulary)
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const host = /^tcp:\/\/(.*):\d+$/.exec(coordEndpoint)?.[1] ?? "127.0.0.1";
   const assembler = new ParamAssembler(welcome.layoutSize); // reassembles Params chunks as a real worker does
   const shards = (welcome.shards?.others ?? []).map((sh) => {
-    const ch = DealerChannel.connect(`tcp://${host}:${sh.port}`, name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
+    const ch = DealerChannel.connect(`tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
     void ch.send(encode(head(Kind.Join, 0, 0), { name }));
     void (async () => { for await (const { frames } of ch.messages()) { const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" }); if (pm.header.kind === Kind.Params) assembler.put(pm, "shard"); } })();
     return { ch, g: encodeGradient(grads.subarray(sh.offset, sh.offset + sh.length), { f16, block: null }) };

@@ -3,7 +3,7 @@
 import { JSON_OPTION, KEEP_OPTION, METRICS_PORT_OPTION, defineCommand, type OptionSpec, type OptionsOf } from "../command.js";
 import { DEFAULTS } from "../config.js";
 import { MODEL_OPTIONS, OPTIM_OPTIONS, MAX_WORKERS } from "./options.js";
-import { CURVE_KEYS_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
+import { CURVE_KEYS_OPTION, INSECURE_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
 import { BACKEND_CHOICES } from "../backend-choice.js";
 
 const T = DEFAULTS.train;
@@ -17,7 +17,7 @@ export const COORDINATOR_OPTIONS = [
   { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "checkpoints and the final model go here" },
   { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file or directory (parameters, Adam state, step, epoch, data cursor); falls back to prev.ckpt when the newest fails its checksum" },
   AUTO_RESUME_OPTION,
-  ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_PORT_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, JSON_OPTION,
+  ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_PORT_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, INSECURE_OPTION, JSON_OPTION,
 ] as const satisfies readonly OptionSpec[];
 export type CoordinatorCliOptions = OptionsOf<typeof COORDINATOR_OPTIONS>;
 

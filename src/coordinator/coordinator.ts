@@ -12,11 +12,11 @@ import type { Adam, AdamState } from "../optim/adam.js";
 import { StepArithmetic } from "../optim/step.js";
 import { learningRate } from "../optim/schedule.js";
 import { sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
-import { messageLimitFor, newRunId } from "../protocol/wire.js";
+import { messageLimitFor, newRunId, workerName } from "../protocol/wire.js";
 import { sliceBounds } from "./shards.js";
 import { ShardLeader } from "./shard-leader.js";
 import { Peers } from "./peers.js";
-import { Rounds } from "./rounds.js";
+import { Rounds, refusedBatches } from "./rounds.js";
 import { applyStep, type StepContext, type StepOutcome } from "./step.js";
 import { EpochSampler, dealRoundRobin, splitEven } from "./sampler.js";
 import type { CoordinatorOptions, CoordinatorResult, CheckpointState, EpochStats, EpochSummary } from "./types.js";
@@ -52,7 +52,6 @@ export class Coordinator {
     const initial = o.initialParams ?? initParams(o.model, o.seed, o.init);
     if (initial.length !== this.layout.size) throw new TrainingError(`initial parameters have ${initial.length} values; the layout needs ${this.layout.size}`);
     const k = Math.max(1, Math.floor(o.coordinatorShards ?? 1));
-    if (k > 1 && o.curve) throw new TrainingError("--coordinator-shards with CURVE keys is not supported yet: the shard sockets would be unauthenticated");
     this.bounds = sliceBounds(this.layout.size, k);
     this.sparse = k > 1 ? null : sparseBlockOf(this.layout);
     this.full = k > 1 ? Float32Array.from(initial) : null;
@@ -70,11 +69,19 @@ export class Coordinator {
     this.rounds = new Rounds({
       peers: this.peers, arith: this.arith, tel: this.tel, layoutHash: this.layout.hash, runId: this.runId, sparse: this.sparse,
       sharded: k > 1, workers: o.workers, batchesPerStep: o.batchesPerStep, stepTimeoutS: o.stepTimeoutS,
-      joinTimeoutS: o.joinTimeoutS ?? 120, signal: o.signal, phases: this.phases,
+      joinTimeoutS: o.joinTimeoutS ?? 120, signal: o.signal, phases: this.phases, batchSamples: o.batchSamples,
     });
   }
 
   get endpoint(): string { return this.peers.endpoint; }
+
+  /** Live members, and the entries held in all (departed ones are kept, bounded, for their slot). */
+  get membership(): { live: number; known: number } {
+    return { live: this.peers.members.connected().length, known: this.peers.members.size };
+  }
+
+  /** The deadline a task of `batches` batches gets now, ms (automatic: from the slowest task measured here). */
+  deadlineFor(batches: number): number { return this.rounds.deadlineMs(batches); }
 
   /** The current parameters (a view that the next step overwrites: copy to keep). */
   get params(): Float32Array { return this.full ?? this.arith.params; }
@@ -86,8 +93,9 @@ export class Coordinator {
       gradient: (peer, m, now) => this.rounds.gradient(peer, m, now),
       evalResult: (peer, m, now) => this.rounds.evalResult(peer, m, now),
       gone: (id, message) => this.rounds.reassign(id, message),
+      overdue: (now) => this.rounds.overdue(now),
     });
-    if (this.full) this.shards = await ShardLeader.start(this.bounds, endpoint, this.full);
+    if (this.full) this.shards = await ShardLeader.start(this.bounds, endpoint, this.full, this.o.curve);
     log.info(`listening on ${endpoint} (run ${this.runId}, ${this.layout.size} parameters, layout ${this.layout.hash}, message limit ${this.maxBytes} bytes)`);
     this.o.onEvent?.({ type: "listening", endpoint, runId: this.runId });
     return endpoint;
@@ -149,7 +157,10 @@ export class Coordinator {
       const batches = sampler.take(this.perStep());
       this.adam.o.lr = learningRate(o.lr, this.step, stepsPerEpoch * o.epochs, o.schedule);
       const r = await this.trainStep(batches, epoch);
-      sampler.markDone(batches);
+      // batches whose gradients were refused go back, to be dealt again in a later step of this epoch
+      const back = new Set(r.refused);
+      sampler.markDone(batches.filter((b) => !back.has(b)));
+      sampler.giveBack(r.refused);
       this.cursor = sampler.position();
       st.steps++;
       st.lossSum += r.lossSum; st.correct += r.correct; st.count += r.count;
@@ -171,14 +182,15 @@ export class Coordinator {
     return summary;
   }
 
-  private async trainStep(batches: number[], epoch: number): Promise<StepOutcome> {
+  private async trainStep(batches: number[], epoch: number): Promise<StepOutcome & { refused: number[] }> {
     const t0 = performance.now();
     await this.needWorkers();
     this.step++;
-    let out: Omit<StepOutcome, "seconds">;
+    let out: Omit<StepOutcome, "seconds">, refused: number[];
     try {
       const r = await this.rounds.run("train", "train", { step: this.step, version: this.version, epoch }, batches, dealRoundRobin);
       out = await applyStep(this.stepContext(), r, this.version + 1);
+      refused = refusedBatches(r);
     } catch (err) {
       this.step--; // nothing was applied: checkpoints must not count this step
       throw err;
@@ -189,7 +201,7 @@ export class Coordinator {
     const seconds = (performance.now() - t0) / 1000;
     this.phases.step += seconds;
     this.tel.step({ step: this.step, epoch: epoch + 1, loss: out.count ? out.lossSum / out.count : NaN, accuracy: out.count ? out.correct / out.count : NaN, samples: out.count, tokens: out.tokens, seconds });
-    return { ...out, seconds };
+    return { ...out, seconds, refused };
   }
 
   private stepContext(): StepContext {
@@ -221,7 +233,7 @@ export class Coordinator {
   private reportApplied(epoch: number): void {
     const r = this.rounds.last;
     if (!r || r.kind !== "train") return;
-    const parts = r.tasks.filter((t) => t.done && !t.skipped && t.grads).map((t) => ({ worker: t.peer, batches: t.batches, ids: t.ids ?? null }));
+    const parts = r.tasks.filter((t) => t.done && !t.skipped && t.grads).map((t) => ({ worker: workerName(t.peer), batches: t.batches, ids: t.ids ?? null }));
     log.debug(`step ${this.step} applied (epoch ${epoch + 1}): ${parts.map((p) => `${p.worker} [${p.batches.join(", ")}]`).join(", ")}`);
     this.o.onApplied?.({ step: this.step, epoch: epoch + 1, parts });
   }
@@ -246,7 +258,7 @@ export class Coordinator {
       runId: this.runId, model: o.model, dataset: o.dataset, layoutHash: this.layout.hash, layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000,
       grad: { dtype: o.gradDtype ?? "fp32", rows: o.embeddingGrads === "rows" && this.sparse !== null },
       dropout: o.dropout ? { rate: o.dropout, seed: o.seed } : undefined,
-      shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.links.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), ...this.bounds[i + 1]! })) } : undefined,
+      shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.links.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), ...this.bounds[i + 1]!, serverKey: this.shards!.links.serverKeys[i] ?? undefined })) } : undefined,
     };
   }
 

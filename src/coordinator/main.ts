@@ -32,6 +32,8 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
   const { loadCurveServerKeys, natsAuthFrom, CURVE_KEYS_ENV } = await import("../security/keys.js");
   const keyDir = o.curveKeys ?? process.env[CURVE_KEYS_ENV];
   const curve = keyDir ? loadCurveServerKeys(keyDir) : undefined;
+  const { requireKeysOffMachine } = await import("../security/policy.js");
+  requireKeysOffMachine({ endpoint: o.bind, keys: curve !== undefined, insecure: o.insecure, role: "coordinator" });
   if (o.nats) {
     const { clusterPlane } = await import("../transport/plane.js");
     nats = await clusterPlane(o.nats, dataset, natsAuthFrom(o));

@@ -5,7 +5,7 @@
 export type MemberState = "live" | "evicted" | "left";
 
 export interface Member {
-  /** Routing id the worker connected with (its name, e.g. "w0"). */
+  /** Routing id the worker connected with ("w0#5f3a…": its name and a random part). */
   id: string;
   /** Stable small slot number (telemetry label, header field). */
   slot: number;
@@ -24,8 +24,8 @@ export interface Member {
 }
 
 /** Why a worker was evicted: its connection went away, it missed a step deadline, it stopped sending
- *  heartbeats while idle, or it never finished loading. */
-export type EvictionCause = "connection" | "deadline" | "heartbeat" | "startup";
+ *  heartbeats while idle, it never finished loading, or its gradients were refused again and again. */
+export type EvictionCause = "connection" | "deadline" | "heartbeat" | "startup" | "refused";
 
 export interface Eviction {
   member: Member;
@@ -37,22 +37,43 @@ export interface Eviction {
 
 export class Membership {
   private readonly members = new Map<string, Member>();
+  /** Slot of every name seen (the 4096 most recent names). */
+  private readonly slots = new Map<string, number>();
   private nextSlot = 0;
+  /** Departed members kept (for their slot when they rejoin). */
+  readonly keepGone = 256;
 
   /** `heartbeatTimeoutMs`: how long an idle worker may stay silent; `startupTimeoutMs`: how long a joined
    *  worker may take to load its dataset and engine (its JS thread is busy meanwhile). */
   constructor(readonly heartbeatTimeoutMs: number, readonly startupTimeoutMs = 300_000) {}
 
-  /** A worker joins (or rejoins under the same id after an eviction: it gets a fresh live entry, same slot). */
-  join(id: string, now: number, info: { pid?: number; host?: string } = {}): Member {
-    const old = this.members.get(id);
+  /** A worker joins (or rejoins under the same id after an eviction: it gets a fresh live entry, same slot).
+   *  Members that left or were evicted are kept for their slot, the most recent `keepGone` of them. */
+  join(id: string, now: number, info: { pid?: number; host?: string; name?: string } = {}): Member {
+    this.prune();
+    // the slot goes with the name: a worker that comes back (a new process, a new routing id) gets its old one
+    const name = info.name ?? id;
+    const slot = this.slots.get(name) ?? this.nextSlot++;
+    this.slots.set(name, slot);
+    if (this.slots.size > 4096) this.slots.delete(this.slots.keys().next().value!);
     const m: Member = {
-      id, slot: old ? old.slot : this.nextSlot++, pid: info.pid, host: info.host,
+      id, slot, pid: info.pid, host: info.host,
       state: "live", ready: false, joinedAt: now, lastSeen: now, dueAt: null,
     };
     this.members.set(id, m);
     return m;
   }
+
+  /** Forget the departed members beyond the `keepGone` most recently seen. */
+  private prune(): void {
+    const gone = [...this.members.values()].filter((m) => m.state !== "live");
+    if (gone.length <= this.keepGone) return;
+    gone.sort((a, b) => a.lastSeen - b.lastSeen);
+    for (const m of gone.slice(0, gone.length - this.keepGone)) this.members.delete(m.id);
+  }
+
+  /** Entries held (live and departed). */
+  get size(): number { return this.members.size; }
 
   get(id: string): Member | undefined {
     return this.members.get(id);

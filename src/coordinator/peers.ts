@@ -10,14 +10,18 @@ import { AbortedError, ConnectionError, TrainingError, errorMessage } from "../e
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import type { ParamLayout } from "../model/layout.js";
-import { Kind, encode, decode, kindName, WireError, frameBytes, type Message } from "../protocol/wire.js";
+import { Kind, encode, decode, kindName, workerName, WireError, frameBytes, type Message } from "../protocol/wire.js";
 import { readBody, type Bodies, type WelcomeBody } from "../protocol/bodies.js";
 import { RouterChannel, type AuthFailure, type CurveServerKeys } from "../transport/zmq/index.js";
 import { settledWithin } from "../wait.js";
 import { Membership, type EvictionCause, type Member } from "./membership.js";
+import { Counts, ReplyBudget } from "./limits.js";
 import type { CoordinatorEvent } from "./types.js";
 
 const log = logger("coordinator");
+
+/** Most members (ready or loading) a run accepts: the bound of --workers. */
+const MAX_MEMBERS = 256;
 
 /** What the coordinator does with its members' messages and departures. */
 export interface PeerHandlers {
@@ -27,6 +31,8 @@ export interface PeerHandlers {
   evalResult(peer: string, m: Message, now: number): void;
   /** A member left or was evicted: its open work must go elsewhere. */
   gone(id: string, message: string): void;
+  /** Members whose work is past due at `now` (deadlines kept with the work, outside the membership). */
+  overdue(now: number): { peer: string; lateMs: number; reason: string }[];
 }
 
 export interface PeersOptions {
@@ -52,6 +58,9 @@ export class Peers {
   private channel!: RouterChannel;
   private handlers!: PeerHandlers;
   private readonly authRefusals = new Map<string, number>();
+  /** Rejections per (peer, reason), and the Reject replies each peer may still get: bounded in peers. */
+  private readonly rejectLog = new Counts(4096);
+  private readonly replies = new ReplyBudget(4096, 5);
   private joinWaiter: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastPing = 0;
@@ -81,7 +90,7 @@ export class Peers {
     const frames = this.encode(kind, m.slot, body, payload, at);
     try {
       await this.channel.send(peer, frames);
-      this.o.tel.bytes("sent", frameBytes(frames), peer);
+      this.o.tel.bytes("sent", frameBytes(frames), workerName(peer));
       return true;
     } catch (err) {
       this.evict(peer, err instanceof ConnectionError && /is not connected/.test(err.message) ? "lost its connection" : `cannot be reached: ${errorMessage(err)}`);
@@ -94,12 +103,17 @@ export class Peers {
     return encode({ kind, runId: this.o.runId, step: pos.step, paramVersion: pos.version, slot, layoutHash: this.o.layout.hash }, body, payload);
   }
 
-  /** Refuse a message: counted by reason, logged, published, answered with a Reject (best effort). */
+  /** Refuse a message: counted by reason (always), logged and published (rate-limited per peer and reason:
+   *  the first three, then one in a hundred), answered with a Reject (at most a few a second per peer). */
   reject(peer: string, err: WireError, step = 0, rejoin = false): void {
     this.rejected[err.reason] = (this.rejected[err.reason] ?? 0) + 1;
-    this.o.tel.rejected(err.reason, this.members.get(peer) ? peer : undefined);
-    log.warn(`rejected (${err.reason}): ${err.message}`);
-    this.o.onEvent?.({ type: "rejected", worker: peer, reason: err.reason, message: err.message });
+    this.o.tel.rejected(err.reason, this.members.get(peer) ? workerName(peer) : undefined);
+    const n = this.rejectLog.hit(`${peer}\u0000${err.reason}`);
+    if (n <= 3 || n % 100 === 0) {
+      log.warn(`rejected (${err.reason}): ${err.message}${n > 3 ? ` (${n} from ${workerName(peer)} so far)` : ""}`);
+      this.o.onEvent?.({ type: "rejected", worker: workerName(peer), reason: err.reason, message: err.message });
+    }
+    if (!this.replies.take(peer, Date.now())) return;
     const slot = this.members.get(peer)?.slot ?? 0;
     const body: Bodies[Kind.Reject] = { reason: err.reason, message: err.message, ...(rejoin ? { rejoin } : {}) };
     void this.channel.send(peer, this.encode(Kind.Reject, slot, body, undefined, { step, version: this.o.position().version })).catch(() => {});
@@ -140,25 +154,26 @@ export class Peers {
     if (!m || m.state !== "live") return;
     this.members.evict(id, reason);
     // how late: past its deadline, or for a dropped connection how long it had been silent
-    this.o.tel.evicted(id, cause, (cause === "connection" ? Math.max(0, Date.now() - m.lastSeen) : Math.max(0, lateMs)) / 1000);
-    this.evicted.push(id);
-    this.o.tel.heartbeatMissed(id);
-    if (lateMs > 0) this.o.tel.straggler(id, lateMs / 1000);
-    this.departed(id, "evict", `worker ${id}${m.pid ? ` (pid ${m.pid}${m.host ? ` on ${m.host}` : ""})` : ""} ${reason}: evicted`);
+    this.o.tel.evicted(workerName(id), cause, (cause === "connection" ? Math.max(0, Date.now() - m.lastSeen) : Math.max(0, lateMs)) / 1000);
+    this.evicted.push(workerName(id));
+    this.o.tel.heartbeatMissed(workerName(id));
+    if (lateMs > 0) this.o.tel.straggler(workerName(id), lateMs / 1000);
+    this.departed(id, "evict", `worker ${workerName(id)}${m.pid ? ` (pid ${m.pid}${m.host ? ` on ${m.host}` : ""})` : ""} ${reason}: evicted`);
   }
 
   private departed(id: string, event: "evict" | "leave", message: string): void {
     this.hasParams.delete(id);
     const live = this.members.live().length;
     log.warn(`${message}; ${live} worker(s) left`);
-    this.o.tel.membership(event, id);
+    this.o.tel.membership(event, workerName(id));
     this.o.tel.liveWorkers(live);
-    this.o.onEvent?.({ type: "member", event, worker: id, live, reason: message });
+    this.o.onEvent?.({ type: "member", event, worker: workerName(id), live, reason: message });
     this.handlers.gone(id, message);
   }
 
   private tick(now: number): void {
     for (const e of this.members.overdue(now)) this.evict(e.member.id, e.reason, e.lateMs, e.cause);
+    for (const e of this.handlers.overdue(now)) this.evict(e.peer, e.reason, e.lateMs, "deadline");
     if (now - this.lastPing < 1000) return;
     this.lastPing = now;
     for (const m of this.members.connected()) {
@@ -192,14 +207,14 @@ export class Peers {
         this.handle(peer, frames);
       } catch (err) {
         if (err instanceof WireError) this.reject(peer, err);
-        else log.error(`while handling a message from ${peer}: ${errorMessage(err)}`);
+        else log.error(`while handling a message from ${workerName(peer)}: ${errorMessage(err)}`);
       }
     }
   }
 
   private handle(peer: string, frames: Buffer[]): void {
     const m = decode(frames, { maxBytes: this.o.maxBytes, from: peer });
-    this.o.tel.bytes("received", frameBytes(frames), this.members.get(peer) ? peer : undefined);
+    this.o.tel.bytes("received", frameBytes(frames), this.members.get(peer) ? workerName(peer) : undefined);
     const now = Date.now();
     if (m.header.kind === Kind.Join) return this.join(peer, m, now);
     const member = this.members.get(peer);
@@ -211,12 +226,12 @@ export class Peers {
       case Kind.Gradient: return this.handlers.gradient(peer, m, now);
       case Kind.EvalResult: return this.handlers.evalResult(peer, m, now);
       case Kind.Leave: {
-        const { reason } = readBody(m, Kind.Leave, `worker ${peer}`);
+        const { reason } = readBody(m, Kind.Leave, `worker ${workerName(peer)}`);
         this.members.leave(peer, reason);
-        return this.departed(peer, "leave", `worker ${peer} left (${reason})`);
+        return this.departed(peer, "leave", `worker ${workerName(peer)} left (${reason})`);
       }
       default:
-        this.reject(peer, new WireError("version", `unexpected ${kindName(m.header.kind)} message from worker ${peer}`));
+        this.reject(peer, new WireError("version", `unexpected ${kindName(m.header.kind)} message from worker ${workerName(peer)}`));
     }
   }
 
@@ -224,42 +239,57 @@ export class Peers {
    *  gradient is stale; anyone else is told to join first. */
   private refuseStranger(peer: string, m: Message, gone: Member | undefined): void {
     if (gone && m.header.kind === Kind.Gradient) {
-      this.reject(peer, new WireError("stale", `gradient of step ${m.header.step} from worker ${peer} is stale: it was ${gone.state} (${gone.reason ?? "?"}) and its batches were given to another worker; join again`), m.header.step, true);
+      this.reject(peer, new WireError("stale", `gradient of step ${m.header.step} from worker ${workerName(peer)} is stale: it was ${gone.state} (${gone.reason ?? "?"}) and its batches were given to another worker; join again`), m.header.step, true);
     } else {
-      this.reject(peer, new WireError("unknown-worker", `${kindName(m.header.kind)} from ${peer}, which is not a live member of run ${this.o.runId}${gone ? ` (${gone.state}: ${gone.reason ?? "?"})` : ""}: join first`), 0, true);
+      this.reject(peer, new WireError("unknown-worker", `${kindName(m.header.kind)} from ${workerName(peer)}, which is not a live member of run ${this.o.runId}${gone ? ` (${gone.state}: ${gone.reason ?? "?"})` : ""}: join first`), 0, true);
     }
   }
 
   private ready(peer: string, m: Message, now: number): void {
-    const { backend } = readBody(m, Kind.Ready, `worker ${peer}`);
+    const { backend } = readBody(m, Kind.Ready, `worker ${workerName(peer)}`);
     this.members.markReady(peer, now);
     const live = this.members.live().length;
-    log.info(`worker ${peer} ready (backend ${backend}); ${live} ready`);
+    log.info(`worker ${workerName(peer)} ready (backend ${backend}); ${live} ready`);
     this.o.tel.liveWorkers(live);
     this.joinWaiter?.();
     this.handlers.ready(peer);
   }
 
   private join(peer: string, m: Message, now: number): void {
-    const b = readBody(m, Kind.Join, peer);
+    const b = readBody(m, Kind.Join, workerName(peer));
     if (m.header.layoutHash && m.header.layoutHash !== this.o.layout.hash) {
-      this.reject(peer, new WireError("layout", `worker ${peer} joined with parameter layout ${m.header.layoutHash}, this run uses ${this.o.layout.hash}`));
+      this.reject(peer, new WireError("layout", `worker ${workerName(peer)} joined with parameter layout ${m.header.layoutHash}, this run uses ${this.o.layout.hash}`));
+      return;
+    }
+    if (workerName(peer) !== b.name) {
+      this.reject(peer, new WireError("malformed", `a Join as ${JSON.stringify(b.name)} from routing id ${JSON.stringify(peer)}: a worker connects as <name> or <name>#<hex>`));
       return;
     }
     // the same process asking again before our Welcome reached it (its retry after 0.5 s, while this loop was
     // busy): welcome it again, but it is one join — no second event, and its state stays as it is
     const old = this.members.get(peer);
     const repeat = old !== undefined && old.state === "live" && !old.ready && old.pid === b.pid && !b.rejoin;
-    const member = repeat ? old : this.members.join(peer, now, { pid: b.pid, host: b.host });
+    // a live member of that name joins again (a restarted process, which connects under a new routing id; or a
+    // worker that lost its parameters): the old one leaves first, so that its open work goes elsewhere at once
+    const before = repeat ? undefined : this.members.connected().find((x) => workerName(x.id) === b.name);
+    if (before) {
+      this.members.leave(before.id, "joined again");
+      this.departed(before.id, "leave", `worker ${b.name} joined again (pid ${b.pid ?? "?"}): its open work goes to another worker`);
+    }
+    if (!repeat && this.members.connected().length >= MAX_MEMBERS) {
+      this.reject(peer, new WireError("size", `worker ${workerName(peer)} cannot join: the run already has ${MAX_MEMBERS} members`));
+      return;
+    }
+    const member = repeat ? old : this.members.join(peer, now, { pid: b.pid, host: b.host, name: b.name });
     if (!repeat) {
       this.hasParams.delete(peer); // a (re)joined worker gets the parameters inline until the next broadcast
-      log.info(`worker ${peer} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); loading`);
-      this.o.tel.membership("join", peer);
-      this.o.onEvent?.({ type: "member", event: "join", worker: peer, live: this.members.live().length });
+      log.info(`worker ${workerName(peer)} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); loading`);
+      this.o.tel.membership("join", workerName(peer));
+      this.o.onEvent?.({ type: "member", event: "join", worker: workerName(peer), live: this.members.live().length });
     } else {
       this.members.seen(peer, now);
     }
     void this.send(peer, Kind.Welcome, { ...this.o.welcome(), slot: member.slot, coordinator: hostname() })
-      .then((ok) => { if (!ok) log.warn(`cannot welcome ${peer}`); });
+      .then((ok) => { if (!ok) log.warn(`cannot welcome ${workerName(peer)}`); });
   }
 }

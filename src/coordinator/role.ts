@@ -90,6 +90,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
   const ckptPath = join(ckptDir, LAST);
   const coord = new Coordinator({
     bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"), maxValBatches: s.maxValBatches,
+    batchSamples: (split, i) => data.batch(split, i).size,
     workers: r.workers, batchesPerStep: s.batchesPerStep, checkpointEvery: s.checkpointEvery, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,

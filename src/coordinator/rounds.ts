@@ -6,12 +6,24 @@ import { AbortedError, TrainingError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import type { StepArithmetic, GradPart } from "../optim/step.js";
-import type { SparseBlock } from "../protocol/gradcodec.js";
-import { Kind, WireError, checkGradient, nonFiniteGradient, type Message } from "../protocol/wire.js";
+import { halfTable, type SparseBlock } from "../protocol/gradcodec.js";
+import { Kind, WireError, checkGradient, nonFiniteGradient, workerName, type Message } from "../protocol/wire.js";
 import { readBody } from "../protocol/bodies.js";
 import type { Peers } from "./peers.js";
 
 const log = logger("coordinator");
+
+/** Σ x² of a part as it arrived (half floats decoded with their scale), in double. */
+function partSumsq(p: GradPart): number {
+  let s = 0;
+  if (p.values instanceof Uint16Array) {
+    const t = halfTable();
+    for (let i = 0; i < p.values.length; i++) { const x = t[p.values[i]!]! * p.scale; s += x * x; }
+  } else {
+    for (let i = 0; i < p.values.length; i++) { const x = p.values[i]!; s += x * x; }
+  }
+  return s;
+}
 
 export type RoundKind = "train" | "eval";
 
@@ -27,9 +39,23 @@ export interface Task {
   count: number;
   tokens: number;
   skipped: boolean;
+  /** Skipped because its gradient was refused (NaN/Inf, absurdly large, or not what was assigned): its
+   *  batches go back to the sampler, to be dealt again in a later step. */
+  refused: boolean;
+  /** When it was sent and when it is due (the coordinator's clock: no member's state can move it). */
+  sentAt: number;
+  dueAt: number;
+  /** Samples in its batches, as the coordinator counts them (null: the dataset is not known here). */
+  assigned: number | null;
   /** Sample ids the worker reports having used (exactly-once accounting). */
   ids?: number[];
 }
+
+/** A worker whose gradients are refused this many times in a row is evicted. */
+export const MAX_REFUSED_IN_A_ROW = 3;
+/** A mean gradient with a norm above this per sample is no gradient of this model: refused as absurd when
+ *  the sum overflows (float32 needs ~1e38 to overflow; real gradients stay within ~1e3). */
+const ABSURD_NORM_PER_SAMPLE = 1e15;
 
 export interface Round {
   kind: RoundKind;
@@ -58,6 +84,11 @@ export function tally(r: Round): { lossSum: number; correct: number; count: numb
   return { lossSum, correct, count, tokens };
 }
 
+/** Batches given back to the sampler: the tasks refused in a finished train round. */
+export function refusedBatches(r: Round): number[] {
+  return r.tasks.filter((t) => t.refused).flatMap((t) => t.batches);
+}
+
 export interface RoundsOptions {
   peers: Peers;
   arith: StepArithmetic;
@@ -75,6 +106,9 @@ export interface RoundsOptions {
   signal?: AbortSignal;
   /** Seconds spent sending tasks and waiting for results, over the run (train rounds). */
   phases: { broadcast: number; wait: number };
+  /** Samples in a batch (the dataset as the coordinator reads it); absent: workers' counts are checked only
+   *  for sanity (benchmarks without a dataset). */
+  batchSamples?: (split: "train" | "val", index: number) => number;
 }
 
 export class Rounds {
@@ -84,7 +118,9 @@ export class Rounds {
   /** Payload bytes of the gradients summed (float32 or half, dense or rows, with the row ids). */
   gradientBytes = 0;
   private nextTask = 1;
+  /** Slowest task seen, ms per batch, measured here (send to result), never as a worker reports it. */
   private slowestPerBatchMs = 0;
+  private readonly refusedInARow = new Map<string, number>();
 
   constructor(private readonly o: RoundsOptions) {}
 
@@ -133,9 +169,11 @@ export class Rounds {
   }
 
   private async sendTask(round: Round, peer: string, batches: number[]): Promise<void> {
-    const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, tokens: 0, skipped: false };
+    const now = Date.now(), due = now + this.deadlineMs(batches.length);
+    const assigned = this.o.batchSamples ? batches.reduce((n, b) => n + this.o.batchSamples!(round.split, b), 0) : null;
+    const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, tokens: 0, skipped: false, refused: false, sentAt: now, dueAt: due, assigned };
     round.tasks.push(task);
-    this.o.peers.members.assign(peer, Date.now() + this.deadlineMs(batches.length));
+    this.o.peers.members.assign(peer, due);
     // parameters inline only for a worker that has not received this version in Params chunks
     const inline = this.o.sharded || this.o.peers.hasParams.get(peer) === round.version ? undefined : round.params;
     const body = { task: task.id, epoch: round.epoch, split: round.split, batches };
@@ -162,9 +200,17 @@ export class Rounds {
     for (const t of lost) {
       const load = (p: string) => round.tasks.filter((x) => x.peer === p && !x.done).length;
       const target = others.slice().sort((a, b) => load(a.id) - load(b.id))[0]!;
-      log.info(`step ${round.step}: batches [${t.batches.join(", ")}] of ${id} reassigned to ${target.id}`);
+      log.info(`step ${round.step}: batches [${t.batches.join(", ")}] of ${workerName(id)} reassigned to ${workerName(target.id)}`);
       void this.sendTask(round, target.id, t.batches);
     }
+  }
+
+  /** The workers whose open tasks are past due at `now` (a deadline per task: a member's Join, heartbeat or
+   *  any other message cannot move it). */
+  overdue(now: number): { peer: string; lateMs: number; reason: string }[] {
+    const late = new Map<string, number>();
+    for (const t of this.current?.tasks ?? []) if (!t.done && now > t.dueAt) late.set(t.peer, Math.max(late.get(t.peer) ?? 0, now - t.dueAt));
+    return [...late].map(([peer, lateMs]) => ({ peer, lateMs, reason: `missed its task deadline by ${(lateMs / 1000).toFixed(1)} s` }));
   }
 
   /** A worker became ready: batches waiting for one go to it. */
@@ -174,7 +220,7 @@ export class Rounds {
     if (r.orphanTimer) clearTimeout(r.orphanTimer);
     r.orphanTimer = undefined;
     const orphans = r.orphans.splice(0);
-    log.info(`step ${r.step}: batches [${orphans.flat().join(", ")}] handed to ${peer}`);
+    log.info(`step ${r.step}: batches [${orphans.flat().join(", ")}] handed to ${workerName(peer)}`);
     for (const b of orphans) void this.sendTask(r, peer, b);
   }
 
@@ -182,42 +228,75 @@ export class Rounds {
 
   gradient(peer: string, m: Message, now: number): void {
     const r = this.current;
-    const from = `worker ${peer}`;
+    const from = `worker ${workerName(peer)}`;
     const body = readBody(m, Kind.Gradient, from);
     const want = { runId: this.o.runId, step: r?.step ?? -1, paramVersion: r?.version ?? -1, layoutHash: this.o.layoutHash, size: this.o.arith.size, sparse: this.o.sparse };
     const bad = checkGradient(m, want, from, { finite: false, gradScale: body.gradScale }); // NaN/Inf: found at the reduce
     if (bad && bad.reason !== "nan") return this.o.peers.reject(peer, bad, m.header.step);
     const task = r && r.kind === "train" ? this.openTask(peer, body.task) : null;
-    if (!task) return this.o.peers.reject(peer, new WireError("stale", `gradient from worker ${peer} for task ${body.task} of step ${m.header.step} matches no open task`), m.header.step);
+    if (!task) return this.o.peers.reject(peer, new WireError("stale", `gradient from worker ${workerName(peer)} for task ${body.task} of step ${m.header.step} matches no open task`), m.header.step);
     this.o.peers.members.done(peer, now);
     task.done = true;
-    if (bad) {
-      // NaN/Inf: skip this contribution for the step, count it, keep the worker
-      task.skipped = true;
-      this.o.peers.reject(peer, bad, m.header.step);
+    const wrong = bad ?? this.wrongCount(task, body.count, from);
+    if (wrong) {
+      this.refuse(task, wrong);
     } else {
       this.gradientBytes += (m.half ?? m.payload).byteLength + (m.rows?.byteLength ?? 0);
       task.grads = { values: m.half ?? m.payload, scale: m.half ? 1 / (body.gradScale ?? 1) : 1, rows: m.rows };
-      task.lossSum = body.lossSum ?? 0; task.correct = body.correct ?? 0; task.count = body.count ?? 0;
+      task.count = task.assigned ?? body.count!;
+      task.lossSum = body.lossSum ?? 0; task.correct = Math.min(body.correct ?? 0, task.count);
       task.tokens = body.tokens ?? 0;
       if (body.ids) task.ids = body.ids;
-      if (body.seconds !== undefined) {
-        this.o.tel.phase("compute", body.seconds, peer);
-        this.slowestPerBatchMs = Math.max(this.slowestPerBatchMs, (body.seconds * 1000) / Math.max(1, task.batches.length));
-      }
+      this.took(task, now, body.seconds);
       this.foldArrived(r!);
     }
     this.dueAgain(peer);
     this.maybeFinish(r!);
   }
 
+  /** The sample count a worker reports must be what it was assigned (or, not knowing that, at least one). */
+  private wrongCount(task: Task, count: number | undefined, from: string): WireError | null {
+    if (task.assigned === null ? count !== undefined && count > 0 : count === task.assigned) return null;
+    return new WireError("malformed", `gradient from ${from} for task ${task.id} reports ${count ?? "no"} samples; it was assigned ${task.assigned ?? "at least 1"}: contribution skipped, its batches dealt again`);
+  }
+
+  /** Time a task took, as measured here; the worker's own figure (clamped to that) goes to telemetry only. */
+  private took(task: Task, now: number, reported: number | undefined): void {
+    const ms = now - task.sentAt;
+    this.slowestPerBatchMs = Math.max(this.slowestPerBatchMs, ms / Math.max(1, task.batches.length));
+    this.o.tel.phase("compute", Math.min(Math.max(0, reported ?? ms / 1000), ms / 1000), workerName(task.peer));
+    this.refusedInARow.delete(task.peer);
+  }
+
+  /** Skip a task's gradient: counted and answered with a Reject; its batches go back to the sampler. A worker
+   *  refused too often in a row is evicted (it can join again). */
+  refuse(task: Task, why: WireError): void {
+    task.skipped = task.refused = true;
+    this.o.peers.reject(task.peer, why, this.current?.step ?? 0);
+    const n = (this.refusedInARow.get(task.peer) ?? 0) + 1;
+    this.refusedInARow.set(task.peer, n);
+    if (n >= MAX_REFUSED_IN_A_ROW) {
+      this.refusedInARow.delete(task.peer);
+      this.o.peers.evict(task.peer, `sent ${n} unusable gradients in a row`, 0, "refused");
+    }
+  }
+
   evalResult(peer: string, m: Message, now: number): void {
-    const body = readBody(m, Kind.EvalResult, `worker ${peer}`);
+    const body = readBody(m, Kind.EvalResult, `worker ${workerName(peer)}`);
     const task = this.current?.kind === "eval" ? this.openTask(peer, body.task) : null;
-    if (!task) { log.debug(`late evaluation result from ${peer} ignored`); return; }
+    if (!task) { log.debug(`late evaluation result from ${workerName(peer)} ignored`); return; }
     this.o.peers.members.done(peer, now);
     task.done = true;
-    task.lossSum = body.lossSum; task.correct = body.correct; task.count = body.count;
+    const wrong = this.wrongCount(task, body.count, `worker ${workerName(peer)}`);
+    if (wrong) {
+      // an evaluation is not worth re-dealing: its batches just do not count (the validation says how many did)
+      task.skipped = true;
+      this.o.peers.reject(peer, wrong);
+    } else {
+      task.count = task.assigned ?? body.count;
+      task.lossSum = body.lossSum; task.correct = Math.min(body.correct, task.count);
+      this.took(task, now, undefined);
+    }
     this.dueAgain(peer);
     this.maybeFinish(this.current!);
   }
@@ -247,18 +326,37 @@ export class Rounds {
     this.foldArrived(r);
   }
 
-  /** Mark the parts with a NaN/Inf value skipped, counted and answered with a Reject; true when any was. */
-  skipNonFinite(r: Round): boolean {
+  /** Refuse the parts with a NaN/Inf value; true when any was. */
+  refuseNonFinite(r: Round): boolean {
     let found = false;
-    for (const t of r.tasks) {
-      if (!t.done || t.skipped || !t.grads) continue;
-      const bad = nonFiniteGradient(t.grads.values, `worker ${t.peer}`);
-      if (!bad) continue;
-      t.skipped = true;
-      found = true;
-      this.o.peers.reject(t.peer, bad, r.step);
+    for (const t of this.inSum(r)) {
+      const bad = nonFiniteGradient(t.grads!.values, `worker ${workerName(t.peer)}`);
+      if (bad) { this.refuse(t, bad); found = true; }
     }
     return found;
+  }
+
+  /** The sum overflowed although every part is finite: refuse the parts whose norm per sample no gradient of
+   *  this model reaches; true when any was (else nobody in particular is to blame). */
+  refuseAbsurd(r: Round): boolean {
+    let found = false;
+    for (const t of this.inSum(r)) {
+      const norm = Math.sqrt(partSumsq(t.grads!)) / Math.max(1, t.count);
+      if (norm > ABSURD_NORM_PER_SAMPLE) {
+        this.refuse(t, new WireError("nan", `gradient from worker ${workerName(t.peer)} (task ${t.id}) has a norm of ${norm.toExponential(2)} per sample, far beyond any gradient of this model: contribution skipped`));
+        found = true;
+      }
+    }
+    return found;
+  }
+
+  /** Refuse every part still in the sum (the step is skipped, its batches dealt again). */
+  refuseAll(r: Round, why: string): void {
+    for (const t of this.inSum(r)) this.refuse(t, new WireError("nan", why));
+  }
+
+  private inSum(r: Round): Task[] {
+    return r.tasks.filter((t) => t.done && !t.skipped && t.grads);
   }
 
   private maybeFinish(round: Round): void {

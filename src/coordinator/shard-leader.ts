@@ -7,6 +7,7 @@ import { PARAM_CHUNK, type StepArithmetic } from "../optim/step.js";
 import { Kind } from "../protocol/wire.js";
 import { ShardLinks } from "./shards.js";
 import type { Peers } from "./peers.js";
+import type { CurveServerKeys } from "../transport/zmq/index.js";
 
 export class ShardLeader {
   private ready = false;
@@ -15,9 +16,9 @@ export class ShardLeader {
   private constructor(readonly links: ShardLinks, readonly bounds: { offset: number; length: number }[], readonly full: Float32Array) {}
 
   /** Start K − 1 shard processes on the leader's host. */
-  static async start(bounds: { offset: number; length: number }[], endpoint: string, full: Float32Array): Promise<ShardLeader> {
+  static async start(bounds: { offset: number; length: number }[], endpoint: string, full: Float32Array, curve?: CurveServerKeys): Promise<ShardLeader> {
     const host = /^tcp:\/\/(.*):\d+$/.exec(endpoint)?.[1] ?? "127.0.0.1";
-    return new ShardLeader(await ShardLinks.start(bounds.length, host, full.length), bounds, full);
+    return new ShardLeader(await ShardLinks.start(bounds.length, host, full.length, curve), bounds, full);
   }
 
   /** Hand each shard its slice of the parameters (and of a resumed Adam state); keep slice 0 in `arith`. */

@@ -16,14 +16,21 @@
 // sharded run equals an unsharded one but for the order in which the norm's K partial sums are added.
 //
 // Shard processes are children of the coordinator (same host, any free port): `imdb-train coordinator-shard`.
+// Who may say what: the leader hands each child, over their IPC channel (never on the command line), a random
+// routing id of its own and, when the run uses CURVE, a fresh server key pair and the keys to admit (the
+// workers' client keys and a fresh key of the leader's). A shard takes control messages (ShardInit/Reduce/
+// Apply/Fetch, Stop) from the leader's routing id only, and sums a task's slice only from the worker the
+// leader names for that task: slices are keyed by (task, sender).
 import type { ShardCliOptions } from "./command.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { logger } from "../output.js";
-import { ConnectionError, TrainingError, errorMessage } from "../errors.js";
-import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, type Message } from "../protocol/wire.js";
+import { ConnectionError, TrainingError, UsageError, errorMessage } from "../errors.js";
+import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, kindName, type Message } from "../protocol/wire.js";
 import { readBody, type Bodies, type ShardInitBody as InitBody, type ShardReduceBody as ReduceBody, type ShardApplyBody as ApplyBody } from "../protocol/bodies.js";
-import { RouterChannel, DealerChannel } from "../transport/zmq/index.js";
+import { RouterChannel, DealerChannel, newCurveKeyPair, type CurveServerKeys } from "../transport/zmq/index.js";
+import { randomBytes } from "node:crypto";
+import { Counts } from "./limits.js";
 import { StepArithmetic, PARAM_CHUNK, type GradPart } from "../optim/step.js";
 import type { AdamOptions } from "../optim/adam.js";
 
@@ -31,6 +38,8 @@ const log = logger("shard");
 const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));
 /** How long a shard waits for a task's slice that the leader already has. */
 const SLICE_WAIT_MS = 30_000;
+
+const sliceKey = (task: number, peer: string) => `${task}\u0000${peer}`;
 
 /** K slices of a vector of n values, balanced, each starting at a multiple of 4. */
 export function sliceBounds(n: number, k: number): { offset: number; length: number }[] {
@@ -48,16 +57,25 @@ export function sliceBounds(n: number, k: number): { offset: number; length: num
 
 // ---- the shard process ------------------------------------------------------------------------------------
 
+/** What the leader tells a shard process before it binds (over IPC). */
+export interface ShardConfig {
+  /** The leader's routing id: control messages from any other peer are ignored. */
+  leader: string;
+  /** CURVE: the shard's server keys, admitting the workers' client keys and the leader's. */
+  curve?: CurveServerKeys;
+}
+
 /** One shard: sums its slice of the gradients, takes part in the norm, applies Adam to its slice. */
 export class ShardServer {
   private channel!: RouterChannel;
   private leader = "";
+  private readonly ignored = new Counts(1024);
   private init: InitBody | null = null;
   private arith: StepArithmetic | null = null;
   private version = 0;
   private readonly workers = new Set<string>();
-  /** Gradient slices by task id (of the step being summed), with waiters for late ones. */
-  private slices = new Map<number, GradPart>();
+  /** Gradient slices by (task id, sender) of the step being summed, with waiters for late ones. */
+  private slices = new Map<string, GradPart>();
   private waiters: (() => void)[] = [];
   private busy: Promise<void> = Promise.resolve();
   private stopped!: () => void;
@@ -65,9 +83,10 @@ export class ShardServer {
 
   private maxBytes = 0;
 
-  async bind(endpoint: string, maxBytes: number): Promise<string> {
+  async bind(endpoint: string, maxBytes: number, config: ShardConfig): Promise<string> {
     this.maxBytes = maxBytes;
-    this.channel = await RouterChannel.bind(endpoint, { maxBytes });
+    this.leader = config.leader;
+    this.channel = await RouterChannel.bind(endpoint, { maxBytes, curve: config.curve });
     void this.loop();
     return this.channel.endpoint;
   }
@@ -78,7 +97,7 @@ export class ShardServer {
       try {
         m = decode(frames, { maxBytes: this.maxBytes, from: peer });
       } catch (err) {
-        log.warn(`ignored a message from ${peer}: ${errorMessage(err)}`);
+        this.ignore(peer, errorMessage(err));
         continue;
       }
       // control messages run one after another (an Apply must finish before the next Reduce)
@@ -89,16 +108,22 @@ export class ShardServer {
         continue;
       }
       if (k === Kind.Heartbeat || k === Kind.Leave) { if (k === Kind.Leave) this.workers.delete(peer); continue; }
+      if (peer !== this.leader) { this.ignore(peer, `a ${kindName(k)} message, which only the coordinator may send`); continue; }
       if (k === Kind.Stop) { this.close(); return; }
       this.busy = this.busy.then(() => this.control(peer, m)).catch((err) => log.error(`shard: ${errorMessage(err)}`));
     }
+  }
+
+  /** A message dropped: logged the first three times per peer, then one in a hundred. */
+  private ignore(peer: string, why: string): void {
+    const n = this.ignored.hit(peer);
+    if (n <= 3 || n % 100 === 0) log.warn(`ignored ${why} from ${peer}${n > 3 ? ` (${n} so far)` : ""}`);
   }
 
   private async control(peer: string, m: Message): Promise<void> {
     const k = m.header.kind;
     if (k === Kind.ShardInit) {
       const b = readBody(m, Kind.ShardInit, `leader ${peer}`);
-      this.leader = peer;
       this.init = b;
       const n = b.length;
       this.arith = new StepArithmetic(n, b.adam, m.payload.subarray(0, n));
@@ -109,7 +134,7 @@ export class ShardServer {
       for (const w of this.workers) await this.sync(w); // workers that connected before the leader did
       return;
     }
-    if (peer !== this.leader || !this.arith || !this.init) return;
+    if (!this.arith || !this.init) return;
     if (k === Kind.ShardReduce) await this.reduce(readBody(m, Kind.ShardReduce, "leader"));
     else if (k === Kind.ShardApply) await this.apply(readBody(m, Kind.ShardApply, "leader"));
     else if (k === Kind.ShardFetch) {
@@ -131,25 +156,27 @@ export class ShardServer {
     const from = `worker ${peer} (shard [${i.offset}, …))`;
     const body = readBody(m, Kind.Gradient, from);
     const bad = checkGradient(m, { runId: i.runId, step: m.header.step, paramVersion: this.version, layoutHash: i.layoutHash, size: i.length }, from, { finite: false, gradScale: body.gradScale });
-    if (bad) { log.warn(`ignored a gradient slice: ${bad.message}`); return; }
-    this.slices.set(body.task, { values: m.half ?? m.payload, scale: m.half ? 1 / (body.gradScale ?? 1) : 1, rows: null });
+    if (bad) { this.ignore(peer, `a gradient slice: ${bad.message}`); return; }
+    this.slices.set(sliceKey(body.task, peer), { values: m.half ?? m.payload, scale: m.half ? 1 / (body.gradScale ?? 1) : 1, rows: null });
     for (const w of this.waiters.splice(0)) w();
   }
 
   private async reduce(b: ReduceBody): Promise<void> {
     const a = this.arith!;
+    // the slice of each task from the worker the leader names for it, in the leader's task order
+    const keys = b.tasks.map((t, i) => sliceKey(t, b.peers[i] ?? ""));
     const until = Date.now() + SLICE_WAIT_MS;
-    while (b.tasks.some((t) => !this.slices.has(t)) && Date.now() < until) {
+    while (keys.some((k) => !this.slices.has(k)) && Date.now() < until) {
       await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 200); });
     }
-    const missing = b.tasks.filter((t) => !this.slices.has(t));
+    const missing = b.tasks.filter((_, i) => !this.slices.has(keys[i]!));
     if (missing.length) log.warn(`step ${b.step}: no slice for task(s) ${missing.join(", ")} within ${SLICE_WAIT_MS / 1000} s`);
     a.reset();
-    for (const t of b.tasks) { const p = this.slices.get(t); if (p) a.add(p); }
+    for (const k of keys) { const p = this.slices.get(k); if (p) a.add(p); }
     let sumsq = b.count > 0 ? a.sumsq(1 / b.count) : 0;
     const bad = [...missing];
     if (!Number.isFinite(sumsq)) {
-      for (const t of b.tasks) { const p = this.slices.get(t); if (p && nonFiniteGradient(p.values, "")) bad.push(t); }
+      b.tasks.forEach((t, i) => { const p = this.slices.get(keys[i]!); if (p && nonFiniteGradient(p.values, "")) bad.push(t); });
       sumsq = NaN;
     }
     await this.reply(Kind.ShardNorm, { step: b.step, sumsq, bad });
@@ -194,10 +221,13 @@ export class ShardServer {
   }
 }
 
-/** `imdb-train coordinator-shard`: serve one shard until the leader says Stop (or the parent goes away). */
+/** `imdb-train coordinator-shard`: serve one shard until the leader says Stop (or the parent goes away). Its
+ *  configuration (leader id, keys) comes over the IPC channel of the coordinator that started it. */
 export async function shardCommand(o: ShardCliOptions): Promise<number> {
+  if (typeof process.send !== "function") throw new UsageError("coordinator-shard is started by `coordinator --coordinator-shards k`, which hands it its keys; it does not run on its own");
+  const config = await new Promise<ShardConfig>((res) => process.once("message", (m: ShardConfig) => res(m)));
   const s = new ShardServer();
-  const endpoint = await s.bind(o.bind, o.maxBytes);
+  const endpoint = await s.bind(o.bind, o.maxBytes, config);
   process.stdout.write(JSON.stringify({ endpoint }) + "\n");
   process.once("disconnect", () => s.close());
   process.once("SIGTERM", () => s.close());
@@ -210,18 +240,27 @@ export async function shardCommand(o: ShardCliOptions): Promise<number> {
 
 /** The leader's links to its shard processes (which it starts). */
 export class ShardLinks {
-  private constructor(private readonly kids: ChildProcess[], private readonly links: DealerChannel[], readonly endpoints: string[], readonly bounds: { offset: number; length: number }[]) {}
+  /** `serverKeys`: each shard's CURVE public key (workers connect with it), null without CURVE. */
+  private constructor(private readonly kids: ChildProcess[], private readonly links: DealerChannel[], readonly endpoints: string[], readonly bounds: { offset: number; length: number }[], readonly serverKeys: (string | null)[]) {}
 
-  /** Start k − 1 shard processes next to the coordinator (binding on `host`), one slice each. */
-  static async start(k: number, host: string, size: number): Promise<ShardLinks> {
+  /** Start k − 1 shard processes next to the coordinator (binding on `host`), one slice each; with `curve`,
+   *  each shard is a CURVE server (a fresh key pair) admitting the workers' keys and a fresh key of ours. */
+  static async start(k: number, host: string, size: number, curve?: CurveServerKeys): Promise<ShardLinks> {
     const bounds = sliceBounds(size, k);
     const maxBytes = messageLimitFor(3 * size); // ShardInit/ShardState carry params, m and v of a slice
     const kids: ChildProcess[] = [];
     const endpoints: string[] = [];
+    const leader = `leader-${randomBytes(16).toString("hex")}`; // unguessable: only we can give orders
+    const own = curve ? newCurveKeyPair() : null;
+    const serverKeys: (string | null)[] = [];
     try {
       for (let i = 1; i < k; i++) {
         const p = spawn(process.execPath, [BIN, "coordinator-shard", "--bind", `tcp://${host}:*`, "--max-bytes", String(maxBytes)], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
         kids.push(p);
+        const server = curve ? newCurveKeyPair() : null;
+        serverKeys.push(server?.publicKey ?? null);
+        const config: ShardConfig = { leader, curve: server ? { secretKey: server.secretKey, clients: [...curve!.clients, { name: "coordinator", publicKey: own!.publicKey }] } : undefined };
+        p.send(config);
         endpoints.push(await new Promise<string>((res, rej) => {
           let out = "";
           const t = setTimeout(() => rej(new TrainingError(`coordinator shard ${i} did not start within 30 s`)), 30_000);
@@ -237,9 +276,11 @@ export class ShardLinks {
       for (const p of kids) p.kill("SIGKILL");
       throw err;
     }
-    const links = endpoints.map((e, i) => DealerChannel.connect(e, `leader-${process.pid}-${i}`, { maxBytes }));
-    log.info(`${k - 1} coordinator shard(s) at ${endpoints.join(", ")}: slices ${bounds.map((b) => `[${b.offset}, ${b.offset + b.length})`).join(" ")}`);
-    return new ShardLinks(kids, links, endpoints, bounds);
+    const links = endpoints.map((e, i) => DealerChannel.connect(e, leader, {
+      maxBytes, curve: own ? { serverKey: serverKeys[i]!, publicKey: own.publicKey, secretKey: own.secretKey } : undefined,
+    }));
+    log.info(`${k - 1} coordinator shard(s) at ${endpoints.join(", ")}${curve ? " (CURVE)" : ""}: slices ${bounds.map((b) => `[${b.offset}, ${b.offset + b.length})`).join(" ")}`);
+    return new ShardLinks(kids, links, endpoints, bounds, serverKeys);
   }
 
   private async ask(i: number, frames: Buffer[], want: Kind): Promise<Message> {

@@ -15,7 +15,7 @@ import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import { clipCoefficient, type Adam } from "../optim/adam.js";
 import type { StepArithmetic } from "../optim/step.js";
-import { Kind, WireError } from "../protocol/wire.js";
+import { Kind, WireError, workerName } from "../protocol/wire.js";
 import type { ShardLinks } from "./shards.js";
 import type { Peers } from "./peers.js";
 import { tally, type Round, type Rounds } from "./rounds.js";
@@ -38,28 +38,44 @@ export interface StepContext {
   phases: { reduce: number; optimizer: number; broadcast: number };
 }
 
-/** The squared norm of the mean over the tasks still in the sum, after skipping every part with a NaN/Inf
- *  (here or in a shard's slice); the tally is of the tasks that remain. */
-async function normOfMean(c: StepContext, r: Round): Promise<{ sumsq: number; t: ReturnType<typeof tally> }> {
+/** The tasks in the sum and who computed each, in task order (what each shard sums). */
+function inSumIds(r: Round): { tasks: number[]; peers: string[] } {
+  const parts = r.tasks.filter((x) => x.done && !x.skipped && x.grads);
+  return { tasks: parts.map((x) => x.id), peers: parts.map((x) => x.peer) };
+}
+
+/**
+ * The squared norm of the mean over the tasks still in the sum, after refusing every part with a NaN/Inf (here
+ * or in a shard's slice) and, when finite parts overflowed the float32 sum, the parts of absurd size; when no
+ * part is to blame for a non-finite sum, every part is refused and the step skipped (parameters and Adam
+ * untouched, its batches dealt again). The tally is of the tasks that remain.
+ */
+async function normOfMean(c: StepContext, r: Round): Promise<{ sumsq: number; t: ReturnType<typeof tally>; overflow: boolean }> {
   c.rounds.foldArrived(r);
+  let overflow = false;
   for (;;) {
     const t = tally(r);
     const remote = c.shards && t.count > 0
-      ? c.shards.reduce(c.shardHead(), { step: r.step, tasks: r.tasks.filter((x) => x.done && !x.skipped && x.grads).map((x) => x.id), count: t.count })
+      ? c.shards.reduce(c.shardHead(), { step: r.step, ...inSumIds(r), count: t.count })
       : null;
     let sumsq = t.count > 0 ? c.arith.sumsq(1 / t.count) : 0;
-    let again = !Number.isFinite(sumsq) && c.rounds.skipNonFinite(r);
+    let again = !Number.isFinite(sumsq) && (c.rounds.refuseNonFinite(r) || c.rounds.refuseAbsurd(r));
     const rs = await remote;
     if (rs) {
       sumsq += rs.sumsq.reduce((a, b) => a + b, 0);
       for (const id of rs.bad) {
         const task = r.tasks.find((x) => x.id === id);
         if (!task || task.skipped) continue;
-        task.skipped = again = true;
-        c.peers.reject(task.peer, new WireError("nan", `gradient from worker ${task.peer} (task ${id}) has a non-finite value in a coordinator shard's slice, or the slice never arrived: contribution skipped`), r.step);
+        again = true;
+        c.rounds.refuse(task, new WireError("nan", `gradient from worker ${workerName(task.peer)} (task ${id}) has a non-finite value in a coordinator shard's slice, or the slice never arrived: contribution skipped`));
       }
     }
-    if (!again) return { sumsq, t };
+    if (!again && !Number.isFinite(sumsq) && t.count > 0) {
+      c.rounds.refuseAll(r, `step ${r.step}: the sum of the gradients is not finite and no single part is to blame: step skipped, its batches dealt again`);
+      c.tel.skippedStep("overflow");
+      again = overflow = true;
+    }
+    if (!again) return { sumsq, t, overflow };
     c.rounds.refold(r);
   }
 }
@@ -87,9 +103,10 @@ async function applyAndBroadcast(c: StepContext, at: { step: number; version: nu
  */
 export async function applyStep(c: StepContext, r: Round, version: number): Promise<Omit<StepOutcome, "seconds">> {
   const tWait = performance.now();
-  const { sumsq, t } = await normOfMean(c, r);
+  const { sumsq, t, overflow } = await normOfMean(c, r);
   if (t.count === 0) {
-    log.warn(`step ${r.step}: no usable gradient (all contributions skipped); parameters unchanged`);
+    if (!overflow && r.tasks.some((x) => x.refused)) c.tel.skippedStep("refused");
+    log.warn(`step ${r.step}: no usable gradient (all contributions skipped); parameters and Adam unchanged`);
     if (c.shards) await c.shards.apply(c.shardHead(), { step: r.step, version, scale: 0, coef: 1, lr: 0, skip: true });
     return { ...t, norm: 0 };
   }

@@ -16,6 +16,9 @@ export interface CoordinatorOptions {
   /** Training batches per split, as counted by the coordinator. */
   trainBatches: number;
   valBatches: number;
+  /** Samples in each batch, as the coordinator reads the dataset: a worker's reported count must match it (absent:
+   *  benchmarks without a dataset, where a positive count is accepted). */
+  batchSamples?: (split: "train" | "val", index: number) => number;
   /** Validate on the first n val batches only (0 = all). */
   maxValBatches?: number;
   /** Workers to wait for before the first step. */

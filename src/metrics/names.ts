@@ -23,7 +23,8 @@ export const METRIC = {
   liveWorkers: "imdb_train_live_workers", //               gauge
   membership: "imdb_train_membership_events_total", //     counter {event=join|leave|evict, worker}
   heartbeatsMissed: "imdb_train_heartbeats_missed_total", // counter {worker}
-  evictions: "imdb_train_evictions_total", //              counter {worker, cause=connection|deadline|heartbeat|startup}
+  evictions: "imdb_train_evictions_total", //              counter {worker, cause=connection|deadline|heartbeat|startup|refused}
+  skippedSteps: "imdb_train_skipped_steps_total", //       counter {reason=overflow|refused}: steps that applied nothing
   evictionLate: "imdb_train_eviction_late_seconds", //     gauge {worker}: how late it was when last evicted (past its deadline; connection lost: seconds silent)
   stragglerSeconds: "imdb_train_straggler_seconds_total", // counter {worker}: time others waited for it
   rejected: "imdb_train_rejected_gradients_total", //      counter {reason}

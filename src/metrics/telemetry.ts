@@ -11,7 +11,8 @@ import { WorkerLabels } from "./labels.js";
 
 const PHASES: readonly StepPhase[] = ["compute", "wait", "reduce", "optimizer", "broadcast"];
 const MEMBERSHIP = ["join", "leave", "evict"] as const;
-const EVICTION_CAUSES = ["connection", "deadline", "heartbeat", "startup"] as const;
+const EVICTION_CAUSES = ["connection", "deadline", "heartbeat", "startup", "refused"] as const;
+const SKIP_REASONS = ["overflow", "refused"] as const;
 
 /** Lazily created metric: the factory runs on first `get()`. */
 function lazy<T>(make: () => T): () => T {
@@ -44,6 +45,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     evictions: c(METRIC.evictions, "Workers evicted, by worker and cause (connection lost, step deadline missed, heartbeats stopped, never finished loading).", ["worker", "cause"]),
     evictionLate: g(METRIC.evictionLate, "How late the worker was when last evicted: seconds past its step deadline or heartbeat timeout, or, when its connection went away, seconds since it was last heard from.", ["worker"]),
     stragglerSeconds: c(METRIC.stragglerSeconds, "Seconds the step waited for this worker after the others had reported.", ["worker"]),
+    skippedSteps: c(METRIC.skippedSteps, "Steps that applied nothing: every gradient refused, or a sum that was not finite with no single part to blame.", ["reason"]),
     rejected: c(METRIC.rejected, "Gradients the coordinator refused, by reason (reason=auth: connection attempts refused by CURVE authentication).", ["reason"]),
     transportBytes: c(METRIC.transportBytes, "Bytes sent and received on the training transport.", ["direction", "worker"]),
     checkpointSeconds: h(METRIC.checkpointSeconds, "Time to write a checkpoint.", SECONDS_BUCKETS),
@@ -75,6 +77,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
   if (role === "coordinator") {
     m.gradClips().inc({}, 0);
     for (const reason of REJECT_REASONS) m.rejected().inc({ reason }, 0);
+    for (const reason of SKIP_REASONS) m.skippedSteps().inc({ reason }, 0);
     for (const phase of PHASES) m.phaseSeconds().zero({ phase });
     m.checkpointSeconds();
     m.liveWorkers().set({}, 0);
@@ -116,6 +119,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
       m.evictions().inc({ ...l, cause }, 1);
       m.evictionLate().set(l, finite(lateSeconds) && lateSeconds > 0 ? lateSeconds : 0);
     },
+    skippedStep(reason) { m.skippedSteps().inc({ reason }, 1); },
     straggler(worker, seconds) {
       if (finite(seconds) && seconds >= 0) m.stragglerSeconds().inc(wl(worker), seconds);
     },

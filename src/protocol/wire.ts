@@ -250,6 +250,17 @@ export function firstNonFinite(a: Float32Array): number {
   return -1;
 }
 
+/** A worker's name from its routing id: a worker connects as `<name>#<random hex>` (a fresh id per process,
+ *  which nobody else can guess or take over), and is known everywhere else by its name. */
+export function workerName(routingId: string): string {
+  return routingId.replace(/#[0-9a-f]+$/, "");
+}
+
+/** A fresh routing id for a worker named `name`. */
+export function routingIdFor(name: string, random: string): string {
+  return `${name}#${random}`;
+}
+
 /** A run id: random u32, nonzero. */
 export function newRunId(): number {
   return ((Math.random() * 0xfffffffe) >>> 0) + 1;

@@ -7,6 +7,12 @@ export const CURVE_KEYS_OPTION = {
   description: "ZeroMQ CURVE: encrypt and authenticate the training transport with the keys in <dir> (made by `imdb-train keys`; or $IMDB_TRAIN_CURVE_KEYS)",
 } as const satisfies OptionSpec;
 
+/** --insecure: run the training transport off this machine without CURVE keys (./policy.ts). */
+export const INSECURE_OPTION = {
+  name: "insecure", type: "bool",
+  description: "allow a non-loopback --bind / coordinator address without CURVE keys (anyone who can reach the port could join and send gradients); off by default",
+} as const satisfies OptionSpec;
+
 /** --nats-token / --nats-nkey-seed / --nats-creds (or $IMDB_TRAIN_NATS_TOKEN / _NKEY_SEED / _CREDS). */
 export const NATS_AUTH_OPTIONS = [
   { name: "nats-token", value: "<token>", type: "string", description: "NATS authorization token (visible in `ps`: prefer $IMDB_TRAIN_NATS_TOKEN)" },

@@ -1,7 +1,7 @@
 // Subcommands of this role: `worker`, `eval`, `predict`. Implementations load when a command runs.
 import { JSON_OPTION, METRICS_PORT_OPTION, defineCommand, type OptionSpec, type OptionsOf } from "../command.js";
 import { BACKEND_CHOICES } from "../backend-choice.js";
-import { CURVE_KEYS_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
+import { CURVE_KEYS_OPTION, INSECURE_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
 
 
 export const WORKER_OPTIONS = [
@@ -12,7 +12,7 @@ export const WORKER_OPTIONS = [
   { name: "backend", value: "<name>", type: "string", choices: BACKEND_CHOICES, default: "auto", description: "tfjs backend" },
   { name: "connect-timeout", value: "<s>", type: "float", default: 120, min: 0, description: "give up after this long without a coordinator" },
   METRICS_PORT_OPTION,
-  CURVE_KEYS_OPTION, ...NATS_AUTH_OPTIONS,
+  CURVE_KEYS_OPTION, INSECURE_OPTION, ...NATS_AUTH_OPTIONS,
   JSON_OPTION,
 ] as const satisfies readonly OptionSpec[];
 export type WorkerCliOptions = OptionsOf<typeof WORKER_OPTIONS>;

@@ -3,7 +3,8 @@
 import { hostname } from "node:os";
 import { AuthError, ConnectionError, ProtocolError, AbortedError } from "../errors.js";
 import type { Logger } from "../output.js";
-import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES } from "../protocol/wire.js";
+import { randomBytes } from "node:crypto";
+import { Kind, encode, decode, routingIdFor, DEFAULT_MAX_MESSAGE_BYTES } from "../protocol/wire.js";
 import { readBody, type WelcomeBody } from "../protocol/bodies.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
 
@@ -24,8 +25,11 @@ function checkHandshake(channel: DealerChannel, endpoint: string, curve: boolean
 }
 
 /** Join: send Join until a Welcome arrives, backing off 0.5 s → 8 s, saying where it is trying. */
-export async function join(endpoint: string, name: string, opts: { timeoutS: number; signal?: AbortSignal; log: Logger; curve?: CurveClientKeys }): Promise<{ channel: DealerChannel; welcome: Welcome }> {
-  const channel = DealerChannel.connect(endpoint, name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000, curve: opts.curve });
+export async function join(endpoint: string, name: string, opts: { timeoutS: number; signal?: AbortSignal; log: Logger; curve?: CurveClientKeys }): Promise<{ channel: DealerChannel; welcome: Welcome; routingId: string }> {
+  // a fresh routing id for this process: a restarted worker never collides with its predecessor's connection,
+  // and nobody can take over ours (the coordinator refuses a second connection under a connected id)
+  const routingId = routingIdFor(name, randomBytes(8).toString("hex"));
+  const channel = DealerChannel.connect(endpoint, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000, curve: opts.curve });
   const deadline = Date.now() + opts.timeoutS * 1000;
   let wait = 500;
   let attempt = 0;
@@ -41,7 +45,7 @@ export async function join(endpoint: string, name: string, opts: { timeoutS: num
         if (!frames) break;
         const m = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: `coordinator ${endpoint}` });
         const from = `coordinator ${endpoint}`;
-        if (m.header.kind === Kind.Welcome) return { channel, welcome: readBody(m, Kind.Welcome, from) };
+        if (m.header.kind === Kind.Welcome) return { channel, welcome: readBody(m, Kind.Welcome, from), routingId };
         if (m.header.kind === Kind.Reject) {
           const b = readBody(m, Kind.Reject, from);
           throw new ProtocolError(`coordinator at ${endpoint} refused ${name}: ${b.message || b.reason}`);

@@ -29,6 +29,8 @@ export async function workerCommand(o: WorkerCliOptions): Promise<number> {
     log.info(`found coordinator ${endpoint} (run ${found.runId}) through ${o.nats}`);
   }
   if (!endpoint) throw new UsageError("worker needs --coordinator <tcp://host:port> or --nats <url>");
+  const { requireKeysOffMachine } = await import("../security/policy.js");
+  requireKeysOffMachine({ endpoint, keys: curve !== undefined, insecure: o.insecure, role: "worker" });
   let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
   let onStep: (() => void) | undefined;
   if (o.metricsPort !== undefined) {

@@ -57,7 +57,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
 async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: number }> {
   const log = logger(`worker ${o.name}`);
   log.info(`joining the coordinator at ${o.coordinator}`);
-  const { channel, welcome } = await join(o.coordinator, o.name, { timeoutS: o.connectTimeoutS ?? 120, signal: o.signal, log, curve: o.curve });
+  const { channel, welcome, routingId } = await join(o.coordinator, o.name, { timeoutS: o.connectTimeoutS ?? 120, signal: o.signal, log, curve: o.curve });
   const datasetDir = o.dataset ?? welcome.dataset;
   let engine: Engine, data: TrainingData;
   try {
@@ -74,7 +74,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
     throw new ProtocolError(`parameter layout mismatch: the coordinator uses ${welcome.layoutHash} (${welcome.layoutSize} values), this worker's engine ${engine.layout.hash} (${engine.layout.size})`);
   }
   log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: backend ${engine.backend}, dataset ${datasetDir} (${data.count("train")} train / ${data.count("val")} val batches)${welcome.dropout?.rate ? `, dropout ${welcome.dropout.rate} on the classifier's input` : ""}`);
-  const session = new Session(o, log, channel, welcome, engine, data);
+  const session = new Session(o, log, channel, routingId, welcome, engine, data);
   try {
     return await session.run();
   } finally {
@@ -100,7 +100,7 @@ class Session {
   private beat: NodeJS.Timeout | null = null;
   private readonly onAbort = () => this.leaveNow();
 
-  constructor(private readonly o: WorkerOptions, private readonly log: Logger, private readonly channel: DealerChannel, private readonly welcome: Welcome,
+  constructor(private readonly o: WorkerOptions, private readonly log: Logger, private readonly channel: DealerChannel, private readonly routingId: string, private readonly welcome: Welcome,
     private readonly engine: Engine, private readonly data: TrainingData) {
     this.tel = o.telemetry ?? NO_TELEMETRY;
     this.from = `coordinator ${o.coordinator}`;
@@ -264,7 +264,8 @@ class Session {
   private connectShards(): ShardLink[] {
     const host = /^tcp:\/\/(.*):\d+$/.exec(this.o.coordinator)?.[1] ?? "127.0.0.1";
     return (this.welcome.shards?.others ?? []).map((sh) => {
-      const channel = DealerChannel.connect(`tcp://${host}:${sh.port}`, this.o.name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000 });
+      const curve = this.o.curve && sh.serverKey ? { ...this.o.curve, serverKey: sh.serverKey } : undefined;
+      const channel = DealerChannel.connect(`tcp://${host}:${sh.port}`, this.routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000, curve });
       void channel.send(this.encode(Kind.Join, { step: 0, version: 0 }, { name: this.o.name, pid: process.pid })).catch(() => {});
       void this.receiveShard(channel);
       return { ...sh, channel };

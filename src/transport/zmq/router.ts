@@ -32,7 +32,7 @@ export class RouterChannel {
     const sock = new zmq.Router({
       ...(opts.curve ? { curveServer: true, curveSecretKey: opts.curve.secretKey, zapDomain: zap!.domain } : {}),
       mandatory: true,
-      handover: true,
+      handover: false, // a second connection with a connected worker's routing id is refused, never handed its identity
       linger: 0,
       maxMessageSize: opts.maxBytes * RECEIVE_SLACK,
       sendTimeout: 0, // never block the socket for one peer: send() waits per peer (see below)

@@ -1,0 +1,22 @@
+// Secure by default: the training transport leaves this machine only with CURVE keys, unless the user says
+// --insecure. A coordinator bound to a non-loopback address without keys would let anyone who can reach the
+// port join, receive the model and send gradients; a worker connecting to one would trust whatever answers.
+import { UsageError } from "../errors.js";
+
+/** True for endpoints that only this machine can reach: 127.0.0.0/8, ::1, localhost, ipc://, inproc://. */
+export function isLocalEndpoint(endpoint: string): boolean {
+  if (/^(ipc|inproc):\/\//.test(endpoint)) return true;
+  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+)(?::[^/]*)?$/.exec(endpoint);
+  if (!m) return false;
+  const host = m[1]!.replace(/^\[|\]$/g, "").toLowerCase();
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Refuses (UsageError) a transport off this machine without CURVE keys unless `insecure` is set. */
+export function requireKeysOffMachine(o: { endpoint: string; keys: boolean; insecure: boolean; role: "coordinator" | "worker" }): void {
+  if (o.keys || o.insecure || isLocalEndpoint(o.endpoint)) return;
+  const what = o.role === "coordinator"
+    ? `binding ${o.endpoint} without CURVE keys would let anyone who can reach that port join the run, receive the model and send gradients`
+    : `connecting to ${o.endpoint} without CURVE keys would send this worker's gradients unencrypted to whoever answers there`;
+  throw new UsageError(`refusing: ${what}. Make keys once with \`imdb-train keys --out keys\` and give every coordinator and worker --curve-keys keys (or $IMDB_TRAIN_CURVE_KEYS); or pass --insecure to run without them on a network you trust.`);
+}
