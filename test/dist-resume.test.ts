@@ -55,7 +55,7 @@ test("a coordinator killed with SIGKILL mid-epoch resumes mid-epoch and ends wit
     worker.p.kill("SIGKILL");
     await worker.done;
   } finally {
-    for (const p of [coord, worker]) if (p.p.exitCode === null && p.p.signalCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
+    await Promise.all([coord, worker].map((p) => p.stop()));
   }
   assert.doesNotMatch(coord.err(), /checkpoint \(exit\)|checkpoint \(epoch\)/, "killed within epoch 1, before any exit checkpoint");
   const ck = loadCheckpoint(join(crashed, "checkpoints", "last.ckpt"));
