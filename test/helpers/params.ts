@@ -39,7 +39,7 @@ export function distance(initial: Float32Array, final: Float32Array): Distance {
 }
 
 export interface MovedOptions {
-  /** The whole vector must satisfy ‖final − initial‖ ≥ minRel · ‖initial‖. */
+  /** The whole vector must satisfy ‖final − initial‖ ≥ minRel · ‖initial‖ (0: only the named tensors are checked). */
   minRel: number;
   /** With `tensors`: the layout that names the slices of the vectors. */
   layout?: ParamLayout;
