@@ -90,12 +90,14 @@ export function spawnNode(script: string, args: string[], opts: SpawnOptions & {
   p.stderr!.on("data", feed("stderr"));
   const running = () => p.exitCode === null && p.signalCode === null;
   const killer = setTimeout(() => { p.kill("SIGCONT"); p.kill("SIGKILL"); }, opts.killAfterMs ?? 120_000);
-  const result = new Promise<ProcResult>((res, rej) => {
-    p.once("error", rej);
-    p.once("close", (code, signal) => {
+  // never rejects: a child that could not be started ends with code null and the reason in its stderr
+  const result = new Promise<ProcResult>((res) => {
+    const end = (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(killer);
       res({ code, signal, stdout: text.stdout, stderr: text.stderr });
-    });
+    };
+    p.once("error", (err) => { text.stderr += `\n${label}: ${err.message}\n`; end(null, null); });
+    p.once("close", end);
   });
   return {
     p, pid: p.pid!, out: () => text.stdout, err: () => text.stderr, result, done: result.then((r) => r.code),
