@@ -6,29 +6,27 @@ import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCli, spawnCli, type CliProc } from "./helpers/cli.js";
+import { runCli, spawnCli, until, type CliProc } from "./helpers/cli.js";
 import { startNats } from "./helpers/nats.js";
-import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
-import { runIngest } from "../src/ingest/index.js";
+import { ingestSmallDataset, type SmallDataset } from "./helpers/training.js";
 import { openTrainingData } from "../src/dataset/training.js";
 
+let fx: SmallDataset;
 let root = "";
 let dataset = "";
 let trainIds: number[] = [];
 const SMALL = ["--hidden", "8", "--embed-dim", "8", "--lr", "0.01", "--warmup-steps", "0", "--seed", "4", "--max-val-batches", "2"];
 
 before(async () => {
-  root = tempDir("imdb-elastic-");
-  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 100, seed: 21, words: [5, 20] }));
-  dataset = join(root, "ds");
   // 160 training reviews in 80 batches of 2: an epoch has 40 steps at 2 workers, long enough to act within it
-  await runIngest({ data, out: dataset, batchSize: 2, vocabSize: 100, valFraction: 0.2, seed: 3 });
+  fx = await ingestSmallDataset("imdb-elastic-", { train: 100, seed: 21, words: [5, 20] }, { batchSize: 2, vocabSize: 100 });
+  ({ root, dataset } = fx);
   const d = await openTrainingData(dataset);
   for (let i = 0; i < d.count("train"); i++) trainIds.push(...d.batch("train", i).ids);
   trainIds.sort((a, b) => a - b);
 });
 
-after(() => cleanup(root));
+after(() => fx?.cleanup());
 
 interface Applied { step: number; epoch: number; parts: { worker: string; batches: number[]; ids: number[] | null }[] }
 
@@ -46,16 +44,6 @@ function idsByEpoch(audit: Applied[]): Map<number, number[]> {
   }
   for (const ids of by.values()) ids.sort((x, y) => x - y);
   return by;
-}
-
-async function until<T>(what: string, f: () => T | undefined | false, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function metric(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -129,7 +117,7 @@ test("freeze, kill, join and rejoin during an epoch: every sample used exactly o
     assert.deepEqual([...report.evicted].sort(), ["w0", "w1"]);
     assert.ok((report.rejected.stale ?? 0) + (report.rejected["unknown-worker"] ?? 0) >= 1, JSON.stringify(report.rejected));
   } finally {
-    for (const p of procs) if (p.p.exitCode === null && p.p.signalCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
+    await Promise.all(procs.map((p) => p.stop()));
     await nats.stop();
   }
 });
@@ -174,6 +162,6 @@ test("`imdb-train scale` adds and removes workers of a running `train`; every co
     assert.ok(changed >= 1, "some completed epoch had workers added or removed during it");
     assert.ok(!existsSync(join(out, "control.json")), "the control file is removed on exit");
   } finally {
-    if (tr.p.exitCode === null) tr.p.kill("SIGKILL");
+    await tr.stop();
   }
 });

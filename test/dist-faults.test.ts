@@ -6,21 +6,19 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, spawnCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/nats.js";
-import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
-import { runIngest } from "../src/ingest/index.js";
+import { ingestSmallDataset, type SmallDataset } from "./helpers/training.js";
 
+let fx: SmallDataset;
 let root = "";
 let dataset = "";
 const SMALL = ["--hidden", "8", "--embed-dim", "4", "--lr", "0.01", "--warmup-steps", "0", "--seed", "9"];
 
 before(async () => {
-  root = tempDir("imdb-faults-");
-  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 60, seed: 12, words: [5, 30] }));
-  dataset = join(root, "ds");
-  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.2, seed: 3 });
+  fx = await ingestSmallDataset("imdb-faults-", { train: 60, seed: 12, words: [5, 30] }, { batchSize: 4, vocabSize: 100 });
+  ({ root, dataset } = fx);
 });
 
-after(() => cleanup(root));
+after(() => fx?.cleanup());
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
@@ -92,7 +90,7 @@ test("a frozen worker (SIGSTOP) is evicted; after SIGCONT it is told it is no lo
     assert.equal(await w0.done, 0, w0.err());
     assert.equal(await w1.done, 0, w1.err());
   } finally {
-    for (const p of [coord, w0, w1]) if (p.p.exitCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
+    await Promise.all([coord, w0, w1].map((p) => p.stop()));
   }
 });
 

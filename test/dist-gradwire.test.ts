@@ -4,13 +4,11 @@
 import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "./helpers/cli.js";
-import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
-import { runIngest } from "../src/ingest/index.js";
+import { ingestSmallDataset, trainRun, initialParamsOf, type SmallDataset } from "./helpers/training.js";
+import { assertMoved, maxAbsDiff } from "./helpers/params.js";
 import { toHalf, halfTable, encodeGradient, encodeRows, type SparseBlock } from "../src/protocol/gradcodec.js";
 import { Arena, Kernels } from "../src/optim/kernels.js";
 import { StepArithmetic } from "../src/optim/step.js";
-import { loadModel } from "../src/model/files.js";
 
 test("half floats: every half round-trips; the SIMD decoder equals the table; rows and fp16 parts sum like dense ones", () => {
   const t = halfTable();
@@ -59,33 +57,35 @@ test("half floats: every half round-trips; the SIMD decoder equals the table; ro
   assert.ok(rel < 2e-3, `fp16: the sum's squared norm within 0.2% (${rel})`);
   for (const a of [dense, rows]) for (const _ of a.update(1 / 12, 1)) { /* apply */ }
   assert.deepEqual(Array.from(rows.params), Array.from(dense.params));
+  // and the update did something: Adam's first step moves each of the 28 values with a nonzero gradient (3 + 5
+  // dense, rows 0, 1, 4, 7, 9 of the block) by lr = 0.01, i.e. ‖Δ‖ = 0.01·√28 = 0.053 against ‖p₀‖ = 0.5·√48
+  // = 3.46: rel 0.0153. The floor 0.01 fails a step that moved less than ~2/3 of that
+  assertMoved(init, dense.params, { minRel: 0.01 });
 });
 
 // ---- real runs ------------------------------------------------------------------------------------------------
 
-let root = "";
-let dataset = "";
+let fx: SmallDataset;
 const SMALL = ["--hidden", "16", "--embed-dim", "8", "--epochs", "1", "--max-steps", "6", "--lr", "0.01", "--warmup-steps", "0", "--decay", "none", "--clip", "1", "--seed", "5", "--max-val-batches", "1"];
 
 before(async () => {
-  root = tempDir("imdb-gradwire-");
-  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 48, test: 8, seed: 13, words: [5, 40] }));
-  dataset = join(root, "ds");
-  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 200, valFraction: 0.2, seed: 3, maxLen: 30 });
+  fx = await ingestSmallDataset("imdb-gradwire-", { train: 48, test: 8, seed: 13, words: [5, 40] }, { batchSize: 4, vocabSize: 200, maxLen: 30 });
 });
 
-after(() => cleanup(root));
+after(() => fx?.cleanup());
 
-async function train(name: string, extra: string[], steps = 6): Promise<{ params: Float32Array; bytes: number }> {
-  const out = join(root, name);
-  const r = await runCli(["train", "--dataset", dataset, "--out", out, "--workers", "2", "--backend", "wasm", "--json", ...SMALL, ...extra], { timeoutMs: 150_000 });
-  assert.equal(r.code, 0, r.stderr);
+async function train(name: string, extra: string[], steps = 6) {
+  const r = await trainRun(fx.dataset, join(fx.root, name), ["--workers", "2", "--backend", "wasm", ...SMALL, ...extra]);
   assert.equal(r.json.steps, steps);
-  return { params: loadModel(join(out, "model")).params, bytes: r.json.gradient_bytes };
+  return { params: r.params, bytes: r.json.gradient_bytes as number, model: r.model };
 }
 
 test("train with --embedding-grads rows equals fp32 dense exactly; --grad-dtype fp16 stays within 0.2% of the distance travelled", async (t) => {
-  const init = (await train("init", ["--max-steps", "1", "--lr", "1e-30"], 1)).params; // ≈ the initial parameters
+  const first = await train("init", ["--max-steps", "1", "--lr", "1e-30"], 1);
+  const init = first.params; // the initial parameters: one Adam step moves a value by at most lr = 1e-30
+  // which is what initialParamsOf (used by the other tests' "moved" checks) computes from a saved model
+  const computed = maxAbsDiff(initialParamsOf(first.model), init);
+  assert.ok(computed <= 1e-29, `initialParamsOf differs from the run's initial parameters by ${computed}`);
   const d = await train("dense", []), r = await train("rows", ["--embedding-grads", "rows"]), h = await train("fp16", ["--grad-dtype", "fp16"]);
   const [dense, rows, half] = [d.params, r.params, h.params];
   t.diagnostic(`gradient bytes over 6 steps: fp32 dense ${d.bytes}, rows ${r.bytes}, fp16 ${h.bytes}`);
@@ -104,6 +104,11 @@ test("train with --embedding-grads rows equals fp32 dense exactly; --grad-dtype 
   const relHalf = Math.sqrt(off / dist);
   t.diagnostic(`moved ${moved.toExponential(2)}; rows max |Δ| ${maxRows}; fp16 max |Δ| ${maxHalf.toExponential(2)}, ‖Δ‖/‖travelled‖ ${relHalf.toExponential(2)}`);
   assert.ok(moved > 0.01, "training moved the parameters");
+  // by how much: 6 Adam steps of lr 0.01 move each value with a gradient by up to 0.06, and the first step alone
+  // by 0.01; the floors (an RMS change of 0.005 = half a first step, for the recurrent weights and the head,
+  // and 1% of ‖p₀‖ overall) fail a run whose steps never reached the parameters or a tensor
+  const m = assertMoved(init, dense, { minRel: 0.01, layout: d.model.layout, tensors: { "rnn.l0.w_hh": 0.005, "fc.weight": 0.005 } });
+  t.diagnostic(m.summary);
   assert.equal(maxRows, 0, "rows: exactly the dense parameters");
   assert.ok(relHalf < 2e-3, `fp16: ‖p_fp16 − p_fp32‖ / ‖p_fp32 − p_0‖ = ${relHalf}`);
 });

@@ -13,6 +13,7 @@ import { expire } from "./helpers/membership.js";
 import { EpochSampler } from "../src/coordinator/sampler.js";
 import { paramLayout } from "../src/model/layout.js";
 import type { ModelConfig } from "../src/config.js";
+import { assertMoved } from "./helpers/params.js";
 
 const MODEL: ModelConfig = { cell: "lstm", vocabSize: 30, embedDim: 4, hidden: 3, layers: 1, bidirectional: false };
 
@@ -26,7 +27,7 @@ async function next(ch: DealerChannel, kind: Kind, timeoutMs = 5000): Promise<Me
   }
 }
 
-test("coordinator rejects malformed gradients with clear reasons, skips NaN, accepts a good one", async () => {
+test("coordinator rejects malformed gradients with clear reasons, skips NaN, accepts a good one", async (t) => {
   const events: CoordinatorEvent[] = [];
   const layout = paramLayout(MODEL);
   const coord = new Coordinator({
@@ -93,6 +94,11 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
     let moved = 0;
     for (let i = 0; i < layout.size; i++) if (res.params[i] !== a2.payload[i]) moved++;
     assert.ok(moved > layout.size / 2, "the accepted gradient moved the parameters");
+    // by one Adam step: the gradient is 0.01 in every value, so each value moves by about lr = 0.01 (bias-
+    // corrected m̂/√v̂ is ±1 on a first step). The floor, an RMS change of lr/2 in every tensor, fails a step
+    // that was not applied, applied to part of the vector only, or applied with a much smaller rate
+    const floors = Object.fromEntries(layout.entries.map((e) => [e.name, 0.005]));
+    t.diagnostic(assertMoved(a2.payload, res.params, { minRel: 0, layout, tensors: floors }).summary);
     // after the applied step the new parameters came as Params chunks of 48 values, in order; reassembled,
     // they are the result, and an Assign without payload of that version runs on them
     const asm = new ParamAssembler(layout.size);

@@ -5,20 +5,18 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { spawnCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/nats.js";
-import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
-import { runIngest } from "../src/ingest/index.js";
+import { ingestSmallDataset, type SmallDataset } from "./helpers/training.js";
 
+let fx: SmallDataset;
 let root = "";
 let dataset = "";
 
 before(async () => {
-  root = tempDir("imdb-restart-");
-  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 60, seed: 41, words: [5, 30] }));
-  dataset = join(root, "ds");
-  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.2, seed: 3 });
+  fx = await ingestSmallDataset("imdb-restart-", { train: 60, seed: 41, words: [5, 30] }, { batchSize: 4, vocabSize: 100 });
+  ({ root, dataset } = fx);
 });
 
-after(() => cleanup(root));
+after(() => fx?.cleanup());
 
 test("a coordinator restarted after SIGKILL resumes with --auto-resume and its worker rejoins the new run by itself", async (t) => {
   const port = await freePort();
@@ -49,6 +47,6 @@ test("a coordinator restarted after SIGKILL resumes with --auto-resume and its w
     assert.equal(report.epochs.length, 2);
     assert.match(worker.err(), /stopped by the coordinator \(run finished\)/);
   } finally {
-    for (const p of [first, worker, second]) if (p && p.p.exitCode === null && p.p.signalCode === null) p.p.kill("SIGKILL");
+    await Promise.all([first, worker, second].map((p) => p?.stop()));
   }
 });

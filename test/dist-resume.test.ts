@@ -6,11 +6,12 @@ import assert from "node:assert/strict";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, spawnCli } from "./helpers/cli.js";
-import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
-import { runIngest } from "../src/ingest/index.js";
+import { ingestSmallDataset, initialParamsOf, type SmallDataset } from "./helpers/training.js";
+import { assertMoved, maxAbsDiff as maxDiff } from "./helpers/params.js";
 import { loadCheckpoint } from "../src/coordinator/checkpoint.js";
 import { loadModel } from "../src/model/files.js";
 
+let fx: SmallDataset;
 let root = "";
 let dataset = "";
 // 1 worker, 2 batches per step: 12 steps per epoch over 24 batches; a checkpoint every 2 steps
@@ -18,25 +19,21 @@ const RUN = ["--workers", "1", "--batches-per-step", "2", "--epochs", "2", "--ch
   "--lr", "0.01", "--warmup-steps", "3", "--decay", "cosine", "--seed", "17", "--max-val-batches", "2"];
 
 before(async () => {
-  root = tempDir("imdb-resume-");
-  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 60, seed: 31, words: [5, 30] }));
-  dataset = join(root, "ds");
-  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.2, seed: 3 });
+  fx = await ingestSmallDataset("imdb-resume-", { train: 60, seed: 31, words: [5, 30] }, { batchSize: 4, vocabSize: 100 });
+  ({ root, dataset } = fx);
 });
 
-after(() => cleanup(root));
+after(() => fx?.cleanup());
 
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+// The "moved" floors: Adam moves each value that has a gradient by about the step's learning rate, which here
+// warms up over 3 steps (from lr/3) and then decays (cosine) to lr/10 = 0.001 over the 24 steps: an RMS change
+// of 0.0005 (half of what the smallest step moves a value) in the recurrent weights and the head, and 0.5% of
+// the initial norm overall (dominated by the N(0, 1) embedding), fail a run that did not apply its steps
+const MOVED = { minRel: 0.005, tensors: { "rnn.l0.w_hh": 0.0005, "fc.weight": 0.0005 } };
 
 let crashed = "";
 // started in the first test beside its own resume (they need the crashed run), checked in the second
-let truncatedRun: Promise<{ dir: string; prevStep: number; prevCursor: number; r: Awaited<ReturnType<typeof runCli>> }> | null = null;
+let truncatedRun: Promise<{ dir: string; prevStep: number; prevCursor: number; prevParams: Float32Array; r: Awaited<ReturnType<typeof runCli>> }> | null = null;
 let corruptRun: Promise<Awaited<ReturnType<typeof runCli>>> | null = null;
 
 test("a coordinator killed with SIGKILL mid-epoch resumes mid-epoch and ends with the uninterrupted run's parameters", async (t) => {
@@ -58,7 +55,7 @@ test("a coordinator killed with SIGKILL mid-epoch resumes mid-epoch and ends wit
     worker.p.kill("SIGKILL");
     await worker.done;
   } finally {
-    for (const p of [coord, worker]) if (p.p.exitCode === null && p.p.signalCode === null) { p.p.kill("SIGCONT"); p.p.kill("SIGKILL"); }
+    await Promise.all([coord, worker].map((p) => p.stop()));
   }
   assert.doesNotMatch(coord.err(), /checkpoint \(exit\)|checkpoint \(epoch\)/, "killed within epoch 1, before any exit checkpoint");
   const ck = loadCheckpoint(join(crashed, "checkpoints", "last.ckpt"));
@@ -66,6 +63,8 @@ test("a coordinator killed with SIGKILL mid-epoch resumes mid-epoch and ends wit
   assert.equal(ck.meta.reason, "step");
   assert.equal(ck.meta.epoch, 0);
   assert.ok(ck.meta.cursor > 0 && ck.meta.cursor < 24, "a mid-epoch checkpoint");
+  assert.ok(ck.meta.step >= 4, `checkpoint of step ${ck.meta.step}, after the one awaited (step 4)`);
+  assert.equal(ck.meta.cursor, 2 * ck.meta.step, "2 batches per step, all from epoch 1: the cursor counts them");
   // restart from the crashed run's directory (its own --out: the checkpoints are rewritten as it goes on)
   const resumed = join(root, "resumed");
   cpSync(crashed, resumed, { recursive: true });
@@ -77,10 +76,15 @@ test("a coordinator killed with SIGKILL mid-epoch resumes mid-epoch and ends wit
   assert.equal(r.json.steps, 24);
   const u = await uninterrupted;
   assert.equal(u.code, 0, u.stderr);
-  const d = maxDiff(loadModel(join(full, "model")).params, loadModel(join(resumed, "model")).params);
+  const fullModel = loadModel(join(full, "model")), resumedModel = loadModel(join(resumed, "model"));
+  const d = maxDiff(fullModel.params, resumedModel.params);
   t.diagnostic(`max |Δ| resumed vs uninterrupted = ${d}`);
   assert.ok(d < 1e-5, `max |Δ| = ${d}`);
-  assert.ok(maxDiff(ck.arrays.params!, loadModel(join(resumed, "model")).params) > 1e-4, "training moved the parameters after the resume (the comparison is not vacuous)");
+  assert.ok(maxDiff(ck.arrays.params!, resumedModel.params) > 1e-4, "training moved the parameters after the resume (the comparison is not vacuous)");
+  // by a meaningful amount: from the initialisation over the whole run, and from the checkpoint after the resume
+  const opts = { ...MOVED, layout: fullModel.layout };
+  t.diagnostic(`from the initialisation: ${assertMoved(initialParamsOf(fullModel), fullModel.params, opts).summary}`);
+  t.diagnostic(`after the resume: ${assertMoved(ck.arrays.params!, resumedModel.params, opts).summary}`);
   assert.equal(r.json.epochs[0].steps, 12, "the resumed epoch's summary counts its steps before the crash too");
 });
 
@@ -93,7 +97,7 @@ function startFallbackRuns(): void {
   const bytes = readFileSync(last);
   writeFileSync(last, bytes.subarray(0, bytes.length - 1000)); // a torn write
   truncatedRun = runCli(["train", "--dataset", dataset, "--out", dir, "--backend", "wasm", "--resume", last, "--json", ...RUN], { timeoutMs: 90_000 })
-    .then((r) => ({ dir, prevStep: prev.meta.step, prevCursor: prev.meta.cursor, r }));
+    .then((r) => ({ dir, prevStep: prev.meta.step, prevCursor: prev.meta.cursor, prevParams: prev.arrays.params!, r }));
   // a corrupt byte (same length) is caught by the checksum, and with no previous checkpoint it is an error naming the file
   const only = join(root, "corrupt", "checkpoints");
   cpSync(join(crashed, "checkpoints", "last.ckpt"), join(only, "last.ckpt"));
@@ -105,16 +109,19 @@ function startFallbackRuns(): void {
 
 test("a truncated newest checkpoint is detected; the previous one is used, and the run still ends where it should", async (t) => {
   assert.ok(truncatedRun && corruptRun, "needs the crashed run of the previous test");
-  const { dir, prevStep, prevCursor, r } = await truncatedRun;
+  const { dir, prevStep, prevCursor, prevParams, r } = await truncatedRun;
   const prev = { meta: { step: prevStep, cursor: prevCursor } };
   assert.equal(r.code, 0, r.stderr);
   const [line] = r.stderr.match(/[^\n]*checkpoint is truncated[^\n]*using the previous checkpoint[^\n]*/) ?? [""];
   t.diagnostic(line);
   assert.match(line, new RegExp(`last\\.ckpt: checkpoint is truncated .*: using the previous checkpoint .*prev\\.ckpt instead \\(step ${prev.meta.step}\\)`));
   assert.match(r.stderr, new RegExp(`resumed from .*prev\\.ckpt: step ${prev.meta.step}, epoch 1, ${prev.meta.cursor} of 24 batches into it`));
-  const d = maxDiff(loadModel(join(root, "full", "model")).params, loadModel(join(dir, "model")).params);
+  const model = loadModel(join(dir, "model"));
+  const d = maxDiff(loadModel(join(root, "full", "model")).params, model.params);
   t.diagnostic(`max |Δ| vs uninterrupted = ${d}`);
   assert.ok(d < 1e-5, `max |Δ| = ${d}`);
+  // not vacuous: the run went on from the previous checkpoint and moved the parameters from there
+  t.diagnostic(`after the resume: ${assertMoved(prevParams, model.params, { ...MOVED, layout: model.layout }).summary}`);
   const c = await corruptRun;
   assert.equal(c.code, 3, c.stderr);
   assert.match(c.stderr, /corrupt[\\/]checkpoints[\\/]last\.ckpt: checkpoint checksum mismatch \(corrupt file\)/);

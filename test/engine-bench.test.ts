@@ -17,6 +17,10 @@ test("bench engine --json: engine vs tf.layers on real batches, ratio and refere
   assert.ok(c.length >= 150 && c.length <= 260, `median-length batch, T=${c.length}`);
   for (const k of ["samples_per_s", "baseline_samples_per_s", "ratio"]) assert.ok(j[k] > 0, `${k} = ${j[k]}`);
   assert.ok(Math.abs(j.ratio - j.samples_per_s / j.baseline_samples_per_s) < 1e-9 * j.ratio);
+  // the figures are the batch over the timed step of each side (one case: the totals are that case's)
+  const near = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.abs(b);
+  assert.ok(near(j.samples_per_s, 16 / c.engine_step_s) && near(c.samples_per_s, j.samples_per_s), `${j.samples_per_s} samples/s, step ${c.engine_step_s} s`);
+  assert.ok(near(j.baseline_samples_per_s, 16 / c.baseline_step_s) && near(c.baseline_samples_per_s, j.baseline_samples_per_s), `baseline ${j.baseline_samples_per_s} samples/s, step ${c.baseline_step_s} s`);
   assert.ok(c.loss_rel_diff < 1e-5 && c.correct_agrees === true);
 });
 

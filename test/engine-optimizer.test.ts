@@ -25,9 +25,20 @@ test("Adam: first steps equal the bias-corrected update computed by hand", () =>
   const b = new Adam(2, { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 });
   b.load({ m: s.m, v: s.v, t: s.t });
   const q = Float32Array.from(p);
+  const before = Float32Array.from(p);
   adam.step(p, Float32Array.from([1, 1]));
   b.step(q, Float32Array.from([1, 1]));
   assert.deepEqual(p, q);
+  // and that step is Adam's third, computed by hand from the three gradients: it moves the values by −0.091 and
+  // +0.029, so a loaded state that made the step do nothing (or start over) would fail
+  const hist = [[0.5, -3], [0.25, 0], [1, 1]];
+  for (let i = 0; i < 2; i++) {
+    let m3 = 0, v3 = 0;
+    for (const g of hist) { m3 = 0.9 * m3 + 0.1 * g[i]!; v3 = 0.999 * v3 + 0.001 * g[i]! ** 2; }
+    const step = 0.1 * (m3 / (1 - 0.9 ** 3)) / (Math.sqrt(v3 / (1 - 0.999 ** 3)) + 1e-8);
+    assert.ok(Math.abs(step) > 0.02, `third step of value ${i}: ${step}`);
+    assert.ok(Math.abs(p[i]! - (before[i]! - step)) < 1e-6, `value ${i} after the third step: ${p[i]} vs ${before[i]! - step}`);
+  }
   assert.throws(() => adam.step(new Float32Array(3), new Float32Array(3)), RangeError);
 });
 

@@ -89,6 +89,9 @@ test("bench gpu-engine runs end to end on the software adapter and writes its re
     // 502 embedding rows of 8, fewer than the whole table
     const dense = 4 * (4 + 1681);
     assert.ok(rows[0].rows_readback_bytes > dense && rows[0].rows_readback_bytes < dense + 4 * 502 * 8, String(rows[0].rows_readback_bytes));
+    // --max-batches 2 of 4 reviews each were timed (200 reviews make 50 full batches of 4)
+    assert.equal(rows[0].batches, 2);
+    assert.ok(Math.abs(rows[0].samples_per_s * rows[0].seconds - 8) < 1e-6, `${rows[0].samples_per_s} reviews/s over ${rows[0].seconds} s`);
     assert.equal(rows[0].software_adapter, true);
     if (hardwareAdapters(await listAdapters()).length === 0) {
       // No hardware adapter here: the default (--adapter gpu) refuses with a typed error naming what was tried.

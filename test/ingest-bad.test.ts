@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCli } from "./helpers/cli.js";
+import { runCli, spawnCli } from "./helpers/cli.js";
 import { cleanup, hugeReview, invalidUtf8Review, makeLayout, tempDir, withFile, writeLayoutDir, writeLayoutTarGz } from "./helpers/fixture.js";
 
 function onlyInputs(dir: string, inputs: string[]): void {
@@ -82,25 +82,21 @@ test("bad options: exit 2 with the flag named", async () => {
 });
 
 test("SIGTERM during an ingest leaves either nothing or the whole dataset, never a temporary directory", async () => {
-  const { spawn } = await import("node:child_process");
-  const { BIN } = await import("./helpers/cli.js");
   const dir = tempDir();
   try {
     // large enough that the write phase lasts a while: 3,000 reviews of 300-600 words
     writeLayoutTarGz(join(dir, "src.tar.gz"), makeLayout({ train: 1500, words: [300, 600] }));
     const out = join(dir, "ds");
-    const child = spawn(process.execPath, [BIN, "ingest", "--data", join(dir, "src.tar.gz"), "--out", out], { stdio: "ignore" });
-    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const child = spawnCli(["ingest", "--data", join(dir, "src.tar.gz"), "--out", out]);
     let killed = false;
-    for (let i = 0; i < 3000 && child.exitCode === null; i++) {
+    for (let i = 0; i < 3000 && child.p.exitCode === null; i++) {
       if (readdirSync(dir).some((n) => n.startsWith(".ds.tmp-"))) {
-        child.kill("SIGTERM");
-        killed = true;
+        killed = child.kill("SIGTERM");
         break;
       }
       await new Promise((r) => setTimeout(r, 2));
     }
-    await exited;
+    await child.done;
     const left = readdirSync(dir).sort();
     assert.ok(!left.some((n) => n.includes(".tmp-")), `temporary directory left: ${left.join(", ")}`);
     if (left.includes("ds")) {

@@ -9,12 +9,28 @@ function lengths(n: number, seed: number): Int32Array {
   return Int32Array.from({ length: n }, () => Math.max(1, Math.round(Math.exp(5.3 + 0.65 * rng.normal()))));
 }
 
-test("bucketing: every sample exactly once, batches sorted, sizes <= B", () => {
+/**
+ * The batch sizes bucketBatches must deal: reviews longer than the 99th-percentile length form a pool of
+ * their own, the others pools of B × poolBatches; each pool is cut into batches of B, its last one smaller.
+ */
+function dealtSizes(L: Int32Array, B: number, poolBatches: number): number[] {
+  const cut = Int32Array.from(L).sort()[Math.min(L.length - 1, Math.floor(L.length * 0.99))]!;
+  const tail = L.filter((x) => x > cut).length, body = L.length - tail;
+  const sizes: number[] = [];
+  const cutPool = (m: number) => { for (let i = 0; i < m; i += B) sizes.push(Math.min(B, m - i)); };
+  for (let p = 0; p < body; p += B * poolBatches) cutPool(Math.min(B * poolBatches, body - p));
+  if (tail > 0) cutPool(tail);
+  return sizes.sort((a, b) => a - b);
+}
+
+test("bucketing: every sample exactly once, batches sorted, full batches but the last of each pool", () => {
   const L = lengths(5000, 1);
   const batches = bucketBatches(L, { batchSize: 64, poolBatches: 10, seed: 3 });
+  const sizes = batches.map((b) => b.length).sort((a, b) => a - b);
+  assert.deepEqual(sizes, dealtSizes(L, 64, 10));
+  assert.equal(sizes.filter((n) => n < 64).length, 2, "5000 reviews: a short batch closing the body's last pool and the tail pool");
   const seen = new Uint8Array(L.length);
   for (const b of batches) {
-    assert.ok(b.length >= 1 && b.length <= 64);
     for (let i = 0; i < b.length; i++) {
       assert.equal(seen[b[i]!], 0, `sample ${b[i]} twice`);
       seen[b[i]!] = 1;

@@ -2,9 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCli, SHARED_ARCHIVE } from "./helpers/cli.js";
+import { runCli, spawnCli, SHARED_ARCHIVE } from "./helpers/cli.js";
 import { freePort } from "./helpers/nats.js";
-import { cleanup, makeLayout, tempDir, writeLayoutTarGz } from "./helpers/fixture.js";
+import { cleanup, makeLayout, tempDir, writeLayoutDir, writeLayoutTarGz } from "./helpers/fixture.js";
 import { openDataset } from "../src/ingest/index.js";
 
 test("ingest --help explains the command and its examples", async () => {
@@ -79,32 +79,19 @@ test("ingest of the shared IMDB train archive: 22,500 + 2,500 reviews with the r
 });
 
 test("ingest --metrics-port: the run's figures on /metrics (role ingest) while it lingers", async () => {
-  const { spawn } = await import("node:child_process");
-  const { BIN } = await import("./helpers/cli.js");
-  const { makeLayout, writeLayoutDir } = await import("./helpers/fixture.js");
   const dir = tempDir();
+  writeLayoutDir(join(dir, "src"), makeLayout({ train: 10 }));
+  const child = spawnCli(["ingest", "--data", join(dir, "src"), "--out", join(dir, "ds"), "--metrics-port", "0", "--metrics-linger", "20"]);
   try {
-    writeLayoutDir(join(dir, "src"), makeLayout({ train: 10 }));
-    const child = spawn(process.execPath, [BIN, "ingest", "--data", join(dir, "src"), "--out", join(dir, "ds"), "--metrics-port", "0", "--metrics-linger", "20"], { stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    const done = new Promise((r) => child.once("exit", r));
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stderr.on("data", (d) => {
-        stderr += String(d);
-        const m = /serving metrics on (\S+)/.exec(stderr);
-        if (m) resolve(m[1]!);
-      });
-      child.once("exit", () => reject(new Error(`exited early: ${stderr}`)));
-    });
+    const url = (await child.waitFor(/serving metrics on (\S+)/))[1]!;
     let text = "";
     for (let i = 0; i < 200 && !/imdb_train_ingest_reviews_total\{[^}]*\} 20\b/.test(text); i++) {
       await new Promise((r) => setTimeout(r, 100));
       text = await (await fetch(url)).text();
     }
     assert.match(text, /imdb_train_ingest_reviews_total\{[^}]*role="ingest"[^}]*\} 20\b/);
-    child.kill("SIGTERM");
-    await done;
   } finally {
+    await child.stop("SIGTERM");
     cleanup(dir);
   }
 });

@@ -148,18 +148,25 @@ test("ingest: manifest checksums, counts, labels and tokens read back through op
 test("ingest: shards, max-len truncation, seeded split, existing --out needs force", async () => {
   const dir = tempDir();
   try {
-    writeLayoutDir(join(dir, "src"), makeLayout({ train: 40, words: [20, 80] }));
+    const files = makeLayout({ train: 40, words: [20, 80] });
+    writeLayoutDir(join(dir, "src"), files);
     const out = join(dir, "ds");
     const r = await runIngest({ data: join(dir, "src"), out, batchSize: 4, maxLen: 30, shards: 3 });
     assert.ok(existsSync(join(out, "train-00000-of-00003.arrow")) && existsSync(join(out, "train-00002-of-00003.arrow")));
     assert.ok(!existsSync(join(out, "train.arrow")));
-    assert.ok(r.repaired.truncated > 0);
+    // exactly the reviews of more than 30 tokens were cut
+    const longer = files.filter((f) => f.name.endsWith(".txt") && tokenize(new TextDecoder().decode(f.data)).length > 30).length;
+    assert.ok(longer > 0 && longer < 80, `${longer} of the 80 reviews are longer than --max-len: the fixture tests both cases`);
+    assert.equal(r.repaired.truncated, longer);
     const ds = await openDataset(out);
     const all = ds.batches("train");
     assert.deepEqual(all.map((b) => b.index), all.map((_, i) => i));
     for (const b of all) assert.ok(b.maxLen <= 30);
+    assert.equal(all.length, r.batches.train);
     const s1 = ds.batches("train", { index: 1, count: 3 });
-    assert.ok(s1.every((b) => b.index % 3 === 1) && s1.length > 0);
+    assert.equal(s1.length, Math.floor((all.length + 1) / 3), `${all.length} batches: indices 1, 4, 7, … in shard 1 of 3`);
+    assert.deepEqual(s1.map((b) => b.index), all.filter((b) => b.index % 3 === 1).map((b) => b.index), "shard 1 of 3: every third batch, from the second");
+    assert.deepEqual(s1.map((b) => [...b.ids]), all.filter((b) => b.index % 3 === 1).map((b) => [...b.ids]));
     await assert.rejects(runIngest({ data: join(dir, "src"), out }), /already exists; pass --force/);
     const again = await runIngest({ data: join(dir, "src"), out, batchSize: 4, maxLen: 30, shards: 3, force: true });
     assert.equal(again.datasetId, r.datasetId, "same input and options, same dataset");

@@ -5,15 +5,13 @@
 // least one series (the few listed in NOT_REPORTED_YET must not, until their role reports them).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
-import { createInterface } from "node:readline";
 import { startPrometheus, expandGrafanaVars, type Prometheus } from "./helpers/prometheus.js";
 import { freePort } from "./helpers/nats.js";
-import { BIN } from "./helpers/cli.js";
+import { spawnCli, spawnNode, type CliProc } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { dashboardExprs } from "../src/metrics/dashboard.js";
 import { renderDashboardPreview } from "./helpers/dashboard-preview.js";
@@ -45,30 +43,6 @@ async function threeFreePorts(): Promise<number> {
   throw new Error("no three consecutive free ports");
 }
 
-/** Spawn node with args; resolve when a stdout or stderr line matches `ready`. */
-function spawnUntil(args: string[], ready: RegExp, timeoutMs: number): Promise<{ child: ChildProcess; log: () => string }> {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${ready} from ${args.join(" ")}:\n${log}`)), timeoutMs);
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on("line", (line) => {
-        log += line + "\n";
-        if (ready.test(line)) { clearTimeout(timer); resolve({ child, log: () => log }); }
-      });
-    }
-    child.once("exit", (code, signal) => { clearTimeout(timer); reject(new Error(`${args.join(" ")} exited (${signal ?? code}) early:\n${log}`)); });
-  });
-}
-
-async function stop(child: ChildProcess | undefined): Promise<number | string | null> {
-  if (!child) return null;
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode ?? child.signalCode;
-  const exited = new Promise<number | string | null>((r) => child.once("exit", (code, sig) => r(code ?? sig)));
-  child.kill("SIGTERM");
-  return await exited;
-}
-
 async function evaluateAll(prom: Prometheus, exprs: { panel: string; expr: string }[]) {
   const empty: string[] = [];
   const filled: string[] = [];
@@ -86,16 +60,16 @@ test("every dashboard query returns series from a live 2-worker training run scr
   const exprs = dashboardExprs(dashboard);
   assert.ok(exprs.length >= 20, `dashboard has only ${exprs.length} queries`);
   const dir = tempDir("imdb-live-");
-  let ingest: ChildProcess | undefined;
-  let train: ChildProcess | undefined;
-  let trainLog = () => "";
+  let ingest: CliProc | undefined;
+  let train: CliProc | undefined;
+  const trainLog = () => train?.err() ?? "";
   let frozen = 0; // a worker pid the test pauses; always resumed before stopping the run
   try {
     // 1. the real ingest pipeline, serving role=ingest metrics, writes the dataset
     const data = writeLayoutDir(join(dir, "raw"), makeLayout({ train: 100, seed: 11 }));
     const ingestPort = await freePort();
-    const ing = await spawnUntil([INGEST, join(data, "aclImdb"), join(dir, "dataset"), String(ingestPort)], /^listening /, 30_000);
-    ingest = ing.child;
+    ingest = spawnNode(INGEST, [join(data, "aclImdb"), join(dir, "dataset"), String(ingestPort)], { killAfterMs: 300_000 });
+    await ingest.waitFor(/^listening /m, 30_000, "stdout");
     // 2. Prometheus scrapes ingest, the coordinator and both workers every second
     const base = await threeFreePorts();
     await using prom = await startPrometheus([
@@ -103,16 +77,11 @@ test("every dashboard query returns series from a live 2-worker training run scr
       { job: "coordinator", targets: [`127.0.0.1:${base}`] },
       { job: "worker", targets: [`127.0.0.1:${base + 1}`, `127.0.0.1:${base + 2}`] },
     ], { intervalS: 1 });
-    await new Promise<void>((resolve, reject) => {
-      if (/^ingested /m.test(ing.log())) return resolve();
-      ing.child.stdout!.on("data", (d) => { if (/ingested /.test(String(d))) resolve(); });
-      ing.child.once("exit", () => reject(new Error(`ingest failed:\n${ing.log()}`)));
-    });
+    await ingest.waitFor(/^ingested /m, 120_000, "stdout");
     // 3. a real training run: long enough to be scraped many times, stopped with SIGTERM once checked
-    const run = await spawnUntil([BIN, "train", "--dataset", join(dir, "dataset"), "--out", join(dir, "run"), "--workers", "2",
-      "--hidden", "16", "--embed-dim", "8", "--epochs", "500", "--backend", "wasm", "--metrics-port", String(base)], /worker w1 pid/, 60_000);
-    train = run.child;
-    trainLog = run.log;
+    train = spawnCli(["train", "--dataset", join(dir, "dataset"), "--out", join(dir, "run"), "--workers", "2",
+      "--hidden", "16", "--embed-dim", "8", "--epochs", "500", "--backend", "wasm", "--metrics-port", String(base)], { killAfterMs: 300_000 });
+    await train.waitFor(/worker w1 pid/, 60_000);
     const started = Date.now() / 1000;
 
     const deadline = Date.now() + 120_000;
@@ -157,9 +126,9 @@ test("every dashboard query returns series from a live 2-worker training run scr
     }
   } finally {
     if (frozen) try { process.kill(frozen, "SIGCONT"); } catch { /* already gone */ }
-    const trainExit = await stop(train);
-    await stop(ingest);
-    t.diagnostic(`train stopped with SIGTERM: exit ${String(trainExit)}`);
+    const trainExit = await train?.stop("SIGTERM");
+    await ingest?.stop("SIGTERM");
+    t.diagnostic(`train stopped with SIGTERM: exit ${String(trainExit?.signal ?? trainExit?.code)}`);
     cleanup(dir);
   }
 });

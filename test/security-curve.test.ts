@@ -5,25 +5,22 @@ import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync, existsSync, mkdirSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
-import { runCli, BIN } from "./helpers/cli.js";
-import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
-import { runIngest } from "../src/ingest/index.js";
+import { runCli, spawnCli, until } from "./helpers/cli.js";
+import { ingestSmallDataset, type SmallDataset } from "./helpers/training.js";
 import { RouterChannel, DealerChannel, newCurveKeyPair, type AuthFailure, type HandshakeTrouble } from "../src/transport/zmq/index.js";
 import { loadCurveClientKeys, loadCurveServerKeys } from "../src/security/keys.js";
 
+let fx: SmallDataset;
 let root = "";
 let dataset = "";
 const SMALL = ["--hidden", "8", "--embed-dim", "8", "--epochs", "1", "--max-steps", "3", "--warmup-steps", "0", "--max-val-batches", "1", "--seed", "5"];
 
 before(async () => {
-  root = tempDir("imdb-curve-");
-  const data = writeLayoutDir(join(root, "data"), makeLayout({ train: 24, seed: 3, words: [5, 30] }));
-  dataset = join(root, "ds");
-  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.2, seed: 3, maxLen: 20 });
+  fx = await ingestSmallDataset("imdb-curve-", { train: 24, seed: 3, words: [5, 30] }, { batchSize: 4, vocabSize: 100, maxLen: 20 });
+  ({ root, dataset } = fx);
 });
 
-after(() => cleanup(root));
+after(() => fx?.cleanup());
 
 test("keys: server and client pairs as 0600 Z85 files; no overwrite without --force; --if-missing keeps them", async () => {
   const dir = join(root, "keys-a");
@@ -77,10 +74,7 @@ test("real sockets: only the admitted client key gets a message through; every r
   const plain = dealer("plain");
   const send = (d: DealerChannel, text: string) => d.send([Buffer.from(text)]).catch(() => {});
   await Promise.all([send(good, "gradient"), send(unadmitted, "gradient"), send(wrongServer, "gradient"), send(plain, "gradient")]);
-  const waitFor = async (cond: () => boolean, what: string) => {
-    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(cond(), what);
-  };
+  const waitFor = (cond: () => boolean, what: string) => until(what, cond, 5_000, 25);
   await waitFor(() => got.length >= 1, "the admitted client's message arrives");
   const has = (reason: AuthFailure["reason"]) => failures.some((f) => f.reason === reason);
   await waitFor(() => has("client-key") && has("crypto") && has("mechanism"), `every kind of refusal reported: ${JSON.stringify(failures.map((f) => f.reason))}`);
@@ -98,26 +92,8 @@ test("real sockets: only the admitted client key gets a message through; every r
   await loop;
 });
 
-/** A CLI child whose stderr is collected. */
-function child(args: string[]) {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "", stderr = "";
-  p.stdout.on("data", (d) => { stdout += String(d); });
-  p.stderr.on("data", (d) => { stderr += String(d); });
-  const timer = setTimeout(() => p.kill("SIGKILL"), 90_000);
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => p.once("close", (code) => { clearTimeout(timer); res({ code, stdout, stderr }); }));
-  return { done, stderr: () => stderr, kill: (s: NodeJS.Signals) => p.kill(s) };
-}
-
-async function until<T>(f: () => T | undefined | null | false, what: string, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** `text` as a regular expression that matches it literally. */
+const literally = (text: string) => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
 
 test("coordinator --curve-keys: a worker with the wrong key is refused, logged and counted; the right key trains", async () => {
   const keys = join(root, "keys-c");
@@ -132,9 +108,9 @@ test("coordinator --curve-keys: a worker with the wrong key is refused, logged a
   assert.equal(loadCurveServerKeys(keys).clients.length, 1);
 
   const out = join(root, "run-c");
-  const coord = child(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--out", out, "--curve-keys", keys, "--metrics-port", "0", "--json", ...SMALL]);
-  const endpoint = (await until(() => /listening on (tcp:\/\/127\.0\.0\.1:\d+)/.exec(coord.stderr()), "the coordinator to listen"))[1]!;
-  const metricsUrl = (await until(() => /metrics on (http:\/\/\S+)/.exec(coord.stderr()), "the metrics URL"))[1]!;
+  const coord = spawnCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--out", out, "--curve-keys", keys, "--metrics-port", "0", "--json", ...SMALL], { killAfterMs: 90_000 });
+  const endpoint = (await coord.waitFor(/listening on (tcp:\/\/127\.0\.0\.1:\d+)/, 30_000))[1]!;
+  const metricsUrl = (await coord.waitFor(/metrics on (http:\/\/\S+)/, 30_000))[1]!;
   const w = ["--coordinator", endpoint, "--backend", "wasm", "--connect-timeout", "20"];
 
   const wrongServer = await runCli(["worker", ...w, "--name", "wrong", "--curve-keys", other]);
@@ -157,18 +133,15 @@ test("coordinator --curve-keys: a worker with the wrong key is refused, logged a
     // and the coordinator reports either outcome
     /(refused a connection|a connection) on tcp:\/\/127\.0\.0\.1:\d+(: a peer with another security mechanism| failed: a peer that closed the connection during its handshake \(CURVE on one side only)/,
   ];
-  for (const r of refusals) {
-    await until(() => (typeof r === "string" ? coord.stderr().includes(r) : r.test(coord.stderr())), `the coordinator to log ${r}`, 15_000)
-      .catch((err: Error) => assert.fail(`${err.message}\n${coord.stderr()}`));
-  }
+  for (const r of refusals) await coord.waitFor(typeof r === "string" ? literally(r) : r, 15_000);
   const metrics = await (await fetch(metricsUrl)).text();
   const counted = Number(/imdb_train_rejected_gradients_total\{reason="auth",role="coordinator"\} (\d+)/.exec(metrics)?.[1]);
   assert.ok(counted >= 3, `auth refusals counted: ${counted}`);
-  assert.doesNotMatch(coord.stderr(), /worker (wrong|intruder|plain) joined/);
+  assert.doesNotMatch(coord.err(), /worker (wrong|intruder|plain) joined/);
 
   const good = await runCli(["worker", ...w, "--name", "good"], { env: { IMDB_TRAIN_CURVE_KEYS: keys } });
   assert.equal(good.code, 0, good.stderr);
-  const c = await coord.done;
+  const c = await coord.result;
   assert.equal(c.code, 0, c.stderr);
   const report = JSON.parse(c.stdout.trim().split("\n").pop()!);
   assert.equal(report.steps, 3);

@@ -5,15 +5,15 @@ import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
-import { runCli, BIN } from "./helpers/cli.js";
+import { runCli, spawnCli } from "./helpers/cli.js";
 import { startNats, type NatsServer } from "./helpers/nats.js";
-import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
-import { runIngest } from "../src/ingest/index.js";
+import { ingestSmallDataset, type SmallDataset } from "./helpers/training.js";
 import { connectNats } from "../src/transport/nats.js";
+import { openDataset } from "../src/ingest/index.js";
 import { natsAuthFrom } from "../src/security/keys.js";
 
 const TOKEN = "t0ken-for-tests";
+let fx: SmallDataset;
 let root = "";
 let data = "";
 let dataset = "";
@@ -24,10 +24,8 @@ let nkeyServer: NatsServer;
 const SMALL = ["--hidden", "8", "--embed-dim", "8", "--epochs", "1", "--max-steps", "2", "--warmup-steps", "0", "--max-val-batches", "1", "--seed", "5"];
 
 before(async () => {
-  root = tempDir("imdb-natsauth-");
-  data = writeLayoutDir(join(root, "data"), makeLayout({ train: 16, seed: 4, words: [5, 30] }));
-  dataset = join(root, "ds");
-  await runIngest({ data, out: dataset, batchSize: 4, vocabSize: 100, valFraction: 0.25, seed: 3, maxLen: 20 });
+  fx = await ingestSmallDataset("imdb-natsauth-", { train: 16, seed: 4, words: [5, 30] }, { batchSize: 4, vocabSize: 100, valFraction: 0.25, maxLen: 20 });
+  ({ root, data, dataset } = fx);
   keys = join(root, "keys");
   otherKeys = join(root, "other");
   for (const k of [keys, otherKeys]) assert.equal((await runCli(["keys", "--out", k, "--nats-nkey"])).code, 0);
@@ -42,7 +40,7 @@ before(async () => {
 after(async () => {
   await tokenServer?.stop();
   await nkeyServer?.stop();
-  cleanup(root);
+  fx?.cleanup();
 });
 
 test("connectNats: right token and nkey connect; wrong or missing credentials are refused with a clear message", async () => {
@@ -62,14 +60,7 @@ test("connectNats: right token and nkey connect; wrong or missing credentials ar
   assert.throws(() => natsAuthFrom({ natsNkeySeed: join(keys, "server.pub") }), /server\.pub: not an nkey user seed/);
 });
 
-function child(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-  let stdout = "", stderr = "";
-  p.stdout.on("data", (d) => { stdout += String(d); });
-  p.stderr.on("data", (d) => { stderr += String(d); });
-  const timer = setTimeout(() => p.kill("SIGKILL"), 90_000);
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => p.once("close", (code) => { clearTimeout(timer); res({ code, stdout, stderr }); }));
-}
+const child = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnCli(args, { env, killAfterMs: 90_000 }).result;
 
 test("coordinator plane and worker discovery on a token server: $IMDB_TRAIN_NATS_TOKEN and --nats-token work, a wrong token stops the worker", async () => {
   const noCreds = await runCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--out", join(root, "c0"), "--nats", tokenServer.url, ...SMALL]);
@@ -90,7 +81,12 @@ test("coordinator plane and worker discovery on a token server: $IMDB_TRAIN_NATS
 test("ingest --publish on an nkey server: the admitted seed publishes, another seed is refused, a bad file is named", async () => {
   const good = await runCli(["ingest", "--data", data, "--out", join(root, "pub1"), "--vocab-size", "100", "--batch-size", "4", "--publish", nkeyServer.url, "--nats-nkey-seed", join(keys, "nats-user.seed"), "--json"]);
   assert.equal(good.code, 0, good.stderr);
-  assert.ok(good.json.published.messages > 0, JSON.stringify(good.json.published));
+  // every batch of the dataset it wrote (all 32 reviews), once
+  const written = await openDataset(join(root, "pub1"));
+  const batches = written.splits.flatMap((split) => written.batches(split));
+  assert.equal(batches.reduce((n, b) => n + b.size, 0), 32);
+  assert.equal(good.json.published.messages, batches.length, JSON.stringify(good.json.published));
+  assert.equal(good.json.published.duplicates, 0, JSON.stringify(good.json.published));
   const refused = await runCli(["ingest", "--data", data, "--out", join(root, "pub2"), "--vocab-size", "100", "--batch-size", "4", "--publish", nkeyServer.url], { env: { IMDB_TRAIN_NATS_NKEY_SEED: join(otherKeys, "nats-user.seed") } });
   assert.equal(refused.code, 5, refused.stderr);
   assert.match(refused.stderr, /NATS at nats:\/\/127\.0\.0\.1:\d+ refused the connection \(nkey from .*other\/nats-user\.seed\)/);

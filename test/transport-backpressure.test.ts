@@ -5,12 +5,12 @@
 // per-peer wait a full peer failed at once: 8 workers starting together on 2 cores were all evicted.)
 import test from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DealerChannel, RouterChannel } from "../src/transport/zmq/index.js";
+import { spawnNode } from "./helpers/cli.js";
 
 const ZMQ_MODULE = fileURLToPath(new URL("../src/transport/zmq/index.js", import.meta.url));
 const MSG = 1 << 20; // 1 MiB, the size of a parameter chunk
@@ -35,11 +35,8 @@ function slowPeer(endpoint: string, n: number) {
     ch.close();
     process.exit(0);
   `);
-  const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  child.stdout.on("data", (d) => { out += String(d); });
-  const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
-  return { child, exited, out: () => out, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const proc = spawnNode(script, []);
+  return { child: proc.p, exited: proc.done, out: () => proc.out() + proc.err(), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 function numbered(seq: number): Buffer[] {
