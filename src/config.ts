@@ -12,6 +12,20 @@ export function truncateIds(ids: Int32Array, maxLen: number, keep: KeepSide): In
   return keep === "last" ? ids.subarray(ids.length - maxLen) : ids.subarray(0, maxLen);
 }
 
+/**
+ * What a model's parameters are trained for (see paramLayout for each one's tensors):
+ *   classify  the sentiment classifier, BCE on the final state (the default);
+ *   lm        a next-token language model: the classifier's embedding and recurrent layers, then a softmax over
+ *             the vocabulary trained as a sampled softmax (pretraining of what a classifier fine-tunes);
+ *   sgns      word2vec's skip-gram with negative sampling: input and output word vectors only.
+ */
+export type ModelTask = "classify" | "lm" | "sgns";
+export const MODEL_TASKS: readonly ModelTask[] = ["classify", "lm", "sgns"];
+
+/** How the language model draws its softmax candidates: unigram counts^0.75 (needs the vocabulary's counts),
+ *  or log-uniform over the frequency-ordered ids (P(id) ∝ log((id+2)/(id+1)), no counts needed). */
+export type LmSampler = "unigram" | "log-uniform";
+
 /** Shape of the classifier: Embedding(V, E) → {LSTM|GRU}(H) × layers [× 2 directions] → Linear(·, 1). */
 export interface ModelConfig {
   cell: CellKind;
@@ -24,6 +38,23 @@ export interface ModelConfig {
   /** Stacked recurrent layers (1 or 2). */
   layers: number;
   bidirectional: boolean;
+  /** Absent = "classify" (layouts and their hashes are then exactly those of a config without the field). */
+  task?: ModelTask;
+  /** lm: S, candidate draws of the sampled softmax per batch (default DEFAULTS.lmSamples). */
+  lmSamples?: number;
+  /** lm: the candidates' distribution (default DEFAULTS.lmSampler). */
+  lmSampler?: LmSampler;
+  /** sgns: W, the largest window; each centre draws its own window uniformly from 1..W (default DEFAULTS.sgnsWindow). */
+  sgnsWindow?: number;
+  /** sgns: k, negatives per (centre, context) pair, drawn from unigram^0.75 (default DEFAULTS.sgnsNegatives). */
+  sgnsNegatives?: number;
+  /** sgns: t of word2vec's subsampling of frequent tokens (0 = off; default DEFAULTS.sgnsSubsample). */
+  sgnsSubsample?: number;
+}
+
+/** The model's task (absent = "classify"). */
+export function taskOf(cfg: { task?: ModelTask }): ModelTask {
+  return cfg.task ?? "classify";
 }
 
 export const DEFAULTS = {
@@ -42,6 +73,15 @@ export const DEFAULTS = {
   hidden: 256,
   layers: 1,
   bidirectional: false,
+  // ---- pretraining (task lm / sgns) ----
+  // S: the LM's per-token cost is the LSTM's 6·G·H·(E+H) = 2,187,264 FLOPs (forward 2·G·H·(E+H), backward
+  // twice that) plus 6·H·(S+1) for the sampled softmax (logits, dh, dW over the target and S candidates):
+  // S = 384 adds 591,360, 1.27× the classifier's per-token FLOPs (E=100, H=256, G=4).
+  lmSamples: 384,
+  lmSampler: "unigram" as LmSampler, // counts^0.75 from the vocabulary
+  sgnsWindow: 5, //            word2vec's default window
+  sgnsNegatives: 5, //         negatives per pair
+  sgnsSubsample: 1e-4, //      word2vec's -sample
   // ---- optimisation ----
   lr: 1e-3, //                 Adam learning rate
   beta1: 0.9,

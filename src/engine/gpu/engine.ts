@@ -362,7 +362,7 @@ export class GpuEngine implements Engine {
     }
     const { lossSum, correct } = lossAndGrad(logits, batch.targets, this.lossKind);
     if (!train) return { lossSum, correct, count: B, outputs: logits };
-    return { lossSum, correct, count: B, grads: grads!, embeddingRows };
+    return { lossSum, correct, count: B, grads: grads!, embeddingRows, touched: { "embedding.weight": embeddingRows! } };
   }
 }
 
@@ -374,6 +374,7 @@ function grid1(n: number): [number, number] {
 
 function check(opts: EngineOptions): void {
   const m: ModelConfig = opts.model;
+  if ((m.task ?? "classify") !== "classify") throw new UsageError(`the WebGPU engine trains the classifier only (task ${m.task} runs on the CPU engine)`);
   if ((opts.input ?? "tokens") !== "tokens") throw new UsageError("the WebGPU engine supports token input only (use the CPU engine for dense inputs)");
   if (m.layers !== 1 || m.bidirectional) throw new UsageError(`the WebGPU engine supports 1 unidirectional layer (got layers=${m.layers}, bidirectional=${m.bidirectional})`);
 }
@@ -398,8 +399,8 @@ function merge(a: StepResult | EvalResult, b: StepResult | EvalResult, train: bo
   }
   const x = a as StepResult, y = b as StepResult;
   for (let i = 0; i < x.grads.length; i++) x.grads[i] += y.grads[i];
-  const rows = new Set([...(x.embeddingRows ?? []), ...(y.embeddingRows ?? [])]);
-  return { ...base, grads: x.grads, embeddingRows: Int32Array.from(rows).sort() };
+  const rows = Int32Array.from(new Set([...(x.embeddingRows ?? []), ...(y.embeddingRows ?? [])])).sort();
+  return { ...base, grads: x.grads, embeddingRows: rows, touched: { "embedding.weight": rows } };
 }
 
 /** createEngine({backend: "webgpu"}) for the GPU engine (see src/engine/index.ts). */
