@@ -164,41 +164,49 @@ export class SgnsModel {
 
   /** Loss, ranking count and per-review loss of the pairs; with `grads`, the gradient added into it. */
   private run(params: Float32Array, pairs: SgnsPairs, B: number, grads: Float32Array | undefined) {
-    const E = this.E, k = this.settings.negatives;
+    const E = this.E, E4 = E & ~3, k = this.settings.negatives;
     const inV = view(this.layout, params, "embedding.weight"), outV = view(this.layout, params, "context.weight");
-    const gIn = grads ? view(this.layout, grads, "embedding.weight") : undefined;
-    const gOut = grads ? view(this.layout, grads, "context.weight") : undefined;
-    const du = new Float64Array(E); // the centre occurrence's gradient, added to its row once
+    const gIn = grads ? view(this.layout, grads, "embedding.weight") : new Float32Array(0);
+    const gOut = grads ? view(this.layout, grads, "context.weight") : new Float32Array(0);
+    const train = grads !== undefined;
+    const u = new Float64Array(E); //  the centre's input vector
+    const du = new Float64Array(E); // its gradient over the occurrence's pairs, added to its row once
     const perReview = new Float32Array(B);
     let lossSum = 0, correct = 0;
     const { centres, starts, contexts, negatives } = pairs;
     for (let i = 0; i < centres.length; i++) {
       const cu = centres[i] * E;
+      for (let e = 0; e < E; e++) { u[e] = inV[cu + e]; du[e] = 0; }
       let occLoss = 0;
-      if (gIn) du.fill(0);
       for (let j = starts[i]; j < starts[i + 1]; j++) {
         let best = -Infinity, pos = 0;
         for (let q = -1; q < k; q++) {
           const x = q < 0 ? contexts[j] : negatives[j * k + q];
           if (x < 0) continue;
           const xv = x * E;
-          let s = 0;
-          for (let e = 0; e < E; e++) s += inV[cu + e] * outV[xv + e];
+          // s = u·v_x with four partial sums (no single dependency chain)
+          let s0 = 0, s1 = 0, s2 = 0, s3 = 0, e = 0;
+          for (; e < E4; e += 4) {
+            s0 += u[e] * outV[xv + e]; s1 += u[e + 1] * outV[xv + e + 1];
+            s2 += u[e + 2] * outV[xv + e + 2]; s3 += u[e + 3] * outV[xv + e + 3];
+          }
+          for (; e < E; e++) s0 += u[e] * outV[xv + e];
+          const s = (s0 + s1) + (s2 + s3);
           // label 1 for the context, 0 for a negative: loss softplus(∓s), g = σ(s) − label
           const a = q < 0 ? -s : s, ea = Math.exp(-Math.abs(s));
-          occLoss += Math.max(a, 0) + Math.log1p(ea);
-          const sig = s >= 0 ? 1 / (1 + ea) : ea / (1 + ea);
+          occLoss += (a > 0 ? a : 0) + Math.log1p(ea);
           if (q < 0) pos = s; else if (s > best) best = s;
-          if (!gIn) continue;
+          if (!train) continue;
+          const sig = s >= 0 ? 1 / (1 + ea) : ea / (1 + ea);
           const g = q < 0 ? sig - 1 : sig;
-          for (let e = 0; e < E; e++) {
-            du[e] += g * outV[xv + e];
-            gOut![xv + e] += g * inV[cu + e];
+          for (let f = 0; f < E; f++) {
+            du[f] += g * outV[xv + f];
+            gOut[xv + f] += g * u[f];
           }
         }
         if (pos > best) correct++;
       }
-      if (gIn) for (let e = 0; e < E; e++) gIn[cu + e] += du[e];
+      if (train) for (let e = 0; e < E; e++) gIn[cu + e] += du[e];
       lossSum += occLoss;
       perReview[pairs.review[i]] += occLoss;
     }
