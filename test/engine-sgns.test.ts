@@ -3,7 +3,9 @@
 // and additivity over a split batch, and a learning run on real reviews.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ModelConfig } from "../src/config.js";
 import { PAD_ID, UNK_ID } from "../src/config.js";
@@ -14,6 +16,7 @@ import { Rng } from "../src/rng.js";
 import { createEngine, type EngineBatch } from "../src/engine/index.js";
 import { drawPairs, sgnsSettings, sgnsTables, type SgnsPairs } from "../src/engine/sgns.js";
 import { bucketedBatches, loadReviewSample } from "../src/bench/sample.js";
+import { loadVocabCounts, makeVocab, vocabToJson } from "../src/dataset/vocab.js";
 import { params64 } from "./engine-float64.js";
 
 const ARCHIVE = fileURLToPath(new URL("../../../shared/data/aclImdb-train.tar.gz", import.meta.url));
@@ -178,6 +181,23 @@ test("sgns: same batch and seed give the same bits; a batch split over two calls
   assert.ok(max > 0 && err < 1e-6 * max, `split gradient differs by ${err} (max ${max})`);
   for (const name of ["embedding.weight", "context.weight"]) {
     assert.deepEqual([...a.touched![name]], [...new Set([...x.touched![name], ...y.touched![name]])].sort((p, q) => p - q));
+  }
+});
+
+test("sgns takes its counts from a dataset's vocab.json (loadVocabCounts), which must have one count >= 0 per token", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "imdb-counts-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const vocab = makeVocab(["<unk>", "<pad>", "the", "a", "film"]);
+  const path = join(dir, "vocab.json");
+  writeFileSync(path, vocabToJson(vocab, [7, 0, 50, 30, 4]));
+  const { vocab: v, counts: cs } = loadVocabCounts(path);
+  assert.deepEqual([v.hash, [...cs]], [vocab.hash, [7, 0, 50, 30, 4]]);
+  const model: ModelConfig = { cell: "lstm", vocabSize: 5, embedDim: 4, hidden: 1, layers: 1, bidirectional: false, task: "sgns", sgnsSubsample: 0 };
+  const engine = await createEngine({ model, counts: cs });
+  assert.ok((await engine.step(initParams(model, 1), batchOf([[2, 3, 4, 2, 0, 3]]))).count > 0);
+  for (const bad of [[7, 0, 50, 30], [7, 0, -1, 30, 4], [7, 0, "x", 30, 4]]) {
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(vocabToJson(vocab, [0, 0, 0, 0, 0])), counts: bad }));
+    assert.throws(() => loadVocabCounts(path), (e: unknown) => e instanceof InputError && (e as Error).message.startsWith(path));
   }
 });
 
