@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { ModelConfig } from "../src/config.js";
 import { PAD_ID } from "../src/config.js";
-import { UsageError } from "../src/errors.js";
+import { UnavailableError, UsageError } from "../src/errors.js";
+import { exportLayersModel } from "../src/model/export.js";
 import { copyByName, initParams, paramLayout, view } from "../src/model/layout.js";
 
 const CLS: ModelConfig = { cell: "lstm", vocabSize: 25_002, embedDim: 100, hidden: 256, layers: 1, bidirectional: false };
@@ -91,4 +92,11 @@ test("copyByName: a language model's embedding and recurrent layers into a class
   for (const n of names) assert.deepEqual(view(to.layout, to.params, n), view(from.layout, from.params, n));
   for (const n of ["fc.weight", "fc.bias"]) assert.deepEqual(view(to.layout, to.params, n), view(to.layout, before, n));
   assert.throws(() => copyByName(from, { layout: paramLayout({ ...cls, hidden: 5 }), params: initParams({ ...cls, hidden: 5 }, 1) }), /rnn.l0.w_ih is 4x24 in the source model but 4x20/);
+});
+
+test("the TensorFlow.js export is for classifiers: a pretraining model is refused before anything is written", async () => {
+  for (const task of ["lm", "sgns"] as const) {
+    const cfg: ModelConfig = { cell: "lstm", vocabSize: 5, embedDim: 2, hidden: 3, layers: 1, bidirectional: false, task };
+    await assert.rejects(exportLayersModel("/nonexistent/tfjs", cfg, initParams(cfg, 1), ["<unk>", "<pad>", "a", "b", "c"]), (e: unknown) => e instanceof UnavailableError && /task is/.test((e as Error).message));
+  }
 });
