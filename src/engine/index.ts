@@ -1,4 +1,4 @@
-// The gradient engine's public face (wiring only): createEngine, batchToEngine, predictProbabilities.
+// The gradient engine's public face (wiring only): createEngine, batchToEngine, dropoutSeed, samplingSeed, predictProbabilities.
 // See fused.ts for the classifier, lm.ts for the language model, sgns.ts for skip-gram word vectors, stack.ts
 // and recurrent.ts for the hand-written LSTM/GRU forward and backward.
 import { taskOf } from "../config.js";

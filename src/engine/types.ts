@@ -21,7 +21,7 @@ export interface EngineOptions {
   /**
    * Token counts of the vocabulary, id order (vocab.json `counts`, see loadVocabCounts in src/dataset/vocab.ts).
    * Task lm with sampler "unigram" draws its candidates from counts^0.75; task sgns draws negatives from
-   * counts^0.75 and subsamples frequent tokens by them. Both refuse to start without them.
+   * counts^0.75 and subsamples frequent tokens by them; either refuses to start without them.
    */
   counts?: ArrayLike<number>;
 }
