@@ -182,42 +182,43 @@ export class LmModel {
     const dFeats = grads ? new Float32Array(pred.P * H) : undefined;
     const dWu = grads ? new Float64Array(U * H) : undefined;
     const dbu = new Float64Array(U);
-    const used = new Uint8Array(U); // candidates left in at least one row: the others get no gradient
     const gW = grads ? view(this.layout, grads, "lm.weight") : undefined, gB = grads ? view(this.layout, grads, "lm.bias") : undefined;
     let lossSum = 0, correct = 0;
-    const z = new Float64Array(U);
+    const z = new Float64Array(U); //      one row's corrected logits, then their exponentials
+    const biasU = Float64Array.from(cand.ids, (c) => bias[c]);
+    const slot = new Int32Array(this.V).fill(-1); // candidate index of an id (-1: not drawn)
+    for (let u = 0; u < U; u++) slot[cand.ids[u]] = u;
+    const hits = new Int32Array(U); // rows where the candidate is the target (left out there)
     for (let p0 = 0; p0 < pred.P; p0 += CHUNK_ROWS) {
       const m = Math.min(CHUNK_ROWS, pred.P - p0);
       const hs = feats.subarray(p0 * H, (p0 + m) * H); //   [m, H]
       const logits = mm(hs, m, H, WuT); //                  [m, U] = h·w_c
       for (let i = 0; i < m; i++) {
-        const p = p0 + i, y = pred.target[p], h = hs.subarray(i * H, (i + 1) * H);
+        const p = p0 + i, y = pred.target[p], h = hs.subarray(i * H, (i + 1) * H), row = i * U, hit = slot[y];
         let oy = bias[y];
         for (let j = 0; j < H; j++) oy += h[j] * W[y * H + j];
         const zy = oy - Math.log(q[y]);
         let zmax = zy, omax = -Infinity;
         for (let u = 0; u < U; u++) {
-          if (cand.ids[u] === y) { z[u] = -Infinity; continue; }
-          const o = logits[i * U + u];
-          if (o + bias[cand.ids[u]] > omax) omax = o + bias[cand.ids[u]];
-          z[u] = o + corr[u];
-          if (z[u] > zmax) zmax = z[u];
+          const o = logits[row + u], zu = o + corr[u];
+          z[u] = zu;
+          if (u === hit) continue;
+          if (o + biasU[u] > omax) omax = o + biasU[u];
+          if (zu > zmax) zmax = zu;
         }
-        let sum = Math.exp(zy - zmax);
-        for (let u = 0; u < U; u++) sum += Math.exp(z[u] - zmax);
-        const lse = zmax + Math.log(sum);
-        losses[p] = lse - zy;
-        lossSum += lse - zy;
+        if (hit >= 0) { z[hit] = -Infinity; hits[hit]++; }
+        const ey = Math.exp(zy - zmax);
+        let sum = ey;
+        for (let u = 0; u < U; u++) { const e = Math.exp(z[u] - zmax); z[u] = e; sum += e; }
+        const loss = zmax + Math.log(sum) - zy;
+        losses[p] = loss;
+        lossSum += loss;
         if (oy > omax) correct++;
         if (!grads) continue;
-        // dz over the candidates into this chunk's logits buffer (reused as dZ [m, U]); the target's terms here
-        const dy = Math.exp(zy - lse) - 1;
-        for (let u = 0; u < U; u++) {
-          const d = z[u] === -Infinity ? 0 : Math.exp(z[u] - lse);
-          logits[i * U + u] = d;
-          dbu[u] += d;
-          if (z[u] !== -Infinity) used[u] = 1;
-        }
+        // dz = softmax − onehot(y): the candidates' into this chunk's logits buffer (reused as dZ [m, U]),
+        // the target's terms here
+        const inv = 1 / sum, dy = ey * inv - 1;
+        for (let u = 0; u < U; u++) { const d = z[u] * inv; logits[row + u] = d; dbu[u] += d; }
         const dh = dFeats!.subarray(p * H, (p + 1) * H);
         for (let j = 0; j < H; j++) { dh[j] = dy * W[y * H + j]; gW![y * H + j] += dy * h[j]; }
         gB![y] += dy;
@@ -233,7 +234,7 @@ export class LmModel {
     const mark = new Uint8Array(this.V);
     for (let p = 0; p < pred.P; p++) mark[pred.target[p]] = 1;
     for (let u = 0; u < U; u++) {
-      if (!used[u]) continue;
+      if (hits[u] === pred.P) continue; // left out of every row: no gradient
       const c = cand.ids[u];
       mark[c] = 1;
       for (let j = 0; j < H; j++) gW![c * H + j] += dWu![u * H + j];
