@@ -1,17 +1,15 @@
 // The `imdb-train` program: collects every role's CommandSpecs and runs one. Owner of `commander`.
 import { Command, Option, InvalidArgumentError, CommanderError } from "commander";
 import type { CommandSpec, OptionSpec } from "./command.js";
-import { AbortedError, ImdbTrainError, errorMessage } from "./errors.js";
+import { AbortedError, ImdbTrainError, UsageError, errorMessage } from "./errors.js";
 import { logger, setQuiet, setVerbose } from "./output.js";
 import { commands as ingestCommands } from "./ingest/command.js";
 import { commands as workerCommands } from "./workers/command.js";
-import { commands as engineCommands } from "./bench/engine-command.js";
-import { commands as gpuCommands } from "./bench/gpu-command.js";
 import { commands as coordinatorCommands } from "./coordinator/command.js";
 import { commands as experimentCommands } from "./experiments/command.js";
 import { commands as metricsCommands } from "./metrics/command.js";
 import { commands as securityCommands } from "./security/command.js";
-import { commands as soakCommands } from "./bench/soak-command.js";
+import { commands as benchCommands } from "./bench/command.js";
 
 const GROUPS: Record<string, string> = {
   bench: "benchmarks that run the baseline in the same run and print the ratio",
@@ -19,7 +17,7 @@ const GROUPS: Record<string, string> = {
 };
 
 export function allCommands(): CommandSpec[] {
-  return [...ingestCommands, ...workerCommands, ...engineCommands, ...gpuCommands, ...coordinatorCommands, ...experimentCommands, ...metricsCommands, ...securityCommands, ...soakCommands];
+  return [...ingestCommands, ...coordinatorCommands, ...workerCommands, ...metricsCommands, ...securityCommands, ...experimentCommands, ...benchCommands];
 }
 
 function camel(name: string): string {
@@ -46,13 +44,32 @@ function parserFor(spec: OptionSpec): ((v: string) => unknown) | undefined {
   }
 }
 
+/** A value outside the option's declared range stops the command before it runs (exit status 2). */
+function checkRange(spec: OptionSpec, v: unknown): void {
+  if (typeof v !== "number") return;
+  const { min, max, above, below } = spec;
+  const ok = (min === undefined || v >= min) && (max === undefined || v <= max) && (above === undefined || v > above) && (below === undefined || v < below);
+  if (!ok) throw new UsageError(`--${spec.name} must be ${rangeText(spec)}, got ${v}`);
+}
+
+/** "in [0, 1)", "a positive number", "an integer ≥ 1" … */
+function rangeText({ type, min, max, above, below }: OptionSpec): string {
+  const lo = min !== undefined ? `[${min}` : above !== undefined ? `(${above}` : null;
+  const hi = max !== undefined ? `${max}]` : below !== undefined ? `${below})` : null;
+  const what = type === "int" ? "an integer" : "a number";
+  if (lo && hi) return `${type === "int" ? "an integer " : ""}in ${lo}, ${hi}`;
+  if (above === 0 && !hi) return type === "int" ? "a positive integer" : "a positive number";
+  if (lo) return `${what} ${min !== undefined ? `≥ ${min}` : `> ${above}`}`;
+  return `${what} ${max !== undefined ? `≤ ${max}` : `< ${below}`}`;
+}
+
 function toOption(spec: OptionSpec): Option {
   const flags = spec.type === "bool" ? `--${spec.name}` : `--${spec.name} ${spec.value ?? "<value>"}`;
   const opt = new Option(flags, spec.description);
   const parse = parserFor(spec);
   if (parse) opt.argParser(parse);
-  if (spec.choices) opt.choices(spec.choices);
-  if (spec.default !== undefined) opt.default(spec.default);
+  if (spec.choices) opt.choices([...spec.choices]);
+  if (spec.default !== undefined) opt.default(Array.isArray(spec.default) ? [...spec.default] : spec.default);
   if (spec.required) opt.makeOptionMandatory(true);
   return opt;
 }
@@ -96,7 +113,9 @@ export function buildProgram(specs: CommandSpec[]): Command {
       const args = (params.slice(0, -2) as (string | string[])[]).flat();
       const normalized: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(opts)) normalized[camel(k)] = v;
-      const code = await spec.run(normalized, args);
+      for (const o of spec.options) checkRange(o, normalized[camel(o.name)]);
+      for (const o of spec.options) if (o.type === "bool") normalized[camel(o.name)] = normalized[camel(o.name)] === true;
+      const code = await spec.run(normalized as Parameters<CommandSpec["run"]>[0], args);
       process.exitCode = typeof code === "number" ? code : 0;
     });
   }

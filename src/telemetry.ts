@@ -3,7 +3,8 @@
 // Units: seconds, bytes, counts. `worker` is a bounded label (the worker's slot name, e.g. "w0").
 
 export type StepPhase = "compute" | "wait" | "reduce" | "optimizer" | "broadcast";
-export type RejectReason = "stale" | "nan" | "length" | "layout" | "version" | "size" | "auth" | "unknown-worker";
+import type { RejectReason } from "./protocol/wire.js";
+export type { RejectReason };
 
 export interface Telemetry {
   // ---- training (coordinator) ----

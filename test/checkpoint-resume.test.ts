@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { tempDir, cleanup } from "./helpers/fixture.js";
 import { saveRotating, loadForResume, loadCheckpoint, LAST, PREV } from "../src/coordinator/checkpoint.js";
 import { InputError } from "../src/errors.js";
+import { expire } from "./helpers/membership.js";
 import { Membership } from "../src/coordinator/membership.js";
 
 const meta = (step: number) => ({ step, epoch: 0, cursor: step * 2, paramVersion: step, seed: 7, runId: 1, layoutHash: "h", adamT: step, reason: "step", epochStats: { lossSum: step, correct: 1, count: 2, steps: step }, config: {} });
@@ -104,11 +105,11 @@ test("membership: each eviction carries its cause and how late it was", () => {
   m.markReady("busy", 0);
   m.markReady("idle", 0);
   m.assign("busy", 2_000);
-  assert.deepEqual(m.expire(1_500).map((e) => [e.member.id, e.cause]), [["idle", "heartbeat"]]);
-  const late = m.expire(2_300);
+  assert.deepEqual(expire(m, 1_500).map((e) => [e.member.id, e.cause]), [["idle", "heartbeat"]]);
+  const late = expire(m, 2_300);
   assert.deepEqual(late.map((e) => [e.member.id, e.cause, e.lateMs]), [["busy", "deadline", 300]]);
   assert.match(late[0]!.reason, /missed its step deadline by 0\.3 s/);
-  assert.deepEqual(m.expire(6_000).map((e) => [e.member.id, e.cause]), [["slow-loader", "startup"]]);
+  assert.deepEqual(expire(m, 6_000).map((e) => [e.member.id, e.cause]), [["slow-loader", "startup"]]);
   assert.deepEqual(m.live(), []);
   // an evicted worker that joins again is live again, in the same slot
   const slot = m.get("busy")!.slot;

@@ -3,10 +3,13 @@
 // (membership state machine, sampler) and the sender-side size check.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { Coordinator, type CoordinatorEvent } from "../src/coordinator/server.js";
-import { DealerChannel } from "../src/transport/zmq.js";
-import { Kind, encode, decode, PROTOCOL_VERSION, ParamAssembler, type Message } from "../src/protocol/wire.js";
+import { Coordinator, type CoordinatorEvent } from "../src/coordinator/index.js";
+import { DealerChannel } from "../src/transport/zmq/index.js";
+import { Kind, encode, decode, PROTOCOL_VERSION, type Message } from "../src/protocol/wire.js";
+import { ParamAssembler } from "../src/protocol/params.js";
+import { readBody } from "../src/protocol/bodies.js";
 import { Membership } from "../src/coordinator/membership.js";
+import { expire } from "./helpers/membership.js";
 import { EpochSampler } from "../src/coordinator/sampler.js";
 import { paramLayout } from "../src/model/layout.js";
 import type { ModelConfig } from "../src/config.js";
@@ -43,13 +46,13 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
     const again = await next(ch, Kind.Welcome);
     assert.equal(again.header.slot, welcome.header.slot, "the repeated Join keeps its slot");
     assert.equal(events.filter((e) => e.type === "member" && e.event === "join").length, 1, "one join event for a repeated Join");
-    const w = welcome.body as { runId: number; layoutHash: string; layoutSize: number; maxBytes: number };
+    const w = readBody(welcome, Kind.Welcome, "coordinator");
     assert.equal(w.layoutHash, layout.hash);
     assert.equal(w.layoutSize, layout.size);
     await ch.send(encode({ kind: Kind.Ready, runId: w.runId, step: 0, paramVersion: 0, slot: 0, layoutHash: layout.hash }, { backend: "none" }));
     const assign = await next(ch, Kind.Assign);
     assert.equal(assign.payload.length, layout.size, "Assign carries the parameters");
-    const { task } = assign.body as { task: number };
+    const { task } = readBody(assign, Kind.Assign, "coordinator");
     const h = { kind: Kind.Gradient, runId: w.runId, step: assign.header.step, paramVersion: assign.header.paramVersion, slot: assign.header.slot, layoutHash: layout.hash };
     const body = { task, lossSum: 1, correct: 1, count: 2 };
     const good = new Float32Array(layout.size).fill(0.01);
@@ -57,7 +60,7 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
     const expectReject = async (frames: Buffer[], reason: string, pattern: RegExp, unchecked = false) => {
       await ch.send(frames, { unchecked });
       const r = await next(ch, Kind.Reject);
-      const b = r.body as { reason: string; message: string };
+      const b = readBody(r, Kind.Reject, "coordinator");
       assert.equal(b.reason, reason, b.message);
       assert.match(b.message, pattern);
     };
@@ -82,7 +85,7 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
     assert.equal(a2.header.step, assign.header.step + 1);
     assert.equal(a2.header.paramVersion, assign.header.paramVersion + 1);
     assert.deepEqual(Array.from(a2.payload), Array.from(assign.payload), "a skipped (NaN) step leaves the parameters unchanged");
-    await ch.send(encode({ ...h, step: a2.header.step, paramVersion: a2.header.paramVersion }, { ...body, task: (a2.body as { task: number }).task }, good));
+    await ch.send(encode({ ...h, step: a2.header.step, paramVersion: a2.header.paramVersion }, { ...body, task: readBody(a2, Kind.Assign, "coordinator").task }, good));
     const res = await running;
     assert.equal(res.steps, 2);
     assert.deepEqual(res.rejected, { version: 1, layout: 1, length: 1, stale: 1, size: 1, nan: 1 });
@@ -97,13 +100,13 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
     let version = -1;
     while (offsets.length < Math.ceil(layout.size / 48)) {
       const c = await next(ch, Kind.Params);
-      offsets.push((c.body as { offset: number }).offset);
+      offsets.push(readBody(c, Kind.Params, "coordinator").offset);
       version = c.header.paramVersion;
-      asm.put(c);
+      asm.put(c, "coordinator");
     }
     assert.deepEqual(offsets, [0, 48, 96, 144, 192]);
     assert.equal(version, a2.header.paramVersion + 1);
-    const bare = decode(encode({ ...h, kind: Kind.Assign, paramVersion: version }, { task: 0 }), { maxBytes: 1 << 20, from: "test" });
+    const bare = decode(encode({ ...h, kind: Kind.Assign, paramVersion: version }, { task: 0, epoch: 0, split: "train", batches: [] }), { maxBytes: 1 << 20, from: "test" });
     assert.deepEqual(Array.from(asm.paramsFor(bare)!), Array.from(res.params));
     assert.equal(asm.paramsFor({ ...bare, header: { ...bare.header, paramVersion: version + 1 } }), null, "another version is missing");
   } finally {
@@ -121,12 +124,12 @@ test("membership: deadline while busy, heartbeat timeout while idle, pure in `no
   m.markReady("w1", 0);
   m.assign("w0", 5000);
   m.seen("w1", 500);
-  assert.deepEqual(m.expire(1400).map((e) => e.member.id), []);
-  const ev = m.expire(1600);
+  assert.deepEqual(expire(m, 1400).map((e) => e.member.id), []);
+  const ev = expire(m, 1600);
   assert.deepEqual(ev.map((e) => e.member.id), ["w1"]);
   assert.match(ev[0]!.reason, /no heartbeat for 1\.1 s/);
-  assert.deepEqual(m.expire(4000).map((e) => e.member.id), [], "a busy worker is judged by its step deadline");
-  assert.match(m.expire(5001)[0]!.reason, /missed its step deadline/);
+  assert.deepEqual(expire(m, 4000).map((e) => e.member.id), [], "a busy worker is judged by its step deadline");
+  assert.match(expire(m, 5001)[0]!.reason, /missed its step deadline/);
   assert.equal(m.live().length, 0);
   assert.equal(m.join("w1", 6000).slot, 1, "a rejoining worker keeps its slot");
 });

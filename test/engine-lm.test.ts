@@ -9,7 +9,7 @@ import { InputError, UsageError } from "../src/errors.js";
 import { initParams, paramLayout } from "../src/model/layout.js";
 import { Adam } from "../src/optim/adam.js";
 import { Rng } from "../src/rng.js";
-import { createEngine, type EngineBatch } from "../src/engine/index.js";
+import { batchRows, createEngine, toRowParams, type EngineBatch } from "../src/engine/index.js";
 import { drawCandidates, lmTable } from "../src/engine/lm.js";
 import { gpuCovers } from "../src/engine/gpu/select.js";
 import { params64, recurrent64 } from "./engine-float64.js";
@@ -145,6 +145,15 @@ test("lm: deterministic per (seed, set of ids); reviews in another order give th
   let err = 0, max = 0;
   for (let i = 0; i < a.grads.length; i++) { err = Math.max(err, Math.abs(a.grads[i] - p.grads[i])); max = Math.max(max, Math.abs(a.grads[i])); }
   assert.ok(err < 1e-5 * max, `gradient differs by ${err} (max ${max})`);
+  // the rows form (the dense tensors, lm.* among them, and the embedding rows the batch reads) gives the same step
+  const rp = toRowParams(engine.layout, params, batchRows(batch, 40));
+  const rs = await engine.stepRows(rp, batch);
+  const E = model.embedDim, skip = 40 * E;
+  assert.deepEqual([rs.lossSum, rs.correct, rs.count], [a.lossSum, a.correct, a.count]);
+  assert.deepEqual(rs.dense, a.grads.subarray(skip));
+  assert.deepEqual(rs.rows, a.embeddingRows);
+  assert.deepEqual(rs.values, Float32Array.from([...a.embeddingRows!].flatMap((r) => [...a.grads.subarray(r * E, (r + 1) * E)])));
+  assert.equal((await engine.evaluate(rp, batch)).lossSum, (await engine.evaluate(params, batch)).lossSum);
   // padding is never read: what lies past a review's length changes nothing
   const noisy = { ...batch, tokens: Int32Array.from(batch.tokens!, (x, i) => (x === PAD_ID && i % 2 ? 5 : x)) };
   assert.deepEqual((await engine.step(params, noisy)).grads, a.grads);

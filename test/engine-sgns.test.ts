@@ -13,7 +13,7 @@ import { InputError, UsageError } from "../src/errors.js";
 import { initParams, paramLayout } from "../src/model/layout.js";
 import { Adam } from "../src/optim/adam.js";
 import { Rng } from "../src/rng.js";
-import { createEngine, type EngineBatch } from "../src/engine/index.js";
+import { batchRows, createEngine, toRowParams, type EngineBatch } from "../src/engine/index.js";
 import { drawPairs, sgnsSettings, sgnsTables, type SgnsPairs } from "../src/engine/sgns.js";
 import { bucketedBatches, loadReviewSample } from "../src/bench/sample.js";
 import { loadVocabCounts, makeVocab, vocabToJson } from "../src/dataset/vocab.js";
@@ -172,6 +172,12 @@ test("sgns: same batch and seed give the same bits; a batch split over two calls
   const a = await engine.step(params, whole), b = await engine.step(params, whole);
   assert.deepEqual(a.grads, b.grads);
   assert.notDeepEqual((await engine.step(params, { ...whole, seed: 4 })).grads, a.grads);
+  // the rows form: the context table travels whole (dense part), the input vectors as the batch's rows
+  const rs = await engine.stepRows(toRowParams(engine.layout, params, batchRows(whole, V)), whole);
+  assert.deepEqual([rs.lossSum, rs.count], [a.lossSum, a.count]);
+  assert.deepEqual(rs.dense, a.grads.subarray(V * E));
+  assert.deepEqual(rs.rows, a.embeddingRows);
+  assert.deepEqual(rs.values, Float32Array.from([...a.embeddingRows!].flatMap((r) => [...a.grads.subarray(r * E, (r + 1) * E)])));
   const x = await engine.step(params, batchOf([rows[2], rows[0]], [9, 7]));
   const y = await engine.step(params, batchOf([rows[3], rows[1]], [10, 8]));
   assert.equal(x.count + y.count, a.count);

@@ -77,12 +77,18 @@ test("bench gpu-engine runs end to end on the software adapter and writes its re
       "--check", "--skip-baseline", "--out", out, "--json"], { timeoutMs: 180_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.json.check.max_rel_err < 1e-3, JSON.stringify(r.json.check));
+    assert.equal(r.json.check.rows_bit_identical, true);
     const rows = JSON.parse(await readFile(r.json.file, "utf8"));
     assert.equal(rows.length, 1);
     assert.equal(rows[0].bench, "gpu-engine");
     assert.equal(rows[0].batch, 4);
     assert.equal(rows[0].ratio, null);
     assert.ok(rows[0].samples_per_s > 0);
+    assert.ok(rows[0].rows_samples_per_s > 0);
+    // rows form, per step: logits [4], the dense gradient (LSTM 16 on E 8: 1,681 values) and some of the
+    // 502 embedding rows of 8, fewer than the whole table
+    const dense = 4 * (4 + 1681);
+    assert.ok(rows[0].rows_readback_bytes > dense && rows[0].rows_readback_bytes < dense + 4 * 502 * 8, String(rows[0].rows_readback_bytes));
     assert.equal(rows[0].software_adapter, true);
     if (hardwareAdapters(await listAdapters()).length === 0) {
       // No hardware adapter here: the default (--adapter gpu) refuses with a typed error naming what was tried.

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { runCli, BIN } from "./helpers/cli.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
-import { RouterChannel, DealerChannel, newCurveKeyPair, type AuthFailure, type HandshakeTrouble } from "../src/transport/zmq.js";
+import { RouterChannel, DealerChannel, newCurveKeyPair, type AuthFailure, type HandshakeTrouble } from "../src/transport/zmq/index.js";
 import { loadCurveClientKeys, loadCurveServerKeys } from "../src/security/keys.js";
 
 let root = "";

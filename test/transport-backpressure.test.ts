@@ -10,9 +10,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DealerChannel, RouterChannel } from "../src/transport/zmq.js";
+import { DealerChannel, RouterChannel } from "../src/transport/zmq/index.js";
 
-const ZMQ_MODULE = fileURLToPath(new URL("../src/transport/zmq.js", import.meta.url));
+const ZMQ_MODULE = fileURLToPath(new URL("../src/transport/zmq/index.js", import.meta.url));
 const MSG = 1 << 20; // 1 MiB, the size of a parameter chunk
 const MAX = 4 << 20;
 

@@ -1,16 +1,15 @@
-// `bench allreduce` and `bench scaling`. Each prints its baseline from the same run and the ratio.
+// `bench allreduce`: one reduce + clip + Adam + broadcast round next to raw ZeroMQ in the same run, and the
+// scale-out variants (fp16, embedding rows, coordinator shards) next to the fp32 dense round.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import { emitJson, logger } from "../output.js";
-import { UsageError, TrainingError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { DEFAULTS, type ModelConfig } from "../config.js";
 import { paramLayout } from "../model/layout.js";
 import { messageLimitFor } from "../protocol/wire.js";
-import { RouterChannel } from "../transport/zmq.js";
-import { Coordinator, BIN, TRAIN_DEFAULTS } from "../coordinator/index.js";
+import { RouterChannel } from "../transport/zmq/index.js";
+import { Coordinator } from "../coordinator/index.js";
+import type { AllreduceCliOptions } from "./command.js";
 import { Adam } from "../optim/adam.js";
 import { Arena } from "../optim/kernels.js";
 
@@ -56,15 +55,15 @@ async function timeRow(n: number, model: ModelConfig, rounds: number): Promise<R
   const layout = paramLayout(model);
   const limit = messageLimitFor(layout.size);
   const raw = await RouterChannel.bind("tcp://127.0.0.1:*", { maxBytes: limit });
+  // a round is the time from one step's end to the next (parameters out, gradients in, reduce, clip, Adam):
+  // with the parameters broadcast in chunks during Adam, a step's own duration would miss their transfer
+  const stepAt: number[] = [], stepCpu: number[] = [];
   const coord = new Coordinator({
     bind: "tcp://127.0.0.1:*", dataset: "(synthetic)", model, trainBatches: (rounds + WARMUP) * n, valBatches: 0, workers: n, batchesPerStep: n,
     epochs: 1, maxStepsPerEpoch: rounds + WARMUP, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1, stepTimeoutS: 60,
     initialParams: new Float32Array(layout.size),
+    onEvent: (e) => { if (e.type === "step") { stepAt.push(performance.now()); stepCpu.push(cpuMs()); } },
   });
-  // a round is the time from one step's end to the next (parameters out, gradients in, reduce, clip, Adam):
-  // with the parameters broadcast in chunks during Adam, a step's own duration would miss their transfer
-  const stepAt: number[] = [], stepCpu: number[] = [];
-  (coord as unknown as { o: { onEvent: (e: { type: string }) => void } }).o.onEvent = (e) => { if (e.type === "step") { stepAt.push(performance.now()); stepCpu.push(cpuMs()); } };
   const endpoint = await coord.listen();
   const kids: ChildProcess[] = [];
   for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, raw.endpoint, endpoint, `s${i}`], { stdio: ["ignore", "ignore", "inherit"] }));
@@ -126,13 +125,13 @@ interface ScaleRow {
 async function timeVariant(n: number, model: ModelConfig, rounds: number, v: Variant, touchedRows: number): Promise<Omit<ScaleRow, "speedup_vs_fp32_dense">> {
   const layout = paramLayout(model);
   const warm = 2;
+  const stepAt: number[] = [];
   const coord = new Coordinator({
     bind: "tcp://127.0.0.1:*", dataset: "(synthetic)", model, trainBatches: (rounds + warm) * n, valBatches: 0, workers: n, batchesPerStep: n,
     epochs: 1, maxStepsPerEpoch: rounds + warm, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1, stepTimeoutS: 120,
     initialParams: new Float32Array(layout.size), gradDtype: v.gradDtype, embeddingGrads: v.embeddingGrads, coordinatorShards: v.shards,
+    onEvent: (e) => { if (e.type === "step") stepAt.push(performance.now()); },
   });
-  const stepAt: number[] = [];
-  (coord as unknown as { o: { onEvent: (e: { type: string }) => void } }).o.onEvent = (e) => { if (e.type === "step") stepAt.push(performance.now()); };
   const endpoint = await coord.listen();
   const kids: ChildProcess[] = [];
   for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, "-", endpoint, `s${i}`, String(touchedRows)], { stdio: ["ignore", "ignore", "inherit"] }));
@@ -151,11 +150,11 @@ async function timeVariant(n: number, model: ModelConfig, rounds: number, v: Var
   }
 }
 
-export async function benchAllreduce(o: Record<string, unknown>): Promise<number> {
-  const counts = (o.workers as string[]).map(Number);
-  if (counts.some((c) => !Number.isInteger(c) || c < 1)) throw new UsageError(`--workers must list positive integers, got ${String(o.workers)}`);
-  const model: ModelConfig = { cell: "lstm", vocabSize: Number(o.vocabSize), embedDim: DEFAULTS.embedDim, hidden: Number(o.hidden), layers: 1, bidirectional: false };
-  const rounds = Number(o.rounds);
+export async function benchAllreduce(o: AllreduceCliOptions): Promise<number> {
+  const counts = o.workers.map(Number);
+  if (counts.some((c) => !Number.isInteger(c) || c < 1)) throw new UsageError(`--workers must list positive integers, got ${o.workers.join(",")}`);
+  const model: ModelConfig = { cell: "lstm", vocabSize: o.vocabSize, embedDim: DEFAULTS.model.embedDim, hidden: o.hidden, layers: 1, bidirectional: false };
+  const rounds = o.rounds;
   log.info(`model of ${paramLayout(model).size} parameters (${(paramLayout(model).size * 4 / 1e6).toFixed(1)} MB), ${rounds} rounds per row`);
   const rows: Row[] = [];
   for (const n of counts) {
@@ -166,14 +165,14 @@ export async function benchAllreduce(o: Record<string, unknown>): Promise<number
   const adam = timeAdam(paramLayout(model).size);
   log.info(`Adam over ${paramLayout(model).size} parameters (CPU time): SIMD kernel ${adam.simd_ns_per_element.toFixed(2)} ns/parameter, plain JS loop ${adam.js_ns_per_element.toFixed(2)} ns/parameter`);
   // scale-out rows: each variant next to the fp32 dense round of the same worker count, in the same run
-  const scaleCounts = ((o.scaleWorkers as string[] | undefined) ?? []).map(Number).filter((c) => c > 0);
-  const variants = ((o.variants as string[] | undefined) ?? []).map(parseVariant);
+  const scaleCounts = o.scaleWorkers.map(Number).filter((c) => c > 0);
+  const variants = o.variants.map(parseVariant);
   const scale: ScaleRow[] = [];
   for (const n of scaleCounts) {
-    const base = await timeVariant(n, model, Number(o.scaleRounds), parseVariant("fp32"), Number(o.touchedRows));
+    const base = await timeVariant(n, model, o.scaleRounds, parseVariant("fp32"), o.touchedRows);
     scale.push({ ...base, speedup_vs_fp32_dense: 1 });
     for (const v of variants.filter((x) => x.name !== "fp32")) {
-      const r = await timeVariant(n, model, Number(o.scaleRounds), v, Number(o.touchedRows));
+      const r = await timeVariant(n, model, o.scaleRounds, v, o.touchedRows);
       scale.push({ ...r, speedup_vs_fp32_dense: base.round_ms / r.round_ms });
     }
     for (const r of scale.filter((x) => x.workers === n)) {
@@ -184,51 +183,4 @@ export async function benchAllreduce(o: Record<string, unknown>): Promise<number
   const result = { bench: "allreduce", ratio: at2.ratio, parameters: paramLayout(model).size, adam, rows, scale_out: scale };
   if (o.json) emitJson(result);
   return 0;
-}
-
-function runTrain(args: string[]): Promise<Record<string, any>> {
-  return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [BIN, "train", ...args, "--json"], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    p.stdout!.on("data", (d) => { out += String(d); });
-    p.once("close", (code) => {
-      if (code !== 0) return rej(new TrainingError(`train ${args.join(" ")} exited with ${code}`));
-      try { res(JSON.parse(out.trim().split("\n").pop()!)); } catch (e) { rej(e); }
-    });
-  });
-}
-
-export async function benchScaling(o: Record<string, unknown>): Promise<number> {
-  let tmp: string | null = null;
-  let dataset = o.dataset ? resolve(String(o.dataset)) : "";
-  try {
-    if (!dataset) {
-      if (!existsSync(String(o.data))) throw new UsageError(`no --dataset and the archive ${String(o.data)} is missing`);
-      tmp = mkdtempSync(join(tmpdir(), "imdb-bench-scaling-"));
-      dataset = join(tmp, "ds");
-      const { runIngest } = await import("../ingest/index.js");
-      log.info(`ingesting ${String(o.data)} into ${dataset}`);
-      // batches as `train` makes them by default (32 reviews, the last --max-len tokens kept)
-      await runIngest({ data: String(o.data), out: dataset, maxLen: Number(o.maxLen), batchSize: TRAIN_DEFAULTS.batchSize, keep: "last" });
-    }
-    const steps = Number(o.steps);
-    const rows: { workers: number; samples_per_s: number; overhead: number; step_s: number }[] = [];
-    for (const n of [1, 2]) {
-      const out = mkdtempSync(join(tmpdir(), `imdb-bench-scaling-${n}w-`));
-      try {
-        // both runs take 2 batches per step, so they process the very same samples (1 worker does both batches)
-        const r = await runTrain(["--dataset", dataset, "--out", out, "--workers", String(n), "--batches-per-step", "2", "--epochs", "1", "--max-steps", String(steps), "--max-val-batches", "1", "--backend", "wasm"]);
-        rows.push({ workers: n, samples_per_s: r.samples_per_s, overhead: r.overhead, step_s: r.phases.step / r.steps });
-        log.info(`${n} worker(s): ${r.samples_per_s.toFixed(1)} samples/s, ${(r.phases.step / r.steps).toFixed(2)} s/step, coordinator share ${(r.overhead * 100).toFixed(1)}%`);
-      } finally {
-        rmSync(out, { recursive: true, force: true });
-      }
-    }
-    const two = rows[1]!, one = rows[0]!;
-    const result = { bench: "scaling", overhead: two.overhead, speedup: two.samples_per_s / one.samples_per_s, baseline_samples_per_s: one.samples_per_s, samples_per_s: two.samples_per_s, steps, rows };
-    if (o.json) emitJson(result);
-    return 0;
-  } finally {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  }
 }

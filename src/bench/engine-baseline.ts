@@ -16,7 +16,7 @@ export interface LayersBaseline {
 export function createLayersBaseline(cfg: ModelConfig): LayersBaseline {
   if (cfg.layers !== 1 || cfg.bidirectional) throw new UsageError("the tf.layers baseline is a single unidirectional layer");
   const model = tfl.sequential();
-  model.add(tfl.layers.embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embedDim, inputShape: [null as unknown as number] }));
+  model.add(tfl.layers.embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embedDim, inputShape: [null] }));
   // glorotUniform: tfjs-layers 4.22's default orthogonal recurrent initializer fails in Node ("rMat.flatten is not a function").
   const rnn = { units: cfg.hidden, recurrentActivation: "sigmoid" as const, recurrentInitializer: "glorotUniform" as const };
   model.add(cfg.cell === "gru" ? tfl.layers.gru(rnn) : tfl.layers.lstm(rnn));

@@ -1,13 +1,30 @@
 // Subcommands of the gradient engine: `bench engine`. Each entry is a CommandSpec (see src/command.ts).
-import { JSON_OPTION, type CommandSpec } from "../command.js";
-import type { CellKind } from "../config.js";
+import { JSON_OPTION, defineCommand, type OptionsOf, type OptionSpec } from "../command.js";
 import { DEFAULTS } from "../config.js";
 import { UsageError } from "../errors.js";
 import { emitJson } from "../output.js";
-import { BACKEND_CHOICES, type BackendChoice } from "../backend-choice.js";
+import { BACKEND_CHOICES } from "../backend-choice.js";
 
-export const commands: CommandSpec[] = [
-  {
+const OPTIONS = [
+  { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz (train split is read; default: the official archive, downloaded once and cached)" },
+  { name: "batch-size", value: "<n>", type: "int", default: DEFAULTS.ingest.batchSize, min: 1, description: "reviews per batch" },
+  { name: "quantiles", value: "<q,...>", type: "list", default: ["0.5", "0.9"], description: "review-length quantiles of the archive to time at" },
+  { name: "steps", value: "<n>", type: "int", default: 3, min: 1, description: "timed engine steps per batch (after one warm-up step)" },
+  { name: "baseline-quantiles", value: "<q,...>", type: "list", description: "quantiles at which tf.layers runs too (default: all of --quantiles)" },
+  { name: "baseline-steps", value: "<n>", type: "int", default: 2, min: 1, description: "tf.layers steps per batch (the first is left out when > 1)" },
+  { name: "backend", value: "<name>", type: "string", default: "auto", choices: BACKEND_CHOICES, description: "tfjs backend for both (auto: tensorflow, then a GPU via webgpu, else wasm)" },
+  { name: "cell", value: "<cell>", type: "string", default: DEFAULTS.model.cell, choices: ["lstm", "gru"], description: "recurrent cell" },
+  { name: "hidden", value: "<n>", type: "int", default: DEFAULTS.model.hidden, min: 1, description: "hidden size H" },
+  { name: "embed-dim", value: "<n>", type: "int", default: DEFAULTS.model.embedDim, min: 1, description: "embedding width E" },
+  { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.ingest.vocabSize, min: 1, description: "most frequent tokens kept (plus <unk>, <pad>)" },
+  { name: "skip-check", type: "bool", description: "skip the loss/accuracy check against the slow reference" },
+  JSON_OPTION,
+] as const satisfies readonly OptionSpec[];
+
+export type BenchEngineCliOptions = OptionsOf<typeof OPTIONS>;
+
+export const commands = [
+  defineCommand({
     path: ["bench", "engine"],
     summary: "time the fused LSTM/GRU engine against tf.layers trained by tfjs autodiff (same backend, same batches)",
     help: [
@@ -27,39 +44,23 @@ export const commands: CommandSpec[] = [
       "in that case's `baseline_error`. The top-level samples_per_s, baseline_samples_per_s and ratio cover the",
       "cases where both ran (ratio = samples_per_s / baseline_samples_per_s); samples_per_s_all_cases every case.",
     ].join("\n"),
-    options: [
-      { name: "data", value: "<path>", type: "string", default: "../shared/data/aclImdb-train.tar.gz", description: "aclImdb directory or .tar.gz (train split is read)" },
-      { name: "batch-size", value: "<n>", type: "int", default: DEFAULTS.batchSize, description: "reviews per batch" },
-      { name: "quantiles", value: "<q,...>", type: "list", default: ["0.5", "0.9"], description: "review-length quantiles of the archive to time at" },
-      { name: "steps", value: "<n>", type: "int", default: 3, description: "timed engine steps per batch (after one warm-up step)" },
-      { name: "baseline-quantiles", value: "<q,...>", type: "list", description: "quantiles at which tf.layers runs too (default: all of --quantiles)" },
-      { name: "baseline-steps", value: "<n>", type: "int", default: 2, description: "tf.layers steps per batch (the first is left out when > 1)" },
-      { name: "backend", value: "<name>", type: "string", default: "auto", choices: BACKEND_CHOICES, description: "tfjs backend for both (auto: tensorflow, then a GPU via webgpu, else wasm)" },
-      { name: "cell", value: "<cell>", type: "string", default: DEFAULTS.cell, choices: ["lstm", "gru"], description: "recurrent cell" },
-      { name: "hidden", value: "<n>", type: "int", default: DEFAULTS.hidden, description: "hidden size H" },
-      { name: "embed-dim", value: "<n>", type: "int", default: DEFAULTS.embedDim, description: "embedding width E" },
-      { name: "vocab-size", value: "<n>", type: "int", default: DEFAULTS.vocabSize, description: "most frequent tokens kept (plus <unk>, <pad>)" },
-      { name: "skip-check", type: "bool", description: "skip the loss/accuracy check against the slow reference" },
-      JSON_OPTION,
-    ],
+    options: OPTIONS,
     examples: [
       "imdb-train bench engine --json",
       "imdb-train bench engine --quantiles 0.5 --steps 2 --baseline-steps 1",
       "imdb-train bench engine --cell gru --backend wasm",
     ],
     async run(opts) {
-      const quantiles = (opts.quantiles as string[]).map(Number);
-      if (quantiles.some((q) => !(q >= 0 && q <= 1))) throw new UsageError(`--quantiles must be numbers in 0..1, got ${(opts.quantiles as string[]).join(",")}`);
-      for (const k of ["batchSize", "steps", "baselineSteps", "hidden", "embedDim", "vocabSize"]) {
-        if (!((opts[k] as number) >= 1)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())} must be >= 1`);
-      }
+      const quantiles = opts.quantiles.map(Number);
+      if (quantiles.some((q) => !(q >= 0 && q <= 1))) throw new UsageError(`--quantiles must be numbers in 0..1, got ${opts.quantiles.join(",")}`);
       const { benchEngine } = await import("./engine.js");
+      const { archiveOrDownload } = await import("./data.js");
       const r = await benchEngine({
-        data: opts.data as string, batchSize: opts.batchSize as number, quantiles,
-        steps: opts.steps as number, baselineSteps: opts.baselineSteps as number,
-        baselineQuantiles: opts.baselineQuantiles ? (opts.baselineQuantiles as string[]).map(Number) : quantiles,
-        backend: opts.backend as BackendChoice, cell: opts.cell as CellKind,
-        hidden: opts.hidden as number, embedDim: opts.embedDim as number, vocabSize: opts.vocabSize as number,
+        data: await archiveOrDownload(opts.data), batchSize: opts.batchSize, quantiles,
+        steps: opts.steps, baselineSteps: opts.baselineSteps,
+        baselineQuantiles: opts.baselineQuantiles ? opts.baselineQuantiles.map(Number) : quantiles,
+        backend: opts.backend, cell: opts.cell,
+        hidden: opts.hidden, embedDim: opts.embedDim, vocabSize: opts.vocabSize,
         check: !opts.skipCheck,
       });
       const line = `engine ${r.samples_per_s.toFixed(1)} samples/s; tf.layers ` +
@@ -67,5 +68,5 @@ export const commands: CommandSpec[] = [
       if (opts.json) { process.stderr.write(line + "\n"); emitJson(r); }
       else process.stdout.write(line + "\n");
     },
-  },
+  }),
 ];

@@ -7,7 +7,7 @@ import { logger, progress } from "../output.js";
 import { initParams } from "../model/layout.js";
 import { useBackend, type BackendChoice } from "../tfjs.js";
 import { createLayersBaseline } from "./engine-baseline.js";
-import { createEngine } from "../engine/index.js";
+import { backendLoaders, createEngine } from "../engine/index.js";
 import { ReferenceModel } from "../engine/reference.js";
 import { batchNearLength, lengthQuantile, loadReviewSample } from "./sample.js";
 
@@ -71,7 +71,7 @@ export async function benchEngine(o: BenchEngineOptions): Promise<BenchEngineRes
   const params = initParams(model, 1234);
   // The baseline and the reference run on tfjs: the same backend choice (when createEngine handed the model
   // to the WebGPU engine, tfjs was not started yet).
-  const tfBackend = await useBackend(o.backend);
+  const tfBackend = await useBackend(o.backend, backendLoaders);
   const reference = o.check ? new ReferenceModel({ model }) : undefined;
   log.info(`${sample.reviews.length} reviews, vocabulary ${sample.vocab.length}, engine backend ${engine.backend}, tf.layers backend ${tfBackend}`);
   const batches = o.quantiles.map((q) => ({ q, batch: batchNearLength(sample.reviews, lengthQuantile(sample.reviews, q), o.batchSize) }));

@@ -9,12 +9,12 @@ import { UnavailableError } from "../errors.js";
 import { initParams } from "../model/layout.js";
 import { logger, progress } from "../output.js";
 import { Rng } from "../rng.js";
-import { createEngine } from "../engine/index.js";
+import { batchRows, createEngine, toFullStep, toRowParams } from "../engine/index.js";
 import { loadReviewSample, makeBatch, type EncodedReview } from "./sample.js";
 import type { EngineBatch } from "../engine/types.js";
 import { runAnchor, type AnchorResult } from "./gpu-anchor.js";
 import { acquireDevice } from "../engine/gpu/device.js";
-import { GpuEngine } from "../engine/gpu/engine.js";
+import { GpuEngine, type GpuProfile } from "../engine/gpu/engine.js";
 
 const log = logger("bench-gpu");
 
@@ -64,11 +64,16 @@ export interface GpuBenchRow {
   gpu_forward_ms: number | null;
   gpu_backward_ms: number | null;
   gpu_grads_ms: number | null;
+  /** The rows form (stepRows given the dense part and the batch's rows) over the first 20 batches: reviews/s, unpack ms and bytes read back per step. */
+  rows_samples_per_s: number;
+  rows_unpack_ms: number;
+  rows_readback_bytes: number;
 }
 
 export interface GpuBenchResult {
   rows: GpuBenchRow[];
-  check?: { max_rel_err: number; per_tensor: Record<string, number>; batch: number; length: number };
+  /** rows_bit_identical: stepRows given only the batch's rows gave the full step's gradient bit for bit. */
+  check?: { max_rel_err: number; per_tensor: Record<string, number>; batch: number; length: number; rows_bit_identical: boolean };
   file?: string;
   torch?: Pick<AnchorResult, "gpu" | "epochs">;
 }
@@ -104,47 +109,8 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
 
   if (o.check) result.check = await checkAgainstCpu(engine, model, params, sample.reviews);
 
-  const timings: { B: number; samples: number; tokens: number; padded: number; secs: number; batches: number; prof: { host: number; wait: number; unpack: number; gpu: number[] | null }; fwd: number }[] = [];
-  for (const B of o.batchSizes) {
-    const batches = anchorBatches(sample.reviews, B, new Rng(o.seed));
-    const n = o.maxBatches > 0 ? Math.min(o.maxBatches, batches.length) : batches.length;
-    // Warm-up: the longest bucket (buffers reach their final capacity) and the first batch (pipelines).
-    const longest = batches.reduce((a, b) => (b.maxLen > a.maxLen ? b : a));
-    await engine.step(params, longest);
-    await engine.step(params, batches[0]);
-    const bar = progress(`gpu-engine B=${B}`, n, "batches");
-    let samples = 0, tokens = 0, padded = 0, done = 0;
-    const p0 = { ...engine.profile };
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const b = batches[i];
-      await engine.step(params, b);
-      samples += b.size; padded += b.size * b.maxLen;
-      for (const l of b.lengths) tokens += l;
-      done++;
-      bar.tick();
-      if ((performance.now() - t0) / 1000 > o.maxSeconds) break;
-    }
-    const secs = (performance.now() - t0) / 1000;
-    bar.done();
-    const p1 = engine.profile, k = p1.steps - p0.steps;
-    const kg = p1.gpuSteps - p0.gpuSteps;
-    const prof = {
-      host: (p1.hostMs - p0.hostMs) / k, wait: (p1.waitMs - p0.waitMs) / k, unpack: (p1.unpackMs - p0.unpackMs) / k,
-      gpu: kg > 0 ? [(p1.gpuForwardMs - p0.gpuForwardMs) / kg, (p1.gpuBackwardMs - p0.gpuBackwardMs) / kg, (p1.gpuGradsMs - p0.gpuGradsMs) / kg] : null,
-    };
-    // Forward only over (up to) the same first 20 batches.
-    const fb = batches.slice(0, Math.min(done, 20));
-    const f0 = performance.now();
-    let fs = 0;
-    for (const b of fb) { await engine.evaluate(params, b); fs += b.size; }
-    const fwd = fs / ((performance.now() - f0) / 1000);
-    log.info(`B=${B}: ${done} batches in ${secs.toFixed(2)} s, ${(samples / secs).toFixed(0)} reviews/s, ${(tokens / secs).toFixed(0)} tokens/s; ` +
-      `per step ${prof.host.toFixed(2)} ms host, ${prof.wait.toFixed(2)} ms GPU+copy, ${prof.unpack.toFixed(2)} ms unpack; ` +
-      (prof.gpu ? `GPU ${prof.gpu.map((x) => x.toFixed(2)).join(" / ")} ms forward / BPTT / weight grads; ` : "") +
-      `forward only ${fwd.toFixed(0)} reviews/s; GPU buffers ${(engine.bufferBytes / 2 ** 20).toFixed(0)} MiB`);
-    timings.push({ B, samples, tokens, padded, secs, batches: done, prof, fwd });
-  }
+  const timings: Timing[] = [];
+  for (const B of o.batchSizes) timings.push(await timeBatchSize(engine, params, anchorBatches(sample.reviews, B, new Rng(o.seed)), B, o, model.vocabSize));
   engine.dispose();
   gpu.device.destroy();
 
@@ -154,28 +120,113 @@ export async function benchGpu(o: BenchGpuOptions): Promise<GpuBenchResult> {
     anchor = await runAnchor({ ...o.torch, train: o.data, lastBatch: Math.max(...o.batchSizes) });
     result.torch = { gpu: anchor.gpu, epochs: anchor.epochs };
   }
-  for (const t of timings) {
-    const sps = t.samples / t.secs;
-    const base = anchor?.samplesPerS.get(t.B) ?? null;
-    result.rows.push({
-      bench: "gpu-engine", device: gpu.name, batch: t.B, samples_per_s: sps,
-      baseline_samples_per_s: base, ratio: base ? sps / base : null,
-      tokens_per_s: t.tokens / t.secs, batches: t.batches, seconds: t.secs, mean_padded_len: t.padded / t.samples,
-      baseline: anchor ? `PyTorch nn.LSTM (cuDNN) torch_imdb_anchor.py${anchor.gpu ? " on " + anchor.gpu : ""}` : "none (--skip-baseline)",
-      date, software_adapter: gpu.software, model,
-      host_ms: t.prof.host, wait_ms: t.prof.wait, unpack_ms: t.prof.unpack, forward_samples_per_s: t.fwd,
-      gpu_forward_ms: t.prof.gpu?.[0] ?? null, gpu_backward_ms: t.prof.gpu?.[1] ?? null, gpu_grads_ms: t.prof.gpu?.[2] ?? null,
-    });
-  }
-  if (o.out) {
-    await mkdir(o.out, { recursive: true });
-    const file = join(o.out, `${date}-${cardSlug(gpu.name)}-webgpu.json`);
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(result.rows, null, 2) + "\n");
-    await rename(tmp, file);
-    result.file = file;
-  }
+  result.rows = timings.map((t) => resultRow(t, { device: gpu.name, software: gpu.software, date, model, anchor }));
+  if (o.out) result.file = await writeRows(o.out, `${date}-${cardSlug(gpu.name)}-webgpu.json`, result.rows);
   return result;
+}
+
+/** What one batch size measured. */
+interface Timing {
+  B: number; samples: number; tokens: number; padded: number; secs: number; batches: number;
+  /** Per step, ms: host, GPU wait + copy, unpack; GPU phases (null without timestamps). */
+  prof: { host: number; wait: number; unpack: number; gpu: number[] | null };
+  /** Forward only, reviews/s. */
+  fwd: number;
+  rows: RowsTiming;
+}
+
+/** Training steps in the rows form (stepRows given RowParams, as a worker pulling rows runs them). */
+interface RowsTiming { samplesPerS: number; unpackMs: number; readbackBytes: number }
+
+/** Warm-up, then full steps over the batches (an epoch or the limits), then forward only and rows-form steps over the first 20. */
+async function timeBatchSize(engine: GpuEngine, params: Float32Array, batches: EngineBatch[], B: number, o: BenchGpuOptions, V: number): Promise<Timing> {
+  const n = o.maxBatches > 0 ? Math.min(o.maxBatches, batches.length) : batches.length;
+  // Warm-up: the longest bucket (buffers reach their final capacity) and the first batch (pipelines).
+  const longest = batches.reduce((a, b) => (b.maxLen > a.maxLen ? b : a));
+  await engine.step(params, longest);
+  await engine.step(params, batches[0]);
+  const bar = progress(`gpu-engine B=${B}`, n, "batches");
+  let samples = 0, tokens = 0, padded = 0, done = 0;
+  const p0 = { ...engine.profile };
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const b = batches[i];
+    await engine.step(params, b);
+    samples += b.size; padded += b.size * b.maxLen;
+    for (const l of b.lengths) tokens += l;
+    done++;
+    bar.tick();
+    if ((performance.now() - t0) / 1000 > o.maxSeconds) break;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  bar.done();
+  const prof = profileSince(p0, engine.profile);
+  const first = batches.slice(0, Math.min(done, 20));
+  const fwd = await timeForward(engine, params, first);
+  const rows = await timeRows(engine, params, first, V);
+  log.info(`B=${B}: ${done} batches in ${secs.toFixed(2)} s, ${(samples / secs).toFixed(0)} reviews/s, ${(tokens / secs).toFixed(0)} tokens/s; ` +
+    `per step ${prof.host.toFixed(2)} ms host, ${prof.wait.toFixed(2)} ms GPU+copy, ${prof.unpack.toFixed(2)} ms unpack; ` +
+    (prof.gpu ? `GPU ${prof.gpu.map((x) => x.toFixed(2)).join(" / ")} ms forward / BPTT / weight grads; ` : "") +
+    `forward only ${fwd.toFixed(0)} reviews/s; rows form ${rows.samplesPerS.toFixed(0)} reviews/s, ${rows.unpackMs.toFixed(2)} ms unpack, ` +
+    `${(rows.readbackBytes / 2 ** 20).toFixed(2)} MiB read back per step; GPU buffers ${(engine.bufferBytes / 2 ** 20).toFixed(0)} MiB`);
+  return { B, samples, tokens, padded, secs, batches: done, prof, fwd, rows };
+}
+
+/** Per-step means of the engine's profile between two snapshots. */
+function profileSince(p0: GpuProfile, p1: GpuProfile): Timing["prof"] {
+  const k = p1.steps - p0.steps, kg = p1.gpuSteps - p0.gpuSteps;
+  return {
+    host: (p1.hostMs - p0.hostMs) / k, wait: (p1.waitMs - p0.waitMs) / k, unpack: (p1.unpackMs - p0.unpackMs) / k,
+    gpu: kg > 0 ? [(p1.gpuForwardMs - p0.gpuForwardMs) / kg, (p1.gpuBackwardMs - p0.gpuBackwardMs) / kg, (p1.gpuGradsMs - p0.gpuGradsMs) / kg] : null,
+  };
+}
+
+/** Forward only (evaluate), reviews/s. */
+async function timeForward(engine: GpuEngine, params: Float32Array, batches: EngineBatch[]): Promise<number> {
+  const f0 = performance.now();
+  let n = 0;
+  for (const b of batches) { await engine.evaluate(params, b); n += b.size; }
+  return n / ((performance.now() - f0) / 1000);
+}
+
+/** stepRows given the dense part and each batch's rows; building those (the sender's work) is not timed. */
+async function timeRows(engine: GpuEngine, params: Float32Array, batches: EngineBatch[], V: number): Promise<RowsTiming> {
+  const p0 = { ...engine.profile };
+  let ms = 0, n = 0;
+  for (const b of batches) {
+    const given = toRowParams(engine.layout, params, batchRows(b, V));
+    const t0 = performance.now();
+    await engine.stepRows(given, b);
+    ms += performance.now() - t0;
+    n += b.size;
+  }
+  const p1 = engine.profile, k = Math.max(1, p1.steps - p0.steps);
+  return { samplesPerS: n / (ms / 1000), unpackMs: (p1.unpackMs - p0.unpackMs) / k, readbackBytes: (p1.readbackBytes - p0.readbackBytes) / k };
+}
+
+function resultRow(t: Timing, c: { device: string; software: boolean; date: string; model: ModelConfig; anchor?: AnchorResult }): GpuBenchRow {
+  const sps = t.samples / t.secs;
+  const base = c.anchor?.samplesPerS.get(t.B) ?? null;
+  return {
+    bench: "gpu-engine", device: c.device, batch: t.B, samples_per_s: sps,
+    baseline_samples_per_s: base, ratio: base ? sps / base : null,
+    tokens_per_s: t.tokens / t.secs, batches: t.batches, seconds: t.secs, mean_padded_len: t.padded / t.samples,
+    baseline: c.anchor ? `PyTorch nn.LSTM (cuDNN) torch_imdb_anchor.py${c.anchor.gpu ? " on " + c.anchor.gpu : ""}` : "none (--skip-baseline)",
+    date: c.date, software_adapter: c.software, model: c.model,
+    host_ms: t.prof.host, wait_ms: t.prof.wait, unpack_ms: t.prof.unpack, forward_samples_per_s: t.fwd,
+    gpu_forward_ms: t.prof.gpu?.[0] ?? null, gpu_backward_ms: t.prof.gpu?.[1] ?? null, gpu_grads_ms: t.prof.gpu?.[2] ?? null,
+    rows_samples_per_s: t.rows.samplesPerS, rows_unpack_ms: t.rows.unpackMs, rows_readback_bytes: t.rows.readbackBytes,
+  };
+}
+
+/** Writes the rows as one JSON file in `dir` (through a temporary file), returns its path. */
+async function writeRows(dir: string, name: string, rows: GpuBenchRow[]): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, name);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(rows, null, 2) + "\n");
+  await rename(tmp, file);
+  return file;
 }
 
 /** Gradients of one real batch (16 reviews near the 25th length percentile) against the CPU engine. */
@@ -199,6 +250,14 @@ async function checkAgainstCpu(engine: GpuEngine, model: ModelConfig, params: Fl
     per[e.name] = m === 0 ? d : d / m;
     worst = Math.max(worst, per[e.name]);
   }
-  log.info(`check vs CPU engine (B=${batch.size}, T=${batch.maxLen}): max relative error ${worst.toExponential(2)}`);
-  return { max_rel_err: worst, per_tensor: per, batch: batch.size, length: batch.maxLen };
+  const rows = toFullStep(engine.layout, await engine.stepRows(toRowParams(engine.layout, params, batchRows(batch, model.vocabSize)), batch));
+  const same = sameBits(rows.grads, got.grads) && String(rows.embeddingRows) === String(got.embeddingRows);
+  log.info(`check vs CPU engine (B=${batch.size}, T=${batch.maxLen}): max relative error ${worst.toExponential(2)}; rows form ${same ? "bit-identical" : "DIFFERS"}`);
+  return { max_rel_err: worst, per_tensor: per, batch: batch.size, length: batch.maxLen, rows_bit_identical: same };
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  return x.every((v, i) => v === y[i]);
 }

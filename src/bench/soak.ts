@@ -3,6 +3,7 @@
 // descriptors from /proc, then checks that memory stayed flat after warm-up and that every process and socket
 // is gone after the exit. The baseline is each process's own RSS just after warm-up; the ratio is RSS at the end
 // over that baseline (bound: growth < 5%).
+import type { SoakCliOptions } from "./soak-command.js";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -274,12 +275,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   }
 }
 
-export async function benchSoak(o: Record<string, unknown>): Promise<number> {
+export async function benchSoak(o: SoakCliOptions): Promise<number> {
   const r = await runSoak({
-    steps: Number(o.steps ?? 1000), workers: Number(o.workers ?? 4), hidden: Number(o.hidden ?? 8), embedDim: Number(o.embedDim ?? 8),
-    dataset: o.dataset as string | undefined, backend: String(o.backend ?? "wasm"), warmupFraction: Number(o.warmup ?? 0.4),
-    sampleMs: Number(o.sampleMs ?? 50), maxGrowth: Number(o.maxGrowth ?? 0.05), timeoutS: Number(o.timeout ?? 1800),
-    trace: o.trace ? resolve(String(o.trace)) : undefined,
+    steps: o.steps, workers: o.workers, hidden: o.hidden, embedDim: o.embedDim,
+    dataset: o.dataset, backend: o.backend, warmupFraction: o.warmup,
+    sampleMs: o.sampleMs, maxGrowth: o.maxGrowth, timeoutS: o.timeout,
+    trace: o.trace ? resolve(o.trace) : undefined,
   });
   for (const p of r.processes) {
     log.info(`${p.name.padEnd(11)} RSS ${p.rss_start_mib.toFixed(1)} → ${p.rss_end_mib.toFixed(1)} MiB (${(p.growth * 100).toFixed(2)}%, peak ${p.rss_peak_mib.toFixed(1)}, slope ${p.slope_mib_per_1k_steps.toFixed(2)} MiB/1k steps), fds ${p.fds_start} → ${p.fds_end}`);

@@ -5,10 +5,12 @@
 // nonzero, as in a batch of real reviews) and a sharded coordinator (slices to the shards, their parameter
 // slices reassembled), like a real worker.
 // Run as: node synthetic.js <rawEndpoint | -> <coordinatorEndpoint> <name> [touchedRows]
-import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES, ParamAssembler } from "../protocol/wire.js";
+import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES } from "../protocol/wire.js";
+import { ParamAssembler } from "../protocol/params.js";
+import { readBody } from "../protocol/bodies.js";
 import { encodeGradient, sparseBlockOf } from "../protocol/gradcodec.js";
 import { paramLayout } from "../model/layout.js";
-import { DealerChannel } from "../transport/zmq.js";
+import { DealerChannel } from "../transport/zmq/index.js";
 import { join } from "../workers/index.js";
 import { logger } from "../output.js";
 
@@ -45,7 +47,7 @@ async function main(): Promise<void> {
   const shards = (welcome.shards?.others ?? []).map((sh) => {
     const ch = DealerChannel.connect(`tcp://${host}:${sh.port}`, name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
     void ch.send(encode(head(Kind.Join, 0, 0), { name }));
-    void (async () => { for await (const { frames } of ch.messages()) { const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" }); if (pm.header.kind === Kind.Params) assembler.put(pm); } })();
+    void (async () => { for await (const { frames } of ch.messages()) { const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" }); if (pm.header.kind === Kind.Params) assembler.put(pm, "shard"); } })();
     return { ch, g: encodeGradient(grads.subarray(sh.offset, sh.offset + sh.length), { f16, block: null }) };
   });
   // encoded once: the bench times transport and the coordinator, not the workers' encoding
@@ -57,9 +59,9 @@ async function main(): Promise<void> {
   for await (const { frames } of channel.messages()) {
     const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
     if (m.header.kind === Kind.Stop) break;
-    if (m.header.kind === Kind.Params) { assembler.put(m); continue; }
+    if (m.header.kind === Kind.Params) { assembler.put(m, "coordinator"); continue; }
     if ((m.header.kind === Kind.Assign || m.header.kind === Kind.Eval) && !(assembler.paramsFor(m) ?? await assembler.waitFor(m.header.paramVersion, 60_000))) throw new Error(`no parameters for version ${m.header.paramVersion}`);
-    const body = m.body as { task: number; batches: number[] };
+    const body = m.header.kind === Kind.Assign ? readBody(m, Kind.Assign, "coordinator") : readBody(m, Kind.Eval, "coordinator");
     if (m.header.kind === Kind.Assign) {
       for (const sh of shards) await sh.ch.send(encode(head(Kind.Gradient, m.header.step, m.header.paramVersion), { task: body.task, gradScale: sh.g.scale }, sh.g.values));
       await channel.send(encode(head(Kind.Gradient, m.header.step, m.header.paramVersion), { task: body.task, lossSum: 0.69 * 64, correct: 32, count: 64, seconds: 0, gradScale: own.scale }, own.values, own.rows ?? undefined));

@@ -9,12 +9,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KeepSide } from "../config.js";
-import { UsageError, TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { settledWithin } from "../wait.js";
 import { emitJson, logger, progress, type Progress } from "../output.js";
-import { PASS_ON, optimFrom } from "./options.js";
+import { PASS_ON, optimFrom, toArgv } from "./options.js";
+import type { TrainCliOptions } from "./command.js";
 import type { TrainReport } from "./role.js";
-import type { CoordinatorEvent } from "./server.js";
+import type { CoordinatorEvent } from "./types.js";
 
 const log = logger("train");
 export const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));
@@ -38,36 +39,36 @@ function start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child
   return { name, proc, exited };
 }
 
-export async function runTrain(o: Record<string, unknown>): Promise<number> {
-  const out = resolve(String(o.out ?? "runs/latest"));
-  const gpus = (o.gpus as string[] | undefined) ?? [];
-  const workers = gpus.length || Number(o.workers ?? 2);
-  if (!Number.isInteger(workers) || workers < 1) throw new UsageError(`--workers must be ≥ 1, got ${String(o.workers)}`);
+export async function runTrain(o: TrainCliOptions): Promise<number> {
+  const out = resolve(o.out);
+  const gpus = o.gpus ?? [];
+  const workers = gpus.length || o.workers;
   const settings = optimFrom(o); // validate before any work
-  let dataset = o.dataset ? resolve(String(o.dataset)) : undefined;
+  let dataset = o.dataset ? resolve(o.dataset) : undefined;
   if (!dataset) {
-    if (!o.data) throw new UsageError("train needs --data <aclImdb dir or .tar.gz> or --dataset <ingested dir>");
+    // no --data: the official archive, downloaded once into the cache (as `ingest` does)
+    const data = o.data ?? await (await import("../ingest/index.js")).ensureOfficialArchive();
     dataset = join(out, "dataset");
-    const want = { vocabSize: Number(o.vocabSize), minFreq: Number(o.minFreq), batchSize: Number(o.batchSize), maxLen: Number(o.maxLen), keep: String(o.keep ?? "last") as KeepSide, valFraction: Number(o.valFraction), seed: settings.seed };
-    if (sameIngest(dataset, String(o.data), want)) {
+    const want = { vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize, maxLen: o.maxLen, keep: o.keep, valFraction: o.valFraction, seed: settings.seed };
+    if (sameIngest(dataset, data, want)) {
       log.info(`reusing ${dataset} (ingested from the same input with the same options)`);
     } else {
       const { runIngest } = await import("../ingest/index.js");
-      log.info(`ingesting ${String(o.data)} into ${dataset}`);
-      await runIngest({ data: String(o.data), out: dataset, ...want, shards: 1, force: true });
+      log.info(`ingesting ${data} into ${dataset}`);
+      await runIngest({ data, out: dataset, ...want, shards: 1, force: true });
     }
   }
-  const metricsPort = o.metricsPort === undefined ? undefined : Number(o.metricsPort);
-  const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...PASS_ON.flatMap((s) => argFor(s.name, s.type, o))];
+  const metricsPort = o.metricsPort;
+  const coordArgs = ["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", String(workers), "--out", out, ...toArgv(PASS_ON, o)];
   if (metricsPort !== undefined) coordArgs.push("--metrics-port", String(metricsPort));
-  if (o.resume) coordArgs.push("--resume", resolve(String(o.resume)));
+  if (o.resume) coordArgs.push("--resume", resolve(o.resume));
   if (o.autoResume) coordArgs.push("--auto-resume");
   const secureArgs = o.secure ? ["--curve-keys", await launcherKeys(out)] : [];
   coordArgs.push(...secureArgs);
   const children: Child[] = [];
   let stopping = false;
   let bar: Progress | null = null;
-  let report: TrainReport | null = null;
+  const result: { report?: TrainReport } = {};
   let failure: string | null = null;
   let lastStep = 0;
   let samples = 0;
@@ -112,7 +113,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
             bar.set(lastStep, tail);
             if (!process.stderr.isTTY && (lastStep % 10 === 0 || lastStep <= 3)) log.info(`step ${lastStep}/${total}: ${tail}`);
           } else if (e.type === "member" && e.event !== "join") log.warn(e.reason ?? `${e.worker} ${e.event}`);
-        } else if (msg.type === "result" && msg.report) report = msg.report;
+        } else if (msg.type === "result" && msg.report) result.report = msg.report;
         else if (msg.type === "error") failure ??= msg.message ?? "coordinator failed";
       });
       void coord.exited.then(({ code, signal }) => rej(new TrainingError(`coordinator exited (${signal ?? `status ${code}`}) before listening`)));
@@ -126,7 +127,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
       const i = nextIndex++;
       const gpu = gpus.length ? gpus[i % gpus.length]! : undefined;
       const env: NodeJS.ProcessEnv = gpu !== undefined ? { CUDA_VISIBLE_DEVICES: gpu } : {};
-      const args = ["worker", "--coordinator", endpoint, "--name", `w${i}`, "--backend", String(o.backend ?? "auto"), ...secureArgs];
+      const args = ["worker", "--coordinator", endpoint, "--name", `w${i}`, "--backend", o.backend, ...secureArgs];
       if (metricsPort !== undefined) args.push("--metrics-port", metricsPort === 0 ? "0" : String(metricsPort + 1 + i));
       const w = start(`w${i}`, args, env);
       children.push(w);
@@ -166,7 +167,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
       log.warn(`no control socket (${errorMessage(err)}): \`imdb-train scale\` cannot reach this run`);
     }
     const { code, signal } = await coord.exited;
-    if (code !== 0 || !report) {
+    if (code !== 0 || !result.report) {
       await stopAll(`coordinator exited (${signal ?? `status ${code}`})`);
       if (interrupted) throw new AbortedError("interrupted: stopped the coordinator and all workers (exit checkpoint written)");
       throw new TrainingError(`training failed: ${failure ?? `coordinator exited (${signal ?? `status ${code}`})`}`);
@@ -183,7 +184,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<number> {
     await (controlServer as { close(): Promise<void> } | null)?.close().catch(() => {});
   }
   (bar as Progress | null)?.done();
-  const r = report as unknown as TrainReport;
+  const r = result.report!;
   for (const e of r.epochs) log.info(`epoch ${e.epoch}: val accuracy ${(e.val_accuracy * 100).toFixed(2)}% (loss ${e.val_loss.toFixed(4)}), ${e.seconds.toFixed(1)} s`);
   log.info(`model: ${r.model}`);
   if (o.json) emitJson({ ...r, dataset });
@@ -212,12 +213,4 @@ function sameIngest(dir: string, data: string, want: Record<string, number | str
   } catch {
     return false;
   }
-}
-
-function argFor(name: string, type: string, o: Record<string, unknown>): string[] {
-  const key = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  const v = o[key];
-  if (v === undefined || v === null) return [];
-  if (type === "bool") return v === true ? [`--${name}`] : [];
-  return [`--${name}`, Array.isArray(v) ? v.join(",") : String(v)];
 }

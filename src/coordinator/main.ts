@@ -5,11 +5,12 @@ import { emitJson, logger } from "../output.js";
 import { errorMessage } from "../errors.js";
 import type { Telemetry } from "../telemetry.js";
 import { runCoordinatorRole } from "./role.js";
-import type { CoordinatorEvent } from "./server.js";
+import type { CoordinatorCliOptions } from "./command.js";
+import type { CoordinatorEvent } from "./types.js";
 
 const log = logger("coordinator");
 
-export async function coordinatorCommand(o: Record<string, unknown>): Promise<number> {
+export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<number> {
   const ac = new AbortController();
   const onSignal = (sig: string) => { log.warn(`${sig}: stopping (exit checkpoint, then Stop to workers)`); ac.abort(); };
   process.once("SIGINT", () => onSignal("SIGINT"));
@@ -22,23 +23,23 @@ export async function coordinatorCommand(o: Record<string, unknown>): Promise<nu
   let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
   if (o.metricsPort !== undefined) {
     const { startMetrics } = await import("../metrics/index.js");
-    metrics = await startMetrics({ role: "coordinator", port: Number(o.metricsPort) });
+    metrics = await startMetrics({ role: "coordinator", port: o.metricsPort });
     log.info(`metrics on ${metrics.url}`);
   }
   let nats: { announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> } | undefined;
-  const dataset = resolve(String(o.dataset));
+  const dataset = resolve(o.dataset);
   // credentials first: a bad key file or NATS credential stops the role before it binds anything
   const { loadCurveServerKeys, natsAuthFrom, CURVE_KEYS_ENV } = await import("../security/keys.js");
-  const keyDir = (o.curveKeys as string | undefined) ?? process.env[CURVE_KEYS_ENV];
+  const keyDir = o.curveKeys ?? process.env[CURVE_KEYS_ENV];
   const curve = keyDir ? loadCurveServerKeys(keyDir) : undefined;
   if (o.nats) {
     const { clusterPlane } = await import("../transport/plane.js");
-    nats = await clusterPlane(String(o.nats), dataset, natsAuthFrom(o));
+    nats = await clusterPlane(o.nats, dataset, natsAuthFrom(o));
   }
   try {
     const report = await runCoordinatorRole({
-      bind: String(o.bind), dataset, out: resolve(String(o.out)), workers: Number(o.workers),
-      resume: o.resume ? String(o.resume) : undefined, telemetry: metrics?.telemetry, signal: ac.signal, curve,
+      bind: o.bind, dataset, out: resolve(o.out), workers: o.workers,
+      resume: o.resume, telemetry: metrics?.telemetry, signal: ac.signal, curve,
       onEvent: (e) => { send({ type: "event", event: e }); nats?.event(e); },
       onListening: async (endpoint, runId) => { await nats?.announce(endpoint, runId); },
     }, o);

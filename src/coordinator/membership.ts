@@ -124,10 +124,11 @@ export class Membership {
   }
 
   /**
-   * Evict every live worker that missed its deadline: its assignment's due time when it has one
-   * (a busy worker's JS thread may not send heartbeats), otherwise the heartbeat timeout.
+   * The live workers that missed their deadline at `now`, and why: a worker with an assignment by its due time
+   * (a busy worker's JS thread may not send heartbeats), an idle one by the heartbeat timeout, one still loading
+   * by the startup timeout. Changes nothing: the caller evicts them (`evict`) and does its own bookkeeping.
    */
-  expire(now: number): Eviction[] {
+  overdue(now: number): Eviction[] {
     const out: Eviction[] = [];
     for (const m of this.connected()) {
       if (!m.ready) {
@@ -144,7 +145,6 @@ export class Membership {
         out.push({ member: m, reason, lateMs: now - m.lastSeen - this.heartbeatTimeoutMs, cause: "heartbeat" });
       }
     }
-    for (const e of out) this.evict(e.member.id, e.reason);
     return out;
   }
 }

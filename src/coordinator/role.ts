@@ -7,12 +7,13 @@ import type { KeepSide } from "../config.js";
 import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
-import type { CurveServerKeys } from "../transport/zmq.js";
+import type { CurveServerKeys } from "../transport/zmq/index.js";
 import { openTrainingData } from "../dataset/training.js";
 import { saveModel } from "../model/files.js";
 import { loadForResume, saveRotating, LAST, PREV } from "./checkpoint.js";
-import { Coordinator, type CoordinatorEvent, type CheckpointState, type AppliedStep } from "./server.js";
-import { forgetBiasFrom, modelFrom, optimFrom } from "./options.js";
+import { Coordinator } from "./coordinator.js";
+import type { CoordinatorEvent, CheckpointState, AppliedStep } from "./types.js";
+import { modelFrom, optimFrom, type ModelOptions, type OptimOptions } from "./options.js";
 
 const log = logger("coordinator");
 
@@ -63,7 +64,10 @@ function manifestTruncation(dir: string): { maxLen: number; keep: KeepSide } {
   }
 }
 
-export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, unknown>): Promise<TrainReport> {
+/** The model and optimisation options of a run (`coordinator`'s flags, or what `train` passed on). */
+export type RunOptions = ModelOptions & OptimOptions & { autoResume: boolean };
+
+export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Promise<TrainReport> {
   const t0 = performance.now();
   const data = await openTrainingData(r.dataset);
   const model = modelFrom(opts, data.vocabSize);
@@ -81,7 +85,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     log.warn(`the checkpoint was written with --seed ${resumed.checkpoint.meta.seed}, not ${s.seed}: using ${resumed.checkpoint.meta.seed} so the data order stays the same`);
     s.seed = resumed.checkpoint.meta.seed;
   }
-  const audit = opts.audit ? auditLog(resolve(String(opts.audit)), resumed?.checkpoint.meta.step ?? null) : null;
+  const audit = opts.audit ? auditLog(resolve(opts.audit), resumed?.checkpoint.meta.step ?? null) : null;
   log.info(`dataset ${r.dataset}: ${data.count("train")} train batches (${data.samples("train")} reviews), ${data.count("val")} val batches; model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`);
   const ckptPath = join(ckptDir, LAST);
   const coord = new Coordinator({
@@ -89,7 +93,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
     workers: r.workers, batchesPerStep: s.batchesPerStep, checkpointEvery: s.checkpointEvery, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
-    init: { forgetBias: forgetBiasFrom(opts) },
+    init: { forgetBias: opts.forgetBias },
     gradDtype: s.gradDtype, embeddingGrads: s.embeddingGrads, coordinatorShards: s.coordinatorShards, dropout: s.dropout,
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
     onApplied: audit ? (a) => audit(a) : undefined,
@@ -109,7 +113,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: Record<string, un
   if (opts.glove && !resumed) {
     const { loadGlove } = await import("../model/layout.js");
     const { loadVocab } = await import("../dataset/vocab.js");
-    const glove = resolve(String(opts.glove));
+    const glove = resolve(opts.glove);
     const { found, total } = await loadGlove(glove, loadVocab(join(r.dataset, "vocab.json")).tokens, coord.params, model);
     log.info(`GloVe ${glove}: ${found} of ${total} vocabulary rows initialised`);
   }

@@ -7,6 +7,7 @@
 //   {"op":"status"}              → {"ok":true,"workers":["w0","w1"]}
 //   {"op":"scale","workers":N}   → {"ok":true,"workers":[...],"started":["w2"],"stopped":[]}
 //   anything wrong               → {"ok":false,"error":"..."}
+import type { ScaleCliOptions } from "./command.js";
 import { createServer, createConnection, type Server } from "node:net";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -125,16 +126,12 @@ export async function control(req: ControlRequest, where: { out?: string; socket
 }
 
 /** `imdb-train scale`. */
-export async function scaleCommand(o: Record<string, unknown>): Promise<number> {
-  const where = { out: o.out === undefined ? undefined : String(o.out), socket: o.socket === undefined ? undefined : String(o.socket) };
+export async function scaleCommand(o: ScaleCliOptions): Promise<number> {
+  const where = { out: o.out, socket: o.socket };
   let req: ControlRequest = { op: "status" };
-  if (o.workers !== undefined) {
-    const n = Number(o.workers);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--workers must be an integer ≥ 1, got ${String(o.workers)}`);
-    req = { op: "scale", workers: n };
-  }
+  if (o.workers !== undefined) req = { op: "scale", workers: o.workers };
   // a launcher that is still starting (ingest, coordinator) has no control socket yet: wait for it
-  const deadline = Date.now() + Math.max(0, Number(o.wait ?? 60)) * 1000;
+  const deadline = Date.now() + o.wait * 1000;
   let said = false;
   let reply: ControlReply;
   for (;;) {

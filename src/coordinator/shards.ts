@@ -16,12 +16,14 @@
 // sharded run equals an unsharded one but for the order in which the norm's K partial sums are added.
 //
 // Shard processes are children of the coordinator (same host, any free port): `imdb-train coordinator-shard`.
+import type { ShardCliOptions } from "./command.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { logger } from "../output.js";
 import { ConnectionError, TrainingError, errorMessage } from "../errors.js";
 import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, type Message } from "../protocol/wire.js";
-import { RouterChannel, DealerChannel } from "../transport/zmq.js";
+import { readBody, type Bodies, type ShardInitBody as InitBody, type ShardReduceBody as ReduceBody, type ShardApplyBody as ApplyBody } from "../protocol/bodies.js";
+import { RouterChannel, DealerChannel } from "../transport/zmq/index.js";
 import { StepArithmetic, PARAM_CHUNK, type GradPart } from "../optim/step.js";
 import type { AdamOptions } from "../optim/adam.js";
 
@@ -43,9 +45,6 @@ export function sliceBounds(n: number, k: number): { offset: number; length: num
   return out;
 }
 
-interface InitBody { runId: number; offset: number; length: number; layoutHash: string; adam: AdamOptions & { t: number }; version: number; chunk: number }
-interface ReduceBody { step: number; tasks: number[]; count: number }
-interface ApplyBody { step: number; version: number; scale: number; coef: number; lr: number; skip?: boolean }
 
 // ---- the shard process ------------------------------------------------------------------------------------
 
@@ -85,7 +84,10 @@ export class ShardServer {
       // control messages run one after another (an Apply must finish before the next Reduce)
       const k = m.header.kind;
       if (k === Kind.Join) { this.workers.add(peer); this.busy = this.busy.then(() => this.sync(peer)); continue; }
-      if (k === Kind.Gradient) { this.onSlice(peer, m); continue; }
+      if (k === Kind.Gradient) {
+        try { this.onSlice(peer, m); } catch (err) { log.warn(`ignored a gradient slice from ${peer}: ${errorMessage(err)}`); }
+        continue;
+      }
       if (k === Kind.Heartbeat || k === Kind.Leave) { if (k === Kind.Leave) this.workers.delete(peer); continue; }
       if (k === Kind.Stop) { this.close(); return; }
       this.busy = this.busy.then(() => this.control(peer, m)).catch((err) => log.error(`shard: ${errorMessage(err)}`));
@@ -95,7 +97,7 @@ export class ShardServer {
   private async control(peer: string, m: Message): Promise<void> {
     const k = m.header.kind;
     if (k === Kind.ShardInit) {
-      const b = m.body as unknown as InitBody;
+      const b = readBody(m, Kind.ShardInit, `leader ${peer}`);
       this.leader = peer;
       this.init = b;
       const n = b.length;
@@ -108,8 +110,8 @@ export class ShardServer {
       return;
     }
     if (peer !== this.leader || !this.arith || !this.init) return;
-    if (k === Kind.ShardReduce) await this.reduce(m.body as unknown as ReduceBody);
-    else if (k === Kind.ShardApply) await this.apply(m.body as unknown as ApplyBody);
+    if (k === Kind.ShardReduce) await this.reduce(readBody(m, Kind.ShardReduce, "leader"));
+    else if (k === Kind.ShardApply) await this.apply(readBody(m, Kind.ShardApply, "leader"));
     else if (k === Kind.ShardFetch) {
       const a = this.arith, s = a.adam.state(), n = this.init.length;
       const all = new Float32Array(3 * n);
@@ -118,7 +120,7 @@ export class ShardServer {
     }
   }
 
-  private reply(kind: Kind, body: unknown, payload?: Float32Array): Promise<void> {
+  private reply<K extends Kind>(kind: K, body: Bodies[K], payload?: Float32Array): Promise<void> {
     const i = this.init!;
     return this.channel.send(this.leader, encode({ kind, runId: i.runId, step: 0, paramVersion: this.version, slot: 0, layoutHash: i.layoutHash }, body, payload));
   }
@@ -126,10 +128,11 @@ export class ShardServer {
   private onSlice(peer: string, m: Message): void {
     const i = this.init;
     if (!i) return;
-    const bad = checkGradient(m, { runId: i.runId, step: m.header.step, paramVersion: this.version, layoutHash: i.layoutHash, size: i.length }, `worker ${peer} (shard [${i.offset}, …))`, { finite: false });
+    const from = `worker ${peer} (shard [${i.offset}, …))`;
+    const body = readBody(m, Kind.Gradient, from);
+    const bad = checkGradient(m, { runId: i.runId, step: m.header.step, paramVersion: this.version, layoutHash: i.layoutHash, size: i.length }, from, { finite: false, gradScale: body.gradScale });
     if (bad) { log.warn(`ignored a gradient slice: ${bad.message}`); return; }
-    const body = m.body as { task?: number; gradScale?: number };
-    this.slices.set(Number(body.task), { values: m.half ?? m.payload, scale: m.half ? 1 / Number(body.gradScale ?? 1) : 1, rows: null });
+    this.slices.set(body.task, { values: m.half ?? m.payload, scale: m.half ? 1 / (body.gradScale ?? 1) : 1, rows: null });
     for (const w of this.waiters.splice(0)) w();
   }
 
@@ -192,9 +195,9 @@ export class ShardServer {
 }
 
 /** `imdb-train coordinator-shard`: serve one shard until the leader says Stop (or the parent goes away). */
-export async function shardCommand(o: Record<string, unknown>): Promise<number> {
+export async function shardCommand(o: ShardCliOptions): Promise<number> {
   const s = new ShardServer();
-  const endpoint = await s.bind(String(o.bind), Number(o.maxBytes ?? 1 << 30));
+  const endpoint = await s.bind(o.bind, o.maxBytes);
   process.stdout.write(JSON.stringify({ endpoint }) + "\n");
   process.once("disconnect", () => s.close());
   process.once("SIGTERM", () => s.close());
@@ -270,8 +273,8 @@ export class ShardLinks {
   /** Every shard sums `tasks` (in this order); their squared norms in shard order, and the bad tasks. */
   async reduce(h: { runId: number; layoutHash: string; version: number }, b: ReduceBody): Promise<{ sumsq: number[]; bad: number[] }> {
     const r = await Promise.all(this.links.map((_, i) => this.ask(i, encode(this.head(Kind.ShardReduce, h), b), Kind.ShardNorm)));
-    const bodies = r.map((m) => m.body as { sumsq: number | null; bad: number[] });
-    return { sumsq: bodies.map((x) => (x.sumsq === null ? NaN : Number(x.sumsq))), bad: [...new Set(bodies.flatMap((x) => x.bad))] };
+    const bodies = r.map((m, i) => readBody(m, Kind.ShardNorm, `shard ${i + 1}`));
+    return { sumsq: bodies.map((x) => x.sumsq ?? NaN), bad: [...new Set(bodies.flatMap((x) => x.bad ?? []))] };
   }
 
   async apply(h: { runId: number; layoutHash: string; version: number }, b: ApplyBody): Promise<void> {

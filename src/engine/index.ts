@@ -4,13 +4,23 @@
 import { taskOf } from "../config.js";
 import type { Batch } from "../dataset/batch.js";
 import { UsageError } from "../errors.js";
-import { useBackend } from "../tfjs.js";
+import { useBackend, type BackendLoaders } from "../tfjs.js";
+import { cpuEngine } from "./cpu.js";
 import { FusedModel } from "./fused.js";
 import { LmModel } from "./lm.js";
 import { SgnsModel } from "./sgns.js";
-import type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult } from "./types.js";
+import type { Engine, EngineBatch, EngineOptions, EngineParams } from "./types.js";
 
-export type { Engine, EngineBatch, EngineOptions, EvalResult, StepResult, LossKind, InputKind } from "./types.js";
+export type { Engine, EngineBatch, EngineOptions, EngineParams, EvalResult, InputKind, LossKind, RowParams, RowStepResult, StepResult } from "./types.js";
+export { batchRows, toFullStep, toRowParams, writeRowParams } from "./rows.js";
+
+/**
+ * What tfjs needs from the engine's modules to start its webgpu backend: the WebGPU entry point of
+ * src/engine/gpu/device.ts (the `webgpu` package's owner), loaded only when that backend is tried.
+ */
+export const backendLoaders: BackendLoaders = {
+  webgpu: async () => (await import("./gpu/device.js")).webgpuEntry(),
+};
 
 /**
  * Builds an engine for `opts.model` and its task. Classifier: with backend "auto" or "webgpu", the WebGPU
@@ -28,15 +38,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     const gpu = await gpuEngineFor(opts);
     if (gpu) return gpu;
   }
-  const backend = await useBackend(choice);
-  const model = new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim);
-  return {
-    backend,
-    layout: model.layout,
-    step: async (params, batch): Promise<StepResult> => model.step(params, batch),
-    evaluate: async (params, batch): Promise<EvalResult> => model.evaluate(params, batch),
-    dispose: () => {},
-  };
+  const backend = await useBackend(choice, backendLoaders);
+  return cpuEngine(new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim), backend);
 }
 
 async function pretrainingEngine(opts: EngineOptions): Promise<Engine> {
@@ -44,14 +47,8 @@ async function pretrainingEngine(opts: EngineOptions): Promise<Engine> {
   if ((opts.input ?? "tokens") !== "tokens") throw new UsageError(`task ${task} reads tokens, not dense inputs`);
   if (opts.dropout) throw new UsageError(`task ${task} has no dropout (got rate ${opts.dropout})`);
   const model = task === "lm" ? new LmModel(opts.model, opts.counts) : new SgnsModel(opts.model, opts.counts);
-  const backend = task === "lm" ? await useBackend(opts.backend ?? "auto") : "js";
-  return {
-    backend,
-    layout: model.layout,
-    step: async (params, batch): Promise<StepResult> => model.step(params, batch),
-    evaluate: async (params, batch): Promise<EvalResult> => model.evaluate(params, batch),
-    dispose: () => {},
-  };
+  const backend = task === "lm" ? await useBackend(opts.backend ?? "auto", backendLoaders) : "js";
+  return cpuEngine(model, backend);
 }
 
 /** The engine's view of a dataset batch (no copies except the labels as floats); `dropout` for training steps. */
@@ -70,7 +67,7 @@ export function samplingSeed(runSeed: number, epoch: number): number {
 }
 
 /** P(positive) for each review of a batch (bce models): σ(logit). */
-export async function predictProbabilities(engine: Engine, params: Float32Array, batch: EngineBatch): Promise<Float32Array> {
+export async function predictProbabilities(engine: Engine, params: EngineParams, batch: EngineBatch): Promise<Float32Array> {
   const { outputs } = await engine.evaluate(params, batch);
   return outputs.map((z) => 1 / (1 + Math.exp(-z)));
 }

@@ -31,7 +31,7 @@ const SALT = 0x1b873593;
 
 /** The candidate distribution Q of an lm model: unigram counts^0.75 (floored at 1) or log-uniform; never <pad>. */
 export function lmTable(cfg: ModelConfig, counts?: ArrayLike<number>): AliasTable {
-  const sampler: LmSampler = cfg.lmSampler ?? DEFAULTS.lmSampler;
+  const sampler: LmSampler = cfg.lmSampler ?? DEFAULTS.pretrain.lmSampler;
   if (sampler === "log-uniform") return new AliasTable(logUniformWeights(cfg.vocabSize, [PAD_ID]));
   if (sampler !== "unigram") throw new UsageError(`lmSampler must be unigram or log-uniform, got ${String(sampler)}`);
   if (!counts) throw new UsageError("task lm with sampler unigram needs the vocabulary's token counts (EngineOptions.counts)");
@@ -74,7 +74,7 @@ export class LmModel {
   constructor(readonly cfg: ModelConfig, counts?: ArrayLike<number>) {
     if (taskOf(cfg) !== "lm") throw new UsageError(`the language-model engine trains task lm, not ${taskOf(cfg)}`);
     this.layout = paramLayout(cfg); // refuses bidirectional models
-    this.S = cfg.lmSamples ?? DEFAULTS.lmSamples;
+    this.S = cfg.lmSamples ?? DEFAULTS.pretrain.lmSamples;
     if (!Number.isInteger(this.S) || this.S < 1) throw new UsageError(`lmSamples must be a positive integer, got ${this.S}`);
     this.table = lmTable(cfg, counts);
     this.V = cfg.vocabSize; this.E = cfg.embedDim; this.H = cfg.hidden;

@@ -34,7 +34,7 @@ export interface SgnsSettings {
 
 /** The task's settings from the model config (defaults from DEFAULTS), validated. */
 export function sgnsSettings(cfg: ModelConfig): SgnsSettings {
-  const s = { window: cfg.sgnsWindow ?? DEFAULTS.sgnsWindow, negatives: cfg.sgnsNegatives ?? DEFAULTS.sgnsNegatives, subsample: cfg.sgnsSubsample ?? DEFAULTS.sgnsSubsample };
+  const s = { window: cfg.sgnsWindow ?? DEFAULTS.pretrain.sgnsWindow, negatives: cfg.sgnsNegatives ?? DEFAULTS.pretrain.sgnsNegatives, subsample: cfg.sgnsSubsample ?? DEFAULTS.pretrain.sgnsSubsample };
   if (!Number.isInteger(s.window) || s.window < 1) throw new UsageError(`sgnsWindow must be a positive integer, got ${s.window}`);
   if (!Number.isInteger(s.negatives) || s.negatives < 1) throw new UsageError(`sgnsNegatives must be a positive integer, got ${s.negatives}`);
   if (!(s.subsample >= 0 && Number.isFinite(s.subsample))) throw new UsageError(`sgnsSubsample must be a number >= 0, got ${s.subsample}`);

@@ -71,6 +71,40 @@ export interface StepResult {
   touched?: Record<string, Int32Array>;
 }
 
+/**
+ * Parameters as a step reads them when only part of the embedding table travels: the dense tensors whole
+ * and some embedding rows. `rows` must hold every token id the batch reads (ids at t < length, <pad>
+ * included where a review holds it: batchRows in rows.ts); the engine reads no other row, so the rest of
+ * the table need not exist on this side. A batch reading a row not given is an InputError.
+ */
+export interface RowParams {
+  /** [N − V·E] every parameter after embedding.weight, layout order (= full.subarray(V·E)). */
+  dense: Float32Array;
+  /** [R] embedding row ids, ascending, unique, in 0..V−1 (empty for dense-input models). */
+  rows: Int32Array;
+  /** [R·E] row rows[i] at values[i·E .. (i+1)·E). */
+  values: Float32Array;
+}
+
+/** A full parameter vector [N] or its rows form. */
+export type EngineParams = Float32Array | RowParams;
+
+/**
+ * A training step's result with the gradient in rows form: the same numbers as StepResult (bit for bit),
+ * without the [N] vector. Every embedding row not in `rows` has a gradient of exactly zero.
+ */
+export interface RowStepResult {
+  lossSum: number;
+  correct: number;
+  count: number;
+  /** [N − V·E] gradient of lossSum w.r.t. the dense parameters. */
+  dense: Float32Array;
+  /** [R] touched rows: the batch's token ids except <pad>, ascending, unique (= StepResult.embeddingRows). */
+  rows: Int32Array;
+  /** [R·E] their gradient, row rows[i] at values[i·E .. (i+1)·E). */
+  values: Float32Array;
+}
+
 export interface EvalResult {
   lossSum: number;
   correct: number;
@@ -84,6 +118,8 @@ export interface Engine {
   backend: string;
   layout: ParamLayout;
   step(params: Float32Array, batch: EngineBatch): Promise<StepResult>;
-  evaluate(params: Float32Array, batch: EngineBatch): Promise<EvalResult>;
+  /** The same step as `step`, parameters in either form, gradient in rows form (only what it touched). */
+  stepRows(params: EngineParams, batch: EngineBatch): Promise<RowStepResult>;
+  evaluate(params: EngineParams, batch: EngineBatch): Promise<EvalResult>;
   dispose(): void;
 }

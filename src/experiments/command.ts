@@ -1,6 +1,5 @@
 // Subcommands of this role: the RNN chapter's experiments. src/cli.ts wires them.
-import type { CommandSpec } from "../command.js";
 import { countOnes } from "./count-ones-command.js";
 import { rnnCount } from "./rnn-count-command.js";
 
-export const commands: CommandSpec[] = [rnnCount, countOnes];
+export const commands = [rnnCount, countOnes];

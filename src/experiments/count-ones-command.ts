@@ -1,16 +1,14 @@
 // `experiment count-ones`: the command around src/experiments/count-ones.ts (engine, progress, plot, JSON).
 import { join } from "node:path";
-import type { CommandSpec } from "../command.js";
-import { JSON_OPTION } from "../command.js";
-import { UsageError } from "../errors.js";
+import { JSON_OPTION, defineCommand } from "../command.js";
 import { emitJson, logger, progress } from "../output.js";
-import { BACKEND_CHOICES, type BackendChoice } from "../backend-choice.js";
+import { BACKEND_CHOICES } from "../backend-choice.js";
 import { COUNT_ONES_DEFAULTS, countOnesFigure, countOnesModel, trainCountOnes, type CountOnesOptions } from "./count-ones.js";
 import { writeFileAtomic } from "./files.js";
-import { DEFAULT_OUT, positive, positiveInt } from "./options.js";
+import { DEFAULT_OUT } from "./options.js";
 import { renderSvg } from "./plot.js";
 
-export const countOnes: CommandSpec = {
+export const countOnes = defineCommand({
   path: ["experiment", "count-ones"],
   summary: "LSTM or GRU (the IMDB engine's cells) learns to count the ones in binary sequences",
   help:
@@ -25,14 +23,14 @@ export const countOnes: CommandSpec = {
     "line is {\"cell\", \"test_accuracy\": [per epoch], \"train_loss\": [per epoch], …}.",
   options: [
     { name: "cell", value: "<cell>", type: "string", description: "recurrent cell", choices: ["lstm", "gru"], default: "lstm" },
-    { name: "train", value: "<n>", type: "int", description: "training sequences", default: COUNT_ONES_DEFAULTS.train },
-    { name: "test", value: "<n>", type: "int", description: "test sequences", default: COUNT_ONES_DEFAULTS.test },
-    { name: "length", value: "<T>", type: "int", description: "steps per sequence", default: COUNT_ONES_DEFAULTS.length },
-    { name: "hidden", value: "<H>", type: "int", description: "hidden size of the cell", default: COUNT_ONES_DEFAULTS.hidden },
-    { name: "batch-size", value: "<B>", type: "int", description: "sequences per Adam step", default: COUNT_ONES_DEFAULTS.batchSize },
-    { name: "epochs", value: "<n>", type: "int", description: "passes over the training set", default: COUNT_ONES_DEFAULTS.epochs },
-    { name: "lr", value: "<x>", type: "float", description: "Adam learning rate", default: COUNT_ONES_DEFAULTS.lr },
-    { name: "clip", value: "<x>", type: "float", description: "global-norm clipping of the mean gradient (0 = none)", default: COUNT_ONES_DEFAULTS.clip },
+    { name: "train", value: "<n>", type: "int", description: "training sequences", default: COUNT_ONES_DEFAULTS.train, min: 1 },
+    { name: "test", value: "<n>", type: "int", description: "test sequences", default: COUNT_ONES_DEFAULTS.test, min: 1 },
+    { name: "length", value: "<T>", type: "int", description: "steps per sequence", default: COUNT_ONES_DEFAULTS.length, min: 1 },
+    { name: "hidden", value: "<H>", type: "int", description: "hidden size of the cell", default: COUNT_ONES_DEFAULTS.hidden, min: 1 },
+    { name: "batch-size", value: "<B>", type: "int", description: "sequences per Adam step", default: COUNT_ONES_DEFAULTS.batchSize, min: 1 },
+    { name: "epochs", value: "<n>", type: "int", description: "passes over the training set", default: COUNT_ONES_DEFAULTS.epochs, min: 1 },
+    { name: "lr", value: "<x>", type: "float", description: "Adam learning rate", default: COUNT_ONES_DEFAULTS.lr, above: 0 },
+    { name: "clip", value: "<x>", type: "float", description: "global-norm clipping of the mean gradient (0 = none)", default: COUNT_ONES_DEFAULTS.clip, min: 0 },
     { name: "seed", value: "<n>", type: "int", description: "seed of data, initialisation and shuffles", default: COUNT_ONES_DEFAULTS.seed },
     { name: "output-bias", value: "<init>", type: "string", description: "start of the Linear's bias: \"mean\" = the mean training count, \"random\" = the engine's PyTorch-like init", choices: ["mean", "random"], default: "mean" },
     { name: "backend", value: "<name>", type: "string", description: "tfjs backend of the engine", choices: BACKEND_CHOICES, default: "auto" },
@@ -47,22 +45,13 @@ export const countOnes: CommandSpec = {
   async run(opts) {
     const log = logger("count-ones");
     const o: CountOnesOptions = {
-      cell: opts.cell === "gru" ? "gru" : "lstm",
-      train: positiveInt("train", opts.train),
-      test: positiveInt("test", opts.test),
-      length: positiveInt("length", opts.length),
-      hidden: positiveInt("hidden", opts.hidden),
-      batchSize: positiveInt("batch-size", opts.batchSize),
-      epochs: positiveInt("epochs", opts.epochs),
-      lr: positive("lr", opts.lr),
-      clip: Number(opts.clip),
-      seed: Number(opts.seed),
+      cell: opts.cell, train: opts.train, test: opts.test, length: opts.length, hidden: opts.hidden,
+      batchSize: opts.batchSize, epochs: opts.epochs, lr: opts.lr, clip: opts.clip, seed: opts.seed,
       meanOutputBias: opts.outputBias !== "random",
     };
-    if (!(o.clip >= 0)) throw new UsageError(`--clip must be 0 (none) or a positive number, got ${String(opts.clip)}`);
-    const out = String(opts.out ?? DEFAULT_OUT);
+    const out = opts.out;
     const { createEngine } = await import("../engine/index.js");
-    const engine = await createEngine({ model: countOnesModel(o.cell, o.hidden), input: "dense", inputDim: 1, loss: "mse", backend: String(opts.backend) as BackendChoice });
+    const engine = await createEngine({ model: countOnesModel(o.cell, o.hidden), input: "dense", inputDim: 1, loss: "mse", backend: opts.backend });
     log.info(`${o.cell} H=${o.hidden}, ${engine.layout.size} parameters, backend ${engine.backend}; ${o.train} train / ${o.test} test sequences of length ${o.length}`);
     const stepsPerEpoch = Math.ceil(o.train / o.batchSize);
     const t0 = performance.now();
@@ -105,4 +94,4 @@ export const countOnes: CommandSpec = {
       });
     }
   },
-};
+});

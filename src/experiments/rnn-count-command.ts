@@ -1,11 +1,10 @@
 // `experiment rnn-count`: the command around src/experiments/rnn-count.ts.
-import type { CommandSpec } from "../command.js";
-import { JSON_OPTION } from "../command.js";
+import { JSON_OPTION, defineCommand } from "../command.js";
 import { emitJson, logger } from "../output.js";
-import { DEFAULT_OUT, positive, positiveInt } from "./options.js";
+import { DEFAULT_OUT } from "./options.js";
 import { RNN_COUNT_DEFAULTS, runRnnCount, runSummary, writeRnnCountPlots } from "./rnn-count.js";
 
-export const rnnCount: CommandSpec = {
+export const rnnCount = defineCommand({
   path: ["experiment", "rnn-count"],
   summary: "scalar linear RNN counting ones: BPTT, exploding gradients, clipping (3 runs, SVG plots)",
   help:
@@ -20,21 +19,21 @@ export const rnnCount: CommandSpec = {
     "Infinity are written as null there, with their text under \"non_finite\".",
   options: [
     { name: "out", value: "<dir>", type: "string", description: "folder for the SVG plots", default: DEFAULT_OUT },
-    { name: "lr", value: "<x>", type: "float", description: "gradient-descent learning rate", default: RNN_COUNT_DEFAULTS.lr },
-    { name: "epochs", value: "<n>", type: "int", description: "epochs (one full-sequence step each)", default: RNN_COUNT_DEFAULTS.epochs },
-    { name: "clip-norm", value: "<x>", type: "float", description: "max norm of (dU, dW) in run 3", default: RNN_COUNT_DEFAULTS.clipNorm },
+    { name: "lr", value: "<x>", type: "float", description: "gradient-descent learning rate", default: RNN_COUNT_DEFAULTS.lr, above: 0 },
+    { name: "epochs", value: "<n>", type: "int", description: "epochs (one full-sequence step each)", default: RNN_COUNT_DEFAULTS.epochs, min: 1 },
+    { name: "clip-norm", value: "<x>", type: "float", description: "max norm of (dU, dW) in run 3", default: RNN_COUNT_DEFAULTS.clipNorm, above: 0 },
     JSON_OPTION,
   ],
   examples: ["npx imdb-train experiment rnn-count --out runs/rnn-count", "npx imdb-train experiment rnn-count --clip-norm 5 --json"],
   async run(opts) {
     const log = logger("rnn-count");
     const o = {
-      lr: positive("lr", opts.lr),
-      epochs: positiveInt("epochs", opts.epochs),
-      clipNorm: positive("clip-norm", opts.clipNorm),
+      lr: opts.lr,
+      epochs: opts.epochs,
+      clipNorm: opts.clipNorm,
       init: RNN_COUNT_DEFAULTS.init,
     };
-    const out = String(opts.out ?? DEFAULT_OUT);
+    const out = opts.out;
     const runs = runRnnCount(o);
     const plots = await writeRnnCountPlots(runs, o, out);
     const summaries = runs.map(runSummary);
@@ -48,7 +47,7 @@ export const rnnCount: CommandSpec = {
     log.info(`plots: ${plots.join(", ")}`);
     if (opts.json) emitJson({ experiment: "rnn-count", lr: o.lr, epochs: o.epochs, init: o.init, clip_norm: o.clipNorm, runs: summaries, plots });
   },
-};
+});
 
 function fmt(v: number | null): string {
   return v === null ? "null" : Number(v.toPrecision(5)).toString();

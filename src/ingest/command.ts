@@ -1,30 +1,51 @@
 // Subcommands of the ingest role: `ingest` and `bench ingest`. Each entry is a CommandSpec (see
 // src/command.ts); src/cli.ts wires them.
-import { JSON_OPTION, KEEP_OPTION, type CommandSpec } from "../command.js";
+import { JSON_OPTION, KEEP_OPTION, METRICS_PORT_OPTION, defineCommand, type OptionSpec, type OptionsOf } from "../command.js";
 import { NATS_AUTH_OPTIONS } from "../security/options.js";
-import { DEFAULTS, type KeepSide } from "../config.js";
+import { DEFAULTS } from "../config.js";
 import { emitJson, logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 
 const log = logger("ingest");
 
-async function ingest(o: Record<string, unknown>, telemetry?: Telemetry): Promise<void> {
+async function ingest(o: IngestCliOptions, telemetry?: Telemetry): Promise<void> {
   const { runIngest } = await import("./pipeline.js");
   // NATS credentials are read (and a bad file reported) before any work
   const natsAuth = o.publish ? (await import("../security/keys.js")).natsAuthFrom(o) : undefined;
   const r = await runIngest({
-    data: o.data as string | undefined, out: o.out as string,
-    vocabSize: o.vocabSize as number, minFreq: o.minFreq as number, batchSize: o.batchSize as number,
-    maxLen: o.maxLen as number, keep: o.keep as KeepSide, valFraction: o.valFraction as number, seed: o.seed as number,
-    shards: o.shards as number, publish: o.publish as string | undefined, natsAuth, threads: o.threads as number,
-    force: Boolean(o.force), telemetry,
+    data: o.data, out: o.out,
+    vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize,
+    maxLen: o.maxLen, keep: o.keep, valFraction: o.valFraction, seed: o.seed,
+    shards: o.shards, publish: o.publish, natsAuth, threads: o.threads,
+    force: o.force, telemetry,
   });
   log.info(`${r.train} train + ${r.val} val + ${r.test} test reviews, vocabulary ${r.vocab}, padding ${(r.padding * 100).toFixed(2)}%, ${r.seconds.toFixed(2)} s → ${r.out}`);
   if (o.json) emitJson(r);
 }
 
-export const commands: CommandSpec[] = [
-  {
+const INGEST_OPTIONS = [
+  { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz (default: download the official archive)" },
+  { name: "out", value: "<dir>", type: "string", description: "dataset directory to create", required: true },
+  { name: "vocab-size", value: "<n>", type: "int", description: "most frequent tokens kept (plus <unk>, <pad>)", default: DEFAULTS.ingest.vocabSize, min: 1 },
+  { name: "min-freq", value: "<n>", type: "int", description: "drop tokens seen fewer times in train", default: DEFAULTS.ingest.minFreq, min: 1 },
+  { name: "batch-size", value: "<n>", type: "int", description: "reviews per batch", default: DEFAULTS.ingest.batchSize, min: 1 },
+  { name: "max-len", value: "<n>", type: "int", description: "truncate reviews to n tokens (0 = keep whole)", default: DEFAULTS.ingest.maxLen, min: 0 },
+  KEEP_OPTION,
+  { name: "val-fraction", value: "<f>", type: "float", description: "seeded validation share of train", default: DEFAULTS.ingest.valFraction, min: 0, below: 1 },
+  { name: "seed", value: "<n>", type: "int", description: "seed of the split and the bucketing", default: DEFAULTS.seed },
+  { name: "shards", value: "<n>", type: "int", description: "split train into n Arrow files", default: 1, min: 1, max: 99999 },
+  { name: "publish", value: "<nats-url>", type: "string", description: "also publish every batch to JetStream at this NATS server" },
+  ...NATS_AUTH_OPTIONS,
+  { name: "threads", value: "<n>", type: "int", description: "tokenizer threads (1 keeps a 2-core machine busiest: main thread reads, one thread tokenizes)", default: 1, min: 1, max: 64 },
+  { name: "force", type: "bool", description: "replace --out when it exists" },
+  METRICS_PORT_OPTION,
+  { name: "metrics-linger", value: "<s>", type: "float", description: "with --metrics-port: keep serving this many seconds after the ingest (a last scrape)", default: 0, min: 0 },
+  JSON_OPTION,
+] as const satisfies readonly OptionSpec[];
+type IngestCliOptions = OptionsOf<typeof INGEST_OPTIONS>;
+
+export const commands = [
+  defineCommand({
     path: ["ingest"],
     summary: "tokenize IMDB into length-bucketed Arrow batches (+ vocabulary, manifest)",
     help: [
@@ -45,66 +66,23 @@ export const commands: CommandSpec[] = [
       "imdb.batches.<datasetId>.<split>, message id <datasetId>.<split>.<index> (de-duplicated), and puts the",
       "manifest in the KV bucket imdb-datasets.",
     ].join("\n"),
-    options: [
-      { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz (default: download the official archive)" },
-      { name: "out", value: "<dir>", type: "string", description: "dataset directory to create", required: true },
-      { name: "vocab-size", value: "<n>", type: "int", description: "most frequent tokens kept (plus <unk>, <pad>)", default: DEFAULTS.vocabSize },
-      { name: "min-freq", value: "<n>", type: "int", description: "drop tokens seen fewer times in train", default: DEFAULTS.minFreq },
-      { name: "batch-size", value: "<n>", type: "int", description: "reviews per batch", default: DEFAULTS.batchSize },
-      { name: "max-len", value: "<n>", type: "int", description: "truncate reviews to n tokens (0 = keep whole)", default: DEFAULTS.maxLen },
-      KEEP_OPTION,
-      { name: "val-fraction", value: "<f>", type: "float", description: "seeded validation share of train", default: DEFAULTS.valFraction },
-      { name: "seed", value: "<n>", type: "int", description: "seed of the split and the bucketing", default: DEFAULTS.seed },
-      { name: "shards", value: "<n>", type: "int", description: "split train into n Arrow files", default: 1 },
-      { name: "publish", value: "<nats-url>", type: "string", description: "also publish every batch to JetStream at this NATS server" },
-      ...NATS_AUTH_OPTIONS,
-      { name: "threads", value: "<n>", type: "int", description: "tokenizer threads (1 keeps a 2-core machine busiest: main thread reads, one thread tokenizes)", default: 1 },
-      { name: "force", type: "bool", description: "replace --out when it exists" },
-      { name: "metrics-port", value: "<n>", type: "int", description: "serve Prometheus /metrics (role ingest) on this port while it runs (0 = any free port)" },
-      { name: "metrics-linger", value: "<s>", type: "float", description: "with --metrics-port: keep serving this many seconds after the ingest (a last scrape)", default: 0 },
-      JSON_OPTION,
-    ],
+    options: INGEST_OPTIONS,
     examples: [
-      "imdb-train ingest --data ../shared/data/aclImdb-train.tar.gz --out data/imdb",
+      "imdb-train ingest --out data/imdb                  # downloads the official archive once",
       "imdb-train ingest --data aclImdb/ --out data/imdb --vocab-size 10000 --max-len 400 --shards 2",
       "imdb-train ingest --data aclImdb_v1.tar.gz --out data/imdb --publish nats://127.0.0.1:4222 --json",
     ],
     async run(o) {
       const metrics = o.metricsPort === undefined ? undefined
-        : await (await import("../metrics/index.js")).startMetrics({ role: "ingest", port: o.metricsPort as number });
+        : await (await import("../metrics/index.js")).startMetrics({ role: "ingest", port: o.metricsPort });
       if (metrics) log.info(`serving metrics on ${metrics.url}`);
       try {
         await ingest(o, metrics?.telemetry);
-        const linger = Number(o.metricsLinger ?? 0);
+        const linger = o.metricsLinger;
         if (metrics && linger > 0) await new Promise((r) => setTimeout(r, linger * 1000));
       } finally {
         await metrics?.close();
       }
     },
-  },
-  {
-    path: ["bench", "ingest"],
-    summary: "time the whole ingest against a single-threaded python3 baseline; prints the ratio",
-    help: [
-      "Runs bench/ingest-baseline.py (python3 standard library: tarfile, lowercase, <br /> removed, regex",
-      "[a-z0-9]+(?:'[a-z]+)?|[^\\sa-z0-9], Counter) and then the whole ingest into a temporary directory, on the",
-      "same input, --runs times each; reports the best of each, their ratio (baseline / ingest), the first",
-      "ingest's time and ratio (code not yet compiled: what a one-shot `imdb-train ingest` sees), the phases of",
-      "the ingest and its padding. Run it on a quiet machine: other processes on the cores distort both.",
-    ].join("\n"),
-    options: [
-      { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz", required: true },
-      { name: "runs", value: "<n>", type: "int", description: "runs of each side (best is reported)", default: 1 },
-      { name: "threads", value: "<n>", type: "int", description: "tokenizer threads (1 keeps a 2-core machine busiest: main thread reads, one thread tokenizes)", default: 1 },
-      JSON_OPTION,
-    ],
-    examples: ["imdb-train bench ingest --data ../shared/data/aclImdb-train.tar.gz --json"],
-    async run(o) {
-      const { benchIngest } = await import("../bench/ingest.js");
-      const r = await benchIngest({ data: o.data as string, runs: o.runs as number, threads: o.threads as number });
-      log.info(`ingest ${r.seconds.toFixed(3)} s, python baseline ${r.baseline_seconds.toFixed(3)} s: ${r.ratio.toFixed(2)}× ` +
-        `(first run ${r.first_seconds.toFixed(3)} s: ${r.first_ratio.toFixed(2)}×; padding ${(r.padding * 100).toFixed(2)}%)`);
-      if (o.json) emitJson(r);
-    },
-  },
+  }),
 ];

@@ -1,6 +1,7 @@
 // The options of `ingest` (what the CLI flags and the programmatic API share), their defaults and checks,
 // and the result it reports.
 import { DEFAULTS, KEEP_SIDES, type KeepSide } from "../config.js";
+const D = DEFAULTS.ingest;
 import { UsageError } from "../errors.js";
 import type { Manifest } from "../dataset/manifest.js";
 import type { PublishSummary } from "./publish.js";
@@ -68,15 +69,15 @@ export const DEFAULT_MAX_REVIEW_BYTES = 256 * 1024;
 /** The options with defaults filled in; UsageError naming the flag when one is out of range. */
 export function resolveOptions(o: IngestOptions) {
   const r = {
-    vocabSize: o.vocabSize ?? DEFAULTS.vocabSize,
-    minFreq: o.minFreq ?? DEFAULTS.minFreq,
-    batchSize: o.batchSize ?? DEFAULTS.batchSize,
-    maxLen: o.maxLen ?? DEFAULTS.maxLen,
-    keep: o.keep ?? DEFAULTS.keep,
-    valFraction: o.valFraction ?? DEFAULTS.valFraction,
+    vocabSize: o.vocabSize ?? D.vocabSize,
+    minFreq: o.minFreq ?? D.minFreq,
+    batchSize: o.batchSize ?? D.batchSize,
+    maxLen: o.maxLen ?? D.maxLen,
+    keep: o.keep ?? D.keep,
+    valFraction: o.valFraction ?? D.valFraction,
     seed: o.seed ?? DEFAULTS.seed,
     shards: o.shards ?? 1,
-    poolBatches: o.poolBatches ?? DEFAULTS.poolBatches,
+    poolBatches: o.poolBatches ?? D.poolBatches,
     threads: o.threads ?? 1,
     maxReviewBytes: o.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES,
   };

@@ -1,9 +1,8 @@
 // Subcommands of the metrics role: `dashboard` writes the Grafana dashboard and provisioning files.
-import type { CommandSpec } from "../command.js";
-import { JSON_OPTION } from "../command.js";
+import { JSON_OPTION, defineCommand } from "../command.js";
 import { emitJson, logger } from "../output.js";
 
-const dashboard: CommandSpec = {
+const dashboard = defineCommand({
   path: ["dashboard"],
   summary: "write the Grafana dashboard JSON and its provisioning files",
   help:
@@ -27,11 +26,11 @@ const dashboard: CommandSpec = {
     }
     const { writeGenerated } = await import("./provisioning.js");
     const { allQueries } = await import("./panels.js");
-    const files = writeGenerated(String(opts.out));
-    logger("dashboard").info(`wrote ${files.length} files (${allQueries().length} queries) under ${String(opts.out)}`);
+    const files = writeGenerated(opts.out);
+    logger("dashboard").info(`wrote ${files.length} files (${allQueries().length} queries) under ${opts.out}`);
     if (opts.json) emitJson({ files, queries: allQueries().length });
     return 0;
   },
-};
+});
 
-export const commands: CommandSpec[] = [dashboard];
+export const commands = [dashboard];

@@ -2,12 +2,13 @@
 // use, so each process exports only what its role reports; a few are created up front per role so
 // that "nothing happened yet" is a zero series rather than a missing one (clip events, rejections,
 // per-worker misses), which keeps dashboards and `rate()` meaningful from the first scrape.
-import type { Telemetry, StepPhase, RejectReason } from "../telemetry.js";
+import type { Telemetry, StepPhase } from "../telemetry.js";
+import { REJECT_REASONS } from "../protocol/wire.js";
 import type { CounterHandle, GaugeHandle, HistogramHandle, MetricRegistry } from "./prom.js";
 import { METRIC, NORM_BUCKETS, SECONDS_BUCKETS, type Role } from "./names.js";
 import { WorkerLabels } from "./labels.js";
 
-const REJECT_REASONS: readonly RejectReason[] = ["stale", "nan", "length", "layout", "version", "size", "auth", "unknown-worker"];
+
 const PHASES: readonly StepPhase[] = ["compute", "wait", "reduce", "optimizer", "broadcast"];
 const MEMBERSHIP = ["join", "leave", "evict"] as const;
 const EVICTION_CAUSES = ["connection", "deadline", "heartbeat", "startup"] as const;

@@ -32,7 +32,7 @@ async function ready(): Promise<Layers> {
 
 async function buildModel(layers: Layers, cfg: ModelConfig): Promise<import("@tensorflow/tfjs-layers").LayersModel> {
   const model = layers.sequential();
-  model.add(layers.layers.embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embedDim, maskZero: true, inputShape: [null as unknown as number], embeddingsInitializer: "zeros", name: "embedding" }));
+  model.add(layers.layers.embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embedDim, maskZero: true, inputShape: [null], embeddingsInitializer: "zeros", name: "embedding" }));
   for (let l = 0; l < cfg.layers; l++) {
     model.add(layers.layers.lstm({ units: cfg.hidden, recurrentActivation: "sigmoid", activation: "tanh", returnSequences: l < cfg.layers - 1,
       // weights are set right after: skip the (slow, and on wasm failing) orthogonal initialiser

@@ -287,13 +287,23 @@ interface Exports {
 
 let compiled: WebAssembly.Module | null = null;
 
+/** The module's functions, each checked to be one (the module is built above, so a miss is a bug here). */
+function exportsOf(inst: WebAssembly.Instance): Exports {
+  const fn = <K extends keyof Exports>(name: K): Exports[K] => {
+    const f = inst.exports[name];
+    if (typeof f !== "function") throw new Error(`kernel module lacks the function ${name}`);
+    return f as Exports[K];
+  };
+  return { fold: fn("fold"), sumsq: fn("sumsq"), adam: fn("adam"), adamWd: fn("adamWd"), half: fn("half") };
+}
+
 /** The kernels bound to one arena. Ranges are element indices with `start` a multiple of 4; the SIMD code
  *  runs over whole quads and the JS twin does the tail, so the padding is never touched. */
 export class Kernels {
   private readonly x: Exports;
   constructor(readonly arena: Arena) {
     compiled ??= new WebAssembly.Module(buildModule());
-    this.x = new WebAssembly.Instance(compiled, { env: { memory: arena.memory } }).exports as unknown as Exports;
+    this.x = exportsOf(new WebAssembly.Instance(compiled, { env: { memory: arena.memory } }));
   }
   /** True when every array lives in this arena (else use the JS twins). */
   owns(...arrays: Float32Array[]): boolean {

@@ -19,7 +19,6 @@
 //   20: slot u16 (worker slot) 22: reserved u16        24: payload length (values) u32
 //   28: body length (bytes) u32                        32: layout hash (32 ASCII bytes, NUL-padded)
 import { ProtocolError } from "../errors.js";
-import type { RejectReason } from "../telemetry.js";
 import { payloadValues, type SparseBlock } from "./gradcodec.js";
 
 // 2: Params chunks, Assign/Eval may omit the parameters; fp16 and embedding-rows gradients (flags)
@@ -28,6 +27,10 @@ export const PROTOCOL_VERSION = 2;
 export const FLAG_F16 = 1;
 export const FLAG_ROWS = 2;
 export const HEADER_BYTES = 64;
+
+/** Why a message was refused (the label of imdb_train_rejected_gradients_total). */
+export type RejectReason = "stale" | "nan" | "length" | "layout" | "version" | "size" | "auth" | "unknown-worker" | "malformed";
+export const REJECT_REASONS: readonly RejectReason[] = ["stale", "nan", "length", "layout", "version", "size", "auth", "unknown-worker", "malformed"];
 const MAGIC = 0x52544d49; // "IMTR" read as little-endian u32
 const HASH_BYTES = 32;
 
@@ -68,9 +71,10 @@ export interface Header {
   layoutHash: string;
 }
 
-export interface Message<B = Record<string, unknown>> {
+export interface Message {
   header: Header;
-  body: B;
+  /** The JSON body as it arrived, unparsed: read it with readBody (./bodies.ts), which checks its shape. */
+  bodyBytes: Buffer;
   /** Zero-copy view of a float32 payload (empty when there is none, or when it is half floats). */
   payload: Float32Array;
   /** The payload as IEEE half bits (FLAG_F16), else null. */
@@ -134,7 +138,7 @@ export class WireError extends ProtocolError {
  * Decode and check the envelope of a message: frame count, magic, protocol version, declared lengths,
  * size limit. Throws `WireError` naming what is wrong. `from` names the peer in messages.
  */
-export function decode<B = Record<string, unknown>>(frames: readonly Buffer[], opts: { maxBytes: number; from: string }): Message<B> {
+export function decode(frames: readonly Buffer[], opts: { maxBytes: number; from: string }): Message {
   const total = frameBytes(frames);
   if (total > opts.maxBytes) {
     throw new WireError("size", `message from ${opts.from} is ${total} bytes, over the limit of ${opts.maxBytes} bytes`);
@@ -171,19 +175,13 @@ export function decode<B = Record<string, unknown>>(frames: readonly Buffer[], o
   if (((header.flags & FLAG_ROWS) !== 0) !== (rowsBuf !== undefined) || (rowsBuf && rowsBuf.length % 4 !== 0)) {
     throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: ${frames.length} frames with flags ${header.flags} (the rows frame comes with flag ROWS, 4 bytes per row)`);
   }
-  let body: B;
-  try {
-    body = (bodyBuf.length ? JSON.parse(bodyBuf.toString("utf8")) : {}) as B;
-  } catch (err) {
-    throw new WireError("length", `${kindName(header.kind)} from ${opts.from}: body is not valid JSON`);
-  }
   // typed arrays need aligned offsets; ZeroMQ frames usually are, copy when not
   const view = <T>(b: Buffer, bytes: number, make: (ab: ArrayBuffer, off: number, n: number) => T): T =>
     b.byteOffset % bytes === 0 ? make(b.buffer as ArrayBuffer, b.byteOffset, b.length / bytes) : make(new Uint8Array(b).buffer, 0, b.length / bytes);
   const half = f16 ? view(payBuf, 2, (ab, o, n) => new Uint16Array(ab, o, n)) : null;
   const payload = f16 || payBuf.length === 0 ? new Float32Array(0) : view(payBuf, 4, (ab, o, n) => new Float32Array(ab, o, n));
   const rows = rowsBuf ? view(rowsBuf, 4, (ab, o, n) => new Uint32Array(ab, o, n)) : null;
-  return { header, body, payload, half, rows };
+  return { header, bodyBytes: bodyBuf, payload, half, rows };
 }
 
 /** What a gradient must match to be summed into the current step. */
@@ -203,7 +201,7 @@ export interface GradientExpectation {
  * as reason "nan" (the caller skips the contribution and counts it); `finite: false` leaves that scan to
  * the caller (the coordinator sees it in the norm of the sum and then looks for the culprit).
  */
-export function checkGradient(m: Message, want: GradientExpectation, from: string, opts: { finite?: boolean } = {}): WireError | null {
+export function checkGradient(m: Message, want: GradientExpectation, from: string, opts: { finite?: boolean; gradScale?: number } = {}): WireError | null {
   const h = m.header;
   if (h.layoutHash !== want.layoutHash) {
     return new WireError("layout", `gradient from ${from} has parameter layout ${h.layoutHash || "(none)"}, expected ${want.layoutHash}`);
@@ -222,8 +220,8 @@ export function checkGradient(m: Message, want: GradientExpectation, from: strin
     return new WireError("length", `gradient from ${from} has ${m.header.payloadLength} values${rows ? ` (${rows.length} embedding rows)` : ""}, expected ${expected}`);
   }
   if (m.half) {
-    const s = Number((m.body as { gradScale?: unknown }).gradScale ?? 1);
-    if (!(s > 0) || Math.log2(s) % 1 !== 0 || Math.abs(Math.log2(s)) > 100) return new WireError("length", `fp16 gradient from ${from} has scale ${String((m.body as { gradScale?: unknown }).gradScale)}, expected a power of two within 2^±100`);
+    const s = opts.gradScale ?? 1;
+    if (!(s > 0) || Math.log2(s) % 1 !== 0 || Math.abs(Math.log2(s)) > 100) return new WireError("length", `fp16 gradient from ${from} has scale ${s}, expected a power of two within 2^±100`);
   }
   if (h.runId !== want.runId) {
     return new WireError("stale", `gradient from ${from} belongs to run ${h.runId}, this run is ${want.runId}`);
@@ -241,53 +239,6 @@ export function nonFiniteGradient(g: Float32Array | Uint16Array, from: string): 
   if (bad < 0) return null;
   const what = g instanceof Uint16Array ? ((g[bad]! & 0x3ff) ? "NaN" : "Infinity") : String(g[bad]);
   return new WireError("nan", `gradient from ${from} has a non-finite value (${what}) at index ${bad}: contribution skipped`);
-}
-
-/**
- * A worker's copy of the parameters, reassembled from Params chunks. The coordinator sends each version's
- * chunks once, in order, before the Assign or Eval that uses them (one ZeroMQ pipe keeps the order).
- */
-export class ParamAssembler {
-  readonly params: Float32Array;
-  private version = -1;
-  private filled = 0;
-  constructor(readonly size: number) {
-    this.params = new Float32Array(size);
-  }
-
-  private waiters: (() => void)[] = [];
-
-  /** Copy one Params chunk in; the first chunk of a newer version starts over, an older version's chunk
-   *  (a shard's late catch-up) is ignored. */
-  put(m: Message): void {
-    const offset = Number((m.body as { offset?: unknown }).offset);
-    const n = m.payload.length;
-    if (!Number.isInteger(offset) || offset < 0 || offset + n > this.size) {
-      throw new WireError("length", `Params chunk of version ${m.header.paramVersion} at offset ${String((m.body as { offset?: unknown }).offset)} with ${n} values does not fit ${this.size} parameters`);
-    }
-    if (m.header.paramVersion < this.version) return;
-    if (m.header.paramVersion !== this.version) { this.version = m.header.paramVersion; this.filled = 0; }
-    this.params.set(m.payload, offset);
-    this.filled += n;
-    if (this.filled === this.size) for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** The assembled parameters of `version` once complete (chunks from several coordinator shards arrive on
-   *  different sockets, so an Assign can overtake them), or null after `timeoutMs`. */
-  async waitFor(version: number, timeoutMs: number): Promise<Float32Array | null> {
-    const until = Date.now() + timeoutMs;
-    while (!(this.version === version && this.filled === this.size) && Date.now() < until && !(this.version > version)) {
-      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, Math.min(1000, Math.max(1, until - Date.now()))); });
-    }
-    return this.version === version && this.filled === this.size ? this.params : null;
-  }
-
-  /** The parameters an Assign or Eval runs on: its own payload, else the complete assembled copy of its
-   *  version, else null (chunks missing: the caller must ask again). */
-  paramsFor(m: Message): Float32Array | null {
-    if (m.payload.length) return m.payload;
-    return m.header.paramVersion === this.version && this.filled === this.size ? this.params : null;
-  }
 }
 
 /** Index of the first NaN/±Inf value, or -1. */

@@ -1,9 +1,8 @@
 // `imdb-train keys`: CURVE key pairs for the training transport (and an nkey user for NATS).
-import type { CommandSpec } from "../command.js";
-import { JSON_OPTION } from "../command.js";
+import { JSON_OPTION, defineCommand } from "../command.js";
 
-export const commands: CommandSpec[] = [
-  {
+export const commands = [
+  defineCommand({
     path: ["keys"],
     summary: "make ZeroMQ CURVE key pairs (coordinator and workers) for --curve-keys / train --secure",
     help:
@@ -29,10 +28,10 @@ export const commands: CommandSpec[] = [
     async run(o) {
       const { writeKeyDir } = await import("./keys.js");
       const { emitJson, logger } = await import("../output.js");
-      const r = writeKeyDir(String(o.out), { force: Boolean(o.force), natsNkey: Boolean(o.natsNkey), ifMissing: Boolean(o.ifMissing) });
+      const r = writeKeyDir(o.out, { force: o.force, natsNkey: o.natsNkey, ifMissing: o.ifMissing });
       logger("keys").info(r.kept ? `kept the keys in ${r.dir} (server public key ${r.server_public})` : `wrote ${r.files.length} key files to ${r.dir} (server public key ${r.server_public})`);
       if (o.json) emitJson(r);
       return 0;
     },
-  },
+  }),
 ];

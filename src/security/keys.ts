@@ -10,8 +10,9 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { join, resolve } from "node:path";
 import { InputError, UsageError } from "../errors.js";
 import { logger } from "../output.js";
-import { isZ85Key, newCurveKeyPair, type CurveClientKeys, type CurveServerKeys } from "../transport/zmq.js";
+import { isZ85Key, newCurveKeyPair, type CurveClientKeys, type CurveServerKeys } from "../transport/zmq/index.js";
 import { newNkeyUser, nkeyPublicKey, type NatsAuth } from "../transport/nats.js";
+import type { NatsAuthOptions } from "./options.js";
 
 const log = logger("keys");
 
@@ -141,9 +142,9 @@ export const NATS_ENV = { token: "IMDB_TRAIN_NATS_TOKEN", nkeySeed: "IMDB_TRAIN_
  * is given, from $IMDB_TRAIN_NATS_TOKEN / $IMDB_TRAIN_NATS_NKEY_SEED (a file) / $IMDB_TRAIN_NATS_CREDS (a file).
  * Undefined when there are none. More than one kind is a usage error; an unreadable or malformed file an input error.
  */
-export function natsAuthFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): NatsAuth | undefined {
+export function natsAuthFrom(o: Partial<NatsAuthOptions>, env: NodeJS.ProcessEnv = process.env): NatsAuth | undefined {
   const given: { kind: "token" | "nkeySeed" | "creds"; value: string; source: string }[] = [];
-  const flag = (key: string, kind: "token" | "nkeySeed" | "creds", name: string) => {
+  const flag = (key: keyof NatsAuthOptions, kind: "token" | "nkeySeed" | "creds", name: string) => {
     const v = o[key];
     if (typeof v === "string" && v !== "") given.push({ kind, value: v, source: `--${name}` });
   };

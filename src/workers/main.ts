@@ -5,9 +5,10 @@ import { emitJson, logger } from "../output.js";
 import { UsageError } from "../errors.js";
 import type { Telemetry } from "../telemetry.js";
 import { runWorker } from "./worker.js";
+import type { WorkerCliOptions } from "./command.js";
 
-export async function workerCommand(o: Record<string, unknown>): Promise<number> {
-  const name = String(o.name ?? `${hostname()}-${process.pid}`);
+export async function workerCommand(o: WorkerCliOptions): Promise<number> {
+  const name = o.name ?? `${hostname()}-${process.pid}`;
   const log = logger(`worker ${name}`);
   const ac = new AbortController();
   process.once("SIGINT", () => ac.abort());
@@ -16,29 +17,29 @@ export async function workerCommand(o: Record<string, unknown>): Promise<number>
   if (typeof process.send === "function") process.once("disconnect", onDisconnect);
   // credentials first: a bad key file stops the worker before it connects anywhere
   const { loadCurveClientKeys, natsAuthFrom, CURVE_KEYS_ENV } = await import("../security/keys.js");
-  const keyDir = (o.curveKeys as string | undefined) ?? process.env[CURVE_KEYS_ENV];
+  const keyDir = o.curveKeys ?? process.env[CURVE_KEYS_ENV];
   const curve = keyDir ? loadCurveClientKeys(keyDir) : undefined;
-  let endpoint = o.coordinator as string | undefined;
-  let dataset = o.dataset as string | undefined;
+  let endpoint = o.coordinator;
+  let dataset = o.dataset;
   if (!endpoint && o.nats) {
     const { discoverCoordinator } = await import("../transport/plane.js");
-    const found = await discoverCoordinator(String(o.nats), { timeoutS: Number(o.connectTimeout ?? 120), signal: ac.signal, auth: natsAuthFrom(o) });
+    const found = await discoverCoordinator(o.nats, { timeoutS: o.connectTimeout, signal: ac.signal, auth: natsAuthFrom(o) });
     endpoint = found.endpoint;
     dataset = dataset ?? found.dataset;
-    log.info(`found coordinator ${endpoint} (run ${found.runId}) through ${String(o.nats)}`);
+    log.info(`found coordinator ${endpoint} (run ${found.runId}) through ${o.nats}`);
   }
   if (!endpoint) throw new UsageError("worker needs --coordinator <tcp://host:port> or --nats <url>");
   let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
   let onStep: (() => void) | undefined;
   if (o.metricsPort !== undefined) {
     const { startMetrics, reportEngineMemory, runningTfjsEngine } = await import("../metrics/index.js");
-    metrics = await startMetrics({ role: "worker", port: Number(o.metricsPort), worker: name });
+    metrics = await startMetrics({ role: "worker", port: o.metricsPort, worker: name });
     log.info(`metrics on ${metrics.url}`);
     const tel = metrics.telemetry;
     onStep = () => { const src = runningTfjsEngine(); if (src) reportEngineMemory(tel, name, src); };
   }
   try {
-    const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend as "auto", connectTimeoutS: Number(o.connectTimeout ?? 120), curve, telemetry: metrics?.telemetry, signal: ac.signal, onStep });
+    const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend, connectTimeoutS: o.connectTimeout, curve, telemetry: metrics?.telemetry, signal: ac.signal, onStep });
     if (o.json) emitJson({ worker: name, ...r });
     return 0;
   } finally {

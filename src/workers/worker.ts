@@ -1,20 +1,23 @@
-// A worker: joins the coordinator over ZeroMQ, loads the dataset from the shared path and the gradient
-// engine, then answers Assign with the gradient of the loss SUM over its batches and Eval with loss and
-// accuracy. Heartbeats go out every second when the JS thread is free; a busy step is covered by the
+// A worker: joins the coordinator over ZeroMQ (./join.ts), loads the dataset from the shared path and the
+// gradient engine, then answers Assign with the gradient of the loss SUM over its batches and Eval with loss
+// and accuracy. Heartbeats go out every second when the JS thread is free; a busy step is covered by the
 // coordinator's per-step deadline.
 import { hostname } from "node:os";
-import type { ModelConfig } from "../config.js";
-import { AuthError, ConnectionError, ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { settledWithin } from "../wait.js";
-import { logger } from "../output.js";
+import { logger, type Logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
-import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, ParamAssembler, type Message } from "../protocol/wire.js";
-import { encodeGradient, sparseBlockOf } from "../protocol/gradcodec.js";
-import { DealerChannel, type CurveClientKeys } from "../transport/zmq.js";
+import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, type Message } from "../protocol/wire.js";
+import { readBody, type Bodies, type AssignBody, type EvalBody } from "../protocol/bodies.js";
+import { ParamAssembler } from "../protocol/params.js";
+import { encodeGradient, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
 import { openTrainingData, type TrainingData } from "../dataset/training.js";
-import { createEngine, batchToEngine, dropoutSeed } from "../engine/index.js";
-import type { Engine } from "../engine/types.js";
+import { createEngine, batchToEngine, dropoutSeed, type Engine } from "../engine/index.js";
 import type { BackendChoice } from "../tfjs.js";
+import { join, type Welcome } from "./join.js";
+
+export { join, type Welcome };
 
 export interface WorkerOptions {
   /** tcp://host:port of the coordinator. */
@@ -35,71 +38,7 @@ export interface WorkerOptions {
   curve?: CurveClientKeys;
 }
 
-export interface Welcome {
-  runId: number;
-  slot: number;
-  model: ModelConfig;
-  dataset: string;
-  layoutHash: string;
-  layoutSize: number;
-  maxBytes: number;
-  heartbeatMs: number;
-  /** How to send gradients (absent from older coordinators: float32, dense). */
-  grad?: { dtype: "fp32" | "fp16"; rows: boolean };
-  /** Dropout on the classifier's input during training steps (absent or rate 0: none); masks from `seed`. */
-  dropout?: { rate: number; seed: number };
-  /** A sharded coordinator: it owns values [0, own); shard processes on its host (these ports) the others. */
-  shards?: { own: number; others: { port: number; offset: number; length: number }[] };
-}
-
 export interface WorkerResult { steps: number; evals: number; samples: number; reason: string }
-
-/** Fails the join when the transport's handshakes keep failing: refused key, wrong server key, CURVE on one side only. */
-function checkHandshake(channel: DealerChannel, endpoint: string, curve: boolean): void {
-  const t = channel.handshakeTrouble();
-  if (!t) return;
-  if (t.kind === "auth") throw new AuthError(`the coordinator at ${endpoint} refused this worker's CURVE key (${t.detail}): its public key is not admitted there (client.pub or clients/*.pub of the coordinator's --curve-keys)`);
-  // a ZMTP protocol error (mechanism mismatch, undecryptable HELLO) is final — libzmq does not even reconnect;
-  // a connection dropped mid-handshake may be a restarting coordinator: give it three tries
-  if (t.kind === "other" && t.count < 3) return;
-  throw new AuthError(curve
-    ? `the CURVE handshake with ${endpoint} failed ${t.count} times (${t.detail}): server.pub in --curve-keys is not this coordinator's key, or the coordinator runs without CURVE`
-    : `the handshake with ${endpoint} failed ${t.count} times (${t.detail}): the coordinator probably requires CURVE keys (start the worker with --curve-keys <dir>)`);
-}
-
-/** Join: send Join until a Welcome arrives, backing off 0.5 s → 8 s, saying where it is trying. */
-export async function join(endpoint: string, name: string, opts: { timeoutS: number; signal?: AbortSignal; log: ReturnType<typeof logger>; curve?: CurveClientKeys }): Promise<{ channel: DealerChannel; welcome: Welcome }> {
-  const channel = DealerChannel.connect(endpoint, name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000, curve: opts.curve });
-  const deadline = Date.now() + opts.timeoutS * 1000;
-  let wait = 500;
-  let attempt = 0;
-  try {
-    for (;;) {
-      if (opts.signal?.aborted) throw new AbortedError();
-      attempt++;
-      const joinMsg = encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name, pid: process.pid, host: hostname() });
-      try { await channel.send(joinMsg); } catch { /* not connected yet: the receive below times out */ }
-      const until = Date.now() + wait;
-      while (Date.now() < until) {
-        const frames = await channel.receive(Math.max(1, until - Date.now()));
-        if (!frames) break;
-        const m = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: `coordinator ${endpoint}` });
-        if (m.header.kind === Kind.Welcome) return { channel, welcome: m.body as unknown as Welcome };
-        if (m.header.kind === Kind.Reject) {
-          const b = m.body as { reason?: string; message?: string };
-          throw new ProtocolError(`coordinator at ${endpoint} refused ${name}: ${b.message ?? b.reason}`);
-        }
-      }
-      checkHandshake(channel, endpoint, opts.curve !== undefined);
-      if (Date.now() > deadline) throw new ConnectionError(`no coordinator answered at ${endpoint} within ${opts.timeoutS} s (${attempt} attempts)`);
-      opts.log.info(`no answer from the coordinator at ${endpoint} yet (attempt ${attempt}); retrying in ${(Math.min(wait * 2, 8000) / 1000).toFixed(1)} s`);
-      wait = Math.min(wait * 2, 8000);
-    }
-  } catch (err) {
-    channel.close();
-    throw err;
-  }
-}
 
 /**
  * Run as a worker until the coordinator says Stop. When the coordinator at the same address restarts (killed
@@ -117,12 +56,10 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
 
 async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: number }> {
   const log = logger(`worker ${o.name}`);
-  const tel = o.telemetry ?? NO_TELEMETRY;
   log.info(`joining the coordinator at ${o.coordinator}`);
   const { channel, welcome } = await join(o.coordinator, o.name, { timeoutS: o.connectTimeoutS ?? 120, signal: o.signal, log, curve: o.curve });
   const datasetDir = o.dataset ?? welcome.dataset;
-  let engine: Engine | null = null;
-  let data: TrainingData;
+  let engine: Engine, data: TrainingData;
   try {
     data = await openTrainingData(datasetDir);
     engine = await createEngine({ model: welcome.model, backend: o.backend ?? "auto", dropout: welcome.dropout?.rate });
@@ -137,164 +74,228 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
     throw new ProtocolError(`parameter layout mismatch: the coordinator uses ${welcome.layoutHash} (${welcome.layoutSize} values), this worker's engine ${engine.layout.hash} (${engine.layout.size})`);
   }
   log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: backend ${engine.backend}, dataset ${datasetDir} (${data.count("train")} train / ${data.count("val")} val batches)${welcome.dropout?.rate ? `, dropout ${welcome.dropout.rate} on the classifier's input` : ""}`);
-  const head = (kind: Kind, step: number, version: number) => ({ kind, runId: welcome.runId, step, paramVersion: version, slot: welcome.slot, layoutHash: welcome.layoutHash });
-  await channel.send(encode(head(Kind.Ready, 0, 0), { backend: engine.backend }));
-  let lastHeard = Date.now();
-  const silentMs = (o.coordinatorTimeoutS ?? 60) * 1000;
-  let stopReason = "";
-  const beat = setInterval(() => {
-    if (Date.now() - lastHeard > silentMs) {
-      stopReason = `the coordinator at ${o.coordinator} has been silent for ${((Date.now() - lastHeard) / 1000).toFixed(0)} s`;
-      log.error(stopReason);
-      channel.close();
-      return;
-    }
-    void channel.send(encode(head(Kind.Heartbeat, 0, 0))).catch(() => {});
-  }, welcome.heartbeatMs);
-  const onAbort = () => {
-    // say goodbye first, so the coordinator hands our open batches to another worker at once
-    stopReason = "interrupted";
-    // (linger is 0: give ZeroMQ's I/O thread a moment to put the Leave on the wire before closing)
-    const bye = channel.send(encode(head(Kind.Leave, 0, 0), { reason: "stopped by a signal" })).then(() => new Promise((r) => setTimeout(r, 100))).catch(() => {});
-    void settledWithin(bye, 600).then(() => channel.close());
-  };
-  o.signal?.addEventListener("abort", onAbort, { once: true });
-  const result: WorkerResult & { newRun?: number } = { steps: 0, evals: 0, samples: 0, reason: "" };
-  const assembler = new ParamAssembler(welcome.layoutSize); // parameters broadcast in Params chunks
-  const wire = { f16: welcome.grad?.dtype === "fp16", block: welcome.grad?.rows ? sparseBlockOf(engine.layout) : null };
-  // a sharded coordinator: connect to each shard (same host), which sends its slice of every new version
-  const host = /^tcp:\/\/(.*):\d+$/.exec(o.coordinator)?.[1] ?? "127.0.0.1";
-  const shards = (welcome.shards?.others ?? []).map((sh) => ({ ...sh, channel: DealerChannel.connect(`tcp://${host}:${sh.port}`, o.name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000 }) }));
-  for (const sh of shards) {
-    void sh.channel.send(encode(head(Kind.Join, 0, 0), { name: o.name, pid: process.pid })).catch(() => {});
-    void (async () => {
-      for await (const { frames } of sh.channel.messages()) {
-        try {
-          const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: `coordinator shard ${sh.channel.endpoint}` });
-          if (pm.header.kind === Kind.Params && pm.header.runId === welcome.runId) { assembler.put(pm); tel.bytes("received", pm.payload.byteLength, o.name); }
-        } catch (err) {
-          log.warn(`ignored a message from coordinator shard ${sh.channel.endpoint}: ${errorMessage(err)}`);
-        }
-      }
-    })();
-  }
-  let rejoining = false;
+  const session = new Session(o, log, channel, welcome, engine, data);
   try {
-    for await (const { frames } of channel.messages()) {
-      lastHeard = Date.now();
-      let m: Message;
-      try {
-        m = decode(frames, { maxBytes: welcome.maxBytes, from: `coordinator ${o.coordinator}` });
-      } catch (err) {
-        if (err instanceof WireError) { log.warn(`ignored a message: ${err.message}`); continue; }
-        throw err;
-      }
-      if (m.header.runId !== welcome.runId) {
-        const rb = m.body as { reason?: string; rejoin?: boolean };
-        if (m.header.kind === Kind.Reject && (rb.rejoin || rb.reason === "unknown-worker")) {
-          // another run answers at this address: the coordinator restarted (e.g. kill -9, then --resume)
-          log.warn(`the coordinator at ${o.coordinator} restarted (run ${welcome.runId} → ${m.header.runId}): joining the new run`);
-          result.reason = "coordinator restarted";
-          result.newRun = m.header.runId;
-          break;
-        }
-        log.warn(`ignored a ${kindName(m.header.kind)} of run ${m.header.runId}`);
-        continue;
-      }
-      const h = m.header;
-      if (o.signal?.aborted) break;
-      if (h.kind === Kind.Welcome) { rejoining = false; continue; }
-      if (h.kind === Kind.Heartbeat) continue;
-      if (h.kind === Kind.Stop) { result.reason = String((m.body as { reason?: string }).reason ?? "stopped"); break; }
-      if (h.kind === Kind.Reject) {
-        const rb = m.body as { reason?: string; message?: string };
-        log.warn(`coordinator rejected a message: ${rb.message}`);
-        if ((rb.reason === "unknown-worker" || (rb as { rejoin?: boolean }).rejoin) && !rejoining) {
-          // evicted (e.g. this process was frozen past its deadline, its gradient is stale): join again once,
-          // everything is loaded; further rejections sent before the coordinator saw this Join are ignored
-          rejoining = true;
-          log.warn("no longer a member of the run: joining again");
-          await channel.send(encode(head(Kind.Join, 0, 0), { name: o.name, pid: process.pid, host: hostname(), rejoin: true }));
-          await channel.send(encode(head(Kind.Ready, 0, 0), { backend: engine.backend }));
-        }
-        continue;
-      }
-      const body = m.body as { task: number; epoch?: number; split: "train" | "val" | "test"; batches: number[] };
-      if (h.kind === Kind.Params) {
-        try { assembler.put(m); } catch (err) { if (err instanceof WireError) { log.warn(`ignored a Params chunk: ${err.message}`); continue; } throw err; }
-        tel.bytes("received", m.payload.byteLength, o.name);
-        continue;
-      }
-      if (m.payload.length && m.payload.length !== welcome.layoutSize) throw new ProtocolError(`${kindName(h.kind)} carries ${m.payload.length} parameters, expected ${welcome.layoutSize}`);
-      // sharded: the shards' slices come on other sockets and may still be on their way
-      const params = assembler.paramsFor(m) ?? (shards.length ? await assembler.waitFor(h.paramVersion, 60_000) : null);
-      if (!params) {
-        // Params chunks of this version went missing (a reconnect drops what was queued): leave, so that the
-        // coordinator gives these batches to another worker, and join again (the next Assign carries the
-        // parameters inline)
-        log.warn(`${kindName(h.kind)} refers to parameter version ${h.paramVersion}, which this worker did not receive in full: leaving and joining again`);
-        await channel.send(encode(head(Kind.Leave, h.step, h.paramVersion), { reason: `missing parameters of version ${h.paramVersion}` }));
-        await channel.send(encode(head(Kind.Join, 0, 0), { name: o.name, pid: process.pid, host: hostname(), rejoin: true }));
-        await channel.send(encode(head(Kind.Ready, 0, 0), { backend: engine.backend }));
-        continue;
-      }
-      if (h.kind === Kind.Assign) {
-        const t0 = performance.now();
-        const acc = new Float32Array(welcome.layoutSize); // sum of the batches' loss-SUM gradients
-        let lossSum = 0, correct = 0, count = 0, tokens = 0;
-        const ids: number[] = []; // sample ids used, for the coordinator's exactly-once accounting
-        const dropout = welcome.dropout && welcome.dropout.rate > 0 ? { rate: welcome.dropout.rate, seed: dropoutSeed(welcome.dropout.seed, body.epoch ?? 0) } : undefined;
-        for (const idx of body.batches) {
-          if (o.signal?.aborted) break;
-          const b = data.batch("train", idx);
-          const r = await engine.step(params, batchToEngine(b, dropout));
-          const g = r.grads;
-          for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
-          lossSum += r.lossSum; correct += r.correct; count += r.count;
-          for (let i = 0; i < b.size; i++) { tokens += b.lengths[i]!; ids.push(b.ids[i]!); }
-        }
-        if (o.signal?.aborted) break; // never send the gradient of part of a task
-        const seconds = (performance.now() - t0) / 1000;
-        // on the wire as the coordinator asked: float32 or half floats, the embedding dense or as touched rows
-        // sharded: each shard's slice to it first, then ours (with the totals) to the coordinator
-        for (const sh of shards) {
-          const gs = encodeGradient(acc.subarray(sh.offset, sh.offset + sh.length), { f16: wire.f16, block: null });
-          await sh.channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, gradScale: gs.scale }, gs.values));
-        }
-        const g = encodeGradient(shards.length ? acc.subarray(0, welcome.shards!.own) : acc, wire);
-        await channel.send(encode(head(Kind.Gradient, h.step, h.paramVersion), { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: g.scale }, g.values, g.rows ?? undefined));
-        result.steps++;
-        result.samples += count;
-        tel.workerStep(o.name, { samples: count, tokens, seconds, loss: count ? lossSum / count : 0, accuracy: count ? correct / count : 0 });
-        tel.phase("compute", seconds, o.name);
-        tel.bytes("sent", g.values.byteLength + (g.rows?.byteLength ?? 0), o.name);
-        tel.bytes("received", m.payload.byteLength, o.name);
-        if (o.onStep) o.onStep();
-        log.debug(`step ${h.step}: ${body.batches.length} batch(es), ${count} samples, ${seconds.toFixed(2)} s`);
-      } else if (h.kind === Kind.Eval) {
-        let lossSum = 0, correct = 0, count = 0;
-        for (const idx of body.batches) {
-          if (o.signal?.aborted) break;
-          const r = await engine.evaluate(params, batchToEngine(data.batch(body.split, idx)));
-          lossSum += r.lossSum; correct += r.correct; count += r.count;
-        }
-        await channel.send(encode(head(Kind.EvalResult, h.step, h.paramVersion), { task: body.task, lossSum, correct, count }));
-        result.evals++;
-      } else {
-        log.warn(`ignored an unexpected ${kindName(h.kind)} message`);
-      }
-      lastHeard = Date.now();
-    }
+    return await session.run();
   } finally {
-    clearInterval(beat);
-    o.signal?.removeEventListener("abort", onAbort);
-    channel.close();
-    for (const sh of shards) sh.channel.close();
-    engine.dispose();
+    session.close();
   }
-  if (stopReason === "interrupted") throw new AbortedError("interrupted: left the run (Leave sent, so the coordinator gives any open batches to another worker)");
-  if (stopReason) throw new TrainingError(stopReason);
-  if (result.newRun) return result;
-  log.info(`stopped by the coordinator (${result.reason}) after ${result.steps} step(s)`);
-  return result;
+}
+
+/** A connection to one coordinator shard (a sharded coordinator): it sends its slice of every new version. */
+interface ShardLink { port: number; offset: number; length: number; channel: DealerChannel }
+
+/** One run of one worker: the message loop and what it does with each message. */
+class Session {
+  private readonly tel: Telemetry;
+  private readonly assembler: ParamAssembler;
+  /** How gradients go on the wire: half floats or float32; the embedding dense or as touched rows. */
+  private readonly wire: { f16: boolean; block: SparseBlock | null };
+  private readonly shards: ShardLink[];
+  private readonly result: WorkerResult & { newRun?: number } = { steps: 0, evals: 0, samples: 0, reason: "" };
+  private readonly from: string;
+  private lastHeard = Date.now();
+  private stopReason = "";
+  private rejoining = false;
+  private beat: NodeJS.Timeout | null = null;
+  private readonly onAbort = () => this.leaveNow();
+
+  constructor(private readonly o: WorkerOptions, private readonly log: Logger, private readonly channel: DealerChannel, private readonly welcome: Welcome,
+    private readonly engine: Engine, private readonly data: TrainingData) {
+    this.tel = o.telemetry ?? NO_TELEMETRY;
+    this.from = `coordinator ${o.coordinator}`;
+    this.assembler = new ParamAssembler(welcome.layoutSize);
+    this.wire = { f16: welcome.grad?.dtype === "fp16", block: welcome.grad?.rows ? sparseBlockOf(engine.layout) : null };
+    this.shards = this.connectShards();
+  }
+
+  private encode<K extends Kind>(kind: K, at: { step: number; version: number }, body?: Bodies[K], payload?: Float32Array | Uint16Array, rows?: Uint32Array) {
+    const w = this.welcome;
+    return encode({ kind, runId: w.runId, step: at.step, paramVersion: at.version, slot: w.slot, layoutHash: w.layoutHash }, body, payload, rows);
+  }
+
+  private send<K extends Kind>(kind: K, body?: Bodies[K], at = { step: 0, version: 0 }): Promise<void> {
+    return this.channel.send(this.encode(kind, at, body));
+  }
+
+  async run(): Promise<WorkerResult & { newRun?: number }> {
+    await this.send(Kind.Ready, { backend: this.engine.backend });
+    const silentMs = (this.o.coordinatorTimeoutS ?? 60) * 1000;
+    this.beat = setInterval(() => {
+      if (Date.now() - this.lastHeard <= silentMs) { void this.send(Kind.Heartbeat, {}).catch(() => {}); return; }
+      this.stopReason = `the coordinator at ${this.o.coordinator} has been silent for ${((Date.now() - this.lastHeard) / 1000).toFixed(0)} s`;
+      this.log.error(this.stopReason);
+      this.channel.close();
+    }, this.welcome.heartbeatMs);
+    this.o.signal?.addEventListener("abort", this.onAbort, { once: true });
+    for await (const { frames } of this.channel.messages()) {
+      this.lastHeard = Date.now();
+      if (this.o.signal?.aborted || !(await this.handle(frames))) break;
+      this.lastHeard = Date.now();
+    }
+    if (this.stopReason === "interrupted") throw new AbortedError("interrupted: left the run (Leave sent, so the coordinator gives any open batches to another worker)");
+    if (this.stopReason) throw new TrainingError(this.stopReason);
+    if (!this.result.newRun) this.log.info(`stopped by the coordinator (${this.result.reason}) after ${this.result.steps} step(s)`);
+    return this.result;
+  }
+
+  /** One message from the coordinator; false when the session ends. */
+  private async handle(frames: Buffer[]): Promise<boolean> {
+    let m: Message;
+    try {
+      m = decode(frames, { maxBytes: this.welcome.maxBytes, from: this.from });
+      if (m.header.runId !== this.welcome.runId) return this.otherRun(m);
+      switch (m.header.kind) {
+        case Kind.Welcome: this.rejoining = false; return true;
+        case Kind.Heartbeat: return true;
+        case Kind.Stop: this.result.reason = readBody(m, Kind.Stop, this.from).reason; return false;
+        case Kind.Reject: await this.rejected(m); return true;
+        case Kind.Params: this.assembler.put(m, this.from); this.tel.bytes("received", m.payload.byteLength, this.o.name); return true;
+        case Kind.Assign: await this.train(m, readBody(m, Kind.Assign, this.from)); return true;
+        case Kind.Eval: await this.evaluate(m, readBody(m, Kind.Eval, this.from)); return true;
+        default: this.log.warn(`ignored an unexpected ${kindName(m.header.kind)} message`); return true;
+      }
+    } catch (err) {
+      if (err instanceof WireError) { this.log.warn(`ignored a message: ${err.message}`); return true; }
+      throw err;
+    }
+  }
+
+  /** A message of another run: the coordinator at this address restarted (e.g. kill -9, then --resume). */
+  private otherRun(m: Message): boolean {
+    if (m.header.kind === Kind.Reject) {
+      const rb = readBody(m, Kind.Reject, this.from);
+      if (rb.rejoin || rb.reason === "unknown-worker") {
+        this.log.warn(`the coordinator at ${this.o.coordinator} restarted (run ${this.welcome.runId} → ${m.header.runId}): joining the new run`);
+        this.result.reason = "coordinator restarted";
+        this.result.newRun = m.header.runId;
+        return false;
+      }
+    }
+    this.log.warn(`ignored a ${kindName(m.header.kind)} of run ${m.header.runId}`);
+    return true;
+  }
+
+  private async rejected(m: Message): Promise<void> {
+    const rb = readBody(m, Kind.Reject, this.from);
+    this.log.warn(`coordinator rejected a message: ${rb.message}`);
+    if ((rb.reason === "unknown-worker" || rb.rejoin) && !this.rejoining) {
+      // evicted (e.g. this process was frozen past its deadline, its gradient is stale): join again once,
+      // everything is loaded; further rejections sent before the coordinator saw this Join are ignored
+      this.rejoining = true;
+      this.log.warn("no longer a member of the run: joining again");
+      await this.rejoin();
+    }
+  }
+
+  private async rejoin(): Promise<void> {
+    await this.send(Kind.Join, { name: this.o.name, pid: process.pid, host: hostname(), rejoin: true });
+    await this.send(Kind.Ready, { backend: this.engine.backend });
+  }
+
+  /** The parameters an Assign or Eval runs on; null (after leaving and joining again) when chunks went missing. */
+  private async paramsFor(m: Message): Promise<Float32Array | null> {
+    const h = m.header;
+    if (m.payload.length && m.payload.length !== this.welcome.layoutSize) throw new ProtocolError(`${kindName(h.kind)} carries ${m.payload.length} parameters, expected ${this.welcome.layoutSize}`);
+    // sharded: the shards' slices come on other sockets and may still be on their way
+    const params = this.assembler.paramsFor(m) ?? (this.shards.length ? await this.assembler.waitFor(h.paramVersion, 60_000) : null);
+    if (params) return params;
+    // Params chunks of this version went missing (a reconnect drops what was queued): leave, so that the
+    // coordinator gives these batches to another worker, and join again (the next Assign carries them inline)
+    this.log.warn(`${kindName(h.kind)} refers to parameter version ${h.paramVersion}, which this worker did not receive in full: leaving and joining again`);
+    await this.send(Kind.Leave, { reason: `missing parameters of version ${h.paramVersion}` }, { step: h.step, version: h.paramVersion });
+    await this.rejoin();
+    return null;
+  }
+
+  /** Assign: the gradient of the loss SUM over the task's batches, sent as the coordinator asked. */
+  private async train(m: Message, body: AssignBody): Promise<void> {
+    const params = await this.paramsFor(m);
+    if (!params) return;
+    const t0 = performance.now();
+    const acc = new Float32Array(this.welcome.layoutSize); // sum of the batches' loss-SUM gradients
+    let lossSum = 0, correct = 0, count = 0, tokens = 0;
+    const ids: number[] = []; // sample ids used, for the coordinator's exactly-once accounting
+    const d = this.welcome.dropout;
+    const dropout = d && d.rate > 0 ? { rate: d.rate, seed: dropoutSeed(d.seed, body.epoch) } : undefined;
+    for (const idx of body.batches) {
+      if (this.o.signal?.aborted) return; // never send the gradient of part of a task
+      const b = this.data.batch("train", idx);
+      const r = await this.engine.step(params, batchToEngine(b, dropout));
+      const g = r.grads;
+      for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
+      lossSum += r.lossSum; correct += r.correct; count += r.count;
+      for (let i = 0; i < b.size; i++) { tokens += b.lengths[i]!; ids.push(b.ids[i]!); }
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const at = { step: m.header.step, version: m.header.paramVersion };
+    // sharded: each shard's slice to it first, then ours (with the totals) to the coordinator
+    for (const sh of this.shards) {
+      const gs = encodeGradient(acc.subarray(sh.offset, sh.offset + sh.length), { f16: this.wire.f16, block: null });
+      await sh.channel.send(this.encode(Kind.Gradient, at, { task: body.task, gradScale: gs.scale }, gs.values));
+    }
+    const g = encodeGradient(this.shards.length ? acc.subarray(0, this.welcome.shards!.own) : acc, this.wire);
+    await this.channel.send(this.encode(Kind.Gradient, at, { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: g.scale }, g.values, g.rows ?? undefined));
+    this.result.steps++;
+    this.result.samples += count;
+    this.tel.workerStep(this.o.name, { samples: count, tokens, seconds, loss: count ? lossSum / count : 0, accuracy: count ? correct / count : 0 });
+    this.tel.phase("compute", seconds, this.o.name);
+    this.tel.bytes("sent", g.values.byteLength + (g.rows?.byteLength ?? 0), this.o.name);
+    this.tel.bytes("received", m.payload.byteLength, this.o.name);
+    this.o.onStep?.();
+    this.log.debug(`step ${m.header.step}: ${body.batches.length} batch(es), ${count} samples, ${seconds.toFixed(2)} s`);
+  }
+
+  /** Eval: loss and accuracy over the task's batches of a split. */
+  private async evaluate(m: Message, body: EvalBody): Promise<void> {
+    const params = await this.paramsFor(m);
+    if (!params) return;
+    let lossSum = 0, correct = 0, count = 0;
+    for (const idx of body.batches) {
+      if (this.o.signal?.aborted) return;
+      const r = await this.engine.evaluate(params, batchToEngine(this.data.batch(body.split, idx)));
+      lossSum += r.lossSum; correct += r.correct; count += r.count;
+    }
+    await this.channel.send(this.encode(Kind.EvalResult, { step: m.header.step, version: m.header.paramVersion }, { task: body.task, lossSum, correct, count }));
+    this.result.evals++;
+  }
+
+  /** A sharded coordinator: connect to each shard (same host), which sends its slice of every new version. */
+  private connectShards(): ShardLink[] {
+    const host = /^tcp:\/\/(.*):\d+$/.exec(this.o.coordinator)?.[1] ?? "127.0.0.1";
+    return (this.welcome.shards?.others ?? []).map((sh) => {
+      const channel = DealerChannel.connect(`tcp://${host}:${sh.port}`, this.o.name, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000 });
+      void channel.send(this.encode(Kind.Join, { step: 0, version: 0 }, { name: this.o.name, pid: process.pid })).catch(() => {});
+      void this.receiveShard(channel);
+      return { ...sh, channel };
+    });
+  }
+
+  private async receiveShard(channel: DealerChannel): Promise<void> {
+    const from = `coordinator shard ${channel.endpoint}`;
+    for await (const { frames } of channel.messages()) {
+      try {
+        const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from });
+        if (pm.header.kind === Kind.Params && pm.header.runId === this.welcome.runId) { this.assembler.put(pm, from); this.tel.bytes("received", pm.payload.byteLength, this.o.name); }
+      } catch (err) {
+        this.log.warn(`ignored a message from ${from}: ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  /** Stopped by a signal: say goodbye first, so the coordinator hands our open batches to another worker at once. */
+  private leaveNow(): void {
+    this.stopReason = "interrupted";
+    // (linger is 0: give ZeroMQ's I/O thread a moment to put the Leave on the wire before closing)
+    const bye = this.send(Kind.Leave, { reason: "stopped by a signal" }).then(() => new Promise((r) => setTimeout(r, 100))).catch(() => {});
+    void settledWithin(bye, 600).then(() => this.channel.close());
+  }
+
+  close(): void {
+    if (this.beat) clearInterval(this.beat);
+    this.o.signal?.removeEventListener("abort", this.onAbort);
+    this.channel.close();
+    for (const sh of this.shards) sh.channel.close();
+    this.engine.dispose();
+  }
 }

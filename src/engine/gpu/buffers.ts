@@ -15,7 +15,7 @@ export const SLOT = {
   dims: 0, proj: 1, fcW: 2, fcB: 3, dWih: 4, dWhh: 5, dBih: 6, dBhh: 7, dX: 8,
   rWih: 9, rWhh: 10, rBih: 11, rBhh: 12, scatter: 13,
 } as const;
-const SLOTS = 14;
+export const SLOTS = 14;
 /** Most split-K partial sums of one matmul. */
 export const MAX_SPLITS = 16;
 

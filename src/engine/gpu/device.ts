@@ -46,16 +46,24 @@ export interface AcquireOptions {
 
 let mod: Promise<WebgpuModule> | undefined;
 
-/** The `webgpu` package, loaded once (also used by src/tfjs.ts for tfjs's own webgpu backend). */
+/** The `webgpu` package, loaded once (also behind webgpuEntry, for tfjs's own webgpu backend). */
 export function loadWebgpu(): Promise<WebgpuModule> {
   // llvmpipe's EGL needs no display with this; set before Dawn first initialises its GL backend.
   process.env.EGL_PLATFORM ??= "surfaceless";
-  mod ??= (import("webgpu") as Promise<unknown>).then((m) => {
-    const w = m as WebgpuModule;
+  mod ??= import("webgpu").then((w): WebgpuModule => {
     Object.assign(globalThis, w.globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
     return w;
   });
   return mod;
+}
+
+/**
+ * navigator.gpu for tfjs's own webgpu backend: a Dawn instance on the default backends. src/engine/index.ts
+ * hands this to useBackend (src/tfjs.ts) as its WebGPU loader.
+ */
+export async function webgpuEntry(): Promise<GPU> {
+  if (!vulkanLoaderPresent()) throw new Error("no Vulkan loader (libvulkan.so.1) on this machine");
+  return (await loadWebgpu()).create([]);
 }
 
 const LOADER_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/lib64", "/usr/local/lib"];
@@ -104,13 +112,23 @@ export function hardwareAdapters(list: AdapterEntry[]): AdapterEntry[] {
   return list.filter((a) => !["opengles", "opengl", "null"].includes(a.backend) && !/llvmpipe|swiftshader|lavapipe/i.test(a.name));
 }
 
-async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
-  const requiredLimits: Record<string, number> = {};
-  // Every numeric limit the adapter offers (compatibility defaults are far below what the kernels need).
-  for (const key in adapter.limits) {
-    const v = (adapter.limits as unknown as Record<string, unknown>)[key];
-    if (typeof v === "number") requiredLimits[key] = v;
+/** Every numeric limit the adapter offers (compatibility defaults are far below what the kernels need). */
+function adapterLimits(limits: GPUSupportedLimits): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const key in limits) {
+    if (!isLimitName(limits, key)) continue;
+    const v = limits[key];
+    if (typeof v === "number") out[key] = v;
   }
+  return out;
+}
+
+function isLimitName(limits: GPUSupportedLimits, key: string): key is keyof GPUSupportedLimits {
+  return key in limits;
+}
+
+async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
+  const requiredLimits = adapterLimits(adapter.limits);
   // GPU timestamps for the benchmark's per-phase breakdown, where the adapter has them.
   const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
   let device: GPUDevice;
@@ -139,6 +157,67 @@ async function tryAdapter(backend: string, featureLevel: GpuDevice["featureLevel
   return { adapter, instance };
 }
 
+/** The hardware adapter of index `index` (several GPUs), or the only one; throws UnavailableError for an index past the list. */
+async function pickHardware(index: number): Promise<{ pick?: AdapterEntry; hw: AdapterEntry[] }> {
+  const hw = hardwareAdapters(await listAdapters());
+  if (hw.length === 1) return { pick: { backend: hw[0].backend, name: "" }, hw };
+  if (hw.length === 0) return { hw };
+  if (index >= hw.length) throw new UnavailableError(`GPU index ${index} requested but only ${hw.length} adapters exist: ${hw.map((a) => a.name).join("; ")}`);
+  const pick = hw[index];
+  if (hw.filter((a) => a.name === pick.name).length > 1) {
+    log.warn(`GPU ${index} shares the name "${pick.name}" with another adapter: Dawn's node binding selects by name, so the first of them is used (give each worker one visible GPU instead, e.g. one container per GPU)`);
+  }
+  return { pick, hw };
+}
+
+/** A device on a hardware adapter, or undefined with the reason pushed to `tried`. */
+async function hardwareDevice(opts: AcquireOptions, toggles: string[], tried: string[]): Promise<GpuDevice | undefined> {
+  if (!vulkanLoaderPresent()) {
+    tried.push("default backends: no Vulkan loader (libvulkan.so.1) on this machine");
+    return undefined;
+  }
+  try {
+    const index = opts.index ?? envAdapterIndex() ?? 0;
+    const { pick, hw } = await pickHardware(index);
+    const name = pick?.name || undefined;
+    const { adapter, instance } = await tryAdapter(pick?.backend ?? "", "core", name, toggles);
+    if (adapter && !adapter.isFallbackAdapter) {
+      const device = await requestDevice(adapter);
+      instances.push(instance);
+      const n = name ?? hw[0]?.name ?? (adapter.info.description || adapter.info.device || "gpu");
+      log.debug(`WebGPU adapter ${n} (${adapter.info.vendor}, index ${index} of ${hw.length || 1})`);
+      return { device, name: n, backend: pick?.backend ?? "default", software: false, featureLevel: "core", instance };
+    }
+    tried.push(adapter ? "default backends: only a fallback adapter" : "default backends: no adapter");
+  } catch (err) {
+    if (err instanceof UnavailableError) throw err;
+    tried.push(`default backends: ${errorMessage(err)}`);
+  }
+  return undefined;
+}
+
+/** A device on Dawn's OpenGL ES backend (llvmpipe without a GPU), or undefined with the reason pushed to `tried`. */
+async function openglesDevice(toggles: string[], tried: string[]): Promise<GpuDevice | undefined> {
+  process.env.EGL_PLATFORM ??= "surfaceless"; // llvmpipe's EGL without a display
+  try {
+    const { adapter, instance } = await tryAdapter("opengles", "compatibility", undefined, toggles);
+    if (!adapter) {
+      tried.push("opengles: no adapter (are libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri installed?)");
+      return undefined;
+    }
+    const device = await requestDevice(adapter);
+    instances.push(instance);
+    const names = await listAdapters("opengles").catch(() => []);
+    const name = names[0]?.name ?? "opengles";
+    // Software unless the GL driver is a real GPU's (only --adapter software/any get here).
+    const software = !names[0] || /llvmpipe|softpipe|swiftshader/i.test(name);
+    return { device, name, backend: "opengles", software, featureLevel: "compatibility", instance };
+  } catch (err) {
+    tried.push(`opengles: ${errorMessage(err)}`);
+    return undefined;
+  }
+}
+
 /**
  * A WebGPU device. Throws UnavailableError naming what was tried when no adapter of the wanted kind exists.
  */
@@ -147,54 +226,9 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuDevic
   const toggles = opts.toggles ?? (process.env.IMDB_TRAIN_DAWN_TOGGLES ?? "").split(",").map((x) => x.trim()).filter(Boolean);
   if (toggles.length) log.info(`Dawn toggles: ${toggles.join(", ")}`);
   const tried: string[] = [];
-  if (kind !== "software" && !vulkanLoaderPresent()) {
-    tried.push("default backends: no Vulkan loader (libvulkan.so.1) on this machine");
-  } else if (kind !== "software") {
-    try {
-      const index = opts.index ?? envAdapterIndex() ?? 0;
-      const hw = hardwareAdapters(await listAdapters());
-      let pick: AdapterEntry | undefined;
-      if (hw.length > 1) {
-        if (index >= hw.length) throw new UnavailableError(`GPU index ${index} requested but only ${hw.length} adapters exist: ${hw.map((a) => a.name).join("; ")}`);
-        pick = hw[index];
-        if (hw.filter((a) => a.name === pick!.name).length > 1) {
-          log.warn(`GPU ${index} shares the name "${pick.name}" with another adapter: Dawn's node binding selects by name, so the first of them is used (give each worker one visible GPU instead, e.g. one container per GPU)`);
-        }
-      } else if (hw.length === 1) {
-        pick = { backend: hw[0].backend, name: "" };
-      }
-      const name = pick?.name || undefined;
-      const { adapter, instance } = await tryAdapter(pick?.backend ?? "", "core", name, toggles);
-      if (adapter && !adapter.isFallbackAdapter) {
-        const device = await requestDevice(adapter);
-        instances.push(instance);
-        const n = name ?? hw[0]?.name ?? (adapter.info.description || adapter.info.device || "gpu");
-        log.debug(`WebGPU adapter ${n} (${adapter.info.vendor}, index ${index} of ${hw.length || 1})`);
-        return { device, name: n, backend: pick?.backend ?? "default", software: false, featureLevel: "core", instance };
-      }
-      tried.push(adapter ? "default backends: only a fallback adapter" : "default backends: no adapter");
-    } catch (err) {
-      if (err instanceof UnavailableError) throw err;
-      tried.push(`default backends: ${errorMessage(err)}`);
-    }
-  }
-  if (kind !== "gpu") {
-    process.env.EGL_PLATFORM ??= "surfaceless"; // llvmpipe's EGL without a display
-    try {
-      const { adapter, instance } = await tryAdapter("opengles", "compatibility", undefined, toggles);
-      if (adapter) {
-        const device = await requestDevice(adapter);
-        instances.push(instance);
-        const names = await listAdapters("opengles").catch(() => []);
-        const name = names[0]?.name ?? "opengles";
-        // Software unless the GL driver is a real GPU's (only --adapter software/any get here).
-        const software = !names[0] || /llvmpipe|softpipe|swiftshader/i.test(name);
-        return { device, name, backend: "opengles", software, featureLevel: "compatibility", instance };
-      }
-      tried.push("opengles: no adapter (are libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri installed?)");
-    } catch (err) {
-      tried.push(`opengles: ${errorMessage(err)}`);
-    }
-  }
+  const hw = kind !== "software" ? await hardwareDevice(opts, toggles, tried) : undefined;
+  if (hw) return hw;
+  const sw = kind !== "gpu" ? await openglesDevice(toggles, tried) : undefined;
+  if (sw) return sw;
   throw new UnavailableError(`no WebGPU adapter (${tried.join("; ")})`);
 }

@@ -41,6 +41,7 @@ export async function gpuEngineFor(opts: EngineOptions): Promise<Engine | undefi
     backend: engine.backend,
     layout: engine.layout,
     step: (p, b) => engine.step(p, b),
+    stepRows: (p, b) => engine.stepRows(p, b),
     evaluate: (p, b) => engine.evaluate(p, b),
     dispose: () => { engine.dispose(); gpu.device.destroy(); },
   };

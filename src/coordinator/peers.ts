@@ -1,0 +1,265 @@
+// The coordinator's peers: its ROUTER socket, who is a member (./membership.ts), every message in and out.
+//
+// In:  decode the envelope → a Join is answered here → anything else from a non-member is refused → the
+//      member's message goes to the coordinator's handlers (Ready, Gradient, EvalResult, Leave).
+// Out: one `send` for every message to a worker; a peer that cannot be reached is evicted there, once.
+// Time: `tick` (every 200 ms) evicts members past their deadline and pings the others (a send to a dead
+//       connection fails at once, naming the dead worker long before its step deadline).
+import { hostname } from "node:os";
+import { AbortedError, ConnectionError, TrainingError, errorMessage } from "../errors.js";
+import { logger } from "../output.js";
+import type { Telemetry } from "../telemetry.js";
+import type { ParamLayout } from "../model/layout.js";
+import { Kind, encode, decode, kindName, WireError, frameBytes, type Message } from "../protocol/wire.js";
+import { readBody, type Bodies, type WelcomeBody } from "../protocol/bodies.js";
+import { RouterChannel, type AuthFailure, type CurveServerKeys } from "../transport/zmq/index.js";
+import { settledWithin } from "../wait.js";
+import { Membership, type EvictionCause, type Member } from "./membership.js";
+import type { CoordinatorEvent } from "./types.js";
+
+const log = logger("coordinator");
+
+/** What the coordinator does with its members' messages and departures. */
+export interface PeerHandlers {
+  /** A worker finished loading and may get work. */
+  ready(peer: string): void;
+  gradient(peer: string, m: Message, now: number): void;
+  evalResult(peer: string, m: Message, now: number): void;
+  /** A member left or was evicted: its open work must go elsewhere. */
+  gone(id: string, message: string): void;
+}
+
+export interface PeersOptions {
+  runId: number;
+  layout: ParamLayout;
+  maxBytes: number;
+  tel: Telemetry;
+  heartbeatTimeoutS: number;
+  joinTimeoutS: number;
+  onEvent?: (e: CoordinatorEvent) => void;
+  /** The run's step and parameter version, for the headers of messages that belong to no step. */
+  position(): { step: number; version: number };
+  /** What a joining worker is told (all but its slot). */
+  welcome(): Omit<WelcomeBody, "slot">;
+}
+
+export class Peers {
+  readonly members: Membership;
+  /** Worker → the parameter version it holds from Params chunks (its Assign/Eval then carry none). */
+  readonly hasParams = new Map<string, number>();
+  readonly rejected: Record<string, number> = {};
+  readonly evicted: string[] = [];
+  private channel!: RouterChannel;
+  private handlers!: PeerHandlers;
+  private readonly authRefusals = new Map<string, number>();
+  private joinWaiter: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastPing = 0;
+
+  constructor(private readonly o: PeersOptions) {
+    this.members = new Membership(o.heartbeatTimeoutS * 1000, o.joinTimeoutS * 1000);
+  }
+
+  get endpoint(): string { return this.channel.endpoint; }
+
+  async bind(endpoint: string, curve: CurveServerKeys | undefined, handlers: PeerHandlers): Promise<string> {
+    this.handlers = handlers;
+    this.channel = await RouterChannel.bind(endpoint, { maxBytes: this.o.maxBytes, curve, onAuthFailure: (f) => this.authFailure(f) });
+    if (curve) log.info(`CURVE on: admitting ${curve.clients.length} client key(s) (${curve.clients.map((c) => c.name).join(", ")})`);
+    void this.receiveLoop();
+    this.timer = setInterval(() => this.tick(Date.now()), 200);
+    return this.channel.endpoint;
+  }
+
+  // ---- out ------------------------------------------------------------------------------------------------
+
+  /** One message to a member (slot and run from its entry; step and version the run's unless given). False, and
+   *  the member evicted, when it cannot be reached. */
+  async send<K extends Kind>(peer: string, kind: K, body?: Bodies[K], payload?: Float32Array | Uint16Array, at?: { step: number; version: number }): Promise<boolean> {
+    const m = this.members.get(peer);
+    if (!m || m.state !== "live") return false;
+    const frames = this.encode(kind, m.slot, body, payload, at);
+    try {
+      await this.channel.send(peer, frames);
+      this.o.tel.bytes("sent", frameBytes(frames), peer);
+      return true;
+    } catch (err) {
+      this.evict(peer, err instanceof ConnectionError && /is not connected/.test(err.message) ? "lost its connection" : `cannot be reached: ${errorMessage(err)}`);
+      return false;
+    }
+  }
+
+  private encode<K extends Kind>(kind: K, slot: number, body?: Bodies[K], payload?: Float32Array | Uint16Array, at?: { step: number; version: number }) {
+    const pos = at ?? this.o.position();
+    return encode({ kind, runId: this.o.runId, step: pos.step, paramVersion: pos.version, slot, layoutHash: this.o.layout.hash }, body, payload);
+  }
+
+  /** Refuse a message: counted by reason, logged, published, answered with a Reject (best effort). */
+  reject(peer: string, err: WireError, step = 0, rejoin = false): void {
+    this.rejected[err.reason] = (this.rejected[err.reason] ?? 0) + 1;
+    this.o.tel.rejected(err.reason, this.members.get(peer) ? peer : undefined);
+    log.warn(`rejected (${err.reason}): ${err.message}`);
+    this.o.onEvent?.({ type: "rejected", worker: peer, reason: err.reason, message: err.message });
+    const slot = this.members.get(peer)?.slot ?? 0;
+    const body: Bodies[Kind.Reject] = { reason: err.reason, message: err.message, ...(rejoin ? { rejoin } : {}) };
+    void this.channel.send(peer, this.encode(Kind.Reject, slot, body, undefined, { step, version: this.o.position().version })).catch(() => {});
+  }
+
+  /** Tell every connected worker to stop, then close the socket. */
+  async close(reason: string): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (!this.channel) return;
+    const stops = this.members.connected().map((m) => this.channel.send(m.id, this.encode(Kind.Stop, m.slot, { reason })).catch(() => {}));
+    await settledWithin(Promise.all(stops), 1000);
+    await new Promise((r) => setTimeout(r, 50)); // let ZeroMQ flush the stops (linger is 0)
+    this.channel.close();
+  }
+
+  // ---- membership -----------------------------------------------------------------------------------------
+
+  /** Resolves once `n` workers are ready; fails after `timeoutMs` or on abort. */
+  async waitFor(n: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.members.live().length >= n) return;
+    log.info(`waiting for ${n} worker(s) to join ${this.channel.endpoint} and load`);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.joinWaiter = null;
+        reject(new TrainingError(`only ${this.members.live().length} of ${n} worker(s) joined and loaded within ${(timeoutMs / 1000).toFixed(0)} s (endpoint ${this.channel.endpoint})`));
+      }, timeoutMs);
+      this.joinWaiter = () => {
+        if (this.members.live().length >= n) { clearTimeout(timer); this.joinWaiter = null; resolve(); }
+      };
+      signal?.addEventListener("abort", () => { clearTimeout(timer); reject(new AbortedError()); }, { once: true });
+    });
+  }
+
+  /** Evict a live member (the one path for every cause), then let the coordinator re-deal its work. */
+  evict(id: string, reason: string, lateMs = 0, cause: EvictionCause = "connection"): void {
+    const m = this.members.get(id);
+    if (!m || m.state !== "live") return;
+    this.members.evict(id, reason);
+    // how late: past its deadline, or for a dropped connection how long it had been silent
+    this.o.tel.evicted(id, cause, (cause === "connection" ? Math.max(0, Date.now() - m.lastSeen) : Math.max(0, lateMs)) / 1000);
+    this.evicted.push(id);
+    this.o.tel.heartbeatMissed(id);
+    if (lateMs > 0) this.o.tel.straggler(id, lateMs / 1000);
+    this.departed(id, "evict", `worker ${id}${m.pid ? ` (pid ${m.pid}${m.host ? ` on ${m.host}` : ""})` : ""} ${reason}: evicted`);
+  }
+
+  private departed(id: string, event: "evict" | "leave", message: string): void {
+    this.hasParams.delete(id);
+    const live = this.members.live().length;
+    log.warn(`${message}; ${live} worker(s) left`);
+    this.o.tel.membership(event, id);
+    this.o.tel.liveWorkers(live);
+    this.o.onEvent?.({ type: "member", event, worker: id, live, reason: message });
+    this.handlers.gone(id, message);
+  }
+
+  private tick(now: number): void {
+    for (const e of this.members.overdue(now)) this.evict(e.member.id, e.reason, e.lateMs, e.cause);
+    if (now - this.lastPing < 1000) return;
+    this.lastPing = now;
+    for (const m of this.members.connected()) {
+      // ROUTER_MANDATORY: a send to a peer whose connection is gone fails at once (EHOSTUNREACH)
+      void this.channel.send(m.id, this.encode(Kind.Heartbeat, m.slot, {}))
+        .catch((err) => { if (err instanceof ConnectionError && /is not connected/.test(err.message)) this.evict(m.id, "lost its connection"); });
+    }
+  }
+
+  /** A refused connection attempt (unadmitted CURVE key, wrong server key, no CURVE): counted as
+   *  rejected{reason="auth"} and logged — the first three of each kind, then one line in 100 (peers retry).
+   *  A peer that hung up mid-handshake is logged the same way but not counted: it may have just stopped. */
+  private authFailure(f: AuthFailure): void {
+    const n = (this.authRefusals.get(f.reason) ?? 0) + 1;
+    this.authRefusals.set(f.reason, n);
+    const what = f.reason === "closed"
+      ? `a connection on ${f.address} failed: ${f.detail}`
+      : `refused a connection ${f.reason === "client-key" ? "from" : "on"} ${f.address}: ${f.detail}`;
+    if (n <= 3 || n % 100 === 0) log.warn(`${what} (${n} of this kind so far)`);
+    if (f.reason === "closed") return;
+    this.rejected.auth = (this.rejected.auth ?? 0) + 1;
+    this.o.tel.rejected("auth");
+    this.o.onEvent?.({ type: "rejected", worker: f.address, reason: "auth", message: what });
+  }
+
+  // ---- in -------------------------------------------------------------------------------------------------
+
+  private async receiveLoop(): Promise<void> {
+    for await (const { peer, frames } of this.channel.messages()) {
+      try {
+        this.handle(peer, frames);
+      } catch (err) {
+        if (err instanceof WireError) this.reject(peer, err);
+        else log.error(`while handling a message from ${peer}: ${errorMessage(err)}`);
+      }
+    }
+  }
+
+  private handle(peer: string, frames: Buffer[]): void {
+    const m = decode(frames, { maxBytes: this.o.maxBytes, from: peer });
+    this.o.tel.bytes("received", frameBytes(frames), this.members.get(peer) ? peer : undefined);
+    const now = Date.now();
+    if (m.header.kind === Kind.Join) return this.join(peer, m, now);
+    const member = this.members.get(peer);
+    if (!member || member.state !== "live") return this.refuseStranger(peer, m, member);
+    this.members.seen(peer, now);
+    switch (m.header.kind) {
+      case Kind.Heartbeat: return;
+      case Kind.Ready: return this.ready(peer, m, now);
+      case Kind.Gradient: return this.handlers.gradient(peer, m, now);
+      case Kind.EvalResult: return this.handlers.evalResult(peer, m, now);
+      case Kind.Leave: {
+        const { reason } = readBody(m, Kind.Leave, `worker ${peer}`);
+        this.members.leave(peer, reason);
+        return this.departed(peer, "leave", `worker ${peer} left (${reason})`);
+      }
+      default:
+        this.reject(peer, new WireError("version", `unexpected ${kindName(m.header.kind)} message from worker ${peer}`));
+    }
+  }
+
+  /** A message from a peer that is not a live member: a worker evicted while it computed gets told its
+   *  gradient is stale; anyone else is told to join first. */
+  private refuseStranger(peer: string, m: Message, gone: Member | undefined): void {
+    if (gone && m.header.kind === Kind.Gradient) {
+      this.reject(peer, new WireError("stale", `gradient of step ${m.header.step} from worker ${peer} is stale: it was ${gone.state} (${gone.reason ?? "?"}) and its batches were given to another worker; join again`), m.header.step, true);
+    } else {
+      this.reject(peer, new WireError("unknown-worker", `${kindName(m.header.kind)} from ${peer}, which is not a live member of run ${this.o.runId}${gone ? ` (${gone.state}: ${gone.reason ?? "?"})` : ""}: join first`), 0, true);
+    }
+  }
+
+  private ready(peer: string, m: Message, now: number): void {
+    const { backend } = readBody(m, Kind.Ready, `worker ${peer}`);
+    this.members.markReady(peer, now);
+    const live = this.members.live().length;
+    log.info(`worker ${peer} ready (backend ${backend}); ${live} ready`);
+    this.o.tel.liveWorkers(live);
+    this.joinWaiter?.();
+    this.handlers.ready(peer);
+  }
+
+  private join(peer: string, m: Message, now: number): void {
+    const b = readBody(m, Kind.Join, peer);
+    if (m.header.layoutHash && m.header.layoutHash !== this.o.layout.hash) {
+      this.reject(peer, new WireError("layout", `worker ${peer} joined with parameter layout ${m.header.layoutHash}, this run uses ${this.o.layout.hash}`));
+      return;
+    }
+    // the same process asking again before our Welcome reached it (its retry after 0.5 s, while this loop was
+    // busy): welcome it again, but it is one join — no second event, and its state stays as it is
+    const old = this.members.get(peer);
+    const repeat = old !== undefined && old.state === "live" && !old.ready && old.pid === b.pid && !b.rejoin;
+    const member = repeat ? old : this.members.join(peer, now, { pid: b.pid, host: b.host });
+    if (!repeat) {
+      this.hasParams.delete(peer); // a (re)joined worker gets the parameters inline until the next broadcast
+      log.info(`worker ${peer} joined (slot ${member.slot}${b.pid ? `, pid ${b.pid}` : ""}${b.host ? ` on ${b.host}` : ""}); loading`);
+      this.o.tel.membership("join", peer);
+      this.o.onEvent?.({ type: "member", event: "join", worker: peer, live: this.members.live().length });
+    } else {
+      this.members.seen(peer, now);
+    }
+    void this.send(peer, Kind.Welcome, { ...this.o.welcome(), slot: member.slot, coordinator: hostname() })
+      .then((ok) => { if (!ok) log.warn(`cannot welcome ${peer}`); });
+  }
+}
