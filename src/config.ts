@@ -12,6 +12,20 @@ export function truncateIds(ids: Int32Array, maxLen: number, keep: KeepSide): In
   return keep === "last" ? ids.subarray(ids.length - maxLen) : ids.subarray(0, maxLen);
 }
 
+/**
+ * What a model's parameters are trained for (see paramLayout for each one's tensors):
+ *   classify  the sentiment classifier, BCE on the final state (the default);
+ *   lm        a next-token language model: the classifier's embedding and recurrent layers, then a softmax over
+ *             the vocabulary trained as a sampled softmax (pretraining of what a classifier fine-tunes);
+ *   sgns      word2vec's skip-gram with negative sampling: input and output word vectors only.
+ */
+export type ModelTask = "classify" | "lm" | "sgns";
+export const MODEL_TASKS: readonly ModelTask[] = ["classify", "lm", "sgns"];
+
+/** How the language model draws its softmax candidates: unigram counts^0.75 (needs the vocabulary's counts),
+ *  or log-uniform over the frequency-ordered ids (P(id) ∝ log((id+2)/(id+1)), no counts needed). */
+export type LmSampler = "unigram" | "log-uniform";
+
 /** Shape of the classifier: Embedding(V, E) → {LSTM|GRU}(H) × layers [× 2 directions] → Linear(·, 1). */
 export interface ModelConfig {
   cell: CellKind;
@@ -24,6 +38,23 @@ export interface ModelConfig {
   /** Stacked recurrent layers (1 or 2). */
   layers: number;
   bidirectional: boolean;
+  /** Absent = "classify" (layouts and their hashes are then exactly those of a config without the field). */
+  task?: ModelTask;
+  /** lm: S, candidate draws of the sampled softmax per batch (default DEFAULTS.pretrain.lmSamples). */
+  lmSamples?: number;
+  /** lm: the candidates' distribution (default DEFAULTS.pretrain.lmSampler). */
+  lmSampler?: LmSampler;
+  /** sgns: W, the largest window; each centre draws its own window uniformly from 1..W (default DEFAULTS.pretrain.sgnsWindow). */
+  sgnsWindow?: number;
+  /** sgns: k, negatives per (centre, context) pair, drawn from unigram^0.75 (default DEFAULTS.pretrain.sgnsNegatives). */
+  sgnsNegatives?: number;
+  /** sgns: t of word2vec's subsampling of frequent tokens (0 = off; default DEFAULTS.pretrain.sgnsSubsample). */
+  sgnsSubsample?: number;
+}
+
+/** The model's task (absent = "classify"). */
+export function taskOf(cfg: { task?: ModelTask }): ModelTask {
+  return cfg.task ?? "classify";
 }
 
 /** Every default of the project, in one table. `ingest` alone makes the chapter's batches of 64 from whole
@@ -63,6 +94,16 @@ export const DEFAULTS = {
     dropout: 0.5, //            on the classifier's input (the final hidden state)
     heartbeatTimeoutS: 10, //   an idle worker silent this long is evicted
     joinTimeoutS: 300, //       how long the coordinator waits for the expected workers
+  },
+  pretrain: {
+    // S: the LM's per-token cost is the LSTM's 6·G·H·(E+H) = 2,187,264 FLOPs (forward 2·G·H·(E+H), backward
+    // twice that) plus 6·H·(S+1) for the sampled softmax (logits, dh, dW over the target and S candidates):
+    // S = 384 adds 591,360, 1.27× the classifier's per-token FLOPs (E=100, H=256, G=4).
+    lmSamples: 384,
+    lmSampler: "unigram" as LmSampler, // counts^0.75 from the vocabulary
+    sgnsWindow: 5, //           word2vec's default window
+    sgnsNegatives: 5, //        negatives per pair
+    sgnsSubsample: 1e-4, //     word2vec's -sample
   },
 } as const;
 

@@ -7,22 +7,29 @@ import type { EngineBatch, LossKind } from "../src/engine/index.js";
 
 const sig = (x: number) => 1 / (1 + Math.exp(-x));
 
-export function lossSum64(cfg: ModelConfig, params: Float64Array, batch: EngineBatch,
-                          opts: { dense?: number; loss?: LossKind; mask?: Float32Array } = {}): number {
-  const layout = paramLayout(opts.dense ? { ...cfg, inputDim: opts.dense } : cfg);
-  const P = (name: string) => {
+/** Named views of a float64 copy of the flat parameters. */
+export function params64(layout: ReturnType<typeof paramLayout>, params: Float64Array): (name: string) => Float64Array {
+  return (name: string) => {
     const e = layout.entries.find((x) => x.name === name)!;
     return params.subarray(e.offset, e.offset + e.size);
   };
+}
+
+/**
+ * Embedding (or dense input) → the recurrent layers, in float64: seq[b][t] is the top layer's output after
+ * step t (frozen past a review's length), feat[b] its final state [K].
+ */
+export function recurrent64(cfg: ModelConfig, params: Float64Array, batch: EngineBatch, dense?: number): { seq: Float64Array[][]; feat: Float64Array[] } {
+  const P = params64(paramLayout(dense ? { ...cfg, inputDim: dense } : cfg), params);
   const { size: B, maxLen: T, lengths } = batch;
   const H = cfg.hidden, nd = directionsOf(cfg), G = cfg.cell === "gru" ? 3 : 4;
   // seq[b][t] = input vector of review b at step t
-  let inDim = opts.dense ?? cfg.embedDim;
+  let inDim = dense ?? cfg.embedDim;
   let seq: Float64Array[][] = [];
   for (let b = 0; b < B; b++) {
     const row: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
-      if (opts.dense) row.push(Float64Array.from(batch.inputs!.subarray((b * T + t) * inDim, (b * T + t + 1) * inDim)));
+      if (dense) row.push(Float64Array.from(batch.inputs!.subarray((b * T + t) * inDim, (b * T + t + 1) * inDim)));
       else { const id = batch.tokens![b * T + t]; row.push(Float64Array.from(P("embedding.weight").subarray(id * inDim, (id + 1) * inDim))); }
     }
     seq.push(row);
@@ -69,6 +76,15 @@ export function lossSum64(cfg: ModelConfig, params: Float64Array, batch: EngineB
     seq = next;
     inDim = nd * H;
   }
+  return { seq, feat };
+}
+
+export function lossSum64(cfg: ModelConfig, params: Float64Array, batch: EngineBatch,
+                          opts: { dense?: number; loss?: LossKind; mask?: Float32Array } = {}): number {
+  const P = params64(paramLayout(opts.dense ? { ...cfg, inputDim: opts.dense } : cfg), params);
+  const { size: B } = batch;
+  const H = cfg.hidden, nd = directionsOf(cfg);
+  const { feat } = recurrent64(cfg, params, batch, opts.dense);
   const w = P("fc.weight"), bias = P("fc.bias")[0];
   let loss = 0;
   for (let b = 0; b < B; b++) {

@@ -132,6 +132,27 @@ export function vocabToJson(vocab: Vocab, counts: number[]): string {
 
 /** Reads vocab.json; checks its format and that the hash matches its tokens. */
 export function loadVocab(path: string): Vocab {
+  return readVocabFile(path).vocab;
+}
+
+/**
+ * Reads vocab.json with its token counts (id order: what the pretraining engines sample from, see
+ * EngineOptions.counts); checks them as loadVocab checks the tokens: one finite count >= 0 per token.
+ */
+export function loadVocabCounts(path: string): { vocab: Vocab; counts: Float64Array } {
+  const { file, vocab } = readVocabFile(path);
+  const c = file.counts;
+  if (!Array.isArray(c) || c.length !== vocab.size) throw new InputError(`vocabulary has ${vocab.size} tokens but ${Array.isArray(c) ? c.length : "no"} counts`, { path });
+  const counts = new Float64Array(c.length);
+  for (let i = 0; i < c.length; i++) {
+    const x = c[i];
+    if (typeof x !== "number" || !(x >= 0 && Number.isFinite(x))) throw new InputError(`count ${i} (${JSON.stringify(x)}) is not a number >= 0`, { path });
+    counts[i] = x;
+  }
+  return { vocab, counts };
+}
+
+function readVocabFile(path: string): { file: VocabFile; vocab: Vocab } {
   let file: VocabFile;
   try {
     file = JSON.parse(readFileSync(path, "utf8")) as VocabFile;
@@ -144,7 +165,7 @@ export function loadVocab(path: string): Vocab {
   if (file.tokens[UNK_ID] !== UNK || file.tokens[PAD_ID] !== PAD) throw new InputError("vocabulary must start with <unk>, <pad>", { path });
   const vocab = makeVocab(file.tokens);
   if (vocab.hash !== file.hash) throw new InputError(`vocabulary hash mismatch (file says ${file.hash}, tokens give ${vocab.hash})`, { path });
-  return vocab;
+  return { file, vocab };
 }
 
 /** Token ids of `tokens` ([N] Int32, unknown → UNK_ID). */

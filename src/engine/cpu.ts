@@ -1,13 +1,20 @@
-// The fused engine (fused.ts) behind the Engine contract. The rows form is handled at this edge: given
+// The CPU engines (fused.ts: the classifier; lm.ts, sgns.ts: pretraining) behind the Engine contract. The rows form is handled at this edge: given
 // RowParams, the dense part and the rows are written into a full vector this engine keeps (the batch reads
 // only those rows, which is checked), and a rows-form result is cut from the full gradient.
 //
 // Legend: N all parameters, V·E the embedding table, R rows.
-import { FusedModel } from "./fused.js";
+import type { ParamLayout } from "../model/layout.js";
 import { batchRows, checkRowParams, checkRowsGiven, embeddingShape, isRowParams, toRowStep, writeRowParams } from "./rows.js";
-import type { Engine, EngineBatch, EngineParams } from "./types.js";
+import type { Engine, EngineBatch, EngineParams, EvalResult, StepResult } from "./types.js";
 
-export function cpuEngine(model: FusedModel, backend: string): Engine {
+/** What a CPU engine computes on a full parameter vector (FusedModel, LmModel, SgnsModel). */
+export interface CpuModel {
+  readonly layout: ParamLayout;
+  step(params: Float32Array, batch: EngineBatch): StepResult;
+  evaluate(params: Float32Array, batch: EngineBatch): EvalResult;
+}
+
+export function cpuEngine(model: CpuModel, backend: string): Engine {
   const layout = model.layout;
   let full: Float32Array | undefined; // [N] rows not given hold whatever an earlier step wrote: never read
 

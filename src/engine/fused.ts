@@ -1,39 +1,30 @@
 // The fused engine: embedding (or dense input) → stacked, optionally bidirectional LSTM/GRU → Linear → loss,
-// with a hand-written backward pass. Numeric work of the recurrence is in recurrent.ts.
+// with a hand-written backward pass. The layers are in stack.ts, the numeric work of the recurrence in recurrent.ts.
 //
 // Legend: B batch, T time, E/D input width, H hidden, K = dirs·H, L layers. Inputs of layer 0 are the
 // embedded tokens X [T*B, E] (time-major); layer l > 0 reads the concatenated outputs [T*B, K] of layer l−1.
 import type { ModelConfig } from "../config.js";
+import { taskOf } from "../config.js";
 import { UsageError } from "../errors.js";
-import { directionsOf, paramLayout, rnnPrefix, view, type ParamLayout } from "../model/layout.js";
+import { paramLayout, view, type ParamLayout } from "../model/layout.js";
 import { gather, scatterAdd } from "./embedding.js";
 import { batchDropoutMask, headBackward, headForward, lossAndGrad } from "./head.js";
-import { Direction, type DirForward, type DirWeights } from "./recurrent.js";
+import { RecurrentStack } from "./stack.js";
 import type { EngineBatch, EvalResult, InputKind, LossKind, StepResult } from "./types.js";
 
 export class FusedModel {
   readonly layout: ParamLayout;
-  private readonly dirs: Direction[][]; // [L][dirs]
+  private readonly stack: RecurrentStack;
   private readonly K: number;
   private readonly inDim: number;
 
   constructor(readonly cfg: ModelConfig, readonly input: InputKind, readonly loss: LossKind, inputDim?: number) {
+    if (taskOf(cfg) !== "classify") throw new UsageError(`the classifier engine cannot train task ${taskOf(cfg)}`);
     if (input === "dense" && !(inputDim && inputDim > 0)) throw new UsageError("dense input needs inputDim (D) >= 1");
     this.layout = paramLayout(input === "dense" ? { ...cfg, inputDim } : cfg);
     this.inDim = input === "dense" ? inputDim! : cfg.embedDim;
-    const nd = directionsOf(cfg);
-    this.K = nd * cfg.hidden;
-    this.dirs = [];
-    for (let l = 0; l < cfg.layers; l++) {
-      const inD = l === 0 ? this.inDim : this.K;
-      this.dirs.push(Array.from({ length: nd }, (_, d) => new Direction(cfg.cell, inD, cfg.hidden, d === 1)));
-    }
-  }
-
-  private weights(params: Float32Array, l: number, d: number): DirWeights {
-    const p = rnnPrefix(l, d === 1);
-    const v = (n: string) => view(this.layout, params, `${p}.${n}`);
-    return { wih: v("w_ih"), whh: v("w_hh"), bih: v("b_ih"), bhh: v("b_hh") };
+    this.stack = new RecurrentStack(cfg, this.layout, this.inDim);
+    this.K = this.stack.K;
   }
 
   private check(params: Float32Array, batch: EngineBatch): void {
@@ -60,21 +51,13 @@ export class FusedModel {
 
   private forward(params: Float32Array, batch: EngineBatch, train: boolean, mask: Float32Array | null = null) {
     const { size: B, maxLen: T, lengths } = batch;
-    const H = this.cfg.hidden, nd = this.dirs[0].length;
-    const xs: Float32Array[] = [this.inputs(params, batch)]; // input of each layer
-    const runs: DirForward[][] = [];
-    for (let l = 0; l < this.dirs.length; l++) {
-      const last = l === this.dirs.length - 1;
-      const r = this.dirs[l].map((dir, d) => dir.forward(this.weights(params, l, d), xs[l], T, B, lengths, { train, keepOutputs: !last }));
-      runs.push(r);
-      if (!last) xs.push(interleave(r.map((x) => x.outputs!), T * B, H));
-    }
-    const state = interleave(runs[runs.length - 1].map((x) => x.final), B, H); // [B, K]
+    const run = this.stack.forward(params, this.inputs(params, batch), T, B, lengths, train, false);
+    const state = run.final; //                                                 [B, K]
     const feat = mask ? state.map((x, i) => x * mask[i]!) : state; // dropout: a copy, the state stays as it was
     const w = view(this.layout, params, "fc.weight");
     const bias = view(this.layout, params, "fc.bias")[0];
-    const out = headForward(feat, B, nd * H, w, bias);
-    return { xs, runs, feat, out };
+    const out = headForward(feat, B, this.K, w, bias);
+    return { run, feat, out };
   }
 
   evaluate(params: Float32Array, batch: EngineBatch): EvalResult {
@@ -87,9 +70,9 @@ export class FusedModel {
   step(params: Float32Array, batch: EngineBatch): StepResult {
     this.check(params, batch);
     const { size: B, maxLen: T, lengths } = batch;
-    const H = this.cfg.hidden, K = this.K, nd = this.dirs[0].length;
+    const K = this.K;
     const mask = batchDropoutMask(batch, K);
-    const { xs, runs, feat, out } = this.forward(params, batch, true, mask);
+    const { run, feat, out } = this.forward(params, batch, true, mask);
     const { lossSum, correct, dOut } = lossAndGrad(out, batch.targets, this.loss);
     const grads = new Float32Array(this.layout.size);
     const w = view(this.layout, params, "fc.weight");
@@ -97,51 +80,10 @@ export class FusedModel {
     if (mask) for (let i = 0; i < hb.dFeat.length; i++) hb.dFeat[i]! *= mask[i]!;
     view(this.layout, grads, "fc.weight").set(hb.dw);
     view(this.layout, grads, "fc.bias")[0] = hb.db;
-
-    // Top layer: gradient w.r.t. each direction's final state; lower layers: w.r.t. every output.
-    let dFinal: (Float32Array | undefined)[] = deinterleave(hb.dFeat, B, H, nd);
-    let dOutputs: (Float32Array | undefined)[] = Array(nd).fill(undefined);
-    let dx: Float32Array | undefined;
-    for (let l = this.dirs.length - 1; l >= 0; l--) {
-      const needDx = l > 0 || this.input === "tokens";
-      const inD = l === 0 ? this.inDim : K;
-      dx = needDx ? new Float32Array(T * B * inD) : undefined;
-      for (let d = 0; d < nd; d++) {
-        const wts = this.weights(params, l, d);
-        const r = this.dirs[l][d].backward(wts, xs[l], runs[l][d].tape!, T, B, lengths, dFinal[d], dOutputs[d], needDx);
-        const p = rnnPrefix(l, d === 1);
-        view(this.layout, grads, `${p}.w_ih`).set(r.grads.wih);
-        view(this.layout, grads, `${p}.w_hh`).set(r.grads.whh);
-        view(this.layout, grads, `${p}.b_ih`).set(r.grads.bih);
-        view(this.layout, grads, `${p}.b_hh`).set(r.grads.bhh);
-        if (dx && r.dx) for (let i = 0; i < dx.length; i++) dx[i] += r.dx[i];
-      }
-      if (l > 0) {
-        dOutputs = deinterleave(dx!, T * B, H, nd);
-        dFinal = Array(nd).fill(undefined);
-      }
-    }
-    let embeddingRows: Int32Array | undefined;
-    if (this.input === "tokens") {
-      embeddingRows = scatterAdd(view(this.layout, grads, "embedding.weight"), this.inDim, dx!, batch.tokens!, lengths, B, T);
-    }
-    return { lossSum, correct, count: B, grads, embeddingRows };
+    // The head reads only the final state: its gradient enters the top layer there.
+    const dx = this.stack.backward(params, run, T, B, lengths, hb.dFeat, undefined, grads, this.input === "tokens");
+    if (this.input !== "tokens") return { lossSum, correct, count: B, grads };
+    const embeddingRows = scatterAdd(view(this.layout, grads, "embedding.weight"), this.inDim, dx!, batch.tokens!, lengths, B, T);
+    return { lossSum, correct, count: B, grads, embeddingRows, touched: { "embedding.weight": embeddingRows } };
   }
-}
-
-/** [rows, nd*H] from nd arrays of [rows, H] (concatenation along the feature axis). */
-function interleave(parts: Float32Array[], rows: number, H: number): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const nd = parts.length;
-  const out = new Float32Array(rows * nd * H);
-  for (let r = 0; r < rows; r++) for (let d = 0; d < nd; d++) out.set(parts[d].subarray(r * H, r * H + H), (r * nd + d) * H);
-  return out;
-}
-
-/** The inverse of `interleave`. */
-function deinterleave(x: Float32Array, rows: number, H: number, nd: number): Float32Array[] {
-  if (nd === 1) return [x];
-  const parts = Array.from({ length: nd }, () => new Float32Array(rows * H));
-  for (let r = 0; r < rows; r++) for (let d = 0; d < nd; d++) parts[d].set(x.subarray((r * nd + d) * H, (r * nd + d + 1) * H), r * H);
-  return parts;
 }

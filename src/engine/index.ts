@@ -1,9 +1,14 @@
-// The gradient engine's public face (wiring only): createEngine, batchToEngine, predictProbabilities.
-// See fused.ts for the model and recurrent.ts for the hand-written LSTM/GRU forward and backward.
+// The gradient engine's public face (wiring only): createEngine, batchToEngine, dropoutSeed, samplingSeed, predictProbabilities.
+// See fused.ts for the classifier, lm.ts for the language model, sgns.ts for skip-gram word vectors, stack.ts
+// and recurrent.ts for the hand-written LSTM/GRU forward and backward.
+import { taskOf } from "../config.js";
 import type { Batch } from "../dataset/batch.js";
+import { UsageError } from "../errors.js";
 import { useBackend, type BackendLoaders } from "../tfjs.js";
 import { cpuEngine } from "./cpu.js";
 import { FusedModel } from "./fused.js";
+import { LmModel } from "./lm.js";
+import { SgnsModel } from "./sgns.js";
 import type { Engine, EngineBatch, EngineOptions, EngineParams } from "./types.js";
 
 export type { Engine, EngineBatch, EngineOptions, EngineParams, EvalResult, InputKind, LossKind, RowParams, RowStepResult, StepResult } from "./types.js";
@@ -18,11 +23,15 @@ export const backendLoaders: BackendLoaders = {
 };
 
 /**
- * Builds an engine for `opts.model`. With backend "auto" or "webgpu", the WebGPU engine (src/engine/gpu)
- * takes models its kernels cover when a GPU adapter is there (see gpuEngineFor); otherwise the fused engine
- * runs on the tfjs backend started here (once per process).
+ * Builds an engine for `opts.model` and its task. Classifier: with backend "auto" or "webgpu", the WebGPU
+ * engine (src/engine/gpu) takes models its kernels cover when a GPU adapter is there (see gpuEngineFor);
+ * otherwise the fused engine runs on the tfjs backend started here (once per process). Task lm: the CPU
+ * language-model engine, its matmuls on that tfjs backend (the WebGPU engine declines it). Task sgns:
+ * typed-array loops only, no tfjs backend (reported as backend "js"). lm and sgns read `opts.counts`.
  */
 export async function createEngine(opts: EngineOptions): Promise<Engine> {
+  const task = taskOf(opts.model);
+  if (task !== "classify") return pretrainingEngine(opts);
   const choice = opts.backend ?? "auto";
   if (choice === "auto" || choice === "webgpu") {
     const { gpuEngineFor } = await import("./gpu/select.js");
@@ -33,6 +42,15 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   return cpuEngine(new FusedModel(opts.model, opts.input ?? "tokens", opts.loss ?? "bce", opts.inputDim), backend);
 }
 
+async function pretrainingEngine(opts: EngineOptions): Promise<Engine> {
+  const task = taskOf(opts.model);
+  if ((opts.input ?? "tokens") !== "tokens") throw new UsageError(`task ${task} reads tokens, not dense inputs`);
+  if (opts.dropout) throw new UsageError(`task ${task} has no dropout (got rate ${opts.dropout})`);
+  const model = task === "lm" ? new LmModel(opts.model, opts.counts) : new SgnsModel(opts.model, opts.counts);
+  const backend = task === "lm" ? await useBackend(opts.backend ?? "auto", backendLoaders) : "js";
+  return cpuEngine(model, backend);
+}
+
 /** The engine's view of a dataset batch (no copies except the labels as floats); `dropout` for training steps. */
 export function batchToEngine(b: Batch, dropout?: { rate: number; seed: number }): EngineBatch {
   return { size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: Float32Array.from(b.labels), ids: b.ids, dropout };
@@ -41,6 +59,11 @@ export function batchToEngine(b: Batch, dropout?: { rate: number; seed: number }
 /** The dropout seed of an epoch: every epoch draws new masks, the same ones on any worker and after a resume. */
 export function dropoutSeed(runSeed: number, epoch: number): number {
   return Math.imul(runSeed ^ 0x3c6ef372, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b);
+}
+
+/** The seed of an epoch's lm candidates and sgns draws (EngineBatch.seed): independent of the dropout masks'. */
+export function samplingSeed(runSeed: number, epoch: number): number {
+  return Math.imul(runSeed ^ 0x1f83d9ab, 0x9e3779b1) ^ Math.imul(epoch + 1, 0xc2b2ae35);
 }
 
 /** P(positive) for each review of a batch (bce models): σ(logit). */

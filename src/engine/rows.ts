@@ -89,7 +89,8 @@ export function toRowStep(layout: ParamLayout, r: StepResult): RowStepResult {
 export function toFullStep(layout: ParamLayout, r: RowStepResult): StepResult {
   const grads = new Float32Array(layout.size); // [N]
   writeRowParams(layout, { dense: r.dense, rows: r.rows, values: r.values }, grads);
-  return { lossSum: r.lossSum, correct: r.correct, count: r.count, grads, embeddingRows: r.rows };
+  const base = { lossSum: r.lossSum, correct: r.correct, count: r.count, grads, embeddingRows: r.rows };
+  return embeddingShape(layout).V > 0 ? { ...base, touched: { "embedding.weight": r.rows } } : base;
 }
 
 /**

@@ -18,6 +18,12 @@ export interface EngineOptions {
   backend?: BackendChoice;
   /** Dropout rate the training batches will ask for (engines without dropout decline the model). */
   dropout?: number;
+  /**
+   * Token counts of the vocabulary, id order (vocab.json `counts`, see loadVocabCounts in src/dataset/vocab.ts).
+   * Task lm with sampler "unigram" draws its candidates from counts^0.75; task sgns draws negatives from
+   * counts^0.75 and subsamples frequent tokens by them; either refuses to start without them.
+   */
+  counts?: ArrayLike<number>;
 }
 
 export interface EngineBatch {
@@ -31,10 +37,26 @@ export interface EngineBatch {
   ids?: Int32Array;
   /** Training only: dropout on the classifier's input (the final hidden state); masks from `seed` and `ids`. */
   dropout?: { rate: number; seed: number };
+  /**
+   * Tasks lm and sgns: the seed of every draw (lm: the batch's softmax candidates, keyed by the set of `ids`;
+   * sgns: each review's subsampling, windows and negatives, keyed by its id), e.g. samplingSeed(runSeed, epoch).
+   * Absent: 0. Without `ids` the draws are keyed by row position instead.
+   */
+  seed?: number;
 }
 
+/**
+ * What lossSum, correct and count mean for each task:
+ *   classify  count = reviews; lossSum = Σ BCE (or squared error); correct = right side of 0.
+ *   lm        count = predicted tokens (a review of n tokens gives n−1); lossSum = Σ sampled-softmax cross-
+ *             entropy over the target and the batch's candidates (corrected by −log Q, see lm.ts: an estimate
+ *             of the full softmax's loss, lower than it); correct = predictions whose target's logit beats
+ *             every candidate's (a ranking accuracy against ≤ S draws, not top-1 over the vocabulary).
+ *   sgns      count = (centre, context) pairs; lossSum = Σ −log σ(u·v_o) − Σ_neg log σ(−u·v_n);
+ *             correct = pairs whose context scores above each of their negatives.
+ */
 export interface StepResult {
-  /** SUM over the batch of the per-sample losses. */
+  /** SUM over the batch of the per-sample (per-prediction, per-pair) losses. */
   lossSum: number;
   correct: number;
   count: number;
@@ -42,6 +64,11 @@ export interface StepResult {
   grads: Float32Array;
   /** Rows of the embedding gradient that may be non-zero (sorted, unique); others are exactly zero. */
   embeddingRows?: Int32Array;
+  /**
+   * For every rowSparse entry of the layout (token input): the rows of its gradient that may be non-zero,
+   * sorted and unique; every other row is exactly zero. touched["embedding.weight"] equals embeddingRows.
+   */
+  touched?: Record<string, Int32Array>;
 }
 
 /**
@@ -82,7 +109,7 @@ export interface EvalResult {
   lossSum: number;
   correct: number;
   count: number;
-  /** [B] logits (bce) or predictions (mse). */
+  /** [B] classify: logits (bce) or predictions (mse); lm and sgns: each review's share of lossSum. */
   outputs: Float32Array;
 }
 

@@ -44,6 +44,7 @@ async function buildModel(layers: Layers, cfg: ModelConfig): Promise<import("@te
 
 /** Write `dir`/model.json and `dir`/weights.bin for an LSTM model (GRU and bidirectional are not exported). */
 export async function exportLayersModel(dir: string, cfg: ModelConfig, params: Float32Array, vocabTokens: readonly string[]): Promise<void> {
+  if ((cfg.task ?? "classify") !== "classify") throw new UnavailableError(`the TensorFlow.js export is for the classifier (this model's task is ${cfg.task}: fine-tune a classifier from it)`);
   if (cfg.cell !== "lstm" || cfg.bidirectional) throw new UnavailableError(`the TensorFlow.js export supports unidirectional LSTM models (this one is ${cfg.bidirectional ? "bidirectional " : ""}${cfg.cell})`);
   const layers = await ready();
   const layout = paramLayout(cfg);

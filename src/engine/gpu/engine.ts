@@ -243,6 +243,7 @@ function timestampBuffers(device: GPUDevice): Timestamps {
 
 function check(opts: EngineOptions): void {
   const m: ModelConfig = opts.model;
+  if ((m.task ?? "classify") !== "classify") throw new UsageError(`the WebGPU engine trains the classifier only (task ${m.task} runs on the CPU engine)`);
   if ((opts.input ?? "tokens") !== "tokens") throw new UsageError("the WebGPU engine supports token input only (use the CPU engine for dense inputs)");
   if (m.layers !== 1 || m.bidirectional) throw new UsageError(`the WebGPU engine supports 1 unidirectional layer (got layers=${m.layers}, bidirectional=${m.bidirectional})`);
 }

@@ -1,6 +1,7 @@
 // When the WebGPU engine replaces the CPU engine (called by createEngine in src/engine/index.ts):
 //   --backend auto:   when a hardware GPU adapter exists and the model is one the kernels cover
-//                     (token input, 1 unidirectional LSTM/GRU layer); otherwise undefined (tfjs path).
+//                     (the classifier on token input, 1 unidirectional LSTM/GRU layer); otherwise undefined
+//                     (tfjs path; tasks lm and sgns always run on the CPU engines).
 //   --backend webgpu: always for a covered model, on the GPU, or on the software adapter with a warning
 //                     (slow; useful to run the whole system without a GPU); for other models undefined,
 //                     so the fused engine runs on tfjs's webgpu backend as before.
@@ -16,14 +17,14 @@ const log = logger("gpu");
 
 /** True when the WebGPU kernels cover this model. */
 export function gpuCovers(opts: EngineOptions): boolean {
-  return (opts.input ?? "tokens") === "tokens" && opts.model.layers === 1 && !opts.model.bidirectional;
+  return (opts.model.task ?? "classify") === "classify" && (opts.input ?? "tokens") === "tokens" && opts.model.layers === 1 && !opts.model.bidirectional;
 }
 
 export async function gpuEngineFor(opts: EngineOptions): Promise<Engine | undefined> {
   const choice = opts.backend ?? "auto";
   if (choice !== "auto" && choice !== "webgpu") return undefined;
   if (!gpuCovers(opts)) {
-    if (choice === "webgpu") log.info("the WebGPU kernels cover 1 unidirectional layer on tokens: this model runs the fused engine on tfjs's webgpu backend");
+    if (choice === "webgpu") log.info("the WebGPU kernels cover the classifier with 1 unidirectional layer on tokens: this model runs on the CPU engines (tfjs's webgpu backend for the matmuls)");
     return undefined;
   }
   let gpu;
