@@ -16,14 +16,14 @@ export class Counts {
   get size(): number { return this.n.size; }
 }
 
-/** A token bucket per peer: `perSecond` replies a second, bursts of as many. */
+/** A token bucket per peer: `perSecond` replies a second, bursts of `burst`. */
 export class ReplyBudget {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  constructor(private readonly capacity: number, private readonly perSecond: number) {}
+  constructor(private readonly capacity: number, private readonly perSecond: number, private readonly burst: number) {}
   /** True when `peer` may get one more reply at `now` (ms). */
   take(peer: string, now: number): boolean {
-    const b = this.buckets.get(peer) ?? { tokens: this.perSecond, at: now };
-    b.tokens = Math.min(this.perSecond, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    const b = this.buckets.get(peer) ?? { tokens: this.burst, at: now };
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
     b.at = now;
     this.buckets.delete(peer);
     this.buckets.set(peer, b);

@@ -60,7 +60,7 @@ export class Peers {
   private readonly authRefusals = new Map<string, number>();
   /** Rejections per (peer, reason), and the Reject replies each peer may still get: bounded in peers. */
   private readonly rejectLog = new Counts(4096);
-  private readonly replies = new ReplyBudget(4096, 5);
+  private readonly replies = new ReplyBudget(4096, 5, 20);
   private joinWaiter: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private lastPing = 0;
