@@ -16,6 +16,8 @@ import { logger } from "./output.js";
 export { tf, tfl };
 export type Tensor = tf.Tensor;
 export type Tensor2D = tf.Tensor2D;
+export type LayersModel = tfl.LayersModel;
+export type WeightsManifestEntry = tf.io.WeightsManifestEntry;
 
 import type { BackendChoice, BackendName } from "./backend-choice.js";
 export { BACKEND_CHOICES, type BackendChoice, type BackendName } from "./backend-choice.js";

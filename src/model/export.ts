@@ -13,7 +13,7 @@ import type { ModelConfig } from "../config.js";
 import { PAD_ID, UNK_ID } from "../config.js";
 import { UnavailableError, InputError } from "../errors.js";
 import { paramLayout, view } from "./layout.js";
-import { tf, loadLayers, useBackend, currentBackend } from "../tfjs.js";
+import { tf, loadLayers, useBackend, currentBackend, type LayersModel, type Tensor, type WeightsManifestEntry } from "../tfjs.js";
 
 export const TFJS_DIR = "tfjs";
 
@@ -30,7 +30,7 @@ async function ready(): Promise<Layers> {
   return await loadLayers();
 }
 
-async function buildModel(layers: Layers, cfg: ModelConfig): Promise<import("@tensorflow/tfjs-layers").LayersModel> {
+async function buildModel(layers: Layers, cfg: ModelConfig): Promise<LayersModel> {
   const model = layers.sequential();
   model.add(layers.layers.embedding({ inputDim: cfg.vocabSize, outputDim: cfg.embedDim, maskZero: true, inputShape: [null], embeddingsInitializer: "zeros", name: "embedding" }));
   for (let l = 0; l < cfg.layers; l++) {
@@ -54,7 +54,7 @@ export async function exportLayersModel(dir: string, cfg: ModelConfig, params: F
   const row0 = emb.slice(0, E);
   emb.copyWithin(0, E, 2 * E);
   emb.set(row0, E); // swap rows 0 and 1
-  const weights: import("@tensorflow/tfjs-core").Tensor[] = [tf.tensor2d(emb, [cfg.vocabSize, E])];
+  const weights: Tensor[] = [tf.tensor2d(emb, [cfg.vocabSize, E])];
   for (let l = 0; l < cfg.layers; l++) {
     const p = `rnn.l${l}`;
     const wih = view(layout, params, `${p}.w_ih`), whh = view(layout, params, `${p}.w_hh`);
@@ -93,9 +93,9 @@ export async function exportLayersModel(dir: string, cfg: ModelConfig, params: F
 }
 
 /** Load an exported model with `tf.loadLayersModel` (reading the two files from disk). */
-export async function loadExported(dir: string): Promise<import("@tensorflow/tfjs-layers").LayersModel> {
+export async function loadExported(dir: string): Promise<LayersModel> {
   const layers = await ready();
-  let json: { modelTopology: object; weightsManifest: { paths: string[]; weights: import("@tensorflow/tfjs-core").io.WeightsManifestEntry[] }[] };
+  let json: { modelTopology: object; weightsManifest: { paths: string[]; weights: WeightsManifestEntry[] }[] };
   try {
     json = JSON.parse(readFileSync(join(dir, "model.json"), "utf8"));
   } catch (err) {
@@ -109,11 +109,11 @@ export async function loadExported(dir: string): Promise<import("@tensorflow/tfj
 }
 
 /** Positive probabilities of padded batches of our token ids ([B*T] row-major, PAD_ID padding) with the exported model. */
-export async function predictExported(model: import("@tensorflow/tfjs-layers").LayersModel, tokens: Int32Array, B: number, T: number): Promise<Float32Array> {
+export async function predictExported(model: LayersModel, tokens: Int32Array, B: number, T: number): Promise<Float32Array> {
   const ids = new Int32Array(tokens.length);
   for (let i = 0; i < ids.length; i++) ids[i] = exportedId(tokens[i]!);
   const x = tf.tensor2d(ids, [B, T], "int32");
-  const y = model.predict(x) as import("@tensorflow/tfjs-core").Tensor;
+  const y = model.predict(x) as Tensor;
   const out = (await y.data()) as Float32Array;
   x.dispose(); y.dispose();
   return Float32Array.from(out);
