@@ -4,12 +4,12 @@
 // the log and in Prometheus metrics (which worker, why, how late).
 import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, spawnCli, until, type CliProc } from "./helpers/cli.js";
 import { startNats } from "./helpers/nats.js";
 import { ingestSmallDataset, type SmallDataset } from "./helpers/training.js";
-import { openTrainingData } from "../src/dataset/training.js";
+import { readAudit, idsByEpoch, trainIdsOf } from "./helpers/audit.js";
 
 let fx: SmallDataset;
 let root = "";
@@ -21,30 +21,10 @@ before(async () => {
   // 160 training reviews in 80 batches of 2: an epoch has 40 steps at 2 workers, long enough to act within it
   fx = await ingestSmallDataset("imdb-elastic-", { train: 100, seed: 21, words: [5, 20] }, { batchSize: 2, vocabSize: 100 });
   ({ root, dataset } = fx);
-  const d = await openTrainingData(dataset);
-  for (let i = 0; i < d.count("train"); i++) trainIds.push(...d.batch("train", i).ids);
-  trainIds.sort((a, b) => a - b);
+  trainIds = await trainIdsOf(dataset);
 });
 
 after(() => fx?.cleanup());
-
-interface Applied { step: number; epoch: number; parts: { worker: string; batches: number[]; ids: number[] | null }[] }
-
-function readAudit(path: string): Applied[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Applied);
-}
-
-/** Sample ids used in each epoch, as the workers reported them (sorted). */
-function idsByEpoch(audit: Applied[]): Map<number, number[]> {
-  const by = new Map<number, number[]>();
-  for (const a of audit) for (const p of a.parts) {
-    assert.ok(p.ids, `step ${a.step}: ${p.worker} reported no sample ids`);
-    by.set(a.epoch, [...(by.get(a.epoch) ?? []), ...p.ids!]);
-  }
-  for (const ids of by.values()) ids.sort((x, y) => x - y);
-  return by;
-}
 
 function metric(text: string, name: string, labels: Record<string, string>): number | undefined {
   for (const line of text.split("\n")) {
