@@ -80,15 +80,19 @@ async function train(name: string, extra: string[], steps = 6) {
   return { params: r.params, bytes: r.json.gradient_bytes as number, model: r.model };
 }
 
-test("train with --embedding-grads rows equals fp32 dense exactly; --grad-dtype fp16 stays within 0.2% of the distance travelled", async (t) => {
+test("rows pull and push (the default) and --embedding-grads rows equal fp32 dense exactly; --grad-dtype fp16 stays within 0.2% of the distance travelled", async (t) => {
   const first = await train("init", ["--max-steps", "1", "--lr", "1e-30"], 1);
   const init = first.params; // the initial parameters: one Adam step moves a value by at most lr = 1e-30
   // which is what initialParamsOf (used by the other tests' "moved" checks) computes from a saved model
   const computed = maxAbsDiff(initialParamsOf(first.model), init);
   assert.ok(computed <= 1e-29, `initialParamsOf differs from the run's initial parameters by ${computed}`);
-  const d = await train("dense", []), r = await train("rows", ["--embedding-grads", "rows"]), h = await train("fp16", ["--grad-dtype", "fp16"]);
+  const DENSE = ["--pull", "dense"];
+  const d = await train("dense", [...DENSE, "--embedding-grads", "dense"]), r = await train("rows", [...DENSE, "--embedding-grads", "rows"]);
+  const h = await train("fp16", [...DENSE, "--embedding-grads", "dense", "--grad-dtype", "fp16"]);
+  const p = await train("pull", []); // the default: tasks carry their rows, gradients come back as rows
   const [dense, rows, half] = [d.params, r.params, h.params];
-  t.diagnostic(`gradient bytes over 6 steps: fp32 dense ${d.bytes}, rows ${r.bytes}, fp16 ${h.bytes}`);
+  t.diagnostic(`gradient bytes over 6 steps: fp32 dense ${d.bytes}, rows ${r.bytes}, fp16 ${h.bytes}, rows pull ${p.bytes}`);
+  assert.deepEqual(Array.from(p.params), Array.from(dense), "rows pull and push: exactly the dense parameters");
   assert.equal(d.bytes, 6 * 2 * dense.length * 4, "dense: 2 float32 vectors per step");
   assert.equal(h.bytes, d.bytes / 2, "fp16: half the bytes");
   // (this tiny vocabulary is mostly touched every step; bench allreduce shows the saving at IMDB's size)

@@ -45,6 +45,8 @@ export class Coordinator {
   private cursor = 0;
   private epochStats: EpochStats = { lossSum: 0, correct: 0, count: 0, steps: 0 };
   private readonly phases = { wait: 0, reduce: 0, optimizer: 0, broadcast: 0, step: 0 };
+  /** Tasks carry the rows their batches read (and the dense parameters); no broadcast. */
+  private readonly rowPull: boolean;
   private restoredAdam: AdamState | null = null;
 
   constructor(private readonly o: CoordinatorOptions) {
@@ -56,6 +58,7 @@ export class Coordinator {
     this.sparse = k > 1 ? null : sparseBlockOf(this.layout);
     this.full = k > 1 ? Float32Array.from(initial) : null;
     const own = this.bounds[0]!.length;
+    this.rowPull = (o.pull ?? "rows") === "rows" && k === 1 && o.batchRows !== undefined && this.sparse !== null;
     this.arith = new StepArithmetic(own, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay }, initial.subarray(0, own), this.sparse);
     this.adam = this.arith.adam;
     this.tel = o.telemetry ?? NO_TELEMETRY;
@@ -70,6 +73,7 @@ export class Coordinator {
       peers: this.peers, arith: this.arith, tel: this.tel, layoutHash: this.layout.hash, runId: this.runId, sparse: this.sparse,
       sharded: k > 1, workers: o.workers, batchesPerStep: o.batchesPerStep, stepTimeoutS: o.stepTimeoutS,
       joinTimeoutS: o.joinTimeoutS ?? 120, signal: o.signal, phases: this.phases, batchSamples: o.batchSamples,
+      batchRows: this.rowPull ? o.batchRows : undefined, afterSend: () => this.arith.finish(),
     });
   }
 
@@ -206,7 +210,7 @@ export class Coordinator {
 
   private stepContext(): StepContext {
     return {
-      peers: this.peers, rounds: this.rounds, arith: this.arith, adam: this.adam, tel: this.tel, clip: this.o.clip, paramChunk: this.o.paramChunk,
+      peers: this.peers, rounds: this.rounds, arith: this.arith, adam: this.adam, tel: this.tel, clip: this.o.clip, paramChunk: this.o.paramChunk, rowPull: this.rowPull,
       shards: this.shards?.links ?? null, shardHead: () => this.shardHead(), phases: this.phases,
     };
   }
@@ -246,8 +250,9 @@ export class Coordinator {
 
   private shardHead() { return { runId: this.runId, layoutHash: this.layout.hash, version: this.version }; }
 
-  /** The whole parameter vector and Adam state (sharded: gathered from the shards). */
+  /** The whole parameter vector and Adam state (sharded: gathered from the shards; row pull: Adam finished). */
   private async gathered(): Promise<{ params: Float32Array; adam: Adam }> {
+    this.arith.finish();
     return this.shards ? this.shards.gathered(this.shardHead(), this.arith, this.restoredAdam) : { params: this.params, adam: this.adam };
   }
 
@@ -256,7 +261,8 @@ export class Coordinator {
     const o = this.o;
     return {
       runId: this.runId, model: o.model, dataset: o.dataset, layoutHash: this.layout.hash, layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000,
-      grad: { dtype: o.gradDtype ?? "fp32", rows: o.embeddingGrads === "rows" && this.sparse !== null },
+      grad: { dtype: o.gradDtype ?? "fp32", rows: (o.embeddingGrads ?? "rows") === "rows" && this.sparse !== null },
+      pull: this.rowPull ? "rows" as const : "dense" as const,
       dropout: o.dropout ? { rate: o.dropout, seed: o.seed } : undefined,
       shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.links.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), ...this.bounds[i + 1]!, serverKey: this.shards!.links.serverKeys[i] ?? undefined })) } : undefined,
     };

@@ -41,7 +41,8 @@ export const OPTIM_OPTIONS = [
   { name: "join-timeout", value: "<s>", type: "float", default: T.joinTimeoutS, min: 0, description: "how long to wait for the expected workers" },
   { name: "checkpoint-every", value: "<n>", type: "int", default: 0, min: 0, description: "also write <out>/checkpoints/last.ckpt every n steps, mid-epoch included (0 = at epoch ends and on exit only); the previous one is kept as prev.ckpt" },
   { name: "grad-dtype", value: "<fp32|fp16>", type: "string", choices: ["fp32", "fp16"], default: "fp32", description: "gradients on the wire: float32, or IEEE half floats with a per-message power-of-two scale (half the bytes; the coordinator sums in float32)" },
-  { name: "embedding-grads", value: "<dense|rows>", type: "string", choices: ["dense", "rows"], default: "dense", description: "send the embedding gradient dense, or only its touched rows (row ids + rows; exact)" },
+  { name: "embedding-grads", value: "<rows|dense>", type: "string", choices: ["rows", "dense"], default: "rows", description: "with --pull dense: send the embedding gradient as its touched rows (row ids + rows; exact), or dense (with --pull rows it always goes as rows)" },
+  { name: "pull", value: "<rows|dense>", type: "string", choices: ["rows", "dense"], default: "rows", description: "how workers get parameters: rows = each task carries the dense weights and only the embedding rows its batches read (Adam finishes the other rows while workers compute); dense = the whole vector to every worker after each step" },
   { name: "coordinator-shards", value: "<k>", type: "int", default: 1, min: 1, max: 64, description: "split the parameters over k coordinator processes (this one and k − 1 shard children on its host): each sums, clips (by the global norm, agreed between them) and updates its slice, so none receives all gradient bytes; dense gradients only" },
   { name: "audit", value: "<file>", type: "string", description: "exactly-once audit: append one JSON line per applied step with the sample ids each worker used ({step, epoch, parts: [{worker, batches, ids}]})" },
 ] as const satisfies readonly OptionSpec[];
@@ -62,7 +63,7 @@ export interface OptimSettings {
   weightDecay: number; clip: number; schedule: Schedule; seed: number; stepTimeoutS: number; heartbeatTimeoutS: number; joinTimeoutS: number;
   checkpointEvery: number;
   dropout: number;
-  gradDtype: "fp32" | "fp16"; embeddingGrads: "dense" | "rows"; coordinatorShards: number;
+  gradDtype: "fp32" | "fp16"; embeddingGrads: "dense" | "rows"; pull: "rows" | "dense"; coordinatorShards: number;
 }
 
 export function optimFrom(o: OptimOptions): OptimSettings {
@@ -74,7 +75,7 @@ export function optimFrom(o: OptimOptions): OptimSettings {
     seed: o.seed | 0,
     stepTimeoutS: o.stepTimeout, heartbeatTimeoutS: o.heartbeatTimeout, joinTimeoutS: o.joinTimeout,
     checkpointEvery: o.checkpointEvery, dropout: o.dropout,
-    gradDtype: o.gradDtype, embeddingGrads: o.embeddingGrads, coordinatorShards: o.coordinatorShards,
+    gradDtype: o.gradDtype, embeddingGrads: o.embeddingGrads, pull: o.pull, coordinatorShards: o.coordinatorShards,
   };
 }
 

@@ -84,10 +84,10 @@ export class Peers {
 
   /** One message to a member (slot and run from its entry; step and version the run's unless given). False, and
    *  the member evicted, when it cannot be reached. */
-  async send<K extends Kind>(peer: string, kind: K, body?: Bodies[K], payload?: Float32Array | Uint16Array, at?: { step: number; version: number }): Promise<boolean> {
+  async send<K extends Kind>(peer: string, kind: K, body?: Bodies[K], payload?: Float32Array | Uint16Array, at?: { step: number; version: number }, rows?: Uint32Array): Promise<boolean> {
     const m = this.members.get(peer);
     if (!m || m.state !== "live") return false;
-    const frames = this.encode(kind, m.slot, body, payload, at);
+    const frames = this.encode(kind, m.slot, body, payload, at, rows);
     try {
       await this.channel.send(peer, frames);
       this.o.tel.bytes("sent", frameBytes(frames), workerName(peer));
@@ -98,9 +98,9 @@ export class Peers {
     }
   }
 
-  private encode<K extends Kind>(kind: K, slot: number, body?: Bodies[K], payload?: Float32Array | Uint16Array, at?: { step: number; version: number }) {
+  private encode<K extends Kind>(kind: K, slot: number, body?: Bodies[K], payload?: Float32Array | Uint16Array, at?: { step: number; version: number }, rows?: Uint32Array) {
     const pos = at ?? this.o.position();
-    return encode({ kind, runId: this.o.runId, step: pos.step, paramVersion: pos.version, slot, layoutHash: this.o.layout.hash }, body, payload);
+    return encode({ kind, runId: this.o.runId, step: pos.step, paramVersion: pos.version, slot, layoutHash: this.o.layout.hash }, body, payload, rows);
   }
 
   /** Refuse a message: counted by reason (always), logged and published (rate-limited per peer and reason:

@@ -8,7 +8,8 @@ import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import type { CurveServerKeys } from "../transport/zmq/index.js";
-import { openTrainingData } from "../dataset/training.js";
+import { openTrainingData, type TrainingData } from "../dataset/training.js";
+import { batchRows } from "../engine/rows.js";
 import { saveModel } from "../model/files.js";
 import { loadForResume, saveRotating, LAST, PREV } from "./checkpoint.js";
 import { Coordinator } from "./coordinator.js";
@@ -91,6 +92,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
   const coord = new Coordinator({
     bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"), maxValBatches: s.maxValBatches,
     batchSamples: (split, i) => data.batch(split, i).size,
+    batchRows: rowsOfBatches(data, model.vocabSize), pull: s.pull,
     workers: r.workers, batchesPerStep: s.batchesPerStep, checkpointEvery: s.checkpointEvery, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
@@ -182,4 +184,19 @@ function auditLog(path: string, resumedStep: number | null): (a: AppliedStep) =>
   writeFileSync(path, keep);
   log.info(`audit of consumed samples: ${path}`);
   return (a) => appendFileSync(path, JSON.stringify(a) + "\n");
+}
+
+/** The embedding rows each batch reads (cached: a batch is dealt once an epoch, its rows never change). */
+function rowsOfBatches(data: TrainingData, vocabSize: number): (split: "train" | "val", index: number) => Int32Array {
+  const cache = new Map<string, Int32Array>();
+  return (split, index) => {
+    const key = `${split}/${index}`;
+    let rows = cache.get(key);
+    if (!rows) {
+      const b = data.batch(split, index);
+      rows = batchRows({ size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: new Float32Array(b.size) }, vocabSize);
+      cache.set(key, rows);
+    }
+    return rows;
+  };
 }

@@ -109,6 +109,11 @@ export interface RoundsOptions {
   /** Samples in a batch (the dataset as the coordinator reads it); absent: workers' counts are checked only
    *  for sanity (benchmarks without a dataset). */
   batchSamples?: (split: "train" | "val", index: number) => number;
+  /** Row pull: the embedding rows a batch reads (sorted, unique). With it, a task carries the dense parameters
+   *  and only its batches' rows, the newest values (`arith.ensureRows`), instead of the whole vector. */
+  batchRows?: (split: "train" | "val", index: number) => Int32Array;
+  /** Called once a round's tasks are out (the coordinator finishes Adam over the other rows then). */
+  afterSend?: () => void;
 }
 
 export class Rounds {
@@ -137,6 +142,7 @@ export class Rounds {
     const tSend = performance.now();
     await Promise.all(deal(batches, live.length).map((part, i) => (part.length ? this.sendTask(round, live[i]!.id, part) : null)));
     if (kind === "train") this.phase("broadcast", (performance.now() - tSend) / 1000);
+    this.o.afterSend?.();
     const tWait = performance.now();
     this.maybeFinish(round);
     const onAbort = () => round.reject(new AbortedError());
@@ -174,12 +180,33 @@ export class Rounds {
     const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, tokens: 0, skipped: false, refused: false, sentAt: now, dueAt: due, assigned };
     round.tasks.push(task);
     this.o.peers.members.assign(peer, due);
-    // parameters inline only for a worker that has not received this version in Params chunks
-    const inline = this.o.sharded || this.o.peers.hasParams.get(peer) === round.version ? undefined : round.params;
     const body = { task: task.id, epoch: round.epoch, split: round.split, batches };
     const at = { step: round.step, version: round.version };
-    if (round.kind === "train") await this.o.peers.send(peer, Kind.Assign, body, inline, at);
-    else await this.o.peers.send(peer, Kind.Eval, body, inline, at);
+    const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
+    if (this.o.batchRows && this.o.sparse) {
+      const { rows, payload } = this.rowsPayload(round.split, batches);
+      await this.o.peers.send(peer, kind, body, payload, at, rows);
+      return;
+    }
+    // parameters inline only for a worker that has not received this version in Params chunks
+    const inline = this.o.sharded || this.o.peers.hasParams.get(peer) === round.version ? undefined : round.params;
+    await this.o.peers.send(peer, kind, body, inline, at);
+  }
+
+  /** What a task of these batches reads: the union of their embedding rows, with the newest values of those
+   *  rows and of every dense parameter, in the gradient codec's rows layout ([before][rows][after]). */
+  private rowsPayload(split: Round["split"], batches: number[]): { rows: Uint32Array; payload: Float32Array } {
+    const b = this.o.sparse!, E = b.width, arith = this.o.arith;
+    const seen = new Set<number>();
+    for (const i of batches) for (const r of this.o.batchRows!(split, i)) seen.add(r);
+    const rows = Uint32Array.from(seen).sort();
+    arith.ensureRows(rows);
+    const p = arith.readable, end = b.offset + b.rows * E;
+    const payload = new Float32Array(arith.size - (b.rows - rows.length) * E);
+    payload.set(p.subarray(0, b.offset), 0);
+    for (let k = 0; k < rows.length; k++) payload.set(p.subarray(b.offset + rows[k]! * E, b.offset + (rows[k]! + 1) * E), b.offset + k * E);
+    payload.set(p.subarray(end), b.offset + rows.length * E);
+    return { rows, payload };
   }
 
   /** A member left or was evicted: its open tasks go to the least-loaded live worker, or wait for one. */

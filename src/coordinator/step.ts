@@ -32,6 +32,9 @@ export interface StepContext {
   tel: Telemetry;
   clip: number;
   paramChunk?: number;
+  /** Row pull: Adam runs in phases (the dense part now, rows as tasks need them, the rest after the sends);
+   *  nothing is broadcast. */
+  rowPull: boolean;
   /** The shard processes of a sharded coordinator, and the header they expect. */
   shards: ShardLinks | null;
   shardHead(): { runId: number; layoutHash: string; version: number };
@@ -115,7 +118,8 @@ export async function applyStep(c: StepContext, r: Round, version: number): Prom
   const coef = clipCoefficient(norm, c.clip);
   c.tel.gradNorm(norm, coef !== 1);
   if (c.shards) await c.shards.apply(c.shardHead(), { step: r.step, version, scale: 1 / t.count, coef, lr: c.adam.o.lr });
-  const sendMs = await applyAndBroadcast(c, { step: r.step, version }, t.count, coef);
+  if (c.rowPull) c.arith.begin(1 / t.count, coef);
+  const sendMs = c.rowPull ? 0 : await applyAndBroadcast(c, { step: r.step, version }, t.count, coef);
   const tOpt = performance.now();
   const reduceS = (tReduce - tWait) / 1000, optS = (tOpt - tReduce - sendMs) / 1000, sendS = sendMs / 1000;
   c.phases.reduce += reduceS; c.phases.optimizer += optS; c.phases.broadcast += sendS;

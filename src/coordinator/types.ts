@@ -19,6 +19,12 @@ export interface CoordinatorOptions {
   /** Samples in each batch, as the coordinator reads the dataset: a worker's reported count must match it (absent:
    *  benchmarks without a dataset, where a positive count is accepted). */
   batchSamples?: (split: "train" | "val", index: number) => number;
+  /** The embedding rows each batch reads (sorted, unique): with it, and --pull rows, a task carries only its
+   *  batches' rows and the dense parameters, never the whole vector. */
+  batchRows?: (split: "train" | "val", index: number) => Int32Array;
+  /** How workers get parameters: "rows" (default when batchRows is given and the model has an embedding):
+   *  each task carries what its batches read; "dense": the whole vector, broadcast in chunks after each step. */
+  pull?: "rows" | "dense";
   /** Validate on the first n val batches only (0 = all). */
   maxValBatches?: number;
   /** Workers to wait for before the first step. */

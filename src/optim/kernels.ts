@@ -81,6 +81,29 @@ export function sumsqJs(acc: Float32Array, start: number, end: number, scale: nu
   return sumsqTail((s0 + s2) + (s1 + s3), acc, i, end, scale);
 }
 
+/**
+ * The full pass's Σ f32(acc[i]·scale)² over only the given ranges (ascending, disjoint): each value goes to
+ * the lane i mod 4 it has in the full pass, and the values past the last whole quad of `acc` are added after
+ * the lanes are combined, as sumsqJs and the SIMD kernel do. When every value outside the ranges is zero
+ * (adding 0·0 changes no double), this is the full pass's number bit for bit.
+ */
+export function sumsqLanes(acc: Float32Array, ranges: readonly (readonly [number, number])[], scale: number): number {
+  const lanes = [0, 0, 0, 0];
+  const q = acc.length - (acc.length % 4);
+  const tail: number[] = [];
+  for (const [start, end] of ranges) {
+    const stop = Math.min(end, q);
+    for (let i = start; i < stop; i++) { const x = Math.fround(acc[i]! * scale); lanes[i & 3] += x * x; }
+    for (let i = Math.max(start, q); i < end; i++) tail.push(i);
+  }
+  return tailSum(acc, tail, scale, (lanes[0]! + lanes[2]!) + (lanes[1]! + lanes[3]!));
+}
+
+function tailSum(acc: Float32Array, idx: number[], scale: number, s: number): number {
+  for (const i of idx) { const x = Math.fround(acc[i]! * scale); s += x * x; }
+  return s;
+}
+
 function sumsqTail(s: number, acc: Float32Array, start: number, end: number, scale: number): number {
   for (let i = start; i < end; i++) { const x = Math.fround(acc[i]! * scale); s += x * x; }
   return s;

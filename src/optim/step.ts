@@ -8,11 +8,19 @@
 //                                                             `chunk` values at a time, so that each finished
 //                                                             chunk can go on the wire while the next is computed
 //
+// Row-sparse steps (every part carries only its touched embedding rows) never touch the rest of the table:
+// the sum zeroes and fills only the rows the parts carry, the norm visits only those rows and the dense
+// parameters (in index order and lane by lane, so it is the full pass's number bit for bit: the skipped
+// values are zeros), and Adam runs in phases — `begin` and the dense parameters first, then `ensureRows` for
+// the rows the next tasks read, then `finish` for all other rows, off the critical path. Adam is elementwise:
+// each value is updated once per step with the same hyperparameters, so the order changes no bit.
+//
 // Two parameter buffers alternate (no snapshot copy): the one a round sends stays untouched until the round
 // after next writes it, and by then every worker that answered has received it (one pipe, in order). Only
 // a dead or evicted peer's queue can still hold it, and whatever it sends back is rejected as stale.
 import { Adam, type AdamOptions } from "./adam.js";
-import { Arena, Kernels } from "./kernels.js";
+import type { AdamHyper } from "./kernels.js";
+import { Arena, Kernels, sumsqLanes } from "./kernels.js";
 import type { SparseBlock } from "../protocol/gradcodec.js";
 
 /** One worker's gradient as it arrived (views of the received frames). */
@@ -28,6 +36,17 @@ export interface GradPart {
 /** Parameters per broadcast chunk (1 MiB of float32). */
 export const PARAM_CHUNK = 1 << 18;
 
+/** Which embedding rows a sum holds: every one (a dense part was folded), or the marked ones. */
+class RowSet {
+  readonly mark: Uint8Array;
+  readonly list: number[] = [];
+  all = false;
+  constructor(rows: number) { this.mark = new Uint8Array(rows); }
+  add(r: number): void { if (!this.mark[r]) { this.mark[r] = 1; this.list.push(r); } }
+  clear(): void { for (const r of this.list) this.mark[r] = 0; this.list.length = 0; this.all = false; }
+  sorted(): number[] { return this.list.sort((a, b) => a - b); }
+}
+
 export class StepArithmetic {
   readonly arena: Arena;
   readonly adam: Adam;
@@ -38,6 +57,10 @@ export class StepArithmetic {
   private readonly staging: Float32Array;
   private readonly half: Uint16Array;
   private parts = 0;
+  /** The rows `acc` holds: those of the sum being built (or, before its first part, of the last one). */
+  private readonly sumRows: RowSet | null;
+  /** An Adam step begun and not finished: its hyperparameters, and the rows already updated. */
+  private pending: { h: AdamHyper; scale: number; coef: number; done: Uint8Array } | null = null;
 
   constructor(readonly size: number, adam: AdamOptions, initial: Float32Array, readonly sparse: SparseBlock | null = null) {
     if (initial.length !== size) throw new RangeError(`initial parameters have ${initial.length} values, expected ${size}`);
@@ -50,10 +73,15 @@ export class StepArithmetic {
     this.half = this.arena.allocHalf(size);
     this.adam = new Adam(size, adam, this.arena);
     this.bufs[0].set(initial);
+    this.sumRows = sparse ? new RowSet(sparse.rows) : null;
   }
 
-  /** The current parameters (a view into the arena: changes with `update`; copy to keep). */
+  /** The current parameters (a view into the arena: changes with `update`/`finish`; copy to keep). */
   get params(): Float32Array { return this.bufs[this.turn]!; }
+
+  /** Where the newest values live: the next version's buffer while an Adam step is under way (its dense
+   *  part and the rows `ensureRows` was given are final there), else `params`. */
+  get readable(): Float32Array { return this.pending ? this.bufs[this.turn ^ 1]! : this.params; }
 
   /** Forget the sum: the next `add` starts a new one. */
   reset(): void { this.parts = 0; }
@@ -69,38 +97,54 @@ export class StepArithmetic {
     const n = p.values.length;
     const want = p.rows && this.sparse ? this.size - (this.sparse.rows - p.rows.length) * this.sparse.width : this.size;
     if (n !== want || (p.rows && !this.sparse)) throw new RangeError(`gradient has ${n} values${p.rows ? ` with ${p.rows.length} rows` : ""}, expected ${want}`);
+    if (first) this.startSum();
     let vals: Float32Array;
     if (p.values instanceof Uint16Array) {
       this.half.set(p.values);
       const direct = first && !p.rows; // the first dense part decodes straight into the sum
       this.k.half(direct ? this.acc : this.staging, this.half.subarray(0, n), p.scale, 0, n);
       this.parts++;
-      if (direct) return;
+      if (direct) { if (this.sumRows) this.sumRows.all = true; return; }
       vals = this.staging.subarray(0, n);
     } else {
       vals = p.values;
       this.parts++;
     }
     if (!p.rows) {
+      if (this.sumRows) this.sumRows.all = true;
       if (first) this.acc.set(vals);
       else this.foldAt(0, vals);
       return;
     }
-    // rows: the values before and after the embedding block are dense; the block has R rows of E
-    const b = this.sparse!, E = b.width, end = b.offset + b.rows * E, rows = p.rows, tail = b.offset + rows.length * E;
+    this.addRows(vals, p.rows, first);
+  }
+
+  /** The first part of a sum: the rows the previous sum filled go back to zero (only those). */
+  private startSum(): void {
+    const b = this.sparse, rows = this.sumRows;
+    if (!b || !rows) return;
+    if (rows.all) this.acc.fill(0, b.offset, b.offset + b.rows * b.width);
+    else for (const r of rows.list) this.acc.fill(0, b.offset + r * b.width, b.offset + (r + 1) * b.width);
+    rows.clear();
+  }
+
+  /** A rows-layout part: the values before and after the embedding block are dense; the block has R rows of
+   *  E. The first part's rows are copied, later parts' rows added (as a dense sum would). */
+  private addRows(vals: Float32Array, rows: Uint32Array, first: boolean): void {
+    const b = this.sparse!, E = b.width, end = b.offset + b.rows * E, tail = b.offset + rows.length * E;
+    const acc = this.acc, mark = this.sumRows!;
     if (first) {
-      this.acc.set(vals.subarray(0, b.offset), 0);
-      this.acc.set(vals.subarray(tail), end);
-      this.acc.fill(0, b.offset, end);
-      for (let r = 0; r < rows.length; r++) this.acc.set(vals.subarray(b.offset + r * E, b.offset + (r + 1) * E), b.offset + rows[r]! * E);
-      return;
+      acc.set(vals.subarray(0, b.offset), 0);
+      acc.set(vals.subarray(tail), end);
+    } else {
+      if (b.offset > 0) this.foldAt(0, vals.subarray(0, b.offset));
+      this.foldAt(end, vals.subarray(tail));
     }
-    if (b.offset > 0) this.foldAt(0, vals.subarray(0, b.offset));
-    this.foldAt(end, vals.subarray(tail));
-    const acc = this.acc;
     for (let r = 0; r < rows.length; r++) {
-      const d = b.offset + rows[r]! * E, s = b.offset + r * E;
-      for (let j = 0; j < E; j++) acc[d + j] = acc[d + j]! + vals[s + j]!;
+      const row = rows[r]!, d = b.offset + row * E, s = b.offset + r * E;
+      mark.add(row);
+      if (first) acc.set(vals.subarray(s, s + E), d);
+      else for (let j = 0; j < E; j++) acc[d + j] = acc[d + j]! + vals[s + j]!;
     }
   }
 
@@ -111,9 +155,22 @@ export class StepArithmetic {
     this.k.fold(this.acc.subarray(at, at + n), src, 0, n);
   }
 
-  /** Σ f32(acc·scale)² in double (non-finite when any summed value is NaN or ±Inf). */
+  /** The embedding rows in the sum (sorted), or null when every row may be (a dense part was folded). */
+  touchedRows(): number[] | null {
+    const rows = this.sumRows;
+    return !rows || rows.all ? null : rows.sorted();
+  }
+
+  /** Σ f32(acc·scale)² in double (non-finite when any summed value is NaN or ±Inf). A row-sparse sum visits
+   *  only its rows and the dense values, giving the full pass's number bit for bit. */
   sumsq(scale: number): number {
-    return this.k.sumsq(this.acc, scale);
+    const rows = this.touchedRows(), b = this.sparse;
+    if (!rows || !b) return this.k.sumsq(this.acc, scale);
+    const ranges: [number, number][] = [];
+    if (b.offset > 0) ranges.push([0, b.offset]);
+    for (const r of rows) ranges.push([b.offset + r * b.width, b.offset + (r + 1) * b.width]);
+    ranges.push([b.offset + b.rows * b.width, this.size]);
+    return sumsqLanes(this.acc, ranges, scale);
   }
 
   /**
@@ -121,6 +178,7 @@ export class StepArithmetic {
    * finished range [start, end) of the new parameters; they become `params` when the last range is done.
    */
   *update(scale: number, coef: number, chunk = PARAM_CHUNK): Generator<{ start: number; end: number; params: Float32Array }> {
+    this.finish();
     const h = this.adam.begin();
     const pIn = this.bufs[this.turn]!, pOut = this.bufs[this.turn ^ 1]!;
     const step = Math.max(4, chunk - (chunk % 4));
@@ -130,5 +188,55 @@ export class StepArithmetic {
       yield { start, end, params: pOut };
     }
     this.turn ^= 1;
+  }
+
+  // ---- Adam in phases (row-sparse steps) ------------------------------------------------------------------
+
+  /** Start an Adam step over the mean `acc·scale`, clipped by `coef`, and update every value outside the
+   *  embedding block at once (the dense weights every task reads). */
+  begin(scale: number, coef: number): void {
+    this.finish();
+    this.pending = { h: this.adam.begin(), scale, coef, done: new Uint8Array(this.sparse?.rows ?? 0) };
+    const b = this.sparse;
+    if (!b) return this.apply(0, this.size);
+    if (b.offset > 0) this.apply(0, b.offset);
+    this.apply(b.offset + b.rows * b.width, this.size);
+  }
+
+  /** Make sure these embedding rows hold the new step's values (rows already done are left alone). */
+  ensureRows(rows: ArrayLike<number>): void {
+    const p = this.pending, b = this.sparse;
+    if (!p || !b) return;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (p.done[r]) continue;
+      p.done[r] = 1;
+      this.apply(b.offset + r * b.width, b.offset + (r + 1) * b.width);
+    }
+  }
+
+  /** Update every row not yet done (in contiguous runs), and make the new values the current ones. */
+  finish(): void {
+    const p = this.pending, b = this.sparse;
+    if (!p) return;
+    if (b) {
+      for (let r = 0; r < b.rows;) {
+        if (p.done[r]) { r++; continue; }
+        let e = r;
+        while (e < b.rows && !p.done[e]) e++;
+        this.apply(b.offset + r * b.width, b.offset + e * b.width);
+        r = e;
+      }
+    }
+    this.pending = null;
+    this.turn ^= 1;
+  }
+
+  /** True while an Adam step is begun and not finished. */
+  get updating(): boolean { return this.pending !== null; }
+
+  private apply(start: number, end: number): void {
+    const p = this.pending!;
+    this.adam.apply(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, start, end, p.scale, p.coef);
   }
 }

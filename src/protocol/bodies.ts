@@ -65,6 +65,7 @@ export const SHAPES = {
     runId: nat, slot: nat, model: MODEL, dataset: str(4096), layoutHash: str(64), layoutSize: nat, maxBytes: nat, heartbeatMs: nat,
     coordinator: opt(str(256)),
     grad: opt(obj({ dtype: oneOf("fp32", "fp16"), rows: bool })),
+    pull: opt(oneOf("rows", "dense")),
     dropout: opt(obj({ rate: num, seed: int })),
     shards: opt(obj({ own: nat, others: list(obj({ port: nat, offset: nat, length: nat, serverKey: opt(str(40)) }), 64) })),
   }),

@@ -10,10 +10,11 @@ import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, type Message } from "../protocol/wire.js";
 import { readBody, type Bodies, type AssignBody, type EvalBody } from "../protocol/bodies.js";
 import { ParamAssembler } from "../protocol/params.js";
-import { encodeGradient, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { encodeGradient, encodeHalf, halfScale, payloadValues, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
 import { openTrainingData, type TrainingData } from "../dataset/training.js";
-import { createEngine, batchToEngine, dropoutSeed, type Engine } from "../engine/index.js";
+import { createEngine, batchToEngine, dropoutSeed, type Engine, type RowParams } from "../engine/index.js";
+import { RowAccumulator } from "./rows.js";
 import type { BackendChoice } from "../tfjs.js";
 import { join, type Welcome } from "./join.js";
 
@@ -105,7 +106,8 @@ class Session {
     this.tel = o.telemetry ?? NO_TELEMETRY;
     this.from = `coordinator ${o.coordinator}`;
     this.assembler = new ParamAssembler(welcome.layoutSize);
-    this.wire = { f16: welcome.grad?.dtype === "fp16", block: welcome.grad?.rows ? sparseBlockOf(engine.layout) : null };
+    const rows = welcome.grad?.rows || welcome.pull === "rows";
+    this.wire = { f16: welcome.grad?.dtype === "fp16", block: rows ? sparseBlockOf(engine.layout) : null };
     this.shards = this.connectShards();
   }
 
@@ -210,6 +212,7 @@ class Session {
 
   /** Assign: the gradient of the loss SUM over the task's batches, sent as the coordinator asked. */
   private async train(m: Message, body: AssignBody): Promise<void> {
+    if (m.rows) return this.trainRows(m, body);
     const params = await this.paramsFor(m);
     if (!params) return;
     const t0 = performance.now();
@@ -236,19 +239,60 @@ class Session {
     }
     const g = encodeGradient(this.shards.length ? acc.subarray(0, this.welcome.shards!.own) : acc, this.wire);
     await this.channel.send(this.encode(Kind.Gradient, at, { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: g.scale }, g.values, g.rows ?? undefined));
+    this.stepDone(m, count, tokens, seconds, lossSum, correct, g.values.byteLength + (g.rows?.byteLength ?? 0));
+  }
+
+  /** Row pull: the task carries the dense parameters and the embedding rows its batches read; the gradient
+   *  goes back as the dense part and the rows the batches touched, summed over the batches in their order
+   *  from zero exactly as a full vector would be (a row a batch does not touch adds nothing there). */
+  private async trainRows(m: Message, body: AssignBody): Promise<void> {
+    const params = this.rowParams(m);
+    const t0 = performance.now();
+    const E = this.wire.block!.width;
+    const acc = new RowAccumulator(params.dense.length, E);
+    let lossSum = 0, correct = 0, count = 0, tokens = 0;
+    const ids: number[] = [];
+    const d = this.welcome.dropout;
+    const dropout = d && d.rate > 0 ? { rate: d.rate, seed: dropoutSeed(d.seed, body.epoch) } : undefined;
+    for (const idx of body.batches) {
+      if (this.o.signal?.aborted) return; // never send the gradient of part of a task
+      const b = this.data.batch("train", idx);
+      const r = await this.engine.stepRows(params, batchToEngine(b, dropout));
+      acc.add(r);
+      lossSum += r.lossSum; correct += r.correct; count += r.count;
+      for (let i = 0; i < b.size; i++) { tokens += b.lengths[i]!; ids.push(b.ids[i]!); }
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const { rows, payload } = acc.payload();
+    const scale = this.wire.f16 ? halfScale(payload) : 1;
+    const values = this.wire.f16 ? encodeHalf(payload, scale) : payload;
+    const at = { step: m.header.step, version: m.header.paramVersion };
+    await this.channel.send(this.encode(Kind.Gradient, at, { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: scale }, values, rows));
+    this.stepDone(m, count, tokens, seconds, lossSum, correct, values.byteLength + rows.byteLength);
+  }
+
+  /** A task's parameters in rows form: [rows of E][dense] as the coordinator laid them out. */
+  private rowParams(m: Message): RowParams {
+    const E = this.wire.block?.width ?? 0, R = m.rows!.length;
+    const want = payloadValues(this.welcome.layoutSize, this.wire.block, R);
+    if (!this.wire.block || m.payload.length !== want) throw new WireError("length", `${kindName(m.header.kind)} carries ${m.payload.length} values for ${R} rows, expected ${want}`);
+    return { rows: Int32Array.from(m.rows!), values: m.payload.subarray(0, R * E), dense: m.payload.subarray(R * E) };
+  }
+
+  private stepDone(m: Message, count: number, tokens: number, seconds: number, lossSum: number, correct: number, sentBytes: number): void {
     this.result.steps++;
     this.result.samples += count;
     this.tel.workerStep(this.o.name, { samples: count, tokens, seconds, loss: count ? lossSum / count : 0, accuracy: count ? correct / count : 0 });
     this.tel.phase("compute", seconds, this.o.name);
-    this.tel.bytes("sent", g.values.byteLength + (g.rows?.byteLength ?? 0), this.o.name);
-    this.tel.bytes("received", m.payload.byteLength, this.o.name);
+    this.tel.bytes("sent", sentBytes, this.o.name);
+    this.tel.bytes("received", m.payload.byteLength + (m.rows?.byteLength ?? 0), this.o.name);
     this.o.onStep?.();
-    this.log.debug(`step ${m.header.step}: ${body.batches.length} batch(es), ${count} samples, ${seconds.toFixed(2)} s`);
+    this.log.debug(`step ${m.header.step}: ${count} samples, ${seconds.toFixed(2)} s`);
   }
 
   /** Eval: loss and accuracy over the task's batches of a split. */
   private async evaluate(m: Message, body: EvalBody): Promise<void> {
-    const params = await this.paramsFor(m);
+    const params = m.rows ? this.rowParams(m) : await this.paramsFor(m);
     if (!params) return;
     let lossSum = 0, correct = 0, count = 0;
     for (const idx of body.batches) {

@@ -1,0 +1,69 @@
+// Row-sparse steps equal dense ones bit for bit: the sum, its norm and Adam (run in phases: dense first, then
+// the rows the next tasks read, then the rest) against the same gradients folded as dense vectors.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { StepArithmetic, type GradPart } from "../src/optim/step.js";
+import { encodeRows, encodeGradient, type SparseBlock } from "../src/protocol/gradcodec.js";
+import { Rng } from "../src/rng.js";
+
+const V = 50, E = 8, DENSE = 37; // a block of 50 rows of 8 at offset 0, then 37 dense values (not a multiple of 4)
+const SIZE = V * E + DENSE;
+const BLOCK: SparseBlock = { offset: 0, rows: V, width: E };
+const ADAM = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+
+/** A gradient touching `rows` rows (some with values of both signs, one with a -0) and every dense value. */
+function gradient(rng: Rng, rows: number): Float32Array {
+  const g = new Float32Array(SIZE);
+  const picked = new Set<number>();
+  while (picked.size < rows) picked.add(rng.int(V));
+  for (const r of picked) for (let j = 0; j < E; j++) g[r * E + j] = (rng.next() - 0.5) * (j === 3 ? 0 : 1);
+  const any = [...picked][0]!;
+  g[any * E + 3] = -0;
+  for (let i = V * E; i < SIZE; i++) g[i] = rng.next() - 0.5;
+  return g;
+}
+
+function bits(a: Float32Array): number[] {
+  return Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+}
+
+for (const f16 of [false, true]) {
+  test(`row-sparse steps equal dense steps bit for bit${f16 ? " (fp16 parts)" : ""}: sum, norm, Adam in phases`, () => {
+    const rng = new Rng(7);
+    const init = Float32Array.from({ length: SIZE }, () => rng.next() - 0.5);
+    const dense = new StepArithmetic(SIZE, ADAM, init, BLOCK);
+    const sparse = new StepArithmetic(SIZE, ADAM, init, BLOCK);
+    for (let step = 0; step < 6; step++) {
+      const parts = [gradient(rng, 3 + step), gradient(rng, 9), gradient(rng, 1)];
+      dense.reset(); sparse.reset();
+      for (const g of parts) {
+        const d = encodeGradient(g, { f16, block: null });
+        const s = encodeGradient(g, { f16, block: BLOCK });
+        dense.add({ values: d.values, scale: 1 / d.scale, rows: null } satisfies GradPart);
+        sparse.add({ values: s.values, scale: 1 / s.scale, rows: s.rows } satisfies GradPart);
+      }
+      const scale = 1 / 7;
+      const a = dense.sumsq(scale), b = sparse.sumsq(scale);
+      assert.equal(b, a, `step ${step}: the sparse norm is the dense one`);
+      assert.ok(sparse.touchedRows()!.length < V, "the sparse sum knows its rows");
+      const coef = step % 2 ? 0.5 : 1; // clipped and unclipped steps
+      for (const _ of dense.update(scale, coef, 64)) { /* all chunks */ }
+      sparse.begin(scale, coef);
+      sparse.ensureRows([4, 2, 4, 40]); // what the next tasks read, first
+      assert.deepEqual(bits(sparse.readable.subarray(2 * E, 3 * E)), bits(dense.params.subarray(2 * E, 3 * E)), "an ensured row is final");
+      sparse.finish();
+      assert.deepEqual(bits(sparse.params), bits(dense.params), `step ${step}: parameters`);
+      assert.deepEqual(bits(sparse.adam.state().m), bits(dense.adam.state().m), `step ${step}: first moment`);
+      assert.deepEqual(bits(sparse.adam.state().v), bits(dense.adam.state().v), `step ${step}: second moment`);
+    }
+    // and the rows were not all touched: the comparison covered rows that only decay
+    const moved = dense.params.some((x, i) => x !== init[i]);
+    assert.ok(moved);
+  });
+}
+
+test("encodeRows and the sparse sum agree on which rows a gradient touches", () => {
+  const g = gradient(new Rng(3), 5);
+  const { rows } = encodeRows(g, BLOCK);
+  assert.equal(rows.length, 5);
+});
