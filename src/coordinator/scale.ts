@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ConnectionError, InputError, UsageError, errorMessage } from "../errors.js";
 import { emitJson, logger } from "../output.js";
-import { writeAtomic } from "./checkpoint.js";
+import { writeAtomic } from "../atomic.js";
 
 const log = logger("scale");
 export const CONTROL_FILE = "control.json";
