@@ -53,7 +53,7 @@ function bytesOf(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-type NewMeta = Omit<CheckpointMeta, "format" | "arrays" | "sha256" | "savedAt">;
+export type NewMeta = Omit<CheckpointMeta, "format" | "arrays" | "sha256" | "savedAt">;
 
 /** The bytes of a checkpoint file (format 2). */
 function encodeCheckpoint(meta: NewMeta, arrays: Record<string, Float32Array>): Buffer[] {

@@ -8,7 +8,7 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSyn
 import { join } from "node:path";
 import { removeStaleTemps, replaceDir, tempDirBeside } from "../atomic.js";
 import type { KeepSide, ModelConfig } from "../config.js";
-import { InputError } from "../errors.js";
+import { ImdbTrainError, InputError, OutputError, errorMessage } from "../errors.js";
 import { paramLayout, type ParamLayout } from "./layout.js";
 
 export const MODEL_FORMAT = "imdb-train-model/1";
@@ -42,8 +42,13 @@ export function saveModel(dir: string, m: { model: ModelConfig; params: Float32A
   return (async () => {
     const layout = paramLayout(m.model);
     if (m.params.length !== layout.size) throw new InputError(`parameters have ${m.params.length} values; the layout needs ${layout.size}`);
-    removeStaleTemps(dir);
-    const tmp = tempDirBeside(dir);
+    let tmp: string;
+    try {
+      removeStaleTemps(dir);
+      tmp = tempDirBeside(dir);
+    } catch (err) {
+      throw writeFailure(dir, err);
+    }
     try {
       const bytes = Buffer.from(m.params.buffer, m.params.byteOffset, m.params.byteLength);
       writeFileSync(join(tmp, "params.bin"), bytes);
@@ -59,9 +64,15 @@ export function saveModel(dir: string, m: { model: ModelConfig; params: Float32A
       return file;
     } catch (err) {
       rmSync(tmp, { recursive: true, force: true });
-      throw err;
+      throw writeFailure(dir, err);
     }
   })();
+}
+
+/** A file-system error while writing the model (a full disk) as an OutputError naming the directory. */
+function writeFailure(dir: string, err: unknown): Error {
+  if (err instanceof ImdbTrainError) return err;
+  return new OutputError(`cannot write the model: ${errorMessage(err)}`, { path: dir, cause: err });
 }
 
 /** Read and verify a model directory (format, layout hash, parameter checksum). */
