@@ -31,17 +31,17 @@ function writeAll(fd: number, buf: Buffer): void {
 }
 
 /**
- * Writes `parts` to a new temporary file beside `path` (created exclusively, fsynced). Returns its name and the
- * bytes written; on failure (a full disk) nothing is left behind and the error is thrown.
+ * Writes `parts` to a new temporary file beside `path` (created exclusively with `mode`, less the umask; fsynced).
+ * Returns its name and the bytes written; on failure (a full disk) nothing is left behind and the error is thrown.
  */
-export function writeTemp(path: string, parts: readonly Buffer[]): { tmp: string; bytes: number } {
+export function writeTemp(path: string, parts: readonly Buffer[], mode = 0o666): { tmp: string; bytes: number } {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   for (let attempt = 1; ; attempt++) {
     const tmp = join(dir, tempPrefix(path) + randomBytes(6).toString("hex"));
     let fd: number;
     try {
-      fd = openExclusive(tmp);
+      fd = openExclusive(tmp, mode);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "EEXIST" && attempt < ATTEMPTS) continue;
       throw err;
@@ -68,9 +68,12 @@ export function fsyncDir(dir: string): void {
   } catch { /* not every file system lets a directory be fsynced */ }
 }
 
-/** Writes a file atomically: exclusive temporary name in the same directory, fsync, rename. Returns the bytes. */
-export function writeAtomic(path: string, parts: readonly Buffer[]): number {
-  const { tmp, bytes } = writeTemp(path, parts);
+/**
+ * Writes a file atomically: exclusive temporary name in the same directory, fsync, rename. Returns the bytes.
+ * `mode` (less the umask) applies from the file's creation: 0o600 for a secret is never readable by others.
+ */
+export function writeAtomic(path: string, parts: readonly Buffer[], mode = 0o666): number {
+  const { tmp, bytes } = writeTemp(path, parts, mode);
   try {
     renameSync(tmp, path);
   } catch (err) {

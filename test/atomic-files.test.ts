@@ -61,6 +61,9 @@ test("openExclusive refuses whatever is at the name (a link to a file, a danglin
     writeAtomic(target, [Buffer.from("{}\n")]);
     assert.ok(lstatSync(target).isFile());
     assert.equal(readFileSync(victim, "utf8"), PRECIOUS);
+    // a secret's mode holds from its creation
+    writeAtomic(join(root, "secret.key"), [Buffer.from("k")], 0o600);
+    assert.equal((lstatSync(join(root, "secret.key")).mode & 0o777).toString(8), "600");
   } finally {
     cleanup(root);
   }
