@@ -30,6 +30,15 @@ export class InputError extends ImdbTrainError {
   }
 }
 
+/** Output that could not be written (a full disk, a read-only file system, no permission). `path` names it. */
+export class OutputError extends ImdbTrainError {
+  readonly path: string;
+  constructor(message: string, opts: { path: string; cause?: unknown }) {
+    super(`${opts.path}: ${message}`, { cause: opts.cause, code: "E_OUTPUT", exitCode: 8 });
+    this.path = opts.path;
+  }
+}
+
 /** A wire message that breaks the protocol (version, layout hash, length, size limit). */
 export class ProtocolError extends ImdbTrainError {
   constructor(message: string, opts: { cause?: unknown; code?: string } = {}) {

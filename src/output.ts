@@ -1,5 +1,5 @@
 // Human output goes to stderr (logs, progress bars); machine output is one JSON object, the last
-// line on stdout, printed by `emitJson`.
+// line on stdout, printed by `emitJson`. Neither ever shows the credentials of a URL (see redactUrls).
 
 export interface Logger {
   info(msg: string): void;
@@ -18,11 +18,27 @@ function stamp(): string {
   return new Date().toISOString().slice(11, 23);
 }
 
+/** scheme://, then the userinfo: everything up to the authority's last "@" (a password may hold an "@"). */
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#]*)@/gi;
+
+/**
+ * `text` with the credentials of every URL in it hidden: `nats://user:pass@host` → `nats://user:***@host`, and a
+ * lone user part, which NATS reads as a token, `nats://token@host` → `nats://***@host`. Every log line and every
+ * string of the JSON output goes through it; messages that embed a URL use it too, so errors carry no secret.
+ * It errs on the side of hiding: the userinfo runs to the last "@" before a space, "/", "?" or "#".
+ */
+export function redactUrls(text: string): string {
+  return text.replace(URL_USERINFO, (_all, scheme: string, info: string) => {
+    const colon = info.indexOf(":");
+    return `${scheme}${colon >= 0 ? `${info.slice(0, colon)}:***` : "***"}@`;
+  });
+}
+
 /** A logger whose lines start with the time and the component name, written to stderr. */
 export function logger(component: string): Logger {
   const write = (level: string, msg: string) => {
     clearProgressLine();
-    process.stderr.write(`${stamp()} ${level} [${component}] ${msg}\n`);
+    process.stderr.write(`${stamp()} ${level} [${component}] ${redactUrls(msg)}\n`);
   };
   return {
     info: (m) => { if (!quiet) write("INFO ", m); },
@@ -35,7 +51,7 @@ export function logger(component: string): Logger {
 /** Print the command's result as one JSON line on stdout (the last stdout line of a `--json` run). */
 export function emitJson(value: unknown): void {
   clearProgressLine();
-  process.stdout.write(JSON.stringify(value) + "\n");
+  process.stdout.write(JSON.stringify(value, (_key, v: unknown) => (typeof v === "string" ? redactUrls(v) : v)) + "\n");
 }
 
 // ---- progress bars ---------------------------------------------------------------------------

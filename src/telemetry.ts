@@ -6,6 +6,10 @@ export type StepPhase = "compute" | "wait" | "reduce" | "optimizer" | "broadcast
 import type { RejectReason } from "./protocol/wire.js";
 export type { RejectReason };
 
+/** Why a checkpoint could not be written: a full disk (or quota), a read-only file system, no permission, anything else. */
+export type CheckpointFailure = "no_space" | "read_only" | "permission" | "other";
+export const CHECKPOINT_FAILURES: readonly CheckpointFailure[] = ["no_space", "read_only", "permission", "other"];
+
 export interface Telemetry {
   // ---- training (coordinator) ----
   step(info: { step: number; epoch: number; loss: number; accuracy: number; samples: number; tokens: number; seconds: number }): void;
@@ -24,6 +28,8 @@ export interface Telemetry {
   rejected(reason: RejectReason, worker?: string): void;
   bytes(direction: "sent" | "received", n: number, worker?: string): void;
   checkpoint(seconds: number, bytes: number): void;
+  /** A checkpoint could not be written (the run goes on when it was a periodic one). */
+  checkpointFailed(reason: CheckpointFailure): void;
   // ---- workers ----
   workerStep(worker: string, info: { samples: number; tokens: number; seconds: number; loss: number; accuracy: number }): void;
   engineMemory(worker: string, bytes: number, gpuBytes?: number): void;
@@ -35,6 +41,6 @@ export interface Telemetry {
 const noop = () => {};
 export const NO_TELEMETRY: Telemetry = {
   step: noop, phase: noop, gradNorm: noop, paramVersion: noop, validation: noop, liveWorkers: noop,
-  membership: noop, heartbeatMissed: noop, evicted: noop, skippedStep: noop, straggler: noop, rejected: noop, bytes: noop, checkpoint: noop,
+  membership: noop, heartbeatMissed: noop, evicted: noop, skippedStep: noop, straggler: noop, rejected: noop, bytes: noop, checkpoint: noop, checkpointFailed: noop,
   workerStep: noop, engineMemory: noop, ingest: noop, jetstreamLag: noop,
 };

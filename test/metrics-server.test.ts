@@ -24,6 +24,7 @@ function reportEverything(t: Telemetry): void {
   t.bytes("sent", 1000, "w0");
   t.bytes("received", 2000);
   t.checkpoint(0.3, 5_000_000);
+  t.checkpointFailed("no_space");
   t.workerStep("w0", { samples: 32, tokens: 7000, seconds: 0.5, loss: 0.6, accuracy: 0.7 });
   t.engineMemory("w0", 1_000_000, 2_000_000);
   t.ingest({ reviews: 100, seconds: 0.05, padding: 0.1, skipped: 2 });

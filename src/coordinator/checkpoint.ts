@@ -1,5 +1,5 @@
 // Checkpoints: parameters + Adam state + step/epoch/data cursor/seeds in one file, written atomically
-// (temp name, fsync, rename, fsync of the directory) and ending with a SHA-256 of everything before it,
+// (exclusive temp name, fsync, rename, fsync of the directory: see ../atomic.ts) and ending with a SHA-256 of everything before it,
 // so that a torn, truncated or corrupt file is detected. The previous checkpoint is kept beside the newest
 // (`last.ckpt`, `prev.ckpt`); resuming from a file that does not verify falls back to the previous one.
 //
@@ -7,8 +7,9 @@
 // to back, in the order and lengths listed in meta.arrays | SHA-256 (32 bytes) of all the bytes before it.
 // Format 1 ("IMTRCKPT", no trailer, meta.sha256 over the arrays only) is still read.
 import { createHash } from "node:crypto";
-import { openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, mkdirSync, rmSync, existsSync, readdirSync, statSync } from "node:fs";
+import { renameSync, readFileSync, mkdirSync, rmSync, existsSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { fsyncDir, removeStaleTemps, writeAtomic, writeTemp } from "../atomic.js";
 import { InputError, errorMessage } from "../errors.js";
 
 const MAGIC_V1 = Buffer.from("IMTRCKPT", "ascii");
@@ -52,40 +53,7 @@ function bytesOf(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, "r");
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-  } catch { /* not every file system lets a directory be fsynced */ }
-}
-
-/** Write a file to `<path>.tmp-<pid>` (fsynced); returns the temp path and the bytes written. */
-function writeTemp(path: string, parts: readonly Buffer[]): { tmp: string; bytes: number } {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  let n = 0;
-  const fd = openSync(tmp, "w");
-  try {
-    for (const p of parts) { writeSync(fd, p); n += p.length; }
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  return { tmp, bytes: n };
-}
-
-/** Write a file atomically: temp name in the same directory, fsync, rename. */
-export function writeAtomic(path: string, parts: readonly Buffer[]): number {
-  const { tmp, bytes } = writeTemp(path, parts);
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
-  return bytes;
-}
-
-type NewMeta = Omit<CheckpointMeta, "format" | "arrays" | "sha256" | "savedAt">;
+export type NewMeta = Omit<CheckpointMeta, "format" | "arrays" | "sha256" | "savedAt">;
 
 /** The bytes of a checkpoint file (format 2). */
 function encodeCheckpoint(meta: NewMeta, arrays: Record<string, Float32Array>): Buffer[] {
@@ -119,11 +87,15 @@ export function saveCheckpoint(path: string, meta: NewMeta, arrays: Record<strin
 export function saveRotating(dir: string, meta: NewMeta, arrays: Record<string, Float32Array>): { path: string; bytes: number } {
   const path = join(dir, LAST);
   mkdirSync(dir, { recursive: true });
-  // temp files of a process that died while writing
-  for (const f of readdirSync(dir)) if (f.startsWith(`${LAST}.tmp-`) && f !== `${LAST}.tmp-${process.pid}`) rmSync(join(dir, f), { force: true });
+  removeStaleTemps(path); // temp files of a process that died while writing
   const { tmp, bytes } = writeTemp(path, encodeCheckpoint(meta, arrays));
-  if (existsSync(path)) renameSync(path, join(dir, PREV));
-  renameSync(tmp, path);
+  try {
+    if (existsSync(path)) renameSync(path, join(dir, PREV));
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
   fsyncDir(dir);
   return { path, bytes };
 }

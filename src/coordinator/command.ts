@@ -92,8 +92,8 @@ export const commands = [
       "(with --gpus 0,1,... one worker per GPU), draws one progress bar (step, loss, accuracy, samples/s), validates\n" +
       "after each epoch, checkpoints, and writes the final model to <out>/model. Ctrl-C (or SIGTERM) stops every\n" +
       "child cleanly after an exit checkpoint; if any role fails, all children are stopped.\n" +
-      "While it runs, `imdb-train scale --out <out> --workers N` adds or removes workers (control socket\n" +
-      "<out>/control.sock, recorded in <out>/control.json); new workers take part from the next step.\n" +
+      "While it runs, `imdb-train scale --out <out> --workers N` adds or removes workers (a control socket only\n" +
+      "its user can reach, named in <out>/control.json); new workers take part from the next step.\n" +
       `Defaults were chosen by validation accuracy (docs/experiments.md): --max-len ${T.maxLen} keeping the last tokens, --batch-size\n` +
       `${T.batchSize} per worker, --lr ${T.lr} with warm-up and cosine decay, --clip ${T.clip}, --forget-bias ${DEFAULTS.model.forgetBias}, --dropout ${T.dropout},\n` +
       `${T.epochs} epochs: about 45 minutes with 2 workers on a 2-core machine (88.6 % validation accuracy on IMDB).`,
@@ -116,8 +116,8 @@ export const commands = [
       "from the last) or stops the newest with SIGTERM (each says Leave; its open batches go to another worker).\n" +
       "A worker that joins gets the current parameters with its first assignment and takes part from the next step;\n" +
       "with the default --batches-per-step 0 each step has one batch per ready worker, so the step grows and shrinks\n" +
-      "with the workers. Without --workers it prints the running workers. The launcher listens on a Unix socket,\n" +
-      "<out>/control.sock (or a temp path for long directories), named in <out>/control.json.",
+      "with the workers. Without --workers it prints the running workers. The launcher listens on a Unix socket in\n" +
+      "a private directory (mode 0700) under <out> (or the temp directory for long paths), named in <out>/control.json.",
     options: SCALE_OPTIONS,
     examples: [
       "imdb-train scale --out runs/imdb --workers 4     # add two workers to a 2-worker run",

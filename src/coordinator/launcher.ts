@@ -169,7 +169,8 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
     const { code, signal } = await coord.exited;
     if (code !== 0 || !result.report) {
       await stopAll(`coordinator exited (${signal ?? `status ${code}`})`);
-      if (interrupted) throw new AbortedError("interrupted: stopped the coordinator and all workers (exit checkpoint written)");
+      // 130: the coordinator stopped as asked, its exit checkpoint written; anything else is a failure it reported
+      if (interrupted && code === 130) throw new AbortedError("interrupted: stopped the coordinator and all workers (exit checkpoint written)");
       throw new TrainingError(`training failed: ${failure ?? `coordinator exited (${signal ?? `status ${code}`})`}`);
     }
     // workers were told to stop; give them a moment, then make sure

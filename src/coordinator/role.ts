@@ -11,7 +11,8 @@ import type { CurveServerKeys } from "../transport/zmq/index.js";
 import { openTrainingData, type TrainingData } from "../dataset/training.js";
 import { batchRows } from "../engine/rows.js";
 import { saveModel } from "../model/files.js";
-import { loadForResume, saveRotating, LAST, PREV } from "./checkpoint.js";
+import { loadForResume, LAST, PREV } from "./checkpoint.js";
+import { RunCheckpoints } from "./run-checkpoints.js";
 import { Coordinator } from "./coordinator.js";
 import type { CoordinatorEvent, CheckpointState, AppliedStep } from "./types.js";
 import { modelFrom, optimFrom, type ModelOptions, type OptimOptions } from "./options.js";
@@ -88,7 +89,10 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
   }
   const audit = opts.audit ? auditLog(resolve(opts.audit), resumed?.checkpoint.meta.step ?? null) : null;
   log.info(`dataset ${r.dataset}: ${data.count("train")} train batches (${data.samples("train")} reviews), ${data.count("val")} val batches; model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`);
-  const ckptPath = join(ckptDir, LAST);
+  const checkpoints = new RunCheckpoints(ckptDir, {
+    epochs: s.epochs, resumedStep: resumed?.checkpoint.meta.step ?? null, telemetry: r.telemetry,
+    where: (c) => (c.cursor > 0 ? `epoch ${c.epoch + 1}, ${c.cursor} of ${data.count("train")} batches into it` : `end of epoch ${c.epoch}`),
+  });
   const coord = new Coordinator({
     bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"), maxValBatches: s.maxValBatches,
     batchSamples: (split, i) => data.batch(split, i).size,
@@ -100,18 +104,11 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     gradDtype: s.gradDtype, embeddingGrads: s.embeddingGrads, coordinatorShards: s.coordinatorShards, dropout: s.dropout,
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
     onApplied: audit ? (a) => audit(a) : undefined,
-    onCheckpoint: (c: CheckpointState) => {
-      const tc = performance.now();
-      const st = c.adam.state();
-      const { bytes } = saveRotating(ckptDir, {
-        step: c.step, epoch: c.epoch, cursor: c.cursor, paramVersion: c.paramVersion, seed: s.seed, runId: c.runId,
-        layoutHash: c.layout.hash, adamT: st.t, reason: c.reason, epochStats: c.epochStats,
-        config: { model, optim: s, dataset: r.dataset, reason: c.reason, seeds: { init: s.seed, sampler: s.seed, order: "Rng(seed).fork(epoch).shuffle" } },
-      }, { params: c.params, adam_m: st.m, adam_v: st.v });
-      r.telemetry?.checkpoint((performance.now() - tc) / 1000, bytes);
-      const where = c.cursor > 0 ? `epoch ${c.epoch + 1}, ${c.cursor} of ${data.count("train")} batches into it` : `end of epoch ${c.epoch}`;
-      log.info(`checkpoint (${c.reason}) at step ${c.step}, ${where}: ${ckptPath}`);
-    },
+    onCheckpoint: (c: CheckpointState) => checkpoints.write(c, {
+      step: c.step, epoch: c.epoch, cursor: c.cursor, paramVersion: c.paramVersion, seed: s.seed, runId: c.runId,
+      layoutHash: c.layout.hash, adamT: c.adam.state().t, reason: c.reason, epochStats: c.epochStats,
+      config: { model, optim: s, dataset: r.dataset, reason: c.reason, seeds: { init: s.seed, sampler: s.seed, order: "Rng(seed).fork(epoch).shuffle" } },
+    }),
   });
   if (opts.glove && !resumed) {
     const { loadGlove } = await import("../model/layout.js");
@@ -132,7 +129,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
   let closed = false;
   try {
     await r.onListening?.(endpoint, coord.runId);
-    const res = await coord.run();
+    const res = await coord.run().catch((err: unknown) => { throw checkpoints.outcome(err); });
     await coord.close("run finished");
     closed = true;
     const modelDir = join(r.out, "model");
@@ -160,7 +157,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
       steps: res.steps, samples: res.samples, seconds, samples_per_s: ph.step > 0 ? res.samples / ph.step : 0, workers: r.workers,
       rejected: res.rejected, evicted: res.evicted, gradient_bytes: res.gradientBytes,
       overhead: ph.step > 0 ? (ph.reduce + ph.optimizer + ph.broadcast) / ph.step : 0,
-      phases: ph, checkpoint: ckptPath, export: exported, run_id: res.runId,
+      phases: ph, checkpoint: checkpoints.path, export: exported, run_id: res.runId,
     };
   } finally {
     if (!closed) await coord.close("coordinator stopping");

@@ -3,24 +3,31 @@
 // processes. The socket path is recorded in `<out>/control.json` ({pid, socket, started}) so that `scale`
 // finds it from the run's output directory.
 //
+// Only the launcher's user may connect, from the socket's first moment: it is bound inside a directory made
+// private (mode 0700, random name, created exclusively by mkdtemp) before the socket exists, and connecting to
+// a Unix socket needs search permission on every directory of its path. (A mode set on the socket after
+// listen() would leave a moment when anyone could connect.)
+//
 // Protocol: one JSON request per connection, one JSON line back.
 //   {"op":"status"}              → {"ok":true,"workers":["w0","w1"]}
 //   {"op":"scale","workers":N}   → {"ok":true,"workers":[...],"started":["w2"],"stopped":[]}
 //   anything wrong               → {"ok":false,"error":"..."}
 import type { ScaleCliOptions } from "./command.js";
 import { createServer, createConnection, type Server } from "node:net";
-import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { ConnectionError, InputError, UsageError, errorMessage } from "../errors.js";
 import { emitJson, logger } from "../output.js";
-import { writeAtomic } from "./checkpoint.js";
+import { writeAtomic } from "../atomic.js";
 
 const log = logger("scale");
 export const CONTROL_FILE = "control.json";
 /** Linux limits a socket path to 107 bytes; longer run directories get a socket under the temp directory. */
 const MAX_SOCKET_PATH = 100;
+const SOCKET = "control.sock";
+/** Prefixes of the socket's private directory: in the run directory, or in the temp directory. */
+const IN_OUT = ".control-", IN_TMP = "imdb-train-control-";
 
 export interface ControlRequest { op: "status" | "scale"; workers?: number }
 export interface ControlReply { ok: boolean; workers?: string[]; started?: string[]; stopped?: string[]; error?: string }
@@ -33,17 +40,30 @@ export interface ControlHandler {
 
 export interface ControlServer { socket: string; close(): Promise<void> }
 
-function socketPathFor(out: string): string {
-  const p = join(out, "control.sock");
-  if (Buffer.byteLength(p) <= MAX_SOCKET_PATH) return p;
-  return join(tmpdir(), `imdb-train-${createHash("sha256").update(out).digest("hex").slice(0, 16)}.sock`);
+/** A new private directory (0700, random name) to bind the socket in: under `out`, or the temp directory when
+ *  that path would be too long for a socket. */
+function privateSocketDir(out: string): string {
+  const inOut = Buffer.byteLength(join(out, `${IN_OUT}XXXXXX`, SOCKET)) <= MAX_SOCKET_PATH;
+  return mkdtempSync(inOut ? join(out, IN_OUT) : join(tmpdir(), IN_TMP));
+}
+
+/** The socket directory named by a control file that a killed launcher left in `out`. */
+function removeStaleSocketDir(out: string): void {
+  let socket: unknown;
+  try { socket = (JSON.parse(readFileSync(join(out, CONTROL_FILE), "utf8")) as { socket?: unknown }).socket; } catch { return; }
+  if (typeof socket !== "string") return;
+  const dir = dirname(socket), name = basename(dir);
+  const ours = (dirname(dir) === out && name.startsWith(IN_OUT)) || (dirname(dir) === tmpdir() && name.startsWith(IN_TMP));
+  if (ours) rmSync(dir, { recursive: true, force: true });
 }
 
 /** Listen for scale requests for the run writing to `out`. */
 export async function startControl(out: string, h: ControlHandler): Promise<ControlServer> {
+  out = resolve(out);
   mkdirSync(out, { recursive: true });
-  const socket = socketPathFor(out);
-  if (existsSync(socket)) rmSync(socket, { force: true }); // left by a launcher that was killed
+  removeStaleSocketDir(out);
+  const dir = privateSocketDir(out);
+  const socket = join(dir, SOCKET);
   let busy: Promise<unknown> = Promise.resolve();
   const server: Server = createServer((conn) => {
     let buf = "";
@@ -79,17 +99,22 @@ export async function startControl(out: string, h: ControlHandler): Promise<Cont
     });
     conn.on("error", () => {});
   });
-  await new Promise<void>((res, rej) => {
-    server.once("error", rej);
-    server.listen(socket, () => { server.off("error", rej); res(); });
-  });
-  chmodSync(socket, 0o600); // only this user may scale the run
+  try {
+    await new Promise<void>((res, rej) => {
+      server.once("error", rej);
+      server.listen(socket, () => { server.off("error", rej); res(); });
+    });
+    chmodSync(socket, 0o600); // the directory already keeps others out; the socket says so too
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   writeAtomic(join(out, CONTROL_FILE), [Buffer.from(JSON.stringify({ pid: process.pid, socket, started: new Date().toISOString() }) + "\n")]);
   return {
     socket,
     async close() {
       await new Promise<void>((res) => server.close(() => res()));
-      rmSync(socket, { force: true });
+      rmSync(dir, { recursive: true, force: true });
       rmSync(join(out, CONTROL_FILE), { force: true });
     },
   };

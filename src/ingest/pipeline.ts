@@ -349,7 +349,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
         const pbar = progress("publish", publishItems.length, "batches");
         published = await publishDataset(opts.publish, datasetId, vocab.hash, manifestJson, publishItems, (n) => pbar.set(n), opts.natsAuth);
         pbar.done();
-        log.info(`published ${published.messages} batches to ${published.stream} (${published.duplicates} already there) on ${opts.publish}`);
+        log.info(`published ${published.messages} batches to ${published.stream} (${published.duplicates} already there) on ${published.url}`);
       }
       const tPub = performance.now();
       const cPub = cpu();

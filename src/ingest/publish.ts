@@ -7,6 +7,7 @@
 //   payload  an Arrow IPC stream with one record batch (decodeBatchMessage in ./arrow.ts reads it)
 // The manifest is also put in the KV bucket `imdb-datasets` under the dataset id.
 import { connectNats, ensureStream, openKv, publishJs, type NatsAuth } from "../transport/nats.js";
+import { redactUrls } from "../output.js";
 
 export const BATCH_STREAM = "IMDB_BATCHES";
 export const BATCH_SUBJECTS = "imdb.batches.>";
@@ -29,6 +30,7 @@ export interface PublishItem {
 }
 
 export interface PublishSummary {
+  /** The server, credentials hidden. */
   url: string;
   stream: string;
   subjects: string;
@@ -57,7 +59,7 @@ export async function publishDataset(
     }
     const kv = await openKv(client, DATASET_BUCKET);
     await kv.put(datasetId, manifestJson);
-    return { url, stream: BATCH_STREAM, subjects: BATCH_SUBJECTS, messages: items.length, duplicates };
+    return { url: redactUrls(url), stream: BATCH_STREAM, subjects: BATCH_SUBJECTS, messages: items.length, duplicates };
   } finally {
     await client.close();
   }

@@ -31,6 +31,7 @@ export const METRIC = {
   transportBytes: "imdb_train_transport_bytes_total", //   counter {direction=sent|received, worker?}
   checkpointSeconds: "imdb_train_checkpoint_seconds", //   histogram
   checkpointBytes: "imdb_train_checkpoint_size_bytes", //  gauge, last checkpoint
+  checkpointFailures: "imdb_train_checkpoint_failures_total", // counter {reason=no_space|read_only|permission|other}
   // ---- workers ----
   workerSamples: "imdb_train_worker_samples_total", //     counter {worker}
   workerTokens: "imdb_train_worker_tokens_total", //       counter {worker}

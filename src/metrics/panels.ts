@@ -186,6 +186,11 @@ export const ROWS: RowSpec[] = [
         description: "Mean time to write a checkpoint (empty until the first checkpoint).",
         queries: [{ expr: `max(${M.checkpointSeconds}_sum / ${M.checkpointSeconds}_count)`, legend: "mean" }],
       },
+      {
+        title: "Checkpoint failures", kind: "timeseries", unit: "short", width: 8,
+        description: "Checkpoints that could not be written, by cause (no_space: disk full). A periodic checkpoint that fails is skipped and training goes on with the previous checkpoints kept; the one at the end of the run must succeed or the run fails.",
+        queries: [{ expr: `sum by (reason) (${M.checkpointFailures})`, legend: "{{reason}}" }],
+      },
     ],
   },
   {

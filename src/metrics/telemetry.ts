@@ -2,7 +2,7 @@
 // use, so each process exports only what its role reports; a few are created up front per role so
 // that "nothing happened yet" is a zero series rather than a missing one (clip events, rejections,
 // per-worker misses), which keeps dashboards and `rate()` meaningful from the first scrape.
-import type { Telemetry, StepPhase } from "../telemetry.js";
+import { CHECKPOINT_FAILURES, type Telemetry, type StepPhase } from "../telemetry.js";
 import { REJECT_REASONS } from "../protocol/wire.js";
 import type { CounterHandle, GaugeHandle, HistogramHandle, MetricRegistry } from "./prom.js";
 import { METRIC, NORM_BUCKETS, SECONDS_BUCKETS, type Role } from "./names.js";
@@ -50,6 +50,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     transportBytes: c(METRIC.transportBytes, "Bytes sent and received on the training transport.", ["direction", "worker"]),
     checkpointSeconds: h(METRIC.checkpointSeconds, "Time to write a checkpoint.", SECONDS_BUCKETS),
     checkpointBytes: g(METRIC.checkpointBytes, "Size of the last checkpoint."),
+    checkpointFailures: c(METRIC.checkpointFailures, "Checkpoints that could not be written, by cause (no_space: disk full or quota; read_only; permission; other). A periodic one is skipped and the run goes on.", ["reason"]),
     workerSamples: c(METRIC.workerSamples, "Reviews this worker computed gradients for.", ["worker"]),
     workerTokens: c(METRIC.workerTokens, "Tokens (without padding) this worker computed gradients for.", ["worker"]),
     workerStepSeconds: h(METRIC.workerStepSeconds, "Time a worker spent computing the gradient of its shard.", SECONDS_BUCKETS, ["worker"]),
@@ -80,6 +81,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     for (const reason of SKIP_REASONS) m.skippedSteps().inc({ reason }, 0);
     for (const phase of PHASES) m.phaseSeconds().zero({ phase });
     m.checkpointSeconds();
+    for (const reason of CHECKPOINT_FAILURES) m.checkpointFailures().inc({ reason }, 0);
     m.liveWorkers().set({}, 0);
   }
   if (role === "ingest") {
@@ -134,6 +136,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
       m.checkpointSeconds().observe({}, seconds);
       m.checkpointBytes().set({}, bytes);
     },
+    checkpointFailed(reason) { m.checkpointFailures().inc({ reason }, 1); },
     workerStep(worker, info) {
       const l = wl(worker);
       m.workerSamples().inc(l, Math.max(0, info.samples));

@@ -4,10 +4,11 @@
 //   vocab.json    the vocabulary the model was trained with (copied from the dataset)
 //   tfjs/         the TensorFlow.js LayersModel export (model.json + weights.bin), see ./export.ts
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join, dirname, basename } from "node:path";
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { removeStaleTemps, replaceDir, tempDirBeside } from "../atomic.js";
 import type { KeepSide, ModelConfig } from "../config.js";
-import { InputError } from "../errors.js";
+import { ImdbTrainError, InputError, OutputError, errorMessage } from "../errors.js";
 import { paramLayout, type ParamLayout } from "./layout.js";
 
 export const MODEL_FORMAT = "imdb-train-model/1";
@@ -31,16 +32,23 @@ export interface LoadedModel extends ModelFile {
   vocabPath: string;
 }
 
-/** Write the model directory `dir` (via a temp sibling + rename: never half-written). Returns the file. */
+/**
+ * Write the model directory `dir`, never half-written: its files are made in a new private sibling
+ * (`.<name>.tmp-<pid>-XXXXXX`, created exclusively: nothing planted there is followed), which then replaces
+ * `dir` by rename (see replaceDir).
+ */
 export function saveModel(dir: string, m: { model: ModelConfig; params: Float32Array; maxLen: number; keep: KeepSide; vocabPath: string; vocabHash: string; training: Record<string, unknown> },
   extra?: (tmpDir: string) => Promise<void>): Promise<ModelFile> {
   return (async () => {
     const layout = paramLayout(m.model);
     if (m.params.length !== layout.size) throw new InputError(`parameters have ${m.params.length} values; the layout needs ${layout.size}`);
-    mkdirSync(dirname(dir), { recursive: true });
-    const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { recursive: true });
+    let tmp: string;
+    try {
+      removeStaleTemps(dir);
+      tmp = tempDirBeside(dir);
+    } catch (err) {
+      throw writeFailure(dir, err);
+    }
     try {
       const bytes = Buffer.from(m.params.buffer, m.params.byteOffset, m.params.byteLength);
       writeFileSync(join(tmp, "params.bin"), bytes);
@@ -51,16 +59,20 @@ export function saveModel(dir: string, m: { model: ModelConfig; params: Float32A
       };
       writeFileSync(join(tmp, "config.json"), JSON.stringify(file, null, 2) + "\n");
       if (extra) await extra(tmp);
-      const old = `${dir}.old-${process.pid}`;
-      if (existsSync(dir)) renameSync(dir, old);
-      renameSync(tmp, dir);
-      rmSync(old, { recursive: true, force: true });
+      chmodSync(tmp, 0o755); // mkdtemp made it private; the model is for others to read
+      replaceDir(tmp, dir);
       return file;
     } catch (err) {
       rmSync(tmp, { recursive: true, force: true });
-      throw err;
+      throw writeFailure(dir, err);
     }
   })();
+}
+
+/** A file-system error while writing the model (a full disk) as an OutputError naming the directory. */
+function writeFailure(dir: string, err: unknown): Error {
+  if (err instanceof ImdbTrainError) return err;
+  return new OutputError(`cannot write the model: ${errorMessage(err)}`, { path: dir, cause: err });
 }
 
 /** Read and verify a model directory (format, layout hash, parameter checksum). */

@@ -1,5 +1,5 @@
 // The one module that imports @nats-io/*: a thin, typed wrapper over nats.js v3 — connect with a clear
-// ConnectionError, JetStream streams (ensure, publish with a message id for de-duplication, pull
+// ConnectionError (credentials may be written in the URL, and are never shown: see redactUrls), JetStream streams (ensure, publish with a message id for de-duplication, pull
 // consume), and KV buckets. Others build on these functions; add new ones at the END of this file.
 import {
   connect, credsAuthenticator, headers as natsHeaders, nkeyAuthenticator, nkeys, type Authenticator, type NatsConnection,
@@ -9,7 +9,8 @@ import {
   type JetStreamClient, type JetStreamManager, type JsMsg,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { AuthError, ConnectionError, ProtocolError } from "../errors.js";
+import { AuthError, ConnectionError, ProtocolError, UsageError } from "../errors.js";
+import { redactUrls } from "../output.js";
 
 /** Give up connecting after this long (ms). */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -19,6 +20,7 @@ export const DEFAULT_PUBLISH_TIMEOUT_MS = 10_000;
 export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60 * 60 * 1000;
 
 export interface NatsClient extends AsyncDisposable {
+  /** The server's URL as messages show it (credentials hidden). */
   readonly url: string;
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
@@ -37,6 +39,9 @@ export interface NatsAuth {
   nkeySeed?: string;
   /** A `.creds` file's text (user JWT + nkey seed, for servers with operator/account JWTs). */
   creds?: string;
+  /** User and password (`authorization { user: ..., password: ... }`), from a URL's `user:password@`. */
+  user?: string;
+  pass?: string;
   /** Where the credentials came from, for messages (e.g. "--nats-token", "$IMDB_TRAIN_NATS_NKEY_SEED"). */
   source?: string;
 }
@@ -48,9 +53,26 @@ export interface ConnectOptions {
   auth?: NatsAuth;
 }
 
-function authOptions(auth: NatsAuth | undefined): { token?: string; authenticator?: Authenticator } {
+/**
+ * The server address and the credentials written in a URL, apart: `nats://user:password@host:4222` is a user
+ * and password, `nats://token@host:4222` a token (percent-escapes decoded). A URL without credentials, or one
+ * the URL parser refuses (`host:4222`), is returned as it is.
+ */
+export function urlCredentials(url: string): { server: string; auth?: NatsAuth } {
+  let u: URL;
+  try { u = new URL(url); } catch { return { server: url }; }
+  if (!u.username && !u.password) return { server: url };
+  const decode = (x: string) => { try { return decodeURIComponent(x); } catch { return x; } };
+  const user = decode(u.username), pass = decode(u.password);
+  u.username = "";
+  u.password = "";
+  return { server: u.toString(), auth: pass !== "" ? { user, pass, source: "the URL" } : { token: user, source: "the URL" } };
+}
+
+function authOptions(auth: NatsAuth | undefined): { token?: string; user?: string; pass?: string; authenticator?: Authenticator } {
   if (!auth) return {};
   if (auth.token !== undefined) return { token: auth.token };
+  if (auth.user !== undefined) return { user: auth.user, pass: auth.pass };
   if (auth.nkeySeed !== undefined) return { authenticator: nkeyAuthenticator(new TextEncoder().encode(auth.nkeySeed.trim())) };
   if (auth.creds !== undefined) return { authenticator: credsAuthenticator(new TextEncoder().encode(auth.creds)) };
   return {};
@@ -58,7 +80,7 @@ function authOptions(auth: NatsAuth | undefined): { token?: string; authenticato
 
 function authKind(auth: NatsAuth | undefined): string {
   if (!auth) return "no credentials";
-  const kind = auth.token !== undefined ? "token" : auth.nkeySeed !== undefined ? "nkey" : auth.creds !== undefined ? "creds" : "no credentials";
+  const kind = auth.token !== undefined ? "token" : auth.user !== undefined ? "user/password" : auth.nkeySeed !== undefined ? "nkey" : auth.creds !== undefined ? "creds" : "no credentials";
   return auth.source ? `${kind} from ${auth.source}` : kind;
 }
 
@@ -68,35 +90,48 @@ function isAuthFailure(err: unknown): boolean {
   return e?.name === "AuthorizationError" || /authori[sz]ation|authentication|auth(?:entication)? (?:required|violation)/i.test(String(e?.message ?? ""));
 }
 
-/** Connects to `url` and opens JetStream; ConnectionError naming the URL when it cannot. */
+/** An error's message with any URL credentials in it hidden. */
+function said(err: unknown): string {
+  return redactUrls((err as Error)?.message ?? String(err));
+}
+
+/**
+ * Connects to `url` and opens JetStream; ConnectionError naming the URL (credentials hidden) when it cannot.
+ * Credentials come from `opts.auth` or from the URL itself (`nats://user:password@host`, `nats://token@host`).
+ */
 export async function connectNats(url: string, opts: ConnectOptions = {}): Promise<NatsClient> {
+  const shown = redactUrls(url);
+  const inUrl = urlCredentials(url);
+  if (inUrl.auth && opts.auth) throw new UsageError(`NATS credentials given twice: in the URL ${shown} and with ${opts.auth.source ?? "a credentials option"}; give one`);
+  const auth = opts.auth ?? inUrl.auth;
   let nc: NatsConnection;
   try {
     nc = await connect({
-      servers: url,
+      servers: inUrl.server,
       name: opts.name ?? "imdb-train",
       timeout: opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       reconnect: false,
-      ...authOptions(opts.auth),
+      ...authOptions(auth),
     });
   } catch (err) {
     if (isAuthFailure(err)) {
-      const hint = opts.auth ? "check the token / nkey seed / creds file" : "it requires credentials: pass --nats-token, --nats-nkey-seed <file> or --nats-creds <file> (or IMDB_TRAIN_NATS_TOKEN / _NKEY_SEED / _CREDS)";
-      throw new AuthError(`NATS at ${url} refused the connection (${authKind(opts.auth)}): ${(err as Error).message}; ${hint}`, { cause: err });
+      const hint = !auth ? "it requires credentials: pass --nats-token, --nats-nkey-seed <file> or --nats-creds <file> (or IMDB_TRAIN_NATS_TOKEN / _NKEY_SEED / _CREDS), or write user:password@ in the URL"
+        : auth === inUrl.auth ? "check the user and password (or token) in the URL" : "check the token / nkey seed / creds file";
+      throw new AuthError(`NATS at ${shown} refused the connection (${authKind(auth)}): ${said(err)}; ${hint}`, { cause: err });
     }
-    throw new ConnectionError(`cannot connect to NATS at ${url}: ${(err as Error).message}`, { cause: err });
+    throw new ConnectionError(`cannot connect to NATS at ${shown}: ${said(err)}`, { cause: err });
   }
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
   } catch (err) {
     await nc.close().catch(() => {});
-    throw new ConnectionError(`NATS at ${url} has no JetStream (start nats-server with -js): ${(err as Error).message}`, { cause: err });
+    throw new ConnectionError(`NATS at ${shown} has no JetStream (start nats-server with -js): ${said(err)}`, { cause: err });
   }
   const js = jetstream(nc, { timeout: DEFAULT_PUBLISH_TIMEOUT_MS });
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= nc.drain().catch(() => nc.close()).then(() => {}));
-  return { url, nc, js, jsm, maxPayload: nc.info?.max_payload ?? 1024 * 1024, close, [Symbol.asyncDispose]: close };
+  return { url: shown, nc, js, jsm, maxPayload: nc.info?.max_payload ?? 1024 * 1024, close, [Symbol.asyncDispose]: close };
 }
 
 export interface StreamSpec {

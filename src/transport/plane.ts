@@ -3,7 +3,7 @@
 // `imdb-train.run.<runId>.<event>`; a worker started with `--nats` reads the announcement (waiting for it).
 import { networkInterfaces } from "node:os";
 import { ConnectionError, AbortedError } from "../errors.js";
-import { logger } from "../output.js";
+import { logger, redactUrls } from "../output.js";
 import { connectNats, openKv, type NatsAuth } from "./nats.js";
 /** A run event as the coordinator reports it (published as JSON on `imdb-train.run.<runId>.<type>`). */
 export interface RunEvent { type: string }
@@ -47,7 +47,7 @@ export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth
       runId = id;
       const a: Announcement = { endpoint: dialable(endpoint), runId: id, dataset, pid: process.pid, at: new Date().toISOString() };
       await kv.put(KV_KEY, JSON.stringify(a));
-      log.info(`announced ${a.endpoint} (run ${id}, dataset ${dataset}) on ${url}`);
+      log.info(`announced ${a.endpoint} (run ${id}, dataset ${dataset}) on ${client.url}`);
     },
     event(e) {
       try { client.nc.publish(`${EVENTS_PREFIX}.${runId}.${e.type}`, JSON.stringify(e)); } catch { /* best effort */ }
@@ -59,9 +59,10 @@ export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth
   };
 }
 
-/** Wait for a coordinator's announcement on `url` (polls every 500 ms). */
+/** Wait for a coordinator's announcement on `url` (polls every 500 ms). Messages show `url` without credentials. */
 export async function discoverCoordinator(url: string, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth }): Promise<Announcement> {
   const client = await connectNats(url, { name: "imdb-train-worker", auth: opts.auth });
+  const shown = redactUrls(url);
   try {
     const kv = await openBucket(client);
     const deadline = Date.now() + opts.timeoutS * 1000;
@@ -70,8 +71,8 @@ export async function discoverCoordinator(url: string, opts: { timeoutS: number;
       if (opts.signal?.aborted) throw new AbortedError();
       const e = await kv.get(KV_KEY);
       if (e && e.operation === "PUT") return JSON.parse(e.string()) as Announcement;
-      if (!said) { log.info(`waiting for a coordinator to announce itself on ${url} (KV ${KV_BUCKET}/${KV_KEY})`); said = true; }
-      if (Date.now() > deadline) throw new ConnectionError(`no coordinator announced itself on ${url} within ${opts.timeoutS} s`);
+      if (!said) { log.info(`waiting for a coordinator to announce itself on ${shown} (KV ${KV_BUCKET}/${KV_KEY})`); said = true; }
+      if (Date.now() > deadline) throw new ConnectionError(`no coordinator announced itself on ${shown} within ${opts.timeoutS} s`);
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {

@@ -1,7 +1,7 @@
 // `imdb-train worker` as a process: signals stop it; with an IPC channel (started by `train`) it exits when
 // the launcher goes away, so no worker outlives its launcher.
 import { hostname } from "node:os";
-import { emitJson, logger } from "../output.js";
+import { emitJson, logger, redactUrls } from "../output.js";
 import { UsageError } from "../errors.js";
 import type { Telemetry } from "../telemetry.js";
 import { runWorker } from "./worker.js";
@@ -26,7 +26,7 @@ export async function workerCommand(o: WorkerCliOptions): Promise<number> {
     const found = await discoverCoordinator(o.nats, { timeoutS: o.connectTimeout, signal: ac.signal, auth: natsAuthFrom(o) });
     endpoint = found.endpoint;
     dataset = dataset ?? found.dataset;
-    log.info(`found coordinator ${endpoint} (run ${found.runId}) through ${o.nats}`);
+    log.info(`found coordinator ${endpoint} (run ${found.runId}) through ${redactUrls(o.nats)}`);
   }
   if (!endpoint) throw new UsageError("worker needs --coordinator <tcp://host:port> or --nats <url>");
   const { requireKeysOffMachine } = await import("../security/policy.js");
