@@ -155,8 +155,11 @@ export const ROWS: RowSpec[] = [
       },
       {
         title: "Rejected gradients by reason", kind: "timeseries", unit: "short", width: 8,
-        description: "Gradients the coordinator refused per second: stale parameter version, NaN, bad length/layout/size, unknown worker; auth = connection attempts refused by CURVE (unadmitted key, wrong server key, no CURVE).",
-        queries: [{ expr: `sum by (reason) (${rate(M.rejected)})`, legend: "{{reason}}" }],
+        description: "Gradients and messages the coordinator refused per second: stale parameter version, NaN, bad length/layout/size, a malformed body, unknown worker; auth = connection attempts refused by CURVE (unadmitted key, wrong server key, no CURVE). Skipped steps: steps that applied nothing (every gradient refused, or a sum that was not finite with no part to blame).",
+        queries: [
+          { expr: `sum by (reason) (${rate(M.rejected)})`, legend: "{{reason}}" },
+          { expr: `sum by (reason) (${M.skippedSteps})`, legend: "skipped steps: {{reason}}" },
+        ],
       },
       {
         title: "Joins, leaves, evictions", kind: "timeseries", unit: "short", width: 8,
