@@ -62,6 +62,25 @@ for (const f16 of [false, true]) {
   });
 }
 
+test("a new sum started before the last Adam step finished waits for it (the step still reads its sum)", () => {
+  const rng = new Rng(11);
+  const init = Float32Array.from({ length: SIZE }, () => rng.next() - 0.5);
+  const dense = new StepArithmetic(SIZE, ADAM, init, BLOCK);
+  const sparse = new StepArithmetic(SIZE, ADAM, init, BLOCK);
+  const [g1, g2] = [gradient(rng, 6), gradient(rng, 6)];
+  dense.reset(); dense.add(g1);
+  const s1 = encodeGradient(g1, { f16: false, block: BLOCK });
+  sparse.reset(); sparse.add({ values: s1.values, scale: 1, rows: s1.rows });
+  for (const _ of dense.update(1, 1)) { /* all */ }
+  sparse.begin(1, 1);
+  sparse.ensureRows([1]);
+  // the next step's first gradient arrives before finish(): add() must finish the pending step first
+  sparse.reset();
+  const s2 = encodeGradient(g2, { f16: false, block: BLOCK });
+  sparse.add({ values: s2.values, scale: 1, rows: s2.rows });
+  assert.deepEqual(bits(sparse.params), bits(dense.params));
+});
+
 test("encodeRows and the sparse sum agree on which rows a gradient touches", () => {
   const g = gradient(new Rng(3), 5);
   const { rows } = encodeRows(g, BLOCK);

@@ -93,6 +93,7 @@ export class StepArithmetic {
    *  Float32Array is a dense float32 gradient. */
   add(part: GradPart | Float32Array): void {
     const p: GradPart = part instanceof Float32Array ? { values: part, scale: 1, rows: null } : part;
+    this.finish(); // a step begun must end before its sum is replaced (its other rows read it)
     const first = this.parts === 0;
     const n = p.values.length;
     const want = p.rows && this.sparse ? this.size - (this.sparse.rows - p.rows.length) * this.sparse.width : this.size;

@@ -72,5 +72,10 @@ export class Peer {
     await this.send(Kind.Gradient, { task: t.body.task, lossSum: 0.69 * count, correct: 0, count, ...extra }, { step: t.m.header.step, version: t.m.header.paramVersion }, grad);
   }
 
+  /** Read and drop everything sent to this peer until it is closed. */
+  async drain(): Promise<void> {
+    try { for await (const _ of this.ch.messages()) { /* dropped */ } } catch { /* closed */ }
+  }
+
   close(): void { this.ch.close(); }
 }

@@ -8,9 +8,14 @@ import { watchHandshakes } from "./monitor.js";
 import { RECEIVE_SLACK, SendQueue, checkSize, wrapSendError } from "./queue.js";
 import type { ChannelOptions, Incoming, RouterOptions } from "./types.js";
 
+/** Messages that may wait for one peer (a worker gets a few per step; more means it stopped reading). */
+const MAX_PENDING_PER_PEER = 256;
+
 /** The coordinator's socket: binds, receives from many workers, sends to one by routing id. */
 export class RouterChannel {
   private readonly queue = new SendQueue();
+  /** Per peer: how many of its sends wait (bounded by MAX_PENDING_PER_PEER). */
+  private readonly pending = new Map<string, number>();
   /** Per peer: the tail of its pending sends (a peer's messages leave in the order they were sent). */
   private readonly peerTail = new Map<string, Promise<unknown>>();
   private closed = false;
@@ -61,13 +66,21 @@ export class RouterChannel {
    */
   async send(peer: string, frames: readonly Buffer[]): Promise<void> {
     const n = checkSize(frames, this.opts.maxBytes, peer);
+    // a peer that does not read its socket must not make us hold messages without bound
+    const waiting = this.pending.get(peer) ?? 0;
+    if (waiting >= MAX_PENDING_PER_PEER) throw new ConnectionError(`send to ${peer} refused: ${waiting} messages already wait for it (peer not reading)`);
+    this.pending.set(peer, waiting + 1);
     // the wait counts from this call: messages queued behind one that timed out do not wait again
     const deadline = performance.now() + (this.opts.sendTimeoutMs ?? 10_000);
     const attempt = () => this.sendWaiting(peer, frames, deadline);
     const run = (this.peerTail.get(peer) ?? Promise.resolve()).then(attempt, attempt);
     const tail = run.catch(() => undefined);
     this.peerTail.set(peer, tail);
-    void tail.then(() => { if (this.peerTail.get(peer) === tail) this.peerTail.delete(peer); });
+    void tail.then(() => {
+      if (this.peerTail.get(peer) === tail) this.peerTail.delete(peer);
+      const left = (this.pending.get(peer) ?? 1) - 1;
+      if (left > 0) this.pending.set(peer, left); else this.pending.delete(peer);
+    });
     await run;
     this.bytesSent += n;
   }
