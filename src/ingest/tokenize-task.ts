@@ -6,7 +6,8 @@
 // the main thread maps its share.
 import { threadId } from "node:worker_threads";
 import { Interner } from "./intern.js";
-import { forEachTokenAscii, forEachTokenRange, forEachTokenUnits, isAscii, normalize, unitsOf } from "./tokenizer.js";
+import { forEachTokenRange, normalize } from "./tokenizer.js";
+import { forEachTokenAscii, forEachTokenUnits, isAscii, unitsOf } from "./tokenizer-bytes.js";
 import { withTransfer } from "./piscina.js";
 
 /** N reviews packed into one buffer. */

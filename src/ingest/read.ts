@@ -1,0 +1,93 @@
+// The first stage of an ingest: read the input (gunzip + tar on the main thread) and pack its reviews into
+// tokenizer tasks of up to TASK_REVIEWS reviews or TASK_BYTES bytes, in shared memory, handed to the
+// scheduler as they fill, so that tokenizing overlaps reading.
+import { stat } from "node:fs/promises";
+import { progress, type Progress } from "../output.js";
+import { readRawGroups, type RawReview } from "./source.js";
+import type { IngestReport } from "./report.js";
+import type { TokenizeScheduler } from "./schedule.js";
+import type { TokenizeResult } from "./tokenize-task.js";
+
+/** Reviews per tokenizer task, and a byte cap: large tasks keep the threads busy, few messages. */
+const TASK_REVIEWS = 512;
+const TASK_BYTES = 1 << 20;
+
+/** A review's description without its bytes (which went to a tokenizer task). */
+export type Meta = Omit<RawReview, "bytes">;
+
+/** One task: its reviews are metas[start ..], its result says how many. */
+export interface TaskRef {
+  start: number;
+  result: Promise<TokenizeResult>;
+}
+
+export interface ReadResult {
+  /** Every review read, in reading order. */
+  metas: Meta[];
+  tasks: TaskRef[];
+}
+
+/** Packs reviews into tasks for `scheduler`. */
+class TaskPacker {
+  readonly metas: Meta[] = [];
+  readonly tasks: TaskRef[] = [];
+  private cur: RawReview[] = [];
+  private curBytes = 0;
+
+  constructor(private readonly scheduler: TokenizeScheduler, private readonly taskReviews: number, private readonly maxReviewBytes: number, private readonly report: IngestReport) {}
+
+  /** Takes a group of reviews. The per-review loop is a small function of its own: V8 compiles it alone. */
+  take(group: RawReview[]): void {
+    for (const r of group) {
+      if (r.bytes.length > this.maxReviewBytes) {
+        this.report.tooLarge(r.file, r.bytes.length, this.maxReviewBytes);
+        continue;
+      }
+      this.metas.push({ split: r.split, label: r.label, rating: r.rating, id: r.id, file: r.file, serial: r.serial });
+      this.cur.push(r);
+      this.curBytes += r.bytes.length;
+      if (this.cur.length >= this.taskReviews || this.curBytes >= TASK_BYTES) this.flush();
+    }
+  }
+
+  /** Hands the reviews taken so far to the scheduler as one task. */
+  flush(): void {
+    const cur = this.cur;
+    if (cur.length === 0) return;
+    const offsets = new Int32Array(cur.length + 1); // [N+1]
+    for (let i = 0; i < cur.length; i++) offsets[i + 1] = offsets[i]! + cur[i]!.bytes.length;
+    const bytes = new Uint8Array(new SharedArrayBuffer(offsets[cur.length]!));
+    for (let i = 0; i < cur.length; i++) bytes.set(cur[i]!.bytes, offsets[i]!);
+    const start = this.metas.length - cur.length;
+    // training reviews are counted now; validation reviews are taken back out once they are chosen
+    const counted = Uint8Array.from(cur, (r) => (r.split === "train" ? 1 : 0));
+    this.tasks.push({ start, result: this.scheduler.submit({ bytes, offsets, counted }) });
+    this.cur = [];
+    this.curBytes = 0;
+  }
+}
+
+/**
+ * Reads every review of `data` into tokenizer tasks (bad file names and over-long reviews reported and
+ * skipped), with a progress bar in MB of input (reviews for a directory), left for the caller to finish.
+ * Resolves once reading ends; the tasks may still be running.
+ */
+export async function readIntoTasks(
+  data: string, kind: "dir" | "tar.gz" | "tar", scheduler: TokenizeScheduler, report: IngestReport,
+  opts: { taskReviews?: number; maxReviewBytes: number },
+): Promise<ReadResult & { bar: Progress }> {
+  const total = kind === "dir" ? 0 : Math.round((await stat(data)).size / 1e6);
+  const bar = progress("ingest", total, kind === "dir" ? "reviews" : "MB");
+  let readBytes = 0;
+  const packer = new TaskPacker(scheduler, opts.taskReviews ?? TASK_REVIEWS, opts.maxReviewBytes, report);
+  const groups = readRawGroups(data, {
+    onSkip: (file, reason) => report.badName(file, reason),
+    onRead: (n) => { readBytes += n; },
+  });
+  for await (const group of groups) {
+    packer.take(group);
+    if (kind === "dir") bar.set(packer.metas.length); else bar.set(Math.round(readBytes / 1e6), `${packer.metas.length} reviews`);
+  }
+  packer.flush();
+  return { metas: packer.metas, tasks: packer.tasks, bar };
+}
