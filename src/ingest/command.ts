@@ -3,10 +3,12 @@
 import { JSON_OPTION, KEEP_OPTION, METRICS_PORT_OPTION, defineCommand, type OptionSpec, type OptionsOf } from "../command.js";
 import { NATS_AUTH_OPTIONS } from "../security/options.js";
 import { DEFAULTS } from "../config.js";
+import { DEFAULT_MAX_UNPACKED_BYTES } from "./options.js";
 import { emitJson, logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 
 const log = logger("ingest");
+const DEFAULT_MAX_UNPACKED_MB = DEFAULT_MAX_UNPACKED_BYTES / 2 ** 20;
 
 async function ingest(o: IngestCliOptions, telemetry?: Telemetry): Promise<void> {
   const { runIngest } = await import("./pipeline.js");
@@ -17,7 +19,7 @@ async function ingest(o: IngestCliOptions, telemetry?: Telemetry): Promise<void>
     vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize,
     maxLen: o.maxLen, keep: o.keep, valFraction: o.valFraction, seed: o.seed,
     shards: o.shards, publish: o.publish, natsAuth, threads: o.threads,
-    force: o.force, telemetry,
+    maxUnpackedBytes: o.maxUnpackedMb * 2 ** 20, force: o.force, telemetry,
   });
   log.info(`${r.train} train + ${r.val} val + ${r.test} test reviews, vocabulary ${r.vocab}, padding ${(r.padding * 100).toFixed(2)}%, ${r.seconds.toFixed(2)} s → ${r.out}`);
   if (o.json) emitJson(r);
@@ -37,6 +39,7 @@ const INGEST_OPTIONS = [
   { name: "publish", value: "<nats-url>", type: "string", description: "also publish every batch to JetStream at this NATS server" },
   ...NATS_AUTH_OPTIONS,
   { name: "threads", value: "<n>", type: "int", description: "tokenizer threads (1 keeps a 2-core machine busiest: main thread reads, one thread tokenizes)", default: 1, min: 1, max: 64 },
+  { name: "max-unpacked-mb", value: "<MiB>", type: "int", description: "refuse a .tar.gz that unpacks to more than this (a damaged archive or a decompression bomb; the official archive unpacks to ~500)", default: DEFAULT_MAX_UNPACKED_MB, min: 1 },
   { name: "force", type: "bool", description: "replace --out when it exists" },
   METRICS_PORT_OPTION,
   { name: "metrics-linger", value: "<s>", type: "float", description: "with --metrics-port: keep serving this many seconds after the ingest (a last scrape)", default: 0, min: 0 },
@@ -59,8 +62,10 @@ export const commands = [
       "",
       "Without --data the official archive is downloaded once to ~/.cache/imdb-train (IMDB_TRAIN_CACHE) and",
       "checked against its sha256. Bad reviews (invalid UTF-8, empty, over 256 KiB, bad file names) are",
-      "repaired or skipped with a warning naming the file and counted in the manifest; a missing input, a",
-      "non-aclImdb layout or a corrupt/truncated archive stops with exit status 3 and leaves nothing behind.",
+      "repaired or skipped with a warning naming the file and counted in the manifest (a review over the size",
+      "limit is skipped from its tar header or file size, never read into memory); a missing input, a",
+      "non-aclImdb layout, a corrupt/truncated archive, an entry with a negative or absurd size, or a .tar.gz",
+      "that unpacks to more than --max-unpacked-mb stops with exit status 3 and leaves nothing behind.",
       "",
       "--publish <nats-url> also sends every batch to the JetStream stream IMDB_BATCHES, subject",
       "imdb.batches.<datasetId>.<split>, message id <datasetId>.<split>.<index> (de-duplicated), and puts the",

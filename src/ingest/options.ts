@@ -35,8 +35,10 @@ export interface IngestOptions {
   /** Reviews per tokenizer task (default 512; small values spread a small input over several threads in tests). */
   taskReviews?: number;
   poolBatches?: number;
-  /** Reviews larger than this are skipped with a warning (bytes). */
+  /** Reviews larger than this are skipped with a warning, without being read into memory (bytes). */
   maxReviewBytes?: number;
+  /** A .tar.gz input that unpacks to more than this is refused (bytes; default 2 GiB). */
+  maxUnpackedBytes?: number;
   telemetry?: Telemetry;
 }
 
@@ -65,6 +67,8 @@ export interface IngestResult {
 
 /** A review larger than this is not a movie review (the largest in IMDB is ~14 KB). */
 export const DEFAULT_MAX_REVIEW_BYTES = 256 * 1024;
+/** A .tar.gz may unpack to this much: 4× the official archive with everything in it (~500 MB). */
+export const DEFAULT_MAX_UNPACKED_BYTES = 2 * 2 ** 30;
 
 /** The options with defaults filled in; UsageError naming the flag when one is out of range. */
 export function resolveOptions(o: IngestOptions) {
@@ -80,6 +84,7 @@ export function resolveOptions(o: IngestOptions) {
     poolBatches: o.poolBatches ?? D.poolBatches,
     threads: o.threads ?? 1,
     maxReviewBytes: o.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES,
+    maxUnpackedBytes: o.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES,
   };
   const check = (ok: boolean, msg: string) => { if (!ok) throw new UsageError(msg); };
   check(Number.isInteger(r.vocabSize) && r.vocabSize >= 1, `--vocab-size must be an integer >= 1, got ${r.vocabSize}`);
@@ -91,6 +96,8 @@ export function resolveOptions(o: IngestOptions) {
   check(Number.isInteger(r.seed), `--seed must be an integer, got ${r.seed}`);
   check(Number.isInteger(r.shards) && r.shards >= 1 && r.shards <= 99999, `--shards must be an integer in 1..99999, got ${r.shards}`);
   check(Number.isInteger(r.threads) && r.threads >= 1, `threads must be >= 1, got ${r.threads}`);
+  check(r.maxReviewBytes >= 1, `maxReviewBytes must be >= 1, got ${r.maxReviewBytes}`);
+  check(r.maxUnpackedBytes >= 1, `--max-unpacked-mb must be >= 1 (MiB), got ${r.maxUnpackedBytes / 2 ** 20}`);
   return r;
 }
 

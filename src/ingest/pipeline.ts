@@ -58,7 +58,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   const scheduler = new TokenizeScheduler(o.threads);
   try {
     // ---- read + tokenize (overlapped), merging each result as it arrives ----
-    const read = await readIntoTasks(data, kind, scheduler, report, { taskReviews: opts.taskReviews, maxReviewBytes: o.maxReviewBytes });
+    const read = await readIntoTasks(data, kind, scheduler, report, { taskReviews: opts.taskReviews, maxReviewBytes: o.maxReviewBytes, maxUnpackedBytes: o.maxUnpackedBytes });
     clock.mark("read");
     const results = await scheduler.results(read.tasks.map((t) => t.result));
     clock.mark("tokenize");

@@ -34,15 +34,11 @@ class TaskPacker {
   private cur: RawReview[] = [];
   private curBytes = 0;
 
-  constructor(private readonly scheduler: TokenizeScheduler, private readonly taskReviews: number, private readonly maxReviewBytes: number, private readonly report: IngestReport) {}
+  constructor(private readonly scheduler: TokenizeScheduler, private readonly taskReviews: number) {}
 
   /** Takes a group of reviews. The per-review loop is a small function of its own: V8 compiles it alone. */
   take(group: RawReview[]): void {
     for (const r of group) {
-      if (r.bytes.length > this.maxReviewBytes) {
-        this.report.tooLarge(r.file, r.bytes.length, this.maxReviewBytes);
-        continue;
-      }
       this.metas.push({ split: r.split, label: r.label, rating: r.rating, id: r.id, file: r.file, serial: r.serial });
       this.cur.push(r);
       this.curBytes += r.bytes.length;
@@ -74,15 +70,18 @@ class TaskPacker {
  */
 export async function readIntoTasks(
   data: string, kind: "dir" | "tar.gz" | "tar", scheduler: TokenizeScheduler, report: IngestReport,
-  opts: { taskReviews?: number; maxReviewBytes: number },
+  opts: { taskReviews?: number; maxReviewBytes: number; maxUnpackedBytes: number },
 ): Promise<ReadResult & { bar: Progress }> {
   const total = kind === "dir" ? 0 : Math.round((await stat(data)).size / 1e6);
   const bar = progress("ingest", total, kind === "dir" ? "reviews" : "MB");
   let readBytes = 0;
-  const packer = new TaskPacker(scheduler, opts.taskReviews ?? TASK_REVIEWS, opts.maxReviewBytes, report);
+  const packer = new TaskPacker(scheduler, opts.taskReviews ?? TASK_REVIEWS);
   const groups = readRawGroups(data, {
     onSkip: (file, reason) => report.badName(file, reason),
     onRead: (n) => { readBytes += n; },
+    maxReviewBytes: opts.maxReviewBytes,
+    onTooLarge: (file, bytes) => report.tooLarge(file, bytes, opts.maxReviewBytes),
+    maxUnpackedBytes: opts.maxUnpackedBytes,
   });
   for await (const group of groups) {
     packer.take(group);

@@ -7,6 +7,7 @@ import { open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
 import { InputError } from "../errors.js";
+import { DEFAULT_MAX_REVIEW_BYTES, DEFAULT_MAX_UNPACKED_BYTES } from "./options.js";
 import { TarFormatError, TarParser } from "./tar.js";
 
 export type SourceSplit = "train" | "test";
@@ -43,6 +44,12 @@ export interface ReadOptions {
   onSkip?: (file: string, reason: string) => void;
   /** Called as input bytes are read (compressed bytes for an archive, file bytes for a directory). */
   onRead?: (bytes: number) => void;
+  /** A review larger than this (bytes) is skipped without being read into memory (default 256 KiB). */
+  maxReviewBytes?: number;
+  /** Called for each review skipped for its size. */
+  onTooLarge?: (file: string, bytes: number) => void;
+  /** A .tar.gz that unpacks to more than this many bytes is an InputError (default 2 GiB). */
+  maxUnpackedBytes?: number;
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -100,7 +107,9 @@ export async function* readRawGroups(path: string, opts: ReadOptions = {}): Asyn
   for (const s of splits) if (s !== "train" && s !== "test") throw new InputError(`unknown split "${s}" (train or test)`, { path });
   const kind = await sourceKind(path);
   let found = 0;
-  const source = kind === "dir" ? readDir(path, splits, opts) : readArchive(path, kind === "tar.gz", splits, opts);
+  // reviews skipped for their size count as found: the input is in the layout
+  const counting: ReadOptions = { ...opts, onTooLarge: (file, bytes) => { found++; opts.onTooLarge?.(file, bytes); } };
+  const source = kind === "dir" ? readDir(path, splits, counting) : readArchive(path, kind === "tar.gz", splits, counting);
   for await (const group of source) {
     found += group.length;
     if (group.length > 0) yield group;
@@ -147,23 +156,35 @@ async function* readDir(path: string, splits: Set<string>, opts: ReadOptions): A
       }
       items.sort((a, b) => a.serial - b.serial);
       for (let i = 0; i < items.length; i += WINDOW) {
-        const win = items.slice(i, i + WINDOW);
-        const datas = await Promise.all(win.map((it) => readFile(it.file).catch((err: Error) => {
-          throw new InputError(`cannot read: ${err.message}`, { path: it.file, cause: err });
-        })));
-        if (opts.onRead) for (const d of datas) opts.onRead(d.length);
-        win.forEach((it, k) => { it.bytes = datas[k]!; });
-        yield win;
+        const win = await readWindow(items.slice(i, i + WINDOW), opts);
+        if (win.length > 0) yield win;
       }
     }
   }
 }
 
+/** Reads the files of `win` at once, except those over the size limit (told from their size on disk). */
+async function readWindow(win: RawReview[], opts: ReadOptions): Promise<RawReview[]> {
+  const limit = opts.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES;
+  const cannotRead = (file: string) => (err: Error) => { throw new InputError(`cannot read: ${err.message}`, { path: file, cause: err }); };
+  const sizes = await Promise.all(win.map((it) => stat(it.file).then((st) => st.size, cannotRead(it.file))));
+  const kept = win.filter((it, k) => {
+    if (sizes[k]! <= limit) return true;
+    opts.onTooLarge?.(it.file, sizes[k]!);
+    return false;
+  });
+  const datas = await Promise.all(kept.map((it) => readFile(it.file).catch(cannotRead(it.file))));
+  if (opts.onRead) for (const d of datas) opts.onRead(d.length);
+  kept.forEach((it, k) => { it.bytes = datas[k]!; });
+  return kept;
+}
+
 async function* readArchive(path: string, gzip: boolean, splits: Set<string>, opts: ReadOptions): AsyncGenerator<RawReview[]> {
+  const maxUnpacked = opts.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES;
   const parser = new TarParser((name) => {
     const m = IN_LAYOUT.exec(name);
     return m !== null && splits.has(m[1]!);
-  });
+  }, { maxFileBytes: opts.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES, maxEntryBytes: maxUnpacked });
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
   if (opts.onRead) file.on("data", (c) => opts.onRead!(c.length));
   let stream: NodeJS.ReadableStream = file;
@@ -173,16 +194,21 @@ async function* readArchive(path: string, gzip: boolean, splits: Set<string>, op
     file.pipe(gunzip);
     stream = gunzip;
   }
+  let unpacked = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
+      unpacked += chunk.length;
+      if (gzip && unpacked > maxUnpacked) throw new InputError(unpackedTooLarge(maxUnpacked), { path });
       const group: RawReview[] = [];
       for (const e of parser.push(chunk)) {
         if (e.type !== "file") continue;
         const m = IN_LAYOUT.exec(e.name);
         if (!m || !splits.has(m[1]!)) continue;
-        const r = parseReviewPath(m[1]!, m[2]!, m[3]!, path + ":" + e.name, e.data);
-        if (r) group.push(r);
-        else opts.onSkip?.(`${path}:${e.name}`, "not a review file name (<id>_<rating>.txt)");
+        const file = `${path}:${e.name}`;
+        const r = parseReviewPath(m[1]!, m[2]!, m[3]!, file, e.data);
+        if (!r) opts.onSkip?.(file, "not a review file name (<id>_<rating>.txt)");
+        else if (e.tooLarge) opts.onTooLarge?.(file, e.size);
+        else group.push(r);
       }
       yield group;
     }
@@ -199,4 +225,10 @@ async function* readArchive(path: string, gzip: boolean, splits: Set<string>, op
   } finally {
     file.destroy();
   }
+}
+
+function unpackedTooLarge(limit: number): string {
+  const mib = Math.round(limit / 2 ** 20);
+  return `the archive unpacks to more than ${mib} MiB, the limit (a damaged archive or a decompression bomb); ` +
+    `if it is genuine, raise the limit with --max-unpacked-mb`;
 }
