@@ -1,5 +1,5 @@
-// After tokenizing: the kept reviews in canonical order with their sample ids, the seeded validation split,
-// and truncation to --max-len.
+// After tokenizing: the kept reviews in canonical order with their sample ids, the seeded validation split
+// (drawn from the training reviews only: never from test or unsup), and truncation to --max-len.
 import { truncateIds, type KeepSide } from "../config.js";
 import { InputError } from "../errors.js";
 import { Rng } from "../rng.js";
@@ -26,6 +26,8 @@ export interface Splits {
   train: Item[];
   val: Item[];
   test: Item[];
+  /** Unlabelled reviews (--unsup). */
+  unsup: Item[];
 }
 
 /**
@@ -54,17 +56,19 @@ export function collectItems(metas: Meta[], tasks: TaskRef[], results: TokenizeR
 }
 
 /** Splits the kept reviews: a seeded `valFraction` of train held out as validation. */
-export function holdOutValidation(items: Item[], o: { seed: number; valFraction: number }, data: string): Splits {
+export function holdOutValidation(items: Item[], o: { seed: number; valFraction: number; unsup: boolean }, data: string): Splits {
   const trainAll = items.filter((it) => it.meta.split === "train");
   const test = items.filter((it) => it.meta.split === "test");
+  const unsup = items.filter((it) => it.meta.split === "unsup");
   if (trainAll.length === 0) throw new InputError("no training reviews (train/pos, train/neg): the vocabulary is built from them", { path: data });
+  if (o.unsup && unsup.length === 0) throw new InputError("--unsup: no unlabelled reviews (train/unsup/<id>_0.txt) in the input", { path: data });
   const perm = new Rng(o.seed).shuffle(Int32Array.from(trainAll, (_, i) => i));
   const nVal = Math.round(trainAll.length * o.valFraction);
   const isVal = new Uint8Array(trainAll.length);
   for (let k = 0; k < nVal; k++) isVal[perm[k]!] = 1;
   const train = trainAll.filter((_, i) => !isVal[i]);
   const val = trainAll.filter((_, i) => isVal[i]);
-  return { items, train, val, test };
+  return { items, train, val, test, unsup };
 }
 
 /** Truncates every review longer than `maxLen` tokens (0 = none) to the `keep` end, counting them. */
@@ -76,12 +80,13 @@ export function truncateAll(items: Item[], o: { maxLen: number; keep: KeepSide }
 }
 
 /**
- * The canonical order of the kept reviews, on which sample ids and the validation split depend: train before
- * test, neg before pos, then by the file's serial number (and its name, should two share one). Sorted as
- * numbers — (split, label, serial) and the position packed into one float64 key — unless serials repeat.
+ * The canonical order of the kept reviews, on which sample ids and the validation split depend: train, then
+ * test, then unsup (last: the labelled reviews' sample ids are the same with or without it), neg before
+ * pos, then by the file's serial number (and its name, should two share one). Sorted as numbers —
+ * (split, label, serial) and the position packed into one float64 key — unless serials repeat.
  */
 function canonicalOrder(items: Item[]): Item[] {
-  const rank = (m: Meta) => (m.split === "train" ? 0 : 2) + m.label;
+  const rank = (m: Meta) => (m.split === "train" ? 0 : m.split === "test" ? 2 : 4) + m.label;
   const keys = new Float64Array(items.length);
   const SERIALS = 2 ** 24;
   let simple = items.length < 2 ** 24;
@@ -100,6 +105,17 @@ function canonicalOrder(items: Item[]): Item[] {
     }
     if (!repeated) return out;
   }
-  return [...items].sort((a, b) => (rank(a.meta) - rank(b.meta)) || (a.meta.serial - b.meta.serial) ||
+  const sorted = [...items].sort((a, b) => (rank(a.meta) - rank(b.meta)) || (a.meta.serial - b.meta.serial) ||
     (a.meta.id < b.meta.id ? -1 : a.meta.id > b.meta.id ? 1 : 0));
+  refuseRepeats(sorted);
+  return sorted;
+}
+
+/** The same review from two inputs (--data given twice) is an error: it would be trained on twice. */
+function refuseRepeats(sorted: Item[]): void {
+  for (let k = 1; k < sorted.length; k++) {
+    const a = sorted[k - 1]!.meta;
+    const b = sorted[k]!.meta;
+    if (a.id === b.id && a.file !== b.file) throw new InputError(`review ${a.id} is in two inputs (${a.file} and ${b.file})`);
+  }
 }

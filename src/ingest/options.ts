@@ -3,14 +3,19 @@
 import { DEFAULTS, KEEP_SIDES, type KeepSide } from "../config.js";
 const D = DEFAULTS.ingest;
 import { UsageError } from "../errors.js";
-import type { Manifest } from "../dataset/manifest.js";
+import { VOCAB_FROM, type Manifest, type VocabFrom } from "../dataset/manifest.js";
 import type { PublishSummary } from "./publish.js";
 import type { Telemetry } from "../telemetry.js";
 import type { NatsAuth } from "../transport/nats.js";
 
 export interface IngestOptions {
-  /** aclImdb directory or .tar.gz; omitted: the official archive, downloaded once into a cache. */
-  data?: string;
+  /** aclImdb directory or .tar.gz, or several (their reviews together); omitted: the official archive,
+   *  downloaded once into a cache. */
+  data?: string | readonly string[];
+  /** Also ingest the unlabelled reviews (train/unsup/ in any input) as the split `unsup`. */
+  unsup?: boolean;
+  /** With `unsup`: count the unlabelled reviews' tokens into the vocabulary too (default "train+unsup"). */
+  vocabFrom?: VocabFrom;
   out: string;
   vocabSize?: number;
   minFreq?: number;
@@ -46,12 +51,14 @@ export interface IngestResult {
   train: number;
   val: number;
   test: number;
+  /** Unlabelled reviews (0 without --unsup). */
+  unsup: number;
   vocab: number;
   padding: number;
   out: string;
   datasetId: string;
   vocabHash: string;
-  batches: { train: number; val: number; test: number };
+  batches: { train: number; val: number; test: number; unsup: number };
   tokens: number;
   skipped: Manifest["skipped"];
   repaired: Manifest["repaired"];
@@ -64,6 +71,15 @@ export interface IngestResult {
   tokenizeTasks: { pool: number; main: number };
   published?: PublishSummary;
 }
+
+/**
+ * Which reviews the vocabulary counts when the unlabelled ones are ingested: those too. They are reviews of
+ * the same kind, carry no label and are never used for validation or evaluation, so counting them leaks
+ * nothing; and the vocabulary then covers the words that pretraining learns from them — words rare in the
+ * labelled reviews are where pretrained vectors help the classifier most. Validation reviews are never
+ * counted. Without --unsup nothing changes: the training reviews alone.
+ */
+export const DEFAULT_VOCAB_FROM: VocabFrom = "train+unsup";
 
 /** A review larger than this is not a movie review (the largest in IMDB is ~14 KB). */
 export const DEFAULT_MAX_REVIEW_BYTES = 256 * 1024;
@@ -85,6 +101,8 @@ export function resolveOptions(o: IngestOptions) {
     threads: o.threads ?? 1,
     maxReviewBytes: o.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES,
     maxUnpackedBytes: o.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES,
+    unsup: o.unsup ?? false,
+    vocabFrom: o.vocabFrom ?? DEFAULT_VOCAB_FROM,
   };
   const check = (ok: boolean, msg: string) => { if (!ok) throw new UsageError(msg); };
   check(Number.isInteger(r.vocabSize) && r.vocabSize >= 1, `--vocab-size must be an integer >= 1, got ${r.vocabSize}`);
@@ -92,6 +110,7 @@ export function resolveOptions(o: IngestOptions) {
   check(Number.isInteger(r.batchSize) && r.batchSize >= 1, `--batch-size must be an integer >= 1, got ${r.batchSize}`);
   check(Number.isInteger(r.maxLen) && r.maxLen >= 0, `--max-len must be an integer >= 0 (0 = no truncation), got ${r.maxLen}`);
   check(KEEP_SIDES.includes(r.keep), `--keep must be first or last, got ${String(r.keep)}`);
+  check(VOCAB_FROM.includes(r.vocabFrom), `--vocab-from must be ${VOCAB_FROM.join(" or ")}, got ${String(r.vocabFrom)}`);
   check(r.valFraction >= 0 && r.valFraction < 1, `--val-fraction must be in [0, 1), got ${r.valFraction}`);
   check(Number.isInteger(r.seed), `--seed must be an integer, got ${r.seed}`);
   check(Number.isInteger(r.shards) && r.shards >= 1 && r.shards <= 99999, `--shards must be an integer in 1..99999, got ${r.shards}`);

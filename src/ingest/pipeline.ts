@@ -2,12 +2,14 @@
 //   read + tokenize   gunzip + tar on the main thread, tokenizing and counting on piscina threads as
 //                     reviews arrive (read.ts, schedule.ts), dictionaries merged as results come back
 //   collect           kept reviews in canonical order, seeded validation split (collect.ts)
-//   vocabulary        from the training reviews only; every thread then maps its ids in place
+//   vocabulary        from the training reviews (and the unlabelled ones, with --unsup: see
+//                     DEFAULT_VOCAB_FROM), never the validation reviews; every thread then maps its ids in place
 //   truncate, bucket  --max-len, length buckets per split (bucket.ts)
 //   write             Arrow files + vocabulary + manifest in a temporary directory (write.ts, dataset-dir.ts)
 //   publish           optionally every batch to NATS JetStream (publish.ts)
 //   into place        the temporary directory renamed to --out
 import { resolve } from "node:path";
+import { UsageError } from "../errors.js";
 import { logger, progress } from "../output.js";
 import { NO_TELEMETRY } from "../telemetry.js";
 import { bucketBatches, paddingOf } from "./bucket.js";
@@ -17,7 +19,7 @@ import { ensureOfficialArchive } from "./download.js";
 import { resolveOptions, type IngestOptions, type IngestResult } from "./options.js";
 import { datasetIdOf, histogram, LENGTH_BINS, MANIFEST_FORMAT, type Manifest } from "../dataset/manifest.js";
 import { publishDataset, type PublishItem, type PublishSummary } from "./publish.js";
-import { readIntoTasks } from "./read.js";
+import { readIntoTasks, type Input } from "./read.js";
 import { IngestReport } from "./report.js";
 import { TokenizeScheduler } from "./schedule.js";
 import { sourceKind } from "./source.js";
@@ -51,20 +53,23 @@ class PhaseClock {
 export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   const clock = new PhaseClock();
   const o = resolveOptions(opts);
-  const data = opts.data ?? (await ensureOfficialArchive());
-  const kind = await sourceKind(data);
+  const inputs = await inputsOf(opts.data);
+  const named = inputs.map((i) => i.path).join(", "); // for messages about the whole input
   const target = await checkTarget(opts.out, opts.force);
   const report = new IngestReport();
   const scheduler = new TokenizeScheduler(o.threads);
   try {
     // ---- read + tokenize (overlapped), merging each result as it arrives ----
-    const read = await readIntoTasks(data, kind, scheduler, report, { taskReviews: opts.taskReviews, maxReviewBytes: o.maxReviewBytes, maxUnpackedBytes: o.maxUnpackedBytes });
+    const read = await readIntoTasks(inputs, scheduler, report, {
+      taskReviews: opts.taskReviews, maxReviewBytes: o.maxReviewBytes, maxUnpackedBytes: o.maxUnpackedBytes,
+      unsup: o.unsup, countUnsup: o.vocabFrom === "train+unsup",
+    });
     clock.mark("read");
     const results = await scheduler.results(read.tasks.map((t) => t.result));
     clock.mark("tokenize");
     read.bar.done(`${read.metas.length} reviews`);
 
-    const splits = holdOutValidation(collectItems(read.metas, read.tasks, results, report), o, data);
+    const splits = holdOutValidation(collectItems(read.metas, read.tasks, results, report), o, named);
     const { vocab, counts } = chooseVocabulary(scheduler.merger, splits.val, o);
     const remapped = scheduler.toVocabIds(results);
     remapped.catch(() => undefined); // awaited before writing; a failure before then must not go unhandled
@@ -77,7 +82,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       await files.put("vocab.json", vocabToJson(vocab, counts));
       await remapped;
       const w = await writeSplits(files, bucketed, vocab, o, Boolean(opts.publish));
-      const manifest = describe(files, w.infos, splits, vocab, report, o, { path: resolve(data), kind });
+      const manifest = describe(files, w.infos, splits, vocab, report, o, inputs);
       const manifestJson = JSON.stringify(manifest, null, 2) + "\n";
       await files.putManifest(manifestJson);
       clock.mark("write");
@@ -93,6 +98,14 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
   }
 }
 
+/** The inputs: the paths given, or the official archive (downloaded once into a cache). */
+async function inputsOf(data: IngestOptions["data"]): Promise<Input[]> {
+  const paths = data === undefined || data.length === 0 ? [await ensureOfficialArchive()] : typeof data === "string" ? [data] : [...data];
+  const twice = paths.find((p, i) => paths.findIndex((q) => resolve(q) === resolve(p)) !== i);
+  if (twice !== undefined) throw new UsageError(`--data ${twice} is given twice`);
+  return Promise.all(paths.map(async (path) => ({ path, kind: await sourceKind(path) })));
+}
+
 /** The vocabulary from the training reviews (validation reviews' counts taken back out first). */
 function chooseVocabulary(merger: TokenMerger, val: Item[], o: Resolved): { vocab: Vocab; counts: number[] } {
   for (const it of val) merger.uncount(it.thread, it.ids);
@@ -101,24 +114,25 @@ function chooseVocabulary(merger: TokenMerger, val: Item[], o: Resolved): { voca
 
 /** Each split's reviews in length buckets (its own seed per split). */
 function bucketSplits(splits: Splits, o: Resolved): SplitToWrite[] {
-  const named: [Split, Item[]][] = [["train", splits.train], ["val", splits.val]];
-  if (splits.test.length > 0) named.push(["test", splits.test]);
-  return named.map(([name, list], k) => {
+  const named: [Split, Item[], number][] = [["train", splits.train, 1], ["val", splits.val, 2]];
+  if (splits.test.length > 0) named.push(["test", splits.test, 3]);
+  if (splits.unsup.length > 0) named.push(["unsup", splits.unsup, 4]);
+  return named.map(([name, list, seedOffset]) => {
     const lengths = Int32Array.from(list, (it) => it.ids.length);
-    const batches = bucketBatches(lengths, { batchSize: o.batchSize, poolBatches: o.poolBatches, seed: o.seed + 1 + k });
+    const batches = bucketBatches(lengths, { batchSize: o.batchSize, poolBatches: o.poolBatches, seed: o.seed + seedOffset });
     return {
-      name, batches, pad: paddingOf(batches, lengths),
+      name, labelled: name !== "unsup", batches, pad: paddingOf(batches, lengths),
       list: list.map((it) => ({ ids: it.ids, sid: it.sid, label: it.meta.label, rating: it.meta.rating, name: it.meta.id })),
     };
   });
 }
 
-/** Every split's Arrow files (train in --shards files), and the NATS messages when publishing. */
+/** Every split's Arrow files (train and unsup in --shards files), and the NATS messages when publishing. */
 async function writeSplits(files: DatasetFiles, bucketed: SplitToWrite[], vocab: Vocab, o: Resolved, publish: boolean) {
   const infos: Manifest["splits"] = {};
   const messages: PublishItem[] = [];
   for (const b of bucketed) {
-    const shards = b.name === "train" ? o.shards : 1;
+    const shards = b.name === "train" || b.name === "unsup" ? o.shards : 1;
     const w = await writeSplit(b, { vocabHash: vocab.hash, shards, publish }, (name, write) => files.putPieces(name, write));
     infos[b.name] = w.info;
     messages.push(...w.messages);
@@ -128,9 +142,9 @@ async function writeSplits(files: DatasetFiles, bucketed: SplitToWrite[], vocab:
 
 /** manifest.json: what the directory holds and how it was made. */
 function describe(
-  files: DatasetFiles, infos: Manifest["splits"], splits: Splits, vocab: Vocab, report: IngestReport, o: Resolved,
-  source: Manifest["source"],
+  files: DatasetFiles, infos: Manifest["splits"], splits: Splits, vocab: Vocab, report: IngestReport, o: Resolved, inputs: Input[],
 ): Manifest {
+  const sources = inputs.map((i) => ({ path: resolve(i.path), kind: i.kind }));
   const written = Object.values(infos);
   const tokens = written.reduce((s, i) => s + i.tokens, 0);
   const slots = written.reduce((s, i) => s + i.slots, 0);
@@ -138,10 +152,14 @@ function describe(
   hist.train = histogram(splits.train.map((it) => it.raw));
   hist.val = histogram(splits.val.map((it) => it.raw));
   if (splits.test.length > 0) hist.test = histogram(splits.test.map((it) => it.raw));
+  if (splits.unsup.length > 0) hist.unsup = histogram(splits.unsup.map((it) => it.raw));
   return {
     format: MANIFEST_FORMAT, datasetId: datasetIdOf(files.files),
-    source,
-    options: { vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize, maxLen: o.maxLen, keep: o.keep, valFraction: o.valFraction, seed: o.seed, shards: o.shards, poolBatches: o.poolBatches },
+    source: sources[0]!, ...(sources.length > 1 ? { inputs: sources } : {}),
+    options: {
+      vocabSize: o.vocabSize, minFreq: o.minFreq, batchSize: o.batchSize, maxLen: o.maxLen, keep: o.keep, valFraction: o.valFraction, seed: o.seed, shards: o.shards, poolBatches: o.poolBatches,
+      ...(o.unsup ? { unsup: true as const, vocabFrom: o.vocabFrom } : {}),
+    },
     vocab: { file: "vocab.json", size: vocab.size, hash: vocab.hash },
     splits: infos, padding: slots === 0 ? 0 : 1 - tokens / slots,
     lengthHistogram: { bins: LENGTH_BINS, counts: hist },
@@ -166,9 +184,9 @@ function resultOf(
   const w = (a: string, b: string) => clock.wall(a, b);
   const c = (a: string, b: string) => clock.cpu(a, b);
   return {
-    train: splits.train.length, val: splits.val.length, test: splits.test.length, vocab: m.vocab.size, padding: m.padding, out,
-    datasetId: m.datasetId, vocabHash: m.vocab.hash,
-    batches: { train: m.splits.train?.batches ?? 0, val: m.splits.val?.batches ?? 0, test: m.splits.test?.batches ?? 0 },
+    train: splits.train.length, val: splits.val.length, test: splits.test.length, unsup: splits.unsup.length,
+    vocab: m.vocab.size, padding: m.padding, out, datasetId: m.datasetId, vocabHash: m.vocab.hash,
+    batches: { train: m.splits.train?.batches ?? 0, val: m.splits.val?.batches ?? 0, test: m.splits.test?.batches ?? 0, unsup: m.splits.unsup?.batches ?? 0 },
     tokens: Object.values(m.splits).reduce((s, i) => s + i.tokens, 0),
     skipped: report.skipped, repaired: report.repaired, seconds: clock.seconds(),
     phases: { read: w("start", "read"), tokenize: w("start", "tokenize"), vocab: w("tokenize", "vocab"), bucket: w("vocab", "bucket"), write: w("bucket", "write"), publish: w("write", "publish") },

@@ -1,9 +1,9 @@
-// The first stage of an ingest: read the input (gunzip + tar on the main thread) and pack its reviews into
-// tokenizer tasks of up to TASK_REVIEWS reviews or TASK_BYTES bytes, in shared memory, handed to the
-// scheduler as they fill, so that tokenizing overlaps reading.
+// The first stage of an ingest: read the inputs one after the other (gunzip + tar on the main thread) and
+// pack their reviews into tokenizer tasks of up to TASK_REVIEWS reviews or TASK_BYTES bytes, in shared
+// memory, handed to the scheduler as they fill, so that tokenizing overlaps reading.
 import { stat } from "node:fs/promises";
 import { progress, type Progress } from "../output.js";
-import { readRawGroups, type RawReview } from "./source.js";
+import { readRawGroups, SOURCE_SPLITS, type RawReview } from "./source.js";
 import type { IngestReport } from "./report.js";
 import type { TokenizeScheduler } from "./schedule.js";
 import type { TokenizeResult } from "./tokenize-task.js";
@@ -14,6 +14,12 @@ const TASK_BYTES = 1 << 20;
 
 /** A review's description without its bytes (which went to a tokenizer task). */
 export type Meta = Omit<RawReview, "bytes">;
+
+/** One input: a directory or an archive in the aclImdb layout. */
+export interface Input {
+  path: string;
+  kind: "dir" | "tar.gz" | "tar";
+}
 
 /** One task: its reviews are metas[start ..], its result says how many. */
 export interface TaskRef {
@@ -34,7 +40,7 @@ class TaskPacker {
   private cur: RawReview[] = [];
   private curBytes = 0;
 
-  constructor(private readonly scheduler: TokenizeScheduler, private readonly taskReviews: number) {}
+  constructor(private readonly scheduler: TokenizeScheduler, private readonly taskReviews: number, private readonly countUnsup: boolean) {}
 
   /** Takes a group of reviews. The per-review loop is a small function of its own: V8 compiles it alone. */
   take(group: RawReview[]): void {
@@ -55,8 +61,10 @@ class TaskPacker {
     const bytes = new Uint8Array(new SharedArrayBuffer(offsets[cur.length]!));
     for (let i = 0; i < cur.length; i++) bytes.set(cur[i]!.bytes, offsets[i]!);
     const start = this.metas.length - cur.length;
-    // training reviews are counted now; validation reviews are taken back out once they are chosen
-    const counted = Uint8Array.from(cur, (r) => (r.split === "train" ? 1 : 0));
+    // training reviews are counted now (validation reviews are taken back out once they are chosen), and
+    // unlabelled ones when the vocabulary is to count them (see DEFAULT_VOCAB_FROM)
+    const countUnsup = this.countUnsup;
+    const counted = Uint8Array.from(cur, (r) => (r.split === "train" || (countUnsup && r.split === "unsup") ? 1 : 0));
     this.tasks.push({ start, result: this.scheduler.submit({ bytes, offsets, counted }) });
     this.cur = [];
     this.curBytes = 0;
@@ -64,28 +72,33 @@ class TaskPacker {
 }
 
 /**
- * Reads every review of `data` into tokenizer tasks (bad file names and over-long reviews reported and
- * skipped), with a progress bar in MB of input (reviews for a directory), left for the caller to finish.
- * Resolves once reading ends; the tasks may still be running.
+ * Reads every review of the inputs into tokenizer tasks (bad file names and over-long reviews reported and
+ * skipped; the unlabelled ones too with `unsup`), with a progress bar in MB of input (reviews when an
+ * input is a directory), left for the caller to finish. Resolves once reading ends; the tasks may still be
+ * running.
  */
 export async function readIntoTasks(
-  data: string, kind: "dir" | "tar.gz" | "tar", scheduler: TokenizeScheduler, report: IngestReport,
-  opts: { taskReviews?: number; maxReviewBytes: number; maxUnpackedBytes: number },
+  inputs: Input[], scheduler: TokenizeScheduler, report: IngestReport,
+  opts: { taskReviews?: number; maxReviewBytes: number; maxUnpackedBytes: number; unsup: boolean; countUnsup: boolean },
 ): Promise<ReadResult & { bar: Progress }> {
-  const total = kind === "dir" ? 0 : Math.round((await stat(data)).size / 1e6);
-  const bar = progress("ingest", total, kind === "dir" ? "reviews" : "MB");
+  const inMB = inputs.every((i) => i.kind !== "dir");
+  const total = inMB ? Math.round((await Promise.all(inputs.map(async (i) => (await stat(i.path)).size))).reduce((a, b) => a + b, 0) / 1e6) : 0;
+  const bar = progress("ingest", total, inMB ? "MB" : "reviews");
   let readBytes = 0;
-  const packer = new TaskPacker(scheduler, opts.taskReviews ?? TASK_REVIEWS);
-  const groups = readRawGroups(data, {
-    onSkip: (file, reason) => report.badName(file, reason),
-    onRead: (n) => { readBytes += n; },
-    maxReviewBytes: opts.maxReviewBytes,
-    onTooLarge: (file, bytes) => report.tooLarge(file, bytes, opts.maxReviewBytes),
-    maxUnpackedBytes: opts.maxUnpackedBytes,
-  });
-  for await (const group of groups) {
-    packer.take(group);
-    if (kind === "dir") bar.set(packer.metas.length); else bar.set(Math.round(readBytes / 1e6), `${packer.metas.length} reviews`);
+  const packer = new TaskPacker(scheduler, opts.taskReviews ?? TASK_REVIEWS, opts.unsup && opts.countUnsup);
+  for (const input of inputs) {
+    const groups = readRawGroups(input.path, {
+      splits: opts.unsup ? [...SOURCE_SPLITS, "unsup"] : SOURCE_SPLITS,
+      onSkip: (file, reason) => report.badName(file, reason),
+      onRead: (n) => { readBytes += n; },
+      maxReviewBytes: opts.maxReviewBytes,
+      onTooLarge: (file, bytes) => report.tooLarge(file, bytes, opts.maxReviewBytes),
+      maxUnpackedBytes: opts.maxUnpackedBytes,
+    });
+    for await (const group of groups) {
+      packer.take(group);
+      if (inMB) bar.set(Math.round(readBytes / 1e6), `${packer.metas.length} reviews`); else bar.set(packer.metas.length);
+    }
   }
   packer.flush();
   return { metas: packer.metas, tasks: packer.tasks, bar };
