@@ -86,9 +86,9 @@ export function encodeArrowFile(meta: FileMeta, batches: BatchRows[]): Uint8Arra
 /**
  * Writes the Arrow IPC file of `batches` through `sink`, one piece per call (the header, each batch, the
  * footer). A batch is built in one reused buffer, so `sink` must consume a piece before it returns.
- * Returns the file's size.
+ * `onBatch` is called after each batch (progress). Returns the file's size.
  */
-export function writeArrowFile(meta: FileMeta, batches: BatchRows[], sink: (piece: Uint8Array) => void): number {
+export function writeArrowFile(meta: FileMeta, batches: BatchRows[], sink: (piece: Uint8Array) => void, onBatch?: () => void): number {
   const labelled = meta.labelled !== false;
   // pass 1: sizes, metadata and the footer
   const batchMetadata = new BatchMetadata();
@@ -135,6 +135,7 @@ export function writeArrowFile(meta: FileMeta, batches: BatchRows[], sink: (piec
     buf.set(fb, 8);
     writeBody(buf, block.metaDataLength, batches[k]!, layouts[k]!);
     sink(buf.subarray(0, size));
+    onBatch?.();
   }
   const tail = new Uint8Array(8 + footer.length + 4 + MAGIC.length);
   const tv = new DataView(tail.buffer);

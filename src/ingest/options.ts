@@ -81,6 +81,10 @@ export interface IngestResult {
  */
 export const DEFAULT_VOCAB_FROM: VocabFrom = "train+unsup";
 
+/** Where stderr is not a terminal (piped, --json, a container's log): a progress line with the position and
+ *  the time left at most this often, in seconds (IMDB_TRAIN_PROGRESS_EVERY overrides it). */
+export const LOG_PROGRESS_EVERY = 2;
+
 /** A review larger than this is not a movie review (the largest in IMDB is ~14 KB). */
 export const DEFAULT_MAX_REVIEW_BYTES = 256 * 1024;
 /** A .tar.gz may unpack to this much: 4× the official archive with everything in it (~500 MB). */

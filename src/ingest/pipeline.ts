@@ -16,10 +16,11 @@ import { bucketBatches, paddingOf } from "./bucket.js";
 import { collectItems, holdOutValidation, truncateAll, type Item, type Splits } from "./collect.js";
 import { checkTarget, writeInPlace, type DatasetFiles } from "./dataset-dir.js";
 import { ensureOfficialArchive } from "./download.js";
-import { resolveOptions, type IngestOptions, type IngestResult } from "./options.js";
+import { LOG_PROGRESS_EVERY, resolveOptions, type IngestOptions, type IngestResult } from "./options.js";
 import { datasetIdOf, histogram, LENGTH_BINS, MANIFEST_FORMAT, type Manifest } from "../dataset/manifest.js";
 import { publishDataset, type PublishItem, type PublishSummary } from "./publish.js";
-import { readIntoTasks, type Input } from "./read.js";
+import { readIntoTasks, type Input, type TaskRef } from "./read.js";
+import type { TokenizeResult } from "./tokenize-task.js";
 import { IngestReport } from "./report.js";
 import { TokenizeScheduler } from "./schedule.js";
 import { sourceKind } from "./source.js";
@@ -65,9 +66,9 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
       unsup: o.unsup, countUnsup: o.vocabFrom === "train+unsup",
     });
     clock.mark("read");
-    const results = await scheduler.results(read.tasks.map((t) => t.result));
-    clock.mark("tokenize");
     read.bar.done(`${read.metas.length} reviews`);
+    const results = await tokenizeRest(scheduler, read.tasks);
+    clock.mark("tokenize");
 
     const splits = holdOutValidation(collectItems(read.metas, read.tasks, results, report), o, named);
     const { vocab, counts } = chooseVocabulary(scheduler.merger, splits.val, o);
@@ -106,6 +107,14 @@ async function inputsOf(data: IngestOptions["data"]): Promise<Input[]> {
   return Promise.all(paths.map(async (path) => ({ path, kind: await sourceKind(path) })));
 }
 
+/** Waits for the tokenizer tasks still running or waiting when reading ends (the main thread helps). */
+async function tokenizeRest(scheduler: TokenizeScheduler, tasks: TaskRef[]): Promise<TokenizeResult[]> {
+  const bar = progress("tokenize", tasks.length - scheduler.completed, "tasks", { logEvery: LOG_PROGRESS_EVERY, component: "ingest" });
+  const results = await scheduler.results(tasks.map((t) => t.result), () => bar.tick());
+  bar.done();
+  return results;
+}
+
 /** The vocabulary from the training reviews (validation reviews' counts taken back out first). */
 function chooseVocabulary(merger: TokenMerger, val: Item[], o: Resolved): { vocab: Vocab; counts: number[] } {
   for (const it of val) merger.uncount(it.thread, it.ids);
@@ -131,12 +140,15 @@ function bucketSplits(splits: Splits, o: Resolved): SplitToWrite[] {
 async function writeSplits(files: DatasetFiles, bucketed: SplitToWrite[], vocab: Vocab, o: Resolved, publish: boolean) {
   const infos: Manifest["splits"] = {};
   const messages: PublishItem[] = [];
+  const bar = progress("write", bucketed.reduce((n, b) => n + b.batches.length, 0), "batches", { logEvery: LOG_PROGRESS_EVERY, component: "ingest" });
   for (const b of bucketed) {
     const shards = b.name === "train" || b.name === "unsup" ? o.shards : 1;
-    const w = await writeSplit(b, { vocabHash: vocab.hash, shards, publish }, (name, write) => files.putPieces(name, write));
+    const onBatch = () => bar.tick(1, b.name);
+    const w = await writeSplit(b, { vocabHash: vocab.hash, shards, publish, onBatch }, (name, write) => files.putPieces(name, write));
     infos[b.name] = w.info;
     messages.push(...w.messages);
   }
+  bar.done("");
   return { infos, messages };
 }
 
@@ -170,7 +182,7 @@ function describe(
 /** --publish: every batch to JetStream, the manifest to the KV bucket. */
 async function publish(opts: IngestOptions, manifest: Manifest, manifestJson: string, messages: PublishItem[]): Promise<PublishSummary> {
   const url = opts.publish!;
-  const bar = progress("publish", messages.length, "batches");
+  const bar = progress("publish", messages.length, "batches", { logEvery: LOG_PROGRESS_EVERY, component: "ingest" });
   const published = await publishDataset(url, manifest.datasetId, manifest.vocab.hash, manifestJson, messages, (n) => bar.set(n), opts.natsAuth);
   bar.done();
   log.info(`published ${published.messages} batches to ${published.stream} (${published.duplicates} already there) on ${url}`);

@@ -3,6 +3,7 @@
 // memory, handed to the scheduler as they fill, so that tokenizing overlaps reading.
 import { stat } from "node:fs/promises";
 import { progress, type Progress } from "../output.js";
+import { LOG_PROGRESS_EVERY } from "./options.js";
 import { readRawGroups, SOURCE_SPLITS, type RawReview } from "./source.js";
 import type { IngestReport } from "./report.js";
 import type { TokenizeScheduler } from "./schedule.js";
@@ -82,8 +83,9 @@ export async function readIntoTasks(
   opts: { taskReviews?: number; maxReviewBytes: number; maxUnpackedBytes: number; unsup: boolean; countUnsup: boolean },
 ): Promise<ReadResult & { bar: Progress }> {
   const inMB = inputs.every((i) => i.kind !== "dir");
-  const total = inMB ? Math.round((await Promise.all(inputs.map(async (i) => (await stat(i.path)).size))).reduce((a, b) => a + b, 0) / 1e6) : 0;
-  const bar = progress("ingest", total, inMB ? "MB" : "reviews");
+  const mb = (bytes: number) => Math.round(bytes / 1e5) / 10; // to 0.1 MB
+  const total = inMB ? mb((await Promise.all(inputs.map(async (i) => (await stat(i.path)).size))).reduce((a, b) => a + b, 0)) : 0;
+  const bar = progress("read", total, inMB ? "MB" : "reviews", { logEvery: LOG_PROGRESS_EVERY, component: "ingest" });
   let readBytes = 0;
   const packer = new TaskPacker(scheduler, opts.taskReviews ?? TASK_REVIEWS, opts.unsup && opts.countUnsup);
   for (const input of inputs) {
@@ -97,7 +99,7 @@ export async function readIntoTasks(
     });
     for await (const group of groups) {
       packer.take(group);
-      if (inMB) bar.set(Math.round(readBytes / 1e6), `${packer.metas.length} reviews`); else bar.set(packer.metas.length);
+      if (inMB) bar.set(mb(readBytes), `${packer.metas.length} reviews`); else bar.set(packer.metas.length);
     }
   }
   packer.flush();

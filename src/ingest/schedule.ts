@@ -26,9 +26,11 @@ interface Waiting {
 export class TokenizeScheduler implements AsyncDisposable {
   /** The ingest's dictionary: every result's new tokens and training counts, merged as they arrive. */
   readonly merger = new TokenMerger();
-  /** Tasks submitted, and those the main thread tokenized (the pool ran the others). */
+  /** Tasks submitted, done, and those the main thread tokenized (the pool ran the others). */
   submitted = 0;
+  completed = 0;
   tasksHere = 0;
+  private onResult: (() => void) | undefined;
   private readonly pool: ThreadPool<TokenizeTask | RemapTask, TokenizeResult | null>;
   // the same code on this thread (loaded now: its warm-up runs while reading)
   private readonly local: Promise<TaskModule> = import("./tokenize-task.js");
@@ -48,8 +50,12 @@ export class TokenizeScheduler implements AsyncDisposable {
     return result;
   }
 
-  /** Reading has ended: the main thread helps with what still waits; settles with every result, in order. */
-  async results(pending: Promise<TokenizeResult>[]): Promise<TokenizeResult[]> {
+  /**
+   * Reading has ended: the main thread helps with what still waits; settles with every result, in order.
+   * `onResult` is called as each task still to do ends (progress).
+   */
+  async results(pending: Promise<TokenizeResult>[], onResult?: () => void): Promise<TokenizeResult[]> {
+    this.onResult = onResult;
     this.module = await this.local;
     await this.helpTokenize(this.module);
     return Promise.all(pending);
@@ -82,6 +88,11 @@ export class TokenizeScheduler implements AsyncDisposable {
     return this.close();
   }
 
+  private finished(): void {
+    this.completed++;
+    this.onResult?.();
+  }
+
   private dispatch(): void {
     while (this.inPool < QUEUED_PER_THREAD * this.threads && this.waiting.length > 0) {
       const w = this.waiting.shift()!;
@@ -91,6 +102,7 @@ export class TokenizeScheduler implements AsyncDisposable {
         const r = res!;
         this.inPool--;
         this.merger.add(r);
+        this.finished();
         w.done(r);
         this.dispatch();
       }, (e: unknown) => { this.inPool--; w.fail(e); this.dispatch(); });
@@ -112,6 +124,7 @@ export class TokenizeScheduler implements AsyncDisposable {
           const r = tokenizeBatch(w.input, MAIN_THREAD);
           this.tasksHere++;
           this.merger.add(r);
+          this.finished();
           w.done(r);
         } catch (e) {
           w.fail(e);

@@ -52,11 +52,12 @@ function pad5(n: number): string {
 /**
  * Writes `split` through `put(fileName, write)`: `<split>.arrow`, or `<split>-0000k-of-0000N.arrow` for
  * k < shards (batch j goes to shard j % N); `write(sink)` hands the file's bytes to `sink` a piece at a time
- * (each piece consumed before `sink` returns). Returns the manifest entry, and the NATS messages when `publish`.
+ * (each piece consumed before `sink` returns); `onBatch` after each batch written. Returns the manifest
+ * entry, and the NATS messages when `publish`.
  */
 export async function writeSplit(
   split: SplitToWrite,
-  opts: { vocabHash: string; shards: number; publish: boolean },
+  opts: { vocabHash: string; shards: number; publish: boolean; onBatch?: () => void },
   put: (name: string, write: (sink: (piece: Uint8Array) => void) => void) => Promise<void>,
 ): Promise<{ info: SplitInfo; messages: PublishItem[] }> {
   const { list } = split;
@@ -67,7 +68,7 @@ export async function writeSplit(
     const file = n === 1 ? `${split.name}.arrow` : `${split.name}-${pad5(k)}-of-${pad5(n)}.arrow`;
     const mine = rows.filter((_, j) => j % n === k);
     const meta = { vocabHash: opts.vocabHash, split: split.name, shard: { index: k, count: n }, labelled: split.labelled };
-    await put(file, (sink) => writeArrowFile(meta, mine, sink));
+    await put(file, (sink) => writeArrowFile(meta, mine, sink, opts.onBatch));
     files.push(file);
   }
   const messages: PublishItem[] = opts.publish ? rows.map((r, j) => ({
