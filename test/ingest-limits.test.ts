@@ -203,3 +203,25 @@ test("memory stays bounded: a 256 MiB entry in a .tar.gz and a 256 MiB file in a
     cleanup(dir);
   }
 });
+
+test("a review that is one 200,000-letter word (within the size limit) is one token, on the pool and on the main thread", async () => {
+  const { runIngest, openDataset } = await import("../src/ingest/index.js");
+  const { withFile } = await import("./helpers/fixture.js");
+  const dir = tempDir();
+  try {
+    let files = makeLayout({ train: 4 });
+    files = withFile(files, "aclImdb/train/pos/50_9.txt", "a".repeat(200_000));
+    files = withFile(files, "aclImdb/train/neg/50_1.txt", "é".repeat(100_000) + " bland");
+    writeLayoutDir(join(dir, "src"), files);
+    // one review per task: some tasks run on the pool thread, the last ones on the main thread
+    const r = await runIngest({ data: join(dir, "src"), out: join(dir, "ds"), batchSize: 4, valFraction: 0, threads: 1, taskReviews: 1 });
+    assert.equal(r.train, 10);
+    assert.ok(r.tokenizeTasks.main > 0 && r.tokenizeTasks.pool > 0, JSON.stringify(r.tokenizeTasks));
+    const ds = await openDataset(join(dir, "ds"));
+    const lengths = ds.batches("train").flatMap((b) => [...b.lengths]);
+    assert.ok(lengths.includes(1) && lengths.includes(2), `the long words are single tokens: ${lengths.join(",")}`);
+    assert.ok(ds.vocab.id("a".repeat(200_000)) >= 2 && ds.vocab.id("é".repeat(100_000)) >= 2, "both words in the vocabulary");
+  } finally {
+    cleanup(dir);
+  }
+});
