@@ -12,21 +12,21 @@ import { resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { logger, progress } from "../output.js";
 import { NO_TELEMETRY } from "../telemetry.js";
+import type { Split } from "../dataset/batch.js";
+import { datasetIdOf, histogram, LENGTH_BINS, MANIFEST_FORMAT, type Manifest } from "../dataset/manifest.js";
+import { vocabToJson, type Vocab } from "../dataset/vocab.js";
 import { bucketBatches, paddingOf } from "./bucket.js";
 import { collectItems, holdOutValidation, truncateAll, type Item, type Splits } from "./collect.js";
 import { checkTarget, writeInPlace, type DatasetFiles } from "./dataset-dir.js";
 import { ensureOfficialArchive } from "./download.js";
+import type { TokenMerger } from "./merge.js";
 import { LOG_PROGRESS_EVERY, resolveOptions, type IngestOptions, type IngestResult } from "./options.js";
-import { datasetIdOf, histogram, LENGTH_BINS, MANIFEST_FORMAT, type Manifest } from "../dataset/manifest.js";
 import { publishDataset, type PublishItem, type PublishSummary } from "./publish.js";
 import { readIntoTasks, type Input, type TaskRef } from "./read.js";
-import type { TokenizeResult } from "./tokenize-task.js";
 import { IngestReport } from "./report.js";
 import { TokenizeScheduler } from "./schedule.js";
 import { sourceKind } from "./source.js";
-import type { TokenMerger } from "./merge.js";
-import { vocabToJson, type Vocab } from "../dataset/vocab.js";
-import type { Split } from "../dataset/batch.js";
+import type { TokenizeResult } from "./tokenize-task.js";
 import { writeSplit, type SplitToWrite } from "./write.js";
 
 export { DEFAULT_MAX_REVIEW_BYTES, type IngestOptions, type IngestResult } from "./options.js";
@@ -101,7 +101,7 @@ export async function runIngest(opts: IngestOptions): Promise<IngestResult> {
 
 /** The inputs: the paths given, or the official archive (downloaded once into a cache). */
 async function inputsOf(data: IngestOptions["data"]): Promise<Input[]> {
-  const paths = data === undefined || data.length === 0 ? [await ensureOfficialArchive()] : typeof data === "string" ? [data] : [...data];
+  const paths = typeof data === "string" ? [data] : data !== undefined && data.length > 0 ? [...data] : [await ensureOfficialArchive()];
   const twice = paths.find((p, i) => paths.findIndex((q) => resolve(q) === resolve(p)) !== i);
   if (twice !== undefined) throw new UsageError(`--data ${twice} is given twice`);
   return Promise.all(paths.map(async (path) => ({ path, kind: await sourceKind(path) })));
