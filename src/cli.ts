@@ -68,6 +68,8 @@ function toOption(spec: OptionSpec): Option {
   const opt = new Option(flags, spec.description);
   const parse = parserFor(spec);
   if (parse) opt.argParser(parse);
+  // each use adds its value (the first replaces the default)
+  if (spec.repeatable) opt.argParser((v: string, prev: unknown) => (Array.isArray(prev) && prev !== spec.default ? [...prev, v] : [v]));
   if (spec.choices) opt.choices([...spec.choices]);
   if (spec.default !== undefined) opt.default(Array.isArray(spec.default) ? [...spec.default] : spec.default);
   if (spec.required) opt.makeOptionMandatory(true);

@@ -31,12 +31,15 @@ export interface OptionSpec {
   /** Exclusive bounds: the value must be strictly above / below. */
   above?: number;
   below?: number;
+  /** A "string" option that may be given more than once: its value is every one given, in order (string[]). */
+  repeatable?: boolean;
 }
 
 /** "batch-size" → "batchSize". */
 export type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
 
 type ValueOf<O extends OptionSpec> =
+  O extends { repeatable: true } ? string[] :
   O["type"] extends "int" | "float" ? number :
   O["type"] extends "bool" ? boolean :
   O["type"] extends "list" ? string[] :

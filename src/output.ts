@@ -34,12 +34,14 @@ export function redactUrls(text: string): string {
   });
 }
 
+function logLine(level: string, component: string, msg: string): void {
+  clearProgressLine();
+  process.stderr.write(`${stamp()} ${level} [${component}] ${redactUrls(msg)}\n`);
+}
+
 /** A logger whose lines start with the time and the component name, written to stderr. */
 export function logger(component: string): Logger {
-  const write = (level: string, msg: string) => {
-    clearProgressLine();
-    process.stderr.write(`${stamp()} ${level} [${component}] ${redactUrls(msg)}\n`);
-  };
+  const write = (level: string, msg: string) => logLine(level, component, msg);
   return {
     info: (m) => { if (!quiet) write("INFO ", m); },
     warn: (m) => write("WARN ", m),
@@ -69,25 +71,55 @@ export interface Progress {
   tick(n?: number, extra?: string): void;
   /** Set the absolute position. */
   set(value: number, extra?: string): void;
-  /** Finish the bar, leaving a final line on a terminal. */
+  /** Finish the bar, leaving a final line on a terminal (and in a log, when progress lines were printed). */
   done(extra?: string): void;
 }
 
 const BAR_WIDTH = 28;
 const REDRAW_MS = 100;
 
+export interface ProgressOptions {
+  /**
+   * Where stderr is not a terminal (a pipe, a file, `docker logs`, `kubectl logs`), also print the position,
+   * rate and time left as a plain log line (`HH:MM:SS.mmm INFO  [component] label 12/43 MB (28%) …`) at most
+   * every this many seconds, and a last line when done if any was printed. The environment variable
+   * IMDB_TRAIN_PROGRESS_EVERY (seconds; 0 = at every update) overrides it. Absent: no such lines.
+   */
+  logEvery?: number;
+  /** The component those lines name (default: the label). */
+  component?: string;
+}
+
+/** The seconds between plain progress lines: $IMDB_TRAIN_PROGRESS_EVERY when set, else the caller's. */
+function logInterval(requested: number | undefined): number | undefined {
+  if (requested === undefined) return undefined;
+  const env = Number(process.env.IMDB_TRAIN_PROGRESS_EVERY);
+  return process.env.IMDB_TRAIN_PROGRESS_EVERY !== undefined && env >= 0 ? env : requested;
+}
+
 /**
  * A progress bar on stderr with count, total, rate and ETA, drawn only when stderr is a terminal
- * (logs and CI output stay clean). `unit` names what is counted ("reviews", "steps").
+ * (logs and CI output stay clean); with `opts.logEvery`, plain lines instead where it is not (see
+ * ProgressOptions). `unit` names what is counted ("reviews", "steps").
  */
-export function progress(label: string, total: number, unit: string): Progress {
+export function progress(label: string, total: number, unit: string, opts: ProgressOptions = {}): Progress {
   const tty = Boolean(process.stderr.isTTY) && !quiet;
+  const every = tty || quiet ? undefined : logInterval(opts.logEvery);
   const start = performance.now();
   let value = 0;
   let tail = "";
   let last = 0;
+  let lastLine = start;
+  let lines = 0;
+  const plain = (final: boolean) => {
+    const now = performance.now();
+    if (every === undefined || (!final && now - lastLine < every * 1000) || (final && lines === 0 && now - start < every * 1000)) return;
+    lastLine = now;
+    lines++;
+    logLine("INFO ", opts.component ?? label, final ? plainDone(label, value, total, unit, (now - start) / 1000, tail) : plainLine(label, value, total, unit, (now - start) / 1000, tail));
+  };
   const draw = (final: boolean) => {
-    if (!tty) return;
+    if (!tty) return plain(final);
     const now = performance.now();
     if (!final && now - last < REDRAW_MS) return;
     last = now;
@@ -107,6 +139,19 @@ export function progress(label: string, total: number, unit: string): Progress {
     set(v, extra) { value = v; if (extra !== undefined) tail = extra; draw(false); },
     done(extra) { if (extra !== undefined) tail = extra; draw(true); },
   };
+}
+
+/** "read 12/43 MB (28%), 3.1 MB/s, 4.0s elapsed, 10.0s left · 9000 reviews" (no total: no share, no time left). */
+function plainLine(label: string, value: number, total: number, unit: string, secs: number, tail: string): string {
+  const rate = secs > 0 ? value / secs : 0;
+  const share = total > 0 ? `/${total} ${unit} (${Math.floor((100 * Math.min(value, total)) / total)}%)` : ` ${unit}`;
+  const left = total > 0 ? (rate > 0 ? `, ${fmtSecs(Math.max(0, total - value) / rate)} left` : ", time left unknown") : "";
+  return `${label} ${value}${share}, ${fmtRate(rate)} ${unit}/s, ${fmtSecs(secs)} elapsed${left}${tail ? " · " + tail : ""}`;
+}
+
+/** "read done: 43/43 MB in 11.2s · 25000 reviews". */
+function plainDone(label: string, value: number, total: number, unit: string, secs: number, tail: string): string {
+  return `${label} done: ${value}${total > 0 ? `/${total}` : ""} ${unit} in ${fmtSecs(secs)}${tail ? " · " + tail : ""}`;
 }
 
 function fmtRate(r: number): string {

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeArrowFile, decodeBatchMessage, encodeArrowFile, encodeBatchMessage, readArrowRows, type BatchRows } from "../src/dataset/arrow.js";
+import { decodeArrowFile, decodeBatchMessage, encodeBatchMessage, readArrowRows, type BatchRows } from "../src/dataset/arrow.js";
+import { encodeArrowFile } from "../src/dataset/arrow-writer.js";
 import { InputError } from "../src/errors.js";
 import { PAD_ID } from "../src/config.js";
 
@@ -63,4 +64,29 @@ test("arrow: the direct file writer gives the bytes of apache-arrow's writer", a
     const batches = Array.from({ length: n }, batch);
     assert.deepEqual(Buffer.from(encodeArrowFile(meta, batches)), Buffer.from(encodeArrowFileReference(meta, batches)), `${n} batches`);
   }
+});
+
+test("arrow: an unlabelled split's files (label all null) match apache-arrow's writer and read back unlabelled", async () => {
+  const { encodeArrowFileReference } = await import("../src/dataset/arrow.js");
+  const unlabelled = { vocabHash: "abc123", split: "unsup" as const, shard: { index: 0, count: 1 }, labelled: false };
+  const zeros = (r: BatchRows): BatchRows => ({ ...r, labels: new Uint8Array(r.labels.length), ratings: new Int8Array(r.ratings.length) });
+  const big: BatchRows = {
+    tokens: Array.from({ length: 19 }, (_, i) => Int32Array.of(i + 2, 7)), labels: new Uint8Array(19), ids: Int32Array.from({ length: 19 }, (_, i) => 100 + i),
+    ratings: new Int8Array(19), names: Array.from({ length: 19 }, (_, i) => `train/unsup/${i}_0`),
+  };
+  for (const batches of [[zeros(rows1)], [zeros(rows1), zeros(rows2), big]]) {
+    const bytes = encodeArrowFile(unlabelled, batches);
+    assert.deepEqual(Buffer.from(bytes), Buffer.from(encodeArrowFileReference(unlabelled, batches)), `${batches.length} batches`);
+    const { meta: m, batches: read } = decodeArrowFile(bytes, "unsup.arrow");
+    assert.equal(m.labelled, false);
+    assert.ok(read.every((b) => b.labelled === false && b.labels.every((l) => l === 0)));
+    assert.deepEqual(readArrowRows(bytes).label, new Array(read.reduce((n, b) => n + b.size, 0)).fill(null));
+  }
+  const msg = decodeBatchMessage(encodeBatchMessage({ ...unlabelled, index: 2 }, zeros(rows1)));
+  assert.equal(msg.labelled, false);
+  // a labelled file says nothing of it
+  const { meta: lm, batches: lb } = decodeArrowFile(encodeArrowFile(meta, [rows1]), "train.arrow");
+  assert.equal(lm.labelled, true);
+  assert.equal(lb[0]!.labelled, undefined);
+  assert.deepEqual(readArrowRows(encodeArrowFile(meta, [rows1])).label, [1, 0]);
 });

@@ -1,14 +1,17 @@
-// The one module that imports apache-arrow: writes and reads the dataset's Arrow IPC files, and encodes
-// one batch as a self-describing IPC stream message (what --publish sends over NATS).
+// The one module that imports apache-arrow: the dataset's Arrow schema, the metadata encoders the direct
+// file writer (arrow-writer.ts) uses, apache-arrow's own writer (the reference for tests), one batch as a
+// self-describing IPC stream message (what --publish sends over NATS), and the readers.
 //
 // Layout of every file, one record batch per training batch:
 //   tokens  List<Int32>  the review's token ids, unpadded (truncated to --max-len when set)
 //   length  Int32        number of tokens (>= 1)
-//   label   Uint8        1 = positive, 0 = negative
+//   label   Uint8        1 = positive, 0 = negative; null in every row of an unlabelled split (unsup):
+//                        the field is then nullable and the schema says imdb_train.labelled = "false"
 //   id      Int32        sample id, unique across the dataset
-//   rating  Int8         star rating from the file name
-//   review  Utf8         the review's name, e.g. "train/pos/123_8"
-// Schema metadata: imdb_train.format, imdb_train.vocab_hash, imdb_train.split, imdb_train.shard ("k/N").
+//   rating  Int8         star rating from the file name (0 for unlabelled reviews)
+//   review  Utf8         the review's name, e.g. "train/pos/123_8", "train/unsup/123_0"
+// Schema metadata: imdb_train.format, imdb_train.vocab_hash, imdb_train.split, imdb_train.shard ("k/N"),
+// and imdb_train.labelled ("false") on unlabelled files only.
 import {
   Field, Int8, Int32, List, Message, MetadataVersion, RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema,
   Struct, Uint8, Utf8, makeData, tableFromIPC, type Data,
@@ -35,6 +38,8 @@ export interface BatchRows {
 export interface FileMeta {
   vocabHash: string;
   split: Split;
+  /** false: the reviews have no label (the label column is all null). Default true. */
+  labelled?: boolean;
   /** Shard k of N (0-based); the j-th record batch of the file is batch j*N + k of the split. */
   shard: { index: number; count: number };
 }
@@ -46,10 +51,12 @@ function schemaFor(meta: FileMeta): Schema {
     ["imdb_train.split", meta.split],
     ["imdb_train.shard", `${meta.shard.index}/${meta.shard.count}`],
   ]);
+  const labelled = meta.labelled !== false;
+  if (!labelled) md.set("imdb_train.labelled", "false");
   return new Schema([
     new Field("tokens", new List(new Field("item", new Int32(), false)), false),
     new Field("length", new Int32(), false),
-    new Field("label", new Uint8(), false),
+    new Field("label", new Uint8(), !labelled),
     new Field("id", new Int32(), false),
     new Field("rating", new Int8(), false),
     new Field("review", new Utf8(), false),
@@ -100,7 +107,9 @@ function recordBatch(schema: Schema, rows: BatchRows): RecordBatch {
   const children = [
     makeData({ type: listType, length: B, nullCount: 0, valueOffsets, child: makeData({ type: new Int32(), length: values.length, nullCount: 0, data: values }) }),
     makeData({ type: new Int32(), length: B, nullCount: 0, data: lengths }),
-    makeData({ type: new Uint8(), length: B, nullCount: 0, data: rows.labels }),
+    f[2]!.nullable // an unlabelled split: every label null
+      ? makeData({ type: new Uint8(), length: B, nullCount: B, nullBitmap: new Uint8Array((B + 7) >> 3), data: rows.labels })
+      : makeData({ type: new Uint8(), length: B, nullCount: 0, data: rows.labels }),
     makeData({ type: new Int32(), length: B, nullCount: 0, data: rows.ids }),
     makeData({ type: new Int8(), length: B, nullCount: 0, data: rows.ratings }),
     makeData({ type: new Utf8(), length: B, nullCount: 0, valueOffsets: nameOffsets, data: nameData.bytes }),
@@ -119,189 +128,28 @@ export function encodeArrowFileReference(meta: FileMeta, batches: BatchRows[]): 
   return writer.toUint8Array(true);
 }
 
-// ---- the direct file writer -----------------------------------------------------------------------
-// The same bytes as apache-arrow's RecordBatchFileWriter (tests compare them), a batch at a time through one
-// reused buffer (fresh memory costs a page fault per 4 KiB): token ids are copied straight into it, and no
-// column arrays, record batches or chunk lists are built. Arrow's code still encodes the
-// metadata (the footer, and the first batch's flatbuffer, which the others copy with their own numbers).
-// The layout it reproduces, per record batch:
-//   message: int32 -1, int32 metadata size, flatbuffer Message(RecordBatch), zero padding to 8 bytes
-//   body:    the buffers of the columns in schema order, each zero-padded to 8 bytes, a buffer's recorded
-//            length being its padded length; an empty validity buffer before each column's buffers:
-//            tokens: offsets [B+1] int32, then its child: values [T] int32; length [B] int32;
-//            label [B] uint8; id [B] int32; rating [B] int8; review: offsets [B+1] int32, UTF-8 bytes.
-// File: "ARROW1" + 2 zero bytes, the messages and bodies, end-of-stream (int32 -1, int32 0), the footer
-// flatbuffer (schema and [offset, metadata size, body size] of every batch), its int32 size, "ARROW1".
+// ---- what the direct file writer (arrow-writer.ts) needs from Arrow: its metadata encoders ----------
 
-const MAGIC = Uint8Array.from("ARROW1", (c) => c.charCodeAt(0));
-const pad8 = (n: number) => (n + 7) & ~7;
-
-/** Byte lengths of one batch's buffers in body order (validity buffers are empty). */
-function bufferLengths(rows: BatchRows, nameBytes: number): number[] {
-  const B = rows.tokens.length;
-  let T = 0;
-  for (let b = 0; b < B; b++) T += rows.tokens[b]!.length;
-  return [0, (B + 1) * 4, 0, T * 4, 0, B * 4, 0, B, 0, B * 4, 0, B, 0, (B + 1) * 4, nameBytes];
+/** The flatbuffer Message(RecordBatch) of one batch: B rows, [length, null count] per field node, [offset, length] per buffer. */
+export function recordBatchMessage(B: number, nodes: number[], regions: number[], bodyLength: number): Uint8Array {
+  const fieldNodes: FieldNode[] = [];
+  for (let i = 0; i < nodes.length; i += 2) fieldNodes.push(new FieldNode(nodes[i]!, nodes[i + 1]!));
+  const bufferRegions: BufferRegion[] = [];
+  for (let i = 0; i < regions.length; i += 2) bufferRegions.push(new BufferRegion(regions[i]!, regions[i + 1]!));
+  return Message.encode(Message.from(new RecordBatchHeader(B, fieldNodes, bufferRegions, null), bodyLength));
 }
 
-/**
- * The flatbuffer Message(RecordBatch) of a batch: Arrow's encoder for the first batch of a file, then a copy
- * of it with the numbers replaced (the layout depends only on the counts of nodes and buffers, which the
- * schema fixes, as long as no number is 0: flatbuffers leaves out a field at its default, and B >= 1).
- */
-class BatchMetadata {
-  private template: Uint8Array | null = null;
-  private at = { bodyLength: 0, length: 0, nodes: 0, buffers: 0 };
-
-  encode(B: number, nodes: number[], regions: number[], bodyLength: number): Uint8Array {
-    if (B === 0) return this.arrow(B, nodes, regions, bodyLength);
-    if (this.template === null) {
-      this.template = this.arrow(B, nodes, regions, bodyLength);
-      this.locate(this.template, nodes.length / 2, regions.length / 2);
-      return this.template;
-    }
-    const out = this.template.slice();
-    const v = new DataView(out.buffer);
-    v.setBigInt64(this.at.bodyLength, BigInt(bodyLength), true);
-    v.setBigInt64(this.at.length, BigInt(B), true);
-    for (let i = 0; i < nodes.length; i++) v.setBigInt64(this.at.nodes + 8 * i, BigInt(nodes[i]!), true);
-    for (let i = 0; i < regions.length; i++) v.setBigInt64(this.at.buffers + 8 * i, BigInt(regions[i]!), true);
-    return out;
-  }
-
-  private arrow(B: number, nodes: number[], regions: number[], bodyLength: number): Uint8Array {
-    const fieldNodes: FieldNode[] = [];
-    for (let i = 0; i < nodes.length; i += 2) fieldNodes.push(new FieldNode(nodes[i]!, nodes[i + 1]!));
-    const bufferRegions: BufferRegion[] = [];
-    for (let i = 0; i < regions.length; i += 2) bufferRegions.push(new BufferRegion(regions[i]!, regions[i + 1]!));
-    return Message.encode(Message.from(new RecordBatchHeader(B, fieldNodes, bufferRegions, null), bodyLength));
-  }
-
-  /** Finds the numbers in an encoded message: Message.bodyLength, RecordBatch.length, .nodes, .buffers. */
-  private locate(fb: Uint8Array, nNodes: number, nBuffers: number): void {
-    const v = new DataView(fb.buffer, fb.byteOffset, fb.length);
-    const field = (table: number, k: number) => { // position of field k of the table at `table`, or -1
-      const vt = table - v.getInt32(table, true);
-      return 4 + 2 * k < v.getUint16(vt, true) && v.getUint16(vt + 4 + 2 * k, true) !== 0 ? table + v.getUint16(vt + 4 + 2 * k, true) : -1;
-    };
-    const deref = (at: number) => at + v.getUint32(at, true);
-    const message = deref(0);
-    const header = deref(field(message, 2)); //      Message { version, header_type, header, bodyLength, ... }
-    const nodes = deref(field(header, 1)); //        RecordBatch { length, nodes, buffers, ... }
-    const buffers = deref(field(header, 2));
-    if (v.getUint32(nodes, true) !== nNodes || v.getUint32(buffers, true) !== nBuffers) throw new Error("unexpected Arrow metadata layout");
-    this.at = { bodyLength: field(message, 3), length: field(header, 0), nodes: nodes + 4, buffers: buffers + 4 };
-  }
+/** A record batch's place in the file: where its message starts, its metadata size and its body size. */
+export interface BlockInfo {
+  offset: number;
+  metaDataLength: number;
+  bodyLength: number;
 }
 
-/** The bytes of an Arrow IPC file holding `batches` in order (byte for byte what encodeArrowFileReference writes). */
-export function encodeArrowFile(meta: FileMeta, batches: BatchRows[]): Uint8Array<ArrayBuffer> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  writeArrowFile(meta, batches, (c) => { chunks.push(c.slice()); total += c.length; });
-  const out = new Uint8Array(total);
-  let p = 0;
-  for (const c of chunks) { out.set(c, p); p += c.length; }
-  return out;
-}
-
-/**
- * Writes the Arrow IPC file of `batches` through `sink`, one piece per call (the header, each batch, the
- * footer). A batch is built in one reused buffer, so `sink` must consume a piece before it returns.
- * Returns the file's size.
- */
-export function writeArrowFile(meta: FileMeta, batches: BatchRows[], sink: (piece: Uint8Array) => void): number {
-  const schema = schemaFor(meta);
-  // pass 1: sizes, metadata and the footer
-  const batchMetadata = new BatchMetadata();
-  const metas: Uint8Array[] = [];
-  const layouts: number[][] = [];
-  const blocks: FileBlock[] = [];
-  let pos = 8;
-  let largest = 0;
-  for (const rows of batches) {
-    const B = rows.tokens.length;
-    let nameBytes = 0;
-    for (let b = 0; b < B; b++) nameBytes += Buffer.byteLength(rows.names[b]!, "utf8");
-    const lens = bufferLengths(rows, nameBytes);
-    const regions: number[] = []; // [offset, length] of each buffer
-    let bodyLength = 0;
-    for (const len of lens) {
-      regions.push(bodyLength, pad8(len));
-      bodyLength += pad8(len);
-    }
-    const T = lens[3]! / 4;
-    const nodes = [B, 0, T, 0, B, 0, B, 0, B, 0, B, 0, B, 0]; // [length, null count] of each field
-    const fb = batchMetadata.encode(B, nodes, regions, bodyLength);
-    const metaSize = pad8(fb.length + 8);
-    blocks.push(new FileBlock(metaSize, bodyLength, pos));
-    metas.push(fb);
-    layouts.push(lens);
-    pos += metaSize + bodyLength;
-    largest = Math.max(largest, metaSize + bodyLength);
-  }
-  const footer = Footer.encode(new Footer(schema, MetadataVersion.V5, blocks, []));
-  // pass 2: the pieces
-  const head = new Uint8Array(8);
-  head.set(MAGIC, 0);
-  sink(head);
-  const buf = new Uint8Array(largest);
-  const view = new DataView(buf.buffer);
-  for (let k = 0; k < batches.length; k++) {
-    const fb = metas[k]!;
-    const block = blocks[k]!;
-    const size = block.metaDataLength + Number(block.bodyLength);
-    buf.fill(0, 0, size); // padding is zero
-    view.setInt32(0, -1, true);
-    view.setInt32(4, block.metaDataLength - 8, true);
-    buf.set(fb, 8);
-    writeBody(buf, block.metaDataLength, batches[k]!, layouts[k]!);
-    sink(buf.subarray(0, size));
-  }
-  const tail = new Uint8Array(8 + footer.length + 4 + MAGIC.length);
-  const tv = new DataView(tail.buffer);
-  tv.setInt32(0, -1, true);
-  tv.setInt32(4, 0, true);
-  tail.set(footer, 8);
-  tv.setInt32(8 + footer.length, footer.length, true);
-  tail.set(MAGIC, 12 + footer.length);
-  sink(tail);
-  return pos + tail.length;
-}
-
-/** Writes one batch's body at out[p...] (8-byte aligned), buffer lengths `lens` as from bufferLengths. */
-function writeBody(out: Uint8Array, p: number, rows: BatchRows, lens: number[]): void {
-  const B = rows.tokens.length;
-  const at: number[] = []; // start of each buffer
-  for (const len of lens) {
-    at.push(p);
-    p += pad8(len);
-  }
-  const buf = out.buffer;
-  // tokens: offsets, then the values
-  const offsets = new Int32Array(buf, out.byteOffset + at[1]!, B + 1);
-  const values = new Int32Array(buf, out.byteOffset + at[3]!, lens[3]! / 4);
-  let o = 0;
-  for (let b = 0; b < B; b++) {
-    const src = rows.tokens[b]!;
-    values.set(src, o);
-    o += src.length;
-    offsets[b + 1] = o;
-  }
-  const lengths = new Int32Array(buf, out.byteOffset + at[5]!, B);
-  for (let b = 0; b < B; b++) lengths[b] = rows.tokens[b]!.length;
-  out.set(rows.labels.subarray(0, B), at[7]!);
-  new Int32Array(buf, out.byteOffset + at[9]!, B).set(rows.ids.subarray(0, B));
-  out.set(new Uint8Array(rows.ratings.buffer, rows.ratings.byteOffset, B), at[11]!);
-  // review: offsets, then the UTF-8 bytes
-  const nameOffsets = new Int32Array(buf, out.byteOffset + at[13]!, B + 1);
-  const bytes = Buffer.from(buf, out.byteOffset, out.length);
-  let q = at[14]!;
-  const start = q;
-  for (let b = 0; b < B; b++) {
-    q += bytes.write(rows.names[b]!, q, "utf8");
-    nameOffsets[b + 1] = q - start;
-  }
+/** The flatbuffer Footer of a file of `meta`'s schema holding `blocks`. */
+export function fileFooter(meta: FileMeta, blocks: BlockInfo[]): Uint8Array {
+  const fileBlocks = blocks.map((b) => new FileBlock(b.metaDataLength, b.bodyLength, b.offset));
+  return Footer.encode(new Footer(schemaFor(meta), MetadataVersion.V5, fileBlocks, []));
 }
 
 /** One batch as an Arrow IPC stream (schema + one record batch): the payload of a NATS message. */
@@ -322,6 +170,9 @@ function toBatch(rb: RecordBatch, split: Split, index: number): Batch {
   const idVec = rb.getChild("id");
   if (!tokensData || !lengthVec || !labelVec || !idVec) throw new Error("missing column (tokens, length, label, id)");
   const B = rb.numRows;
+  // an unlabelled batch has every label null (a label column partly null is not one ingest writes)
+  const labelled = labelVec.nullCount === 0;
+  if (!labelled && labelVec.nullCount !== B) throw new Error(`label column has ${labelVec.nullCount} nulls in ${B} rows`);
   const offsets = tokensData.valueOffsets; // [B+1] (+ tokensData.offset)
   const values = tokensData.children[0]!.values as Int32Array;
   const lengths = Int32Array.from(lengthVec.toArray() as Int32Array); // [B]
@@ -336,8 +187,9 @@ function toBatch(rb: RecordBatch, split: Split, index: number): Batch {
   }
   return {
     split, index, size: B, maxLen: T, tokens, lengths,
-    labels: Uint8Array.from(labelVec.toArray() as Uint8Array),
+    labels: labelled ? Uint8Array.from(labelVec.toArray() as Uint8Array) : new Uint8Array(B),
     ids: Int32Array.from(idVec.toArray() as Int32Array),
+    ...(labelled ? {} : { labelled: false }),
   };
 }
 
@@ -353,7 +205,7 @@ function readMeta(md: Map<string, string>, where: string): FileMeta & { format: 
   const [k, n] = (md.get("imdb_train.shard") ?? "0/1").split("/").map(Number);
   return {
     format, vocabHash: md.get("imdb_train.vocab_hash") ?? "", split: (md.get("imdb_train.split") ?? "train") as Split,
-    shard: { index: k ?? 0, count: n ?? 1 },
+    shard: { index: k ?? 0, count: n ?? 1 }, labelled: md.get("imdb_train.labelled") !== "false",
   };
 }
 
@@ -387,9 +239,9 @@ export function decodeBatchMessage(bytes: Uint8Array, where = "batch message"): 
   }
 }
 
-/** Row-level view of a file for tests and tools: names and ratings as well as the batch columns. */
-export function readArrowRows(bytes: Uint8Array): { review: string[]; rating: number[]; label: number[]; id: number[]; length: number[] } {
+/** Row-level view of a file for tests and tools: names and ratings as well as the batch columns (null labels as null). */
+export function readArrowRows(bytes: Uint8Array): { review: string[]; rating: number[]; label: (number | null)[]; id: number[]; length: number[] } {
   const table = tableFromIPC(bytes);
-  const col = (name: string) => [...(table.getChild(name)?.toArray() ?? [])] as never[];
+  const col = (name: string) => [...(table.getChild(name) ?? [])] as never[];
   return { review: col("review"), rating: col("rating"), label: col("label"), id: col("id"), length: col("length") };
 }

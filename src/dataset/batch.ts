@@ -1,7 +1,9 @@
 // The contract between ingest and training: what a batch is, in memory. Ingest writes batches as Arrow
 // record batches (src/ingest); readers turn each record batch into a `Batch`.
 
-export type Split = "train" | "val" | "test";
+/** The dataset's splits: train, its seeded validation share, test when the input has one, and the
+ *  unlabelled reviews (unsup, for pretraining) when ingested with --unsup. */
+export type Split = "train" | "val" | "test" | "unsup";
 
 /**
  * One padded training batch. B = `size` reviews, T = `maxLen` (longest review in the batch).
@@ -19,8 +21,10 @@ export interface Batch {
   tokens: Int32Array;
   /** [B] true lengths (>= 1). */
   lengths: Int32Array;
-  /** [B] 1 = positive, 0 = negative. */
+  /** [B] 1 = positive, 0 = negative; all 0 in a batch without labels (see `labelled`). */
   labels: Uint8Array;
+  /** false for a batch of unlabelled reviews (the unsup split: its Arrow label column is all null); absent = labelled. */
+  labelled?: false;
   /** [B] stable sample ids (unique within the dataset), for exactly-once accounting. */
   ids: Int32Array;
 }

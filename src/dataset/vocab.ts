@@ -1,4 +1,5 @@
-// The vocabulary: `<unk>` (id 0), `<pad>` (id 1), then the most frequent training tokens. Saved as
+// The vocabulary: `<unk>` (id 0), `<pad>` (id 1), then the most frequent tokens of the counted reviews
+// (the training split; with --unsup also the unlabelled reviews, unless --vocab-from train). Saved as
 // JSON with a content hash that every Arrow file and model records, so a mismatch is detected.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -26,7 +27,8 @@ export interface VocabFile {
   hash: string;
   size: number;
   tokens: string[];
-  /** Training-split count of each token ([0] = tokens mapped to <unk>, [1] = 0). */
+  /** Count of each token over the reviews the vocabulary was built from: the training split, and the
+   *  unlabelled one when the manifest's options say vocabFrom "train+unsup" ([0] = tokens mapped to <unk>, [1] = 0). */
   counts: number[];
 }
 

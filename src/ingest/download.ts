@@ -9,6 +9,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ConnectionError, InputError } from "../errors.js";
 import { logger, progress } from "../output.js";
+import { LOG_PROGRESS_EVERY } from "./options.js";
 
 /** The Large Movie Review Dataset v1.0 (Maas et al., 2011). Override with IMDB_TRAIN_DATA_URL (tests). */
 export const OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz";
@@ -58,7 +59,7 @@ export async function ensureOfficialArchive(opts: { url?: string; sha256?: strin
   }
   if (!res.ok || !res.body) throw new ConnectionError(`cannot download ${url}: HTTP ${res.status}; ${hint}`);
   const total = Number(res.headers.get("content-length") ?? 0);
-  const bar = progress("download", Math.round(total / 1e6), "MB");
+  const bar = progress("download", Math.round(total / 1e6), "MB", { logEvery: LOG_PROGRESS_EVERY, component: "ingest" });
   const hash = createHash("sha256");
   let got = 0;
   const body = Readable.fromWeb(res.body as never);

@@ -234,7 +234,7 @@ export class Interner {
     }
     const off = this.reserve(len);
     this.pool.set(u.subarray(from, to), off);
-    return this.addLong(String.fromCharCode.apply(null, this.pool.subarray(off, off + len) as unknown as number[]), h, slot, off, len);
+    return this.addLong(unitsToString(this.pool.subarray(off, off + len)), h, slot, off, len);
   }
 
   /**
@@ -303,6 +303,16 @@ export class Interner {
     if (++this.tableCount * 2 > t.length >> 2) this.table = rehashLong(t);
     return id;
   }
+}
+
+/** Code units as a string, a slice at a time: one call with a whole long token's units (a 200,000-letter
+ *  "word") would overflow the stack with its arguments. */
+function unitsToString(u: Uint16Array): string {
+  const SLICE = 8192;
+  if (u.length <= SLICE) return String.fromCharCode(...u);
+  let s = "";
+  for (let i = 0; i < u.length; i += SLICE) s += String.fromCharCode(...u.subarray(i, i + SLICE));
+  return s;
 }
 
 /** The long-token table at twice the size. */

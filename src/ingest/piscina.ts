@@ -31,8 +31,10 @@ export function createPool<In, Out>(module: URL, threads: number, queued = 1): T
   };
 }
 
+/** A task's return value whose buffers are transferred: the pool's caller receives the value itself. */
+export type Moved = ReturnType<typeof move>;
+
 /** Returns `value` from a task with `buffers` transferred rather than copied. */
-export function withTransfer<T extends object>(value: T, buffers: ArrayBuffer[]): T {
-  const wrapped = { [transferableSymbol]: buffers, [valueSymbol]: value };
-  return move(wrapped as never) as unknown as T;
+export function withTransfer(value: object, buffers: ArrayBuffer[]): Moved {
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: value });
 }

@@ -1,7 +1,7 @@
 // `ingest --publish <nats-url>`: every batch as one JetStream message, so workers on other machines can
 // consume the dataset without its files.
 //   stream   IMDB_BATCHES, subjects imdb.batches.>  (retention: limits, de-duplication window 2 h)
-//   subject  imdb.batches.<datasetId>.<split>        (split = train | val | test)
+//   subject  imdb.batches.<datasetId>.<split>        (split = train | val | test | unsup)
 //   msg id   <datasetId>.<split>.<index>             (re-publishing the same dataset stores nothing new)
 //   headers  Imdb-Dataset, Imdb-Split, Imdb-Batch, Imdb-Vocab-Hash
 //   payload  an Arrow IPC stream with one record batch (decodeBatchMessage in ./arrow.ts reads it)

@@ -1,24 +1,35 @@
 // Reads the Large Movie Review Dataset in its official layout — a directory (`aclImdb/`) or the
 // `.tar.gz` archive streamed through gunzip (never extracted to disk):
-//   [aclImdb/]{train,test}/{pos,neg}/<id>_<rating>.txt
-// Anything else in the layout (unsup/, README, *.feat, imdb.vocab) is ignored.
+//   [aclImdb/]{train,test}/{pos,neg}/<id>_<rating>.txt     the labelled splits, read by default
+//   [aclImdb/]train/unsup/<id>_0.txt                        the unlabelled reviews: split "unsup", on request
+// Anything else in the layout (README, *.feat, imdb.vocab, urls_*.txt) is ignored.
 import { createReadStream } from "node:fs";
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
 import { InputError } from "../errors.js";
+import { DEFAULT_MAX_REVIEW_BYTES, DEFAULT_MAX_UNPACKED_BYTES } from "./options.js";
 import { TarFormatError, TarParser } from "./tar.js";
 
-export type SourceSplit = "train" | "test";
+export type SourceSplit = "train" | "test" | "unsup";
+/** The labelled splits: what is read unless `splits` says otherwise. */
 export const SOURCE_SPLITS: readonly SourceSplit[] = ["train", "test"];
+const ALL_SPLITS: readonly SourceSplit[] = ["train", "test", "unsup"];
+
+/** The folders of the layout, in reading order: [split, folder under the split's directory]. */
+const FOLDERS: readonly { split: SourceSplit; dir: string; folder: string }[] = [
+  { split: "train", dir: "train", folder: "neg" }, { split: "train", dir: "train", folder: "pos" },
+  { split: "test", dir: "test", folder: "neg" }, { split: "test", dir: "test", folder: "pos" },
+  { split: "unsup", dir: "train", folder: "unsup" },
+];
 
 export interface Review {
   split: SourceSplit;
-  /** 1 = pos/, 0 = neg/. */
+  /** 1 = pos/, 0 = neg/ — and 0 for an unlabelled review (split "unsup"), which has none. */
   label: 0 | 1;
-  /** The star rating from the file name (1–4 negative, 7–10 positive). */
+  /** The star rating from the file name (1–4 negative, 7–10 positive, 0 unlabelled). */
   rating: number;
-  /** "train/pos/123_8": split, label folder and file name without ".txt". */
+  /** "train/pos/123_8": the folder in the layout and the file name without ".txt" ("train/unsup/123_0"). */
   id: string;
   text: string;
 }
@@ -37,18 +48,31 @@ export interface RawReview {
 }
 
 export interface ReadOptions {
-  /** Splits to read (default both; an absent split is not an error). */
+  /** Splits to read: "train", "test", "unsup" (default train and test; an absent split is not an error). */
   splits?: readonly string[];
-  /** Called for a file inside pos/ or neg/ that is not a review (bad name): it is skipped. */
+  /** Called for a file inside pos/, neg/ or unsup/ that is not a review (bad name): it is skipped. */
   onSkip?: (file: string, reason: string) => void;
   /** Called as input bytes are read (compressed bytes for an archive, file bytes for a directory). */
   onRead?: (bytes: number) => void;
+  /** A review larger than this (bytes) is skipped without being read into memory (default 256 KiB). */
+  maxReviewBytes?: number;
+  /** Called for each review skipped for its size. */
+  onTooLarge?: (file: string, bytes: number) => void;
+  /** A .tar.gz that unpacks to more than this many bytes is an InputError (default 2 GiB). */
+  maxUnpackedBytes?: number;
 }
 
 const NO_BYTES = new Uint8Array(0);
 const REVIEW_NAME = /^(\d+)_(\d+)\.txt$/;
-const IN_LAYOUT = /(?:^|\/)(train|test)\/(pos|neg)\/([^/]+)$/;
+const IN_LAYOUT = /(?:^|\/)(train|test)\/(pos|neg|unsup)\/([^/]+)$/;
 const NOT_LAYOUT = "not an aclImdb layout: expected train/{pos,neg}/<id>_<rating>.txt or test/{pos,neg}/... inside";
+const ONLY_UNSUP = "holds only unlabelled reviews (train/unsup/), which were not asked for: ingest them with --unsup";
+
+/** The split of a file at <dir>/<folder>/ in the layout (test/unsup/ is not in it). */
+function splitOf(dir: string, folder: string): SourceSplit | null {
+  if (folder !== "unsup") return dir as SourceSplit;
+  return dir === "train" ? "unsup" : null;
+}
 
 /** The kind of input at `path`: "dir", "tar.gz" or "tar"; InputError when missing or neither. */
 export async function sourceKind(path: string): Promise<"dir" | "tar.gz" | "tar"> {
@@ -72,14 +96,14 @@ export async function sourceKind(path: string): Promise<"dir" | "tar.gz" | "tar"
   throw new InputError("not a directory, a .tar.gz or a .tar archive of the aclImdb layout", { path });
 }
 
-function parseReviewPath(split: string, folder: string, name: string, file: string, bytes: Uint8Array): RawReview | null {
+function parseReviewPath(split: SourceSplit, dir: string, folder: string, name: string, file: string, bytes: Uint8Array): RawReview | null {
   const m = REVIEW_NAME.exec(name);
   if (!m) return null;
   return {
-    split: split as SourceSplit,
+    split,
     label: folder === "pos" ? 1 : 0,
     rating: Number(m[2]),
-    id: `${split}/${folder}/${name.slice(0, -4)}`,
+    id: `${dir}/${folder}/${name.slice(0, -4)}`,
     serial: Number(m[1]),
     file,
     bytes,
@@ -97,15 +121,25 @@ export async function* readRawReviews(path: string, opts: ReadOptions = {}): Asy
 /** Like readRawReviews, in groups (one per chunk of input): far fewer async steps for the pipeline. */
 export async function* readRawGroups(path: string, opts: ReadOptions = {}): AsyncGenerator<RawReview[]> {
   const splits = new Set(opts.splits ?? SOURCE_SPLITS);
-  for (const s of splits) if (s !== "train" && s !== "test") throw new InputError(`unknown split "${s}" (train or test)`, { path });
+  for (const s of splits) if (!(ALL_SPLITS as readonly string[]).includes(s)) throw new InputError(`unknown split "${s}" (train, test or unsup)`, { path });
   const kind = await sourceKind(path);
-  let found = 0;
-  const source = kind === "dir" ? readDir(path, splits, opts) : readArchive(path, kind === "tar.gz", splits, opts);
+  const seen = { found: 0, unsup: false };
+  // reviews skipped for their size count as found: the input is in the layout
+  const counting: ReadOptions = { ...opts, onTooLarge: (file, bytes) => { seen.found++; opts.onTooLarge?.(file, bytes); } };
+  const source = kind === "dir" ? readDir(path, splits, counting, seen) : readArchive(path, kind === "tar.gz", splits, counting, seen);
   for await (const group of source) {
-    found += group.length;
+    seen.found += group.length;
     if (group.length > 0) yield group;
   }
-  if (found === 0) throw new InputError(`${NOT_LAYOUT} (no reviews of split ${[...splits].join("/")} found)`, { path });
+  if (seen.found > 0) return;
+  if (seen.unsup && !splits.has("unsup")) throw new InputError(ONLY_UNSUP, { path });
+  throw new InputError(`${NOT_LAYOUT} (no reviews of split ${[...splits].join("/")} found)`, { path });
+}
+
+/** What a reader saw: reviews it yielded or skipped for their size, and whether unlabelled reviews were there. */
+interface Seen {
+  found: number;
+  unsup: boolean;
 }
 
 /** Every review, decoded as UTF-8 (invalid bytes become U+FFFD). Used by eval/predict. */
@@ -125,7 +159,7 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-async function* readDir(path: string, splits: Set<string>, opts: ReadOptions): AsyncGenerator<RawReview[]> {
+async function* readDir(path: string, splits: Set<string>, opts: ReadOptions, seen: Seen): AsyncGenerator<RawReview[]> {
   let root = path;
   const hasSplit = async (r: string) => (await isDir(join(r, "train"))) || (await isDir(join(r, "test")));
   if (!(await hasSplit(root))) {
@@ -133,37 +167,54 @@ async function* readDir(path: string, splits: Set<string>, opts: ReadOptions): A
     else throw new InputError(`${NOT_LAYOUT} (no train/ or test/ folder)`, { path });
   }
   const WINDOW = 64; // files read concurrently
-  for (const split of SOURCE_SPLITS) {
-    if (!splits.has(split)) continue;
-    for (const folder of ["neg", "pos"]) {
-      const dir = join(root, split, folder);
-      if (!(await isDir(dir))) continue;
-      const items: RawReview[] = [];
-      for (const name of (await readdir(dir)).sort()) {
-        const file = join(dir, name);
-        const r = parseReviewPath(split, folder, name, file, NO_BYTES);
-        if (r) items.push(r);
-        else opts.onSkip?.(file, "not a review file name (<id>_<rating>.txt)");
-      }
-      items.sort((a, b) => a.serial - b.serial);
-      for (let i = 0; i < items.length; i += WINDOW) {
-        const win = items.slice(i, i + WINDOW);
-        const datas = await Promise.all(win.map((it) => readFile(it.file).catch((err: Error) => {
-          throw new InputError(`cannot read: ${err.message}`, { path: it.file, cause: err });
-        })));
-        if (opts.onRead) for (const d of datas) opts.onRead(d.length);
-        win.forEach((it, k) => { it.bytes = datas[k]!; });
-        yield win;
-      }
+  for (const { split, dir: splitDir, folder } of FOLDERS) {
+    const dir = join(root, splitDir, folder);
+    if (!splits.has(split)) {
+      if (split === "unsup" && (await isDir(dir))) seen.unsup = true;
+      continue;
+    }
+    if (!(await isDir(dir))) continue;
+    const items: RawReview[] = [];
+    for (const name of (await readdir(dir)).sort()) {
+      const file = join(dir, name);
+      const r = parseReviewPath(split, splitDir, folder, name, file, NO_BYTES);
+      if (r) items.push(r);
+      else opts.onSkip?.(file, "not a review file name (<id>_<rating>.txt)");
+    }
+    items.sort((a, b) => a.serial - b.serial);
+    for (let i = 0; i < items.length; i += WINDOW) {
+      const win = await readWindow(items.slice(i, i + WINDOW), opts);
+      if (win.length > 0) yield win;
     }
   }
 }
 
-async function* readArchive(path: string, gzip: boolean, splits: Set<string>, opts: ReadOptions): AsyncGenerator<RawReview[]> {
-  const parser = new TarParser((name) => {
-    const m = IN_LAYOUT.exec(name);
-    return m !== null && splits.has(m[1]!);
+/** Reads the files of `win` at once, except those over the size limit (told from their size on disk). */
+async function readWindow(win: RawReview[], opts: ReadOptions): Promise<RawReview[]> {
+  const limit = opts.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES;
+  const cannotRead = (file: string) => (err: Error) => { throw new InputError(`cannot read: ${err.message}`, { path: file, cause: err }); };
+  const sizes = await Promise.all(win.map((it) => stat(it.file).then((st) => st.size, cannotRead(it.file))));
+  const kept = win.filter((it, k) => {
+    if (sizes[k]! <= limit) return true;
+    opts.onTooLarge?.(it.file, sizes[k]!);
+    return false;
   });
+  const datas = await Promise.all(kept.map((it) => readFile(it.file).catch(cannotRead(it.file))));
+  if (opts.onRead) for (const d of datas) opts.onRead(d.length);
+  kept.forEach((it, k) => { it.bytes = datas[k]!; });
+  return kept;
+}
+
+async function* readArchive(path: string, gzip: boolean, splits: Set<string>, opts: ReadOptions, seen: Seen): AsyncGenerator<RawReview[]> {
+  const maxUnpacked = opts.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES;
+  /** The split of an entry in the layout that was asked for, or null. */
+  const wanted = (m: RegExpExecArray | null): SourceSplit | null => {
+    const split = m === null ? null : splitOf(m[1]!, m[2]!);
+    if (split === "unsup" && !splits.has(split)) seen.unsup = true;
+    return split !== null && splits.has(split) ? split : null;
+  };
+  const parser = new TarParser((name) => wanted(IN_LAYOUT.exec(name)) !== null,
+    { maxFileBytes: opts.maxReviewBytes ?? DEFAULT_MAX_REVIEW_BYTES, maxEntryBytes: maxUnpacked });
   const file = createReadStream(path, { highWaterMark: 1 << 20 });
   if (opts.onRead) file.on("data", (c) => opts.onRead!(c.length));
   let stream: NodeJS.ReadableStream = file;
@@ -173,16 +224,22 @@ async function* readArchive(path: string, gzip: boolean, splits: Set<string>, op
     file.pipe(gunzip);
     stream = gunzip;
   }
+  let unpacked = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
+      unpacked += chunk.length;
+      if (gzip && unpacked > maxUnpacked) throw new InputError(unpackedTooLarge(maxUnpacked), { path });
       const group: RawReview[] = [];
       for (const e of parser.push(chunk)) {
         if (e.type !== "file") continue;
         const m = IN_LAYOUT.exec(e.name);
-        if (!m || !splits.has(m[1]!)) continue;
-        const r = parseReviewPath(m[1]!, m[2]!, m[3]!, path + ":" + e.name, e.data);
-        if (r) group.push(r);
-        else opts.onSkip?.(`${path}:${e.name}`, "not a review file name (<id>_<rating>.txt)");
+        const split = wanted(m);
+        if (split === null) continue;
+        const file = `${path}:${e.name}`;
+        const r = parseReviewPath(split, m![1]!, m![2]!, m![3]!, file, e.data);
+        if (!r) opts.onSkip?.(file, "not a review file name (<id>_<rating>.txt)");
+        else if (e.tooLarge) opts.onTooLarge?.(file, e.size);
+        else group.push(r);
       }
       yield group;
     }
@@ -199,4 +256,10 @@ async function* readArchive(path: string, gzip: boolean, splits: Set<string>, op
   } finally {
     file.destroy();
   }
+}
+
+function unpackedTooLarge(limit: number): string {
+  const mib = Math.round(limit / 2 ** 20);
+  return `the archive unpacks to more than ${mib} MiB, the limit (a damaged archive or a decompression bomb); ` +
+    `if it is genuine, raise the limit with --max-unpacked-mb`;
 }

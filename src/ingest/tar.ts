@@ -1,8 +1,13 @@
 // A streaming reader of POSIX tar (ustar, pax and GNU long names): push decompressed bytes in any
-// chunking, get whole entries out. Entries whose data nobody wants are skipped without buffering.
+// chunking, get whole entries out. Entries whose data nobody wants are skipped without buffering, and so
+// is a wanted file over `maxFileBytes` (it comes out marked `tooLarge`, decided from its header). A size
+// field that is negative, not a number, or over `maxEntryBytes` stops the parse: an archive that claims
+// such an entry is not to be trusted.
 
 const BLOCK = 512;
 const EMPTY = Buffer.alloc(0);
+/** pax extended headers and GNU long names are buffered: larger ones are not from an honest archive. */
+export const MAX_META_BYTES = 1 << 20;
 
 export interface TarEntry {
   name: string;
@@ -11,6 +16,15 @@ export interface TarEntry {
   /** The file's bytes (empty for skipped entries and non-files); may be a view into a pushed chunk. */
   data: Buffer;
   size: number;
+  /** A wanted file over `maxFileBytes`: skipped unread, `data` is empty. */
+  tooLarge: boolean;
+}
+
+export interface TarLimits {
+  /** A wanted file larger than this is skipped without being buffered (default: no limit). */
+  maxFileBytes?: number;
+  /** An entry whose header claims more bytes than this is a TarFormatError (default: 2^53 - 1). */
+  maxEntryBytes?: number;
 }
 
 /** A tar stream that breaks the format; `offset` is the byte position in the uncompressed stream. */
@@ -28,17 +42,30 @@ function readString(b: Buffer, start: number, len: number): string {
   return b.toString("utf8", start, end);
 }
 
+/** A size field that is not an octal number. */
+const BAD_SIZE = -1;
+/** A GNU base-256 size with its sign bit set. */
+const NEGATIVE_SIZE = -2;
+
+/** A numeric header field: octal text, or GNU base-256 (first byte 0x80 positive, 0xff negative). */
 function readSize(b: Buffer, start: number, len: number): number {
-  if (b[start]! & 0x80) {
-    // GNU base-256 for sizes >= 8 GiB
-    let v = 0;
-    for (let i = start + 1; i < start + len; i++) v = v * 256 + b[i]!;
+  const first = b[start]!;
+  if (first & 0x80) {
+    // base-256, two's complement in the bits after the marker bit: the 0x40 bit is the sign
+    if (first & 0x40) return NEGATIVE_SIZE;
+    let v = first & 0x3f;
+    for (let i = start + 1; i < start + len; i++) v = v * 256 + b[i]!; // inexact past 2^53: rejected as absurd
     return v;
   }
   const s = readString(b, start, len).trim();
   if (s === "") return 0;
-  if (!/^[0-7]+$/.test(s)) return -1;
+  if (!/^[0-7]+$/.test(s)) return BAD_SIZE;
   return parseInt(s, 8);
+}
+
+/** An entry name for a message: quoted, control characters escaped, cut to 200 characters. */
+function quoted(name: string): string {
+  return JSON.stringify(name.length > 200 ? name.slice(0, 200) + "…" : name);
 }
 
 function checksumOk(h: Buffer): boolean {
@@ -73,14 +100,26 @@ export class TarParser {
   private pieces: Buffer[] = [];
   private remaining = 0; // data bytes of the current entry still to read
   private padding = 0; //   bytes to skip after the data
-  private current: { name: string; type: string; size: number; keep: boolean } | null = null;
+  private current: { name: string; type: string; size: number; keep: boolean; tooLarge: boolean } | null = null;
   private longName: string | undefined;
   private zeroBlocks = 0;
   private pos = 0;
   private finished = false;
+  private readonly maxFileBytes: number;
+  private readonly maxEntryBytes: number;
 
   /** `want(name)` decides whether a file's data is kept; other files are skipped. */
-  constructor(private readonly want: (name: string) => boolean) {}
+  constructor(private readonly want: (name: string) => boolean, limits: TarLimits = {}) {
+    this.maxFileBytes = limits.maxFileBytes ?? Infinity;
+    this.maxEntryBytes = Math.min(limits.maxEntryBytes ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  }
+
+  /** Bytes of the current entry held until it completes (pieces of pushed chunks). */
+  get buffered(): number {
+    let n = 0;
+    for (const p of this.pieces) n += p.length;
+    return n;
+  }
 
   /** Parses `chunk`; returns the entries completed by it. */
   push(chunk: Buffer): TarEntry[] {
@@ -133,9 +172,8 @@ export class TarParser {
       return;
     }
     this.zeroBlocks = 0;
-    if (!checksumOk(h)) throw new TarFormatError("corrupt tar header (bad checksum)", this.pos - BLOCK);
-    const size = readSize(h, 124, 12);
-    if (size < 0) throw new TarFormatError("corrupt tar header (bad size field)", this.pos - BLOCK);
+    const at = this.pos - BLOCK;
+    if (!checksumOk(h)) throw new TarFormatError("corrupt tar header (bad checksum)", at);
     const flag = String.fromCharCode(h[156]!);
     let name = readString(h, 0, 100);
     if (h.toString("latin1", 257, 262) === "ustar") {
@@ -146,10 +184,14 @@ export class TarParser {
       name = this.longName;
       this.longName = undefined;
     }
+    const size = this.checkedSize(readSize(h, 124, 12), name, at);
     const type = flag === "0" || flag === "\0" || flag === "7" ? "file" : flag === "5" ? "dir" : flag;
     const meta = flag === "x" || flag === "L";
-    const keep = meta || (type === "file" && this.want(name));
-    this.current = { name, type, size, keep };
+    if (meta && size > MAX_META_BYTES) throw new TarFormatError(`${flag === "x" ? "pax header" : "long name"} of ${size} bytes before ${quoted(name)} (over ${MAX_META_BYTES})`, at);
+    const wanted = type === "file" && this.want(name);
+    const tooLarge = wanted && size > this.maxFileBytes;
+    const keep = meta || (wanted && !tooLarge);
+    this.current = { name, type, size, keep, tooLarge };
     this.remaining = size;
     this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
     this.pieces = [];
@@ -168,7 +210,15 @@ export class TarParser {
       const p = paxPath(data);
       if (p !== undefined) this.longName = p;
     } else if (cur.type !== "g") {
-      out.push({ name: cur.name, type: cur.type, data, size: cur.size });
+      out.push({ name: cur.name, type: cur.type, data, size: cur.size, tooLarge: cur.tooLarge });
     }
+  }
+
+  /** The header's size, or a TarFormatError naming the entry when it cannot be a real one. */
+  private checkedSize(size: number, name: string, at: number): number {
+    if (size === BAD_SIZE) throw new TarFormatError(`corrupt tar header of ${quoted(name)} (bad size field)`, at);
+    if (size === NEGATIVE_SIZE) throw new TarFormatError(`entry ${quoted(name)} has a negative size (base-256 field with its sign bit set)`, at);
+    if (!(size <= this.maxEntryBytes)) throw new TarFormatError(`entry ${quoted(name)} claims ${size} bytes, over the ${this.maxEntryBytes}-byte limit on what the archive unpacks to`, at);
+    return size;
   }
 }

@@ -6,8 +6,9 @@
 // the main thread maps its share.
 import { threadId } from "node:worker_threads";
 import { Interner } from "./intern.js";
-import { forEachTokenAscii, forEachTokenRange, forEachTokenUnits, isAscii, normalize, unitsOf } from "./tokenizer.js";
-import { withTransfer } from "./piscina.js";
+import { forEachTokenRange, normalize } from "./tokenizer.js";
+import { forEachTokenAscii, forEachTokenUnits, isAscii, unitsOf } from "./tokenizer-bytes.js";
+import { withTransfer, type Moved } from "./piscina.js";
 
 /** N reviews packed into one buffer. */
 export interface TokenizeTask {
@@ -199,11 +200,11 @@ export function tokenizeBatch(task: TokenizeTask, thread = threadId): TokenizeRe
 
 /** The piscina task: a tokenize result's own arrays go back to the main thread by transfer (the ids are
  *  shared); a remap answers null once done. */
-export default function poolTask(task: TokenizeTask | RemapTask): TokenizeResult | null {
+export default function poolTask(task: TokenizeTask | RemapTask): Moved | null {
   if ("remap" in task) {
     remapIds(task);
     return null;
   }
   const r = tokenizeBatch(task);
-  return withTransfer<TokenizeResult>(r, [r.tokOffsets.buffer, r.invalidUtf8.buffer, r.countIds.buffer, r.countValues.buffer] as ArrayBuffer[]);
+  return withTransfer(r, [r.tokOffsets.buffer, r.invalidUtf8.buffer, r.countIds.buffer, r.countValues.buffer] as ArrayBuffer[]);
 }
