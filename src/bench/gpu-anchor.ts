@@ -1,4 +1,4 @@
-// The peer baseline for `bench gpu-engine`: PyTorch's cuDNN LSTM (../shared/device/torch_imdb_anchor.py)
+// The peer baseline for `bench gpu-engine`: PyTorch's cuDNN LSTM (torch_imdb_anchor.py, given with --torch-anchor)
 // run as a child process on the same machine, in the same command. Its stdout lines look like
 //   gpu: NVIDIA H200 torch 2.11.0 cudnn 91900
 //   cuda threads=None bs=64 epoch 2: 7.6s train, 3290 samples/s, 888000 tokens/s, test_acc=0.87

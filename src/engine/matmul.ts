@@ -1,5 +1,5 @@
 // The engine's few tfjs calls: dense matmuls on the backend, with inputs and outputs as typed arrays.
-// Traps avoided (../shared/FINDINGS.md): no transposeA/transposeB flags (13–45× slower on wasm) — an
+// Traps avoided (measured on wasm): no transposeA/transposeB flags (13–45× slower on wasm) — an
 // explicit transpose then a plain matMul; no slicing of big tensors — chunks are uploaded from typed arrays.
 import { tf, type Tensor2D } from "../tfjs.js";
 

@@ -47,7 +47,7 @@ export async function ensureOfficialArchive(opts: { url?: string; sha256?: strin
   } catch { /* not cached */ }
   await mkdir(dir, { recursive: true });
   const tmp = `${path}.part-${process.pid}`;
-  const hint = "pass --data <aclImdb directory or .tar.gz> (e.g. --data ../shared/data/aclImdb-train.tar.gz)";
+  const hint = "pass --data <aclImdb directory or .tar.gz> (a copy of aclImdb_v1.tar.gz)";
   log.info(`no --data: downloading ${url} to ${dir}`);
   let res: Response;
   try {
