@@ -48,6 +48,8 @@ test("a coordinator restarted after SIGKILL resumes with --auto-resume and its w
     assert.equal(report.steps, 24, "the restarted coordinator finished both epochs (12 steps each)");
     assert.equal(report.epochs.length, 2);
     assert.match(worker.err(), /stopped by the coordinator \(run finished\)/);
+    // on its own (no launcher), the coordinator logs its progress with the time left
+    assert.match(second.err(), /\[coordinator\] step \d+\/24 · epoch [12]\/2, step \d+\/12 · .* · left: epoch \S+, run \S+/);
   } finally {
     for (const p of [first, worker, second]) if (p && p.p.exitCode === null && p.p.signalCode === null) p.p.kill("SIGKILL");
   }
