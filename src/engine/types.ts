@@ -5,6 +5,8 @@ import type { ParamLayout } from "../model/layout.js";
 import type { BackendChoice } from "../tfjs.js";
 
 export type LossKind = "bce" | "mse";
+/** Phases of a step whose GPU execution time an engine may measure (WebGPU timestamp queries). */
+export type GpuPhase = "forward" | "backward" | "readback";
 export type InputKind = "tokens" | "dense";
 
 export interface EngineOptions {
@@ -42,6 +44,8 @@ export interface StepResult {
   grads: Float32Array;
   /** Rows of the embedding gradient that may be non-zero (sorted, unique); others are exactly zero. */
   embeddingRows?: Int32Array;
+  /** GPU execution time of this step by phase, in seconds, where the device offers timestamp queries. */
+  gpuSeconds?: Partial<Record<GpuPhase, number>>;
 }
 
 export interface EvalResult {

@@ -31,18 +31,22 @@ export async function workerCommand(o: WorkerCliOptions): Promise<number> {
   if (!endpoint) throw new UsageError("worker needs --coordinator <tcp://host:port> or --nats <url>");
   let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
   let onStep: (() => void) | undefined;
+  let gpus: { stop(): void } | undefined;
   if (o.metricsPort !== undefined) {
     const { startMetrics, reportEngineMemory, runningTfjsEngine } = await import("../metrics/index.js");
     metrics = await startMetrics({ role: "worker", port: o.metricsPort, worker: name });
     log.info(`metrics on ${metrics.url}`);
     const tel = metrics.telemetry;
     onStep = () => { const src = runningTfjsEngine(); if (src) reportEngineMemory(tel, name, src); };
+    const { pollGpus } = await import("./gpu-poll.js");
+    gpus = pollGpus(tel, name);
   }
   try {
     const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend, connectTimeoutS: o.connectTimeout, curve, telemetry: metrics?.telemetry, signal: ac.signal, onStep });
     if (o.json) emitJson({ worker: name, ...r });
     return 0;
   } finally {
+    gpus?.stop();
     await metrics?.close().catch(() => {});
     process.off("disconnect", onDisconnect);
     if (typeof process.send === "function" && process.connected) process.disconnect();

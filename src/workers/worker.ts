@@ -248,6 +248,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
           if (o.signal?.aborted) break;
           const b = data.batch("train", idx);
           const r = await engine.step(params, batchToEngine(b, dropout));
+          if (r.gpuSeconds) tel.gpuTime(o.name, r.gpuSeconds);
           const g = r.grads;
           for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
           lossSum += r.lossSum; correct += r.correct; count += r.count;
