@@ -7,6 +7,9 @@ import type { Telemetry } from "../telemetry.js";
 import { runWorker } from "./worker.js";
 import type { WorkerCliOptions } from "./command.js";
 
+/** The reason of the coordinator's Stop at the end of a run (src/coordinator/role.ts closes with it; any other: interrupted). */
+const RUN_FINISHED = "run finished";
+
 export async function workerCommand(o: WorkerCliOptions): Promise<number> {
   const name = o.name ?? `${hostname()}-${process.pid}`;
   const log = logger(`worker ${name}`);
@@ -19,16 +22,15 @@ export async function workerCommand(o: WorkerCliOptions): Promise<number> {
   const { loadCurveClientKeys, natsAuthFrom, CURVE_KEYS_ENV } = await import("../security/keys.js");
   const keyDir = o.curveKeys ?? process.env[CURVE_KEYS_ENV];
   const curve = keyDir ? loadCurveClientKeys(keyDir) : undefined;
-  let endpoint = o.coordinator;
-  let dataset = o.dataset;
-  if (!endpoint && o.nats) {
+  if (!o.coordinator && !o.nats) throw new UsageError("worker needs --coordinator <tcp://host:port> or --nats <url>");
+  /** The coordinator to join (and its dataset path): --coordinator, else announced on NATS (not by run `notRun`). */
+  const locate = async (notRun?: number): Promise<{ endpoint: string; dataset?: string }> => {
+    if (o.coordinator) return { endpoint: o.coordinator, dataset: o.dataset };
     const { discoverCoordinator } = await import("../transport/plane.js");
-    const found = await discoverCoordinator(o.nats, { timeoutS: o.connectTimeout, signal: ac.signal, auth: natsAuthFrom(o) });
-    endpoint = found.endpoint;
-    dataset = dataset ?? found.dataset;
-    log.info(`found coordinator ${endpoint} (run ${found.runId}) through ${o.nats}`);
-  }
-  if (!endpoint) throw new UsageError("worker needs --coordinator <tcp://host:port> or --nats <url>");
+    const found = await discoverCoordinator(o.nats!, { timeoutS: o.connectTimeout, signal: ac.signal, auth: natsAuthFrom(o), notRun });
+    log.info(`found coordinator ${found.endpoint} (run ${found.runId}) through ${o.nats}`);
+    return { endpoint: found.endpoint, dataset: o.dataset ?? found.dataset };
+  };
   let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
   let onStep: (() => void) | undefined;
   let gpus: { stop(): void } | undefined;
@@ -42,9 +44,19 @@ export async function workerCommand(o: WorkerCliOptions): Promise<number> {
     gpus = pollGpus(tel, name);
   }
   try {
-    const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend, connectTimeoutS: o.connectTimeout, curve, telemetry: metrics?.telemetry, signal: ac.signal, onStep });
-    if (o.json) emitJson({ worker: name, ...r });
-    return 0;
+    let notRun: number | undefined;
+    for (;;) {
+      const { endpoint, dataset } = await locate(notRun);
+      const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend, connectTimeoutS: o.connectTimeout, curve, telemetry: metrics?.telemetry, signal: ac.signal, onStep });
+      if (r.reason === RUN_FINISHED) {
+        if (o.json) emitJson({ worker: name, ...r });
+        return 0;
+      }
+      // stopped before the end (a coordinator interrupted, e.g. its pod drained): it resumes from its checkpoint,
+      // so wait for it rather than exit (a worker that exits 0 is not started again, by `train` or a Job)
+      log.warn(`the coordinator stopped before the end of the run (${r.reason}): waiting up to ${o.connectTimeout} s for it to resume`);
+      notRun = r.runId;
+    }
   } finally {
     gpus?.stop();
     await metrics?.close().catch(() => {});

@@ -52,7 +52,13 @@ export interface Welcome {
   shards?: { own: number; others: { port: number; offset: number; length: number }[] };
 }
 
-export interface WorkerResult { steps: number; evals: number; samples: number; reason: string }
+export interface WorkerResult {
+  steps: number; evals: number; samples: number;
+  /** Why the coordinator stopped this worker (its Stop message's reason). */
+  reason: string;
+  /** The run it took part in last. */
+  runId: number;
+}
 
 /** Fails the join when the transport's handshakes keep failing: refused key, wrong server key, CURVE on one side only. */
 function checkHandshake(channel: DealerChannel, endpoint: string, curve: boolean): void {
@@ -107,10 +113,10 @@ export async function join(endpoint: string, name: string, opts: { timeoutS: num
  * joins the new run from scratch (new Welcome, parameters, shards) instead of waiting on the old one.
  */
 export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
-  const total: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
+  const total: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "", runId: 0 };
   for (;;) {
     const r = await runOnce(o);
-    total.steps += r.steps; total.evals += r.evals; total.samples += r.samples; total.reason = r.reason;
+    total.steps += r.steps; total.evals += r.evals; total.samples += r.samples; total.reason = r.reason; total.runId = r.runId;
     if (!r.newRun) return total;
   }
 }
@@ -159,7 +165,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
     void settledWithin(bye, 600).then(() => channel.close());
   };
   o.signal?.addEventListener("abort", onAbort, { once: true });
-  const result: WorkerResult & { newRun?: number } = { steps: 0, evals: 0, samples: 0, reason: "" };
+  const result: WorkerResult & { newRun?: number } = { steps: 0, evals: 0, samples: 0, reason: "", runId: welcome.runId };
   const assembler = new ParamAssembler(welcome.layoutSize); // parameters broadcast in Params chunks
   const wire = { f16: welcome.grad?.dtype === "fp16", block: welcome.grad?.rows ? sparseBlockOf(engine.layout) : null };
   // a sharded coordinator: connect to each shard (same host), which sends its slice of every new version
