@@ -47,10 +47,18 @@ function parserFor(spec: OptionSpec): ((v: string) => unknown) | undefined {
 /** A value outside the option's declared range stops the command before it runs (exit status 2). */
 function checkRange(spec: OptionSpec, v: unknown): void {
   if (typeof v !== "number") return;
-  const flag = `--${spec.name}`;
-  if (spec.min !== undefined && v < spec.min) throw new UsageError(`${flag} must be ≥ ${spec.min}, got ${v}`);
-  if (spec.max !== undefined && v > spec.max) throw new UsageError(`${flag} must be ≤ ${spec.max}, got ${v}`);
-  if (spec.below !== undefined && !(v < spec.below)) throw new UsageError(`${flag} must be < ${spec.below}, got ${v}`);
+  const { min, max, below } = spec;
+  const ok = (min === undefined || v >= min) && (max === undefined || v <= max) && (below === undefined || v < below);
+  if (!ok) throw new UsageError(`--${spec.name} must be ${rangeText(min, max, below)}, got ${v}`);
+}
+
+/** The declared range in words: "a positive number" (min Number.MIN_VALUE), "in [0, 1)", "≥ 1", ... */
+function rangeText(min: number | undefined, max: number | undefined, below: number | undefined): string {
+  const upper = below !== undefined ? `${below})` : max !== undefined ? `${max}]` : undefined;
+  if (min === Number.MIN_VALUE && upper === undefined) return "a positive number";
+  if (min !== undefined && upper !== undefined) return `in [${min}, ${upper}`;
+  if (min !== undefined) return `≥ ${min}`;
+  return below !== undefined ? `< ${below}` : `≤ ${max}`;
 }
 
 function toOption(spec: OptionSpec): Option {
