@@ -32,6 +32,11 @@ test("RunClock: time left = steps left × mean step gap + the epoch ends still t
   for (let i = 2; i <= 5; i++) { now += 4; left = clock.step(step(10 + i, 1, i, 10)); }
   const mean = (9 * 2 + 4 * 4) / 13;
   assert.ok(Math.abs(left.epoch - (5 * mean + 7)) < 1e-9, `${left.epoch}`);
+  // events that arrive in a burst (a busy launcher): the epoch end is still counted as timed, as no time
+  const burst = new RunClock(2, () => now);
+  for (let i = 1; i <= 3; i++) { now += 2; burst.step(step(i, 0, i, 3)); }
+  now += 0.5; // the first step of epoch 2 seen 0.5 s after the last of epoch 1, less than a step
+  assert.deepEqual(burst.step(step(4, 1, 1, 3)), { epoch: 2 * 2, run: 2 * 2, epochEndTimed: true });
   assert.match(clock.line(step(15, 1, 5, 10)), /^step 15\/30 · epoch 2\/3, step 5\/10 · loss 0\.500 acc 75\.0% · [\d.]+ samples\/s, 0\.10 s\/step · left: epoch \S+, run \S+$/);
 });
 

@@ -46,7 +46,8 @@ export class RunClock {
     if (Number.isFinite(this.lastAt)) {
       const gap = t - this.lastAt;
       if (e.epoch === this.lastEpoch) this.stepSeconds.add(gap);
-      else if (e.epoch === this.lastEpoch + 1 && this.stepSeconds.count > 0) this.epochEndSeconds.add(gap - this.stepSeconds.value);
+      // (events may arrive in a burst, making the gap shorter than a step: then the epoch end took no time to see)
+      else if (e.epoch === this.lastEpoch + 1 && this.stepSeconds.count > 0) this.epochEndSeconds.add(Math.max(0, gap - this.stepSeconds.value));
     }
     this.lastAt = t;
     this.lastEpoch = e.epoch;
