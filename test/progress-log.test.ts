@@ -85,12 +85,12 @@ test("piped train and eval: log lines carry the epoch, the run's position and th
   assert.ok(parsed.length >= 4 && parsed.every(Boolean), `progress lines:\n${lines.join("\n")}`);
   const total = Number(parsed[0]![2]);
   assert.equal(total, 2 * Number(parsed[0]![5]), "the run's steps = 2 epochs × steps per epoch");
-  // from the second step on, every line has a time left; the run's is never less than the epoch's
+  // from the second step on, every line has a time left (the arithmetic is checked above with a clock of its
+  // own: real step events may arrive in bursts); the run's is never less than the epoch's
   for (const m of parsed.slice(1)) {
     const left = /^epoch (\S+), run (\S+)( \+ validation)?$/.exec(m![6]!);
     assert.ok(left, m![0]);
     assert.ok(seconds(left[2]!) >= seconds(left[1]!), m![0]);
-    if (m![3] === "1" && Number(m![4]) < Number(m![5])) assert.ok(seconds(left[2]!) > 0, m![0]);
   }
   // once epoch 1 has ended, its validation is timed and counted: no "+ validation" in epoch 2's lines
   const second = parsed.filter((m) => m![3] === "2");
