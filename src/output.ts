@@ -167,3 +167,26 @@ export function fmtSecs(s: number): string {
   if (m < 60) return `${m}m${String(Math.floor(s % 60)).padStart(2, "0")}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
+
+// ---- time left, for plain log lines (piped stderr, containers, --json runs) ----------------------------
+
+/** True when long work should report plain log lines: stderr is not a terminal, so no bar is drawn. */
+export function plainProgress(): boolean {
+  return !process.stderr.isTTY;
+}
+
+/** Moving average of the last `window` values (e.g. seconds per step); NaN until the first one. */
+export class MovingAverage {
+  private readonly values: number[] = [];
+  private sum = 0;
+  constructor(private readonly window = 20) {}
+  /** Adds a value; negative and non-finite ones are ignored. */
+  add(x: number): void {
+    if (!Number.isFinite(x) || x < 0) return;
+    this.values.push(x);
+    this.sum += x;
+    if (this.values.length > this.window) this.sum -= this.values.shift()!;
+  }
+  get value(): number { return this.values.length ? this.sum / this.values.length : NaN; }
+  get count(): number { return this.values.length; }
+}

@@ -1,6 +1,7 @@
 // What the roles report while they run. Roles call a `Telemetry`; src/metrics implements it with
 // Prometheus metrics, and `NO_TELEMETRY` ignores everything (tests, library use).
 // Units: seconds, bytes, counts. `worker` is a bounded label (the worker's slot name, e.g. "w0").
+import type { GpuPhase } from "./engine/types.js";
 
 export type StepPhase = "compute" | "wait" | "reduce" | "optimizer" | "broadcast";
 import type { RejectReason } from "./protocol/wire.js";
@@ -9,6 +10,20 @@ export type { RejectReason };
 /** Why a checkpoint could not be written: a full disk (or quota), a read-only file system, no permission, anything else. */
 export type CheckpointFailure = "no_space" | "read_only" | "permission" | "other";
 export const CHECKPOINT_FAILURES: readonly CheckpointFailure[] = ["no_space", "read_only", "permission", "other"];
+/** One GPU as a worker process sees it (nvidia-smi): what it reports, in base units. */
+export interface GpuReading {
+  /** Index among the GPUs visible to the process. */
+  index: number;
+  /** e.g. "GPU-5f1c…" (DCGM's UUID label: joins its series to the worker). */
+  uuid: string;
+  /** e.g. "NVIDIA H100 80GB HBM3". */
+  name: string;
+  /** 0..1, where reported. */
+  utilization?: number;
+  memoryUsedBytes?: number;
+  memoryTotalBytes?: number;
+}
+
 
 export interface Telemetry {
   // ---- training (coordinator) ----
@@ -33,6 +48,10 @@ export interface Telemetry {
   // ---- workers ----
   workerStep(worker: string, info: { samples: number; tokens: number; seconds: number; loss: number; accuracy: number }): void;
   engineMemory(worker: string, bytes: number, gpuBytes?: number): void;
+  /** A GPU this worker can see, as last polled. */
+  gpuDevice(worker: string, gpu: GpuReading): void;
+  /** GPU execution time of one engine step, by phase (seconds; WebGPU timestamp queries). */
+  gpuTime(worker: string, seconds: Partial<Record<GpuPhase, number>>): void;
   // ---- ingest ----
   ingest(info: { reviews: number; seconds: number; padding: number; skipped: number }): void;
   jetstreamLag(messages: number): void;
@@ -42,5 +61,5 @@ const noop = () => {};
 export const NO_TELEMETRY: Telemetry = {
   step: noop, phase: noop, gradNorm: noop, paramVersion: noop, validation: noop, liveWorkers: noop,
   membership: noop, heartbeatMissed: noop, evicted: noop, skippedStep: noop, straggler: noop, rejected: noop, bytes: noop, checkpoint: noop, checkpointFailed: noop,
-  workerStep: noop, engineMemory: noop, ingest: noop, jetstreamLag: noop,
+  workerStep: noop, engineMemory: noop, gpuDevice: noop, gpuTime: noop, ingest: noop, jetstreamLag: noop,
 };

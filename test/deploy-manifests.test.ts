@@ -11,6 +11,7 @@ import { DEPLOY, REPO, yamlDocs, flagValue, helpOf, flagsIn, type Invocation, ty
 import { parseYaml } from "../src/metrics/yaml.js";
 import { DEFAULT_METRICS_PORT, type Role } from "../src/metrics/names.js";
 import { buildDashboard } from "../src/metrics/dashboard.js";
+import { AbortedError, InputError, ProtocolError, UsageError } from "../src/errors.js";
 
 const OUR_IMAGES: Record<string, string> = {
   "imdb-train:latest": "deploy/docker/Dockerfile",
@@ -81,18 +82,18 @@ test("workloads: selectors match their pods, volumes and ConfigMaps they use exi
 });
 
 test("workers request one GPU each and run the GPU image; the coordinator has a Service and a checkpoint volume", () => {
-  const worker = k8s.find((d) => d.doc.kind === "Deployment" && d.doc.metadata.name === "imdb-train-worker")!.doc;
+  const worker = k8s.find((d) => d.doc.kind === "Job" && d.doc.metadata.name === "imdb-train-worker")!.doc;
   const wc = podSpec(worker).containers[0];
   assert.equal(String(wc.resources.limits["nvidia.com/gpu"]), "1");
   assert.equal(wc.image, "imdb-train-gpu:latest");
   assert.equal(flagValue(wc.args, "backend"), "webgpu");
-  const coord = k8s.find((d) => d.doc.kind === "Deployment" && d.doc.metadata.name === "imdb-train-coordinator")!.doc;
+  const coord = k8s.find((d) => d.doc.kind === "Job" && d.doc.metadata.name === "imdb-train-coordinator")!.doc;
   const cc = podSpec(coord).containers[0];
   const out = flagValue(cc.args, "out")!;
   const mount = cc.volumeMounts.find((m: any) => out.startsWith(m.mountPath));
   const vol = podSpec(coord).volumes.find((v: any) => v.name === mount.name);
   assert.equal(vol.persistentVolumeClaim.claimName, "imdb-train-checkpoints", "--out is on the checkpoint PVC");
-  assert.equal(coord.spec.replicas, 1);
+  assert.equal(coord.spec.parallelism ?? 1, 1, "one coordinator");
   assert.ok(k8s.some((d) => d.doc.kind === "Service" && d.doc.metadata.name === "coordinator"));
 });
 
@@ -190,7 +191,7 @@ test("ports agree: --metrics-port, containerPort, scrape annotations and configs
     assert.ok(c.ports.some((p: any) => p.containerPort === port && p.name === "metrics"), `${d.doc.metadata.name}: containerPort`);
   }
   const svc = (name: string) => k8s.find((d) => d.doc.kind === "Service" && d.doc.metadata.name === name)!.doc;
-  const coordArgs = podSpec(k8s.find((d) => d.doc.metadata.name === "imdb-train-coordinator" && d.doc.kind === "Deployment")!.doc).containers[0].args;
+  const coordArgs = podSpec(k8s.find((d) => d.doc.metadata.name === "imdb-train-coordinator" && d.doc.kind === "Job")!.doc).containers[0].args;
   const zmqPort = Number(flagValue(coordArgs, "bind")!.split(":").pop());
   assert.ok(svc("coordinator").spec.ports.some((p: any) => p.port === zmqPort));
   assert.ok(svc("nats").spec.ports.some((p: any) => p.port === 4222));
@@ -210,12 +211,20 @@ test("promtool accepts the compose and the Kubernetes Prometheus configs", () =>
     // kubernetes_sd_configs block itself: check its shape here, and let promtool check the rest
     // (relabelling regexes, intervals) with a static target in its place.
     const cfg = parseYaml(cm.data["prometheus.yml"], "imdb-train-prometheus") as any;
-    const job = cfg.scrape_configs[0];
-    assert.deepEqual(job.kubernetes_sd_configs, [{ role: "pod" }]);
-    const keep = job.relabel_configs.filter((r: any) => r.action === "keep").map((r: any) => r.source_labels[0]);
-    assert.deepEqual(keep, ["__meta_kubernetes_pod_label_app_kubernetes_io_part_of", "__meta_kubernetes_pod_annotation_prometheus_io_scrape"]);
-    delete job.kubernetes_sd_configs;
-    job.static_configs = [{ targets: ["placeholder:9401"] }];
+    const keeps = (job: any) => job.relabel_configs.filter((r: any) => r.action === "keep").map((r: any) => `${r.source_labels[0]}=${r.regex}`);
+    const [main, dcgm] = cfg.scrape_configs;
+    assert.deepEqual(keeps(main), ["__meta_kubernetes_pod_label_app_kubernetes_io_part_of=imdb-train", "__meta_kubernetes_pod_annotation_prometheus_io_scrape=true"]);
+    // the DCGM exporters, with their own pod labels (the pod holding each GPU)
+    const exporter = k8s.find((d) => d.doc.kind === "DaemonSet" && d.doc.metadata.name === "dcgm-exporter")!.doc;
+    assert.deepEqual(keeps(dcgm), [`__meta_kubernetes_pod_label_app_kubernetes_io_name=${exporter.spec.template.metadata.labels["app.kubernetes.io/name"]}`]);
+    assert.equal(dcgm.honor_labels, true);
+    assert.ok(podSpec(exporter).containers[0].ports.some((p: any) => dcgm.relabel_configs.some((r: any) => r.replacement === `$1:${p.containerPort}`)), "DCGM's port");
+    assert.equal(exporter.spec.template.metadata.annotations?.["prometheus.io/scrape"], undefined, "not scraped twice");
+    for (const job of cfg.scrape_configs) {
+      assert.deepEqual(job.kubernetes_sd_configs, [{ role: "pod" }]);
+      delete job.kubernetes_sd_configs;
+      job.static_configs = [{ targets: ["placeholder:9401"] }];
+    }
     const k8sConfig = join(dir, "k8s-prometheus.json.yml");
     writeFileSync(k8sConfig, JSON.stringify(cfg));
     for (const path of [join(DEPLOY, "prometheus/prometheus.yml"), k8sConfig]) {
@@ -226,4 +235,44 @@ test("promtool accepts the compose and the Kubernetes Prometheus configs", () =>
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("runs end cleanly: GPU pods are Jobs that are not started again after the run, so no pod keeps a GPU; compose restarts failures only", () => {
+  const gpuPods = k8s.filter((d) => K8S_WORKLOADS.has(d.doc.kind) && podSpec(d.doc).containers.some((c: any) => c.resources?.limits?.["nvidia.com/gpu"]));
+  assert.ok(gpuPods.length > 0);
+  for (const { doc } of gpuPods) {
+    // a Deployment, StatefulSet or DaemonSet restarts a worker that exited 0 at the end of the run, GPU and all
+    assert.equal(doc.kind, "Job", `${doc.kind}/${doc.metadata.name} requests a GPU: only a Job lets its pods finish`);
+    assert.equal(podSpec(doc).restartPolicy, "Never", `${doc.metadata.name}: a failed pod is replaced by the Job, never restarted in place`);
+  }
+  const job = (name: string) => k8s.find((d) => d.doc.kind === "Job" && d.doc.metadata.name === name)!.doc;
+  const worker = job("imdb-train-worker");
+  const coordinator = job("imdb-train-coordinator");
+  // work-queue Job: no completions, so it is complete once its workers have exited 0 after the coordinator's Stop
+  assert.equal(worker.spec.completions, undefined);
+  assert.equal(worker.spec.parallelism, Number(flagValue(podSpec(coordinator).containers[0].args, "workers")), "parallelism = the coordinator's --workers");
+  assert.ok(podSpec(coordinator).containers[0].args.includes("--auto-resume"), "a replaced coordinator resumes");
+  // exit statuses as the CLI sets them (src/errors.ts): a clean leave is ignored, a hopeless start fails the Job
+  for (const doc of [worker, coordinator]) {
+    const rules = doc.spec.podFailurePolicy.rules as any[];
+    const codes = (action: string) => rules.filter((r) => r.action === action && r.onExitCodes).flatMap((r) => r.onExitCodes.values as number[]).sort((a, b) => a - b);
+    assert.deepEqual(codes("Ignore"), [new AbortedError().exitCode], `${doc.metadata.name}: Ignore`);
+    assert.deepEqual(codes("FailJob"), [new UsageError("").exitCode, new InputError("").exitCode, new ProtocolError("").exitCode], `${doc.metadata.name}: FailJob`);
+    for (const r of rules.filter((x) => x.onExitCodes)) assert.equal(r.onExitCodes.containerName, podSpec(doc).containers[0].name);
+    assert.ok(rules.some((r) => r.action === "Ignore" && r.onPodConditions?.some((c: any) => c.type === "DisruptionTarget")), "evictions are not failures");
+    assert.ok(doc.spec.backoffLimit > 0);
+  }
+  // the one-command scale in the workers' header names the Job's parallelism
+  const header = readFileSync(join(DEPLOY, "k8s/workers.yaml"), "utf8");
+  assert.match(header, /kubectl patch job imdb-train-worker --type merge -p '\{"spec":\{"parallelism":\d+\}\}'/);
+  // compose: ours restart only after a failure, so a finished run stays finished (and frees its GPUs)
+  for (const [name, svc] of Object.entries<any>(compose.services).filter(([, s]) => s.image in OUR_IMAGES)) {
+    assert.match(String(svc.restart ?? "no"), /^(no|on-failure(:\d+)?)$/, `compose ${name}: restart ${svc.restart}`);
+  }
+  for (const name of ["coordinator", "worker", "worker-gpu"]) assert.match(compose.services[name].restart, /^on-failure/, name);
+});
+
+test("defaults for users never point into this repository's test set-up (../shared)", () => {
+  for (const { file, doc } of yamlDocs("deploy")) assert.doesNotMatch(JSON.stringify(doc), /shared\//, file);
+  for (const file of ["compose.yaml", "compose.secure.yaml"]) assert.doesNotMatch(readFileSync(join(DEPLOY, file), "utf8"), /\.\.\/shared|aclImdb-train/, file);
 });

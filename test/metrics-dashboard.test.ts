@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { generatedFiles } from "../src/metrics/provisioning.js";
 import { buildDashboard, dashboardExprs, DATASOURCE_UID } from "../src/metrics/dashboard.js";
 import { ROWS } from "../src/metrics/panels.js";
-import { METRIC } from "../src/metrics/names.js";
+import { METRIC, DCGM } from "../src/metrics/names.js";
 import { parseYaml } from "../src/metrics/yaml.js";
 import { expandGrafanaVars } from "./helpers/prometheus.js";
 import { runCli } from "./helpers/cli.js";
@@ -51,6 +51,8 @@ test("every metric has a panel (except the listed detail-only ones) and every pa
     const base = m[1]!.replace(/_(bucket|sum|count)$/, "");
     assert.ok(known.has(base) || known.has(m[1]!), `panel queries unknown metric ${m[1]}`);
   }
+  // NVIDIA's DCGM exporter metrics: only the ones listed in names.ts
+  for (const m of exprs.matchAll(/\b(DCGM_[A-Z_]+)/g)) assert.ok((Object.values(DCGM) as string[]).includes(m[1]!), `unknown DCGM metric ${m[1]}`);
   for (const row of ROWS) for (const p of row.panels) {
     assert.ok(p.description.length > 10 && p.queries.length > 0 && p.unit, p.title);
   }

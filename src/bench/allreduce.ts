@@ -96,7 +96,7 @@ async function timeRow(n: number, model: ModelConfig, rounds: number): Promise<R
       raw_cpu_ms: rawCpu, round_cpu_ms: (stepCpu[stepCpu.length - 1]! - stepCpu[WARMUP - 1]!) / (stepCpu.length - WARMUP),
     };
   } finally {
-    await coord.close("bench done");
+    await coord.close("bench done", true);
     raw.close();
     await Promise.all(kids.map((k) => new Promise((r) => { if (k.exitCode !== null) r(null); else { k.once("exit", r); setTimeout(() => k.kill("SIGKILL"), 5000); } })));
   }
@@ -145,7 +145,7 @@ async function timeVariant(n: number, model: ModelConfig, rounds: number, v: Var
       gradient_bytes_per_step: total, parameter_bytes_per_step: n * layout.size * 4, max_process_gradient_bytes_per_step: own, round_ms: roundMs,
     };
   } finally {
-    await coord.close("bench done");
+    await coord.close("bench done", true);
     await Promise.all(kids.map((k) => new Promise((r) => { if (k.exitCode !== null) r(null); else { k.once("exit", r); setTimeout(() => k.kill("SIGKILL"), 5000); } })));
   }
 }

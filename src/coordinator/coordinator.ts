@@ -268,9 +268,10 @@ export class Coordinator {
     };
   }
 
-  /** Tell every worker (and shard) to stop, close the socket. */
-  async close(reason = "run finished"): Promise<void> {
+  /** Tell every worker (and shard) to stop — `final` when the run is over, so that workers exit rather than wait
+   *  for it to resume — and close the socket. */
+  async close(reason = "run finished", final = false): Promise<void> {
     await this.shards?.links.close(this.shardHead());
-    await this.peers.close(reason);
+    await this.peers.close(reason, final);
   }
 }

@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import type { KeepSide } from "../config.js";
 import { TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { settledWithin } from "../wait.js";
-import { emitJson, logger, progress, type Progress } from "../output.js";
+import { emitJson, logger, plainProgress, progress, type Progress } from "../output.js";
+import { RunClock } from "./progress.js";
 import { PASS_ON, optimFrom, toArgv } from "./options.js";
 import type { TrainCliOptions } from "./command.js";
 import type { TrainReport } from "./role.js";
@@ -72,6 +73,7 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
   let failure: string | null = null;
   let lastStep = 0;
   let samples = 0;
+  const clock = new RunClock(settings.epochs);
   let controlServer: { socket: string; close(): Promise<void> } | null = null;
   const t0 = performance.now();
 
@@ -109,9 +111,10 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
             samples += e.samples;
             lastStep = e.step; // the run's step: a resumed run carries on counting
             const rate = samples / ((performance.now() - t0) / 1000);
-            const tail = `epoch ${e.epoch + 1} loss ${e.loss.toFixed(3)} acc ${(e.accuracy * 100).toFixed(1)}% ${rate.toFixed(1)} samples/s ${e.seconds.toFixed(2)} s/step`;
-            bar.set(lastStep, tail);
-            if (!process.stderr.isTTY && (lastStep % 10 === 0 || lastStep <= 3)) log.info(`step ${lastStep}/${total}: ${tail}`);
+            clock.step(e);
+            bar.set(lastStep, `epoch ${e.epoch + 1}/${settings.epochs} loss ${e.loss.toFixed(3)} acc ${(e.accuracy * 100).toFixed(1)}% ${rate.toFixed(1)} samples/s ${e.seconds.toFixed(2)} s/step`);
+            // no bar on a pipe or in a container: a plain line now and then, with the time left
+            if (plainProgress() && clock.due(e)) log.info(clock.line(e));
           } else if (e.type === "member" && e.event !== "join") log.warn(e.reason ?? `${e.worker} ${e.event}`);
         } else if (msg.type === "result" && msg.report) result.report = msg.report;
         else if (msg.type === "error") failure ??= msg.message ?? "coordinator failed";

@@ -7,6 +7,8 @@ import type { Telemetry } from "../telemetry.js";
 import { runCoordinatorRole } from "./role.js";
 import type { CoordinatorCliOptions } from "./command.js";
 import type { CoordinatorEvent } from "./types.js";
+import { optimFrom } from "./options.js";
+import { RunClock } from "./progress.js";
 
 const log = logger("coordinator");
 
@@ -20,6 +22,8 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
   if (ipc) process.once("disconnect", onDisconnect);
   const send = (msg: unknown) => { if (ipc && process.connected) process.send!(msg); };
 
+  // on its own (a container, a cluster), the role logs its progress; under `train` the launcher does
+  const clock = ipc ? null : new RunClock(optimFrom(o).epochs);
   let metrics: { telemetry: Telemetry; close(): Promise<void>; url: string } | undefined;
   if (o.metricsPort !== undefined) {
     const { startMetrics } = await import("../metrics/index.js");
@@ -42,7 +46,7 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
     const report = await runCoordinatorRole({
       bind: o.bind, dataset, out: resolve(o.out), workers: o.workers,
       resume: o.resume, telemetry: metrics?.telemetry, signal: ac.signal, curve,
-      onEvent: (e) => { send({ type: "event", event: e }); nats?.event(e); },
+      onEvent: (e) => { send({ type: "event", event: e }); nats?.event(e); if (clock && e.type === "step") logProgress(clock, e); },
       onListening: async (endpoint, runId) => { await nats?.announce(endpoint, runId); },
     }, o);
     send({ type: "result", report });
@@ -57,4 +61,9 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
     process.off("disconnect", onDisconnect);
     if (ipc && process.connected) process.disconnect();
   }
+}
+
+function logProgress(clock: RunClock, e: Extract<CoordinatorEvent, { type: "step" }>): void {
+  clock.step(e);
+  if (clock.due(e)) log.info(clock.line(e));
 }

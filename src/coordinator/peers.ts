@@ -119,12 +119,12 @@ export class Peers {
     void this.channel.send(peer, this.encode(Kind.Reject, slot, body, undefined, { step, version: this.o.position().version })).catch(() => {});
   }
 
-  /** Tell every connected worker to stop, then close the socket. */
-  async close(reason: string): Promise<void> {
+  /** Tell every connected worker to stop (`final`: the run is over, not interrupted), then close the socket. */
+  async close(reason: string, final = false): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (!this.channel) return;
-    const stops = this.members.connected().map((m) => this.channel.send(m.id, this.encode(Kind.Stop, m.slot, { reason })).catch(() => {}));
+    const stops = this.members.connected().map((m) => this.channel.send(m.id, this.encode(Kind.Stop, m.slot, { reason, ...(final ? { final } : {}) })).catch(() => {}));
     await settledWithin(Promise.all(stops), 1000);
     await new Promise((r) => setTimeout(r, 50)); // let ZeroMQ flush the stops (linger is 0)
     this.channel.close();

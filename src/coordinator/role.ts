@@ -130,7 +130,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
   try {
     await r.onListening?.(endpoint, coord.runId);
     const res = await coord.run().catch((err: unknown) => { throw checkpoints.outcome(err); });
-    await coord.close("run finished");
+    await coord.close("run finished", true);
     closed = true;
     const modelDir = join(r.out, "model");
     let exported: string | null = null;

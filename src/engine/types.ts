@@ -5,6 +5,8 @@ import type { ParamLayout } from "../model/layout.js";
 import type { BackendChoice } from "../tfjs.js";
 
 export type LossKind = "bce" | "mse";
+/** Phases of a step whose GPU execution time an engine may measure (WebGPU timestamp queries). */
+export type GpuPhase = "forward" | "backward" | "readback";
 export type InputKind = "tokens" | "dense";
 
 export interface EngineOptions {
@@ -69,6 +71,8 @@ export interface StepResult {
    * sorted and unique; every other row is exactly zero. touched["embedding.weight"] equals embeddingRows.
    */
   touched?: Record<string, Int32Array>;
+  /** GPU execution time of this step by phase, in seconds, where the device offers timestamp queries. */
+  gpuSeconds?: Partial<Record<GpuPhase, number>>;
 }
 
 /**
@@ -103,6 +107,8 @@ export interface RowStepResult {
   rows: Int32Array;
   /** [R·E] their gradient, row rows[i] at values[i·E .. (i+1)·E). */
   values: Float32Array;
+  /** GPU execution time of this step by phase, in seconds, where the device offers timestamp queries. */
+  gpuSeconds?: Partial<Record<GpuPhase, number>>;
 }
 
 export interface EvalResult {

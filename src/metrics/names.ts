@@ -39,6 +39,12 @@ export const METRIC = {
   workerLoss: "imdb_train_worker_loss", //                 gauge {worker}
   workerAccuracy: "imdb_train_worker_accuracy_ratio", //   gauge {worker}
   engineMemory: "imdb_train_engine_memory_bytes", //       gauge {worker, device=host|gpu}: tfjs tensors
+  workerGpuSeconds: "imdb_train_worker_gpu_phase_seconds", // histogram {worker, phase=forward|backward|readback}: GPU time of a step
+  // ---- GPUs a worker sees (nvidia-smi, polled in the worker process) ----
+  gpuUtilization: "imdb_train_gpu_utilization_ratio", //   gauge {worker, gpu}: 0..1
+  gpuMemoryUsed: "imdb_train_gpu_memory_used_bytes", //    gauge {worker, gpu}
+  gpuMemoryTotal: "imdb_train_gpu_memory_total_bytes", //  gauge {worker, gpu}
+  gpuInfo: "imdb_train_gpu_info", //                       gauge 1 {worker, gpu, uuid, name}: joins DCGM's series (UUID) to workers
   // ---- ingest ----
   ingestReviews: "imdb_train_ingest_reviews_total", //     counter
   ingestSeconds: "imdb_train_ingest_busy_seconds_total", // counter, time spent producing them
@@ -54,3 +60,9 @@ export const NORM_BUCKETS: readonly number[] = [0.01, 0.03, 0.1, 0.3, 1, 2, 5, 1
 
 /** Default /metrics ports of each role (deploy files and the CLI's defaults use them). */
 export const DEFAULT_METRICS_PORT: Record<Role, number> = { ingest: 9400, coordinator: 9401, worker: 9402 };
+
+/** DCGM exporter's metrics the dashboard reads (NVIDIA's names; labels gpu, UUID, modelName, and pod where on Kubernetes). */
+export const DCGM = {
+  utilization: "DCGM_FI_DEV_GPU_UTIL", //  gauge, percent 0..100
+  memoryUsed: "DCGM_FI_DEV_FB_USED", //    gauge, MiB
+} as const;

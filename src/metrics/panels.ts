@@ -1,7 +1,7 @@
 // The dashboard's content as data: rows of panels, each with its PromQL queries. ./dashboard.ts
 // turns this into Grafana JSON; the tests evaluate every query against a live Prometheus.
 // Grafana variables used in queries: $worker (multi-select, "All" = .*), $__rate_interval.
-import { METRIC as M } from "./names.js";
+import { METRIC as M, DCGM } from "./names.js";
 
 export type PanelKind = "timeseries" | "stat" | "bargauge";
 
@@ -33,6 +33,14 @@ const R = "$__rate_interval";
 const W = `worker=~"$worker"`;
 const rate = (metric: string, sel = "") => `rate(${metric}${sel ? `{${sel}}` : ""}[${R}])`;
 const p = (q: number, bucketRate: string, by: string) => `histogram_quantile(${q}, sum by (${by}) (${bucketRate}))`;
+
+// GPUs per worker: NVIDIA's DCGM exporter where it runs, joined to each worker through the UUID its nvidia-smi
+// poller reports (imdb_train_gpu_info); the poller's own gauges for the workers DCGM does not cover.
+const dcgmPerWorker = (metric: string, scale: string) =>
+  `max by (worker) (${M.gpuInfo}{${W}} * on (uuid) group_left label_replace(max by (UUID) (${metric}), "uuid", "$1", "UUID", "(.+)")) ${scale}`;
+const pollerPerWorker = (metric: string, dcgm: string) => `max by (worker) (${metric}{${W}}) unless on (worker) (${dcgm})`;
+const DCGM_UTIL = dcgmPerWorker(DCGM.utilization, "/ 100");
+const DCGM_MEMORY = dcgmPerWorker(DCGM.memoryUsed, "* 1048576");
 
 export const ROWS: RowSpec[] = [
   {
@@ -139,6 +147,43 @@ export const ROWS: RowSpec[] = [
         title: "TensorFlow.js memory", kind: "timeseries", unit: "bytes", width: 8,
         description: "Bytes held by tfjs tensors in each worker (device=host), and on the GPU where the backend reports it (device=gpu).",
         queries: [{ expr: `max by (worker, device) (${M.engineMemory}{${W}})`, legend: "{{worker}} {{device}}" }],
+      },
+    ],
+  },
+  {
+    title: "GPUs",
+    panels: [
+      {
+        title: "GPU utilisation per worker", kind: "timeseries", unit: "percentunit", width: 8,
+        description: "Share of time a kernel ran on each worker's GPU: from NVIDIA's DCGM exporter where it runs, else from nvidia-smi polled by the worker (the GPUs it sees: CUDA_VISIBLE_DEVICES, else all).",
+        queries: [
+          { expr: DCGM_UTIL, legend: "{{worker}} (DCGM)" },
+          { expr: pollerPerWorker(M.gpuUtilization, DCGM_UTIL), legend: "{{worker}} (nvidia-smi)" },
+        ],
+      },
+      {
+        title: "GPU memory per worker", kind: "timeseries", unit: "bytes", width: 8,
+        description: "Memory in use on each worker's GPU (all processes on it: DCGM where it runs, else nvidia-smi), and the GPU's total.",
+        queries: [
+          { expr: DCGM_MEMORY, legend: "{{worker}} (DCGM)" },
+          { expr: pollerPerWorker(M.gpuMemoryUsed, DCGM_MEMORY), legend: "{{worker}} (nvidia-smi)" },
+          { expr: `max by (worker) (${M.gpuMemoryTotal}{${W}})`, legend: "{{worker}} total" },
+        ],
+      },
+      {
+        title: "GPU time per step phase (median)", kind: "timeseries", unit: "s", width: 8,
+        description: "The WebGPU engine's own GPU time of a step's phases (forward, backward, readback), measured with timestamp queries where the GPU offers them.",
+        queries: [{ expr: p(0.5, rate(`${M.workerGpuSeconds}_bucket`, W), "le, worker, phase"), legend: "{{worker}} {{phase}}" }],
+      },
+      {
+        title: "Utilisation of every GPU (DCGM)", kind: "timeseries", unit: "percentunit", width: 12,
+        description: "Every GPU DCGM reports, by exporter (node), GPU index and, on Kubernetes, the pod holding it: a GPU still held by a pod after a run shows here.",
+        queries: [{ expr: `max by (instance, gpu, pod) (${DCGM.utilization}) / 100`, legend: "{{instance}} GPU {{gpu}} {{pod}}" }],
+      },
+      {
+        title: "Memory of every GPU (DCGM)", kind: "timeseries", unit: "bytes", width: 12,
+        description: "Memory in use on every GPU DCGM reports, by exporter (node), GPU index and pod.",
+        queries: [{ expr: `max by (instance, gpu, pod) (${DCGM.memoryUsed}) * 1048576`, legend: "{{instance}} GPU {{gpu}} {{pod}}" }],
       },
     ],
   },

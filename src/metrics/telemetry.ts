@@ -2,8 +2,9 @@
 // use, so each process exports only what its role reports; a few are created up front per role so
 // that "nothing happened yet" is a zero series rather than a missing one (clip events, rejections,
 // per-worker misses), which keeps dashboards and `rate()` meaningful from the first scrape.
-import { CHECKPOINT_FAILURES, type Telemetry, type StepPhase } from "../telemetry.js";
+import { CHECKPOINT_FAILURES, type Telemetry, type StepPhase, type GpuReading } from "../telemetry.js";
 import { REJECT_REASONS } from "../protocol/wire.js";
+import type { GpuPhase } from "../engine/types.js";
 import type { CounterHandle, GaugeHandle, HistogramHandle, MetricRegistry } from "./prom.js";
 import { METRIC, NORM_BUCKETS, SECONDS_BUCKETS, type Role } from "./names.js";
 import { WorkerLabels } from "./labels.js";
@@ -13,6 +14,11 @@ const PHASES: readonly StepPhase[] = ["compute", "wait", "reduce", "optimizer", 
 const MEMBERSHIP = ["join", "leave", "evict"] as const;
 const EVICTION_CAUSES = ["connection", "deadline", "heartbeat", "startup", "refused"] as const;
 const SKIP_REASONS = ["overflow", "refused"] as const;
+const GPU_PHASES: readonly GpuPhase[] = ["forward", "backward", "readback"];
+/** GPUs per worker process that get series (indices 0..MAX_GPUS-1); a `gpu` label stays bounded. */
+const MAX_GPUS = 16;
+const UUID = /^[A-Za-z0-9-]{1,64}$/;
+const GPU_NAME = /^[A-Za-z0-9 ._()+-]{1,64}$/;
 
 /** Lazily created metric: the factory runs on first `get()`. */
 function lazy<T>(make: () => T): () => T {
@@ -57,6 +63,11 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     workerLoss: g(METRIC.workerLoss, "Loss of the worker's last shard.", ["worker"]),
     workerAccuracy: g(METRIC.workerAccuracy, "Accuracy 0..1 of the worker's last shard.", ["worker"]),
     engineMemory: g(METRIC.engineMemory, "Bytes held by TensorFlow.js tensors (device=host) and on the GPU where the backend reports it (device=gpu).", ["worker", "device"]),
+    workerGpuSeconds: h(METRIC.workerGpuSeconds, "GPU execution time of one engine step, by phase (WebGPU timestamp queries, where the device offers them).", SECONDS_BUCKETS, ["worker", "phase"]),
+    gpuUtilization: g(METRIC.gpuUtilization, "Utilisation 0..1 of a GPU this worker sees (nvidia-smi utilization.gpu: share of time a kernel ran).", ["worker", "gpu"]),
+    gpuMemoryUsed: g(METRIC.gpuMemoryUsed, "Memory in use on a GPU this worker sees, by every process on it (nvidia-smi memory.used).", ["worker", "gpu"]),
+    gpuMemoryTotal: g(METRIC.gpuMemoryTotal, "Memory of a GPU this worker sees (nvidia-smi memory.total).", ["worker", "gpu"]),
+    gpuInfo: g(METRIC.gpuInfo, "1 for each GPU this worker sees: its UUID (DCGM's UUID label) and name.", ["worker", "gpu", "uuid", "name"]),
     ingestReviews: c(METRIC.ingestReviews, "Reviews tokenized into batches."),
     ingestSeconds: c(METRIC.ingestSeconds, "Seconds spent producing those reviews."),
     ingestSkipped: c(METRIC.ingestSkipped, "Reviews skipped (empty or unreadable)."),
@@ -149,6 +160,21 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
       const l = wl(worker);
       m.engineMemory().set({ ...l, device: "host" }, bytes);
       if (gpuBytes !== undefined) m.engineMemory().set({ ...l, device: "gpu" }, gpuBytes);
+    },
+    gpuDevice(worker, d: GpuReading) {
+      if (!Number.isInteger(d.index) || d.index < 0 || d.index >= MAX_GPUS) return;
+      const l = { ...wl(worker), gpu: String(d.index) };
+      m.gpuInfo().set({ ...l, uuid: UUID.test(d.uuid) ? d.uuid : "invalid", name: GPU_NAME.test(d.name) ? d.name : "invalid" }, 1);
+      if (d.utilization !== undefined && finite(d.utilization)) m.gpuUtilization().set(l, Math.min(1, Math.max(0, d.utilization)));
+      if (d.memoryUsedBytes !== undefined && finite(d.memoryUsedBytes) && d.memoryUsedBytes >= 0) m.gpuMemoryUsed().set(l, d.memoryUsedBytes);
+      if (d.memoryTotalBytes !== undefined && finite(d.memoryTotalBytes) && d.memoryTotalBytes >= 0) m.gpuMemoryTotal().set(l, d.memoryTotalBytes);
+    },
+    gpuTime(worker, seconds) {
+      const l = wl(worker);
+      for (const phase of GPU_PHASES) {
+        const s = seconds[phase];
+        if (s !== undefined && finite(s) && s >= 0) m.workerGpuSeconds().observe({ ...l, phase }, s);
+      }
     },
     ingest(info) {
       m.ingestReviews().inc({}, Math.max(0, info.reviews));

@@ -78,7 +78,7 @@ export const SHAPES = {
   [Kind.Eval]: obj({ task: nat, epoch: opt(nat), split, batches }),
   [Kind.EvalResult]: obj({ task: nat, lossSum: num, correct: nat, count: nat }),
   [Kind.Reject]: obj({ reason: str(64), message: str(4096), rejoin: opt(bool) }),
-  [Kind.Stop]: obj({ reason: str(1024) }),
+  [Kind.Stop]: obj({ reason: str(1024), final: opt(bool) }),
   [Kind.Leave]: obj({ reason: str(1024) }),
   [Kind.Ready]: obj({ backend: str(32) }),
   [Kind.Params]: obj({ offset: nat }),

@@ -59,8 +59,11 @@ export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth
   };
 }
 
-/** Wait for a coordinator's announcement on `url` (polls every 500 ms). Messages show `url` without credentials. */
-export async function discoverCoordinator(url: string, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth }): Promise<Announcement> {
+/**
+ * Wait for a coordinator's announcement on `url` (polls every 500 ms; messages show `url` without credentials). `notRun`: ignore the announcement of
+ * this run (one that has just stopped, whose key may not be deleted yet) and wait for the next.
+ */
+export async function discoverCoordinator(url: string, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth; notRun?: number }): Promise<Announcement> {
   const client = await connectNats(url, { name: "imdb-train-worker", auth: opts.auth });
   const shown = redactUrls(url);
   try {
@@ -70,7 +73,10 @@ export async function discoverCoordinator(url: string, opts: { timeoutS: number;
     for (;;) {
       if (opts.signal?.aborted) throw new AbortedError();
       const e = await kv.get(KV_KEY);
-      if (e && e.operation === "PUT") return JSON.parse(e.string()) as Announcement;
+      if (e && e.operation === "PUT") {
+        const a = JSON.parse(e.string()) as Announcement;
+        if (a.runId !== opts.notRun) return a;
+      }
       if (!said) { log.info(`waiting for a coordinator to announce itself on ${shown} (KV ${KV_BUCKET}/${KV_KEY})`); said = true; }
       if (Date.now() > deadline) throw new ConnectionError(`no coordinator announced itself on ${shown} within ${opts.timeoutS} s`);
       await new Promise((r) => setTimeout(r, 500));

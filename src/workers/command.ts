@@ -25,7 +25,9 @@ export const commands = [
       "Connects to the coordinator (--coordinator tcp://host:port, or discovers it with --nats), reads the dataset\n" +
       "from the shared path the coordinator announces (or --dataset), and answers every step with the gradient of\n" +
       "its batches. Retries with back-off while the coordinator is not there, saying where it tries. Exits 0 when\n" +
-      "the coordinator stops the run.",
+      "the run ends. When the coordinator stops before the end (interrupted, to resume from its checkpoint), waits\n" +
+      "up to --connect-timeout for it to come back and rejoins. With --metrics-port, also reports the GPUs it sees\n" +
+      "(nvidia-smi, where installed: CUDA_VISIBLE_DEVICES, else all).",
     options: WORKER_OPTIONS,
     examples: ["imdb-train worker --coordinator tcp://127.0.0.1:5555 --name w0", "imdb-train worker --nats nats://10.0.0.5:4222"],
     async run(o) {

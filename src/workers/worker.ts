@@ -39,7 +39,15 @@ export interface WorkerOptions {
   curve?: CurveClientKeys;
 }
 
-export interface WorkerResult { steps: number; evals: number; samples: number; reason: string }
+export interface WorkerResult {
+  steps: number; evals: number; samples: number;
+  /** Why the coordinator stopped this worker (its Stop message's reason). */
+  reason: string;
+  /** The Stop came at the end of the run (else the coordinator was interrupted and will resume). */
+  final: boolean;
+  /** The run it took part in last. */
+  runId: number;
+}
 
 /**
  * Run as a worker until the coordinator says Stop. When the coordinator at the same address restarts (killed
@@ -47,10 +55,10 @@ export interface WorkerResult { steps: number; evals: number; samples: number; r
  * joins the new run from scratch (new Welcome, parameters, shards) instead of waiting on the old one.
  */
 export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
-  const total: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "" };
+  const total: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "", final: false, runId: 0 };
   for (;;) {
     const r = await runOnce(o);
-    total.steps += r.steps; total.evals += r.evals; total.samples += r.samples; total.reason = r.reason;
+    total.steps += r.steps; total.evals += r.evals; total.samples += r.samples; total.reason = r.reason; total.final = r.final; total.runId = r.runId;
     if (!r.newRun) return total;
   }
 }
@@ -93,7 +101,7 @@ class Session {
   /** How gradients go on the wire: half floats or float32; the embedding dense or as touched rows. */
   private readonly wire: { f16: boolean; block: SparseBlock | null };
   private readonly shards: ShardLink[];
-  private readonly result: WorkerResult & { newRun?: number } = { steps: 0, evals: 0, samples: 0, reason: "" };
+  private readonly result: WorkerResult & { newRun?: number };
   private readonly from: string;
   private lastHeard = Date.now();
   private stopReason = "";
@@ -104,6 +112,7 @@ class Session {
   constructor(private readonly o: WorkerOptions, private readonly log: Logger, private readonly channel: DealerChannel, private readonly routingId: string, private readonly welcome: Welcome,
     private readonly engine: Engine, private readonly data: TrainingData) {
     this.tel = o.telemetry ?? NO_TELEMETRY;
+    this.result = { steps: 0, evals: 0, samples: 0, reason: "", final: false, runId: welcome.runId };
     this.from = `coordinator ${o.coordinator}`;
     this.assembler = new ParamAssembler(welcome.layoutSize);
     const rows = welcome.grad?.rows || welcome.pull === "rows";
@@ -150,7 +159,7 @@ class Session {
       switch (m.header.kind) {
         case Kind.Welcome: this.rejoining = false; return true;
         case Kind.Heartbeat: return true;
-        case Kind.Stop: this.result.reason = readBody(m, Kind.Stop, this.from).reason; return false;
+        case Kind.Stop: { const b = readBody(m, Kind.Stop, this.from); this.result.reason = b.reason; this.result.final = b.final === true; return false; }
         case Kind.Reject: await this.rejected(m); return true;
         case Kind.Params: this.assembler.put(m, this.from); this.tel.bytes("received", m.payload.byteLength, this.o.name); return true;
         case Kind.Assign: await this.train(m, readBody(m, Kind.Assign, this.from)); return true;
@@ -225,6 +234,7 @@ class Session {
       if (this.o.signal?.aborted) return; // never send the gradient of part of a task
       const b = this.data.batch("train", idx);
       const r = await this.engine.step(params, batchToEngine(b, dropout));
+      if (r.gpuSeconds) this.tel.gpuTime(this.o.name, r.gpuSeconds);
       const g = r.grads;
       for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
       lossSum += r.lossSum; correct += r.correct; count += r.count;
@@ -258,6 +268,7 @@ class Session {
       if (this.o.signal?.aborted) return; // never send the gradient of part of a task
       const b = this.data.batch("train", idx);
       const r = await this.engine.stepRows(params, batchToEngine(b, dropout));
+      if (r.gpuSeconds) this.tel.gpuTime(this.o.name, r.gpuSeconds);
       acc.add(r);
       lossSum += r.lossSum; correct += r.correct; count += r.count;
       for (let i = 0; i < b.size; i++) { tokens += b.lengths[i]!; ids.push(b.ids[i]!); }
