@@ -74,7 +74,7 @@ test("bad options: exit 2 with the flag named", async () => {
     writeLayoutDir(join(dir, "src"), makeLayout({ train: 2 }));
     const r = await runCli(["ingest", "--data", join(dir, "src"), "--out", join(dir, "o"), "--val-fraction", "1.5"]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /--val-fraction must be < 1, got 1\.5/);
+    assert.match(r.stderr, /--val-fraction must be in \[0, 1\), got 1\.5/);
     onlyInputs(dir, ["src"]);
   } finally {
     cleanup(dir);

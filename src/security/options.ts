@@ -10,7 +10,7 @@ export const CURVE_KEYS_OPTION = {
 /** --insecure: run the training transport off this machine without CURVE keys (./policy.ts). */
 export const INSECURE_OPTION = {
   name: "insecure", type: "bool",
-  description: "allow a non-loopback --bind / coordinator address without CURVE keys (anyone who can reach the port could join and send gradients); off by default",
+  description: "allow a non-loopback --bind / coordinator address without CURVE keys (anyone who can reach the port could join and send gradients; or $IMDB_TRAIN_INSECURE=1); off by default",
 } as const satisfies OptionSpec;
 
 /** --nats-token / --nats-nkey-seed / --nats-creds (or $IMDB_TRAIN_NATS_TOKEN / _NKEY_SEED / _CREDS). */

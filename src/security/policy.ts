@@ -12,9 +12,12 @@ export function isLocalEndpoint(endpoint: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** Refuses (UsageError) a transport off this machine without CURVE keys unless `insecure` is set. */
-export function requireKeysOffMachine(o: { endpoint: string; keys: boolean; insecure: boolean; role: "coordinator" | "worker" }): void {
-  if (o.keys || o.insecure || isLocalEndpoint(o.endpoint)) return;
+/** $IMDB_TRAIN_INSECURE=1 is --insecure for deployments that set the environment (deploy/k8s does, loudly). */
+export const INSECURE_ENV = "IMDB_TRAIN_INSECURE";
+
+/** Refuses (UsageError) a transport off this machine without CURVE keys unless `insecure` (or $IMDB_TRAIN_INSECURE=1). */
+export function requireKeysOffMachine(o: { endpoint: string; keys: boolean; insecure: boolean; role: "coordinator" | "worker" }, env: NodeJS.ProcessEnv = process.env): void {
+  if (o.keys || o.insecure || env[INSECURE_ENV] === "1" || isLocalEndpoint(o.endpoint)) return;
   const what = o.role === "coordinator"
     ? `binding ${o.endpoint} without CURVE keys would let anyone who can reach that port join the run, receive the model and send gradients`
     : `connecting to ${o.endpoint} without CURVE keys would send this worker's gradients unencrypted to whoever answers there`;
