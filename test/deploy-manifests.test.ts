@@ -178,8 +178,8 @@ test("ports agree: --metrics-port, containerPort, scrape annotations and configs
   const roleOf = (argv: string[]): Role => (argv[0] === "ingest" ? "ingest" : argv[0] === "coordinator" ? "coordinator" : "worker");
   for (const inv of [...composeInvocations(), ...k8sInvocations()]) {
     const port = flagValue(inv.argv, "metrics-port");
-    // long-running roles must serve /metrics; the one-shot ingest may (its CLI has no flag for it yet)
-    if (inv.argv[0] !== "ingest") assert.ok(port, `${inv.where}: no --metrics-port`);
+    // long-running roles must serve /metrics; the one-shot ingest and keys need not
+    if (inv.argv[0] !== "ingest" && inv.argv[0] !== "keys") assert.ok(port, `${inv.where}: no --metrics-port`);
     if (port) assert.equal(Number(port), DEFAULT_METRICS_PORT[roleOf(inv.argv)], `${inv.where}: --metrics-port`);
     const nats = flagValue(inv.argv, "nats") ?? flagValue(inv.argv, "publish");
     if (nats) assert.equal(nats, "nats://nats:4222", `${inv.where}: NATS URL`);
