@@ -61,11 +61,12 @@ async function main(): Promise<void> {
     if (m.header.kind === Kind.Stop) break;
     if (m.header.kind === Kind.Params) { assembler.put(m, "coordinator"); continue; }
     if ((m.header.kind === Kind.Assign || m.header.kind === Kind.Eval) && !(assembler.paramsFor(m) ?? await assembler.waitFor(m.header.paramVersion, 60_000))) throw new Error(`no parameters for version ${m.header.paramVersion}`);
-    const body = m.header.kind === Kind.Assign ? readBody(m, Kind.Assign, "coordinator") : readBody(m, Kind.Eval, "coordinator");
     if (m.header.kind === Kind.Assign) {
+      const body = readBody(m, Kind.Assign, "coordinator");
       for (const sh of shards) await sh.ch.send(encode(head(Kind.Gradient, m.header.step, m.header.paramVersion), { task: body.task, gradScale: sh.g.scale }, sh.g.values));
       await channel.send(encode(head(Kind.Gradient, m.header.step, m.header.paramVersion), { task: body.task, lossSum: 0.69 * 64, correct: 32, count: 64, seconds: 0, gradScale: own.scale }, own.values, own.rows ?? undefined));
     } else if (m.header.kind === Kind.Eval) {
+      const body = readBody(m, Kind.Eval, "coordinator");
       await channel.send(encode(head(Kind.EvalResult, m.header.step, m.header.paramVersion), { task: body.task, lossSum: 0, correct: 0, count: 0 }));
     }
   }
