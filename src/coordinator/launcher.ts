@@ -17,6 +17,7 @@ import { PASS_ON, optimFrom, toArgv } from "./options.js";
 import type { TrainCliOptions } from "./command.js";
 import type { TrainReport } from "./role.js";
 import type { CoordinatorEvent } from "./types.js";
+import { childEnv } from "../children.js";
 
 const log = logger("train");
 export const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));
@@ -25,7 +26,7 @@ const STOP_GRACE_MS = 15_000;
 interface Child { name: string; proc: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }
 
 function start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env, ...env } });
+  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe", "ipc"], env: childEnv(env) });
   const pass = (stream: NodeJS.ReadableStream | null) => {
     if (!stream) return;
     createInterface({ input: stream }).on("line", (line) => {

@@ -33,6 +33,7 @@ import { randomBytes } from "node:crypto";
 import { Counts } from "./limits.js";
 import { StepArithmetic, PARAM_CHUNK, type GradPart } from "../optim/step.js";
 import type { AdamOptions } from "../optim/adam.js";
+import { childEnv } from "../children.js";
 
 const log = logger("shard");
 const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));
@@ -255,7 +256,7 @@ export class ShardLinks {
     const serverKeys: (string | null)[] = [];
     try {
       for (let i = 1; i < k; i++) {
-        const p = spawn(process.execPath, [BIN, "coordinator-shard", "--bind", `tcp://${host}:*`, "--max-bytes", String(maxBytes)], { stdio: ["ignore", "pipe", "inherit", "ipc"] });
+        const p = spawn(process.execPath, [BIN, "coordinator-shard", "--bind", `tcp://${host}:*`, "--max-bytes", String(maxBytes)], { stdio: ["ignore", "pipe", "inherit", "ipc"], env: childEnv() });
         kids.push(p);
         const server = curve ? newCurveKeyPair() : null;
         serverKeys.push(server?.publicKey ?? null);
