@@ -56,6 +56,15 @@ export class Adam {
     else adamJs(pIn, pOut, acc, this.m, this.v, start, end, scale, coef, h);
   }
 
+  /** Update rows of `width` values starting at `starts` (as `apply` would each [start, start + width)). */
+  applyRows(h: AdamHyper, pIn: Float32Array, pOut: Float32Array, acc: Float32Array, starts: ArrayLike<number>, width: number, scale: number, coef: number): void {
+    if (this.kernels && width % 4 === 0 && this.kernels.owns(pIn, pOut, acc) && Array.prototype.every.call(starts, (x: number) => x % 4 === 0)) {
+      this.kernels.adamRows(pIn, pOut, acc, this.m, this.v, starts, width, scale, coef, h);
+      return;
+    }
+    for (let i = 0; i < starts.length; i++) this.apply(h, pIn, pOut, acc, starts[i]!, starts[i]! + width, scale, coef);
+  }
+
   /** The optimizer state (live views; copy before sending them elsewhere). */
   state(): AdamState {
     return { m: this.m, v: this.v, t: this.t };

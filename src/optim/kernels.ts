@@ -359,6 +359,22 @@ export class Kernels {
     this.x.half(dst.byteOffset, src.byteOffset, start, q8, scale);
     decodeHalfJs(src, scale, dst, q8, end);
   }
+  /** Adam over rows of `width` values starting at the given element offsets (each a multiple of 4, as is
+   *  `width`): one kernel call a row, the arrays checked once. */
+  adamRows(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, starts: ArrayLike<number>, width: number, scale: number, coef: number, h: AdamHyper): void {
+    if (width % 4 !== 0) throw new RangeError(`row width must be a multiple of 4, got ${width}`);
+    let last = 0;
+    for (let i = 0; i < starts.length; i++) last = Math.max(last, starts[i]! + width);
+    this.check(0, last, pIn, pOut, acc, m, v);
+    const f = h.weightDecay === 0 ? this.x.adam : this.x.adamWd;
+    const [a, b, c, d, e] = [pIn.byteOffset, pOut.byteOffset, acc.byteOffset, m.byteOffset, v.byteOffset];
+    const [b1, c1, b2, c2] = [h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2];
+    for (let i = 0; i < starts.length; i++) {
+      const s = starts[i]!;
+      if (s % 4 !== 0) throw new RangeError(`row must start at a multiple of 4, got ${s}`);
+      f(a, b, c, d, e, s, s + width, scale, coef, b1, c1, b2, c2, h.stepSize, h.sqrtBc2, h.eps, h.weightDecay);
+    }
+  }
   adam(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, scale: number, coef: number, h: AdamHyper): void {
     const q = this.check(start, end, pIn, pOut, acc, m, v);
     const f = h.weightDecay === 0 ? this.x.adam : this.x.adamWd;

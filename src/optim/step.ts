@@ -204,16 +204,18 @@ export class StepArithmetic {
     this.apply(b.offset + b.rows * b.width, this.size);
   }
 
-  /** Make sure these embedding rows hold the new step's values (rows already done are left alone). */
+  /** Make sure these embedding rows hold the new step's values; rows already done are left alone. */
   ensureRows(rows: ArrayLike<number>): void {
     const p = this.pending, b = this.sparse;
     if (!p || !b) return;
+    const starts: number[] = [];
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
       if (p.done[r]) continue;
       p.done[r] = 1;
-      this.apply(b.offset + r * b.width, b.offset + (r + 1) * b.width);
+      starts.push(b.offset + r * b.width);
     }
+    this.adam.applyRows(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, b.width, p.scale, p.coef);
   }
 
   /** Update every row not yet done (in contiguous runs), and make the new values the current ones. */
