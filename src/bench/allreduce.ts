@@ -12,6 +12,7 @@ import { Coordinator } from "../coordinator/index.js";
 import type { AllreduceCliOptions } from "./command.js";
 import { Adam } from "../optim/adam.js";
 import { Arena } from "../optim/kernels.js";
+import { childEnv } from "../children.js";
 
 const log = logger("bench");
 const SYNTHETIC = fileURLToPath(new URL("./synthetic-worker.js", import.meta.url));
@@ -66,7 +67,7 @@ async function timeRow(n: number, model: ModelConfig, rounds: number): Promise<R
   });
   const endpoint = await coord.listen();
   const kids: ChildProcess[] = [];
-  for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, raw.endpoint, endpoint, `s${i}`], { stdio: ["ignore", "ignore", "inherit"] }));
+  for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, raw.endpoint, endpoint, `s${i}`], { stdio: ["ignore", "ignore", "inherit"], env: childEnv() }));
   try {
     // raw baseline: the parameters' bytes out to every worker, the same bytes back from each
     const it = raw.messages();
@@ -134,7 +135,7 @@ async function timeVariant(n: number, model: ModelConfig, rounds: number, v: Var
   });
   const endpoint = await coord.listen();
   const kids: ChildProcess[] = [];
-  for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, "-", endpoint, `s${i}`, String(touchedRows)], { stdio: ["ignore", "ignore", "inherit"] }));
+  for (let i = 0; i < n; i++) kids.push(spawn(process.execPath, [SYNTHETIC, "-", endpoint, `s${i}`, String(touchedRows)], { stdio: ["ignore", "ignore", "inherit"], env: childEnv() }));
   try {
     const res = await coord.run();
     const roundMs = median(stepAt.slice(warm).map((t, i) => t - stepAt[warm - 1 + i]!));

@@ -132,7 +132,7 @@ export class Coordinator {
         await this.checkpoint("epoch", epoch + 1);
       }
       const p = this.peers;
-      return { runId: this.runId, params: (await this.gathered()).params, layout: this.layout, steps: this.step, epochs, rejected: { ...p.rejected }, evicted: [...p.evicted], phases: { ...this.phases }, samples, gradientBytes: this.rounds.gradientBytes };
+      return { runId: this.runId, params: (await this.gathered()).params, layout: this.layout, steps: this.step, epochs, rejected: { ...p.rejected }, evicted: [...p.evicted], phases: { ...this.phases }, samples, gradientBytes: this.rounds.gradientBytes, transportBytes: this.peers.bytes };
     } catch (err) {
       // the exit checkpoint: what was learned so far is kept
       try { await this.checkpoint("exit", this.epoch); } catch (e) { log.warn(`exit checkpoint failed: ${errorMessage(e)}`); }

@@ -71,6 +71,11 @@ export class Peers {
 
   get endpoint(): string { return this.channel.endpoint; }
 
+  /** Bytes this coordinator's socket sent and received (every message, all peers). */
+  get bytes(): { sent: number; received: number } {
+    return { sent: this.channel?.bytesSent ?? 0, received: this.channel?.bytesReceived ?? 0 };
+  }
+
   async bind(endpoint: string, curve: CurveServerKeys | undefined, handlers: PeerHandlers): Promise<string> {
     this.handlers = handlers;
     this.channel = await RouterChannel.bind(endpoint, { maxBytes: this.o.maxBytes, curve, onAuthFailure: (f) => this.authFailure(f) });

@@ -30,6 +30,8 @@ export interface TrainReport {
   rejected: Record<string, number>;
   /** Payload bytes of the gradients summed over the run (see --grad-dtype, --embedding-grads). */
   gradient_bytes: number;
+  /** Bytes the coordinator's socket sent and received over the run (the busiest link of a run). */
+  transport_bytes: { sent: number; received: number };
   evicted: string[];
   /** Coordinator's share of the step time (reduce + optimizer + broadcast) / step. */
   overhead: number;
@@ -155,7 +157,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
       model: modelDir,
       epochs: res.epochs.map((e) => ({ epoch: e.epoch, val_accuracy: e.valAccuracy, val_loss: e.valLoss, train_loss: e.trainLoss, train_accuracy: e.trainAccuracy, seconds: e.seconds, steps: e.steps })),
       steps: res.steps, samples: res.samples, seconds, samples_per_s: ph.step > 0 ? res.samples / ph.step : 0, workers: r.workers,
-      rejected: res.rejected, evicted: res.evicted, gradient_bytes: res.gradientBytes,
+      rejected: res.rejected, evicted: res.evicted, gradient_bytes: res.gradientBytes, transport_bytes: res.transportBytes,
       overhead: ph.step > 0 ? (ph.reduce + ph.optimizer + ph.broadcast) / ph.step : 0,
       phases: ph, checkpoint: checkpoints.path, export: exported, run_id: res.runId,
     };

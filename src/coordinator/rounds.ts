@@ -140,12 +140,11 @@ export class Rounds {
     this.current = round;
     if (kind === "train") this.o.arith.reset();
     const tSend = performance.now();
-    // each task's payload is built before its send waits (sendTask is synchronous up to the send), so Adam
-    // can finish the other rows at once, while the messages go out and the workers compute
-    const sends = deal(batches, live.length).map((part, i) => (part.length ? this.sendTask(round, live[i]!.id, part) : null));
-    this.o.afterSend?.();
-    await Promise.all(sends);
+    await Promise.all(deal(batches, live.length).map((part, i) => (part.length ? this.sendTask(round, live[i]!.id, part) : null)));
     if (kind === "train") this.phase("broadcast", (performance.now() - tSend) / 1000);
+    // the tasks are with ZeroMQ's I/O thread now: Adam finishes the other rows while they go out and the workers
+    // compute (a gradient that arrives first waits for it: optim/step.ts)
+    this.o.afterSend?.();
     const tWait = performance.now();
     this.maybeFinish(round);
     const onAbort = () => round.reject(new AbortedError());

@@ -120,4 +120,6 @@ export interface CoordinatorResult {
   samples: number;
   /** Payload bytes of the gradients summed (float32 or half, dense or embedding rows, with the row ids). */
   gradientBytes: number;
+  /** Bytes on the coordinator's own link: every message it sent and received (its socket's count). */
+  transportBytes: { sent: number; received: number };
 }
