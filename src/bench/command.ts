@@ -28,6 +28,23 @@ export const SCALING_OPTIONS = [
 ] as const satisfies readonly OptionSpec[];
 export type ScalingCliOptions = OptionsOf<typeof SCALING_OPTIONS>;
 
+/** The WebGPU engine's training speed on an H200 at batch 64 (bench/results/2026-11-28-nvidia-h200-webgpu.json:
+ *  3,076–3,207 reviews/s of ~270 tokens): what a synthetic GPU worker computes at. */
+const H200_TOKENS_PER_S = 840_000;
+
+export const CLUSTER_OPTIONS = [
+  { name: "workers", value: "<list>", type: "list", default: ["1", "2", "4", "8"], description: "worker counts to run" },
+  { name: "variants", value: "<list>", type: "list", default: ["dense", "rows", "rows-fp16"], description: "step rounds to time: dense (the whole vector both ways, fp32: the baseline, always run), rows (the default: each task carries the rows it reads, gradients come back as rows), rows-fp16, dense-shards2" },
+  { name: "tokens-per-s", value: "<n>", type: "float", default: H200_TOKENS_PER_S, above: 0, description: "a synthetic worker's compute speed in padded tokens per second (default: the WebGPU engine on an H200 at batch 64)" },
+  { name: "steps", value: "<n>", type: "int", default: 30, min: 2, description: "steps per run (one batch per worker per step)" },
+  { name: "link-gbps", value: "<G>", type: "float", above: 0, description: "give every process its own network namespace and a link of G Gb/s each way (root, iproute2, tc); default: loopback" },
+  { name: "dataset", value: "<dir>", type: "string", description: "an ingested dataset (default: ingest --data with --batch-size, whole reviews)" },
+  { name: "data", value: "<path>", type: "string", description: "archive to ingest when --dataset is not given (default: the official archive, downloaded once and cached)" },
+  { name: "batch-size", value: "<n>", type: "int", default: 64, min: 1, description: "reviews per batch when ingesting" },
+  JSON_OPTION,
+] as const satisfies readonly OptionSpec[];
+export type ClusterCliOptions = OptionsOf<typeof CLUSTER_OPTIONS>;
+
 const INGEST_OPTIONS = [
   { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz (default: the official archive, downloaded once and cached)" },
   { name: "runs", value: "<n>", type: "int", description: "runs of each side (best is reported)", default: 1, min: 1 },
@@ -36,6 +53,26 @@ const INGEST_OPTIONS = [
 ] as const satisfies readonly OptionSpec[];
 
 export const commands = [
+  defineCommand({
+    path: ["bench", "cluster"],
+    summary: "N synthetic GPU workers against a real coordinator: samples/s, efficiency, the step's critical path and bytes per step, dense fp32 round as the baseline",
+    help:
+      "Each worker is a process that speaks the real protocol on the real batches of an ingested dataset, but\n" +
+      "\"computes\" by waiting padded tokens ÷ --tokens-per-s (a GPU engine's speed) and sends a gradient of the real\n" +
+      "size and sparsity. For every --workers N and --variants round it runs a real `coordinator` for --steps steps\n" +
+      "(one batch per worker per step) and reports samples/s, efficiency = samples/s ÷ (N × one worker's compute-only\n" +
+      "samples/s), the step split into compute, reduce, clip + Adam and wire, and the bytes per step on the\n" +
+      "coordinator's link. The dense fp32 round (today's baseline) always runs. With --link-gbps G (root) each process\n" +
+      "gets its own network namespace and a G Gb/s link each way, and the efficiency the measured CPU times plus\n" +
+      "bytes ÷ G predict is printed beside the measured one. The last stdout line (--json): {efficiency: {N: …},\n" +
+      "baseline_efficiency: {N: …}, bytes_per_step: {N: …}, link_gbps, rows: [...]}.",
+    options: CLUSTER_OPTIONS,
+    examples: ["imdb-train bench cluster --workers 1,4 --json", "imdb-train bench cluster --workers 2 --link-gbps 1 --json   # as root"],
+    async run(o) {
+      const { benchCluster } = await import("./cluster.js");
+      return await benchCluster(o);
+    },
+  }),
   defineCommand({
     path: ["bench", "allreduce"],
     summary: "time one reduce + clip + Adam + broadcast round for 1, 2, 4, 8 workers next to raw ZeroMQ; scale-out variants",

@@ -1,0 +1,112 @@
+// A synthetic GPU worker for `bench cluster`: it speaks the real protocol and reads the real dataset, but its
+// "compute" is a wait proportional to the padded tokens of its batches (B × T at --tokens-per-s, the speed of
+// a GPU engine), and its gradient has the real size and sparsity: every dense value, and the embedding rows
+// its batches' tokens touch (all rows when the run wants dense gradients). It follows the Welcome like a real
+// worker: rows or dense parameters, rows or dense gradients, fp32 or fp16, a sharded coordinator's slices.
+// Each task's timing goes to stdout as one JSON line: {task, samples, computeMs, recvAt, sentAt}.
+// Run as: node cluster-worker.js <coordinatorEndpoint> <name> <tokensPerS>
+import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES, type Message } from "../protocol/wire.js";
+import { ParamAssembler } from "../protocol/params.js";
+import { readBody } from "../protocol/bodies.js";
+import { encodeGradient, encodeHalf, halfScale, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { paramLayout } from "../model/layout.js";
+import { openTrainingData, type TrainingData } from "../dataset/training.js";
+import { batchRows } from "../engine/rows.js";
+import { DealerChannel } from "../transport/zmq/index.js";
+import { join } from "../workers/index.js";
+import { logger } from "../output.js";
+
+const VALUE = 1e-3;
+
+/** The embedding rows each batch reads (computed once a batch). */
+const rowsCache = new Map<number, Int32Array>();
+
+/** The embedding rows a task's batches read (ascending, unique). */
+function taskRows(data: TrainingData, batches: number[], V: number): Uint32Array {
+  const seen = new Set<number>();
+  for (const i of batches) {
+    let rows = rowsCache.get(i);
+    if (!rows) {
+      const b = data.batch("train", i);
+      rows = batchRows({ size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: new Float32Array(b.size) }, V);
+      rowsCache.set(i, rows);
+    }
+    for (const r of rows) seen.add(r);
+  }
+  return Uint32Array.from(seen).sort();
+}
+
+/** The gradient values: every one VALUE, never written after this fill, so one buffer serves every message
+ *  (a real worker's gradient comes out of its engine; the bench times the round, not the filling). */
+let constant = new Float32Array(0);
+function values(n: number): Float32Array {
+  if (constant.length < n) constant = new Float32Array(n).fill(VALUE);
+  return constant.subarray(0, n);
+}
+
+/** What the worker sends for a task: rows form (the touched rows and the dense values) or the whole vector. */
+function gradientFor(block: SparseBlock | null, rows: Uint32Array | null, size: number, f16: boolean): { values: Float32Array | Uint16Array; rows: Uint32Array | null; scale: number } {
+  const n = rows && block ? size - (block.rows - rows.length) * block.width : size;
+  const g = values(n);
+  if (!f16) return { values: g, rows, scale: 1 };
+  const scale = halfScale(g);
+  return { values: encodeHalf(g, scale), rows, scale };
+}
+
+async function main(): Promise<void> {
+  const [endpoint, name, tokensPerS] = process.argv.slice(2) as [string, string, string];
+  const speed = Number(tokensPerS);
+  const log = logger(`cluster ${name}`);
+  const { channel, welcome, routingId } = await join(endpoint, name, { timeoutS: 120, log });
+  const data = await openTrainingData(welcome.dataset);
+  const layout = paramLayout(welcome.model);
+  const block = sparseBlockOf(layout);
+  const f16 = welcome.grad?.dtype === "fp16";
+  const rowsPush = welcome.pull === "rows" || welcome.grad?.rows === true;
+  const head = (kind: Kind, step: number, version: number) => ({ kind, runId: welcome.runId, step, paramVersion: version, slot: welcome.slot, layoutHash: welcome.layoutHash });
+  const assembler = new ParamAssembler(welcome.layoutSize);
+  const host = /^tcp:\/\/(.*):\d+$/.exec(endpoint)?.[1] ?? "127.0.0.1";
+  const shards = (welcome.shards?.others ?? []).map((sh) => {
+    const ch = DealerChannel.connect(`tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
+    void ch.send(encode(head(Kind.Join, 0, 0), { name }));
+    void (async () => { for await (const { frames } of ch.messages()) { const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" }); if (pm.header.kind === Kind.Params) assembler.put(pm, "shard"); } })();
+    return { ch, g: encodeGradient(new Float32Array(sh.length).fill(VALUE), { f16, block: null }) };
+  });
+  await channel.send(encode(head(Kind.Ready, 0, 0), { backend: "synthetic-gpu" }));
+  const beat = setInterval(() => { void channel.send(encode(head(Kind.Heartbeat, 0, 0))).catch(() => {}); }, welcome.heartbeatMs);
+  const hasParams = async (m: Message) => m.rows !== null || (assembler.paramsFor(m) ?? await assembler.waitFor(m.header.paramVersion, 60_000)) !== null;
+  for await (const { frames } of channel.messages()) {
+    const arrived = Date.now();
+    const recvAt = Date.now();
+    const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
+    if (m.header.kind === Kind.Stop) break;
+    if (m.header.kind === Kind.Params) { assembler.put(m, "coordinator"); continue; }
+    if (m.header.kind === Kind.Eval) {
+      const body = readBody(m, Kind.Eval, "coordinator");
+      const count = body.batches.reduce((n, i) => n + data.batch(body.split, i).size, 0);
+      await channel.send(encode(head(Kind.EvalResult, m.header.step, m.header.paramVersion), { task: body.task, lossSum: 0.69 * count, correct: 0, count }));
+      continue;
+    }
+    if (m.header.kind !== Kind.Assign) continue;
+    const body = readBody(m, Kind.Assign, "coordinator");
+    if (!(await hasParams(m))) throw new Error(`no parameters for version ${m.header.paramVersion}`);
+    // the GPU's time: padded tokens at the engine's speed
+    let padded = 0, samples = 0, tokens = 0;
+    for (const i of body.batches) { const b = data.batch("train", i); padded += b.size * b.maxLen; samples += b.size; for (let k = 0; k < b.size; k++) tokens += b.lengths[k]!; }
+    const computeMs = (padded / speed) * 1000;
+    const rows = rowsPush && block && !shards.length ? taskRows(data, body.batches, block.rows) : null;
+    const g = shards.length ? encodeGradient(values(welcome.shards!.own), { f16, block: null }) : gradientFor(block, rows, welcome.layoutSize, f16);
+    const prepMs = Date.now() - recvAt;
+    const wait = computeMs - prepMs;
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const at = { step: m.header.step, version: m.header.paramVersion };
+    for (const sh of shards) await sh.ch.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: sh.g.scale }, sh.g.values));
+    await channel.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, lossSum: 0.69 * samples, correct: 0, count: samples, tokens, seconds: computeMs / 1000, gradScale: g.scale }, g.values, g.rows ?? undefined));
+    process.stdout.write(JSON.stringify({ task: body.task, samples, computeMs, prepMs, recvAt, sentAt: Date.now(), decodeMs: recvAt - arrived }) + "\n");
+  }
+  clearInterval(beat);
+  channel.close();
+  for (const sh of shards) sh.ch.close();
+}
+
+main().catch((err) => { process.stderr.write(`cluster worker: ${(err as Error).stack ?? err}\n`); process.exit(1); });

@@ -1,0 +1,170 @@
+// `bench cluster`: N synthetic GPU workers (./cluster-worker.ts: compute is a wait of padded tokens at the
+// engine's speed, on the real batches of an ingested dataset, with gradients of the real size and sparsity)
+// against a real `coordinator` process, for each variant of the step round — today's dense fp32 round as the
+// baseline of the same run, the default (rows pull and push), fp16, coordinator shards. With --link-gbps each
+// process gets its own network namespace and a G Gb/s link (./netns.ts), so the coordinator's one link shows
+// what it would on a cluster.
+//
+// Efficiency = samples/s ÷ (N × one worker's compute-only samples/s). The critical path of a step splits into
+// compute (the slowest task's wait), the coordinator's reduce and clip + Adam (its own timers), and the wire
+// (what is left: pull, push and the messages' handling); the model predicts the step as compute + reduce +
+// Adam + the coordinator link's bytes per step ÷ G, and its efficiency as compute ÷ that.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { emitJson, logger } from "../output.js";
+import { TrainingError, UsageError } from "../errors.js";
+import { BIN } from "../coordinator/index.js";
+import { runIngest } from "../ingest/index.js";
+import { archiveOrDownload } from "./data.js";
+import { openTrainingData } from "../dataset/training.js";
+import { shapedNetwork, type ShapedNetwork } from "./netns.js";
+import type { ClusterCliOptions } from "./command.js";
+import { childEnv } from "../children.js";
+
+const log = logger("bench");
+const WORKER = fileURLToPath(new URL("./cluster-worker.js", import.meta.url));
+
+/** A variant of the step round: the coordinator flags that make it. */
+const VARIANTS: Record<string, string[]> = {
+  dense: ["--pull", "dense", "--embedding-grads", "dense", "--grad-dtype", "fp32"], // the baseline: the whole vector both ways
+  rows: ["--pull", "rows", "--grad-dtype", "fp32"], //                                  the default
+  "rows-fp16": ["--pull", "rows", "--grad-dtype", "fp16"],
+  "dense-shards2": ["--pull", "dense", "--embedding-grads", "dense", "--coordinator-shards", "2"],
+};
+
+interface Report { samples_per_s: number; steps: number; samples: number; phases: { wait: number; reduce: number; optimizer: number; broadcast: number; step: number }; transport_bytes: { sent: number; received: number } }
+interface TaskTime { worker: number; samples: number; computeMs: number; recvAt: number; sentAt: number }
+/** Steps each worker does before the measurement starts (joins, first compilations, warm buffers). */
+const WARMUP_STEPS = 5;
+
+export interface ClusterRow {
+  workers: number; variant: string; samples_per_s: number; efficiency: number; predicted_efficiency: number | null;
+  compute_samples_per_s: number;
+  /** Per step: the slowest task's compute, the coordinator's reduce, clip + Adam and task sends, and the rest. */
+  step_ms: number; compute_ms: number; reduce_ms: number; adam_ms: number; send_ms: number; wait_ms: number; wire_ms: number;
+  /** Bytes per step on the coordinator's link (both directions), and per worker. */
+  bytes_per_step: number; bytes_per_step_per_worker: number; pull_bytes_per_step: number; push_bytes_per_step: number;
+}
+
+function lines(stream: NodeJS.ReadableStream, each: (line: string) => void): void {
+  createInterface({ input: stream }).on("line", each);
+}
+
+function exited(p: ChildProcess): Promise<number | null> {
+  return new Promise((r) => (p.exitCode !== null ? r(p.exitCode) : p.once("exit", (code) => r(code))));
+}
+
+/** One run: a coordinator and `n` workers of one variant, `steps` steps of one batch per worker. */
+async function runOne(o: { dataset: string; n: number; variant: string; steps: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[] }> {
+  const { n, net } = o;
+  const host = net ? net.address(0) : "127.0.0.1";
+  const bind = net ? `tcp://${host}:5555` : "tcp://127.0.0.1:*";
+  const prefix = (i: number) => (net ? net.exec(i) : []);
+  const spawnOn = (i: number, args: string[]) => {
+    const argv = [...prefix(i), process.execPath, ...args];
+    return spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: childEnv() });
+  };
+  const coordArgs = [BIN, "coordinator", "--dataset", o.dataset, "--bind", bind, "--workers", String(n), "--batches-per-step", String(n),
+    "--epochs", "1", "--max-steps", String(o.steps + WARMUP_STEPS), "--max-val-batches", "1", "--out", join(o.tmp, `${o.variant}-${n}`), "--insecure", "--json",
+    "--join-timeout", "300", ...VARIANTS[o.variant]!];
+  const coord = spawnOn(0, coordArgs);
+  const procs: ChildProcess[] = [coord];
+  let out = "", err = "";
+  coord.stdout!.on("data", (d) => { out += String(d); });
+  const endpoint = await new Promise<string>((res, rej) => {
+    lines(coord.stderr!, (l) => { err += l + "\n"; const m = /listening on (tcp:\/\/[\d.]+:\d+)/.exec(l); if (m) res(m[1]!); });
+    void exited(coord).then((c) => rej(new TrainingError(`coordinator exited (${c}) before listening:\n${err.slice(-2000)}`)));
+  });
+  const tasks: TaskTime[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const w = spawnOn(i + 1, [WORKER, endpoint, `w${i}`, String(o.tokensPerS)]);
+      procs.push(w);
+      lines(w.stdout!, (l) => { try { tasks.push({ ...(JSON.parse(l) as TaskTime), worker: i }); } catch { /* not ours */ } });
+      w.stderr!.resume();
+    }
+    const code = await exited(coord);
+    if (code !== 0) throw new TrainingError(`coordinator exited with ${code}:\n${err.slice(-2000)}`);
+    return { report: JSON.parse(out.trim().split("\n").pop()!) as Report, tasks };
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+  }
+}
+
+/**
+ * The steady state, as the workers saw it (after WARMUP_STEPS each): a step's period is the time between a
+ * worker's consecutive tasks; within it the worker was busy from receiving a task to sending its gradient
+ * (compute, or its own preparation if longer); the rest is the round trip — push, the coordinator's reduce and
+ * clip + Adam (its own timers, averaged over the run) and pull.
+ */
+function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], gbps: number | null): ClusterRow {
+  const periods: number[] = [], busy: number[] = [], compute: number[] = [];
+  let samples = 0;
+  for (let w = 0; w < n; w++) {
+    const mine = tasks.filter((t) => t.worker === w).sort((a, b) => a.recvAt - b.recvAt).slice(WARMUP_STEPS);
+    for (let k = 1; k < mine.length; k++) {
+      periods.push(mine[k]!.recvAt - mine[k - 1]!.recvAt);
+      busy.push(mine[k - 1]!.sentAt - mine[k - 1]!.recvAt);
+      compute.push(mine[k - 1]!.computeMs);
+      samples += mine[k - 1]!.samples;
+    }
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const period = mean(periods), computeMs = mean(compute);
+  const samplesPerS = (samples / Math.max(1, periods.length)) * n / (period / 1000);
+  const computeRate = (samples / Math.max(1, compute.length)) / (computeMs / 1000);
+  const steps = Math.max(1, r.steps), per = (x: number) => (x * 1000) / steps;
+  const reduce = per(r.phases.reduce), adam = per(r.phases.optimizer);
+  const pull = r.transport_bytes.sent / steps, push = r.transport_bytes.received / steps;
+  const predicted = gbps ? computeMs / (computeMs + reduce + adam + ((pull + push) * 8) / (gbps * 1e9) * 1000) : null;
+  return {
+    workers: n, variant, samples_per_s: samplesPerS, efficiency: samplesPerS / (n * computeRate), predicted_efficiency: predicted,
+    compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
+    wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - mean(busy) - reduce - adam),
+    bytes_per_step: pull + push, bytes_per_step_per_worker: (pull + push) / n, pull_bytes_per_step: pull, push_bytes_per_step: push,
+  };
+}
+
+export async function benchCluster(o: ClusterCliOptions): Promise<number> {
+  const counts = o.workers.map(Number);
+  if (counts.some((c) => !Number.isInteger(c) || c < 1 || c > 64)) throw new UsageError(`--workers must list integers in [1, 64], got ${o.workers.join(",")}`);
+  const variants = o.variants;
+  for (const v of variants) if (!VARIANTS[v]) throw new UsageError(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);
+  if (!variants.includes("dense")) variants.unshift("dense"); // the baseline runs in every bench
+  const tmp = mkdtempSync(join(tmpdir(), "imdb-bench-cluster-"));
+  let net: ShapedNetwork | null = null;
+  try {
+    let dataset = o.dataset ? resolve(o.dataset) : "";
+    if (!dataset) {
+      const data = await archiveOrDownload(o.data);
+      dataset = join(tmp, "ds");
+      log.info(`ingesting ${data} into ${dataset} (batches of ${o.batchSize}, whole reviews: the GPU engine's figure)`);
+      await runIngest({ data, out: dataset, batchSize: o.batchSize, maxLen: 0 });
+    }
+    const have = (await openTrainingData(dataset)).count("train"), need = (o.steps + WARMUP_STEPS) * Math.max(...counts);
+    if (have < need) throw new UsageError(`${dataset} has ${have} training batches; ${Math.max(...counts)} workers × (${o.steps} steps + ${WARMUP_STEPS} warm-up) need ${need} in one epoch (fewer --steps, or a larger dataset)`);
+    if (o.linkGbps) net = shapedNetwork(Math.max(...counts) + 1, o.linkGbps);
+    const rows: ClusterRow[] = [];
+    for (const n of counts) {
+      for (const v of variants) {
+        const { report, tasks } = await runOne({ dataset, n, variant: v, steps: o.steps, tokensPerS: o.tokensPerS, net, tmp });
+        const row = rowOf(n, v, report, tasks, o.linkGbps ?? null);
+        rows.push(row);
+        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)}; ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
+      }
+    }
+    const by = (v: string) => Object.fromEntries(rows.filter((r) => r.variant === v).map((r) => [r.workers, r.efficiency]));
+    const main = variants.includes("rows") ? "rows" : variants.find((v) => v !== "dense")!;
+    const bytes = Object.fromEntries(rows.filter((r) => r.variant === main).map((r) => [r.workers, r.bytes_per_step_per_worker]));
+    const base = Object.fromEntries(rows.filter((r) => r.variant === "dense").map((r) => [r.workers, r.bytes_per_step_per_worker]));
+    emitJson({ bench: "cluster", tokens_per_s: o.tokensPerS, steps: o.steps, rows, efficiency: by(main), baseline_efficiency: by("dense"), bytes_per_step: bytes, baseline_bytes_per_step: base, link_gbps: o.linkGbps ?? null });
+    return 0;
+  } finally {
+    net?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
