@@ -31,33 +31,40 @@ function writeAll(fd: number, buf: Buffer): void {
 }
 
 /**
- * Writes `parts` to a new temporary file beside `path` (created exclusively with `mode`, less the umask; fsynced).
- * Returns its name and the bytes written; on failure (a full disk) nothing is left behind and the error is thrown.
+ * Opens a new temporary file beside `path` for writing (random name, created exclusively with `mode` less the
+ * umask; the directory must exist). The caller writes it, then `renameSync(tmp, path)`, or removes it on failure.
  */
-export function writeTemp(path: string, parts: readonly Buffer[], mode = 0o666): { tmp: string; bytes: number } {
+export function openTemp(path: string, mode = 0o666): { tmp: string; fd: number } {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
   for (let attempt = 1; ; attempt++) {
     const tmp = join(dir, tempPrefix(path) + randomBytes(6).toString("hex"));
-    let fd: number;
     try {
-      fd = openExclusive(tmp, mode);
+      return { tmp, fd: openExclusive(tmp, mode) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "EEXIST" && attempt < ATTEMPTS) continue;
       throw err;
     }
-    let bytes = 0;
-    try {
-      for (const p of parts) { writeAll(fd, p); bytes += p.length; }
-      fsyncSync(fd);
-    } catch (err) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw err;
-    }
-    closeSync(fd);
-    return { tmp, bytes };
   }
+}
+
+/**
+ * Writes `parts` to a new temporary file beside `path` (created exclusively with `mode`, less the umask; fsynced).
+ * Returns its name and the bytes written; on failure (a full disk) nothing is left behind and the error is thrown.
+ */
+export function writeTemp(path: string, parts: readonly Buffer[], mode = 0o666): { tmp: string; bytes: number } {
+  mkdirSync(dirname(path), { recursive: true });
+  const { tmp, fd } = openTemp(path, mode);
+  let bytes = 0;
+  try {
+    for (const p of parts) { writeAll(fd, p); bytes += p.length; }
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  return { tmp, bytes };
 }
 
 /** fsync a directory (the renames in it are durable); some file systems refuse, which is not an error. */

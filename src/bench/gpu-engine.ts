@@ -2,7 +2,7 @@
 // the WebGPU engine over real IMDB length buckets, batched the way the PyTorch anchor batches them (shuffle,
 // pools of 100·B reviews sorted by length, chunks of B, batches shuffled), at each batch size; then, in the
 // same run and on the same card, PyTorch's cuDNN LSTM (torch_imdb_anchor.py) for the ratio.
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { writeAtomic } from "../atomic.js";
 import { join } from "node:path";
 import type { CellKind, ModelConfig } from "../config.js";
 import { UnavailableError } from "../errors.js";
@@ -221,11 +221,8 @@ function resultRow(t: Timing, c: { device: string; software: boolean; date: stri
 
 /** Writes the rows as one JSON file in `dir` (through a temporary file), returns its path. */
 async function writeRows(dir: string, name: string, rows: GpuBenchRow[]): Promise<string> {
-  await mkdir(dir, { recursive: true });
   const file = join(dir, name);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(rows, null, 2) + "\n");
-  await rename(tmp, file);
+  writeAtomic(file, [Buffer.from(JSON.stringify(rows, null, 2) + "\n")]);
   return file;
 }
 

@@ -10,6 +10,7 @@ import { pipeline } from "node:stream/promises";
 import { ConnectionError, InputError } from "../errors.js";
 import { logger, progress } from "../output.js";
 import { LOG_PROGRESS_EVERY } from "./options.js";
+import { openTemp } from "../atomic.js";
 
 /** The Large Movie Review Dataset v1.0 (Maas et al., 2011). Override with IMDB_TRAIN_DATA_URL (tests). */
 export const OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz";
@@ -46,7 +47,6 @@ export async function ensureOfficialArchive(opts: { url?: string; sha256?: strin
     log.warn(`${path}: checksum mismatch, downloading again`);
   } catch { /* not cached */ }
   await mkdir(dir, { recursive: true });
-  const tmp = `${path}.part-${process.pid}`;
   const hint = "pass --data <aclImdb directory or .tar.gz> (a copy of aclImdb_v1.tar.gz)";
   log.info(`no --data: downloading ${url} to ${dir}`);
   let res: Response;
@@ -62,10 +62,11 @@ export async function ensureOfficialArchive(opts: { url?: string; sha256?: strin
   const bar = progress("download", Math.round(total / 1e6), "MB", { logEvery: LOG_PROGRESS_EVERY, component: "ingest" });
   const hash = createHash("sha256");
   let got = 0;
+  const { tmp, fd } = openTemp(path);
   const body = Readable.fromWeb(res.body as never);
   body.on("data", (c: Buffer) => { hash.update(c); got += c.length; bar.set(Math.round(got / 1e6)); });
   try {
-    await pipeline(body, createWriteStream(tmp));
+    await pipeline(body, createWriteStream(tmp, { fd }));
   } catch (err) {
     await rm(tmp, { force: true });
     throw new ConnectionError(`download of ${url} failed after ${got} bytes: ${(err as Error).message}; ${hint}`, { cause: err });

@@ -1,8 +1,8 @@
 // Files that let Grafana find the dashboard and the Prometheus data source on start, for compose
 // (deploy/grafana/...) and Kubernetes (deploy/k8s/grafana-dashboard.yaml, a ConfigMap).
 // Written with a temporary name and renamed, so a reader never sees half a file.
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { writeAtomic } from "../atomic.js";
 import { buildDashboard, DASHBOARD_UID, DATASOURCE_UID } from "./dashboard.js";
 import { toYaml } from "./yaml.js";
 
@@ -74,10 +74,7 @@ export function writeGenerated(dir: string): string[] {
   const written: string[] = [];
   for (const f of generatedFiles()) {
     const path = join(dir, f.path);
-    mkdirSync(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, f.text);
-    renameSync(tmp, path);
+    writeAtomic(path, [Buffer.from(f.text)]);
     written.push(path);
   }
   return written;

@@ -1,6 +1,8 @@
 // Word vectors out of a model, in GloVe's text format (what loadGlove in ./layout.ts reads): one line per
 // vocabulary token, `token v1 … vE`, from the rows of embedding.weight (for task sgns: the input vectors).
-import { open, rename, rm } from "node:fs/promises";
+import { closeSync, fsyncSync, writeSync } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import { openTemp } from "../atomic.js";
 import { PAD_ID, UNK_ID } from "../config.js";
 import { InputError, UsageError } from "../errors.js";
 import { entry, paramLayout, type LayoutConfig } from "./layout.js";
@@ -38,11 +40,13 @@ export async function writeGloveText(path: string, vocab: readonly string[], par
     if (vocab[id].length === 0 || /\s/.test(vocab[id])) throw new UsageError(`token ${id} (${JSON.stringify(vocab[id])}) cannot be written in GloVe's format (empty or with white space)`);
   }
   const emb = params.subarray(e.offset, e.offset + e.size);
-  const tmp = `${path}.tmp-${process.pid}`;
   let written = 0;
+  let tmp = "";
   try {
-    const file = await open(tmp, "w");
+    const opened = openTemp(path), fd = opened.fd;
+    tmp = opened.tmp;
     try {
+      const write = (text: string) => { const b = Buffer.from(text); for (let at = 0; at < b.length; ) at += writeSync(fd, b, at); };
       let lines: string[] = [];
       for (let id = 0; id < V; id++) {
         if (id === UNK_ID || id === PAD_ID) continue;
@@ -50,16 +54,16 @@ export async function writeGloveText(path: string, vocab: readonly string[], par
         for (let j = 0; j < E; j++) values[j] = float32Text(emb[id * E + j]);
         lines.push(`${vocab[id]} ${values.join(" ")}\n`);
         written++;
-        if (lines.length === LINES_PER_WRITE) { await file.write(lines.join("")); lines = []; }
+        if (lines.length === LINES_PER_WRITE) { write(lines.join("")); lines = []; }
       }
-      if (lines.length) await file.write(lines.join(""));
-      await file.sync();
+      if (lines.length) write(lines.join(""));
+      fsyncSync(fd);
     } finally {
-      await file.close();
+      closeSync(fd);
     }
     await rename(tmp, path);
   } catch (err) {
-    await rm(tmp, { force: true });
+    if (tmp) await rm(tmp, { force: true });
     throw new InputError(`cannot write word vectors: ${(err as Error).message}`, { path, cause: err });
   }
   return { written, dim: E };

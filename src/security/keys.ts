@@ -6,9 +6,10 @@
 //   client.pub  client.key    the workers' pair (the coordinator needs client.pub only)
 //   clients/*.pub             more admitted worker keys (optional; one worker key pair per machine, say)
 //   nats-user.seed  nats-user.pub   an nkey user for NATS (with --nats-nkey; the .pub goes in the server config)
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InputError, UsageError } from "../errors.js";
+import { writeAtomic } from "../atomic.js";
 import { logger } from "../output.js";
 import { isZ85Key, newCurveKeyPair, type CurveClientKeys, type CurveServerKeys } from "../transport/zmq/index.js";
 import { newNkeyUser, nkeyPublicKey, type NatsAuth } from "../transport/nats.js";
@@ -36,12 +37,9 @@ export interface KeysReport {
   kept?: boolean;
 }
 
-/** Writes `text` to `path` with mode 0600 through a temporary file and a rename (never half-written). */
+/** Writes `text` to `path` with mode 0600 from its creation, through an exclusive temporary file (never half-written). */
 function writeSecret(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600, flag: "w" });
-  chmodSync(tmp, 0o600); // the umask may have removed bits, never added: make it exact
-  renameSync(tmp, path);
+  writeAtomic(path, [Buffer.from(text)], 0o600);
 }
 
 /** Makes a server and a client CURVE key pair (and an nkey user with `natsNkey`) in `dir`. */
