@@ -87,8 +87,8 @@ test("--help of every command and subcommand runs and explains it", { timeout: 3
 
 test("README's quick start runs as written on a fresh machine (archive downloaded, or in the working directory)", { timeout: 900_000 }, async (t) => {
   const quick = commandsIn("README.md", readDoc("README.md")).filter((c) => c.section === "Quick start");
-  assert.ok(quick.some((c) => c.args[0] === "ingest" && !c.args.includes("--data")), "the quick start should show the download path (ingest without --data)");
-  assert.ok(quick.some((c) => c.args[0] === "train" && c.args.includes("--data")), "the quick start should show the offline path (train --data)");
+  assert.ok(quick.some((c) => c.args[0] === "train" && !c.args.includes("--data") && !c.args.includes("--dataset")), "the quick start should show the download path (train without --data)");
+  assert.ok(quick.some((c) => c.args[0] === "eval" && !c.args.includes("--data")), "the quick start should score the official test split (eval without --data)");
   const dir = tempDir("imdb-docs-quickstart-");
   t.after(() => cleanup(dir));
   // an invented dataset in the official archive's layout, as the official file name, and served for the download
@@ -112,8 +112,8 @@ test("README's quick start runs as written on a fresh machine (archive downloade
     assert.ok(!args.some(isPlaceholder), `${c.where}: the quick start should be pasteable, without placeholders: ${c.text}`);
     const r = await runCli(args, { cwd: dir, env, timeoutMs: 240_000 });
     assert.equal(r.code, 0, `${c.where}: \`${c.text}\` exited ${r.code}:\n${r.stderr.slice(-3000)}`);
-    if (args[0] === "ingest" && !args.includes("--data")) {
-      assert.equal(downloads, 1, "ingest without --data downloads the archive once");
+    if (!args.includes("--data") && !args.includes("--dataset") && ["ingest", "train", "eval"].includes(args[0]!)) {
+      assert.equal(downloads, 1, `${c.where}: the archive is downloaded once and then reused`);
       assert.ok(existsSync(join(dir, "cache", "aclImdb_v1.tar.gz")), "the downloaded archive is kept in the cache");
     }
     const out = args[args.indexOf("--out") + 1];

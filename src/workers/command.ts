@@ -41,7 +41,7 @@ export const commands = [
     help: "Reads an aclImdb directory or .tar.gz and evaluates every review of `test/` when present, else `train/`\n(or --split), with the vocabulary and truncation saved with the model.",
     options: [
       { name: "model", value: "<dir>", type: "string", required: true, description: "model directory (<out>/model of a training run)" },
-      { name: "data", value: "<path>", type: "string", required: true, description: "aclImdb directory or .tar.gz" },
+      { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz (default: the official archive, downloaded once and cached)" },
       { name: "split", value: "<name>", type: "string", choices: ["train", "test"], description: "split to evaluate (default test, else train)" },
       { name: "batch-size", value: "<n>", type: "int", default: 64, min: 1, description: "reviews per batch" },
       { name: "limit", value: "<n>", type: "int", min: 1, description: "evaluate only the first n reviews" },
@@ -52,7 +52,8 @@ export const commands = [
     async run(o) {
       const { evaluateModel } = await import("./evaluate.js");
       const { emitJson, logger } = await import("../output.js");
-      const r = await evaluateModel({ model: o.model, data: o.data, split: o.split, batchSize: o.batchSize, limit: o.limit, backend: o.backend });
+      const data = o.data ?? await (await import("../ingest/index.js")).ensureOfficialArchive();
+      const r = await evaluateModel({ model: o.model, data, split: o.split, batchSize: o.batchSize, limit: o.limit, backend: o.backend });
       logger("eval").info(`${r.split}: accuracy ${(r.accuracy * 100).toFixed(2)}%, loss ${r.loss.toFixed(4)} over ${r.n} reviews (${r.seconds.toFixed(1)} s)`);
       if (o.json) emitJson(r);
       else process.stdout.write(`accuracy ${r.accuracy.toFixed(4)} loss ${r.loss.toFixed(4)} n ${r.n}\n`);
