@@ -1,16 +1,20 @@
-// The training wire protocol between coordinator and workers (carried by src/transport/zmq.ts).
+// The training wire protocol between coordinator and workers (carried by src/transport/zmq/).
 //
-// Every message is three frames (four for a gradient with embedding rows):
+// Every message is three frames (four with flag ROWS: a gradient or task that carries embedding rows):
 //   [0] header   64 bytes, little-endian, fixed layout (below)
 //   [1] body     UTF-8 JSON (may be empty): the small, kind-specific fields
 //   [2] payload  raw float32 values (may be empty): parameters or gradients, sent without copies;
 //                IEEE half floats instead when flags has F16 (gradients only, see src/protocol/gradcodec.ts)
 //   [3] rows     flags ROWS only: u32 ids of the embedding rows the payload carries (ascending)
 //
-// Parameters travel in one of two ways. After each step the coordinator sends the new parameters to every
+// Bodies: their shapes and size limits are declared in ./bodies.ts and checked before use.
+//
+// Parameters travel in one of two ways (Welcome.pull). "rows" (the default): each Assign/Eval carries, with
+// flag ROWS, the embedding rows its batches read (ids in frame 3) and every dense parameter, in their newest
+// values; nothing is broadcast. "dense": after each step the coordinator sends the new parameters to every
 // ready worker as Params chunks (1 MiB each, sent as soon as Adam has finished that slice, so the wire works
 // while the next slice is computed); an Assign or Eval for that version then carries no payload and the
-// worker uses its reassembled copy (`ParamAssembler`). A worker that has not received that version (it just
+// worker uses its reassembled copy (./params.ts). A worker that has not received that version (it just
 // joined) gets the parameters in the Assign/Eval payload itself.
 //
 // Header layout (byte offset: field):
@@ -38,12 +42,12 @@ export enum Kind {
   Join = 1, //        worker → coordinator: {name, pid, host}
   Welcome = 2, //     coordinator → worker: {slot, model, dataset, layoutHash, limits}
   Heartbeat = 3, //   both ways, empty
-  Assign = 4, //      coordinator → worker: {epoch, batches} + parameters (none: use the assembled version)
+  Assign = 4, //      coordinator → worker: {task, epoch, batches} + the rows and dense parameters it reads, the whole vector, or none
   Gradient = 5, //    worker → coordinator: {lossSum, correct, count, tokens, seconds} + gradient of the loss SUM
   Eval = 6, //        coordinator → worker: {split, batches} + parameters (none: use the assembled version)
   EvalResult = 7, //  worker → coordinator: {lossSum, correct, count}
   Reject = 8, //      coordinator → worker: {reason, message}
-  Stop = 9, //        coordinator → worker: {reason}
+  Stop = 9, //        coordinator → worker: {reason, final?}
   Leave = 10, //      worker → coordinator: {reason}
   Ready = 11, //      worker → coordinator: {backend}: dataset and engine loaded, assign work
   Params = 12, //     coordinator → worker: {offset} + parameters [offset, offset + n) of version paramVersion
