@@ -18,7 +18,7 @@
 // dH = dZ·W_U, dW_U = dZᵀ·H; the per-row target terms are typed-array loops.
 import type { LmSampler, ModelConfig } from "../config.js";
 import { DEFAULTS, PAD_ID, taskOf } from "../config.js";
-import { InputError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { paramLayout, view, type ParamLayout } from "../model/layout.js";
 import { Rng } from "../rng.js";
 import { gather, scatterAdd } from "./embedding.js";
@@ -26,6 +26,7 @@ import { CHUNK_ROWS, mm, upload, uploadTransposed, weightGrad } from "./matmul.j
 import { AliasTable, batchSeed, logUniformWeights, markedRows, unigramWeights } from "./sampler.js";
 import { RecurrentStack, type StackForward } from "./stack.js";
 import type { EngineBatch, EvalResult, StepResult } from "./types.js";
+import { checkTokenBatch } from "./check.js";
 
 const SALT = 0x1b873593;
 
@@ -82,20 +83,7 @@ export class LmModel {
   }
 
   private check(params: Float32Array, batch: EngineBatch): void {
-    const { size: B, maxLen: T, lengths, tokens } = batch;
-    if (params.length !== this.layout.size) throw new UsageError(`expected ${this.layout.size} parameters, got ${params.length}`);
-    if (!(B >= 1 && T >= 1)) throw new UsageError(`batch must have size >= 1 and maxLen >= 1 (got ${B}, ${T})`);
-    if (lengths.length !== B) throw new UsageError(`batch lengths must have ${B} entries`);
-    if (tokens?.length !== B * T) throw new UsageError(`batch.tokens must have B*T = ${B * T} entries`);
-    if (batch.dropout && batch.dropout.rate > 0) throw new UsageError("the language-model engine has no dropout");
-    if (batch.ids && batch.ids.length !== B) throw new UsageError(`batch ids must have ${B} entries`);
-    for (let b = 0; b < B; b++) {
-      if (!(lengths[b] >= 1 && lengths[b] <= T)) throw new UsageError(`length ${lengths[b]} of row ${b} is outside 1..${T}`);
-      for (let t = 0; t < lengths[b]; t++) {
-        const id = tokens[b * T + t];
-        if (!(id >= 0 && id < this.V)) throw new InputError(`token id ${id} at batch row ${b}, position ${t} is outside the vocabulary (V=${this.V})`);
-      }
-    }
+    checkTokenBatch("language-model", this.layout.size, this.V, params, batch);
   }
 
   /** Inputs of the layers: each review's first len−1 tokens, as a [B, T'] batch with T' = max(len) − 1. */

@@ -18,11 +18,12 @@
 //   d u_c += g · v_x        d v_x += g · u_c
 // so only the rows of the centres (embedding.weight) and of contexts and negatives (context.weight) move.
 import { DEFAULTS, PAD_ID, UNK_ID, taskOf, type ModelConfig } from "../config.js";
-import { InputError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { paramLayout, view, type ParamLayout } from "../model/layout.js";
 import { Rng } from "../rng.js";
 import { AliasTable, markedRows, sampleSeed, unigramWeights } from "./sampler.js";
 import type { EngineBatch, EvalResult, StepResult } from "./types.js";
+import { checkTokenBatch } from "./check.js";
 
 const SALT = 0x2f6b1c3d;
 
@@ -127,20 +128,7 @@ export class SgnsModel {
   }
 
   private check(params: Float32Array, batch: EngineBatch): void {
-    const { size: B, maxLen: T, lengths, tokens } = batch;
-    if (params.length !== this.layout.size) throw new UsageError(`expected ${this.layout.size} parameters, got ${params.length}`);
-    if (!(B >= 1 && T >= 1)) throw new UsageError(`batch must have size >= 1 and maxLen >= 1 (got ${B}, ${T})`);
-    if (lengths.length !== B) throw new UsageError(`batch lengths must have ${B} entries`);
-    if (tokens?.length !== B * T) throw new UsageError(`batch.tokens must have B*T = ${B * T} entries`);
-    if (batch.dropout && batch.dropout.rate > 0) throw new UsageError("the skip-gram engine has no dropout");
-    if (batch.ids && batch.ids.length !== B) throw new UsageError(`batch ids must have ${B} entries`);
-    for (let b = 0; b < B; b++) {
-      if (!(lengths[b] >= 1 && lengths[b] <= T)) throw new UsageError(`length ${lengths[b]} of row ${b} is outside 1..${T}`);
-      for (let t = 0; t < lengths[b]; t++) {
-        const id = tokens[b * T + t];
-        if (!(id >= 0 && id < this.V)) throw new InputError(`token id ${id} at batch row ${b}, position ${t} is outside the vocabulary (V=${this.V})`);
-      }
-    }
+    checkTokenBatch("skip-gram", this.layout.size, this.V, params, batch);
   }
 
   evaluate(params: Float32Array, batch: EngineBatch): EvalResult {
