@@ -3,7 +3,7 @@
 // mean → clip → Adam written out here with plain loops.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Arena, Kernels, adamJs, foldJs, sumsqJs, type AdamHyper } from "../src/optim/kernels.js";
+import { Arena, Kernels, adamJs, foldJs, sumsqJs, sumsqLanes, type AdamHyper } from "../src/optim/kernels.js";
 import { Adam, clipCoefficient } from "../src/optim/adam.js";
 import { StepArithmetic } from "../src/optim/step.js";
 
@@ -87,4 +87,23 @@ test("a chunked step (fold in task order, norm, Adam into the other buffer) equa
     sameBits(arith.params, ref, `parameters after step ${step + 1}`);
   }
   assert.equal(arith.adam.state().t, 4);
+});
+
+test("sumsqLanes over the nonzero ranges equals the full pass bit for bit (aligned and unaligned ranges, a tail)", () => {
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (const n of [1003, 4096, 10_001]) {
+    for (let trial = 0; trial < 20; trial++) {
+      const acc = new Float32Array(n);
+      const ranges: [number, number][] = [];
+      for (let at = Math.floor(rnd() * 9); at < n; ) {
+        const len = 1 + Math.floor(rnd() * 40), end = Math.min(n, at + len);
+        ranges.push([at, end]);
+        for (let i = at; i < end; i++) acc[i] = (rnd() - 0.5) * (rnd() < 0.1 ? 1e4 : 1);
+        at = end + Math.floor(rnd() * 30);
+      }
+      const scale = 1 / (1 + trial);
+      assert.ok(Object.is(sumsqLanes(acc, ranges, scale), sumsqJs(acc, 0, n, scale)), `n ${n}, trial ${trial}`);
+    }
+  }
 });

@@ -93,8 +93,18 @@ export function sumsqLanes(acc: Float32Array, ranges: readonly (readonly [number
   const tail: number[] = [];
   for (const [start, end] of ranges) {
     const stop = Math.min(end, q);
-    for (let i = start; i < stop; i++) { const x = Math.fround(acc[i]! * scale); lanes[i & 3] += x * x; }
-    for (let i = Math.max(start, q); i < end; i++) tail.push(i);
+    let i = start;
+    if ((start & 3) === 0) { // whole quads with the lanes in locals: the same additions in the same order
+      let s0 = lanes[0]!, s1 = lanes[1]!, s2 = lanes[2]!, s3 = lanes[3]!;
+      for (; i + 4 <= stop; i += 4) {
+        const x0 = Math.fround(acc[i]! * scale), x1 = Math.fround(acc[i + 1]! * scale);
+        const x2 = Math.fround(acc[i + 2]! * scale), x3 = Math.fround(acc[i + 3]! * scale);
+        s0 += x0 * x0; s1 += x1 * x1; s2 += x2 * x2; s3 += x3 * x3;
+      }
+      lanes[0] = s0; lanes[1] = s1; lanes[2] = s2; lanes[3] = s3;
+    }
+    for (; i < stop; i++) { const x = Math.fround(acc[i]! * scale); lanes[i & 3] += x * x; }
+    for (let j = Math.max(start, q); j < end; j++) tail.push(j);
   }
   return tailSum(acc, tail, scale, (lanes[0]! + lanes[2]!) + (lanes[1]! + lanes[3]!));
 }
