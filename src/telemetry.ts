@@ -2,6 +2,7 @@
 // Prometheus metrics, and `NO_TELEMETRY` ignores everything (tests, library use).
 // Units: seconds, bytes, counts. `worker` is a bounded label (the worker's slot name, e.g. "w0").
 import type { GpuPhase } from "./engine/types.js";
+import type { ModelTask } from "./config.js";
 
 export type StepPhase = "compute" | "wait" | "reduce" | "optimizer" | "broadcast";
 import type { RejectReason } from "./protocol/wire.js";
@@ -27,11 +28,12 @@ export interface GpuReading {
 
 export interface Telemetry {
   // ---- training (coordinator) ----
-  step(info: { step: number; epoch: number; loss: number; accuracy: number; samples: number; tokens: number; seconds: number }): void;
+  /** An applied step; `task` lm or sgns (pretraining): its loss goes to the pretraining loss, not the classifier's. */
+  step(info: { step: number; epoch: number; loss: number; accuracy: number; samples: number; tokens: number; seconds: number; task?: ModelTask }): void;
   phase(phase: StepPhase, seconds: number, worker?: string): void;
   gradNorm(norm: number, clipped: boolean): void;
   paramVersion(version: number): void;
-  validation(info: { epoch: number; loss: number; accuracy: number }): void;
+  validation(info: { epoch: number; loss: number; accuracy: number; task?: ModelTask }): void;
   liveWorkers(n: number): void;
   membership(event: "join" | "leave" | "evict", worker: string): void;
   heartbeatMissed(worker: string): void;

@@ -2,7 +2,7 @@
 // Implementations are imported when a command runs, so that `--help` stays fast.
 import { JSON_OPTION, KEEP_OPTION, METRICS_PORT_OPTION, defineCommand, type OptionSpec, type OptionsOf } from "../command.js";
 import { DEFAULTS } from "../config.js";
-import { MODEL_OPTIONS, OPTIM_OPTIONS, MAX_WORKERS } from "./options.js";
+import { MODEL_OPTIONS, OPTIM_OPTIONS, TASK_OPTIONS, MAX_WORKERS } from "./options.js";
 import { CURVE_KEYS_OPTION, INSECURE_OPTION, NATS_AUTH_OPTIONS } from "../security/options.js";
 import { BACKEND_CHOICES } from "../backend-choice.js";
 
@@ -17,12 +17,15 @@ export const COORDINATOR_OPTIONS = [
   { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "checkpoints and the final model go here" },
   { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file or directory (parameters, Adam state, step, epoch, data cursor); falls back to prev.ckpt when the newest fails its checksum" },
   AUTO_RESUME_OPTION,
-  ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_PORT_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, INSECURE_OPTION, JSON_OPTION,
+  ...TASK_OPTIONS, ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_PORT_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, INSECURE_OPTION, JSON_OPTION,
 ] as const satisfies readonly OptionSpec[];
 export type CoordinatorCliOptions = OptionsOf<typeof COORDINATOR_OPTIONS>;
 
 export const TRAIN_OPTIONS = [
-  { name: "data", value: "<path>", type: "string", description: "aclImdb directory or .tar.gz to ingest first (default, without --dataset: the official archive, downloaded once and cached)" },
+  { name: "data", value: "<path>", type: "string", repeatable: true, description: "aclImdb directory or .tar.gz to ingest first; give it again to read several (e.g. the labelled and the unlabelled archives) (default, without --dataset: the official archive, downloaded once and cached)" },
+  { name: "pretrain", value: "<none|vectors|lm>", type: "string", choices: ["none", "vectors", "lm"], default: "none", description: "first pretrain on the training and the unlabelled reviews (train/unsup/ of the inputs; validation never), in <out>/pretrain: lm = the embedding and LSTM as a language model, then fine-tune the classifier from them; vectors = skip-gram word vectors (<out>/pretrain/vectors.txt, GloVe's format) as the classifier's initial embedding" },
+  { name: "pretrain-epochs", value: "<n>", type: "int", default: DEFAULTS.pretrain.epochs, min: 1, description: "with --pretrain: passes over train + unsup" },
+  { name: "pretrain-lr", value: "<x>", type: "float", default: DEFAULTS.pretrain.lr, above: 0, description: "with --pretrain: the pretraining run's Adam learning rate (peak, with the classifier's warm-up and decay)" },
   { name: "dataset", value: "<dir>", type: "string", description: "an already ingested dataset directory (instead of --data)" },
   { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "output directory (dataset, checkpoints, model)" },
   { name: "workers", value: "<n>", type: "int", default: T.workers, min: 1, max: MAX_WORKERS, description: "worker processes" },

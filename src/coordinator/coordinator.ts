@@ -5,6 +5,10 @@
 // step reported and, every --checkpoint-every steps, checkpointed → at the end, validation (an eval round)
 // and a checkpoint. Who is a member and every message in and out: ./peers.ts; tasks and results: ./rounds.ts.
 import { TrainingError, AbortedError, errorMessage } from "../errors.js";
+import { taskOf, type ModelTask } from "../config.js";
+
+/** What a task's counts count (see StepResult in src/engine/types.ts). */
+const UNITS: Record<ModelTask, string> = { classify: "reviews", lm: "predicted tokens", sgns: "skip-gram pairs" };
 import { logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { paramLayout, initParams, type ParamLayout } from "../model/layout.js";
@@ -180,8 +184,8 @@ export class Coordinator {
       epoch: epoch + 1, trainLoss: count ? lossSum / count : NaN, trainAccuracy: count ? correct / count : NaN,
       valLoss: val.loss, valAccuracy: val.accuracy, valCount: val.count, seconds: (performance.now() - t0) / 1000, steps,
     };
-    this.tel.validation({ epoch: epoch + 1, loss: val.loss, accuracy: val.accuracy });
-    log.info(`epoch ${epoch + 1}/${o.epochs}: train loss ${summary.trainLoss.toFixed(4)} acc ${(summary.trainAccuracy * 100).toFixed(2)}% · val loss ${val.loss.toFixed(4)} acc ${(val.accuracy * 100).toFixed(2)}% (${val.count} reviews) · ${summary.seconds.toFixed(1)} s`);
+    this.tel.validation({ epoch: epoch + 1, loss: val.loss, accuracy: val.accuracy, task: taskOf(o.model) });
+    log.info(`epoch ${epoch + 1}/${o.epochs}: train loss ${summary.trainLoss.toFixed(4)} acc ${(summary.trainAccuracy * 100).toFixed(2)}% · val loss ${val.loss.toFixed(4)} acc ${(val.accuracy * 100).toFixed(2)}% (${val.count} ${UNITS[taskOf(o.model)]}) · ${summary.seconds.toFixed(1)} s`);
     o.onEvent?.({ type: "epoch", ...summary });
     return summary;
   }
@@ -204,7 +208,7 @@ export class Coordinator {
     this.tel.paramVersion(this.version);
     const seconds = (performance.now() - t0) / 1000;
     this.phases.step += seconds;
-    this.tel.step({ step: this.step, epoch: epoch + 1, loss: out.count ? out.lossSum / out.count : NaN, accuracy: out.count ? out.correct / out.count : NaN, samples: out.count, tokens: out.tokens, seconds });
+    this.tel.step({ step: this.step, epoch: epoch + 1, loss: out.count ? out.lossSum / out.count : NaN, accuracy: out.count ? out.correct / out.count : NaN, samples: out.count, tokens: out.tokens, seconds, task: taskOf(this.o.model) });
     return { ...out, seconds, refused };
   }
 
@@ -264,6 +268,7 @@ export class Coordinator {
       grad: { dtype: o.gradDtype ?? "fp32", rows: (o.embeddingGrads ?? "rows") === "rows" && this.sparse !== null },
       pull: this.rowPull ? "rows" as const : "dense" as const,
       dropout: o.dropout ? { rate: o.dropout, seed: o.seed } : undefined,
+      seed: o.seed,
       shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.links.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), ...this.bounds[i + 1]!, serverKey: this.shards!.links.serverKeys[i] ?? undefined })) } : undefined,
     };
   }

@@ -2,7 +2,7 @@
 // optimisation options; the launcher passes the ones the user set on to its coordinator child. Defaults come
 // from the one table in src/config.ts; ranges are checked by src/cli.ts before a command runs.
 import type { OptionSpec, OptionsOf } from "../command.js";
-import { DEFAULTS, type ModelConfig } from "../config.js";
+import { DEFAULTS, MODEL_TASKS, type ModelConfig, type ModelTask } from "../config.js";
 import { UsageError } from "../errors.js";
 import type { Schedule } from "../optim/schedule.js";
 
@@ -47,14 +47,24 @@ export const OPTIM_OPTIONS = [
   { name: "audit", value: "<file>", type: "string", description: "exactly-once audit: append one JSON line per applied step with the sample ids each worker used ({step, epoch, parts: [{worker, batches, ids}]})" },
 ] as const satisfies readonly OptionSpec[];
 
+/** What the run trains: the classifier, or one of the pretraining tasks (which `train --pretrain` runs first). */
+export const TASK_OPTIONS = [
+  { name: "task", value: "<classify|lm|sgns>", type: "string", choices: MODEL_TASKS, default: "classify", description: "classify: the sentiment classifier; lm: pretrain the embedding and LSTM as a next-token language model (sampled softmax); sgns: skip-gram word vectors (written to <out>/vectors.txt in GloVe's format). lm and sgns read train + unsup (ingest --unsup), never validation, and use no dropout" },
+  { name: "init", value: "<model dir>", type: "string", description: "start from the tensors of a saved model that this model has too, by name and shape (e.g. a task lm model's embedding and LSTM into the classifier); the model must have the dataset's vocabulary" },
+] as const satisfies readonly OptionSpec[];
+
 /** Options of `coordinator` that `train` passes on when the user set them. */
 export const PASS_ON: readonly OptionSpec[] = [...MODEL_OPTIONS, ...OPTIM_OPTIONS];
 
 export type ModelOptions = OptionsOf<typeof MODEL_OPTIONS>;
 export type OptimOptions = OptionsOf<typeof OPTIM_OPTIONS>;
 
-export function modelFrom(o: ModelOptions, vocabSize: number): ModelConfig {
-  return { cell: o.cell, vocabSize, embedDim: o.embedDim, hidden: o.hidden, layers: o.layers, bidirectional: o.bidirectional };
+export type TaskOptions = OptionsOf<typeof TASK_OPTIONS>;
+
+/** The model of a run; `task` absent or "classify" gives the classifier's config (no task field: its layout hash). */
+export function modelFrom(o: ModelOptions, vocabSize: number, task: ModelTask = "classify"): ModelConfig {
+  const m: ModelConfig = { cell: o.cell, vocabSize, embedDim: o.embedDim, hidden: o.hidden, layers: o.layers, bidirectional: o.bidirectional };
+  return task === "classify" ? m : { ...m, task };
 }
 
 /** The optimisation settings of a run (saved with every checkpoint and model). */

@@ -3,24 +3,32 @@
 import { existsSync, mkdirSync, writeFileSync, appendFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
-import type { KeepSide } from "../config.js";
+import { taskOf, type KeepSide, type ModelConfig } from "../config.js";
 import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import type { CurveServerKeys } from "../transport/zmq/index.js";
-import { openTrainingData, type TrainingData } from "../dataset/training.js";
+import { openTrainingData, type TrainingData, type TrainingSplit } from "../dataset/training.js";
+import { loadVocab, loadVocabCounts } from "../dataset/vocab.js";
 import { batchRows } from "../engine/rows.js";
-import { saveModel } from "../model/files.js";
+import { batchToEngine, samplingSeed } from "../engine/index.js";
+import { drawPairs, sgnsSettings, sgnsTables } from "../engine/sgns.js";
+import { loadModel, saveModel } from "../model/files.js";
+import { copyByName, loadGlove, type ParamLayout } from "../model/layout.js";
 import { loadForResume, LAST, PREV } from "./checkpoint.js";
 import { RunCheckpoints } from "./run-checkpoints.js";
 import { Coordinator } from "./coordinator.js";
 import type { CoordinatorEvent, CheckpointState, AppliedStep } from "./types.js";
-import { modelFrom, optimFrom, type ModelOptions, type OptimOptions } from "./options.js";
+import { modelFrom, optimFrom, type ModelOptions, type OptimOptions, type TaskOptions } from "./options.js";
 
 const log = logger("coordinator");
 
 export interface TrainReport {
+  /** What the run trained (classify, or a pretraining task: lm, sgns). */
+  task: string;
   model: string;
+  /** Task sgns: the word vectors in GloVe's text format (the classifier's --glove reads them). */
+  vectors: string | null;
   epochs: { epoch: number; val_accuracy: number; val_loss: number; train_loss: number; train_accuracy: number; seconds: number; steps: number }[];
   steps: number;
   samples: number;
@@ -69,13 +77,21 @@ function manifestTruncation(dir: string): { maxLen: number; keep: KeepSide } {
 }
 
 /** The model and optimisation options of a run (`coordinator`'s flags, or what `train` passed on). */
-export type RunOptions = ModelOptions & OptimOptions & { autoResume: boolean };
+export type RunOptions = ModelOptions & OptimOptions & Partial<TaskOptions> & { autoResume: boolean };
 
 export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Promise<TrainReport> {
   const t0 = performance.now();
   const data = await openTrainingData(r.dataset);
-  const model = modelFrom(opts, data.vocabSize);
+  const model = modelFrom(opts, data.vocabSize, opts.task);
+  const task = taskOf(model);
   const s = optimFrom(opts);
+  // pretraining reads train + unsup and has no dropout (the classifier's default would be refused by its engine)
+  const split: TrainingSplit = task === "classify" ? "train" : "pretrain";
+  if (task !== "classify") {
+    s.dropout = 0;
+    if (data.count("unsup") === 0) log.warn(`the dataset has no unlabelled reviews (ingest --unsup): task ${task} reads the train split only`);
+  }
+  const counts = task === "classify" ? undefined : loadVocabCounts(join(r.dataset, "vocab.json")).counts;
   // resume: the checkpoint is read first, so that its seed (the data order) wins over the command line
   const ckptDir = join(r.out, "checkpoints");
   let resumeFrom = r.resume;
@@ -90,19 +106,21 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     s.seed = resumed.checkpoint.meta.seed;
   }
   const audit = opts.audit ? auditLog(resolve(opts.audit), resumed?.checkpoint.meta.step ?? null) : null;
-  log.info(`dataset ${r.dataset}: ${data.count("train")} train batches (${data.samples("train")} reviews), ${data.count("val")} val batches; model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`);
+  const what = task === "sgns" ? `task sgns V=${model.vocabSize} E=${model.embedDim}` : `${task === "lm" ? "task lm, " : ""}model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`;
+  log.info(`dataset ${r.dataset}: ${data.count(split)} ${split} batches (${data.samples(split)} reviews), ${data.count("val")} val batches; ${what}`);
   const checkpoints = new RunCheckpoints(ckptDir, {
     epochs: s.epochs, resumedStep: resumed?.checkpoint.meta.step ?? null, telemetry: r.telemetry,
-    where: (c) => (c.cursor > 0 ? `epoch ${c.epoch + 1}, ${c.cursor} of ${data.count("train")} batches into it` : `end of epoch ${c.epoch}`),
+    where: (c) => (c.cursor > 0 ? `epoch ${c.epoch + 1}, ${c.cursor} of ${data.count(split)} batches into it` : `end of epoch ${c.epoch}`),
   });
   const coord = new Coordinator({
-    bind: r.bind, dataset: r.dataset, model, trainBatches: data.count("train"), valBatches: data.count("val"), maxValBatches: s.maxValBatches,
-    batchSamples: (split, i) => data.batch(split, i).size,
-    batchRows: rowsOfBatches(data, model.vocabSize), pull: s.pull,
+    bind: r.bind, dataset: r.dataset, model, trainBatches: data.count(split), valBatches: data.count("val"), maxValBatches: s.maxValBatches,
+    // the coordinator deals "train" batches: for pretraining they are the pretrain split's
+    batchSamples: unitsOfBatches(data, model, counts, s.seed, split),
+    batchRows: rowsOfBatches(data, model.vocabSize, split), pull: s.pull,
     workers: r.workers, batchesPerStep: s.batchesPerStep, checkpointEvery: s.checkpointEvery, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
-    init: { forgetBias: opts.forgetBias },
+    init: { forgetBias: opts.forgetBias, counts },
     gradDtype: s.gradDtype, embeddingGrads: s.embeddingGrads, coordinatorShards: s.coordinatorShards, dropout: s.dropout,
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
     onApplied: audit ? (a) => audit(a) : undefined,
@@ -112,9 +130,8 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
       config: { model, optim: s, dataset: r.dataset, reason: c.reason, seeds: { init: s.seed, sampler: s.seed, order: "Rng(seed).fork(epoch).shuffle" } },
     }),
   });
+  if (opts.init && !resumed) initFrom(resolve(opts.init), data, { layout: coord.layout, params: coord.params });
   if (opts.glove && !resumed) {
-    const { loadGlove } = await import("../model/layout.js");
-    const { loadVocab } = await import("../dataset/vocab.js");
     const glove = resolve(opts.glove);
     const { found, total } = await loadGlove(glove, loadVocab(join(r.dataset, "vocab.json")).tokens, coord.params, model);
     log.info(`GloVe ${glove}: ${found} of ${total} vocabulary rows initialised`);
@@ -124,7 +141,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     if (ck.meta.layoutHash !== coord.layout.hash) throw new InputError(`checkpoint has layout ${ck.meta.layoutHash}; this model is ${coord.layout.hash}`, { path: resumed.path });
     coord.params.set(ck.arrays.params!);
     coord.restore({ adam: { m: ck.arrays.adam_m!, v: ck.arrays.adam_v!, t: ck.meta.adamT }, step: ck.meta.step, epoch: ck.meta.epoch, cursor: ck.meta.cursor, paramVersion: ck.meta.paramVersion, epochStats: ck.meta.epochStats });
-    const at = ck.meta.cursor > 0 ? `epoch ${ck.meta.epoch + 1}, ${ck.meta.cursor} of ${data.count("train")} batches into it` : `epoch ${ck.meta.epoch} complete`;
+    const at = ck.meta.cursor > 0 ? `epoch ${ck.meta.epoch + 1}, ${ck.meta.cursor} of ${data.count(split)} batches into it` : `epoch ${ck.meta.epoch} complete`;
     log.info(`resumed from ${resumed.path}: step ${ck.meta.step}, ${at}`);
   }
   const endpoint = await coord.listen();
@@ -140,7 +157,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
       model, params: res.params, ...manifestTruncation(r.dataset), vocabPath: join(r.dataset, "vocab.json"), vocabHash: data.vocabHash,
       training: { steps: res.steps, epochs: res.epochs, seed: s.seed, optim: s, dataset: r.dataset, runId: res.runId },
     }, async (tmp) => {
-      if (r.noExport) return;
+      if (r.noExport || task !== "classify") return; // the export builds the classifier
       try {
         const { exportLayersModel } = await import("../model/export.js");
         const { loadVocab } = await import("../dataset/vocab.js");
@@ -151,10 +168,11 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
       }
     });
     log.info(`model written to ${modelDir}`);
+    const vectors = task === "sgns" ? await writeVectors(join(r.out, "vectors.txt"), r.dataset, model, res.params) : null;
     const seconds = (performance.now() - t0) / 1000;
     const ph = res.phases;
     return {
-      model: modelDir,
+      task, model: modelDir, vectors,
       epochs: res.epochs.map((e) => ({ epoch: e.epoch, val_accuracy: e.valAccuracy, val_loss: e.valLoss, train_loss: e.trainLoss, train_accuracy: e.trainAccuracy, seconds: e.seconds, steps: e.steps })),
       steps: res.steps, samples: res.samples, seconds, samples_per_s: ph.step > 0 ? res.samples / ph.step : 0, workers: r.workers,
       rejected: res.rejected, evicted: res.evicted, gradient_bytes: res.gradientBytes, transport_bytes: res.transportBytes,
@@ -185,14 +203,59 @@ function auditLog(path: string, resumedStep: number | null): (a: AppliedStep) =>
   return (a) => appendFileSync(path, JSON.stringify(a) + "\n");
 }
 
-/** The embedding rows each batch reads (cached: a batch is dealt once an epoch, its rows never change). */
-function rowsOfBatches(data: TrainingData, vocabSize: number): (split: "train" | "val", index: number) => Int32Array {
+/** `--init <model dir>`: the saved model's tensors that this model has too (same name and shape) replace the
+ *  initialisation; the model must have been trained on this dataset's vocabulary (its rows are token ids). */
+function initFrom(dir: string, data: TrainingData, to: { layout: ParamLayout; params: Float32Array }): void {
+  const from = loadModel(dir);
+  if (from.vocabHash !== data.vocabHash) throw new InputError(`--init: the model's vocabulary (${from.vocabHash}) is not the dataset's (${data.vocabHash}); pretrain on the same dataset`, { path: dir });
+  const copied = copyByName(from, to);
+  if (copied.length === 0) throw new InputError(`--init: the model (task ${taskOf(from.model)}) has no tensor of this model's names and shapes`, { path: dir });
+  log.info(`initialised ${copied.join(", ")} from ${dir} (task ${taskOf(from.model)}); the other tensors start from --seed`);
+}
+
+/** Task sgns: its input vectors as a GloVe text file, what `--glove` reads. */
+async function writeVectors(path: string, dataset: string, model: ModelConfig, params: Float32Array): Promise<string> {
+  const { writeGloveText } = await import("../model/vectors.js");
+  const { written, dim } = await writeGloveText(path, loadVocab(join(dataset, "vocab.json")).tokens, params, model);
+  log.info(`word vectors written to ${path} (${written} tokens × ${dim}, GloVe's text format)`);
+  return path;
+}
+
+/**
+ * The count a worker must report for a batch (what the step's mean divides by): its reviews for the classifier;
+ * for task lm its predictions (a review of n tokens predicts n − 1); for task sgns its (centre, context) pairs,
+ * found by making the batch's draws as the worker's engine does (seeded by the run's seed, the epoch and the
+ * reviews' ids: the same pairs on every side). Validation uses the draws of epoch −1, as workers do.
+ */
+function unitsOfBatches(data: TrainingData, model: ModelConfig, counts: Float64Array | undefined, seed: number, trainSplit: TrainingSplit): (split: "train" | "val", index: number, epoch: number) => number {
+  const batchOf = (split: "train" | "val", index: number) => data.batch(split === "train" ? trainSplit : split, index);
+  const task = taskOf(model);
+  if (task === "classify") return (split, index) => batchOf(split, index).size;
+  if (task === "lm") {
+    return (split, index) => {
+      const b = batchOf(split, index);
+      let n = 0;
+      for (let i = 0; i < b.size; i++) n += Math.max(0, b.lengths[i]! - 1);
+      return n;
+    };
+  }
+  const settings = sgnsSettings(model);
+  const tables = sgnsTables(counts, model.vocabSize, settings.subsample);
+  return (split, index, epoch) => {
+    const b = batchOf(split, index);
+    return drawPairs(batchToEngine(b, undefined, samplingSeed(seed, split === "val" ? -1 : epoch)), settings, tables).contexts.length;
+  };
+}
+
+/** The embedding rows each batch reads (cached: a batch is dealt once an epoch, its rows never change); the
+ *  coordinator's "train" batches are those of `trainSplit`. */
+function rowsOfBatches(data: TrainingData, vocabSize: number, trainSplit: TrainingSplit): (split: "train" | "val", index: number) => Int32Array {
   const cache = new Map<string, Int32Array>();
   return (split, index) => {
     const key = `${split}/${index}`;
     let rows = cache.get(key);
     if (!rows) {
-      const b = data.batch(split, index);
+      const b = data.batch(split === "train" ? trainSplit : split, index);
       rows = batchRows({ size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: new Float32Array(b.size) }, vocabSize);
       cache.set(key, rows);
     }

@@ -108,7 +108,7 @@ export interface RoundsOptions {
   phases: { broadcast: number; wait: number };
   /** Samples in a batch (the dataset as the coordinator reads it); absent: workers' counts are checked only
    *  for sanity (benchmarks without a dataset). */
-  batchSamples?: (split: "train" | "val", index: number) => number;
+  batchSamples?: (split: "train" | "val", index: number, epoch: number) => number;
   /** Row pull: the embedding rows a batch reads (sorted, unique). With it, a task carries the dense parameters
    *  and only its batches' rows, the newest values (`arith.ensureRows`), instead of the whole vector. */
   batchRows?: (split: "train" | "val", index: number) => Int32Array;
@@ -178,7 +178,7 @@ export class Rounds {
 
   private async sendTask(round: Round, peer: string, batches: number[]): Promise<void> {
     const now = Date.now(), due = now + this.deadlineMs(batches.length);
-    const assigned = this.o.batchSamples ? batches.reduce((n, b) => n + this.o.batchSamples!(round.split, b), 0) : null;
+    const assigned = this.o.batchSamples ? batches.reduce((n, b) => n + this.o.batchSamples!(round.split, b, round.epoch), 0) : null;
     const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, tokens: 0, skipped: false, refused: false, sentAt: now, dueAt: due, assigned };
     round.tasks.push(task);
     this.o.peers.members.assign(peer, due);

@@ -16,9 +16,10 @@ export interface CoordinatorOptions {
   /** Training batches per split, as counted by the coordinator. */
   trainBatches: number;
   valBatches: number;
-  /** Samples in each batch, as the coordinator reads the dataset: a worker's reported count must match it (absent:
-   *  benchmarks without a dataset, where a positive count is accepted). */
-  batchSamples?: (split: "train" | "val", index: number) => number;
+  /** Samples in each batch of an epoch, as the coordinator reads the dataset (reviews; the units of a pretraining
+   *  task's loss: lm predictions, sgns pairs): a worker's reported count must match it, and the step's mean divides
+   *  by it (absent: benchmarks without a dataset, where a positive count is accepted). */
+  batchSamples?: (split: "train" | "val", index: number, epoch: number) => number;
   /** The embedding rows each batch reads (sorted, unique): with it, and --pull rows, a task carries only its
    *  batches' rows and the dense parameters, never the whole vector. */
   batchRows?: (split: "train" | "val", index: number) => Int32Array;

@@ -1,8 +1,13 @@
 // Access to an ingested dataset for training roles: the coordinator counts batches, a worker keeps the
 // batches of each split in memory, indexed by `Batch.index` (only indices cross the wire).
+// Pretraining reads the split "pretrain": the train batches, then the unsup batches (when the dataset has
+// them), numbered on from the last train batch; validation is never part of it.
 import type { Batch, Split } from "./batch.js";
 import { InputError } from "../errors.js";
 import { openDataset } from "./open.js";
+
+/** A dataset split, or "pretrain": train followed by unsup, as one list of batches. */
+export type TrainingSplit = Split | "pretrain";
 
 export interface TrainingData {
   dir: string;
@@ -10,19 +15,24 @@ export interface TrainingData {
   vocabHash: string;
   /** Reviews per batch as ingested (B of a full batch). */
   batchSize: number;
-  count(split: Split): number;
+  count(split: TrainingSplit): number;
   /** Samples in a split. */
-  samples(split: Split): number;
-  batch(split: Split, index: number): Batch;
+  samples(split: TrainingSplit): number;
+  batch(split: TrainingSplit, index: number): Batch;
 }
 
 export async function openTrainingData(dir: string): Promise<TrainingData> {
   const ds = await openDataset(dir);
-  const cache = new Map<Split, Batch[]>();
-  const get = (split: Split): Batch[] => {
+  const cache = new Map<TrainingSplit, Batch[]>();
+  const get = (split: TrainingSplit): Batch[] => {
     let bs = cache.get(split);
+    if (!bs && split === "pretrain") {
+      bs = [...get("train"), ...get("unsup")];
+      cache.set(split, bs);
+    }
     if (!bs) {
-      bs = ds.splits.includes(split) ? ds.batches(split) : [];
+      const own = split as Split;
+      bs = ds.splits.includes(own) ? ds.batches(own) : [];
       bs = [...bs].sort((a, b) => a.index - b.index);
       bs.forEach((b, i) => {
         if (b.index !== i) throw new InputError(`${split} batch at position ${i} has index ${b.index}: batch indices must be 0..n-1`, { path: dir });

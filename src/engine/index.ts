@@ -51,9 +51,10 @@ async function pretrainingEngine(opts: EngineOptions): Promise<Engine> {
   return cpuEngine(model, backend);
 }
 
-/** The engine's view of a dataset batch (no copies except the labels as floats); `dropout` for training steps. */
-export function batchToEngine(b: Batch, dropout?: { rate: number; seed: number }): EngineBatch {
-  return { size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: Float32Array.from(b.labels), ids: b.ids, dropout };
+/** The engine's view of a dataset batch (no copies except the labels as floats); `dropout` for the classifier's
+ *  training steps, `seed` for the draws of tasks lm and sgns (samplingSeed). */
+export function batchToEngine(b: Batch, dropout?: { rate: number; seed: number }, seed?: number): EngineBatch {
+  return { size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: Float32Array.from(b.labels), ids: b.ids, dropout, seed };
 }
 
 /** The dropout seed of an epoch: every epoch draws new masks, the same ones on any worker and after a resume. */

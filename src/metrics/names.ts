@@ -9,6 +9,7 @@ export const ROLES: readonly Role[] = ["ingest", "coordinator", "worker"];
 export const METRIC = {
   // ---- training (coordinator) ----
   loss: "imdb_train_loss", //                              gauge {split=train|validation}
+  pretrainLoss: "imdb_train_pretrain_loss", //             gauge {task=lm|sgns, split}: a pretraining run's loss
   accuracy: "imdb_train_accuracy_ratio", //                gauge {split}
   step: "imdb_train_step", //                              gauge, last applied step
   epoch: "imdb_train_epoch", //                            gauge

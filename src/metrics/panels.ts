@@ -52,6 +52,11 @@ export const ROWS: RowSpec[] = [
         queries: [{ expr: `max by (split) (${M.loss})`, legend: "{{split}}" }],
       },
       {
+        title: "Pretraining loss", kind: "timeseries", unit: "short", width: 8,
+        description: "A pretraining run's loss (train --pretrain, or coordinator --task): lm, the sampled-softmax cross-entropy per predicted token; sgns, the loss per skip-gram pair; of the last applied step (train) and validation pass (validation).",
+        queries: [{ expr: `max by (task, split) (${M.pretrainLoss})`, legend: "{{task}} {{split}}" }],
+      },
+      {
         title: "Accuracy", kind: "timeseries", unit: "percentunit", width: 8,
         description: "Accuracy of the last applied step (train) and of the last validation pass (validation).",
         queries: [{ expr: `max by (split) (${M.accuracy})`, legend: "{{split}}" }],

@@ -34,6 +34,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
 
   const m = {
     loss: g(METRIC.loss, "Loss (BCE with logits) of the last step (split=train) or validation pass (split=validation).", ["split"]),
+    pretrainLoss: g(METRIC.pretrainLoss, "Pretraining loss per unit (task=lm: sampled-softmax cross-entropy per predicted token; task=sgns: per skip-gram pair) of the last step (split=train) or validation pass (split=validation).", ["task", "split"]),
     accuracy: g(METRIC.accuracy, "Accuracy 0..1 of the last step (split=train) or validation pass (split=validation).", ["split"]),
     step: g(METRIC.step, "Last applied optimizer step."),
     epoch: g(METRIC.epoch, "Current epoch."),
@@ -103,8 +104,12 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
   const finite = (x: number) => Number.isFinite(x);
   return {
     step(info) {
-      if (finite(info.loss)) m.loss().set({ split: "train" }, info.loss);
-      if (finite(info.accuracy)) m.accuracy().set({ split: "train" }, info.accuracy);
+      if (info.task && info.task !== "classify") {
+        if (finite(info.loss)) m.pretrainLoss().set({ task: info.task, split: "train" }, info.loss);
+      } else {
+        if (finite(info.loss)) m.loss().set({ split: "train" }, info.loss);
+        if (finite(info.accuracy)) m.accuracy().set({ split: "train" }, info.accuracy);
+      }
       m.step().set({}, info.step);
       m.epoch().set({}, info.epoch);
       m.samples().inc({}, Math.max(0, info.samples));
@@ -121,6 +126,7 @@ export function prometheusTelemetry(reg: MetricRegistry, role: Role): Telemetry 
     },
     paramVersion(version) { m.paramVersion().set({}, version); },
     validation(info) {
+      if (info.task && info.task !== "classify") { m.pretrainLoss().set({ task: info.task, split: "validation" }, info.loss); return; }
       m.loss().set({ split: "validation" }, info.loss);
       m.accuracy().set({ split: "validation" }, info.accuracy);
     },

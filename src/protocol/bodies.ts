@@ -67,6 +67,7 @@ export const SHAPES = {
     grad: opt(obj({ dtype: oneOf("fp32", "fp16"), rows: bool })),
     pull: opt(oneOf("rows", "dense")),
     dropout: opt(obj({ rate: num, seed: int })),
+    seed: opt(int),
     shards: opt(obj({ own: nat, others: list(obj({ port: nat, offset: nat, length: nat, serverKey: opt(str(40)) }), 64) })),
   }),
   [Kind.Heartbeat]: obj({}),

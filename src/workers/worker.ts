@@ -12,8 +12,12 @@ import { readBody, type Bodies, type AssignBody, type EvalBody } from "../protoc
 import { ParamAssembler } from "../protocol/params.js";
 import { encodeGradient, encodeHalf, halfScale, payloadValues, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
-import { openTrainingData, type TrainingData } from "../dataset/training.js";
-import { createEngine, batchToEngine, dropoutSeed, type Engine, type RowParams } from "../engine/index.js";
+import { join as joinPath } from "node:path";
+import { taskOf } from "../config.js";
+import type { Batch } from "../dataset/batch.js";
+import { openTrainingData, type TrainingData, type TrainingSplit } from "../dataset/training.js";
+import { loadVocabCounts } from "../dataset/vocab.js";
+import { createEngine, batchToEngine, dropoutSeed, samplingSeed, type Engine, type EngineBatch, type RowParams } from "../engine/index.js";
 import { RowAccumulator } from "./rows.js";
 import type { BackendChoice } from "../tfjs.js";
 import { join, type Welcome } from "./join.js";
@@ -71,7 +75,9 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
   let engine: Engine, data: TrainingData;
   try {
     data = await openTrainingData(datasetDir);
-    engine = await createEngine({ model: welcome.model, backend: o.backend ?? "auto", dropout: welcome.dropout?.rate });
+    // the pretraining tasks draw candidates, negatives and subsampling from the vocabulary's token counts
+    const counts = taskOf(welcome.model) === "classify" ? undefined : loadVocabCounts(joinPath(datasetDir, "vocab.json")).counts;
+    engine = await createEngine({ model: welcome.model, backend: o.backend ?? "auto", dropout: welcome.dropout?.rate, counts });
   } catch (err) {
     await channel.send(encode({ kind: Kind.Leave, runId: welcome.runId, step: 0, paramVersion: 0, slot: welcome.slot, layoutHash: welcome.layoutHash }, { reason: `cannot start: ${errorMessage(err)}` })).catch(() => {});
     channel.close();
@@ -82,13 +88,20 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
     engine.dispose();
     throw new ProtocolError(`parameter layout mismatch: the coordinator uses ${welcome.layoutHash} (${welcome.layoutSize} values), this worker's engine ${engine.layout.hash} (${engine.layout.size})`);
   }
-  log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: backend ${engine.backend}, dataset ${datasetDir} (${data.count("train")} train / ${data.count("val")} val batches)${welcome.dropout?.rate ? `, dropout ${welcome.dropout.rate} on the classifier's input` : ""}`);
+  const task = taskOf(welcome.model);
+  const split = trainingSplitOf(welcome);
+  log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: ${task === "classify" ? "" : `task ${task}, `}backend ${engine.backend}, dataset ${datasetDir} (${data.count(split)} ${split} / ${data.count("val")} val batches)${welcome.dropout?.rate ? `, dropout ${welcome.dropout.rate} on the classifier's input` : ""}`);
   const session = new Session(o, log, channel, routingId, welcome, engine, data);
   try {
     return await session.run();
   } finally {
     session.close();
   }
+}
+
+/** The batches an Assign's indices refer to: train for the classifier, train + unsup for pretraining. */
+function trainingSplitOf(welcome: Welcome): TrainingSplit {
+  return taskOf(welcome.model) === "classify" ? "train" : "pretrain";
 }
 
 /** A connection to one coordinator shard (a sharded coordinator): it sends its slice of every new version. */
@@ -103,6 +116,8 @@ class Session {
   private readonly shards: ShardLink[];
   private readonly result: WorkerResult & { newRun?: number };
   private readonly from: string;
+  /** Where an Assign's batch indices point (trainingSplitOf). */
+  private readonly split: TrainingSplit;
   private lastHeard = Date.now();
   private stopReason = "";
   private rejoining = false;
@@ -114,6 +129,7 @@ class Session {
     this.tel = o.telemetry ?? NO_TELEMETRY;
     this.result = { steps: 0, evals: 0, samples: 0, reason: "", final: false, runId: welcome.runId };
     this.from = `coordinator ${o.coordinator}`;
+    this.split = trainingSplitOf(welcome);
     this.assembler = new ParamAssembler(welcome.layoutSize);
     const rows = welcome.grad?.rows || welcome.pull === "rows";
     this.wire = { f16: welcome.grad?.dtype === "fp16", block: rows ? sparseBlockOf(engine.layout) : null };
@@ -228,12 +244,10 @@ class Session {
     const acc = new Float32Array(this.welcome.layoutSize); // sum of the batches' loss-SUM gradients
     let lossSum = 0, correct = 0, count = 0, tokens = 0;
     const ids: number[] = []; // sample ids used, for the coordinator's exactly-once accounting
-    const d = this.welcome.dropout;
-    const dropout = d && d.rate > 0 ? { rate: d.rate, seed: dropoutSeed(d.seed, body.epoch) } : undefined;
     for (const idx of body.batches) {
       if (this.o.signal?.aborted) return; // never send the gradient of part of a task
-      const b = this.data.batch("train", idx);
-      const r = await this.engine.step(params, batchToEngine(b, dropout));
+      const { b, eb } = this.trainingBatch(idx, body.epoch);
+      const r = await this.engine.step(params, eb);
       if (r.gpuSeconds) this.tel.gpuTime(this.o.name, r.gpuSeconds);
       const g = r.grads;
       for (let i = 0; i < acc.length; i++) acc[i] += g[i]!;
@@ -262,12 +276,10 @@ class Session {
     const acc = new RowAccumulator(params.dense.length, E);
     let lossSum = 0, correct = 0, count = 0, tokens = 0;
     const ids: number[] = [];
-    const d = this.welcome.dropout;
-    const dropout = d && d.rate > 0 ? { rate: d.rate, seed: dropoutSeed(d.seed, body.epoch) } : undefined;
     for (const idx of body.batches) {
       if (this.o.signal?.aborted) return; // never send the gradient of part of a task
-      const b = this.data.batch("train", idx);
-      const r = await this.engine.stepRows(params, batchToEngine(b, dropout));
+      const { b, eb } = this.trainingBatch(idx, body.epoch);
+      const r = await this.engine.stepRows(params, eb);
       if (r.gpuSeconds) this.tel.gpuTime(this.o.name, r.gpuSeconds);
       acc.add(r);
       lossSum += r.lossSum; correct += r.correct; count += r.count;
@@ -280,6 +292,16 @@ class Session {
     const at = { step: m.header.step, version: m.header.paramVersion };
     await this.channel.send(this.encode(Kind.Gradient, at, { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: scale }, values, rows));
     this.stepDone(m, count, tokens, seconds, lossSum, correct, values.byteLength + rows.byteLength);
+  }
+
+  /** Training batch `idx` of an epoch as the engine takes it: the classifier's with the epoch's dropout masks,
+   *  a pretraining task's with the epoch's sampling seed (its batches are train's, then unsup's). */
+  private trainingBatch(idx: number, epoch: number): { b: Batch; eb: EngineBatch } {
+    const w = this.welcome;
+    const b = this.data.batch(this.split, idx);
+    if (this.split === "pretrain") return { b, eb: batchToEngine(b, undefined, samplingSeed(w.seed ?? 0, epoch)) };
+    const d = w.dropout;
+    return { b, eb: batchToEngine(b, d && d.rate > 0 ? { rate: d.rate, seed: dropoutSeed(d.seed, epoch) } : undefined) };
   }
 
   /** A task's parameters in rows form: [rows of E][dense] as the coordinator laid them out. */
@@ -308,7 +330,9 @@ class Session {
     let lossSum = 0, correct = 0, count = 0;
     for (const idx of body.batches) {
       if (this.o.signal?.aborted) return;
-      const r = await this.engine.evaluate(params, batchToEngine(this.data.batch(body.split, idx)));
+      // pretraining: the same draws in every validation pass, so that its losses compare across epochs
+      const seed = this.split === "pretrain" ? samplingSeed(this.welcome.seed ?? 0, -1) : undefined;
+      const r = await this.engine.evaluate(params, batchToEngine(this.data.batch(body.split, idx), undefined, seed));
       lossSum += r.lossSum; correct += r.correct; count += r.count;
     }
     await this.channel.send(this.encode(Kind.EvalResult, { step: m.header.step, version: m.header.paramVersion }, { task: body.task, lossSum, correct, count }));
