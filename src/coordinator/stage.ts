@@ -88,7 +88,7 @@ export async function runStage(o: StageOptions): Promise<TrainReport> {
   try {
     const coord = start("coordinator", o.coordArgs);
     children.push(coord);
-    log.info(`${o.label}: coordinator pid ${coord.proc.pid}`);
+    log.info(`coordinator pid ${coord.proc.pid}${o.label === "train" ? "" : ` (${o.label})`}`);
     const endpoint = await new Promise<string>((res, rej) => {
       coord.proc.on("message", (msg: { type: string; event?: CoordinatorEvent; report?: TrainReport; message?: string }) => {
         if (msg.type === "event" && msg.event) {
