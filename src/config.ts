@@ -96,8 +96,9 @@ export const DEFAULTS = {
     joinTimeoutS: 300, //       how long the coordinator waits for the expected workers
   },
   pretrain: {
-    epochs: 1, //               train --pretrain: passes over train + unsup
-    lr: 1e-3, //                its Adam learning rate
+    // train --pretrain: passes over train + unsup and the Adam learning rate of each kind of pretraining
+    lm: { epochs: 1, lr: 1e-3 },
+    vectors: { epochs: 2, lr: 5e-3 },
     // S: the LM's per-token cost is the LSTM's 6·G·H·(E+H) = 2,187,264 FLOPs (forward 2·G·H·(E+H), backward
     // twice that) plus 6·H·(S+1) for the sampled softmax (logits, dh, dW over the target and S candidates):
     // S = 384 adds 591,360, 1.27× the classifier's per-token FLOPs (E=100, H=256, G=4).

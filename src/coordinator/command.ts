@@ -24,8 +24,8 @@ export type CoordinatorCliOptions = OptionsOf<typeof COORDINATOR_OPTIONS>;
 export const TRAIN_OPTIONS = [
   { name: "data", value: "<path>", type: "string", repeatable: true, description: "aclImdb directory or .tar.gz to ingest first; give it again to read several (e.g. the labelled and the unlabelled archives) (default, without --dataset: the official archive, downloaded once and cached)" },
   { name: "pretrain", value: "<none|vectors|lm>", type: "string", choices: ["none", "vectors", "lm"], default: "none", description: "first pretrain on the training and the unlabelled reviews (train/unsup/ of the inputs; validation never), in <out>/pretrain: lm = the embedding and LSTM as a language model, then fine-tune the classifier from them; vectors = skip-gram word vectors (<out>/pretrain/vectors.txt, GloVe's format) as the classifier's initial embedding" },
-  { name: "pretrain-epochs", value: "<n>", type: "int", default: DEFAULTS.pretrain.epochs, min: 1, description: "with --pretrain: passes over train + unsup" },
-  { name: "pretrain-lr", value: "<x>", type: "float", default: DEFAULTS.pretrain.lr, above: 0, description: "with --pretrain: the pretraining run's Adam learning rate (peak, with the classifier's warm-up and decay)" },
+  { name: "pretrain-epochs", value: "<n>", type: "int", min: 1, description: `with --pretrain: passes over train + unsup (default: lm ${DEFAULTS.pretrain.lm.epochs}, vectors ${DEFAULTS.pretrain.vectors.epochs})` },
+  { name: "pretrain-lr", value: "<x>", type: "float", above: 0, description: `with --pretrain: the pretraining run's Adam learning rate, peak, with the classifier's warm-up and decay (default: lm ${DEFAULTS.pretrain.lm.lr}, vectors ${DEFAULTS.pretrain.vectors.lr})` },
   { name: "dataset", value: "<dir>", type: "string", description: "an already ingested dataset directory (instead of --data)" },
   { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "output directory (dataset, checkpoints, model)" },
   { name: "workers", value: "<n>", type: "int", default: T.workers, min: 1, max: MAX_WORKERS, description: "worker processes" },

@@ -53,16 +53,17 @@ export async function runTrain(o: TrainCliOptions): Promise<number> {
     const preOut = join(out, "pretrain");
     const task = pretrain === "lm" ? "lm" : "sgns";
     const made = pretrain === "lm" ? join(preOut, "model") : join(preOut, "vectors.txt");
+    const epochs = o.pretrainEpochs ?? DEFAULTS.pretrain[pretrain].epochs, lr = o.pretrainLr ?? DEFAULTS.pretrain[pretrain].lr;
     if (o.autoResume && existsSync(made) && existsSync(join(preOut, "model", "config.json"))) {
       log.info(`pretraining already done: reusing ${made}`);
     } else {
       // the pretraining run: the model's shape (not its dropout), the run's seed and wire settings, its own lr and epochs
       const shape = toArgv(MODEL_OPTIONS.filter((m) => m.name !== "glove" && m.name !== "forget-bias"), o);
       const wire = toArgv(PASS_ON.filter((p) => ["seed", "grad-dtype", "pull", "embedding-grads", "checkpoint-every", "step-timeout", "heartbeat-timeout", "join-timeout", "max-steps", "max-val-batches", "clip", "warmup-steps", "decay"].includes(p.name)), o);
-      const args = ["coordinator", ...common, "--out", preOut, "--task", task, ...shape, ...wire, "--epochs", String(o.pretrainEpochs), "--lr", String(o.pretrainLr)];
+      const args = ["coordinator", ...common, "--out", preOut, "--task", task, ...shape, ...wire, "--epochs", String(epochs), "--lr", String(lr)];
       if (o.autoResume) args.push("--auto-resume");
-      log.info(`pretraining (${pretrain === "lm" ? "a language model" : "skip-gram word vectors"}) on train + unsup for ${o.pretrainEpochs} epoch(s) into ${preOut}`);
-      pre = await runStage({ ...stage, label: "pretrain", coordArgs: args, epochs: o.pretrainEpochs });
+      log.info(`pretraining (${pretrain === "lm" ? "a language model" : "skip-gram word vectors"}) on train + unsup for ${epochs} epoch(s) at lr ${lr} into ${preOut}`);
+      pre = await runStage({ ...stage, label: "pretrain", coordArgs: args, epochs });
       log.info(`pretraining done in ${(pre.seconds / 60).toFixed(1)} min`);
     }
     classifierArgs.push(pretrain === "lm" ? "--init" : "--glove", made);
