@@ -80,6 +80,12 @@ test("train --pretrain lm: a language model on train + unsup, then the classifie
   const clfInit = { layout: clf.layout, params: initParams(clf.model, 5, { forgetBias: DEFAULTS.model.forgetBias }) };
   for (const name of ["fc.weight", "fc.bias"]) tensorsEqual(clf, clfInit, name);
   assert.ok(r.json.steps > 0);
+  // the language model is no classifier: predict refuses it by name, and takes the fine-tuned model
+  const refused = await runCli(["predict", "--model", join(out, "pretrain", "model"), "A wonderful film."]);
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /pretrain[\/]model: this is a pretraining model \(task lm\), not a sentiment classifier/);
+  const p = await runCli(["predict", "--model", join(out, "model"), "A wonderful film."]);
+  assert.equal(p.code, 0, p.stderr);
 });
 
 test("train --pretrain vectors: skip-gram vectors in GloVe's text format become the classifier's embedding", { timeout: 240_000 }, async (t) => {

@@ -2,6 +2,7 @@
 import { MovingAverage, fmtSecs, logger, plainProgress, progress } from "../output.js";
 import type { Batch } from "../dataset/batch.js";
 import { InputError } from "../errors.js";
+import { taskOf } from "../config.js";
 import { loadVocab } from "../dataset/vocab.js";
 import { readReviews, sourceKind } from "../ingest/index.js";
 import { createEngine, batchToEngine } from "../engine/index.js";
@@ -49,6 +50,14 @@ class EvalLines {
   }
 }
 
+/** A saved sentiment classifier; a pretraining run's model (task lm or sgns) is refused by name. */
+function classifierModel(dir: string): LoadedModel {
+  const m = loadModel(dir);
+  const task = taskOf(m.model);
+  if (task !== "classify") throw new InputError(`this is a pretraining model (task ${task}), not a sentiment classifier: use the model of the run that fine-tuned from it (train --pretrain writes it to <out>/model)`, { path: dir });
+  return m;
+}
+
 export interface EvalReport { accuracy: number; loss: number; n: number; split: string; seconds: number; model: string }
 
 /** Which split of an aclImdb source to read: `test/` when present, else `train/` (or the one asked for). */
@@ -65,7 +74,7 @@ async function pickSplit(data: string, wanted?: string): Promise<string> {
 
 export async function evaluateModel(o: { model: string; data: string; split?: string; batchSize?: number; backend?: BackendChoice; limit?: number }): Promise<EvalReport> {
   const t0 = performance.now();
-  const m = loadModel(o.model);
+  const m = classifierModel(o.model);
   const vocab = loadVocab(m.vocabPath);
   const split = await pickSplit(o.data, o.split);
   const seqs: Int32Array[] = [];
@@ -101,7 +110,7 @@ export async function evaluateModel(o: { model: string; data: string; split?: st
 
 /** Positive probability of each text. */
 export async function predictTexts(o: { model: string | LoadedModel; texts: string[]; backend?: BackendChoice }): Promise<number[]> {
-  const m = typeof o.model === "string" ? loadModel(o.model) : o.model;
+  const m = typeof o.model === "string" ? classifierModel(o.model) : o.model;
   const vocab = loadVocab(m.vocabPath);
   const seqs = o.texts.map((t) => encodeText(t, vocab, m.maxLen, m.keep ?? "first"));
   const engine = await createEngine({ model: m.model, backend: o.backend ?? "auto" });
