@@ -92,7 +92,10 @@ test("README's quick start runs as written on a fresh machine (archive downloade
   const dir = tempDir("imdb-docs-quickstart-");
   t.after(() => cleanup(dir));
   // an invented dataset in the official archive's layout, as the official file name, and served for the download
-  const archive = gzipSync(tarBytes(makeLayout({ train: 20, test: 5, words: [5, 60] })));
+  // the official archive's layout: labelled train and test reviews, and unlabelled ones in train/unsup/ (--pretrain)
+  const unsup = makeLayout({ train: 10, words: [5, 60], seed: 2 }).filter((f) => /\/train\/(pos|neg)\//.test(f.name))
+    .map((f, i) => ({ name: `aclImdb/train/unsup/${i}_0.txt`, data: f.data }));
+  const archive = gzipSync(tarBytes([...makeLayout({ train: 20, test: 5, words: [5, 60] }), ...unsup]));
   writeFileSync(join(dir, "aclImdb_v1.tar.gz"), archive);
   let downloads = 0;
   const server = createServer((req, res) => {
