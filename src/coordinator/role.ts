@@ -8,10 +8,10 @@ import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import type { CurveServerKeys } from "../transport/zmq/index.js";
-import { openTrainingData, type TrainingData, type TrainingSplit } from "../dataset/training.js";
+import { openTrainingData, trainingSplitFor, type TrainingData, type TrainingSplit } from "../dataset/training.js";
 import { loadVocab, loadVocabCounts } from "../dataset/vocab.js";
 import { batchRows } from "../engine/rows.js";
-import { batchToEngine, samplingSeed } from "../engine/index.js";
+import { batchToEngine, samplingSeed, VALIDATION_SAMPLING_EPOCH } from "../engine/index.js";
 import { drawPairs, sgnsSettings, sgnsTables } from "../engine/sgns.js";
 import { loadModel, saveModel } from "../model/files.js";
 import { copyByName, loadGlove, type ParamLayout } from "../model/layout.js";
@@ -86,7 +86,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
   const task = taskOf(model);
   const s = optimFrom(opts);
   // pretraining reads train + unsup and has no dropout (the classifier's default would be refused by its engine)
-  const split: TrainingSplit = task === "classify" ? "train" : "pretrain";
+  const split = trainingSplitFor(task);
   if (task !== "classify") {
     s.dropout = 0;
     if (data.count("unsup") === 0) log.warn(`the dataset has no unlabelled reviews (ingest --unsup): task ${task} reads the train split only`);
@@ -225,7 +225,7 @@ async function writeVectors(path: string, dataset: string, model: ModelConfig, p
  * The count a worker must report for a batch (what the step's mean divides by): its reviews for the classifier;
  * for task lm its predictions (a review of n tokens predicts n − 1); for task sgns its (centre, context) pairs,
  * found by making the batch's draws as the worker's engine does (seeded by the run's seed, the epoch and the
- * reviews' ids: the same pairs on every side). Validation uses the draws of epoch −1, as workers do.
+ * reviews' ids: the same pairs on every side). Validation uses the draws of VALIDATION_SAMPLING_EPOCH, as workers do.
  */
 function unitsOfBatches(data: TrainingData, model: ModelConfig, counts: Float64Array | undefined, seed: number, trainSplit: TrainingSplit): (split: "train" | "val", index: number, epoch: number) => number {
   const batchOf = (split: "train" | "val", index: number) => data.batch(split === "train" ? trainSplit : split, index);
@@ -243,7 +243,7 @@ function unitsOfBatches(data: TrainingData, model: ModelConfig, counts: Float64A
   const tables = sgnsTables(counts, model.vocabSize, settings.subsample);
   return (split, index, epoch) => {
     const b = batchOf(split, index);
-    return drawPairs(batchToEngine(b, undefined, samplingSeed(seed, split === "val" ? -1 : epoch)), settings, tables).contexts.length;
+    return drawPairs(batchToEngine(b, undefined, samplingSeed(seed, split === "val" ? VALIDATION_SAMPLING_EPOCH : epoch)), settings, tables).contexts.length;
   };
 }
 

@@ -9,6 +9,12 @@ import { openDataset } from "./open.js";
 /** A dataset split, or "pretrain": train followed by unsup, as one list of batches. */
 export type TrainingSplit = Split | "pretrain";
 
+/** The split a model's training batches come from: train for the classifier, "pretrain" for tasks lm and sgns
+ *  (the coordinator and its workers must agree on it). */
+export function trainingSplitFor(task: "classify" | "lm" | "sgns"): TrainingSplit {
+  return task === "classify" ? "train" : "pretrain";
+}
+
 export interface TrainingData {
   dir: string;
   vocabSize: number;

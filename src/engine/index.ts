@@ -67,6 +67,10 @@ export function samplingSeed(runSeed: number, epoch: number): number {
   return Math.imul(runSeed ^ 0x1f83d9ab, 0x9e3779b1) ^ Math.imul(epoch + 1, 0xc2b2ae35);
 }
 
+/** The epoch whose sampling seed every validation pass of a pretraining task uses (the same draws each time,
+ *  so its losses compare across epochs; the coordinator counts the pairs of the same draws). */
+export const VALIDATION_SAMPLING_EPOCH = -1;
+
 /** P(positive) for each review of a batch (bce models): σ(logit). */
 export async function predictProbabilities(engine: Engine, params: EngineParams, batch: EngineBatch): Promise<Float32Array> {
   const { outputs } = await engine.evaluate(params, batch);

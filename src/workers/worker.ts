@@ -15,9 +15,9 @@ import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
 import { join as joinPath } from "node:path";
 import { taskOf } from "../config.js";
 import type { Batch } from "../dataset/batch.js";
-import { openTrainingData, type TrainingData, type TrainingSplit } from "../dataset/training.js";
+import { openTrainingData, trainingSplitFor, type TrainingData, type TrainingSplit } from "../dataset/training.js";
 import { loadVocabCounts } from "../dataset/vocab.js";
-import { createEngine, batchToEngine, dropoutSeed, samplingSeed, type Engine, type EngineBatch, type RowParams } from "../engine/index.js";
+import { createEngine, batchToEngine, dropoutSeed, samplingSeed, VALIDATION_SAMPLING_EPOCH, type Engine, type EngineBatch, type RowParams } from "../engine/index.js";
 import { RowAccumulator } from "./rows.js";
 import type { BackendChoice } from "../tfjs.js";
 import { join, type Welcome } from "./join.js";
@@ -89,7 +89,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
     throw new ProtocolError(`parameter layout mismatch: the coordinator uses ${welcome.layoutHash} (${welcome.layoutSize} values), this worker's engine ${engine.layout.hash} (${engine.layout.size})`);
   }
   const task = taskOf(welcome.model);
-  const split = trainingSplitOf(welcome);
+  const split = trainingSplitFor(task);
   log.info(`joined run ${welcome.runId} as slot ${welcome.slot}: ${task === "classify" ? "" : `task ${task}, `}backend ${engine.backend}, dataset ${datasetDir} (${data.count(split)} ${split} / ${data.count("val")} val batches)${welcome.dropout?.rate ? `, dropout ${welcome.dropout.rate} on the classifier's input` : ""}`);
   const session = new Session(o, log, channel, routingId, welcome, engine, data);
   try {
@@ -97,11 +97,6 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
   } finally {
     session.close();
   }
-}
-
-/** The batches an Assign's indices refer to: train for the classifier, train + unsup for pretraining. */
-function trainingSplitOf(welcome: Welcome): TrainingSplit {
-  return taskOf(welcome.model) === "classify" ? "train" : "pretrain";
 }
 
 /** A connection to one coordinator shard (a sharded coordinator): it sends its slice of every new version. */
@@ -116,7 +111,7 @@ class Session {
   private readonly shards: ShardLink[];
   private readonly result: WorkerResult & { newRun?: number };
   private readonly from: string;
-  /** Where an Assign's batch indices point (trainingSplitOf). */
+  /** Where an Assign's batch indices point (trainingSplitFor). */
   private readonly split: TrainingSplit;
   private lastHeard = Date.now();
   private stopReason = "";
@@ -129,7 +124,7 @@ class Session {
     this.tel = o.telemetry ?? NO_TELEMETRY;
     this.result = { steps: 0, evals: 0, samples: 0, reason: "", final: false, runId: welcome.runId };
     this.from = `coordinator ${o.coordinator}`;
-    this.split = trainingSplitOf(welcome);
+    this.split = trainingSplitFor(taskOf(welcome.model));
     this.assembler = new ParamAssembler(welcome.layoutSize);
     const rows = welcome.grad?.rows || welcome.pull === "rows";
     this.wire = { f16: welcome.grad?.dtype === "fp16", block: rows ? sparseBlockOf(engine.layout) : null };
@@ -331,7 +326,7 @@ class Session {
     for (const idx of body.batches) {
       if (this.o.signal?.aborted) return;
       // pretraining: the same draws in every validation pass, so that its losses compare across epochs
-      const seed = this.split === "pretrain" ? samplingSeed(this.welcome.seed ?? 0, -1) : undefined;
+      const seed = this.split === "pretrain" ? samplingSeed(this.welcome.seed ?? 0, VALIDATION_SAMPLING_EPOCH) : undefined;
       const r = await this.engine.evaluate(params, batchToEngine(this.data.batch(body.split, idx), undefined, seed));
       lossSum += r.lossSum; correct += r.correct; count += r.count;
     }
