@@ -107,3 +107,45 @@ test("sumsqLanes over the nonzero ranges equals the full pass bit for bit (align
     }
   }
 });
+
+test("row kernels (scatter, lane sums over rows, Adam over rows) equal the plain loops bit for bit", () => {
+  const W = 12, ROWS = 40, n = ROWS * W + 9; // rows of 12 values, then a dense tail that is no whole quad
+  const arena = new Arena(Arena.floatsFor(n, n, n, n, n, n, n, ROWS, 8));
+  const k = new Kernels(arena);
+  const r = rng(23);
+  const [acc, part, p, q, m, v] = [0, 1, 2, 3, 4, 5].map(() => arena.alloc(n)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const starts = arena.allocInt(ROWS), lanes = arena.allocDouble(4);
+  const rows = [1, 2, 7, 19, 20, 39];
+  rows.forEach((row, i) => { starts[i] = row * W; });
+  fill(part, r, 0.5); part[5] = -0;
+  // scatter copies row i of part to its row, then adds (f32) as fold does
+  k.scatterRows(acc, part, starts, rows.length, W, false);
+  const J = new Float32Array(n);
+  rows.forEach((row, i) => { for (let j = 0; j < W; j++) J[row * W + j] = part[i * W + j]!; });
+  sameBits(acc, J, "scatter copy");
+  k.scatterRows(acc, part, starts, rows.length, W, true);
+  rows.forEach((row, i) => { for (let j = 0; j < W; j++) J[row * W + j] = Math.fround(J[row * W + j]! + part[i * W + j]!); });
+  sameBits(acc, J, "scatter add");
+  // the lane sums over the rows (the rest is zero) are the full pass's
+  for (let i = ROWS * W; i < n; i++) acc[i] = 0;
+  lanes.fill(0);
+  k.sumsqRows(acc, starts, rows.length, W, 1 / 3, lanes);
+  assert.ok(Object.is((lanes[0]! + lanes[2]!) + (lanes[1]! + lanes[3]!), sumsqJs(J, 0, ROWS * W, 1 / 3)), "sumsq over rows");
+  // Adam over the rows in one call is Adam over each row's range
+  fill(p, r, 1); fill(m, r, 1e-3); for (let i = 0; i < n; i++) v[i] = Math.abs(r()) * 1e-5;
+  const ref = { p: Float32Array.from(p), q: Float32Array.from(q), m: Float32Array.from(m), v: Float32Array.from(v) };
+  for (const wd of [0, 0.01]) {
+    const h: AdamHyper = { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3 / (1 - 0.9 ** 2), sqrtBc2: Math.sqrt(1 - 0.999 ** 2), weightDecay: wd };
+    k.adamRows(p, q, acc, m, v, starts, rows.length, W, 1 / 3, 0.75, h);
+    for (const row of rows) adamJs(ref.p, ref.q, J, ref.m, ref.v, row * W, (row + 1) * W, 1 / 3, 0.75, h);
+    sameBits(q, ref.q, `adamRows params (wd ${wd})`);
+    sameBits(m, ref.m, "adamRows m");
+    sameBits(v, ref.v, "adamRows v");
+  }
+  // rows are checked before any kernel runs
+  starts[0] = 3;
+  assert.throws(() => k.scatterRows(acc, part, starts, rows.length, W, false), /multiple of 4/);
+  starts[0] = ROWS * W;
+  assert.throws(() => k.adamRows(p, q, acc, m, v, starts, rows.length, W, 1, 1, { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1, sqrtBc2: 1, weightDecay: 0 }), /inside the arrays/);
+  assert.throws(() => k.sumsqRows(acc, new Int32Array(4), 1, W, 1, lanes), /not an array of this arena/);
+});

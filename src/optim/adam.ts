@@ -56,13 +56,15 @@ export class Adam {
     else adamJs(pIn, pOut, acc, this.m, this.v, start, end, scale, coef, h);
   }
 
-  /** Update rows of `width` values starting at `starts` (as `apply` would each [start, start + width)). */
-  applyRows(h: AdamHyper, pIn: Float32Array, pOut: Float32Array, acc: Float32Array, starts: ArrayLike<number>, width: number, scale: number, coef: number): void {
-    if (this.kernels && width % 4 === 0 && this.kernels.owns(pIn, pOut, acc) && Array.prototype.every.call(starts, (x: number) => x % 4 === 0)) {
-      this.kernels.adamRows(pIn, pOut, acc, this.m, this.v, starts, width, scale, coef, h);
+  /** Update the first `count` rows of `width` values starting at `starts` (as `apply` would each [start,
+   *  start + width)): one kernel call when the starts are in the kernels' arena and every row is aligned. */
+  applyRows(h: AdamHyper, pIn: Float32Array, pOut: Float32Array, acc: Float32Array, starts: Int32Array, count: number, width: number, scale: number, coef: number): void {
+    const aligned = () => { for (let k = 0; k < count; k++) if (starts[k]! % 4 !== 0) return false; return true; };
+    if (this.kernels && width % 4 === 0 && this.kernels.owns(pIn, pOut, acc) && this.kernels.arena.memory.buffer === starts.buffer && aligned()) {
+      this.kernels.adamRows(pIn, pOut, acc, this.m, this.v, starts, count, width, scale, coef, h);
       return;
     }
-    for (let i = 0; i < starts.length; i++) this.apply(h, pIn, pOut, acc, starts[i]!, starts[i]! + width, scale, coef);
+    for (let k = 0; k < count; k++) this.apply(h, pIn, pOut, acc, starts[k]!, starts[k]! + width, scale, coef);
   }
 
   /** The optimizer state (live views; copy before sending them elsewhere). */

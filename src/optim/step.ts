@@ -56,6 +56,9 @@ export class StepArithmetic {
   private readonly acc: Float32Array;
   private readonly staging: Float32Array;
   private readonly half: Uint16Array;
+  /** Row offsets for the kernels that loop over rows (one per embedding row), and sumsq's four lane sums. */
+  private readonly starts: Int32Array;
+  private readonly lanes: Float64Array;
   private parts = 0;
   /** The rows `acc` holds: those of the sum being built (or, before its first part, of the last one). */
   private readonly sumRows: RowSet | null;
@@ -64,14 +67,18 @@ export class StepArithmetic {
 
   constructor(readonly size: number, adam: AdamOptions, initial: Float32Array, readonly sparse: SparseBlock | null = null) {
     if (initial.length !== size) throw new RangeError(`initial parameters have ${initial.length} values, expected ${size}`);
-    // two parameter buffers, the sum, a staging copy of a part (and of its half floats), Adam's two moments
-    this.arena = new Arena(Arena.floatsFor(size, size, size, size, size, size, Math.ceil(size / 2)));
+    // two parameter buffers, the sum, a staging copy of a part (and of its half floats), Adam's two moments,
+    // the row offsets and the lane sums
+    const rows = sparse?.rows ?? 0;
+    this.arena = new Arena(Arena.floatsFor(size, size, size, size, size, size, Math.ceil(size / 2), rows, 8));
     this.k = new Kernels(this.arena);
     this.bufs = [this.arena.alloc(size), this.arena.alloc(size)];
     this.acc = this.arena.alloc(size);
     this.staging = this.arena.alloc(size);
     this.half = this.arena.allocHalf(size);
     this.adam = new Adam(size, adam, this.arena);
+    this.starts = this.arena.allocInt(rows);
+    this.lanes = this.arena.allocDouble(4);
     this.bufs[0].set(initial);
     this.sumRows = sparse ? new RowSet(sparse.rows) : null;
   }
@@ -134,6 +141,8 @@ export class StepArithmetic {
   private addRows(vals: Float32Array, rows: Uint32Array, first: boolean): void {
     const b = this.sparse!, E = b.width, end = b.offset + b.rows * E, tail = b.offset + rows.length * E;
     const acc = this.acc, mark = this.sumRows!;
+    // later parts add in the kernels, from the arena (the first is copied where it goes)
+    if (!first && !this.arena.owns(vals)) { this.staging.set(vals); vals = this.staging.subarray(0, vals.length); }
     if (first) {
       acc.set(vals.subarray(0, b.offset), 0);
       acc.set(vals.subarray(tail), end);
@@ -141,12 +150,25 @@ export class StepArithmetic {
       if (b.offset > 0) this.foldAt(0, vals.subarray(0, b.offset));
       this.foldAt(end, vals.subarray(tail));
     }
+    const starts = this.starts;
     for (let r = 0; r < rows.length; r++) {
-      const row = rows[r]!, d = b.offset + row * E, s = b.offset + r * E;
+      const row = rows[r]!;
       mark.add(row);
-      if (first) acc.set(vals.subarray(s, s + E), d);
-      else for (let j = 0; j < E; j++) acc[d + j] = acc[d + j]! + vals[s + j]!;
+      starts[r] = b.offset + row * E;
     }
+    const block = vals.subarray(b.offset, tail);
+    if (this.rowKernels && !first) return this.k.scatterRows(acc, block, starts, rows.length, E, true);
+    for (let r = 0; r < rows.length; r++) { // unaligned rows: the same, one value at a time
+      const d = starts[r]!, s = r * E;
+      if (first) acc.set(block.subarray(s, s + E), d);
+      else for (let j = 0; j < E; j++) acc[d + j] = acc[d + j]! + block[s + j]!;
+    }
+  }
+
+  /** Rows start on multiples of 4 (the kernels' quads): the row loops run in WebAssembly. */
+  private get rowKernels(): boolean {
+    const b = this.sparse;
+    return b !== null && b.offset % 4 === 0 && b.width % 4 === 0;
   }
 
   /** acc[at + i] = f32(acc[at + i] + src[i]) — SIMD when src is in the arena (else copied there first). */
@@ -167,11 +189,27 @@ export class StepArithmetic {
   sumsq(scale: number): number {
     const rows = this.touchedRows(), b = this.sparse;
     if (!rows || !b) return this.k.sumsq(this.acc, scale);
+    if (this.rowKernels) return this.sumsqRows(rows, scale);
     const ranges: [number, number][] = [];
     if (b.offset > 0) ranges.push([0, b.offset]);
     for (const r of rows) ranges.push([b.offset + r * b.width, b.offset + (r + 1) * b.width]);
     ranges.push([b.offset + b.rows * b.width, this.size]);
     return sumsqLanes(this.acc, ranges, scale);
+  }
+
+  /** sumsq of a row-sparse sum in the kernels: the dense values before the block, the rows in order and the
+   *  dense quads after it continue the same four lane sums; then the tail past the last quad, as the full pass. */
+  private sumsqRows(rows: number[], scale: number): number {
+    const b = this.sparse!, E = b.width, lanes = this.lanes, starts = this.starts, acc = this.acc;
+    const q = this.size - (this.size % 4), end = b.offset + b.rows * E;
+    lanes.fill(0);
+    if (b.offset > 0) { starts[0] = 0; this.k.sumsqRows(acc, starts, 1, b.offset, scale, lanes); }
+    for (let k = 0; k < rows.length; k++) starts[k] = b.offset + rows[k]! * E;
+    this.k.sumsqRows(acc, starts, rows.length, E, scale, lanes);
+    if (q > end) { starts[0] = end; this.k.sumsqRows(acc, starts, 1, q - end, scale, lanes); }
+    let s = (lanes[0]! + lanes[2]!) + (lanes[1]! + lanes[3]!);
+    for (let i = q; i < this.size; i++) { const x = Math.fround(acc[i]! * scale); s += x * x; } // the tail, one by one
+    return s;
   }
 
   /**
@@ -208,14 +246,15 @@ export class StepArithmetic {
   ensureRows(rows: ArrayLike<number>): void {
     const p = this.pending, b = this.sparse;
     if (!p || !b) return;
-    const starts: number[] = [];
+    const starts = this.starts;
+    let n = 0;
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
       if (p.done[r]) continue;
       p.done[r] = 1;
-      starts.push(b.offset + r * b.width);
+      starts[n++] = b.offset + r * b.width;
     }
-    this.adam.applyRows(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, b.width, p.scale, p.coef);
+    this.adam.applyRows(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, n, b.width, p.scale, p.coef);
   }
 
   /** Update every row not yet done (in contiguous runs), and make the new values the current ones. */
