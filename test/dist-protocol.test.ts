@@ -10,7 +10,7 @@ import { ParamAssembler } from "../src/protocol/params.js";
 import { readBody } from "../src/protocol/bodies.js";
 import { Membership } from "../src/coordinator/membership.js";
 import { expire } from "./helpers/membership.js";
-import { EpochSampler } from "../src/coordinator/sampler.js";
+import { EpochSampler, STEP_WINDOW } from "../src/coordinator/sampler.js";
 import { paramLayout } from "../src/model/layout.js";
 import type { ModelConfig } from "../src/config.js";
 import { assertMoved } from "./helpers/params.js";
@@ -151,6 +151,35 @@ test("sampler: every batch once per epoch, seeded order, given-back batches hand
   assert.notDeepEqual(new EpochSampler(10, 1, 42).order, s.order);
 });
 
+test("sampler grouped by cost: the steps of a window are cut from its batches sorted by cost, a short last step stays last", () => {
+  const n = 1000, group = 4;
+  const cost = (b: number) => ((b * 7919) % 613) + 1; // costs in no relation to the indices
+  const plain = new EpochSampler(n, 3, 42);
+  assert.deepEqual(new EpochSampler(n, 3, 42, { group: 1, cost }).order, plain.order, "a group of 1 is the plain shuffle");
+  const s = new EpochSampler(n, 3, 42, { group, cost });
+  assert.deepEqual(new EpochSampler(n, 3, 42, { group, cost }).order, s.order, "seeded");
+  assert.deepEqual([...s.order].sort((a, b) => a - b), plain.order.slice().sort((a, b) => a - b), "every batch once");
+  const size = group * STEP_WINDOW;
+  for (let w = 0; w < n; w += size) {
+    // a window holds the same batches as the plain shuffle's window, and its steps do not overlap in cost
+    const mine = s.order.slice(w, w + size);
+    assert.deepEqual(mine.slice().sort((a, b) => a - b), plain.order.slice(w, w + size).sort((a, b) => a - b), `window at ${w}`);
+    const steps: { lo: number; hi: number }[] = [];
+    for (let k = 0; k < mine.length; k += group) {
+      const c = mine.slice(k, k + group).map(cost);
+      steps.push({ lo: Math.min(...c), hi: Math.max(...c) });
+    }
+    const sorted = steps.slice().sort((a, b) => a.lo - b.lo);
+    for (let k = 1; k < sorted.length; k++) assert.ok(sorted[k]!.lo >= sorted[k - 1]!.hi, `window at ${w}: steps overlap in cost`);
+    assert.notDeepEqual(steps, sorted, "the steps are shuffled, not in cost order");
+  }
+  // 1000 = 3 × 256 + 232: the last window's 58 steps are whole; 1001 batches leave one short step, last
+  const odd = new EpochSampler(n + 1, 3, 42, { group, cost });
+  const tail = odd.order.slice(-1);
+  const window = odd.order.slice(3 * size);
+  assert.equal(cost(tail[0]!), Math.max(...window.map(cost)), "the short step is the costliest batch, at the end");
+});
+
 test("checkpoints round-trip and a truncated or corrupt file is refused with its name", async () => {
   const { saveCheckpoint, loadCheckpoint } = await import("../src/coordinator/checkpoint.js");
   const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import("node:fs");
@@ -160,9 +189,12 @@ test("checkpoints round-trip and a truncated or corrupt file is refused with its
   try {
     const path = join(dir, "c", "last.ckpt");
     const params = Float32Array.from({ length: 100 }, (_, i) => i / 7);
-    saveCheckpoint(path, { step: 12, epoch: 1, cursor: 3, paramVersion: 12, seed: 5, runId: 9, layoutHash: "abc", adamT: 12, config: { a: 1 } }, { params, adam_m: params, adam_v: params });
+    saveCheckpoint(path, { step: 12, epoch: 1, cursor: 3, orderGroup: 4, paramVersion: 12, seed: 5, runId: 9, layoutHash: "abc", adamT: 12, config: { a: 1 } }, { params, adam_m: params, adam_v: params });
     const c = loadCheckpoint(path);
     assert.equal(c.meta.step, 12);
+    assert.equal(c.meta.orderGroup, 4, "the step size the epoch's order was grouped for (resume rebuilds the same order)");
+    saveCheckpoint(join(dir, "g.ckpt"), { step: 1, epoch: 0, cursor: 1, orderGroup: 0, paramVersion: 1, seed: 5, runId: 9, layoutHash: "abc", adamT: 1, config: {} }, { params });
+    assert.throws(() => loadCheckpoint(join(dir, "g.ckpt")), /orderGroup 0 is not a positive integer/);
     assert.deepEqual(Array.from(c.arrays.params!), Array.from(params));
     const bytes = readFileSync(path);
     writeFileSync(path, bytes.subarray(0, bytes.length - 10));

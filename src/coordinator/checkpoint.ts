@@ -26,6 +26,8 @@ export interface CheckpointMeta {
   epoch: number;
   /** Batches of `epoch` already consumed (the data cursor). */
   cursor: number;
+  /** The step size `epoch`'s batch order was grouped for (absent: written before grouping, the plain shuffle). */
+  orderGroup?: number;
   paramVersion: number;
   /** Seed of the initialisation and of every epoch's batch order (Rng(seed).fork(epoch)). */
   seed: number;
@@ -117,6 +119,7 @@ export function loadCheckpoint(path: string): Checkpoint {
   try {
     meta = JSON.parse(buf.toString("utf8", 12, 12 + metaLen)) as CheckpointMeta;
     if (!Array.isArray(meta.arrays)) throw new Error("no array list");
+    if (meta.orderGroup !== undefined && !(Number.isInteger(meta.orderGroup) && meta.orderGroup >= 1)) throw new Error(`orderGroup ${JSON.stringify(meta.orderGroup)} is not a positive integer`);
   } catch (err) {
     throw new InputError(`checkpoint metadata is not valid (${errorMessage(err)}): corrupt file`, { path, cause: err });
   }

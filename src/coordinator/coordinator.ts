@@ -20,7 +20,8 @@ import { messageLimitFor, newRunId, workerName } from "../protocol/wire.js";
 import { sliceBounds } from "./shards.js";
 import { ShardLeader } from "./shard-leader.js";
 import { Peers } from "./peers.js";
-import { Rounds, refusedBatches } from "./rounds.js";
+import { Rounds } from "./rounds.js";
+import { refusedBatches } from "./round.js";
 import { applyStep, type StepContext, type StepOutcome } from "./step.js";
 import { EpochSampler, dealRoundRobin, splitEven } from "./sampler.js";
 import type { CoordinatorOptions, CoordinatorResult, CheckpointState, EpochStats, EpochSummary } from "./types.js";
@@ -47,6 +48,8 @@ export class Coordinator {
   private version = 0;
   private epoch = 0;
   private cursor = 0;
+  /** The step size this epoch's order is grouped for: the batches per step when it began (or as checkpointed). */
+  private orderGroup = 1;
   private epochStats: EpochStats = { lossSum: 0, correct: 0, count: 0, steps: 0 };
   private readonly phases = { wait: 0, reduce: 0, optimizer: 0, broadcast: 0, step: 0 };
   /** Tasks carry the rows their batches read (and the dense parameters); no broadcast. */
@@ -77,7 +80,7 @@ export class Coordinator {
       peers: this.peers, arith: this.arith, tel: this.tel, layoutHash: this.layout.hash, runId: this.runId, sparse: this.sparse,
       sharded: k > 1, workers: o.workers, batchesPerStep: o.batchesPerStep, stepTimeoutS: o.stepTimeoutS,
       joinTimeoutS: o.joinTimeoutS ?? 120, signal: o.signal, phases: this.phases, batchSamples: o.batchSamples,
-      batchRows: this.rowPull ? o.batchRows : undefined, afterSend: () => this.arith.finish(),
+      batchRows: this.rowPull ? o.batchRows : undefined, afterSend: () => this.arith.finish(), batchCost: o.batchCost,
     });
   }
 
@@ -110,13 +113,14 @@ export class Coordinator {
   }
 
   /** Restore optimizer state and position (resume). */
-  restore(s: { adam: { m: Float32Array; v: Float32Array; t: number }; step: number; epoch: number; cursor: number; paramVersion: number; epochStats?: EpochStats }): void {
+  restore(s: { adam: { m: Float32Array; v: Float32Array; t: number }; step: number; epoch: number; cursor: number; orderGroup?: number; paramVersion: number; epochStats?: EpochStats }): void {
     if (this.full) this.restoredAdam = s.adam; // sliced out when the shards start
     else this.adam.load(s.adam);
     this.step = s.step;
     this.version = s.paramVersion;
     this.epoch = s.epoch;
     this.cursor = s.cursor;
+    this.orderGroup = s.orderGroup ?? 1; // checkpoints from before grouping: the plain shuffle
     if (s.cursor > 0 && s.epochStats) this.epochStats = { ...s.epochStats };
   }
 
@@ -153,7 +157,9 @@ export class Coordinator {
   private async runEpoch(epoch: number, addSamples: (n: number) => void): Promise<EpochSummary> {
     const o = this.o, t0 = performance.now(), st = this.epochStats;
     const stepsPerEpoch = Math.min(o.maxStepsPerEpoch || Infinity, Math.ceil(o.trainBatches / this.perStep(false)));
-    const sampler = new EpochSampler(o.trainBatches, epoch, o.seed);
+    // a new epoch is grouped for the configured step size; a resumed one keeps the order it had
+    if (this.cursor === 0) this.orderGroup = o.batchCost ? this.perStep(false) : 1;
+    const sampler = new EpochSampler(o.trainBatches, epoch, o.seed, o.batchCost ? { group: this.orderGroup, cost: o.batchCost } : undefined);
     if (this.cursor > 0) {
       // resume within the epoch: the same order, without the batches already used
       sampler.seek(this.cursor);
@@ -249,7 +255,7 @@ export class Coordinator {
   private async checkpoint(reason: CheckpointState["reason"], epoch: number): Promise<void> {
     if (!this.o.onCheckpoint) return;
     const g = await this.gathered();
-    await this.o.onCheckpoint({ reason, step: this.step, epoch, cursor: this.cursor, paramVersion: this.version, runId: this.runId, layout: this.layout, params: g.params, adam: g.adam, epochStats: { ...this.epochStats } });
+    await this.o.onCheckpoint({ reason, step: this.step, epoch, cursor: this.cursor, orderGroup: this.orderGroup, paramVersion: this.version, runId: this.runId, layout: this.layout, params: g.params, adam: g.adam, epochStats: { ...this.epochStats } });
   }
 
   private shardHead() { return { runId: this.runId, layoutHash: this.layout.hash, version: this.version }; }

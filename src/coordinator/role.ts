@@ -116,7 +116,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     bind: r.bind, dataset: r.dataset, model, trainBatches: data.count(split), valBatches: data.count("val"), maxValBatches: s.maxValBatches,
     // the coordinator deals "train" batches: for pretraining they are the pretrain split's
     batchSamples: unitsOfBatches(data, model, counts, s.seed, split),
-    batchRows: rowsOfBatches(data, model.vocabSize, split), pull: s.pull,
+    batchRows: rowsOfBatches(data, model.vocabSize, split), pull: s.pull, batchCost: (i) => { const b = data.batch(split, i); return b.size * b.maxLen; },
     workers: r.workers, batchesPerStep: s.batchesPerStep, checkpointEvery: s.checkpointEvery, epochs: s.epochs, maxStepsPerEpoch: s.maxSteps,
     lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip, schedule: s.schedule,
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
@@ -125,9 +125,9 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
     onApplied: audit ? (a) => audit(a) : undefined,
     onCheckpoint: (c: CheckpointState) => checkpoints.write(c, {
-      step: c.step, epoch: c.epoch, cursor: c.cursor, paramVersion: c.paramVersion, seed: s.seed, runId: c.runId,
+      step: c.step, epoch: c.epoch, cursor: c.cursor, orderGroup: c.orderGroup, paramVersion: c.paramVersion, seed: s.seed, runId: c.runId,
       layoutHash: c.layout.hash, adamT: c.adam.state().t, reason: c.reason, epochStats: c.epochStats,
-      config: { model, optim: s, dataset: r.dataset, reason: c.reason, seeds: { init: s.seed, sampler: s.seed, order: "Rng(seed).fork(epoch).shuffle" } },
+      config: { model, optim: s, dataset: r.dataset, reason: c.reason, seeds: { init: s.seed, sampler: s.seed, order: "Rng(seed).fork(epoch).shuffle, grouped by cost per orderGroup" } },
     }),
   });
   if (opts.init && !resumed) initFrom(resolve(opts.init), data, { layout: coord.layout, params: coord.params });
@@ -140,7 +140,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     const ck = resumed.checkpoint;
     if (ck.meta.layoutHash !== coord.layout.hash) throw new InputError(`checkpoint has layout ${ck.meta.layoutHash}; this model is ${coord.layout.hash}`, { path: resumed.path });
     coord.params.set(ck.arrays.params!);
-    coord.restore({ adam: { m: ck.arrays.adam_m!, v: ck.arrays.adam_v!, t: ck.meta.adamT }, step: ck.meta.step, epoch: ck.meta.epoch, cursor: ck.meta.cursor, paramVersion: ck.meta.paramVersion, epochStats: ck.meta.epochStats });
+    coord.restore({ adam: { m: ck.arrays.adam_m!, v: ck.arrays.adam_v!, t: ck.meta.adamT }, step: ck.meta.step, epoch: ck.meta.epoch, cursor: ck.meta.cursor, orderGroup: ck.meta.orderGroup, paramVersion: ck.meta.paramVersion, epochStats: ck.meta.epochStats });
     const at = ck.meta.cursor > 0 ? `epoch ${ck.meta.epoch + 1}, ${ck.meta.cursor} of ${data.count(split)} batches into it` : `epoch ${ck.meta.epoch} complete`;
     log.info(`resumed from ${resumed.path}: step ${ck.meta.step}, ${at}`);
   }

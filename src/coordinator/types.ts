@@ -23,6 +23,8 @@ export interface CoordinatorOptions {
   /** The embedding rows each batch reads (sorted, unique): with it, and --pull rows, a task carries only its
    *  batches' rows and the dense parameters, never the whole vector. */
   batchRows?: (split: "train" | "val", index: number) => Int32Array;
+  /** Each training batch's cost (padded tokens): with it, a step's batches are of similar cost (sampler.ts). */
+  batchCost?: (index: number) => number;
   /** How workers get parameters: "rows" (default when batchRows is given and the model has an embedding):
    *  each task carries what its batches read; "dense": the whole vector, broadcast in chunks after each step. */
   pull?: "rows" | "dense";
@@ -87,6 +89,8 @@ export interface CheckpointState {
   step: number;
   epoch: number;
   cursor: number;
+  /** The step size the epoch's batch order was grouped for (sampler.ts; 1: plain shuffle). */
+  orderGroup: number;
   paramVersion: number;
   runId: number;
   layout: ParamLayout;
