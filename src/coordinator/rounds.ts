@@ -10,6 +10,8 @@ import { halfTable, type SparseBlock } from "../protocol/gradcodec.js";
 import { Kind, WireError, checkGradient, nonFiniteGradient, workerName, type Message } from "../protocol/wire.js";
 import { readBody } from "../protocol/bodies.js";
 import type { Peers } from "./peers.js";
+import { RowPull } from "./row-pull.js";
+import type { Round, RoundKind, Task } from "./round.js";
 
 const log = logger("coordinator");
 
@@ -25,69 +27,11 @@ function partSumsq(p: GradPart): number {
   return s;
 }
 
-export type RoundKind = "train" | "eval";
-
-/** One piece of work handed to one worker within a round. */
-export interface Task {
-  id: number;
-  peer: string;
-  batches: number[];
-  done: boolean;
-  grads?: GradPart;
-  lossSum: number;
-  correct: number;
-  count: number;
-  tokens: number;
-  skipped: boolean;
-  /** Skipped because its gradient was refused (NaN/Inf, absurdly large, or not what was assigned): its
-   *  batches go back to the sampler, to be dealt again in a later step. */
-  refused: boolean;
-  /** When it was sent and when it is due (the coordinator's clock: no member's state can move it). */
-  sentAt: number;
-  dueAt: number;
-  /** Samples in its batches, as the coordinator counts them (null: the dataset is not known here). */
-  assigned: number | null;
-  /** Sample ids the worker reports having used (exactly-once accounting). */
-  ids?: number[];
-}
-
 /** A worker whose gradients are refused this many times in a row is evicted. */
 export const MAX_REFUSED_IN_A_ROW = 3;
 /** A mean gradient with a norm above this per sample is no gradient of this model: refused as absurd when
  *  the sum overflows (float32 needs ~1e38 to overflow; real gradients stay within ~1e3). */
 const ABSURD_NORM_PER_SAMPLE = 1e15;
-
-export interface Round {
-  kind: RoundKind;
-  step: number;
-  version: number;
-  split: "train" | "val";
-  epoch: number;
-  params: Float32Array;
-  tasks: Task[];
-  /** Train rounds: tasks [0, folded) are in the sum (folded in task order as their gradients arrive). */
-  folded: number;
-  /** Batches of lost tasks waiting for a worker (when none was ready to take them). */
-  orphans: number[][];
-  orphanTimer?: NodeJS.Timeout;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
-/** Loss, accuracy and sample totals of the finished tasks that count (in the sum, for a train round). */
-export function tally(r: Round): { lossSum: number; correct: number; count: number; tokens: number } {
-  let lossSum = 0, correct = 0, count = 0, tokens = 0;
-  for (const t of r.tasks) {
-    if (!t.done || t.skipped || (r.kind === "train" && !t.grads)) continue;
-    lossSum += t.lossSum; correct += t.correct; count += t.count; tokens += t.tokens;
-  }
-  return { lossSum, correct, count, tokens };
-}
-
-/** Batches given back to the sampler: the tasks refused in a finished train round. */
-export function refusedBatches(r: Round): number[] {
-  return r.tasks.filter((t) => t.refused).flatMap((t) => t.batches);
-}
 
 export interface RoundsOptions {
   peers: Peers;
@@ -114,6 +58,9 @@ export interface RoundsOptions {
   batchRows?: (split: "train" | "val", index: number) => Int32Array;
   /** Called once a round's tasks are out (the coordinator finishes Adam over the other rows then). */
   afterSend?: () => void;
+  /** A training batch's cost (padded tokens): a step's costliest task goes out first (its worker, the one the
+   *  step waits for, starts first). */
+  batchCost?: (index: number) => number;
 }
 
 export class Rounds {
@@ -126,21 +73,40 @@ export class Rounds {
   /** Slowest task seen, ms per batch, measured here (send to result), never as a worker reports it. */
   private slowestPerBatchMs = 0;
   private readonly refusedInARow = new Map<string, number>();
+  /** Row pull: what each task carries (./row-pull.ts). */
+  private readonly pull: RowPull | null;
 
-  constructor(private readonly o: RoundsOptions) {}
+  constructor(private readonly o: RoundsOptions) {
+    this.pull = o.batchRows && o.sparse ? new RowPull(o.arith, o.sparse, o.batchRows) : null;
+  }
 
   /** Hand out `batches`, wait for every task (re-dealing those of departed workers), return the round. */
   async run(kind: RoundKind, split: Round["split"], at: { step: number; version: number; epoch: number }, batches: number[], deal: (b: number[], n: number) => number[][]): Promise<Round> {
     const live = this.o.peers.members.live();
     const round: Round = {
-      kind, split, step: at.step, version: at.version, epoch: at.epoch, params: this.o.arith.params, tasks: [], folded: 0, orphans: [],
+      kind, split, step: at.step, version: at.version, epoch: at.epoch, params: this.o.arith.params, tasks: [], folded: 0, orphans: [], dealing: true,
       resolve: () => {}, reject: () => {},
     };
     const done = new Promise<void>((resolve, reject) => { round.resolve = resolve; round.reject = reject; });
     this.current = round;
     if (kind === "train") this.o.arith.reset();
     const tSend = performance.now();
-    await Promise.all(deal(batches, live.length).map((part, i) => (part.length ? this.sendTask(round, live[i]!.id, part) : null)));
+    // a training step's costliest task goes first (ties in the order dealt): task order is also the order the
+    // gradients are summed in, so it is fixed by the batches alone
+    const cost = this.o.batchCost;
+    const costOf = (part: number[]) => part.reduce((s, b) => s + cost!(b), 0);
+    const parts = deal(batches, live.length).map((part, i) => ({ part, peer: live[i]!.id, cost: kind === "train" && cost ? costOf(part) : 0 })).filter((p) => p.part.length);
+    parts.sort((a, b) => b.cost - a.cost);
+    const order = parts.map((p) => this.newTask(round, p.peer, p.part));
+    const sends: Promise<void>[] = [];
+    for (const t of order) {
+      if (t.done) continue; // its worker left meanwhile: reassigned
+      sends.push(this.transmit(round, t));
+      // each task's parameters are gathered for it: let the one just gathered go to the wire before the next
+      if (this.pull && order.length > 1) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(sends);
+    round.dealing = false;
     if (kind === "train") this.phase("broadcast", (performance.now() - tSend) / 1000);
     // the tasks are with ZeroMQ's I/O thread now: Adam finishes the other rows while they go out and the workers
     // compute (a gradient that arrives first waits for it: optim/step.ts)
@@ -176,39 +142,35 @@ export class Rounds {
     return Math.max(120_000, 5 * this.slowestPerBatchMs * batches);
   }
 
-  private async sendTask(round: Round, peer: string, batches: number[]): Promise<void> {
-    const now = Date.now(), due = now + this.deadlineMs(batches.length);
+  private sendTask(round: Round, peer: string, batches: number[]): Promise<void> {
+    return this.transmit(round, this.newTask(round, peer, batches));
+  }
+
+  /** A task of these batches for `peer`, in the round (its deadline runs from when it is sent). */
+  private newTask(round: Round, peer: string, batches: number[]): Task {
     const assigned = this.o.batchSamples ? batches.reduce((n, b) => n + this.o.batchSamples!(round.split, b, round.epoch), 0) : null;
-    const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, tokens: 0, skipped: false, refused: false, sentAt: now, dueAt: due, assigned };
+    const task: Task = { id: this.nextTask++, peer, batches, done: false, lossSum: 0, correct: 0, count: 0, tokens: 0, skipped: false, refused: false, sentAt: 0, dueAt: Infinity, assigned };
     round.tasks.push(task);
+    return task;
+  }
+
+  private async transmit(round: Round, task: Task): Promise<void> {
+    const { peer, batches } = task;
+    const now = Date.now(), due = now + this.deadlineMs(batches.length);
+    task.sentAt = now; task.dueAt = due;
     this.o.peers.members.assign(peer, due);
     const body = { task: task.id, epoch: round.epoch, split: round.split, batches };
     const at = { step: round.step, version: round.version };
     const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
-    if (this.o.batchRows && this.o.sparse) {
-      const { rows, payload } = this.rowsPayload(round.split, batches);
+    if (this.pull) {
+      const { rows, payload } = this.pull.payload(round.split, batches);
+      task.lease = payload;
       await this.o.peers.send(peer, kind, body, payload, at, rows);
       return;
     }
     // parameters inline only for a worker that has not received this version in Params chunks
     const inline = this.o.sharded || this.o.peers.hasParams.get(peer) === round.version ? undefined : round.params;
     await this.o.peers.send(peer, kind, body, inline, at);
-  }
-
-  /** What a task of these batches reads: the union of their embedding rows, with the newest values of those
-   *  rows and of every dense parameter, in the gradient codec's rows layout ([before][rows][after]). */
-  private rowsPayload(split: Round["split"], batches: number[]): { rows: Uint32Array; payload: Float32Array } {
-    const b = this.o.sparse!, E = b.width, arith = this.o.arith;
-    const seen = new Set<number>();
-    for (const i of batches) for (const r of this.o.batchRows!(split, i)) seen.add(r);
-    const rows = Uint32Array.from(seen).sort();
-    arith.ensureRows(rows);
-    const p = arith.readable, end = b.offset + b.rows * E;
-    const payload = new Float32Array(arith.size - (b.rows - rows.length) * E);
-    payload.set(p.subarray(0, b.offset), 0);
-    for (let k = 0; k < rows.length; k++) payload.set(p.subarray(b.offset + rows[k]! * E, b.offset + (rows[k]! + 1) * E), b.offset + k * E);
-    payload.set(p.subarray(end), b.offset + rows.length * E);
-    return { rows, payload };
   }
 
   /** A member left or was evicted: its open tasks go to the least-loaded live worker, or wait for one. */
@@ -266,6 +228,7 @@ export class Rounds {
     if (!task) return this.o.peers.reject(peer, new WireError("stale", `gradient from worker ${workerName(peer)} for task ${body.task} of step ${m.header.step} matches no open task`), m.header.step);
     this.o.peers.members.done(peer, now);
     task.done = true;
+    this.pull?.release(task, 2 * this.o.peers.members.live().length + 2);
     const wrong = bad ?? this.wrongCount(task, body.count, from);
     if (wrong) {
       this.refuse(task, wrong);
@@ -316,6 +279,7 @@ export class Rounds {
     if (!task) { log.debug(`late evaluation result from ${workerName(peer)} ignored`); return; }
     this.o.peers.members.done(peer, now);
     task.done = true;
+    this.pull?.release(task, 2 * this.o.peers.members.live().length + 2);
     const wrong = this.wrongCount(task, body.count, `worker ${workerName(peer)}`);
     if (wrong) {
       // an evaluation is not worth re-dealing: its batches just do not count (the validation says how many did)
@@ -389,7 +353,7 @@ export class Rounds {
   }
 
   private maybeFinish(round: Round): void {
-    if (this.current !== round) return;
+    if (this.current !== round || round.dealing) return;
     if (round.orphans.length === 0 && round.tasks.every((t) => t.done)) round.resolve();
   }
 }

@@ -18,7 +18,8 @@ import type { StepArithmetic } from "../optim/step.js";
 import { Kind, WireError, workerName } from "../protocol/wire.js";
 import type { ShardLinks } from "./shards.js";
 import type { Peers } from "./peers.js";
-import { tally, type Round, type Rounds } from "./rounds.js";
+import type { Rounds } from "./rounds.js";
+import { tally, type Round } from "./round.js";
 
 const log = logger("coordinator");
 
@@ -108,8 +109,11 @@ export async function applyStep(c: StepContext, r: Round, version: number): Prom
   const tWait = performance.now();
   const { sumsq, t, overflow } = await normOfMean(c, r);
   if (t.count === 0) {
+    const skipped = r.tasks.some((x) => x.skipped);
     if (!overflow && r.tasks.some((x) => x.refused)) c.tel.skippedStep("refused");
-    log.warn(`step ${r.step}: no usable gradient (all contributions skipped); parameters and Adam unchanged`);
+    // a step whose batches hold no samples (a pretraining task can draw none from very short reviews) is no fault
+    if (skipped || overflow) log.warn(`step ${r.step}: no usable gradient (all contributions skipped); parameters and Adam unchanged`);
+    else log.info(`step ${r.step}: its batches hold no samples of this task; parameters and Adam unchanged`);
     if (c.shards) await c.shards.apply(c.shardHead(), { step: r.step, version, scale: 0, coef: 1, lr: 0, skip: true });
     return { ...t, norm: 0 };
   }
