@@ -38,6 +38,9 @@ test("RunClock: time left = steps left × mean step gap + the epoch ends still t
   now += 0.5; // the first step of epoch 2 seen 0.5 s after the last of epoch 1, less than a step
   assert.deepEqual(burst.step(step(4, 1, 1, 3)), { epoch: 2 * 2, run: 2 * 2, epochEndTimed: true });
   assert.match(clock.line(step(15, 1, 5, 10)), /^step 15\/30 · epoch 2\/3, step 5\/10 · loss 0\.500 acc 75\.0% · [\d.]+ samples\/s, 0\.10 s\/step · left: epoch \S+, run \S+$/);
+  // a step whose batches held no samples has no loss; as JSON (a child's event) that is null
+  const empty = { ...step(16, 1, 6, 10), loss: null as unknown as number, accuracy: Number.NaN };
+  assert.match(clock.line(empty), / · loss – acc –% · /);
 });
 
 test("RunClock: a line for the first three steps, each epoch's last, then every 10 steps at least 5 s apart or every 30 s", () => {

@@ -87,12 +87,18 @@ export class RunClock {
     const parts = [
       `step ${e.step}/${total}`,
       `epoch ${e.epoch + 1}/${this.epochs}, step ${e.stepInEpoch}/${e.stepsInEpoch}`,
-      `loss ${e.loss.toFixed(3)} acc ${(e.accuracy * 100).toFixed(1)}%`,
+      `loss ${fixed(e.loss, 3)} acc ${fixed(e.accuracy, 1, 100)}%`,
       `${Number.isFinite(rate) ? `${rate.toFixed(1)} samples/s, ` : ""}${e.seconds.toFixed(2)} s/step`,
       `left: ${formatLeft(this.left(e))}`,
     ];
     return parts.join(" · ");
   }
+}
+
+/** x·k with `digits` decimals, or "–" when it is no number: a step without samples has no loss (NaN, which
+ *  arrives as null when the event crossed a process boundary as JSON). */
+export function fixed(x: number | null | undefined, digits: number, k = 1): string {
+  return typeof x === "number" && Number.isFinite(x) ? (x * k).toFixed(digits) : "–";
 }
 
 export function formatLeft(l: TimeLeft): string {

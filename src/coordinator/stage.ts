@@ -10,7 +10,7 @@ import { TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { settledWithin } from "../wait.js";
 import { logger, plainProgress, progress, type Progress } from "../output.js";
 import { childEnv } from "../children.js";
-import { RunClock } from "./progress.js";
+import { RunClock, fixed } from "./progress.js";
 import type { TrainReport } from "./role.js";
 import type { CoordinatorEvent } from "./types.js";
 
@@ -101,7 +101,7 @@ export async function runStage(o: StageOptions): Promise<TrainReport> {
             lastStep = e.step; // the run's step: a resumed run carries on counting
             const rate = samples / ((performance.now() - t0) / 1000);
             clock.step(e);
-            bar.set(lastStep, `epoch ${e.epoch + 1}/${o.epochs} loss ${e.loss.toFixed(3)} acc ${(e.accuracy * 100).toFixed(1)}% ${rate.toFixed(1)} samples/s ${e.seconds.toFixed(2)} s/step`);
+            bar.set(lastStep, `epoch ${e.epoch + 1}/${o.epochs} loss ${fixed(e.loss, 3)} acc ${fixed(e.accuracy, 1, 100)}% ${fixed(rate, 1)} samples/s ${fixed(e.seconds, 2)} s/step`);
             // no bar on a pipe or in a container: a plain line now and then, with the time left
             if (plainProgress() && clock.due(e)) log.info(`${o.label === "train" ? "" : `${o.label}: `}${clock.line(e)}`);
           } else if (e.type === "member" && e.event !== "join") log.warn(e.reason ?? `${e.worker} ${e.event}`);
