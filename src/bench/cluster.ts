@@ -80,15 +80,21 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
     void exited(coord).then((c) => rej(new TrainingError(`coordinator exited (${c}) before listening:\n${err.slice(-2000)}`)));
   });
   const tasks: TaskTime[] = [];
+  const reported: Promise<void>[] = [];
   try {
     for (let i = 0; i < n; i++) {
       const w = spawnOn(i + 1, [WORKER, endpoint, `w${i}`, String(o.tokensPerS)]);
       procs.push(w);
-      lines(w.stdout!, (l) => { try { tasks.push({ ...(JSON.parse(l) as TaskTime), worker: i }); } catch { /* not ours */ } });
+      // a worker writes its tasks' timings when the coordinator stops it
+      const rl = createInterface({ input: w.stdout! });
+      rl.on("line", (l) => { try { tasks.push({ ...(JSON.parse(l) as TaskTime), worker: i }); } catch { /* not ours */ } });
+      reported.push(new Promise((r) => rl.once("close", () => r())));
       w.stderr!.resume();
     }
     const code = await exited(coord);
     if (code !== 0) throw new TrainingError(`coordinator exited with ${code}:\n${err.slice(-2000)}`);
+    const late = await Promise.race([Promise.all(reported).then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 30_000).unref())]);
+    if (late) throw new TrainingError("a synthetic worker did not report its timings within 30 s of the coordinator's end");
     return { report: JSON.parse(out.trim().split("\n").pop()!) as Report, tasks };
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
