@@ -67,3 +67,16 @@ test("paddingOf counts slots as B x max length", () => {
   assert.equal(p.slots, 2 * 3 + 2 * 5);
   assert.equal(p.padding, 1 - 11 / 16);
 });
+
+test("bucketing: reviews of equal length (cut to --max-len) keep their shuffled order, so labels mix in a batch", () => {
+  // the archive's order: 500 positive reviews, then 500 negative; most cut to 400 tokens
+  const n = 1000, L = Int32Array.from({ length: n }, (_, i) => (i % 10 === 0 ? 100 + i / 10 : 400));
+  const label = (i: number) => (i < 500 ? 1 : 0);
+  const batches = bucketBatches(L, { batchSize: 32, poolBatches: 100, seed: 9, tailQuantile: 1 });
+  const full = batches.filter((b) => b.length === 32 && L[b[0]!] === 400);
+  assert.ok(full.length > 20);
+  for (const b of full) {
+    const pos = Array.from(b).filter((i) => label(i) === 1).length;
+    assert.ok(pos > 4 && pos < 28, `a batch of 400-token reviews has ${pos} of 32 positive: ties sorted by index`);
+  }
+});

@@ -23,7 +23,9 @@ export const DEFAULT_TAIL_QUANTILE = 0.99;
 
 /**
  * Groups samples 0..N-1 into batches. `lengths[i]` is sample i's length.
- * Returns the batches as arrays of sample indices, each sorted by length (ties by index).
+ * Returns the batches as arrays of sample indices, each sorted by length, ties in the shuffled order (as
+ * torchtext's stable sort of shuffled samples): never by index, which follows the archive's order — reviews
+ * cut to the same --max-len would then fill batches of one label.
  */
 export function bucketBatches(lengths: ArrayLike<number>, opts: BucketOptions): Int32Array[] {
   const n = lengths.length;
@@ -32,6 +34,8 @@ export function bucketBatches(lengths: ArrayLike<number>, opts: BucketOptions): 
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   rng.shuffle(order);
+  const position = new Int32Array(n);
+  for (let k = 0; k < n; k++) position[order[k]!] = k;
   const q = opts.tailQuantile ?? DEFAULT_TAIL_QUANTILE;
   let cut = Infinity;
   if (q < 1 && n > 0) {
@@ -43,7 +47,7 @@ export function bucketBatches(lengths: ArrayLike<number>, opts: BucketOptions): 
   const pool = opts.batchSize * opts.poolBatches;
   const batches: Int32Array[] = [];
   const cutPool = (part: Int32Array) => {
-    part.sort((a, b) => (lengths[a]! - lengths[b]!) || (a - b));
+    part.sort((a, b) => (lengths[a]! - lengths[b]!) || (position[a]! - position[b]!));
     for (let b = 0; b < part.length; b += opts.batchSize) batches.push(part.slice(b, b + opts.batchSize));
   };
   for (let p = 0; p < body.length; p += pool) cutPool(body.slice(p, Math.min(body.length, p + pool)));
