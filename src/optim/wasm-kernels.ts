@@ -91,18 +91,23 @@ function foldFn(): { type: number[]; locals: number[][]; body: number[] } {
   return { type: [0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([])], locals: [[1, I32]], body };
 }
 
+/** sumsq's loop body at byte offset `i` of acc: x = four floats; y = f32(x·scale) in two f64x2 halves, their
+ *  squares added to the lane sums s01 (lanes 0, 1) and s23 (lanes 2, 3). */
+function sumsqQuad(l: { acc: number; i: number; sc: number; s01: number; s23: number; x: number; y: number }): number[] {
+  const half = (hi: boolean, sum: number) => [
+    ...op.get(sum),
+    ...(hi ? highOf(l.x) : op.get(l.x)), ...promoteLow, ...op.get(l.sc), ...f64x2Mul, ...demote, ...promoteLow,
+    ...op.tee(l.y), ...op.get(l.y), ...f64x2Mul, ...f64x2Add, ...op.set(sum),
+  ];
+  return [...addr(l.acc, l.i), ...load(), ...op.set(l.x), ...half(false, l.s01), ...half(true, l.s23)];
+}
+
 // sumsq(acc, start, end, scale) → f64
 function sumsqFn(): { type: number[]; locals: number[][]; body: number[] } {
   const [acc, start, end, scale, i, sc, s01, s23, x, y] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  // y = f32(half·scale) as f64x2; its square added to the lane sums
-  const half = (hi: boolean, sum: number) => [
-    ...op.get(sum),
-    ...(hi ? highOf(x) : op.get(x)), ...promoteLow, ...op.get(sc), ...f64x2Mul, ...demote, ...promoteLow,
-    ...op.tee(y), ...op.get(y), ...f64x2Mul, ...f64x2Add, ...op.set(sum),
-  ];
   const body = [
     ...op.get(scale), ...f64x2Splat, ...op.set(sc),
-    ...loop4(i, start, end, [...addr(acc, i), ...load(), ...op.set(x), ...half(false, s01), ...half(true, s23)]),
+    ...loop4(i, start, end, sumsqQuad({ acc, i, sc, s01, s23, x, y })),
     // (lane0 + lane2) + (lane1 + lane3), as sumsqJs
     ...op.get(s01), ...extract64(0), ...op.get(s23), ...extract64(0), ...op.f64add,
     ...op.get(s01), ...extract64(1), ...op.get(s23), ...extract64(1), ...op.f64add,
@@ -130,15 +135,10 @@ function scatterFn(add: boolean): { type: number[]; locals: number[][]; body: nu
 // over the rows, in ascending order of their starts
 function sumsqRowsFn(): { type: number[]; locals: number[][]; body: number[] } {
   const [acc, starts, count, width, scale, lanes, i, kb, kend, rs, re, sc, s01, s23, x, y] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-  const half = (hi: boolean, sum: number) => [
-    ...op.get(sum),
-    ...(hi ? highOf(x) : op.get(x)), ...promoteLow, ...op.get(sc), ...f64x2Mul, ...demote, ...promoteLow,
-    ...op.tee(y), ...op.get(y), ...f64x2Mul, ...f64x2Add, ...op.set(sum),
-  ];
   const body = [
     ...op.get(scale), ...f64x2Splat, ...op.set(sc),
     ...op.get(lanes), ...load(), ...op.set(s01), ...op.get(lanes), ...load(16), ...op.set(s23),
-    ...rowLoop(starts, count, width, { kb, kend, rs, re }, loop4(i, rs, re, [...addr(acc, i), ...load(), ...op.set(x), ...half(false, s01), ...half(true, s23)])),
+    ...rowLoop(starts, count, width, { kb, kend, rs, re }, loop4(i, rs, re, sumsqQuad({ acc, i, sc, s01, s23, x, y }))),
     ...op.get(lanes), ...op.get(s01), ...store(), ...op.get(lanes), ...op.get(s23), ...store(16),
   ];
   return { type: [0x60, ...vec([[I32], [I32], [I32], [I32], [F64], [I32]]), ...vec([])], locals: [[5, I32], [5, V128]], body };
