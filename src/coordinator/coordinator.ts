@@ -157,8 +157,8 @@ export class Coordinator {
   private async runEpoch(epoch: number, addSamples: (n: number) => void): Promise<EpochSummary> {
     const o = this.o, t0 = performance.now(), st = this.epochStats;
     const stepsPerEpoch = Math.min(o.maxStepsPerEpoch || Infinity, Math.ceil(o.trainBatches / this.perStep(false)));
-    // a new epoch is grouped for the configured step size; a resumed one keeps the order it had
-    if (this.cursor === 0) this.orderGroup = o.batchCost ? this.perStep(false) : 1;
+    // a new epoch is cut into steps of the size it starts with (checkpointed); a resumed one keeps its order
+    if (this.cursor === 0) this.orderGroup = o.batchCost ? this.perStep() : 1;
     const sampler = new EpochSampler(o.trainBatches, epoch, o.seed, o.batchCost ? { group: this.orderGroup, cost: o.batchCost } : undefined);
     if (this.cursor > 0) {
       // resume within the epoch: the same order, without the batches already used
