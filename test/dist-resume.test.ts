@@ -10,6 +10,8 @@ import { ingestSmallDataset, initialParamsOf, type SmallDataset } from "./helper
 import { assertMoved, maxAbsDiff as maxDiff } from "./helpers/params.js";
 import { loadCheckpoint } from "../src/coordinator/checkpoint.js";
 import { loadModel } from "../src/model/files.js";
+import { openTrainingData } from "../src/dataset/training.js";
+import { EpochSampler } from "../src/coordinator/sampler.js";
 
 let fx: SmallDataset;
 let root = "";
@@ -125,4 +127,27 @@ test("a truncated newest checkpoint is detected; the previous one is used, and t
   const c = await corruptRun;
   assert.equal(c.code, 3, c.stderr);
   assert.match(c.stderr, /corrupt[\\/]checkpoints[\\/]last\.ckpt: checkpoint checksum mismatch \(corrupt file\)/);
+});
+
+test("a run resumed mid-epoch with another step size finishes the epoch in the order it was cut for, each batch once", async (t) => {
+  assert.ok(crashed, "needs the crashed run of the first test");
+  const ck = loadCheckpoint(join(crashed, "checkpoints", "last.ckpt"));
+  assert.equal(ck.meta.orderGroup, 2, "the epoch was cut into steps of 2 (--batches-per-step 2)");
+  const dir = join(root, "regrouped");
+  cpSync(crashed, dir, { recursive: true });
+  const audit = join(dir, "audit.jsonl");
+  const three = RUN.map((x, i) => (RUN[i - 1] === "--batches-per-step" ? "3" : x));
+  const r = await runCli(["train", "--dataset", dataset, "--out", dir, "--backend", "wasm", "--resume", dir, "--audit", audit, "--json", ...three], { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, r.stderr);
+  // the sampler's order for epoch 1, as the crashed run cut it: its first `cursor` batches were done before the crash
+  const data = await openTrainingData(dataset);
+  const cost = (b: number) => { const x = data.batch("train", b); return x.size * x.maxLen; };
+  const order = new EpochSampler(24, 0, 17, { group: 2, cost }).order;
+  const after = readFileSync(audit, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number; epoch: number; parts: { batches: number[] }[] })
+    .filter((a) => a.epoch === 1 && a.step > ck.meta.step);
+  const rest = after.flatMap((a) => a.parts.flatMap((p) => p.batches));
+  t.diagnostic(`resumed after ${ck.meta.cursor} batches; then steps of ${after.map((a) => a.parts.flatMap((p) => p.batches).length).join(", ")} batches`);
+  assert.deepEqual(rest, order.slice(ck.meta.cursor), "the rest of epoch 1, in the order it was cut for steps of 2");
+  assert.ok(after.some((a) => a.parts.flatMap((p) => p.batches).length === 3), "steps of 3 batches after the resume");
+  assert.equal(loadCheckpoint(join(dir, "checkpoints", "last.ckpt")).meta.orderGroup, 3, "epoch 2 was cut for steps of 3");
 });
