@@ -99,7 +99,7 @@ export const commands = [
       "its user can reach, named in <out>/control.json); new workers take part from the next step.\n" +
       `Defaults were chosen by validation accuracy (docs/experiments.md): --max-len ${T.maxLen} keeping the last tokens, --batch-size\n` +
       `${T.batchSize} per worker, --lr ${T.lr} with warm-up and cosine decay, --clip ${T.clip}, --forget-bias ${DEFAULTS.model.forgetBias}, --dropout ${T.dropout},\n` +
-      `${T.epochs} epochs: about 45 minutes with 2 workers on a 2-core machine (88.6 % validation accuracy on IMDB).\n` +
+      `${T.epochs} epochs: about 35 minutes with 2 workers on a 2-core machine (88.4 % validation accuracy on IMDB).\n` +
       "--pretrain lm first trains the embedding and LSTM as a language model on the training and the unlabelled\n" +
       "reviews (train/unsup/ of the inputs: the official archive has 50,000), in <out>/pretrain, then fine-tunes the\n" +
       "classifier from them: about 85 minutes on the same machine (90.2 % validation accuracy). --pretrain vectors\n" +
