@@ -142,6 +142,20 @@ test("row kernels (scatter, lane sums over rows, Adam over rows) equal the plain
     sameBits(m, ref.m, "adamRows m");
     sameBits(v, ref.v, "adamRows v");
   }
+  // Adam over a range whose sum is +0 without reading it: the bits of Adam with that zero sum (also weight decay)
+  const zeros = arena.alloc(n);
+  for (const wd of [0, 0.01]) {
+    const h: AdamHyper = { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3 / (1 - 0.9 ** 3), sqrtBc2: Math.sqrt(1 - 0.999 ** 3), weightDecay: wd };
+    const m0 = Float32Array.from(m), v0 = Float32Array.from(v);
+    m[4] = -1e-45; // b1·m rounds to -0: the zero gradient's +0 added makes it +0, as the full kernel does
+    k.adam(p, q, zeros, m, v, 0, n, 1 / 3, 0.75, h, true);
+    const R = { q: new Float32Array(n), m: Float32Array.from(m0), v: Float32Array.from(v0) };
+    R.m[4] = -1e-45;
+    adamJs(p, R.q, new Float32Array(n), R.m, R.v, 0, n, 1 / 3, 0.75, h);
+    sameBits(q, R.q, `adam with a zero sum, params (wd ${wd})`);
+    sameBits(m, R.m, "adam with a zero sum, m");
+    sameBits(v, R.v, "adam with a zero sum, v");
+  }
   // rows are checked before any kernel runs
   starts[0] = 3;
   assert.throws(() => k.scatterRows(acc, part, starts, rows.length, W, false), /multiple of 4/);

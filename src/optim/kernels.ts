@@ -158,6 +158,10 @@ interface Exports {
   sumsqRows(acc: number, starts: number, count: number, width: number, scale: number, lanes: number): void;
   adamRows(pIn: number, pOut: number, acc: number, m: number, v: number, starts: number, count: number, width: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number): void;
   adamRowsWd: Exports["adamRows"];
+  adamZero: Exports["adam"];
+  adamZeroWd: Exports["adam"];
+  adamRowsZero: Exports["adamRows"];
+  adamRowsZeroWd: Exports["adamRows"];
 }
 
 let compiled: WebAssembly.Module | null = null;
@@ -171,7 +175,8 @@ function exportsOf(inst: WebAssembly.Instance): Exports {
   };
   return {
     fold: fn("fold"), sumsq: fn("sumsq"), adam: fn("adam"), adamWd: fn("adamWd"), half: fn("half"), scatter: fn("scatter"), scatterAdd: fn("scatterAdd"),
-    sumsqRows: fn("sumsqRows"), adamRows: fn("adamRows"), adamRowsWd: fn("adamRowsWd"),
+    sumsqRows: fn("sumsqRows"), adamRows: fn("adamRows"), adamRowsWd: fn("adamRowsWd"), adamZero: fn("adamZero"), adamZeroWd: fn("adamZeroWd"),
+    adamRowsZero: fn("adamRowsZero"), adamRowsZeroWd: fn("adamRowsZeroWd"),
   };
 }
 
@@ -240,14 +245,16 @@ export class Kernels {
     this.x.sumsqRows(acc.byteOffset, starts.byteOffset, count, width, scale, lanes.byteOffset);
   }
   /** Adam over `count` rows of `width` values starting at the element offsets in `starts`: one kernel call. */
-  adamRows(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, starts: Int32Array, count: number, width: number, scale: number, coef: number, h: AdamHyper): void {
+  adamRows(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, starts: Int32Array, count: number, width: number, scale: number, coef: number, h: AdamHyper, zero = false): void {
     this.checkRows(starts, count, width, pIn, pOut, acc, m, v);
-    const f = h.weightDecay === 0 ? this.x.adamRows : this.x.adamRowsWd;
+    const wd = h.weightDecay !== 0;
+    const f = zero ? (wd ? this.x.adamRowsZeroWd : this.x.adamRowsZero) : wd ? this.x.adamRowsWd : this.x.adamRows;
     f(pIn.byteOffset, pOut.byteOffset, acc.byteOffset, m.byteOffset, v.byteOffset, starts.byteOffset, count, width, scale, coef, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.stepSize, h.sqrtBc2, h.eps, h.weightDecay);
   }
-  adam(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, scale: number, coef: number, h: AdamHyper): void {
+  adam(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, scale: number, coef: number, h: AdamHyper, zero = false): void {
     const q = this.check(start, end, pIn, pOut, acc, m, v);
-    const f = h.weightDecay === 0 ? this.x.adam : this.x.adamWd;
+    // zero: acc is +0 over the range (rows no part touched); the quads skip reading it, the tail reads the zeros
+    const f = zero ? (h.weightDecay === 0 ? this.x.adamZero : this.x.adamZeroWd) : h.weightDecay === 0 ? this.x.adam : this.x.adamWd;
     f(pIn.byteOffset, pOut.byteOffset, acc.byteOffset, m.byteOffset, v.byteOffset, start, q, scale, coef, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.stepSize, h.sqrtBc2, h.eps, h.weightDecay);
     adamJs(pIn, pOut, acc, m, v, q, end, scale, coef, h);
   }

@@ -257,17 +257,17 @@ export class StepArithmetic {
     this.adam.applyRows(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, n, b.width, p.scale, p.coef);
   }
 
-  /** Update every row not yet done (in contiguous runs), and make the new values the current ones. */
+  /** Update every row not yet done, and make the new values the current ones: the rows the sum holds, then
+   *  the others — +0 in the sum, which their kernel need not read (zero gradient, the same bits). */
   finish(): void {
     const p = this.pending, b = this.sparse;
     if (!p) return;
     if (b) {
-      for (let r = 0; r < b.rows;) {
-        if (p.done[r]) { r++; continue; }
-        let e = r;
-        while (e < b.rows && !p.done[e]) e++;
-        this.apply(b.offset + r * b.width, b.offset + e * b.width);
-        r = e;
+      const rows = this.sumRows, all = !rows || rows.all, starts = this.starts;
+      for (const touched of all ? [true] : [true, false]) {
+        let n = 0;
+        for (let r = 0; r < b.rows; r++) if (!p.done[r] && (all || (rows!.mark[r] === 1) === touched)) starts[n++] = b.offset + r * b.width;
+        this.adam.applyRows(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, n, b.width, p.scale, p.coef, !touched);
       }
     }
     this.pending = null;
@@ -277,8 +277,8 @@ export class StepArithmetic {
   /** True while an Adam step is begun and not finished. */
   get updating(): boolean { return this.pending !== null; }
 
-  private apply(start: number, end: number): void {
+  private apply(start: number, end: number, zero = false): void {
     const p = this.pending!;
-    this.adam.apply(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, start, end, p.scale, p.coef);
+    this.adam.apply(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, start, end, p.scale, p.coef, zero);
   }
 }

@@ -5,6 +5,7 @@
 //   fold, sumsq, adam, adamWd, half      over a range [start, end) of element indices
 //   scatter, scatterAdd, sumsqRows,      over rows: `count` element offsets (an i32 array in the memory) of
 //   adamRows, adamRowsWd                 rows of `width` values each
+//   adamZero(Wd), adamRowsZero(Wd)      Adam over a range or rows whose sum is zero (it is not read)
 //
 // Each computes what its plain-JS twin in ./kernels.ts computes, bit for bit (the tests compare them).
 
@@ -147,7 +148,8 @@ function sumsqRowsFn(): { type: number[]; locals: number[][]; body: number[] } {
 // adam(pIn, pOut, acc, m, v, start, end, scale, coef, b1, c1, b2, c2, stepSize, sqrtBc2, eps, wd): g from the
 // f64 lanes of scale and coef; the other scalars rounded to f32 once; then four lanes in float32, as adamJs
 // adamRows(pIn, pOut, acc, m, v, starts, count, width, scale, …): the same over `count` rows of `width`
-function adamFn(withWd: boolean, rows = false): { type: number[]; locals: number[][]; body: number[] } {
+// adamZero(…): adam where the sum is +0 (rows no gradient touched): g = +0 without reading acc — the same bits
+function adamFn(withWd: boolean, rows = false, zero = false): { type: number[]; locals: number[][]; body: number[] } {
   const [pIn, pOut, acc, m, v, start, end] = [0, 1, 2, 3, 4, 5, 6];
   const [starts, count, width] = [5, 6, 7];
   const scalars = ["scale", "coef", "b1", "c1", "b2", "c2", "ss", "sb", "eps", "wd"];
@@ -170,7 +172,7 @@ function adamFn(withWd: boolean, rows = false): { type: number[]; locals: number
     ...each(start, end, [
       ...addr(pIn, i), ...load(), ...op.set(vp),
       // g = f32(f32(acc·scale)·coef) [+ wd·p]
-      ...addr(acc, i), ...load(), ...op.set(vg), ...gHalf(false), ...gHalf(true), ...joinLow,
+      ...(zero ? [...op.i32(0), ...op.simd(0x11)] : [...addr(acc, i), ...load(), ...op.set(vg), ...gHalf(false), ...gHalf(true), ...joinLow]),
       ...(withWd ? [...S("wd"), ...op.get(vp), ...f32x4Mul, ...f32x4Add] : []),
       ...op.set(vg),
       // m' = b1·m + c1·g;  v' = b2·v + (c2·g)·g
@@ -224,8 +226,9 @@ function halfFn(): { type: number[]; locals: number[][]; body: number[] } {
 }
 
 export function buildModule(): Uint8Array<ArrayBuffer> {
-  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true), halfFn(), scatterFn(false), scatterFn(true), sumsqRowsFn(), adamFn(false, true), adamFn(true, true)];
-  const names = ["fold", "sumsq", "adam", "adamWd", "half", "scatter", "scatterAdd", "sumsqRows", "adamRows", "adamRowsWd"];
+  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true), halfFn(), scatterFn(false), scatterFn(true), sumsqRowsFn(), adamFn(false, true), adamFn(true, true),
+    adamFn(false, false, true), adamFn(true, false, true), adamFn(false, true, true), adamFn(true, true, true)];
+  const names = ["fold", "sumsq", "adam", "adamWd", "half", "scatter", "scatterAdd", "sumsqRows", "adamRows", "adamRowsWd", "adamZero", "adamZeroWd", "adamRowsZero", "adamRowsZeroWd"];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(fns.map((f) => f.type))),
