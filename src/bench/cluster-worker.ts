@@ -101,7 +101,6 @@ async function main(): Promise<void> {
   const timings: string[] = [];
   const hasParams = async (m: Message) => m.rows !== null || (assembler.paramsFor(m) ?? await assembler.waitFor(m.header.paramVersion, 60_000)) !== null;
   for await (const { frames } of channel.messages()) {
-    const arrived = Date.now();
     const recvAt = Date.now(), t0 = performance.now();
     const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
     if (m.header.kind === Kind.Stop) break;
@@ -121,13 +120,12 @@ async function main(): Promise<void> {
     const computeMs = (padded / speed) * 1000;
     const rows = rowsPush && block && !shards.length ? taskRows(data, body.batches, block.rows) : null;
     const g = shards.length ? encodeGradient(values(welcome.shards!.own), { f16, block: null }) : gradientFor(block, rows, welcome.layoutSize, f16);
-    const prepMs = performance.now() - t0;
     await until(t0 + computeMs);
     const at = { step: m.header.step, version: m.header.paramVersion };
     for (const sh of shards) await sh.ch.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: sh.g.scale }, sh.g.values));
     await channel.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, lossSum: 0.69 * samples, correct: 0, count: samples, tokens, seconds: computeMs / 1000, gradScale: g.scale }, g.values, g.rows ?? undefined));
     // kept until the run ends: writing (and the bench reading) a line a step would take CPU the round needs
-    timings.push(JSON.stringify({ task: body.task, samples, computeMs, prepMs, recvAt, sentAt: Date.now(), decodeMs: recvAt - arrived }));
+    timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sentAt: Date.now() }));
   }
   clearInterval(beat);
   process.stdout.write(timings.map((t) => t + "\n").join(""));

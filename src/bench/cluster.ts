@@ -24,6 +24,7 @@ import { openTrainingData } from "../dataset/training.js";
 import { shapedNetwork, type ShapedNetwork } from "./netns.js";
 import type { ClusterCliOptions } from "./command.js";
 import { childEnv } from "../children.js";
+import { settledWithin } from "../wait.js";
 
 const log = logger("bench");
 const WORKER = fileURLToPath(new URL("./cluster-worker.js", import.meta.url));
@@ -50,8 +51,10 @@ export interface ClusterRow {
   bytes_per_step: number; bytes_per_step_per_worker: number; pull_bytes_per_step: number; push_bytes_per_step: number;
 }
 
-function lines(stream: NodeJS.ReadableStream, each: (line: string) => void): void {
-  createInterface({ input: stream }).on("line", each);
+/** Calls `each` with every line of `stream`; resolves when the stream has ended. */
+function lines(stream: NodeJS.ReadableStream, each: (line: string) => void): Promise<void> {
+  const rl = createInterface({ input: stream }).on("line", each);
+  return new Promise((r) => rl.once("close", () => r()));
 }
 
 function exited(p: ChildProcess): Promise<number | null> {
@@ -76,7 +79,7 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
   let out = "", err = "";
   coord.stdout!.on("data", (d) => { out += String(d); });
   const endpoint = await new Promise<string>((res, rej) => {
-    lines(coord.stderr!, (l) => { err += l + "\n"; const m = /listening on (tcp:\/\/[\d.]+:\d+)/.exec(l); if (m) res(m[1]!); });
+    void lines(coord.stderr!, (l) => { err += l + "\n"; const m = /listening on (tcp:\/\/[\d.]+:\d+)/.exec(l); if (m) res(m[1]!); });
     void exited(coord).then((c) => rej(new TrainingError(`coordinator exited (${c}) before listening:\n${err.slice(-2000)}`)));
   });
   const tasks: TaskTime[] = [];
@@ -86,15 +89,12 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
       const w = spawnOn(i + 1, [WORKER, endpoint, `w${i}`, String(o.tokensPerS)]);
       procs.push(w);
       // a worker writes its tasks' timings when the coordinator stops it
-      const rl = createInterface({ input: w.stdout! });
-      rl.on("line", (l) => { try { tasks.push({ ...(JSON.parse(l) as TaskTime), worker: i }); } catch { /* not ours */ } });
-      reported.push(new Promise((r) => rl.once("close", () => r())));
+      reported.push(lines(w.stdout!, (l) => { try { tasks.push({ ...(JSON.parse(l) as TaskTime), worker: i }); } catch { /* not ours */ } }));
       w.stderr!.resume();
     }
     const code = await exited(coord);
     if (code !== 0) throw new TrainingError(`coordinator exited with ${code}:\n${err.slice(-2000)}`);
-    const late = await Promise.race([Promise.all(reported).then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 30_000).unref())]);
-    if (late) throw new TrainingError("a synthetic worker did not report its timings within 30 s of the coordinator's end");
+    if (!(await settledWithin(Promise.all(reported), 30_000))) throw new TrainingError("a synthetic worker did not report its timings within 30 s of the coordinator's end");
     return { report: JSON.parse(out.trim().split("\n").pop()!) as Report, tasks };
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
