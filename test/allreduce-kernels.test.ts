@@ -118,14 +118,13 @@ test("row kernels (scatter, lane sums over rows, Adam over rows) equal the plain
   const rows = [1, 2, 7, 19, 20, 39];
   rows.forEach((row, i) => { starts[i] = row * W; });
   fill(part, r, 0.5); part[5] = -0;
-  // scatter copies row i of part to its row, then adds (f32) as fold does
-  k.scatterRows(acc, part, starts, rows.length, W, false);
+  // scatter adds row i of part into its row (f32), as fold does: into zeros (a -0 becomes +0), then again
   const J = new Float32Array(n);
-  rows.forEach((row, i) => { for (let j = 0; j < W; j++) J[row * W + j] = part[i * W + j]!; });
-  sameBits(acc, J, "scatter copy");
-  k.scatterRows(acc, part, starts, rows.length, W, true);
-  rows.forEach((row, i) => { for (let j = 0; j < W; j++) J[row * W + j] = Math.fround(J[row * W + j]! + part[i * W + j]!); });
-  sameBits(acc, J, "scatter add");
+  for (const what of ["scatter into zeros", "scatter add"]) {
+    k.scatterAdd(acc, part, starts, rows.length, W);
+    rows.forEach((row, i) => { for (let j = 0; j < W; j++) J[row * W + j] = Math.fround(J[row * W + j]! + part[i * W + j]!); });
+    sameBits(acc, J, what);
+  }
   // the lane sums over the rows (the rest is zero) are the full pass's
   for (let i = ROWS * W; i < n; i++) acc[i] = 0;
   lanes.fill(0);
@@ -142,23 +141,24 @@ test("row kernels (scatter, lane sums over rows, Adam over rows) equal the plain
     sameBits(m, ref.m, "adamRows m");
     sameBits(v, ref.v, "adamRows v");
   }
-  // Adam over a range whose sum is +0 without reading it: the bits of Adam with that zero sum (also weight decay)
-  const zeros = arena.alloc(n);
+  // Adam over rows whose sum is +0 without reading it: the bits of Adam with that zero sum (also weight decay)
+  const zeros = arena.alloc(n), R = ROWS * W;
+  for (let row = 0; row < ROWS; row++) starts[row] = row * W;
   for (const wd of [0, 0.01]) {
     const h: AdamHyper = { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3 / (1 - 0.9 ** 3), sqrtBc2: Math.sqrt(1 - 0.999 ** 3), weightDecay: wd };
     const m0 = Float32Array.from(m), v0 = Float32Array.from(v);
     m[4] = -1e-45; // b1·m rounds to -0: the zero gradient's +0 added makes it +0, as the full kernel does
-    k.adam(p, q, zeros, m, v, 0, n, 1 / 3, 0.75, h, true);
-    const R = { q: new Float32Array(n), m: Float32Array.from(m0), v: Float32Array.from(v0) };
-    R.m[4] = -1e-45;
-    adamJs(p, R.q, new Float32Array(n), R.m, R.v, 0, n, 1 / 3, 0.75, h);
-    sameBits(q, R.q, `adam with a zero sum, params (wd ${wd})`);
-    sameBits(m, R.m, "adam with a zero sum, m");
-    sameBits(v, R.v, "adam with a zero sum, v");
+    k.adamRows(p, q, zeros, m, v, starts, ROWS, W, 1 / 3, 0.75, h, true);
+    const ref0 = { q: new Float32Array(n), m: Float32Array.from(m0), v: Float32Array.from(v0) };
+    ref0.m[4] = -1e-45;
+    adamJs(p, ref0.q, new Float32Array(n), ref0.m, ref0.v, 0, R, 1 / 3, 0.75, h);
+    sameBits(q.subarray(0, R), ref0.q.subarray(0, R), `adamRows with a zero sum, params (wd ${wd})`);
+    sameBits(m, ref0.m, "adamRows with a zero sum, m");
+    sameBits(v, ref0.v, "adamRows with a zero sum, v");
   }
   // rows are checked before any kernel runs
   starts[0] = 3;
-  assert.throws(() => k.scatterRows(acc, part, starts, rows.length, W, false), /multiple of 4/);
+  assert.throws(() => k.scatterAdd(acc, part, starts, rows.length, W), /multiple of 4/);
   starts[0] = ROWS * W;
   assert.throws(() => k.adamRows(p, q, acc, m, v, starts, rows.length, W, 1, 1, { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1, sqrtBc2: 1, weightDecay: 0 }), /inside the arrays/);
   assert.throws(() => k.sumsqRows(acc, new Int32Array(4), 1, W, 1, lanes), /not an array of this arena/);

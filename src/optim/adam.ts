@@ -49,24 +49,24 @@ export class Adam {
 
   /**
    * Update parameters [start, end) of the step `h` began: pOut = pIn − Adam(g) with the gradient
-   * g = f32(f32(acc·scale)·coef) (scale: 1/samples, coef: the clip factor). pOut may be pIn. `zero`: acc is +0
-   * over the range (no gradient touched it), which the kernel then need not read: the same bits, faster.
+   * g = f32(f32(acc·scale)·coef) (scale: 1/samples, coef: the clip factor). pOut may be pIn.
    */
-  apply(h: AdamHyper, pIn: Float32Array, pOut: Float32Array, acc: Float32Array, start: number, end: number, scale: number, coef: number, zero = false): void {
-    if (this.kernels && start % 4 === 0 && this.kernels.owns(pIn, pOut, acc)) this.kernels.adam(pIn, pOut, acc, this.m, this.v, start, end, scale, coef, h, zero);
+  apply(h: AdamHyper, pIn: Float32Array, pOut: Float32Array, acc: Float32Array, start: number, end: number, scale: number, coef: number): void {
+    if (this.kernels && start % 4 === 0 && this.kernels.owns(pIn, pOut, acc)) this.kernels.adam(pIn, pOut, acc, this.m, this.v, start, end, scale, coef, h);
     else adamJs(pIn, pOut, acc, this.m, this.v, start, end, scale, coef, h);
   }
 
   /** Update the first `count` rows of `width` values starting at `starts` (as `apply` would each [start,
    *  start + width)): one kernel call when the starts are in the kernels' arena and every row is aligned.
-   *  `zero`: as in `apply`. */
+   *  `zero`: the sum is +0 in these rows (no gradient touched them), so that kernel need not read it — the same
+   *  bits; elsewhere the sum is read as usual. */
   applyRows(h: AdamHyper, pIn: Float32Array, pOut: Float32Array, acc: Float32Array, starts: Int32Array, count: number, width: number, scale: number, coef: number, zero = false): void {
     const aligned = () => { for (let k = 0; k < count; k++) if (starts[k]! % 4 !== 0) return false; return true; };
     if (this.kernels && width % 4 === 0 && this.kernels.owns(pIn, pOut, acc) && this.kernels.arena.memory.buffer === starts.buffer && aligned()) {
       this.kernels.adamRows(pIn, pOut, acc, this.m, this.v, starts, count, width, scale, coef, h, zero);
       return;
     }
-    for (let k = 0; k < count; k++) this.apply(h, pIn, pOut, acc, starts[k]!, starts[k]! + width, scale, coef, zero);
+    for (let k = 0; k < count; k++) this.apply(h, pIn, pOut, acc, starts[k]!, starts[k]! + width, scale, coef);
   }
 
   /** The optimizer state (live views; copy before sending them elsewhere). */

@@ -16,8 +16,8 @@
 //
 // The kernels work on arrays inside one WebAssembly.Memory (an `Arena`). A fourth kernel decodes IEEE half
 // floats (the fp16 gradient encoding, src/protocol/gradcodec.ts); the row kernels do the same over a list of
-// rows (a row-sparse sum: scatter, its norm's lane sums, Adam over the rows a task reads). The module itself
-// is written in ./wasm-kernels.ts.
+// rows (a row-sparse sum: adding a part's rows, its norm's lane sums, Adam over the rows a task reads, and over
+// the rows no part touched without reading their zero sum). The module is written in ./wasm-kernels.ts.
 
 import { decodeHalfJs } from "../protocol/gradcodec.js";
 import { buildModule } from "./wasm-kernels.js";
@@ -153,13 +153,10 @@ interface Exports {
   adam(pIn: number, pOut: number, acc: number, m: number, v: number, start: number, end: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number): void;
   adamWd: Exports["adam"];
   half(dst: number, src: number, start: number, end: number, scale: number): void;
-  scatter(acc: number, part: number, starts: number, count: number, width: number): void;
-  scatterAdd: Exports["scatter"];
+  scatterAdd(acc: number, part: number, starts: number, count: number, width: number): void;
   sumsqRows(acc: number, starts: number, count: number, width: number, scale: number, lanes: number): void;
   adamRows(pIn: number, pOut: number, acc: number, m: number, v: number, starts: number, count: number, width: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number): void;
   adamRowsWd: Exports["adamRows"];
-  adamZero: Exports["adam"];
-  adamZeroWd: Exports["adam"];
   adamRowsZero: Exports["adamRows"];
   adamRowsZeroWd: Exports["adamRows"];
 }
@@ -174,9 +171,8 @@ function exportsOf(inst: WebAssembly.Instance): Exports {
     return f as Exports[K];
   };
   return {
-    fold: fn("fold"), sumsq: fn("sumsq"), adam: fn("adam"), adamWd: fn("adamWd"), half: fn("half"), scatter: fn("scatter"), scatterAdd: fn("scatterAdd"),
-    sumsqRows: fn("sumsqRows"), adamRows: fn("adamRows"), adamRowsWd: fn("adamRowsWd"), adamZero: fn("adamZero"), adamZeroWd: fn("adamZeroWd"),
-    adamRowsZero: fn("adamRowsZero"), adamRowsZeroWd: fn("adamRowsZeroWd"),
+    fold: fn("fold"), sumsq: fn("sumsq"), adam: fn("adam"), adamWd: fn("adamWd"), half: fn("half"), scatterAdd: fn("scatterAdd"),
+    sumsqRows: fn("sumsqRows"), adamRows: fn("adamRows"), adamRowsWd: fn("adamRowsWd"), adamRowsZero: fn("adamRowsZero"), adamRowsZeroWd: fn("adamRowsZeroWd"),
   };
 }
 
@@ -231,11 +227,11 @@ export class Kernels {
     }
     for (const a of arrays) if (!this.arena.owns(a)) throw new RangeError("kernel argument is not an array of this arena");
   }
-  /** Rows of `part` (row k at k·width) into acc at starts[k]: copied, or added as `fold` adds. */
-  scatterRows(acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number, add: boolean): void {
+  /** Rows of `part` (row k at k·width) added into acc at starts[k], as `fold` adds. */
+  scatterAdd(acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
     this.checkRows(starts, count, width, acc);
     if (!this.arena.owns(part) || part.length < count * width) throw new RangeError("scatter source is not an array of this arena holding the rows");
-    (add ? this.x.scatterAdd : this.x.scatter)(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
+    this.x.scatterAdd(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
   }
   /** sumsq's four lane sums (lanes[0..3], in double) continued over rows in ascending order: with the other
    *  ranges given the same way, lanes combine to the full pass's number (sumsqLanes). */
@@ -251,10 +247,9 @@ export class Kernels {
     const f = zero ? (wd ? this.x.adamRowsZeroWd : this.x.adamRowsZero) : wd ? this.x.adamRowsWd : this.x.adamRows;
     f(pIn.byteOffset, pOut.byteOffset, acc.byteOffset, m.byteOffset, v.byteOffset, starts.byteOffset, count, width, scale, coef, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.stepSize, h.sqrtBc2, h.eps, h.weightDecay);
   }
-  adam(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, scale: number, coef: number, h: AdamHyper, zero = false): void {
+  adam(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, scale: number, coef: number, h: AdamHyper): void {
     const q = this.check(start, end, pIn, pOut, acc, m, v);
-    // zero: acc is +0 over the range (rows no part touched); the quads skip reading it, the tail reads the zeros
-    const f = zero ? (h.weightDecay === 0 ? this.x.adamZero : this.x.adamZeroWd) : h.weightDecay === 0 ? this.x.adam : this.x.adamWd;
+    const f = h.weightDecay === 0 ? this.x.adam : this.x.adamWd;
     f(pIn.byteOffset, pOut.byteOffset, acc.byteOffset, m.byteOffset, v.byteOffset, start, q, scale, coef, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.stepSize, h.sqrtBc2, h.eps, h.weightDecay);
     adamJs(pIn, pOut, acc, m, v, q, end, scale, coef, h);
   }

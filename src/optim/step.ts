@@ -157,7 +157,7 @@ export class StepArithmetic {
       starts[r] = b.offset + row * E;
     }
     const block = vals.subarray(b.offset, tail);
-    if (this.rowKernels && !first) return this.k.scatterRows(acc, block, starts, rows.length, E, true);
+    if (this.rowKernels && !first) return this.k.scatterAdd(acc, block, starts, rows.length, E);
     for (let r = 0; r < rows.length; r++) { // unaligned rows: the same, one value at a time
       const d = starts[r]!, s = r * E;
       if (first) acc.set(block.subarray(s, s + E), d);
@@ -277,8 +277,8 @@ export class StepArithmetic {
   /** True while an Adam step is begun and not finished. */
   get updating(): boolean { return this.pending !== null; }
 
-  private apply(start: number, end: number, zero = false): void {
+  private apply(start: number, end: number): void {
     const p = this.pending!;
-    this.adam.apply(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, start, end, p.scale, p.coef, zero);
+    this.adam.apply(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, start, end, p.scale, p.coef);
   }
 }

@@ -3,9 +3,8 @@
 // arrays inside the memory it imports (an Arena) and walks them four float32 lanes at a time (v128).
 //
 //   fold, sumsq, adam, adamWd, half      over a range [start, end) of element indices
-//   scatter, scatterAdd, sumsqRows,      over rows: `count` element offsets (an i32 array in the memory) of
-//   adamRows, adamRowsWd                 rows of `width` values each
-//   adamZero(Wd), adamRowsZero(Wd)      Adam over a range or rows whose sum is zero (it is not read)
+//   scatterAdd, sumsqRows, adamRows,     over rows: `count` element offsets (an i32 array in the memory) of
+//   adamRowsWd, adamRowsZero(Wd)         rows of `width` values each (…Zero: rows whose sum is +0, not read)
 //
 // Each computes what its plain-JS twin in ./kernels.ts computes, bit for bit (the tests compare them).
 
@@ -117,11 +116,11 @@ function sumsqFn(): { type: number[]; locals: number[][]; body: number[] } {
   return { type: [0x60, ...vec([[I32], [I32], [I32], [F64]]), ...vec([[F64]])], locals: [[1, I32], [5, V128]], body };
 }
 
-// scatter(acc, part, starts, count, width): row k of `part` (contiguous rows of `width`) into acc at starts[k] —
-// copied, or added (acc = f32(acc + part), as fold)
-function scatterFn(add: boolean): { type: number[]; locals: number[][]; body: number[] } {
+// scatterAdd(acc, part, starts, count, width): row k of `part` (contiguous rows of `width`) added into acc at
+// starts[k] (acc = f32(acc + part), as fold)
+function scatterAddFn(): { type: number[]; locals: number[][]; body: number[] } {
   const [acc, part, starts, count, width, i, pp, kb, kend, rs, re] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-  const value = add ? [...addr(acc, i), ...load(), ...op.get(pp), ...load(), ...f32x4Add] : [...op.get(pp), ...load()];
+  const value = [...addr(acc, i), ...load(), ...op.get(pp), ...load(), ...f32x4Add];
   const body = [
     ...op.get(part), ...op.set(pp),
     ...rowLoop(starts, count, width, { kb, kend, rs, re }, loop4(i, rs, re, [
@@ -148,7 +147,8 @@ function sumsqRowsFn(): { type: number[]; locals: number[][]; body: number[] } {
 // adam(pIn, pOut, acc, m, v, start, end, scale, coef, b1, c1, b2, c2, stepSize, sqrtBc2, eps, wd): g from the
 // f64 lanes of scale and coef; the other scalars rounded to f32 once; then four lanes in float32, as adamJs
 // adamRows(pIn, pOut, acc, m, v, starts, count, width, scale, …): the same over `count` rows of `width`
-// adamZero(…): adam where the sum is +0 (rows no gradient touched): g = +0 without reading acc — the same bits
+// adamRowsZero(…): adamRows where the sum is +0 (rows no gradient touched): g = +0 without reading acc — the
+// same bits
 function adamFn(withWd: boolean, rows = false, zero = false): { type: number[]; locals: number[][]; body: number[] } {
   const [pIn, pOut, acc, m, v, start, end] = [0, 1, 2, 3, 4, 5, 6];
   const [starts, count, width] = [5, 6, 7];
@@ -226,9 +226,9 @@ function halfFn(): { type: number[]; locals: number[][]; body: number[] } {
 }
 
 export function buildModule(): Uint8Array<ArrayBuffer> {
-  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true), halfFn(), scatterFn(false), scatterFn(true), sumsqRowsFn(), adamFn(false, true), adamFn(true, true),
-    adamFn(false, false, true), adamFn(true, false, true), adamFn(false, true, true), adamFn(true, true, true)];
-  const names = ["fold", "sumsq", "adam", "adamWd", "half", "scatter", "scatterAdd", "sumsqRows", "adamRows", "adamRowsWd", "adamZero", "adamZeroWd", "adamRowsZero", "adamRowsZeroWd"];
+  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true), halfFn(), scatterAddFn(), sumsqRowsFn(), adamFn(false, true), adamFn(true, true),
+    adamFn(false, true, true), adamFn(true, true, true)];
+  const names = ["fold", "sumsq", "adam", "adamWd", "half", "scatterAdd", "sumsqRows", "adamRows", "adamRowsWd", "adamRowsZero", "adamRowsZeroWd"];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(fns.map((f) => f.type))),
