@@ -3,12 +3,11 @@
 // so that no batch is given twice in an epoch and a batch whose worker died can be handed out again.
 //
 // A step of several batches (one per worker) lasts as long as its slowest batch, and the ingested batches are
-// bucketed by length: four random ones cost on average ~1.8× their mean (IMDB, batch 64), so workers would
-// wait for the longest a third or more of the time. Given each batch's cost (its padded tokens) and the step's
-// batch count, the shuffled order is regrouped: every window of STEP_WINDOW steps' worth of batches is sorted
-// by cost, cut into steps of similar cost, and those steps shuffled again (the straggler's wait falls to a few
-// per cent). The same seed, epoch, group and costs give the same order (resume), and a group of 1 is the plain
-// shuffle.
+// bucketed by length: with batches drawn at random, the workers with shorter ones wait for the longest
+// (`bench cluster` in docs/performance.md). Given each batch's cost (its padded tokens) and the step's batch
+// count, the shuffled order is regrouped: every window of STEP_WINDOW steps' worth of batches is sorted by
+// cost, cut into steps of similar cost, and those steps shuffled again. The same seed, epoch, group and costs
+// give the same order (resume), and a group of 1 is the plain shuffle.
 import { Rng } from "../rng.js";
 
 /** Steps whose batches are sorted together when grouping by cost. */
