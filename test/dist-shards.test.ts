@@ -1,11 +1,13 @@
 // A sharded coordinator (--coordinator-shards 3: the coordinator and two shard processes, each owning a slice
-// of the parameters) trains to the parameters of an unsharded run: real processes and ZeroMQ sockets.
+// of the parameters) trains to the parameters of an unsharded run, with the default row pull and row gradients
+// and with the whole vector both ways: real processes and ZeroMQ sockets.
 import test, { before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ingestSmallDataset, trainRun, initialParamsOf, type SmallDataset } from "./helpers/training.js";
 import { assertMoved, maxAbsDiff } from "./helpers/params.js";
-import { sliceBounds } from "../src/coordinator/shards.js";
+import { sliceBounds, sliceView } from "../src/protocol/slices.js";
+import { sparseBlockOf } from "../src/protocol/gradcodec.js";
 
 let fx: SmallDataset;
 // clip 0.05: the global norm is over the clip limit, so every step needs the norm the shards agree on
@@ -25,15 +27,18 @@ test("sliceBounds: k balanced slices starting at multiples of 4, covering the ve
   for (let i = 1; i < b.length; i++) assert.equal(b[i]!.offset, b[i - 1]!.offset + b[i - 1]!.length);
 });
 
-async function train(name: string, extra: string[]) {
-  const r = await trainRun(fx.dataset, join(fx.root, name), ["--workers", "2", "--backend", "wasm", ...SMALL, ...extra]);
+async function train(name: string, extra: string[], small = SMALL) {
+  const r = await trainRun(fx.dataset, join(fx.root, name), ["--workers", "2", "--backend", "wasm", ...small, ...extra]);
   assert.equal(r.json.steps, 5);
   return r;
 }
 
-test("--coordinator-shards 3 ends with the unsharded run's parameters (within 1e-5); no process got the whole gradient", async (t) => {
-  const one = await train("one", []);
-  const three = await train("three", ["--coordinator-shards", "3"]);
+let one: Awaited<ReturnType<typeof train>> | undefined;
+const unsharded = async () => (one ??= await train("one", []));
+
+test("--coordinator-shards 3 with the whole vector both ways ends with the unsharded run's parameters (within 1e-5); no process got the whole gradient", async (t) => {
+  const one = await unsharded();
+  const three = await train("three", ["--coordinator-shards", "3", "--pull", "dense", "--embedding-grads", "dense"]);
   assert.match(three.stderr, /2 coordinator shard\(s\) at tcp:\/\/127\.0\.0\.1:\d+, tcp:\/\/127\.0\.0\.1:\d+/);
   const max = maxAbsDiff(one.params, three.params);
   t.diagnostic(`max |Δ| = ${max}; gradient bytes at the coordinator: unsharded ${one.json.gradient_bytes}, sharded ${three.json.gradient_bytes}`);
@@ -51,4 +56,33 @@ test("--coordinator-shards 3 ends with the unsharded run's parameters (within 1e
   }
   const own = sliceBounds(one.params.length, 3)[0]!.length;
   assert.equal(three.json.gradient_bytes, 5 * 2 * own * 4, "the coordinator received only its slice of each gradient");
+});
+
+// wider embeddings: the leader's slice and a shard's hold embedding rows (the shard's with dense values after them)
+const WIDE = SMALL.map((a, i) => (SMALL[i - 1] === "--embed-dim" ? "48" : a));
+
+test("--coordinator-shards 3 with row pull and row gradients (the default) ends with the unsharded run's parameters; each process got only its slice's touched rows", async (t) => {
+  const one = await train("rows1", [], WIDE);
+  const three = await train("rows3", ["--coordinator-shards", "3"], WIDE);
+  const max = maxAbsDiff(one.params, three.params);
+  t.diagnostic(`max |Δ| = ${max}; gradient bytes at the coordinator: unsharded ${one.json.gradient_bytes}, sharded ${three.json.gradient_bytes}`);
+  assert.ok(max < 1e-5, `max |Δ| = ${max}`);
+  const init = initialParamsOf(three.model);
+  const block = sparseBlockOf(three.model.layout)!;
+  const views = sliceBounds(init.length, 3, block).map((b) => sliceView(b, block));
+  assert.ok(views[0]!.block && views[1]!.block && views[1]!.firstRow > 0 && views[1]!.block.offset === 0 && views[1]!.length > views[1]!.block.rows * block.width, `slices 0 and 1 hold rows, 1 dense values too: ${JSON.stringify(views)}`);
+  for (const [k, v] of views.entries()) {
+    const slice = (p: Float32Array) => p.subarray(v.offset, v.offset + v.length);
+    t.diagnostic(`slice ${k} (${v.block ? `${v.block.rows} rows from ${v.firstRow}` : "no rows"}): ${assertMoved(slice(init), slice(three.params), { minRel: 0.01 }).summary}`);
+  }
+  // the coordinator's slice is embedding rows only: it received some of them, never the whole slice
+  const dense = 5 * 2 * views[0]!.length * 4;
+  assert.ok(three.json.gradient_bytes > 0 && three.json.gradient_bytes < dense, `${three.json.gradient_bytes} bytes, a dense slice would be ${dense}`);
+});
+
+test("sharded row pull with a clip never reached is the unsharded run bit for bit (the norm's order only decides the clip)", async () => {
+  const a = await train("noclip1", ["--clip", "1000"], WIDE);
+  const b = await train("noclip3", ["--clip", "1000", "--coordinator-shards", "3"], WIDE);
+  assert.equal(maxAbsDiff(a.params, b.params), 0);
+  assertMoved(initialParamsOf(b.model), b.params, { minRel: 0.01 });
 });

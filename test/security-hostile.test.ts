@@ -254,8 +254,9 @@ test("shard sockets: control messages only from the coordinator, slices only fro
       for (let version = 0; version <= 3; version++) {
         for (let task = 1; task <= 3; task++) await evil.send(Kind.Gradient, { task }, { step: version + 1, version }, new Float32Array(sh.length).fill(-1000));
       }
+      await evil.send(Kind.ShardPull, { task: 1, peer: "evil" }); // a task's piece of the parameters to the spy
       await evil.send(Kind.Stop, { reason: "evil" });
-      sent += 15;
+      sent += 16;
       evil.close();
     }
     spy.close();

@@ -6,6 +6,7 @@ import { emitJson, logger } from "../output.js";
 import { UsageError } from "../errors.js";
 import { DEFAULTS, type ModelConfig } from "../config.js";
 import { paramLayout } from "../model/layout.js";
+import { payloadValues, sparseBlockOf } from "../protocol/gradcodec.js";
 import { messageLimitFor } from "../protocol/wire.js";
 import { RouterChannel } from "../transport/zmq/index.js";
 import { Coordinator } from "../coordinator/index.js";
@@ -139,8 +140,11 @@ async function timeVariant(n: number, model: ModelConfig, rounds: number, v: Var
   try {
     const res = await coord.run();
     const roundMs = median(stepAt.slice(warm).map((t, i) => t - stepAt[warm - 1 + i]!));
-    const own = res.gradientBytes / res.steps; // what this (the busiest) coordinator process received per step
-    const total = v.shards > 1 ? (n * layout.size * (v.gradDtype === "fp16" ? 2 : 4)) : own;
+    const own = res.gradientBytes / res.steps; // what the coordinator process (slice 0) received per step
+    // sharded: every worker's whole gradient, over all the slices (rows form: the touched rows and their ids)
+    const block = v.embeddingGrads === "rows" ? sparseBlockOf(layout) : null;
+    const rows = block ? Math.min(block.rows, touchedRows) : null;
+    const total = v.shards > 1 ? n * (payloadValues(layout.size, block, rows) * (v.gradDtype === "fp16" ? 2 : 4) + (rows ?? 0) * 4) : own;
     return {
       workers: n, variant: v.name, grad_dtype: v.gradDtype, embedding_grads: v.embeddingGrads, coordinator_shards: v.shards,
       gradient_bytes_per_step: total, parameter_bytes_per_step: n * layout.size * 4, max_process_gradient_bytes_per_step: own, round_ms: roundMs,

@@ -6,7 +6,8 @@
 // Each task's timing goes to stdout as one JSON line when the run ends: {task, samples, computeMs, recvAt, sentAt}.
 // Run as: node cluster-worker.js <coordinatorEndpoint> <name> <tokensPerS>
 import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES, type Message } from "../protocol/wire.js";
-import { ParamAssembler } from "../protocol/params.js";
+import { ParamAssembler, TaskPieces } from "../protocol/params.js";
+import { gradientPieces, sliceView } from "../protocol/slices.js";
 import { readBody } from "../protocol/bodies.js";
 import { encodeGradient, encodeHalf, halfScale, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { paramLayout } from "../model/layout.js";
@@ -90,16 +91,32 @@ async function main(): Promise<void> {
   const head = (kind: Kind, step: number, version: number) => ({ kind, runId: welcome.runId, step, paramVersion: version, slot: welcome.slot, layoutHash: welcome.layoutHash });
   const assembler = new ParamAssembler(welcome.layoutSize);
   const host = /^tcp:\/\/(.*):\d+$/.exec(endpoint)?.[1] ?? "127.0.0.1";
-  const shards = (welcome.shards?.others ?? []).map((sh) => {
+  // a sharded coordinator: its slices (with their embedding rows where gradients or parameters travel as rows)
+  const sh0 = welcome.shards;
+  const views = sh0 ? [{ offset: 0, length: sh0.own }, ...sh0.others].map((b) => sliceView({ offset: b.offset, length: b.length }, rowsPush ? block : null)) : [];
+  const pieces = sh0 && welcome.pull === "rows" ? new TaskPieces(views) : null;
+  const shards = (sh0?.others ?? []).map((sh, i) => {
     const ch = DealerChannel.connect(`tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
     void ch.send(encode(head(Kind.Join, 0, 0), { name }));
-    void (async () => { for await (const { frames } of ch.messages()) { const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" }); if (pm.header.kind === Kind.Params) assembler.put(pm, "shard"); } })();
-    return { ch, g: encodeGradient(new Float32Array(sh.length).fill(VALUE), { f16, block: null }) };
+    void (async () => {
+      for await (const { frames } of ch.messages()) {
+        const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" });
+        if (pm.header.kind === Kind.Params && !pieces?.put(i + 1, pm, "shard")) assembler.put(pm, "shard");
+      }
+    })();
+    return ch;
   });
   await channel.send(encode(head(Kind.Ready, 0, 0), { backend: "synthetic-gpu" }));
   const beat = setInterval(() => { void channel.send(encode(head(Kind.Heartbeat, 0, 0))).catch(() => {}); }, welcome.heartbeatMs);
   const timings: string[] = [];
-  const hasParams = async (m: Message) => m.rows !== null || (assembler.paramsFor(m) ?? await assembler.waitFor(m.header.paramVersion, 60_000)) !== null;
+  // a task's parameters as a real worker gets them (sharded row pull: the shards' pieces joined to ours)
+  const hasParams = async (m: Message, task: number) => {
+    if (!m.rows) return (assembler.paramsFor(m) ?? await assembler.waitFor(m.header.paramVersion, 60_000)) !== null;
+    if (!pieces) return true;
+    const got = await pieces.take(task, m.header.paramVersion, 60_000);
+    if (got) pieces.join(m, got);
+    return got !== null;
+  };
   for await (const { frames } of channel.messages()) {
     const recvAt = Date.now(), t0 = performance.now();
     const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
@@ -113,16 +130,19 @@ async function main(): Promise<void> {
     }
     if (m.header.kind !== Kind.Assign) continue;
     const body = readBody(m, Kind.Assign, "coordinator");
-    if (!(await hasParams(m))) throw new Error(`no parameters for version ${m.header.paramVersion}`);
+    if (!(await hasParams(m, body.task))) throw new Error(`no parameters for version ${m.header.paramVersion}`);
+    const tStart = performance.now(); // the GPU starts once every piece of its parameters is here
     // the GPU's time: padded tokens at the engine's speed
     let padded = 0, samples = 0, tokens = 0;
     for (const i of body.batches) { const s = shapeOf(data, i); padded += s.padded; samples += s.samples; tokens += s.tokens; }
     const computeMs = (padded / speed) * 1000;
-    const rows = rowsPush && block && !shards.length ? taskRows(data, body.batches, block.rows) : null;
-    const g = shards.length ? encodeGradient(values(welcome.shards!.own), { f16, block: null }) : gradientFor(block, rows, welcome.layoutSize, f16);
-    await until(t0 + computeMs);
+    const rows = rowsPush && block ? taskRows(data, body.batches, block.rows) : null;
+    let g = gradientFor(block, rows, welcome.layoutSize, f16 && !shards.length);
+    const parts = shards.length ? gradientPieces({ rows, values: g.values as Float32Array }, views, rows ? block : null, f16) : [];
+    if (parts.length) g = parts[0]!;
+    await until(tStart + computeMs);
     const at = { step: m.header.step, version: m.header.paramVersion };
-    for (const sh of shards) await sh.ch.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: sh.g.scale }, sh.g.values));
+    for (const [i, ch] of shards.entries()) { const p = parts[i + 1]!; await ch.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: p.scale }, p.values, p.rows ?? undefined)); }
     await channel.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, lossSum: 0.69 * samples, correct: 0, count: samples, tokens, seconds: computeMs / 1000, gradScale: g.scale }, g.values, g.rows ?? undefined));
     // kept until the run ends: writing (and the bench reading) a line a step would take CPU the round needs
     timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sentAt: Date.now() }));
@@ -130,7 +150,7 @@ async function main(): Promise<void> {
   clearInterval(beat);
   process.stdout.write(timings.map((t) => t + "\n").join(""));
   channel.close();
-  for (const sh of shards) sh.ch.close();
+  for (const ch of shards) ch.close();
 }
 
 main().catch((err) => { process.stderr.write(`cluster worker: ${(err as Error).stack ?? err}\n`); process.exit(1); });

@@ -35,6 +35,7 @@ const VARIANTS: Record<string, string[]> = {
   rows: ["--pull", "rows", "--grad-dtype", "fp32"], //                                  the default
   "rows-fp16": ["--pull", "rows", "--grad-dtype", "fp16"],
   "dense-shards2": ["--pull", "dense", "--embedding-grads", "dense", "--coordinator-shards", "2"],
+  "rows-shards2": ["--pull", "rows", "--grad-dtype", "fp32", "--coordinator-shards", "2"],
 };
 
 interface Report { samples_per_s: number; steps: number; samples: number; phases: { wait: number; reduce: number; optimizer: number; broadcast: number; step: number }; transport_bytes: { sent: number; received: number } }

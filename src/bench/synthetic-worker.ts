@@ -8,7 +8,8 @@
 import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES } from "../protocol/wire.js";
 import { ParamAssembler } from "../protocol/params.js";
 import { readBody } from "../protocol/bodies.js";
-import { encodeGradient, sparseBlockOf } from "../protocol/gradcodec.js";
+import { encodeGradient, encodeRows, sparseBlockOf } from "../protocol/gradcodec.js";
+import { gradientPieces, sliceView } from "../protocol/slices.js";
 import { paramLayout } from "../model/layout.js";
 import { DealerChannel } from "../transport/zmq/index.js";
 import { join } from "../workers/index.js";
@@ -44,14 +45,20 @@ async function main(): Promise<void> {
   const f16 = welcome.grad?.dtype === "fp16";
   const host = /^tcp:\/\/(.*):\d+$/.exec(coordEndpoint)?.[1] ?? "127.0.0.1";
   const assembler = new ParamAssembler(welcome.layoutSize); // reassembles Params chunks as a real worker does
-  const shards = (welcome.shards?.others ?? []).map((sh) => {
+  // encoded once: the bench times transport and the coordinator, not the workers' encoding (sharded: a piece
+  // of the gradient for each slice, rows where the run sends rows)
+  const rowsBlock = welcome.grad?.rows ? block : null;
+  const sh0 = welcome.shards;
+  const pieces = sh0
+    ? gradientPieces(rowsBlock ? encodeRows(grads, rowsBlock) : { rows: null, values: grads }, [{ offset: 0, length: sh0.own }, ...sh0.others].map((b) => sliceView({ offset: b.offset, length: b.length }, rowsBlock)), rowsBlock, f16)
+    : [];
+  const shards = (sh0?.others ?? []).map((sh, i) => {
     const ch = DealerChannel.connect(`tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
     void ch.send(encode(head(Kind.Join, 0, 0), { name }));
     void (async () => { for await (const { frames } of ch.messages()) { const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" }); if (pm.header.kind === Kind.Params) assembler.put(pm, "shard"); } })();
-    return { ch, g: encodeGradient(grads.subarray(sh.offset, sh.offset + sh.length), { f16, block: null }) };
+    return { ch, g: pieces[i + 1]! };
   });
-  // encoded once: the bench times transport and the coordinator, not the workers' encoding
-  const own = encodeGradient(shards.length ? grads.subarray(0, welcome.shards!.own) : grads, { f16, block: welcome.grad?.rows ? block : null });
+  const own = pieces[0] ?? encodeGradient(grads, { f16, block: rowsBlock });
   await channel.send(encode(head(Kind.Ready, 0, 0), { backend: "synthetic" }));
   // heartbeats as a real worker sends them: with 16 of these starting on 2 cores, the first ones wait long
   // for the last to join, and an idle worker that says nothing for 10 s is evicted
@@ -63,7 +70,7 @@ async function main(): Promise<void> {
     if ((m.header.kind === Kind.Assign || m.header.kind === Kind.Eval) && !(assembler.paramsFor(m) ?? await assembler.waitFor(m.header.paramVersion, 60_000))) throw new Error(`no parameters for version ${m.header.paramVersion}`);
     if (m.header.kind === Kind.Assign) {
       const body = readBody(m, Kind.Assign, "coordinator");
-      for (const sh of shards) await sh.ch.send(encode(head(Kind.Gradient, m.header.step, m.header.paramVersion), { task: body.task, gradScale: sh.g.scale }, sh.g.values));
+      for (const sh of shards) await sh.ch.send(encode(head(Kind.Gradient, m.header.step, m.header.paramVersion), { task: body.task, gradScale: sh.g.scale }, sh.g.values, sh.g.rows ?? undefined));
       await channel.send(encode(head(Kind.Gradient, m.header.step, m.header.paramVersion), { task: body.task, lossSum: 0.69 * 64, correct: 32, count: 64, seconds: 0, gradScale: own.scale }, own.values, own.rows ?? undefined));
     } else if (m.header.kind === Kind.Eval) {
       const body = readBody(m, Kind.Eval, "coordinator");

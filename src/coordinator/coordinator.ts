@@ -17,7 +17,7 @@ import { StepArithmetic } from "../optim/step.js";
 import { learningRate } from "../optim/schedule.js";
 import { sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { messageLimitFor, newRunId, workerName } from "../protocol/wire.js";
-import { sliceBounds } from "./shards.js";
+import { sliceBounds, sliceView, type SliceView } from "../protocol/slices.js";
 import { ShardLeader } from "./shard-leader.js";
 import { Peers } from "./peers.js";
 import { Rounds } from "./rounds.js";
@@ -36,7 +36,8 @@ export class Coordinator {
   private readonly arith: StepArithmetic;
   /** The embedding block (gradients may carry only its touched rows); null when sharded (dense slices). */
   private readonly sparse: SparseBlock | null;
-  private readonly bounds: { offset: number; length: number }[];
+  /** The slices of a sharded coordinator (one, the whole vector, otherwise) and their embedding rows. */
+  private readonly bounds: SliceView[];
   /** Sharded: the whole vector until the shards take their slices (GloVe and resume write into it). */
   private readonly full: Float32Array | null;
   private shards: ShardLeader | null = null;
@@ -61,11 +62,15 @@ export class Coordinator {
     const initial = o.initialParams ?? initParams(o.model, o.seed, o.init);
     if (initial.length !== this.layout.size) throw new TrainingError(`initial parameters have ${initial.length} values; the layout needs ${this.layout.size}`);
     const k = Math.max(1, Math.floor(o.coordinatorShards ?? 1));
-    this.bounds = sliceBounds(this.layout.size, k);
-    this.sparse = k > 1 ? null : sparseBlockOf(this.layout);
+    // the embedding block travels as rows where the run asks for them (gradients, pull); sharded, each slice
+    // holds whole rows and sums and sends only its own
+    const block = sparseBlockOf(this.layout);
+    const rowsForm = block !== null && ((o.embeddingGrads ?? "rows") === "rows" || (o.pull ?? "rows") === "rows");
+    this.bounds = sliceBounds(this.layout.size, k, rowsForm ? block : null).map((b) => sliceView(b, rowsForm ? block : null));
+    this.sparse = k > 1 ? this.bounds[0]!.block : block;
     this.full = k > 1 ? Float32Array.from(initial) : null;
     const own = this.bounds[0]!.length;
-    this.rowPull = (o.pull ?? "rows") === "rows" && k === 1 && o.batchRows !== undefined && this.sparse !== null;
+    this.rowPull = (o.pull ?? "rows") === "rows" && o.batchRows !== undefined && this.sparse !== null;
     this.arith = new StepArithmetic(own, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay }, initial.subarray(0, own), this.sparse);
     this.adam = this.arith.adam;
     this.tel = o.telemetry ?? NO_TELEMETRY;
@@ -80,7 +85,10 @@ export class Coordinator {
       peers: this.peers, arith: this.arith, tel: this.tel, layoutHash: this.layout.hash, runId: this.runId, sparse: this.sparse,
       sharded: k > 1, workers: o.workers, batchesPerStep: o.batchesPerStep, stepTimeoutS: o.stepTimeoutS,
       joinTimeoutS: o.joinTimeoutS ?? 120, signal: o.signal, phases: this.phases, batchSamples: o.batchSamples,
-      batchRows: this.rowPull ? o.batchRows : undefined, afterSend: () => this.arith.finish(), batchCost: o.batchCost,
+      batchRows: this.rowPull ? o.batchRows : undefined, batchCost: o.batchCost,
+      afterSend: () => { this.arith.finish(); if (this.rowPull) void this.shards?.links.finish(this.shardHead()); },
+      slices: k > 1 && this.rowPull ? { own: this.bounds[0]!, others: this.bounds.slice(1) } : undefined,
+      pullShards: (task, peer, rows) => { rows.forEach((r, i) => void this.shards?.links.pull(this.shardHead(), i, task, peer, r)); },
     });
   }
 
@@ -106,7 +114,7 @@ export class Coordinator {
       gone: (id, message) => this.rounds.reassign(id, message),
       overdue: (now) => this.rounds.overdue(now),
     });
-    if (this.full) this.shards = await ShardLeader.start(this.bounds, endpoint, this.full, this.o.curve);
+    if (this.full) this.shards = await ShardLeader.start(this.bounds, this.rowPull, endpoint, this.full, this.o.curve);
     log.info(`listening on ${endpoint} (run ${this.runId}, ${this.layout.size} parameters, layout ${this.layout.hash}, message limit ${this.maxBytes} bytes)`);
     this.o.onEvent?.({ type: "listening", endpoint, runId: this.runId });
     return endpoint;
@@ -271,11 +279,11 @@ export class Coordinator {
     const o = this.o;
     return {
       runId: this.runId, model: o.model, dataset: o.dataset, layoutHash: this.layout.hash, layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000,
-      grad: { dtype: o.gradDtype ?? "fp32", rows: (o.embeddingGrads ?? "rows") === "rows" && this.sparse !== null },
+      grad: { dtype: o.gradDtype ?? "fp32", rows: (o.embeddingGrads ?? "rows") === "rows" && sparseBlockOf(this.layout) !== null },
       pull: this.rowPull ? "rows" as const : "dense" as const,
       dropout: o.dropout ? { rate: o.dropout, seed: o.seed } : undefined,
       seed: o.seed,
-      shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.links.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), ...this.bounds[i + 1]!, serverKey: this.shards!.links.serverKeys[i] ?? undefined })) } : undefined,
+      shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.links.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), offset: this.bounds[i + 1]!.offset, length: this.bounds[i + 1]!.length, serverKey: this.shards!.links.serverKeys[i] ?? undefined })) } : undefined,
     };
   }
 

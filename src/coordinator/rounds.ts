@@ -7,6 +7,7 @@ import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import type { StepArithmetic, GradPart } from "../optim/step.js";
 import { halfTable, type SparseBlock } from "../protocol/gradcodec.js";
+import type { SliceView } from "../protocol/slices.js";
 import { Kind, WireError, checkGradient, nonFiniteGradient, workerName, type Message } from "../protocol/wire.js";
 import { readBody } from "../protocol/bodies.js";
 import type { Peers } from "./peers.js";
@@ -43,6 +44,10 @@ export interface RoundsOptions {
   sparse: SparseBlock | null;
   /** Workers' parameters come from a sharded coordinator (never inline). */
   sharded: boolean;
+  /** Sharded with row pull: this process's slice and the shards' (../protocol/slices.ts), and how to ask the
+   *  shards for a task's pieces (rows local to each shard's slice, in slice order). */
+  slices?: { own: SliceView; others: SliceView[] };
+  pullShards?: (task: number, peer: string, rows: Uint32Array[]) => void;
   workers: number;
   batchesPerStep?: number;
   stepTimeoutS?: number;
@@ -77,7 +82,7 @@ export class Rounds {
   private readonly pull: RowPull | null;
 
   constructor(private readonly o: RoundsOptions) {
-    this.pull = o.batchRows && o.sparse ? new RowPull(o.arith, o.sparse, o.batchRows) : null;
+    this.pull = o.batchRows && o.sparse ? new RowPull(o.arith, o.sparse, o.batchRows, o.slices ?? null) : null;
   }
 
   /** Hand out `batches`, wait for every task (re-dealing those of departed workers), return the round. */
@@ -163,7 +168,8 @@ export class Rounds {
     const at = { step: round.step, version: round.version };
     const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
     if (this.pull) {
-      const { rows, payload } = this.pull.payload(round.split, batches);
+      const { rows, payload, others } = this.pull.payload(round.split, batches);
+      if (others.length) this.o.pullShards?.(task.id, peer, others); // the shards' pieces first: they start at once
       task.lease = payload;
       await this.o.peers.send(peer, kind, body, payload, at, rows);
       return;

@@ -2,11 +2,32 @@
 // batches, the newest values (Adam finishes those rows first: optim/step.ts's ensureRows) — in the gradient
 // codec's rows layout ([before][rows][after]), never the whole vector.
 //
+// A sharded coordinator (--coordinator-shards) sends only its own slice's piece (the rows in it, local ids, and
+// its dense values) and names each shard the task's rows in that shard's slice (../protocol/slices.ts).
+//
 // The buffers a task's parameters go out in are reused: allocating megabytes a task costs page faults and
 // garbage collections on the critical path. A buffer is free again once the task's worker has answered (it
 // had received all of it); a task whose worker vanished keeps its buffer (ZeroMQ may still hold it).
 import type { StepArithmetic } from "../optim/step.js";
 import type { SparseBlock } from "../protocol/gradcodec.js";
+import type { SliceView } from "../protocol/slices.js";
+
+/** First index i with rows[i] ≥ r (rows ascending). */
+function lowerBound(rows: Uint32Array, r: number): number {
+  let lo = 0, hi = rows.length;
+  while (lo < hi) { const mid = (lo + hi) >>> 1; if (rows[mid]! < r) lo = mid + 1; else hi = mid; }
+  return lo;
+}
+
+/** The rows (global ids, ascending) inside a slice, as ids local to it. */
+function localRows(rows: Uint32Array, v: { firstRow: number; block: SparseBlock | null }): Uint32Array {
+  if (!v.block) return new Uint32Array(0);
+  const a = lowerBound(rows, v.firstRow), b = lowerBound(rows, v.firstRow + v.block.rows);
+  if (v.firstRow === 0) return rows.subarray(a, b);
+  const out = new Uint32Array(b - a);
+  for (let i = a; i < b; i++) out[i - a] = rows[i]! - v.firstRow;
+  return out;
+}
 
 export class RowPull {
   /** Buffers of answered tasks, free for the next tasks' parameters. */
@@ -14,26 +35,31 @@ export class RowPull {
   /** Which embedding rows a task of several batches reads (marks, cleared after each use). */
   private marks: Uint8Array | null = null;
 
-  constructor(private readonly arith: StepArithmetic, private readonly block: SparseBlock, private readonly batchRows: (split: "train" | "val", index: number) => Int32Array) {}
+  /** `block`: the embedding rows of the vector `arith` holds (local ids); `slices`: sharded, this process's
+   *  slice and the shards' (their views, in slice order), else null. */
+  constructor(private readonly arith: StepArithmetic, private readonly block: SparseBlock, private readonly batchRows: (split: "train" | "val", index: number) => Int32Array, private readonly slices: { own: SliceView; others: SliceView[] } | null = null) {}
 
-  /** What a task of these batches reads: their rows (ascending) and the payload. */
-  payload(split: "train" | "val", batches: number[]): { rows: Uint32Array; payload: Float32Array } {
+  /** What a task of these batches reads: their rows in this slice (ascending, local ids) and the payload; and
+   *  sharded, the rows each shard must send (local to its slice). */
+  payload(split: "train" | "val", batches: number[]): { rows: Uint32Array; payload: Float32Array; others: Uint32Array[] } {
     const b = this.block, E = b.width, arith = this.arith;
-    const rows = this.rowsOf(split, batches);
+    const all = this.rowsOf(split, batches), sl = this.slices;
+    const rows = sl ? localRows(all, sl.own) : all;
+    const others = sl ? sl.others.map((v) => localRows(all, v)) : [];
     arith.ensureRows(rows);
     const p = arith.readable, end = b.offset + b.rows * E;
     const payload = this.buffer(arith.size - (b.rows - rows.length) * E);
     payload.set(p.subarray(0, b.offset), 0);
     for (let k = 0; k < rows.length; k++) payload.set(p.subarray(b.offset + rows[k]! * E, b.offset + (rows[k]! + 1) * E), b.offset + k * E);
     payload.set(p.subarray(end), b.offset + rows.length * E);
-    return { rows, payload };
+    return { rows, payload, others };
   }
 
   /** The union of the batches' rows, ascending (one batch: its own list, shared, never written). */
   private rowsOf(split: "train" | "val", batches: number[]): Uint32Array {
     const lists = batches.map((i) => this.batchRows(split, i));
     if (lists.length === 1) return new Uint32Array(lists[0]!.buffer, lists[0]!.byteOffset, lists[0]!.length);
-    const mark = (this.marks ??= new Uint8Array(this.block.rows));
+    const mark = (this.marks ??= new Uint8Array(this.slices ? this.slices.others.reduce((n, v) => Math.max(n, v.firstRow + (v.block?.rows ?? 0)), this.block.rows) : this.block.rows));
     const out: number[] = [];
     for (const l of lists) for (let k = 0; k < l.length; k++) if (!mark[l[k]!]) { mark[l[k]!] = 1; out.push(l[k]!); }
     for (const r of out) mark[r] = 0;

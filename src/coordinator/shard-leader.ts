@@ -8,18 +8,22 @@ import { Kind } from "../protocol/wire.js";
 import { ShardLinks } from "./shards.js";
 import type { Peers } from "./peers.js";
 import type { CurveServerKeys } from "../transport/zmq/index.js";
+import type { SliceBound, SliceView } from "../protocol/slices.js";
 
 export class ShardLeader {
   private ready = false;
 
   /** `full`: the whole vector (before the run: what GloVe and resume filled; after: gathered from the shards). */
-  private constructor(readonly links: ShardLinks, readonly bounds: { offset: number; length: number }[], readonly full: Float32Array) {}
+  private constructor(readonly links: ShardLinks, readonly views: SliceView[], readonly rowPull: boolean, readonly full: Float32Array) {}
 
-  /** Start K − 1 shard processes on the leader's host. */
-  static async start(bounds: { offset: number; length: number }[], endpoint: string, full: Float32Array, curve?: CurveServerKeys): Promise<ShardLeader> {
+  /** Start K − 1 shard processes on the leader's host. `views`: the slices and their embedding rows (shards sum
+   *  row-sparse gradients where the run sends them); `rowPull`: tasks carry their rows, nothing is broadcast. */
+  static async start(views: SliceView[], rowPull: boolean, endpoint: string, full: Float32Array, curve?: CurveServerKeys): Promise<ShardLeader> {
     const host = /^tcp:\/\/(.*):\d+$/.exec(endpoint)?.[1] ?? "127.0.0.1";
-    return new ShardLeader(await ShardLinks.start(bounds.length, host, full.length, curve), bounds, full);
+    return new ShardLeader(await ShardLinks.start(views, host, full.length, curve), views, rowPull, full);
   }
+
+  get bounds(): SliceBound[] { return this.views; }
 
   /** Hand each shard its slice of the parameters (and of a resumed Adam state); keep slice 0 in `arith`. */
   async handOut(head: { runId: number; layoutHash: string; version: number }, arith: StepArithmetic, peers: Peers, restored: AdamState | null, paramChunk?: number): Promise<void> {
@@ -28,7 +32,7 @@ export class ShardLeader {
     const st = restored ?? { m: new Float32Array(n), v: new Float32Array(n), t: 0 };
     arith.params.set(this.full.subarray(0, own));
     arith.adam.load({ m: st.m.subarray(0, own), v: st.v.subarray(0, own), t: st.t });
-    await this.links.init(head, arith.adam.o, { params: this.full, m: st.m, v: st.v, t: st.t }, paramChunk);
+    await this.links.init(head, arith.adam.o, { params: this.full, m: st.m, v: st.v, t: st.t }, { blocks: this.views.map((v) => v.block), pull: this.rowPull }, paramChunk);
     this.ready = true;
     for (const m of peers.members.live()) this.syncParams(peers, m.id, arith, head.version, paramChunk);
   }
@@ -53,7 +57,7 @@ export class ShardLeader {
   /** The leader's slice of the current parameters to one worker (it just became ready; the shards send theirs
    *  when the worker connects to them). */
   syncParams(peers: Peers, peer: string, arith: StepArithmetic, version: number, paramChunk = PARAM_CHUNK): void {
-    if (!this.ready) return;
+    if (!this.ready || this.rowPull) return; // row pull: every task carries what it reads
     const p = arith.params, chunk = Math.max(4, paramChunk);
     for (let s = 0; s < p.length; s += chunk) void peers.send(peer, Kind.Params, { offset: s }, p.subarray(s, Math.min(p.length, s + chunk)), { step: 0, version });
   }

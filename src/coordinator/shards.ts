@@ -15,6 +15,15 @@
 // version is complete. Each shard sums the same tasks in the same order as one coordinator would, so a
 // sharded run equals an unsharded one but for the order in which the norm's K partial sums are added.
 //
+// In the rows forms (row gradients, row pull: the default) every slice holds whole embedding rows
+// (../protocol/slices.ts), and what crosses the wire for a slice is its part of the rows form:
+//   worker → shard k        Gradient  {task} + the touched rows in slice k (local ids) and its dense values
+//   leader → shard k        ShardPull {task, peer} + the task's rows in slice k, as it deals the task
+//   shard k → that worker   Params {offset, task} + those rows' new values and the slice's dense values (Adam's
+//                           dense part runs at ShardApply, a task's rows just before its piece goes out)
+//   leader → every shard    ShardPull {finish}: the round's tasks are out, Adam over the slice's other rows
+// The worker joins its task's pieces (the leader's Assign carries slice 0's) in slice order.
+//
 // Shard processes are children of the coordinator (same host, any free port): `imdb-train coordinator-shard`.
 // Who may say what: the leader hands each child, over their IPC channel (never on the command line), a random
 // routing id of its own and, when the run uses CURVE, a fresh server key pair and the keys to admit (the
@@ -27,13 +36,17 @@ import { fileURLToPath } from "node:url";
 import { logger } from "../output.js";
 import { ConnectionError, TrainingError, UsageError, errorMessage } from "../errors.js";
 import { Kind, encode, decode, checkGradient, nonFiniteGradient, messageLimitFor, kindName, type Message } from "../protocol/wire.js";
-import { readBody, type Bodies, type ShardInitBody as InitBody, type ShardReduceBody as ReduceBody, type ShardApplyBody as ApplyBody } from "../protocol/bodies.js";
+import { readBody, type Bodies, type ShardInitBody as InitBody, type ShardReduceBody as ReduceBody, type ShardApplyBody as ApplyBody, type ShardPullBody as PullBody } from "../protocol/bodies.js";
 import { RouterChannel, DealerChannel, newCurveKeyPair, type CurveServerKeys } from "../transport/zmq/index.js";
 import { randomBytes } from "node:crypto";
 import { Counts } from "./limits.js";
 import { StepArithmetic, PARAM_CHUNK, type GradPart } from "../optim/step.js";
 import type { AdamOptions } from "../optim/adam.js";
 import { childEnv } from "../children.js";
+import { sliceBounds, type SliceBound } from "../protocol/slices.js";
+import type { SparseBlock } from "../protocol/gradcodec.js";
+
+export { sliceBounds };
 
 const log = logger("shard");
 const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url));
@@ -41,20 +54,6 @@ const BIN = fileURLToPath(new URL("../../../bin/imdb-train.js", import.meta.url)
 const SLICE_WAIT_MS = 30_000;
 
 const sliceKey = (task: number, peer: string) => `${task}\u0000${peer}`;
-
-/** K slices of a vector of n values, balanced, each starting at a multiple of 4. */
-export function sliceBounds(n: number, k: number): { offset: number; length: number }[] {
-  const out: { offset: number; length: number }[] = [];
-  let start = 0;
-  for (let i = 0; i < k; i++) {
-    let end = i === k - 1 ? n : Math.round(((i + 1) * n) / k / 4) * 4;
-    end = Math.min(n, Math.max(start, end));
-    out.push({ offset: start, length: end - start });
-    start = end;
-  }
-  return out;
-}
-
 
 // ---- the shard process ------------------------------------------------------------------------------------
 
@@ -83,6 +82,9 @@ export class ShardServer {
   readonly done = new Promise<void>((r) => { this.stopped = r; });
 
   private maxBytes = 0;
+  /** The slice's embedding rows (local offsets), when it holds some. */
+  private block: SparseBlock | null = null;
+  private get rowPull(): boolean { return this.init?.pull === "rows"; }
 
   async bind(endpoint: string, maxBytes: number, config: ShardConfig): Promise<string> {
     this.maxBytes = maxBytes;
@@ -103,7 +105,7 @@ export class ShardServer {
       }
       // control messages run one after another (an Apply must finish before the next Reduce)
       const k = m.header.kind;
-      if (k === Kind.Join) { this.workers.add(peer); this.busy = this.busy.then(() => this.sync(peer)); continue; }
+      if (k === Kind.Join) { this.workers.add(peer); if (!this.rowPull) this.busy = this.busy.then(() => this.sync(peer)); continue; }
       if (k === Kind.Gradient) {
         try { this.onSlice(peer, m); } catch (err) { log.warn(`ignored a gradient slice from ${peer}: ${errorMessage(err)}`); }
         continue;
@@ -125,20 +127,24 @@ export class ShardServer {
     const k = m.header.kind;
     if (k === Kind.ShardInit) {
       const b = readBody(m, Kind.ShardInit, `leader ${peer}`);
-      this.init = b;
       const n = b.length;
-      this.arith = new StepArithmetic(n, b.adam, m.payload.subarray(0, n));
+      if (b.block && (b.block.width === 0 || b.block.offset + b.block.rows * b.block.width > n)) throw new TrainingError(`ShardInit: an embedding block of ${b.block.rows} rows of ${b.block.width} at ${b.block.offset} does not fit a slice of ${n} values`);
+      this.init = b;
+      this.block = b.block ?? null;
+      this.arith = new StepArithmetic(n, b.adam, m.payload.subarray(0, n), this.block);
       this.arith.adam.load({ m: m.payload.subarray(n, 2 * n), v: m.payload.subarray(2 * n, 3 * n), t: b.adam.t });
       this.version = b.version;
       log.info(`shard of run ${b.runId}: values [${b.offset}, ${b.offset + n}) of the parameters, version ${b.version}`);
       await this.reply(Kind.ShardNorm, { ready: true });
-      for (const w of this.workers) await this.sync(w); // workers that connected before the leader did
+      if (!this.rowPull) for (const w of this.workers) await this.sync(w); // workers that connected before the leader did
       return;
     }
     if (!this.arith || !this.init) return;
     if (k === Kind.ShardReduce) await this.reduce(readBody(m, Kind.ShardReduce, "leader"));
     else if (k === Kind.ShardApply) await this.apply(readBody(m, Kind.ShardApply, "leader"));
+    else if (k === Kind.ShardPull) await this.pull(readBody(m, Kind.ShardPull, "leader"), m.rows);
     else if (k === Kind.ShardFetch) {
+      this.arith.finish();
       const a = this.arith, s = a.adam.state(), n = this.init.length;
       const all = new Float32Array(3 * n);
       all.set(a.params, 0); all.set(s.m, n); all.set(s.v, 2 * n);
@@ -156,9 +162,9 @@ export class ShardServer {
     if (!i) return;
     const from = `worker ${peer} (shard [${i.offset}, …))`;
     const body = readBody(m, Kind.Gradient, from);
-    const bad = checkGradient(m, { runId: i.runId, step: m.header.step, paramVersion: this.version, layoutHash: i.layoutHash, size: i.length }, from, { finite: false, gradScale: body.gradScale });
+    const bad = checkGradient(m, { runId: i.runId, step: m.header.step, paramVersion: this.version, layoutHash: i.layoutHash, size: i.length, sparse: this.block }, from, { finite: false, gradScale: body.gradScale });
     if (bad) { this.ignore(peer, `a gradient slice: ${bad.message}`); return; }
-    this.slices.set(sliceKey(body.task, peer), { values: m.half ?? m.payload, scale: m.half ? 1 / (body.gradScale ?? 1) : 1, rows: null });
+    this.slices.set(sliceKey(body.task, peer), { values: m.half ?? m.payload, scale: m.half ? 1 / (body.gradScale ?? 1) : 1, rows: m.rows });
     for (const w of this.waiters.splice(0)) w();
   }
 
@@ -190,12 +196,46 @@ export class ShardServer {
     this.slices = new Map();
     const peers = [...this.workers];
     if (b.skip) { // no usable gradient: the same parameters under the new version
-      for (const p of peers) await this.sync(p);
+      if (!this.rowPull) for (const p of peers) await this.sync(p);
       return;
     }
     a.adam.o.lr = b.lr;
+    if (this.rowPull) { // the dense values now; each task's rows when the leader names them (pull), the rest at finish
+      a.begin(b.scale, b.coef);
+      return;
+    }
     for (const c of a.update(b.scale, b.coef, i.chunk)) {
       await Promise.all(peers.map((p) => this.sendChunk(p, b.version, c.params, c.start, c.end)));
+    }
+  }
+
+  /** Row pull: the slice's piece of one task's parameters — its dense values and the task's rows in it, the
+   *  newest values (Adam finishes those rows first) — to the task's worker; or, with `finish`, Adam over every
+   *  other row of the slice (the leader says so once a round's tasks are out). */
+  private async pull(b: PullBody, rows: Uint32Array | null): Promise<void> {
+    const a = this.arith!, i = this.init!, blk = this.block;
+    if (b.finish) { a.finish(); return; }
+    if (b.task === undefined || b.peer === undefined) return;
+    const want = rows ?? new Uint32Array(0);
+    for (let k = 0; k < want.length; k++) {
+      if (!blk || want[k]! >= blk.rows || (k > 0 && want[k]! <= want[k - 1]!)) { log.warn(`ignored a pull for task ${b.task}: row ${want[k]} out of range or not ascending`); return; }
+    }
+    let payload: Float32Array;
+    if (blk) {
+      a.ensureRows(want);
+      const p = a.readable, E = blk.width, end = blk.offset + blk.rows * E;
+      payload = new Float32Array(i.length - (blk.rows - want.length) * E);
+      payload.set(p.subarray(0, blk.offset), 0);
+      for (let k = 0; k < want.length; k++) payload.set(p.subarray(blk.offset + want[k]! * E, blk.offset + (want[k]! + 1) * E), blk.offset + k * E);
+      payload.set(p.subarray(end), blk.offset + want.length * E);
+    } else {
+      payload = Float32Array.from(a.readable); // a slice of dense values only (after its Adam's begin: final)
+    }
+    try {
+      await this.channel.send(b.peer, encode({ kind: Kind.Params, runId: i.runId, step: 0, paramVersion: this.version, slot: 0, layoutHash: i.layoutHash }, { offset: i.offset, task: b.task }, payload, want));
+    } catch (err) {
+      if (err instanceof ConnectionError) { this.workers.delete(b.peer); return; }
+      throw err;
     }
   }
 
@@ -242,12 +282,12 @@ export async function shardCommand(o: ShardCliOptions): Promise<number> {
 /** The leader's links to its shard processes (which it starts). */
 export class ShardLinks {
   /** `serverKeys`: each shard's CURVE public key (workers connect with it), null without CURVE. */
-  private constructor(private readonly kids: ChildProcess[], private readonly links: DealerChannel[], readonly endpoints: string[], readonly bounds: { offset: number; length: number }[], readonly serverKeys: (string | null)[]) {}
+  private constructor(private readonly kids: ChildProcess[], private readonly links: DealerChannel[], readonly endpoints: string[], readonly bounds: SliceBound[], readonly serverKeys: (string | null)[]) {}
 
   /** Start k − 1 shard processes next to the coordinator (binding on `host`), one slice each; with `curve`,
    *  each shard is a CURVE server (a fresh key pair) admitting the workers' keys and a fresh key of ours. */
-  static async start(k: number, host: string, size: number, curve?: CurveServerKeys): Promise<ShardLinks> {
-    const bounds = sliceBounds(size, k);
+  static async start(bounds: SliceBound[], host: string, size: number, curve?: CurveServerKeys): Promise<ShardLinks> {
+    const k = bounds.length;
     const maxBytes = messageLimitFor(3 * size); // ShardInit/ShardState carry params, m and v of a slice
     const kids: ChildProcess[] = [];
     const endpoints: string[] = [];
@@ -300,14 +340,15 @@ export class ShardLinks {
   }
 
   /** Hand every shard its slice of the parameters and of Adam's state. */
-  async init(h: { runId: number; layoutHash: string; version: number }, adam: AdamOptions, state: { params: Float32Array; m: Float32Array; v: Float32Array; t: number }, chunk = PARAM_CHUNK): Promise<void> {
+  async init(h: { runId: number; layoutHash: string; version: number }, adam: AdamOptions, state: { params: Float32Array; m: Float32Array; v: Float32Array; t: number }, rows: { blocks: (SparseBlock | null)[]; pull: boolean }, chunk = PARAM_CHUNK): Promise<void> {
     await Promise.all(this.links.map((_, i) => {
       const b = this.bounds[i + 1]!, n = b.length;
       const all = new Float32Array(3 * n);
       all.set(state.params.subarray(b.offset, b.offset + n), 0);
       all.set(state.m.subarray(b.offset, b.offset + n), n);
       all.set(state.v.subarray(b.offset, b.offset + n), 2 * n);
-      const body: InitBody = { runId: h.runId, offset: b.offset, length: n, layoutHash: h.layoutHash, adam: { ...adam, t: state.t }, version: h.version, chunk };
+      const block = rows.blocks[i + 1] ?? undefined;
+      const body: InitBody = { runId: h.runId, offset: b.offset, length: n, layoutHash: h.layoutHash, adam: { ...adam, t: state.t }, version: h.version, chunk, block, pull: rows.pull ? "rows" : "dense" };
       return this.ask(i, encode(this.head(Kind.ShardInit, h), body, all), Kind.ShardNorm);
     }));
   }
@@ -321,6 +362,17 @@ export class ShardLinks {
 
   async apply(h: { runId: number; layoutHash: string; version: number }, b: ApplyBody): Promise<void> {
     await Promise.all(this.links.map((l) => l.send(encode(this.head(Kind.ShardApply, h), b))));
+  }
+
+  /** Row pull: shard i sends `peer` its piece of task `task`'s parameters (`rows`: the task's rows in its
+   *  slice, local ids). Not awaited by the caller beyond the queueing: the link keeps the order. */
+  pull(h: { runId: number; layoutHash: string; version: number }, i: number, task: number, peer: string, rows: Uint32Array): Promise<void> {
+    return this.links[i]!.send(encode(this.head(Kind.ShardPull, h), { task, peer }, undefined, rows));
+  }
+
+  /** Row pull: every shard finishes Adam over its slice's other rows (a round's tasks are out). */
+  async finish(h: { runId: number; layoutHash: string; version: number }): Promise<void> {
+    await Promise.all(this.links.map((l) => l.send(encode(this.head(Kind.ShardPull, h), { finish: true }))));
   }
 
   /** Every shard's slice of the parameters and of Adam's moments, written into full-size arrays. */

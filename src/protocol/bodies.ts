@@ -82,16 +82,19 @@ export const SHAPES = {
   [Kind.Stop]: obj({ reason: str(1024), final: opt(bool) }),
   [Kind.Leave]: obj({ reason: str(1024) }),
   [Kind.Ready]: obj({ backend: str(32) }),
-  [Kind.Params]: obj({ offset: nat }),
+  [Kind.Params]: obj({ offset: nat, task: opt(nat) }),
   [Kind.ShardInit]: obj({
     runId: nat, offset: nat, length: nat, layoutHash: str(64), version: nat, chunk: nat,
     adam: obj({ lr: num, beta1: num, beta2: num, eps: num, weightDecay: opt(num), t: nat }),
+    block: opt(obj({ offset: nat, rows: nat, width: nat })),
+    pull: opt(oneOf("rows", "dense")),
   }),
   [Kind.ShardReduce]: obj({ step: nat, tasks: list(nat, 1 << 16), peers: list(str(128), 1 << 16), count: nat }),
   [Kind.ShardNorm]: obj({ step: opt(nat), sumsq: opt(numOrNull), bad: opt(list(nat, 1 << 16)), ready: opt(bool) }),
   [Kind.ShardApply]: obj({ step: nat, version: nat, scale: num, coef: num, lr: num, skip: opt(bool) }),
   [Kind.ShardFetch]: obj({}),
   [Kind.ShardState]: obj({ offset: nat, t: nat, version: nat }),
+  [Kind.ShardPull]: obj({ task: opt(nat), peer: opt(str(256)), finish: opt(bool) }),
 } satisfies Record<Kind, Check<unknown>>;
 
 /** The body of each kind, as its shape declares it. */
@@ -106,6 +109,7 @@ export type RejectBody = Bodies[Kind.Reject];
 export type ShardInitBody = Bodies[Kind.ShardInit];
 export type ShardReduceBody = Bodies[Kind.ShardReduce];
 export type ShardApplyBody = Bodies[Kind.ShardApply];
+export type ShardPullBody = Bodies[Kind.ShardPull];
 
 /** Most bytes a body of each kind may take (a gradient lists the sample ids it used; Welcome carries a path). */
 export const BODY_LIMIT: Record<Kind, number> = Object.fromEntries(

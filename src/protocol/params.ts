@@ -1,6 +1,8 @@
 // A worker's copy of the parameters, reassembled from the Params chunks a coordinator (and its shards) send.
 import { Kind, WireError, type Message } from "./wire.js";
 import { readBody } from "./bodies.js";
+import { payloadValues } from "./gradcodec.js";
+import { joinPieces, type SliceView } from "./slices.js";
 
 /**
  * A worker's copy of the parameters, reassembled from Params chunks. The coordinator sends each version's
@@ -49,3 +51,61 @@ export class ParamAssembler {
   }
 }
 
+
+/**
+ * Row pull from a sharded coordinator: each shard sends its piece of a task's parameters (Params {offset, task}
+ * + its rows, ids local to its slice) on its own socket, so a piece can come before or after the task's Assign.
+ * Pieces wait here, checked against their slice, until the Assign or Eval of their task takes them.
+ */
+export class TaskPieces {
+  private readonly byTask = new Map<number, (Message | undefined)[]>();
+  private waiters: (() => void)[] = [];
+  /** `views`: every slice, the coordinator's own first. */
+  constructor(private readonly views: readonly SliceView[]) {}
+
+  /** Keep shard `k`'s (1 ≤ k < K) piece; throws WireError when it does not fit the slice. False: no task
+   *  (a broadcast chunk, not a piece). */
+  put(k: number, m: Message, from: string): boolean {
+    const { offset, task } = readBody(m, Kind.Params, from);
+    if (task === undefined) return false;
+    const v = this.views[k]!, rows = m.rows ?? new Uint32Array(0), max = v.block?.rows ?? 0;
+    for (let i = 0; i < rows.length; i++) {
+      if (rows[i]! >= max || (i > 0 && rows[i]! <= rows[i - 1]!)) throw new WireError("length", `piece of task ${task} from ${from}: row ${rows[i]} at position ${i} is out of range (${max} rows) or not ascending`);
+    }
+    const want = payloadValues(v.length, v.block, rows.length);
+    if (offset !== v.offset || m.payload.length !== want) throw new WireError("length", `piece of task ${task} from ${from} at offset ${offset} with ${m.payload.length} values; its slice starts at ${v.offset} and needs ${want} for ${rows.length} rows`);
+    let e = this.byTask.get(task);
+    if (!e) {
+      if (this.byTask.size >= 256) this.byTask.delete(this.byTask.keys().next().value!); // a task nobody took
+      this.byTask.set(task, (e = []));
+    }
+    e[k] = m;
+    for (const w of this.waiters.splice(0)) w();
+    return true;
+  }
+
+  /** Every shard's piece of `task` for parameter `version` (in slice order, from slice 1), or null after
+   *  `timeoutMs`. */
+  async take(task: number, version: number, timeoutMs: number): Promise<Message[] | null> {
+    const until = Date.now() + timeoutMs;
+    const complete = () => {
+      const e = this.byTask.get(task);
+      if (!e) return null;
+      const out: Message[] = [];
+      for (let k = 1; k < this.views.length; k++) { const m = e[k]; if (!m || m.header.paramVersion !== version) return null; out.push(m); }
+      return out;
+    };
+    let got = complete();
+    while (!got && Date.now() < until) {
+      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, Math.min(1000, Math.max(1, until - Date.now()))); });
+      got = complete();
+    }
+    this.byTask.delete(task);
+    return got;
+  }
+
+  /** A task's parameters in the rows form from the coordinator's piece and the shards' (joined in slice order). */
+  join(own: Message, pieces: readonly Message[]): { values: Float32Array; rows: Int32Array } {
+    return joinPieces([own, ...pieces].map((m) => ({ values: m.payload, rows: m.rows ?? [] })), this.views);
+  }
+}

@@ -50,7 +50,8 @@ export enum Kind {
   Stop = 9, //        coordinator → worker: {reason, final?}
   Leave = 10, //      worker → coordinator: {reason}
   Ready = 11, //      worker → coordinator: {backend}: dataset and engine loaded, assign work
-  Params = 12, //     coordinator → worker: {offset} + parameters [offset, offset + n) of version paramVersion
+  Params = 12, //     coordinator → worker: {offset} + parameters [offset, offset + n) of version paramVersion;
+  //                  from a shard with row pull: {offset, task} + rows: its slice's piece of a task's parameters
   // between the coordinator and its shard processes (--coordinator-shards, src/coordinator/shards.ts)
   ShardInit = 13, //   leader → shard: {offset, length, adam, version} + [params | m | v] of its slice
   ShardReduce = 14, // leader → shard: {step, tasks, count}: sum these tasks' slices in this order
@@ -58,6 +59,8 @@ export enum Kind {
   ShardApply = 16, //  leader → shard: {version, scale, coef, lr} (or {skip}): Adam, then Params to workers
   ShardFetch = 17, //  leader → shard: send your state
   ShardState = 18, //  shard → leader: {offset, t} + [params | m | v] of its slice
+  ShardPull = 19, //   leader → shard: {task, peer} + rows: send that worker the task's rows and dense values of
+  //                   the slice (Params {offset, task} + rows); {finish}: Adam over the slice's other rows now
 }
 
 export interface Header {

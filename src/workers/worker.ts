@@ -8,9 +8,10 @@ import { settledWithin } from "../wait.js";
 import { logger, type Logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, type Message } from "../protocol/wire.js";
-import { readBody, type Bodies, type AssignBody, type EvalBody } from "../protocol/bodies.js";
-import { ParamAssembler } from "../protocol/params.js";
-import { encodeGradient, encodeHalf, halfScale, payloadValues, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { readBody, type Bodies, type AssignBody, type EvalBody, type GradientBody } from "../protocol/bodies.js";
+import { ParamAssembler, TaskPieces } from "../protocol/params.js";
+import { gradientPieces, sliceView, type SliceView } from "../protocol/slices.js";
+import { encodeGradient, encodeRows, encodeHalf, halfScale, payloadValues, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
 import { join as joinPath } from "node:path";
 import { taskOf } from "../config.js";
@@ -109,6 +110,9 @@ class Session {
   /** How gradients go on the wire: half floats or float32; the embedding dense or as touched rows. */
   private readonly wire: { f16: boolean; block: SparseBlock | null };
   private readonly shards: ShardLink[];
+  /** Sharded: every slice (the coordinator's first) with its embedding rows; the shards' pieces of row-pull tasks. */
+  private readonly views: SliceView[];
+  private readonly pieces: TaskPieces | null;
   private readonly result: WorkerResult & { newRun?: number };
   private readonly from: string;
   /** Where an Assign's batch indices point (trainingSplitFor). */
@@ -128,6 +132,9 @@ class Session {
     this.assembler = new ParamAssembler(welcome.layoutSize);
     const rows = welcome.grad?.rows || welcome.pull === "rows";
     this.wire = { f16: welcome.grad?.dtype === "fp16", block: rows ? sparseBlockOf(engine.layout) : null };
+    const sh = welcome.shards;
+    this.views = sh ? [{ offset: 0, length: sh.own }, ...sh.others].map((b) => sliceView({ offset: b.offset, length: b.length }, this.wire.block)) : [];
+    this.pieces = sh && welcome.pull === "rows" ? new TaskPieces(this.views) : null;
     this.shards = this.connectShards();
   }
 
@@ -222,12 +229,18 @@ class Session {
     // sharded: the shards' slices come on other sockets and may still be on their way
     const params = this.assembler.paramsFor(m) ?? (this.shards.length ? await this.assembler.waitFor(h.paramVersion, 60_000) : null);
     if (params) return params;
-    // Params chunks of this version went missing (a reconnect drops what was queued): leave, so that the
-    // coordinator gives these batches to another worker, and join again (the next Assign carries them inline)
+    await this.missing(m);
+    return null;
+  }
+
+  /** Params chunks or a shard's piece of this version went missing (a reconnect drops what was queued): leave,
+   *  so that the coordinator gives these batches to another worker, and join again (the next Assign carries
+   *  them inline, or its pieces come again). */
+  private async missing(m: Message): Promise<void> {
+    const h = m.header;
     this.log.warn(`${kindName(h.kind)} refers to parameter version ${h.paramVersion}, which this worker did not receive in full: leaving and joining again`);
     await this.send(Kind.Leave, { reason: `missing parameters of version ${h.paramVersion}` }, { step: h.step, version: h.paramVersion });
     await this.rejoin();
-    return null;
   }
 
   /** Assign: the gradient of the loss SUM over the task's batches, sent as the coordinator asked. */
@@ -251,21 +264,36 @@ class Session {
     }
     const seconds = (performance.now() - t0) / 1000;
     const at = { step: m.header.step, version: m.header.paramVersion };
-    // sharded: each shard's slice to it first, then ours (with the totals) to the coordinator
-    for (const sh of this.shards) {
-      const gs = encodeGradient(acc.subarray(sh.offset, sh.offset + sh.length), { f16: this.wire.f16, block: null });
-      await sh.channel.send(this.encode(Kind.Gradient, at, { task: body.task, gradScale: gs.scale }, gs.values));
+    const totals = { task: body.task, lossSum, correct, count, tokens, seconds, ids };
+    const sent = this.shards.length
+      ? await this.sendPieces(at, totals, this.wire.block ? encodeRows(acc, this.wire.block) : { rows: null, values: acc })
+      : await this.sendGradient(at, totals, encodeGradient(acc, this.wire));
+    this.stepDone(m, count, tokens, seconds, lossSum, correct, sent);
+  }
+
+  private async sendGradient(at: { step: number; version: number }, totals: GradientBody, g: { values: Float32Array | Uint16Array; rows: Uint32Array | null; scale: number }): Promise<number> {
+    await this.channel.send(this.encode(Kind.Gradient, at, { ...totals, gradScale: g.scale }, g.values, g.rows ?? undefined));
+    return g.values.byteLength + (g.rows?.byteLength ?? 0);
+  }
+
+  /** Sharded: each shard's piece of the gradient to it first, then ours (with the totals) to the coordinator. */
+  private async sendPieces(at: { step: number; version: number }, totals: GradientBody, g: { rows: Uint32Array | null; values: Float32Array }): Promise<number> {
+    const pieces = gradientPieces(g, this.views, this.wire.block, this.wire.f16);
+    let bytes = 0;
+    for (const [i, sh] of this.shards.entries()) {
+      const p = pieces[i + 1]!;
+      await sh.channel.send(this.encode(Kind.Gradient, at, { task: totals.task, gradScale: p.scale }, p.values, p.rows ?? undefined));
+      bytes += p.values.byteLength + (p.rows?.byteLength ?? 0);
     }
-    const g = encodeGradient(this.shards.length ? acc.subarray(0, this.welcome.shards!.own) : acc, this.wire);
-    await this.channel.send(this.encode(Kind.Gradient, at, { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: g.scale }, g.values, g.rows ?? undefined));
-    this.stepDone(m, count, tokens, seconds, lossSum, correct, g.values.byteLength + (g.rows?.byteLength ?? 0));
+    return bytes + await this.sendGradient(at, totals, pieces[0]!);
   }
 
   /** Row pull: the task carries the dense parameters and the embedding rows its batches read; the gradient
    *  goes back as the dense part and the rows the batches touched, summed over the batches in their order
    *  from zero exactly as a full vector would be (a row a batch does not touch adds nothing there). */
   private async trainRows(m: Message, body: AssignBody): Promise<void> {
-    const params = this.rowParams(m);
+    const params = await this.rowParams(m, body.task);
+    if (!params) return;
     const t0 = performance.now();
     const E = this.wire.block!.width;
     const acc = new RowAccumulator(params.dense.length, E);
@@ -282,11 +310,15 @@ class Session {
     }
     const seconds = (performance.now() - t0) / 1000;
     const { rows, payload } = acc.payload();
-    const scale = this.wire.f16 ? halfScale(payload) : 1;
-    const values = this.wire.f16 ? encodeHalf(payload, scale) : payload;
     const at = { step: m.header.step, version: m.header.paramVersion };
-    await this.channel.send(this.encode(Kind.Gradient, at, { task: body.task, lossSum, correct, count, tokens, seconds, ids, gradScale: scale }, values, rows));
-    this.stepDone(m, count, tokens, seconds, lossSum, correct, values.byteLength + rows.byteLength);
+    const totals = { task: body.task, lossSum, correct, count, tokens, seconds, ids };
+    let sent: number;
+    if (this.shards.length) sent = await this.sendPieces(at, totals, { rows, values: payload });
+    else {
+      const scale = this.wire.f16 ? halfScale(payload) : 1;
+      sent = await this.sendGradient(at, totals, { values: this.wire.f16 ? encodeHalf(payload, scale) : payload, rows, scale });
+    }
+    this.stepDone(m, count, tokens, seconds, lossSum, correct, sent);
   }
 
   /** Training batch `idx` of an epoch as the engine takes it: the classifier's with the epoch's dropout masks,
@@ -299,12 +331,25 @@ class Session {
     return { b, eb: batchToEngine(b, d && d.rate > 0 ? { rate: d.rate, seed: dropoutSeed(d.seed, epoch) } : undefined) };
   }
 
-  /** A task's parameters in rows form: [rows of E][dense] as the coordinator laid them out. */
-  private rowParams(m: Message): RowParams {
-    const E = this.wire.block?.width ?? 0, R = m.rows!.length;
-    const want = payloadValues(this.welcome.layoutSize, this.wire.block, R);
-    if (!this.wire.block || m.payload.length !== want) throw new WireError("length", `${kindName(m.header.kind)} carries ${m.payload.length} values for ${R} rows, expected ${want}`);
-    return { rows: Int32Array.from(m.rows!), values: m.payload.subarray(0, R * E), dense: m.payload.subarray(R * E) };
+  /** A task's parameters in rows form: [rows of E][dense] as the coordinator laid them out (sharded: its piece
+   *  and the shards', joined). Null (after leaving and joining again) when a shard's piece never came. */
+  private async rowParams(m: Message, task: number): Promise<RowParams | null> {
+    const E = this.wire.block?.width ?? 0;
+    let rows: Int32Array, values: Float32Array;
+    if (this.pieces) {
+      const want = payloadValues(this.views[0]!.length, this.views[0]!.block, m.rows!.length);
+      if (m.payload.length !== want) throw new WireError("length", `${kindName(m.header.kind)} carries ${m.payload.length} values for ${m.rows!.length} rows of its slice, expected ${want}`);
+      const pieces = await this.pieces.take(task, m.header.paramVersion, 60_000);
+      if (!pieces) { await this.missing(m); return null; }
+      ({ rows, values } = this.pieces.join(m, pieces));
+    } else {
+      rows = Int32Array.from(m.rows!);
+      values = m.payload;
+    }
+    const want = payloadValues(this.welcome.layoutSize, this.wire.block, rows.length);
+    if (!this.wire.block || values.length !== want) throw new WireError("length", `${kindName(m.header.kind)} carries ${values.length} values for ${rows.length} rows, expected ${want}`);
+    const R = rows.length;
+    return { rows, values: values.subarray(0, R * E), dense: values.subarray(R * E) };
   }
 
   private stepDone(m: Message, count: number, tokens: number, seconds: number, lossSum: number, correct: number, sentBytes: number): void {
@@ -320,7 +365,7 @@ class Session {
 
   /** Eval: loss and accuracy over the task's batches of a split. */
   private async evaluate(m: Message, body: EvalBody): Promise<void> {
-    const params = m.rows ? this.rowParams(m) : await this.paramsFor(m);
+    const params = m.rows ? await this.rowParams(m, body.task) : await this.paramsFor(m);
     if (!params) return;
     let lossSum = 0, correct = 0, count = 0;
     for (const idx of body.batches) {
@@ -337,21 +382,23 @@ class Session {
   /** A sharded coordinator: connect to each shard (same host), which sends its slice of every new version. */
   private connectShards(): ShardLink[] {
     const host = /^tcp:\/\/(.*):\d+$/.exec(this.o.coordinator)?.[1] ?? "127.0.0.1";
-    return (this.welcome.shards?.others ?? []).map((sh) => {
+    return (this.welcome.shards?.others ?? []).map((sh, i) => {
       const curve = this.o.curve && sh.serverKey ? { ...this.o.curve, serverKey: sh.serverKey } : undefined;
       const channel = DealerChannel.connect(`tcp://${host}:${sh.port}`, this.routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000, curve });
       void channel.send(this.encode(Kind.Join, { step: 0, version: 0 }, { name: this.o.name, pid: process.pid })).catch(() => {});
-      void this.receiveShard(channel);
+      void this.receiveShard(channel, i + 1);
       return { ...sh, channel };
     });
   }
 
-  private async receiveShard(channel: DealerChannel): Promise<void> {
+  private async receiveShard(channel: DealerChannel, k: number): Promise<void> {
     const from = `coordinator shard ${channel.endpoint}`;
     for await (const { frames } of channel.messages()) {
       try {
         const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from });
-        if (pm.header.kind === Kind.Params && pm.header.runId === this.welcome.runId) { this.assembler.put(pm, from); this.tel.bytes("received", pm.payload.byteLength, this.o.name); }
+        if (pm.header.kind !== Kind.Params || pm.header.runId !== this.welcome.runId) continue;
+        if (!this.pieces?.put(k, pm, from)) this.assembler.put(pm, from);
+        this.tel.bytes("received", pm.payload.byteLength + (pm.rows?.byteLength ?? 0), this.o.name);
       } catch (err) {
         this.log.warn(`ignored a message from ${from}: ${errorMessage(err)}`);
       }
