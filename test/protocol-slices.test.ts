@@ -91,6 +91,14 @@ test("TaskPieces: a task's pieces from the shards, checked against their slice, 
   tp.put(1, msg(1, 3, 8), "shard 1");
   const got = await later;
   assert.ok(got);
+  // a shard whose connection dropped sends nothing more: waiting for its piece ends at once, until it sends again
+  const waiting = tp.take(9, 3, 60_000);
+  tp.lost(2);
+  assert.equal(await waiting, null);
+  assert.equal(await tp.take(9, 3, 60_000), null);
+  tp.put(2, msg(2, 3, 10), "shard 2");
+  tp.put(1, msg(1, 3, 10), "shard 1");
+  assert.ok(await tp.take(10, 3, 1000));
   const joined = tp.join(msg(0, 3, 8), got);
   assert.deepEqual(joined.values, values);
   assert.deepEqual(Array.from(joined.rows), Array.from(rows));

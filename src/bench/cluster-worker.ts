@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const views = sh0 ? [{ offset: 0, length: sh0.own }, ...sh0.others].map((b) => sliceView({ offset: b.offset, length: b.length }, rowsPush ? block : null)) : [];
   const pieces = sh0 && welcome.pull === "rows" ? new TaskPieces(views) : null;
   const shards = (sh0?.others ?? []).map((sh, i) => {
-    const ch = DealerChannel.connect(`tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
+    const ch = DealerChannel.connect(sh.endpoint ?? `tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
     void ch.send(encode(head(Kind.Join, 0, 0), { name }));
     void (async () => {
       for await (const { frames } of ch.messages()) {

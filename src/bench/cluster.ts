@@ -16,7 +16,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { emitJson, logger } from "../output.js";
-import { TrainingError, UsageError } from "../errors.js";
+import { TrainingError, UnavailableError, UsageError } from "../errors.js";
 import { BIN } from "../coordinator/index.js";
 import { runIngest } from "../ingest/index.js";
 import { archiveOrDownload } from "./data.js";
@@ -36,7 +36,21 @@ const VARIANTS: Record<string, string[]> = {
   "rows-fp16": ["--pull", "rows", "--grad-dtype", "fp16"],
   "dense-shards2": ["--pull", "dense", "--embedding-grads", "dense", "--coordinator-shards", "2"],
   "rows-shards2": ["--pull", "rows", "--grad-dtype", "fp32", "--coordinator-shards", "2"],
+  // a shard on every worker's host (its network namespace with --link-gbps), found through a nats-server
+  "rows-remote": ["--pull", "rows", "--grad-dtype", "fp32", "--remote-shards"],
 };
+
+/** A nats-server for the remote shards' announcements, on host 0 (any free port, JetStream for the KV). */
+async function startNats(spawnOn: (i: number, argv: string[]) => ChildProcess, host: string, dir: string): Promise<{ url: string; p: ChildProcess }> {
+  const p = spawnOn(0, ["nats-server", "-a", host, "-p", "-1", "-js", "-sd", dir]);
+  const url = await new Promise<string>((res, rej) => {
+    let err = "";
+    void lines(p.stderr!, (l) => { err += l + "\n"; const m = /Listening for client connections on [^\s]*:(\d+)/.exec(l); if (m) res(`nats://${host}:${m[1]}`); });
+    p.once("error", (e) => rej(new UnavailableError(`the rows-remote variant needs nats-server (Debian package nats-server): ${e.message}`)));
+    void exited(p).then((c) => rej(new TrainingError(`nats-server exited (${c}):\n${err.slice(-1000)}`)));
+  });
+  return { url, p };
+}
 
 interface Report { samples_per_s: number; steps: number; samples: number; phases: { wait: number; reduce: number; optimizer: number; broadcast: number; step: number }; transport_bytes: { sent: number; received: number } }
 interface TaskTime { worker: number; samples: number; computeMs: number; recvAt: number; sentAt: number }
@@ -68,15 +82,32 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
   const host = net ? net.address(0) : "127.0.0.1";
   const bind = net ? `tcp://${host}:5555` : "tcp://127.0.0.1:*";
   const prefix = (i: number) => (net ? net.exec(i) : []);
-  const spawnOn = (i: number, args: string[]) => {
-    const argv = [...prefix(i), process.execPath, ...args];
-    return spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: childEnv() });
+  const spawnCmd = (i: number, argv: string[]) => {
+    const all = [...prefix(i), ...argv];
+    return spawn(all[0]!, all.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: childEnv() });
   };
+  const spawnOn = (i: number, args: string[]) => spawnCmd(i, [process.execPath, ...args]);
+  const flags = VARIANTS[o.variant]!;
+  const procs: ChildProcess[] = [];
+  const extra: string[] = [];
+  if (flags.includes("--remote-shards")) {
+    // one shard beside each worker (on its host), found through NATS: the coordinator keeps slice 0
+    const nats = await startNats(spawnCmd, host, join(o.tmp, `nats-${o.variant}-${n}`));
+    procs.push(nats.p);
+    const shards = Array.from({ length: n }, (_, i) => spawnOn(i + 1, [BIN, "coordinator-shard", "--nats", nats.url, "--bind", `tcp://${net ? net.address(i + 1) : "127.0.0.1"}:*`, "--insecure"]));
+    procs.push(...shards);
+    await Promise.all(shards.map((s) => new Promise<void>((res, rej) => {
+      let err = "";
+      void lines(s.stderr!, (l) => { err += l + "\n"; if (/shard announced at/.test(l)) res(); });
+      void exited(s).then((c) => rej(new TrainingError(`a coordinator shard exited (${c}) before it announced itself:\n${err.slice(-1000)}`)));
+    })));
+    extra.push("--coordinator-shards", String(n + 1), "--nats", nats.url);
+  }
   const coordArgs = [BIN, "coordinator", "--dataset", o.dataset, "--bind", bind, "--workers", String(n), "--batches-per-step", String(n),
     "--epochs", "1", "--max-steps", String(o.steps + WARMUP_STEPS), "--max-val-batches", "1", "--out", join(o.tmp, `${o.variant}-${n}`), "--insecure", "--json",
-    "--join-timeout", "300", ...VARIANTS[o.variant]!];
+    "--join-timeout", "300", ...flags, ...extra];
   const coord = spawnOn(0, coordArgs);
-  const procs: ChildProcess[] = [coord];
+  procs.push(coord);
   let out = "", err = "";
   coord.stdout!.on("data", (d) => { out += String(d); });
   const endpoint = await new Promise<string>((res, rej) => {
@@ -99,6 +130,7 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
     return { report: JSON.parse(out.trim().split("\n").pop()!) as Report, tasks };
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+    await Promise.all(procs.map((p) => exited(p)));
   }
 }
 

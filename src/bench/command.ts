@@ -34,7 +34,7 @@ const H200_TOKENS_PER_S = 840_000;
 
 export const CLUSTER_OPTIONS = [
   { name: "workers", value: "<list>", type: "list", default: ["1", "2", "4", "8"], description: "worker counts to run" },
-  { name: "variants", value: "<list>", type: "list", default: ["dense", "rows", "rows-fp16"], description: "step rounds to time: dense (the whole vector both ways, fp32: the baseline, always run), rows (the default: each task carries the rows it reads, gradients come back as rows), rows-fp16, dense-shards2" },
+  { name: "variants", value: "<list>", type: "list", default: ["dense", "rows", "rows-fp16"], description: "step rounds to time: dense (the whole vector both ways, fp32: the baseline, always run), rows (the default: each task carries the rows it reads, gradients come back as rows), rows-fp16, dense-shards2, rows-shards2 (a shard child beside the coordinator), rows-remote (a coordinator-shard on each worker's host, found through a nats-server it starts: Debian package nats-server)" },
   { name: "tokens-per-s", value: "<n>", type: "float", default: H200_TOKENS_PER_S, above: 0, description: "a synthetic worker's compute speed in padded tokens per second (default: the WebGPU engine on an H200 at batch 64)" },
   { name: "steps", value: "<n>", type: "int", default: 30, min: 2, description: "steps per run (one batch per worker per step)" },
   { name: "link-gbps", value: "<G>", type: "float", above: 0, description: "give every process its own network namespace and a link of G Gb/s each way (root, iproute2, tc); default: loopback" },

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     ? gradientPieces(rowsBlock ? encodeRows(grads, rowsBlock) : { rows: null, values: grads }, [{ offset: 0, length: sh0.own }, ...sh0.others].map((b) => sliceView({ offset: b.offset, length: b.length }, rowsBlock)), rowsBlock, f16)
     : [];
   const shards = (sh0?.others ?? []).map((sh, i) => {
-    const ch = DealerChannel.connect(`tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
+    const ch = DealerChannel.connect(sh.endpoint ?? `tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
     void ch.send(encode(head(Kind.Join, 0, 0), { name }));
     void (async () => { for await (const { frames } of ch.messages()) { const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" }); if (pm.header.kind === Kind.Params) assembler.put(pm, "shard"); } })();
     return { ch, g: pieces[i + 1]! };

@@ -17,7 +17,9 @@ export const COORDINATOR_OPTIONS = [
   { name: "out", value: "<dir>", type: "string", default: "runs/latest", description: "checkpoints and the final model go here" },
   { name: "resume", value: "<checkpoint>", type: "string", description: "continue from a checkpoint file or directory (parameters, Adam state, step, epoch, data cursor); falls back to prev.ckpt when the newest fails its checksum" },
   AUTO_RESUME_OPTION,
-  ...TASK_OPTIONS, ...MODEL_OPTIONS, ...OPTIM_OPTIONS, METRICS_PORT_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, INSECURE_OPTION, JSON_OPTION,
+  ...TASK_OPTIONS, ...MODEL_OPTIONS, ...OPTIM_OPTIONS,
+  { name: "remote-shards", type: "bool", description: "with --coordinator-shards k: the k − 1 shards are `imdb-train coordinator-shard --nats` processes on other hosts (the workers', say), found on --nats, instead of children on this host, so that no one link carries every worker's gradients" },
+  METRICS_PORT_OPTION, NATS_OPTION, ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, INSECURE_OPTION, JSON_OPTION,
 ] as const satisfies readonly OptionSpec[];
 export type CoordinatorCliOptions = OptionsOf<typeof COORDINATOR_OPTIONS>;
 
@@ -54,7 +56,10 @@ export const SCALE_OPTIONS = [
 export type ScaleCliOptions = OptionsOf<typeof SCALE_OPTIONS>;
 
 export const SHARD_OPTIONS = [
-  { name: "bind", value: "<endpoint>", type: "string", default: "tcp://127.0.0.1:*", description: "ZeroMQ endpoint to bind" },
+  { name: "bind", value: "<endpoint>", type: "string", default: "tcp://127.0.0.1:*", description: "ZeroMQ endpoint of the workers' socket (tcp://0.0.0.0:* for other hosts)" },
+  { name: "control-bind", value: "<endpoint>", type: "string", description: "ZeroMQ endpoint of the coordinator's socket (default: --bind's host, any free port)" },
+  { name: "nats", value: "<url>", type: "string", description: "NATS server of the cluster plane: announce this shard there and serve the coordinator that claims it (started on its own)" },
+  ...NATS_AUTH_OPTIONS, CURVE_KEYS_OPTION, INSECURE_OPTION,
   { name: "max-bytes", value: "<n>", type: "int", default: 1 << 30, min: 1024, description: "largest message accepted" },
 ] as const satisfies readonly OptionSpec[];
 export type ShardCliOptions = OptionsOf<typeof SHARD_OPTIONS>;
@@ -139,15 +144,31 @@ export const commands = [
   }),
   defineCommand({
     path: ["coordinator-shard"],
-    summary: "one shard of a sharded coordinator (started by `coordinator --coordinator-shards k`; not run by hand)",
+    summary: "one shard of a sharded coordinator: on a worker's host with --nats (or started by `coordinator --coordinator-shards k`)",
     help:
-      "Binds a ZeroMQ ROUTER, prints {\"endpoint\": …} and serves one slice of the parameters for the coordinator that\n" +
-      "started it: sums the workers' gradient slices, reports its part of the squared norm, applies Adam to its slice\n" +
-      "and sends the new values to every worker. Exits when the coordinator says Stop or goes away.",
+      "Serves one slice of the parameters for a coordinator: sums the workers' gradient slices (their touched\n" +
+      "embedding rows, in the default rows form), reports its part of the squared norm, applies Adam to its slice and\n" +
+      "sends each worker what its next task reads. It binds two ZeroMQ sockets: the workers' (--bind) and the\n" +
+      "coordinator's (--control-bind).\n" +
+      "\n" +
+      "With --nats it runs on its own, typically beside each worker (`coordinator --coordinator-shards k\n" +
+      "--remote-shards` claims k − 1 of them): it announces itself in the NATS KV bucket imdb-train (key shard.<id>,\n" +
+      "refreshed every 2 s), serves the coordinator that claims it, and when that run ends (Stop, or 10 s without a\n" +
+      "word from the coordinator) announces itself again for the next. With --curve-keys it holds the coordinator's\n" +
+      "key pair (server.key and server.pub: copy them to the shard's host), admits the workers' client keys on its\n" +
+      "workers' socket and only the coordinator's key on its control socket. A shard that goes away takes the Adam\n" +
+      "state of its slice with it: the coordinator stops the run, and its last checkpoint holds the whole state\n" +
+      "(resume with --auto-resume once the shards are back).\n" +
+      "\n" +
+      "Without --nats it is the child of a coordinator (--coordinator-shards k without --remote-shards), which hands\n" +
+      "it fresh keys over IPC; it prints {\"endpoint\": …, \"control\": …} and exits when the coordinator stops.",
     options: SHARD_OPTIONS,
-    examples: ["imdb-train coordinator-shard --bind tcp://127.0.0.1:*"],
+    examples: [
+      "imdb-train coordinator-shard --nats nats://10.0.0.5:4222 --bind tcp://0.0.0.0:* --curve-keys keys",
+      "imdb-train coordinator --dataset /shared/ds --nats nats://10.0.0.5:4222 --workers 4 --coordinator-shards 5 --remote-shards --curve-keys keys",
+    ],
     async run(o) {
-      const { shardCommand } = await import("./shards.js");
+      const { shardCommand } = await import("./shard-server.js");
       return await shardCommand(o);
     },
   }),

@@ -114,7 +114,10 @@ export class Coordinator {
       gone: (id, message) => this.rounds.reassign(id, message),
       overdue: (now) => this.rounds.overdue(now),
     });
-    if (this.full) this.shards = await ShardLeader.start(this.bounds, this.rowPull, endpoint, this.full, this.o.curve);
+    if (this.full && this.o.remoteShards) this.shards = ShardLeader.connect(this.bounds, this.rowPull, await this.o.remoteShards(this.bounds.length - 1), this.full, this.o.curve);
+    else if (this.full) this.shards = await ShardLeader.start(this.bounds, this.rowPull, endpoint, this.full, this.o.curve);
+    // a shard that goes away ends the run at once, not at the next question it cannot answer
+    if (this.shards) this.shards.links.onLost = (err) => this.rounds.current?.reject(err);
     log.info(`listening on ${endpoint} (run ${this.runId}, ${this.layout.size} parameters, layout ${this.layout.hash}, message limit ${this.maxBytes} bytes)`);
     this.o.onEvent?.({ type: "listening", endpoint, runId: this.runId });
     return endpoint;
@@ -283,7 +286,7 @@ export class Coordinator {
       pull: this.rowPull ? "rows" as const : "dense" as const,
       dropout: o.dropout ? { rate: o.dropout, seed: o.seed } : undefined,
       seed: o.seed,
-      shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.links.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), offset: this.bounds[i + 1]!.offset, length: this.bounds[i + 1]!.length, serverKey: this.shards!.links.serverKeys[i] ?? undefined })) } : undefined,
+      shards: this.shards ? { own: this.bounds[0]!.length, others: this.shards.links.endpoints.map((e, i) => ({ port: Number(/:(\d+)$/.exec(e)?.[1]), offset: this.bounds[i + 1]!.offset, length: this.bounds[i + 1]!.length, endpoint: this.shards!.links.remote ? e : undefined, serverKey: this.shards!.links.serverKeys[i] ?? undefined })) } : undefined,
     };
   }
 

@@ -2,7 +2,7 @@
 // When started by `train` it has an IPC channel: it sends its events there and exits if the launcher vanishes.
 import { resolve } from "node:path";
 import { emitJson, logger } from "../output.js";
-import { errorMessage } from "../errors.js";
+import { UsageError, errorMessage } from "../errors.js";
 import type { Telemetry } from "../telemetry.js";
 import { runCoordinatorRole } from "./role.js";
 import type { CoordinatorCliOptions } from "./command.js";
@@ -30,7 +30,7 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
     metrics = await startMetrics({ role: "coordinator", port: o.metricsPort });
     log.info(`metrics on ${metrics.url}`);
   }
-  let nats: { announce(endpoint: string, runId: number): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> } | undefined;
+  let nats: { announce(endpoint: string, runId: number): Promise<void>; withdraw(): Promise<void>; event(e: CoordinatorEvent): void; close(): Promise<void> } | undefined;
   const dataset = resolve(o.dataset);
   // credentials first: a bad key file or NATS credential stops the role before it binds anything
   const { loadCurveServerKeys, natsAuthFrom, CURVE_KEYS_ENV } = await import("../security/keys.js");
@@ -38,6 +38,7 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
   const curve = keyDir ? loadCurveServerKeys(keyDir) : undefined;
   const { requireKeysOffMachine } = await import("../security/policy.js");
   requireKeysOffMachine({ endpoint: o.bind, keys: curve !== undefined, insecure: o.insecure, role: "coordinator" });
+  const shardSource = o.remoteShards ? remoteShards(o) : undefined;
   if (o.nats) {
     const { clusterPlane } = await import("../transport/plane.js");
     nats = await clusterPlane(o.nats, dataset, natsAuthFrom(o));
@@ -48,6 +49,8 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
       resume: o.resume, telemetry: metrics?.telemetry, signal: ac.signal, curve,
       onEvent: (e) => { send({ type: "event", event: e }); nats?.event(e); if (clock && e.type === "step") logProgress(clock, e); },
       onListening: async (endpoint, runId) => { await nats?.announce(endpoint, runId); },
+      onClosing: async () => { await nats?.withdraw(); },
+      remoteShards: shardSource,
     }, o);
     send({ type: "result", report });
     if (o.json) emitJson(report);
@@ -61,6 +64,26 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
     process.off("disconnect", onDisconnect);
     if (ipc && process.connected) process.disconnect();
   }
+}
+
+/** --remote-shards: the shards are claimed on the cluster plane (checked before anything binds). */
+function remoteShards(o: CoordinatorCliOptions): (n: number) => Promise<{ endpoint: string; control: string }[]> {
+  if (!o.nats) throw new UsageError("--remote-shards finds the shards on the cluster plane: give --nats <url> too");
+  if (o.coordinatorShards < 2) throw new UsageError("--remote-shards needs --coordinator-shards k ≥ 2 (this coordinator and k − 1 shards)");
+  const url = o.nats;
+  return async (n) => {
+    const { discoverShards } = await import("../transport/plane.js");
+    const { natsAuthFrom } = await import("../security/keys.js");
+    const found = await discoverShards(url, n, { timeoutS: o.joinTimeout, auth: natsAuthFrom(o) });
+    const { isLocalEndpoint, INSECURE_ENV } = await import("../security/policy.js");
+    const keys = (o.curveKeys ?? process.env.IMDB_TRAIN_CURVE_KEYS) !== undefined;
+    for (const sh of found) {
+      for (const e of [sh.endpoint, sh.control]) {
+        if (!keys && !o.insecure && process.env[INSECURE_ENV] !== "1" && !isLocalEndpoint(e)) throw new UsageError(`refusing: the coordinator shard at ${e} is off this machine, and without CURVE keys the gradients and parameters would travel unencrypted to whoever answers there. Give the coordinator, the shards and the workers --curve-keys (make them with \`imdb-train keys --out keys\`), or pass --insecure on a network you trust.`);
+      }
+    }
+    return found;
+  };
 }
 
 function logProgress(clock: RunClock, e: Extract<CoordinatorEvent, { type: "step" }>): void {

@@ -63,6 +63,8 @@ export class Peers {
   private readonly replies = new ReplyBudget(4096, 5, 20);
   private joinWaiter: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Set once `close` began: a Join is answered with this Stop. */
+  private closing: { reason: string; final?: boolean } | null = null;
   private lastPing = 0;
 
   constructor(private readonly o: PeersOptions) {
@@ -129,7 +131,8 @@ export class Peers {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (!this.channel) return;
-    const stops = this.members.connected().map((m) => this.channel.send(m.id, this.encode(Kind.Stop, m.slot, { reason, ...(final ? { final } : {}) })).catch(() => {}));
+    this.closing = { reason, ...(final ? { final } : {}) };
+    const stops = this.members.connected().map((m) => this.channel.send(m.id, this.encode(Kind.Stop, m.slot, this.closing!)).catch(() => {}));
     await settledWithin(Promise.all(stops), 1000);
     await new Promise((r) => setTimeout(r, 50)); // let ZeroMQ flush the stops (linger is 0)
     this.channel.close();
@@ -262,6 +265,9 @@ export class Peers {
 
   private join(peer: string, m: Message, now: number): void {
     const b = readBody(m, Kind.Join, workerName(peer));
+    // stopping: a worker that joins now (it found our announcement before we withdrew it) is told so at once,
+    // rather than welcomed into a run that is ending
+    if (this.closing) { void this.channel.send(peer, this.encode(Kind.Stop, 0, this.closing)).catch(() => {}); return; }
     if (m.header.layoutHash && m.header.layoutHash !== this.o.layout.hash) {
       this.reject(peer, new WireError("layout", `worker ${workerName(peer)} joined with parameter layout ${m.header.layoutHash}, this run uses ${this.o.layout.hash}`));
       return;

@@ -8,6 +8,7 @@ import { errorMessage, InputError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
 import type { CurveServerKeys } from "../transport/zmq/index.js";
+import type { RemoteShard } from "./shards.js";
 import { openTrainingData, trainingSplitFor, type TrainingData, type TrainingSplit } from "../dataset/training.js";
 import { loadVocab, loadVocabCounts } from "../dataset/vocab.js";
 import { batchRows } from "../engine/rows.js";
@@ -64,6 +65,10 @@ export interface RoleOptions {
   noExport?: boolean;
   /** ZeroMQ CURVE keys of the coordinator (admitted client keys included). */
   curve?: CurveServerKeys;
+  /** Called before the coordinator stops its workers (withdraw the announcement, so none joins a run that ends). */
+  onClosing?: () => Promise<void>;
+  /** Shards on other hosts (--remote-shards): claims n announced shards. */
+  remoteShards?: (n: number) => Promise<RemoteShard[]>;
 }
 
 /** The dataset's truncation (manifest options): tokens kept and which end ("first" for datasets made before --keep). */
@@ -122,7 +127,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     seed: s.seed, stepTimeoutS: s.stepTimeoutS, heartbeatTimeoutS: s.heartbeatTimeoutS, joinTimeoutS: s.joinTimeoutS,
     init: { forgetBias: opts.forgetBias, counts },
     gradDtype: s.gradDtype, embeddingGrads: s.embeddingGrads, coordinatorShards: s.coordinatorShards, dropout: s.dropout,
-    telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve,
+    telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve, remoteShards: r.remoteShards,
     onApplied: audit ? (a) => audit(a) : undefined,
     onCheckpoint: (c: CheckpointState) => checkpoints.write(c, {
       step: c.step, epoch: c.epoch, cursor: c.cursor, orderGroup: c.orderGroup, paramVersion: c.paramVersion, seed: s.seed, runId: c.runId,
@@ -149,6 +154,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
   try {
     await r.onListening?.(endpoint, coord.runId);
     const res = await coord.run().catch((err: unknown) => { throw checkpoints.outcome(err); });
+    await r.onClosing?.();
     await coord.close("run finished", true);
     closed = true;
     const modelDir = join(r.out, "model");
@@ -180,7 +186,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
       phases: ph, checkpoint: checkpoints.path, export: exported, run_id: res.runId,
     };
   } finally {
-    if (!closed) await coord.close("coordinator stopping");
+    if (!closed) { await r.onClosing?.().catch(() => {}); await coord.close("coordinator stopping"); }
   }
 }
 

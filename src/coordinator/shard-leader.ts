@@ -5,7 +5,7 @@
 import { Adam, type AdamState } from "../optim/adam.js";
 import { PARAM_CHUNK, type StepArithmetic } from "../optim/step.js";
 import { Kind } from "../protocol/wire.js";
-import { ShardLinks } from "./shards.js";
+import { ShardLinks, type RemoteShard } from "./shards.js";
 import type { Peers } from "./peers.js";
 import type { CurveServerKeys } from "../transport/zmq/index.js";
 import type { SliceBound, SliceView } from "../protocol/slices.js";
@@ -21,6 +21,11 @@ export class ShardLeader {
   static async start(views: SliceView[], rowPull: boolean, endpoint: string, full: Float32Array, curve?: CurveServerKeys): Promise<ShardLeader> {
     const host = /^tcp:\/\/(.*):\d+$/.exec(endpoint)?.[1] ?? "127.0.0.1";
     return new ShardLeader(await ShardLinks.start(views, host, full.length, curve), views, rowPull, full);
+  }
+
+  /** Shards on other hosts (`coordinator-shard --nats`), slice i + 1 to `shards[i]`. */
+  static connect(views: SliceView[], rowPull: boolean, shards: RemoteShard[], full: Float32Array, curve?: CurveServerKeys): ShardLeader {
+    return new ShardLeader(ShardLinks.connect(views, shards, full.length, curve), views, rowPull, full);
   }
 
   get bounds(): SliceBound[] { return this.views; }

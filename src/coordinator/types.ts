@@ -75,6 +75,8 @@ export interface CoordinatorOptions {
   signal?: AbortSignal;
   /** ZeroMQ CURVE: admit only workers holding one of these client keys (see src/security/keys.ts). */
   curve?: CurveServerKeys;
+  /** Sharded: the shards run on other hosts; claims n of them (their sockets), instead of starting children. */
+  remoteShards?: (n: number) => Promise<{ endpoint: string; control: string }[]>;
 }
 
 export type CoordinatorEvent =

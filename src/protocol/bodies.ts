@@ -68,7 +68,7 @@ export const SHAPES = {
     pull: opt(oneOf("rows", "dense")),
     dropout: opt(obj({ rate: num, seed: int })),
     seed: opt(int),
-    shards: opt(obj({ own: nat, others: list(obj({ port: nat, offset: nat, length: nat, serverKey: opt(str(40)) }), 64) })),
+    shards: opt(obj({ own: nat, others: list(obj({ port: nat, offset: nat, length: nat, endpoint: opt(str(256)), serverKey: opt(str(40)) }), 64) })),
   }),
   [Kind.Heartbeat]: obj({}),
   [Kind.Assign]: obj({ task: nat, epoch: nat, split, batches }),

@@ -60,6 +60,8 @@ export class ParamAssembler {
 export class TaskPieces {
   private readonly byTask = new Map<number, (Message | undefined)[]>();
   private waiters: (() => void)[] = [];
+  /** Shards whose connection dropped and that have sent nothing since: their pieces are not coming. */
+  private readonly down = new Set<number>();
   /** `views`: every slice, the coordinator's own first. */
   constructor(private readonly views: readonly SliceView[]) {}
 
@@ -74,6 +76,7 @@ export class TaskPieces {
     }
     const want = payloadValues(v.length, v.block, rows.length);
     if (offset !== v.offset || m.payload.length !== want) throw new WireError("length", `piece of task ${task} from ${from} at offset ${offset} with ${m.payload.length} values; its slice starts at ${v.offset} and needs ${want} for ${rows.length} rows`);
+    this.down.delete(k);
     let e = this.byTask.get(task);
     if (!e) {
       if (this.byTask.size >= 256) this.byTask.delete(this.byTask.keys().next().value!); // a task nobody took
@@ -96,12 +99,20 @@ export class TaskPieces {
       return out;
     };
     let got = complete();
-    while (!got && Date.now() < until) {
+    const gone = () => { for (let k = 1; k < this.views.length; k++) if (this.down.has(k) && !this.byTask.get(task)?.[k]) return true; return false; };
+    while (!got && Date.now() < until && !gone()) {
       await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, Math.min(1000, Math.max(1, until - Date.now()))); });
       got = complete();
     }
     this.byTask.delete(task);
     return got;
+  }
+
+  /** Shard k's connection dropped: whoever waits for its pieces stops waiting (take gives null), until it
+   *  sends a piece again. */
+  lost(k: number): void {
+    this.down.add(k);
+    for (const w of this.waiters.splice(0)) w();
   }
 
   /** A task's parameters in the rows form from the coordinator's piece and the shards' (joined in slice order). */

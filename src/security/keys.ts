@@ -95,7 +95,8 @@ function warnIfOpen(path: string): void {
   } catch { /* read errors are reported by readKey */ }
 }
 
-/** The coordinator's CURVE keys: server.key, and the admitted client keys (client.pub, clients/*.pub). */
+/** The coordinator's CURVE keys: server.key, the admitted client keys (client.pub, clients/*.pub), and server.pub
+ *  when it is there (shards on other hosts use the coordinator's pair). */
 export function loadCurveServerKeys(dir: string): CurveServerKeys {
   const d = resolve(dir);
   if (!existsSync(d)) throw new InputError("no such key directory (make keys with `imdb-train keys --out <dir>`)", { path: d });
@@ -112,7 +113,8 @@ export function loadCurveServerKeys(dir: string): CurveServerKeys {
     }
   }
   if (clients.length === 0) throw new InputError(`no client public key to admit (${KEY_FILES.clientPublic} or ${KEY_FILES.moreClients}/*.pub)`, { path: d });
-  return { secretKey, clients };
+  const pub = join(d, KEY_FILES.serverPublic);
+  return { secretKey, clients, ...(existsSync(pub) ? { publicKey: readKey(pub, "CURVE server public key") } : {}) };
 }
 
 /** A worker's CURVE keys: server.pub, client.pub, client.key. */

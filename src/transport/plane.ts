@@ -38,7 +38,7 @@ async function openBucket(client: Awaited<ReturnType<typeof connectNats>>): Prom
   }
 }
 
-export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth): Promise<{ announce(endpoint: string, runId: number): Promise<void>; event(e: RunEvent): void; close(): Promise<void> }> {
+export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth): Promise<{ announce(endpoint: string, runId: number): Promise<void>; withdraw(): Promise<void>; event(e: RunEvent): void; close(): Promise<void> }> {
   const client = await connectNats(url, { name: "imdb-train-coordinator", auth });
   const kv = await openBucket(client);
   let runId = 0;
@@ -48,6 +48,9 @@ export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth
       const a: Announcement = { endpoint: dialable(endpoint), runId: id, dataset, pid: process.pid, at: new Date().toISOString() };
       await kv.put(KV_KEY, JSON.stringify(a));
       log.info(`announced ${a.endpoint} (run ${id}, dataset ${dataset}) on ${client.url}`);
+    },
+    async withdraw() {
+      try { await kv.delete(KV_KEY); } catch { /* gone already */ }
     },
     event(e) {
       try { client.nc.publish(`${EVENTS_PREFIX}.${runId}.${e.type}`, JSON.stringify(e)); } catch { /* best effort */ }
@@ -79,6 +82,90 @@ export async function discoverCoordinator(url: string, opts: { timeoutS: number;
       }
       if (!said) { log.info(`waiting for a coordinator to announce itself on ${shown} (KV ${KV_BUCKET}/${KV_KEY})`); said = true; }
       if (Date.now() > deadline) throw new ConnectionError(`no coordinator announced itself on ${shown} within ${opts.timeoutS} s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+// ---- coordinator shards on other hosts ------------------------------------------------------------------------
+
+/** KV keys of shards waiting for a coordinator: `shard.<id>` in the bucket `imdb-train`. */
+export const SHARD_KEY_PREFIX = "shard.";
+/** An announcement older than this is a shard that died without withdrawing it (it refreshes every 2 s). */
+const SHARD_FRESH_MS = 10_000;
+
+/** A shard started on its own (`coordinator-shard --nats`), waiting for a coordinator: its two sockets. */
+export interface ShardAnnouncement { id: string; endpoint: string; control: string; host: string; pid: number; at: string }
+
+const ENDPOINT = /^tcp:\/\/[^\s/]{1,250}:\d{1,5}$/;
+
+/** An announcement as read from NATS (anyone who may write the bucket wrote it): checked field by field. */
+function shardAnnouncement(text: string): ShardAnnouncement | null {
+  try {
+    const a = JSON.parse(text) as Record<string, unknown>;
+    const str = (v: unknown, max: number): string | null => (typeof v === "string" && v.length <= max ? v : null);
+    const id = str(a.id, 64), endpoint = str(a.endpoint, 256), control = str(a.control, 256), host = str(a.host, 256), at = str(a.at, 64);
+    if (id === null || endpoint === null || control === null || host === null || at === null || !Number.isSafeInteger(a.pid)) return null;
+    if (!ENDPOINT.test(endpoint) || !ENDPOINT.test(control)) return null;
+    return { id, endpoint, control, host, pid: a.pid as number, at };
+  } catch {
+    return null;
+  }
+}
+
+/** A shard's presence on the plane: `announce` (again every 2 s, so that a coordinator can tell a live shard
+ *  from a stale key) until `withdraw`. */
+export async function shardPlane(url: string, auth?: NatsAuth): Promise<{ announce(a: Omit<ShardAnnouncement, "at" | "pid">): void; withdraw(): Promise<void>; close(): Promise<void> }> {
+  const client = await connectNats(url, { name: "imdb-train-shard", auth });
+  const kv = await openBucket(client);
+  let timer: NodeJS.Timeout | undefined;
+  let key = "";
+  const withdraw = async () => {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+    if (key) { try { await kv.delete(key); } catch { /* gone already */ } }
+    key = "";
+  };
+  return {
+    announce(a) {
+      key = `${SHARD_KEY_PREFIX}${a.id}`;
+      const put = () => { void kv.put(key, JSON.stringify({ ...a, pid: process.pid, at: new Date().toISOString() })).catch(() => {}); };
+      put();
+      timer = setInterval(put, 2000);
+      log.info(`shard announced at ${a.endpoint} (control ${a.control}) on ${client.url}: waiting for a coordinator`);
+    },
+    withdraw,
+    async close() { await withdraw(); await client.close(); },
+  };
+}
+
+/** Wait until `n` live shards are announced on `url`; claims n of them (their keys are deleted) and returns them. */
+export async function discoverShards(url: string, n: number, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth }): Promise<ShardAnnouncement[]> {
+  const client = await connectNats(url, { name: "imdb-train-coordinator-shards", auth: opts.auth });
+  const shown = redactUrls(url);
+  try {
+    const kv = await openBucket(client);
+    const deadline = Date.now() + opts.timeoutS * 1000;
+    let said = -1;
+    for (;;) {
+      if (opts.signal?.aborted) throw new AbortedError();
+      const found: { a: ShardAnnouncement; created: number }[] = [];
+      for await (const k of await kv.keys(`${SHARD_KEY_PREFIX}>`)) {
+        const e = await kv.get(k);
+        if (!e || e.operation !== "PUT") continue;
+        const a = shardAnnouncement(e.string());
+        if (!a || Date.now() - Date.parse(a.at) > SHARD_FRESH_MS) continue;
+        found.push({ a, created: e.created.getTime() });
+      }
+      if (found.length >= n) {
+        const chosen = found.sort((x, y) => x.created - y.created).slice(0, n).map((f) => f.a);
+        for (const a of chosen) { try { await kv.delete(`${SHARD_KEY_PREFIX}${a.id}`); } catch { /* taken */ } }
+        return chosen;
+      }
+      if (said !== found.length) { log.info(`waiting for ${n} coordinator shard(s) to announce themselves on ${shown} (${found.length} so far)`); said = found.length; }
+      if (Date.now() > deadline) throw new ConnectionError(`only ${found.length} of ${n} coordinator shards announced themselves on ${shown} within ${opts.timeoutS} s (start them on the workers' hosts: imdb-train coordinator-shard --nats <url>)`);
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {

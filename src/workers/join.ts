@@ -24,6 +24,11 @@ function checkHandshake(channel: DealerChannel, endpoint: string, curve: boolean
     : `the handshake with ${endpoint} failed ${t.count} times (${t.detail}): the coordinator probably requires CURVE keys (start the worker with --curve-keys <dir>)`);
 }
 
+/** The coordinator answered a Join with Stop: it is ending its run (it may resume, as another run). */
+export class CoordinatorStopping extends Error {
+  constructor(readonly reason: string, readonly final: boolean, readonly runId: number) { super(`the coordinator is stopping (${reason})`); }
+}
+
 /** Join: send Join until a Welcome arrives, backing off 0.5 s → 8 s, saying where it is trying. */
 export async function join(endpoint: string, name: string, opts: { timeoutS: number; signal?: AbortSignal; log: Logger; curve?: CurveClientKeys }): Promise<{ channel: DealerChannel; welcome: Welcome; routingId: string }> {
   // a fresh routing id for this process: a restarted worker never collides with its predecessor's connection,
@@ -46,6 +51,7 @@ export async function join(endpoint: string, name: string, opts: { timeoutS: num
         const m = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: `coordinator ${endpoint}` });
         const from = `coordinator ${endpoint}`;
         if (m.header.kind === Kind.Welcome) return { channel, welcome: readBody(m, Kind.Welcome, from), routingId };
+        if (m.header.kind === Kind.Stop) { const b = readBody(m, Kind.Stop, from); throw new CoordinatorStopping(b.reason, b.final === true, m.header.runId); }
         if (m.header.kind === Kind.Reject) {
           const b = readBody(m, Kind.Reject, from);
           throw new ProtocolError(`coordinator at ${endpoint} refused ${name}: ${b.message || b.reason}`);

@@ -47,7 +47,7 @@ export async function workerCommand(o: WorkerCliOptions): Promise<number> {
     let notRun: number | undefined;
     for (;;) {
       const { endpoint, dataset } = await locate(notRun);
-      const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend, connectTimeoutS: o.connectTimeout, curve, telemetry: metrics?.telemetry, signal: ac.signal, onStep });
+      const r = await runWorker({ coordinator: endpoint, name, dataset, backend: o.backend, connectTimeoutS: o.connectTimeout, curve, insecure: o.insecure, telemetry: metrics?.telemetry, signal: ac.signal, onStep });
       if (r.final) {
         if (o.json) emitJson({ worker: name, ...r });
         return 0;
@@ -55,7 +55,7 @@ export async function workerCommand(o: WorkerCliOptions): Promise<number> {
       // stopped before the end (a coordinator interrupted, e.g. its pod drained): it resumes from its checkpoint,
       // so wait for it rather than exit (a worker that exits 0 is not started again, by `train` or a Job)
       log.warn(`the coordinator stopped before the end of the run (${r.reason}): waiting up to ${o.connectTimeout} s for it to resume`);
-      notRun = r.runId;
+      notRun = r.shardLost ? undefined : r.runId; // left on our own: that run may go on
     }
   } finally {
     gpus?.stop();

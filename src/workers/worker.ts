@@ -7,11 +7,10 @@ import { ProtocolError, TrainingError, AbortedError, errorMessage } from "../err
 import { settledWithin } from "../wait.js";
 import { logger, type Logger } from "../output.js";
 import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
-import { Kind, encode, decode, kindName, DEFAULT_MAX_MESSAGE_BYTES, WireError, type Message } from "../protocol/wire.js";
+import { Kind, encode, decode, kindName, WireError, type Message } from "../protocol/wire.js";
 import { readBody, type Bodies, type AssignBody, type EvalBody, type GradientBody } from "../protocol/bodies.js";
-import { ParamAssembler, TaskPieces } from "../protocol/params.js";
-import { gradientPieces, sliceView, type SliceView } from "../protocol/slices.js";
-import { encodeGradient, encodeRows, encodeHalf, halfScale, payloadValues, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { ParamAssembler } from "../protocol/params.js";
+import { encodeRows, encodeHalf, halfScale, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
 import { join as joinPath } from "node:path";
 import { taskOf } from "../config.js";
@@ -21,7 +20,8 @@ import { loadVocabCounts } from "../dataset/vocab.js";
 import { createEngine, batchToEngine, dropoutSeed, samplingSeed, VALIDATION_SAMPLING_EPOCH, type Engine, type EngineBatch, type RowParams } from "../engine/index.js";
 import { RowAccumulator } from "./rows.js";
 import type { BackendChoice } from "../tfjs.js";
-import { join, type Welcome } from "./join.js";
+import { CoordinatorStopping, join, type Welcome } from "./join.js";
+import { WorkerShards } from "./shards.js";
 
 export { join, type Welcome };
 
@@ -42,6 +42,8 @@ export interface WorkerOptions {
   onStep?: () => void;
   /** ZeroMQ CURVE keys (server public key, own pair). */
   curve?: CurveClientKeys;
+  /** --insecure: a shard off this machine without CURVE keys is allowed (../security/policy.ts). */
+  insecure?: boolean;
 }
 
 export interface WorkerResult {
@@ -52,6 +54,8 @@ export interface WorkerResult {
   final: boolean;
   /** The run it took part in last. */
   runId: number;
+  /** It left the run because a coordinator shard went away (the coordinator stops such a run; it may resume). */
+  shardLost?: boolean;
 }
 
 /**
@@ -63,7 +67,7 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
   const total: WorkerResult = { steps: 0, evals: 0, samples: 0, reason: "", final: false, runId: 0 };
   for (;;) {
     const r = await runOnce(o);
-    total.steps += r.steps; total.evals += r.evals; total.samples += r.samples; total.reason = r.reason; total.final = r.final; total.runId = r.runId;
+    total.steps += r.steps; total.evals += r.evals; total.samples += r.samples; total.reason = r.reason; total.final = r.final; total.runId = r.runId; total.shardLost = r.shardLost;
     if (!r.newRun) return total;
   }
 }
@@ -71,7 +75,13 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerResult> {
 async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: number }> {
   const log = logger(`worker ${o.name}`);
   log.info(`joining the coordinator at ${o.coordinator}`);
-  const { channel, welcome, routingId } = await join(o.coordinator, o.name, { timeoutS: o.connectTimeoutS ?? 120, signal: o.signal, log, curve: o.curve });
+  const joined = await join(o.coordinator, o.name, { timeoutS: o.connectTimeoutS ?? 120, signal: o.signal, log, curve: o.curve }).catch((err: unknown) => {
+    if (!(err instanceof CoordinatorStopping)) throw err;
+    log.info(`the coordinator at ${o.coordinator} is stopping run ${err.runId} (${err.reason}): not joining it`);
+    return { steps: 0, evals: 0, samples: 0, reason: err.reason, final: err.final, runId: err.runId };
+  });
+  if (!("channel" in joined)) return joined;
+  const { channel, welcome, routingId } = joined;
   const datasetDir = o.dataset ?? welcome.dataset;
   let engine: Engine, data: TrainingData;
   try {
@@ -100,8 +110,6 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
   }
 }
 
-/** A connection to one coordinator shard (a sharded coordinator): it sends its slice of every new version. */
-interface ShardLink { port: number; offset: number; length: number; channel: DealerChannel }
 
 /** One run of one worker: the message loop and what it does with each message. */
 class Session {
@@ -109,10 +117,8 @@ class Session {
   private readonly assembler: ParamAssembler;
   /** How gradients go on the wire: half floats or float32; the embedding dense or as touched rows. */
   private readonly wire: { f16: boolean; block: SparseBlock | null };
-  private readonly shards: ShardLink[];
-  /** Sharded: every slice (the coordinator's first) with its embedding rows; the shards' pieces of row-pull tasks. */
-  private readonly views: SliceView[];
-  private readonly pieces: TaskPieces | null;
+  /** A sharded coordinator's shards (none otherwise). */
+  private readonly shards: WorkerShards;
   private readonly result: WorkerResult & { newRun?: number };
   private readonly from: string;
   /** Where an Assign's batch indices point (trainingSplitFor). */
@@ -132,10 +138,8 @@ class Session {
     this.assembler = new ParamAssembler(welcome.layoutSize);
     const rows = welcome.grad?.rows || welcome.pull === "rows";
     this.wire = { f16: welcome.grad?.dtype === "fp16", block: rows ? sparseBlockOf(engine.layout) : null };
-    const sh = welcome.shards;
-    this.views = sh ? [{ offset: 0, length: sh.own }, ...sh.others].map((b) => sliceView({ offset: b.offset, length: b.length }, this.wire.block)) : [];
-    this.pieces = sh && welcome.pull === "rows" ? new TaskPieces(this.views) : null;
-    this.shards = this.connectShards();
+    this.shards = new WorkerShards({ coordinator: o.coordinator, routingId, curve: o.curve, insecure: o.insecure, name: o.name, log, tel: this.tel }, welcome, this.wire.block, this.assembler,
+      this.encode(Kind.Join, { step: 0, version: 0 }, { name: o.name, pid: process.pid }), (endpoint, k) => this.shardGone(endpoint, k));
   }
 
   private encode<K extends Kind>(kind: K, at: { step: number; version: number }, body?: Bodies[K], payload?: Float32Array | Uint16Array, rows?: Uint32Array) {
@@ -159,12 +163,20 @@ class Session {
     this.o.signal?.addEventListener("abort", this.onAbort, { once: true });
     for await (const { frames } of this.channel.messages()) {
       this.lastHeard = Date.now();
-      if (this.o.signal?.aborted || !(await this.handle(frames))) break;
+      let more: boolean;
+      try {
+        more = await this.handle(frames);
+      } catch (err) {
+        if (this.result.shardLost) break; // leaving: the channel closed under the task
+        throw err;
+      }
+      if (this.o.signal?.aborted || !more || this.result.shardLost) break;
       this.lastHeard = Date.now();
     }
     if (this.stopReason === "interrupted") throw new AbortedError("interrupted: left the run (Leave sent, so the coordinator gives any open batches to another worker)");
     if (this.stopReason) throw new TrainingError(this.stopReason);
-    if (!this.result.newRun) this.log.info(`stopped by the coordinator (${this.result.reason}) after ${this.result.steps} step(s)`);
+    if (this.result.shardLost) this.log.info(`left run ${this.welcome.runId} (${this.result.reason}) after ${this.result.steps} step(s)`);
+    else if (!this.result.newRun) this.log.info(`stopped by the coordinator (${this.result.reason}) after ${this.result.steps} step(s)`);
     return this.result;
   }
 
@@ -227,16 +239,16 @@ class Session {
     const h = m.header;
     if (m.payload.length && m.payload.length !== this.welcome.layoutSize) throw new ProtocolError(`${kindName(h.kind)} carries ${m.payload.length} parameters, expected ${this.welcome.layoutSize}`);
     // sharded: the shards' slices come on other sockets and may still be on their way
-    const params = this.assembler.paramsFor(m) ?? (this.shards.length ? await this.assembler.waitFor(h.paramVersion, 60_000) : null);
+    const params = this.assembler.paramsFor(m) ?? (this.shards.any ? await this.assembler.waitFor(h.paramVersion, 60_000) : null);
     if (params) return params;
     await this.missing(m);
     return null;
   }
 
-  /** Params chunks or a shard's piece of this version went missing (a reconnect drops what was queued): leave,
-   *  so that the coordinator gives these batches to another worker, and join again (the next Assign carries
-   *  them inline, or its pieces come again). */
+  /** Params chunks or a shard's piece of this version went missing (a reconnect drops what was queued): leave, so
+   *  that the coordinator gives these batches to another worker, and join again (the next Assign brings them). */
   private async missing(m: Message): Promise<void> {
+    if (this.result.shardLost) return; // leaving this run already
     const h = m.header;
     this.log.warn(`${kindName(h.kind)} refers to parameter version ${h.paramVersion}, which this worker did not receive in full: leaving and joining again`);
     await this.send(Kind.Leave, { reason: `missing parameters of version ${h.paramVersion}` }, { step: h.step, version: h.paramVersion });
@@ -265,27 +277,19 @@ class Session {
     const seconds = (performance.now() - t0) / 1000;
     const at = { step: m.header.step, version: m.header.paramVersion };
     const totals = { task: body.task, lossSum, correct, count, tokens, seconds, ids };
-    const sent = this.shards.length
-      ? await this.sendPieces(at, totals, this.wire.block ? encodeRows(acc, this.wire.block) : { rows: null, values: acc })
-      : await this.sendGradient(at, totals, encodeGradient(acc, this.wire));
+    const sent = await this.sendGradient(at, totals, this.wire.block ? encodeRows(acc, this.wire.block) : { rows: null, values: acc });
     this.stepDone(m, count, tokens, seconds, lossSum, correct, sent);
   }
 
-  private async sendGradient(at: { step: number; version: number }, totals: GradientBody, g: { values: Float32Array | Uint16Array; rows: Uint32Array | null; scale: number }): Promise<number> {
-    await this.channel.send(this.encode(Kind.Gradient, at, { ...totals, gradScale: g.scale }, g.values, g.rows ?? undefined));
-    return g.values.byteLength + (g.rows?.byteLength ?? 0);
-  }
-
-  /** Sharded: each shard's piece of the gradient to it first, then ours (with the totals) to the coordinator. */
-  private async sendPieces(at: { step: number; version: number }, totals: GradientBody, g: { rows: Uint32Array | null; values: Float32Array }): Promise<number> {
-    const pieces = gradientPieces(g, this.views, this.wire.block, this.wire.f16);
-    let bytes = 0;
-    for (const [i, sh] of this.shards.entries()) {
-      const p = pieces[i + 1]!;
-      await sh.channel.send(this.encode(Kind.Gradient, at, { task: totals.task, gradScale: p.scale }, p.values, p.rows ?? undefined));
-      bytes += p.values.byteLength + (p.rows?.byteLength ?? 0);
-    }
-    return bytes + await this.sendGradient(at, totals, pieces[0]!);
+  /** A task's gradient (rows form, or the whole vector) as the run wants it, to the coordinator with the totals;
+   *  sharded, each shard's piece to that shard first. Returns the bytes sent. */
+  private async sendGradient(at: { step: number; version: number }, totals: GradientBody, g: { rows: Uint32Array | null; values: Float32Array }): Promise<number> {
+    const f16 = this.wire.f16;
+    let own: { values: Float32Array | Uint16Array; rows: Uint32Array | null; scale: number }, bytes = 0;
+    if (this.shards.any) ({ own, bytes } = await this.shards.send(g, f16, totals.task, (p) => this.encode(Kind.Gradient, at, { task: totals.task, gradScale: p.scale }, p.values, p.rows ?? undefined)));
+    else { const scale = f16 ? halfScale(g.values) : 1; own = { values: f16 ? encodeHalf(g.values, scale) : g.values, rows: g.rows, scale }; }
+    await this.channel.send(this.encode(Kind.Gradient, at, { ...totals, gradScale: own.scale }, own.values, own.rows ?? undefined));
+    return bytes + own.values.byteLength + (own.rows?.byteLength ?? 0);
   }
 
   /** Row pull: the task carries the dense parameters and the embedding rows its batches read; the gradient
@@ -312,12 +316,7 @@ class Session {
     const { rows, payload } = acc.payload();
     const at = { step: m.header.step, version: m.header.paramVersion };
     const totals = { task: body.task, lossSum, correct, count, tokens, seconds, ids };
-    let sent: number;
-    if (this.shards.length) sent = await this.sendPieces(at, totals, { rows, values: payload });
-    else {
-      const scale = this.wire.f16 ? halfScale(payload) : 1;
-      sent = await this.sendGradient(at, totals, { values: this.wire.f16 ? encodeHalf(payload, scale) : payload, rows, scale });
-    }
+    const sent = await this.sendGradient(at, totals, { rows, values: payload });
     this.stepDone(m, count, tokens, seconds, lossSum, correct, sent);
   }
 
@@ -334,22 +333,9 @@ class Session {
   /** A task's parameters in rows form: [rows of E][dense] as the coordinator laid them out (sharded: its piece
    *  and the shards', joined). Null (after leaving and joining again) when a shard's piece never came. */
   private async rowParams(m: Message, task: number): Promise<RowParams | null> {
-    const E = this.wire.block?.width ?? 0;
-    let rows: Int32Array, values: Float32Array;
-    if (this.pieces) {
-      const want = payloadValues(this.views[0]!.length, this.views[0]!.block, m.rows!.length);
-      if (m.payload.length !== want) throw new WireError("length", `${kindName(m.header.kind)} carries ${m.payload.length} values for ${m.rows!.length} rows of its slice, expected ${want}`);
-      const pieces = await this.pieces.take(task, m.header.paramVersion, 60_000);
-      if (!pieces) { await this.missing(m); return null; }
-      ({ rows, values } = this.pieces.join(m, pieces));
-    } else {
-      rows = Int32Array.from(m.rows!);
-      values = m.payload;
-    }
-    const want = payloadValues(this.welcome.layoutSize, this.wire.block, rows.length);
-    if (!this.wire.block || values.length !== want) throw new WireError("length", `${kindName(m.header.kind)} carries ${values.length} values for ${rows.length} rows, expected ${want}`);
-    const R = rows.length;
-    return { rows, values: values.subarray(0, R * E), dense: values.subarray(R * E) };
+    const got = await this.shards.rowParams(m, task, this.welcome.layoutSize);
+    if (!got) await this.missing(m);
+    return got;
   }
 
   private stepDone(m: Message, count: number, tokens: number, seconds: number, lossSum: number, correct: number, sentBytes: number): void {
@@ -379,37 +365,26 @@ class Session {
     this.result.evals++;
   }
 
-  /** A sharded coordinator: connect to each shard (same host), which sends its slice of every new version. */
-  private connectShards(): ShardLink[] {
-    const host = /^tcp:\/\/(.*):\d+$/.exec(this.o.coordinator)?.[1] ?? "127.0.0.1";
-    return (this.welcome.shards?.others ?? []).map((sh, i) => {
-      const curve = this.o.curve && sh.serverKey ? { ...this.o.curve, serverKey: sh.serverKey } : undefined;
-      const channel = DealerChannel.connect(`tcp://${host}:${sh.port}`, this.routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, sendTimeoutMs: 2000, curve });
-      void channel.send(this.encode(Kind.Join, { step: 0, version: 0 }, { name: this.o.name, pid: process.pid })).catch(() => {});
-      void this.receiveShard(channel, i + 1);
-      return { ...sh, channel };
-    });
-  }
-
-  private async receiveShard(channel: DealerChannel, k: number): Promise<void> {
-    const from = `coordinator shard ${channel.endpoint}`;
-    for await (const { frames } of channel.messages()) {
-      try {
-        const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from });
-        if (pm.header.kind !== Kind.Params || pm.header.runId !== this.welcome.runId) continue;
-        if (!this.pieces?.put(k, pm, from)) this.assembler.put(pm, from);
-        this.tel.bytes("received", pm.payload.byteLength + (pm.rows?.byteLength ?? 0), this.o.name);
-      } catch (err) {
-        this.log.warn(`ignored a message from ${from}: ${errorMessage(err)}`);
-      }
-    }
+  /** A shard's connection dropped: its slice's Adam state went with it, so the coordinator stops the run (it may
+   *  resume it). Stop waiting for that shard's pieces, leave the run, and look for the coordinator's next one. */
+  private shardGone(endpoint: string, k: number): void {
+    if (this.result.shardLost || this.stopReason) return;
+    this.log.warn(`lost the connection to coordinator shard ${endpoint}: leaving this run, then joining whichever the coordinator runs next`);
+    this.result.shardLost = true;
+    this.result.reason = `coordinator shard ${endpoint} went away`;
+    this.shards.lost(k);
+    this.leaveAndClose(`lost coordinator shard ${endpoint}`);
   }
 
   /** Stopped by a signal: say goodbye first, so the coordinator hands our open batches to another worker at once. */
   private leaveNow(): void {
     this.stopReason = "interrupted";
-    // (linger is 0: give ZeroMQ's I/O thread a moment to put the Leave on the wire before closing)
-    const bye = this.send(Kind.Leave, { reason: "stopped by a signal" }).then(() => new Promise((r) => setTimeout(r, 100))).catch(() => {});
+    this.leaveAndClose("stopped by a signal");
+  }
+
+  /** Leave, then close (linger is 0: ZeroMQ's I/O thread gets a moment to put the Leave on the wire). */
+  private leaveAndClose(reason: string): void {
+    const bye = this.send(Kind.Leave, { reason }).then(() => new Promise((r) => setTimeout(r, 100))).catch(() => {});
     void settledWithin(bye, 600).then(() => this.channel.close());
   }
 
@@ -417,7 +392,7 @@ class Session {
     if (this.beat) clearInterval(this.beat);
     this.o.signal?.removeEventListener("abort", this.onAbort);
     this.channel.close();
-    for (const sh of this.shards) sh.channel.close();
+    this.shards.close();
     this.engine.dispose();
   }
 }

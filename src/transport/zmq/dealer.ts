@@ -11,6 +11,8 @@ export class DealerChannel {
   private readonly queue = new SendQueue();
   private closed = false;
   private trouble: HandshakeTrouble | null = null;
+  /** Called when an established connection drops (the peer went away; ZeroMQ will try to reconnect). */
+  onDisconnect: (() => void) | null = null;
   private constructor(private readonly sock: zmq.Dealer, readonly endpoint: string, private readonly opts: ChannelOptions) {
     void this.watch();
   }
@@ -35,6 +37,8 @@ export class DealerChannel {
         } else if (e.type === "disconnect" && handshaking) {
           handshaking = false;
           fail("other", "the connection closed during the handshake");
+        } else if (e.type === "disconnect") {
+          this.onDisconnect?.();
         }
       }
     } catch {

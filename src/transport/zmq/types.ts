@@ -8,6 +8,8 @@ export interface CurveServerKeys {
   secretKey: string;
   /** Z85 public keys of admitted clients, each with a name for the logs (e.g. the key file). */
   clients: { name: string; publicKey: string }[];
+  /** The server's own public key, where known (a coordinator whose shards run on other hosts needs it). */
+  publicKey?: string;
 }
 
 /** A worker's side: the server's public key and the worker's own key pair. */
