@@ -17,12 +17,12 @@ let fx: SmallDataset;
 before(async () => { fx = await ingestSmallDataset("imdb-cluster-", { train: 170, seed: 5, words: [20, 60] }, { batchSize: 8, vocabSize: 300 }); });
 after(() => fx?.cleanup());
 
-test("bench cluster: every variant against the dense baseline, efficiency and bytes as they are defined", async () => {
-  const r = await runCli(["bench", "cluster", "--dataset", fx.dataset, "--workers", "1,2", "--steps", "3", "--tokens-per-s", "20000", "--variants", "rows,rows-fp16", "--json"], { timeoutMs: 240_000 });
+test("bench cluster: every variant against the dense baseline, efficiency and bytes as they are defined (remote shards included)", async () => {
+  const r = await runCli(["bench", "cluster", "--dataset", fx.dataset, "--workers", "1,2", "--steps", "3", "--tokens-per-s", "20000", "--variants", "rows,rows-fp16,rows-remote", "--json"], { timeoutMs: 240_000 });
   assert.equal(r.code, 0, r.stderr);
   const j = r.json;
   assert.equal(j.bench, "cluster");
-  assert.deepEqual(j.rows.map((x: { workers: number; variant: string }) => `${x.workers} ${x.variant}`), ["1 dense", "1 rows", "1 rows-fp16", "2 dense", "2 rows", "2 rows-fp16"]);
+  assert.deepEqual(j.rows.map((x: { workers: number; variant: string }) => `${x.workers} ${x.variant}`), ["1 dense", "1 rows", "1 rows-fp16", "1 rows-remote", "2 dense", "2 rows", "2 rows-fp16", "2 rows-remote"]);
   for (const row of j.rows) {
     // efficiency is samples/s over N workers' compute-only rate; a step is never shorter than its compute
     assert.ok(Math.abs(row.efficiency - row.samples_per_s / (row.workers * row.compute_samples_per_s)) < 1e-9, JSON.stringify(row));
@@ -33,6 +33,8 @@ test("bench cluster: every variant against the dense baseline, efficiency and by
     const at = (v: string) => j.rows.find((x: { workers: number; variant: string }) => x.workers === n && x.variant === v);
     assert.ok(at("rows").push_bytes_per_step < at("dense").push_bytes_per_step, "rows push less than the whole gradient");
     assert.ok(at("rows-fp16").push_bytes_per_step < at("rows").push_bytes_per_step, "half floats push less still");
+    // a shard on each worker's host (found through a nats-server): the coordinator's link carries its slice only
+    assert.ok(at("rows-remote").push_bytes_per_step < at("rows").push_bytes_per_step * 0.8, "the coordinator receives its slice of the gradients only");
     assert.equal(j.efficiency[n], at("rows").efficiency);
     assert.equal(j.baseline_efficiency[n], at("dense").efficiency);
   }
