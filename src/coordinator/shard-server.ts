@@ -96,16 +96,20 @@ export class ShardServer {
     return { endpoint: this.channel.endpoint, control: this.controlChannel.endpoint };
   }
 
-  /** The workers' socket: joins, gradient slices, heartbeats and goodbyes. */
-  private async loop(): Promise<void> {
-    for await (const { peer, frames } of this.channel.messages()) {
-      let m: Message;
+  /** A socket's messages, decoded (one that does not decode is dropped, and logged as ignored). */
+  private async *decoded(ch: RouterChannel): AsyncGenerator<{ peer: string; m: Message }> {
+    for await (const { peer, frames } of ch.messages()) {
       try {
-        m = decode(frames, { maxBytes: this.maxBytes, from: peer });
+        yield { peer, m: decode(frames, { maxBytes: this.maxBytes, from: peer }) };
       } catch (err) {
         this.ignore(peer, errorMessage(err));
-        continue;
       }
+    }
+  }
+
+  /** The workers' socket: joins, gradient slices, heartbeats and goodbyes. */
+  private async loop(): Promise<void> {
+    for await (const { peer, m } of this.decoded(this.channel)) {
       const k = m.header.kind;
       if (k === Kind.Join) {
         this.workers.add(peer);
@@ -127,14 +131,7 @@ export class ShardServer {
   /** The control socket: the leader's messages, which run one after another (an Apply must finish before the
    *  next Reduce). */
   private async controlLoop(): Promise<void> {
-    for await (const { peer, frames } of this.controlChannel.messages()) {
-      let m: Message;
-      try {
-        m = decode(frames, { maxBytes: this.maxBytes, from: peer });
-      } catch (err) {
-        this.ignore(peer, errorMessage(err));
-        continue;
-      }
+    for await (const { peer, m } of this.decoded(this.controlChannel)) {
       const k = m.header.kind;
       if (this.leader === undefined && k === Kind.ShardInit) this.leader = peer;
       if (peer !== this.leader) { this.ignore(peer, `a ${kindName(k)} message, which only the coordinator may send`); continue; }
