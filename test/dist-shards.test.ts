@@ -69,8 +69,11 @@ test("--coordinator-shards 3 with row pull and row gradients (the default) ends 
   assert.ok(max < 1e-5, `max |Δ| = ${max}`);
   const init = initialParamsOf(three.model);
   const block = sparseBlockOf(three.model.layout)!;
-  const views = sliceBounds(init.length, 3, block).map((b) => sliceView(b, block));
-  assert.ok(views[0]!.block && views[1]!.block && views[1]!.firstRow > 0 && views[1]!.block.offset === 0 && views[1]!.length > views[1]!.block.rows * block.width, `slices 0 and 1 hold rows, 1 dense values too: ${JSON.stringify(views)}`);
+  // the slices as the coordinator cut them (balanced in the bytes a task moves: ../src/protocol/slices.ts)
+  const cut = /coordinator shard\(s\) at \S+, \S+: slices \[(\d+), (\d+)\) \[(\d+), (\d+)\) \[(\d+), (\d+)\)/.exec(three.stderr);
+  assert.ok(cut, three.stderr);
+  const views = [0, 1, 2].map((i) => sliceView({ offset: Number(cut[1 + 2 * i]), length: Number(cut[2 + 2 * i]) - Number(cut[1 + 2 * i]) }, block));
+  assert.ok(views[0]!.block, `the coordinator's slice holds embedding rows: ${JSON.stringify(views)}`);
   for (const [k, v] of views.entries()) {
     const slice = (p: Float32Array) => p.subarray(v.offset, v.offset + v.length);
     t.diagnostic(`slice ${k} (${v.block ? `${v.block.rows} rows from ${v.firstRow}` : "no rows"}): ${assertMoved(slice(init), slice(three.params), { minRel: 0.01 }).summary}`);
@@ -80,9 +83,16 @@ test("--coordinator-shards 3 with row pull and row gradients (the default) ends 
   assert.ok(three.json.gradient_bytes > 0 && three.json.gradient_bytes < dense, `${three.json.gradient_bytes} bytes, a dense slice would be ${dense}`);
 });
 
-test("sharded row pull with a clip never reached is the unsharded run bit for bit (the norm's order only decides the clip)", async () => {
+test("sharded with a clip never reached is the unsharded run bit for bit (the norm's order only decides the clip): row pull, and row gradients with dense pulls, where a shard sums embedding rows", async () => {
   const a = await train("noclip1", ["--clip", "1000"], WIDE);
   const b = await train("noclip3", ["--clip", "1000", "--coordinator-shards", "3"], WIDE);
   assert.equal(maxAbsDiff(a.params, b.params), 0);
   assertMoved(initialParamsOf(b.model), b.params, { minRel: 0.01 });
+  // slices balanced in values (dense pulls): the second holds the last rows and dense values
+  const c = await train("noclip3dense", ["--clip", "1000", "--coordinator-shards", "3", "--pull", "dense"], WIDE);
+  const block = sparseBlockOf(c.model.layout)!;
+  const view = sliceView(sliceBounds(c.params.length, 3, block)[1]!, block);
+  assert.ok(view.block && view.firstRow > 0 && view.length > view.block.rows * block.width, JSON.stringify(view));
+  assert.match(c.stderr, new RegExp(`slices \\[0, ${view.offset}\\) \\[${view.offset}, ${view.offset + view.length}\\)`));
+  assert.equal(maxAbsDiff(a.params, c.params), 0);
 });

@@ -103,3 +103,25 @@ test("TaskPieces: a task's pieces from the shards, checked against their slice, 
   assert.deepEqual(joined.values, values);
   assert.deepEqual(Array.from(joined.rows), Array.from(rows));
 });
+
+test("sliceBounds weighted by row traffic: slices carry equal shares of a task's bytes, on row bounds", () => {
+  // 1000 rows of 8 (row r read by a task with probability 1/(1 + r/10), as word frequencies fall), 4000 dense values
+  const block = { offset: 0, rows: 1000, width: 8 };
+  const w = Float64Array.from({ length: 1000 }, (_, r) => 1 / (1 + r / 10));
+  const n = 8000 + 4000;
+  const cost = (b: { offset: number; length: number }) => {
+    let c = 0;
+    for (let x = b.offset; x < b.offset + b.length; x++) c += x < 8000 ? w[Math.floor(x / 8)]! : 1;
+    return c;
+  };
+  const total = cost({ offset: 0, length: n });
+  for (const k of [2, 3, 5]) {
+    const b = sliceBounds(n, k, block, w);
+    assert.equal(b.reduce((s, x) => s + x.length, 0), n);
+    for (const x of b) sliceView(x, block); // on row bounds
+    const costs = b.map(cost);
+    for (const c of costs) assert.ok(Math.abs(c - total / k) <= 8 + 4, `k=${k}: ${costs.map((c) => c.toFixed(1)).join(" ")} of ${total.toFixed(1)}`);
+    // balanced in values instead, some slice carries far from its share
+    assert.ok(sliceBounds(n, k, block).some((x) => Math.abs(cost(x) - total / k) > 0.3 * (total / k)));
+  }
+});

@@ -28,6 +28,17 @@ import type { CoordinatorOptions, CoordinatorResult, CheckpointState, EpochStats
 
 const log = logger("coordinator");
 
+/** How often a training batch reads each embedding row (0 to 1), over the epoch's batches: sharded slices are
+ *  balanced in the bytes a task moves with it (the most frequent words' rows travel in almost every task, the
+ *  rarest almost never). Null without the batches' rows. */
+function rowTraffic(block: SparseBlock, o: CoordinatorOptions): Float64Array | null {
+  if (!o.batchRows || o.trainBatches === 0) return null;
+  const w = new Float64Array(block.rows);
+  for (let i = 0; i < o.trainBatches; i++) for (const r of o.batchRows("train", i)) w[r]! += 1;
+  for (let r = 0; r < w.length; r++) w[r]! /= o.trainBatches;
+  return w;
+}
+
 export class Coordinator {
   readonly runId = newRunId();
   readonly layout: ParamLayout;
@@ -66,7 +77,7 @@ export class Coordinator {
     // holds whole rows and sums and sends only its own
     const block = sparseBlockOf(this.layout);
     const rowsForm = block !== null && ((o.embeddingGrads ?? "rows") === "rows" || (o.pull ?? "rows") === "rows");
-    this.bounds = sliceBounds(this.layout.size, k, rowsForm ? block : null).map((b) => sliceView(b, rowsForm ? block : null));
+    this.bounds = sliceBounds(this.layout.size, k, rowsForm ? block : null, k > 1 && rowsForm && (o.pull ?? "rows") === "rows" && (o.embeddingGrads ?? "rows") === "rows" ? rowTraffic(block!, o) : null).map((b) => sliceView(b, rowsForm ? block : null));
     this.sparse = k > 1 ? this.bounds[0]!.block : block;
     this.full = k > 1 ? Float32Array.from(initial) : null;
     const own = this.bounds[0]!.length;

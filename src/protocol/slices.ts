@@ -22,13 +22,16 @@ export interface SliceView extends SliceBound {
 }
 
 /** K slices of a vector of n values, balanced, each starting at a multiple of 4 and, inside the embedding block
- *  `block`, on a row bound (rows are never split between slices). */
-export function sliceBounds(n: number, k: number, block: SparseBlock | null = null): SliceBound[] {
+ *  `block`, on a row bound (rows are never split between slices). With `rowWeight` (per embedding row, how
+ *  often a task reads it: 0 to 1) the slices are balanced in the bytes a task moves rather than in values: a
+ *  value outside the block weighs 1, a value of row r rowWeight[r]. */
+export function sliceBounds(n: number, k: number, block: SparseBlock | null = null, rowWeight: ArrayLike<number> | null = null): SliceBound[] {
   const out: SliceBound[] = [];
   const rowStep = block ? (block.width % 4 === 0 ? 1 : 4) : 1; // whole rows that end on a multiple of 4
+  const cut = rowWeight && block ? weightedCuts(n, k, block, rowWeight) : null;
   let start = 0;
   for (let i = 0; i < k; i++) {
-    let end = i === k - 1 ? n : Math.round(((i + 1) * n) / k / 4) * 4;
+    let end = i === k - 1 ? n : cut ? cut[i]! : Math.round(((i + 1) * n) / k / 4) * 4;
     if (block && i < k - 1 && end > block.offset && end < block.offset + block.rows * block.width) {
       const q = block.width * rowStep;
       end = block.offset + Math.round((end - block.offset) / q) * q;
@@ -38,6 +41,30 @@ export function sliceBounds(n: number, k: number, block: SparseBlock | null = nu
     start = end;
   }
   return out;
+}
+
+/** Where the cumulative weight reaches 1/k, 2/k, … of the total (multiples of 4 outside the block; inside it
+ *  row bounds, rounded by the caller). */
+function weightedCuts(n: number, k: number, block: SparseBlock, rowWeight: ArrayLike<number>): number[] {
+  const E = block.width, bs = block.offset, be = bs + block.rows * E;
+  let total = n - (be - bs);
+  for (let r = 0; r < block.rows; r++) total += (rowWeight[r] ?? 0) * E;
+  const cuts: number[] = [];
+  let acc = 0, x = 0;
+  const reach = (goal: number): number => {
+    if (x < bs) { // dense values before the block weigh 1 each
+      if (acc + (bs - x) >= goal) return Math.round((x + goal - acc) / 4) * 4;
+      acc += bs - x; x = bs;
+    }
+    while (x < be) {
+      const w = (rowWeight[(x - bs) / E] ?? 0) * E;
+      if (acc + w >= goal) return acc + w / 2 >= goal ? x : x + E;
+      acc += w; x += E;
+    }
+    return Math.round((x + Math.max(0, goal - acc)) / 4) * 4; // dense values after the block weigh 1 each
+  };
+  for (let i = 1; i < k; i++) cuts.push(Math.min(n, reach((i * total) / k)));
+  return cuts;
 }
 
 /** The embedding rows of slice `b` (throws RangeError when a bound splits a row). */
