@@ -58,7 +58,7 @@ async function run(out: string, extra: string[]): Promise<{ code: number | null;
   try {
     const code = await c.done;
     const r = await c.result;
-    return { code, err: r.stderr, params: loadModel(join(out, "model")).params };
+    return { code, err: r.stderr, params: code === 0 ? loadModel(join(out, "model")).params : new Float32Array(0) };
   } finally {
     await stopAll([c, ...w]);
   }

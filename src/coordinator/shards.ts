@@ -149,17 +149,17 @@ export class ShardLinks {
     });
   }
 
-  private async ask(i: number, frames: Buffer[], want: Kind): Promise<Message> {
+  private async ask(i: number, frames: Buffer[], want: Kind, timeoutMs = 120_000): Promise<Message> {
     if (this.lost) throw this.lost;
-    return await Promise.race([this.askOne(i, frames, want), this.lostSignal]);
+    return await Promise.race([this.askOne(i, frames, want, timeoutMs), this.lostSignal]);
   }
 
-  private async askOne(i: number, frames: Buffer[], want: Kind): Promise<Message> {
+  private async askOne(i: number, frames: Buffer[], want: Kind, timeoutMs: number): Promise<Message> {
     const l = this.links[i]!;
     await l.send(frames);
     for (;;) {
-      const f = await l.receive(120_000);
-      if (!f) throw new TrainingError(`coordinator shard ${i + 1} (${this.endpoints[i]}) did not answer within 120 s`);
+      const f = await l.receive(timeoutMs);
+      if (!f) throw new TrainingError(`coordinator shard ${i + 1} (${this.endpoints[i]}) did not answer within ${timeoutMs / 1000} s${this.remote ? " (a shard that died after it announced itself, or a firewall between this host and its control socket)" : ""}`);
       const m = decode(f, { maxBytes: 1 << 30, from: `shard ${i + 1}` });
       if (m.header.kind === want) return m;
     }
@@ -179,7 +179,7 @@ export class ShardLinks {
       all.set(state.v.subarray(b.offset, b.offset + n), 2 * n);
       const block = rows.blocks[i + 1] ?? undefined;
       const body: InitBody = { runId: h.runId, offset: b.offset, length: n, layoutHash: h.layoutHash, adam: { ...adam, t: state.t }, version: h.version, chunk, block, pull: rows.pull ? "rows" : "dense" };
-      return this.ask(i, encode(this.head(Kind.ShardInit, h), body, all), Kind.ShardNorm);
+      return this.ask(i, encode(this.head(Kind.ShardInit, h), body, all), Kind.ShardNorm, this.remote ? 30_000 : 120_000);
     }));
     this.watch();
   }

@@ -122,16 +122,21 @@ export async function shardPlane(url: string, auth?: NatsAuth): Promise<{ announ
   const kv = await openBucket(client);
   let timer: NodeJS.Timeout | undefined;
   let key = "";
+  // puts and the delete run one after another, so that a put still on its way cannot land after the delete
+  // and leave a fresh-looking announcement of a shard that is already serving (or about to die)
+  let chain: Promise<unknown> = Promise.resolve();
   const withdraw = async () => {
     if (timer) clearInterval(timer);
     timer = undefined;
-    if (key) { try { await kv.delete(key); } catch { /* gone already */ } }
+    const k = key;
     key = "";
+    if (k) chain = chain.then(() => kv.delete(k)).catch(() => {});
+    await chain;
   };
   return {
     announce(a) {
-      key = `${SHARD_KEY_PREFIX}${a.id}`;
-      const put = () => { void kv.put(key, JSON.stringify({ ...a, pid: process.pid, at: new Date().toISOString() })).catch(() => {}); };
+      const k = (key = `${SHARD_KEY_PREFIX}${a.id}`);
+      const put = () => { chain = chain.then(() => (key === k ? kv.put(k, JSON.stringify({ ...a, pid: process.pid, at: new Date().toISOString() })) : undefined)).catch(() => {}); };
       put();
       timer = setInterval(put, 2000);
       log.info(`shard announced at ${a.endpoint} (control ${a.control}) on ${client.url}: waiting for a coordinator`);
@@ -151,14 +156,16 @@ export async function discoverShards(url: string, n: number, opts: { timeoutS: n
     let said = -1;
     for (;;) {
       if (opts.signal?.aborted) throw new AbortedError();
-      const found: { a: ShardAnnouncement; created: number }[] = [];
+      // by key: a key listed twice (put again while the listing ran) is one shard, claimed once
+      const byKey = new Map<string, { a: ShardAnnouncement; created: number }>();
       for await (const k of await kv.keys(`${SHARD_KEY_PREFIX}>`)) {
         const e = await kv.get(k);
         if (!e || e.operation !== "PUT") continue;
         const a = shardAnnouncement(e.string());
-        if (!a || Date.now() - Date.parse(a.at) > SHARD_FRESH_MS) continue;
-        found.push({ a, created: e.created.getTime() });
+        if (!a || k !== `${SHARD_KEY_PREFIX}${a.id}` || Date.now() - Date.parse(a.at) > SHARD_FRESH_MS) continue;
+        byKey.set(k, { a, created: e.created.getTime() });
       }
+      const found = [...byKey.values()];
       if (found.length >= n) {
         const chosen = found.sort((x, y) => x.created - y.created).slice(0, n).map((f) => f.a);
         for (const a of chosen) { try { await kv.delete(`${SHARD_KEY_PREFIX}${a.id}`); } catch { /* taken */ } }
