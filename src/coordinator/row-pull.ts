@@ -9,25 +9,8 @@
 // garbage collections on the critical path. A buffer is free again once the task's worker has answered (it
 // had received all of it); a task whose worker vanished keeps its buffer (ZeroMQ may still hold it).
 import type { StepArithmetic } from "../optim/step.js";
-import type { SparseBlock } from "../protocol/gradcodec.js";
-import type { SliceView } from "../protocol/slices.js";
-
-/** First index i with rows[i] ≥ r (rows ascending). */
-function lowerBound(rows: Uint32Array, r: number): number {
-  let lo = 0, hi = rows.length;
-  while (lo < hi) { const mid = (lo + hi) >>> 1; if (rows[mid]! < r) lo = mid + 1; else hi = mid; }
-  return lo;
-}
-
-/** The rows (global ids, ascending) inside a slice, as ids local to it. */
-function localRows(rows: Uint32Array, v: { firstRow: number; block: SparseBlock | null }): Uint32Array {
-  if (!v.block) return new Uint32Array(0);
-  const a = lowerBound(rows, v.firstRow), b = lowerBound(rows, v.firstRow + v.block.rows);
-  if (v.firstRow === 0) return rows.subarray(a, b);
-  const out = new Uint32Array(b - a);
-  for (let i = a; i < b; i++) out[i - a] = rows[i]! - v.firstRow;
-  return out;
-}
+import { gatherRows, type SparseBlock } from "../protocol/gradcodec.js";
+import { localRows, type SliceView } from "../protocol/slices.js";
 
 export class RowPull {
   /** Buffers of answered tasks, free for the next tasks' parameters. */
@@ -47,11 +30,7 @@ export class RowPull {
     const rows = sl ? localRows(all, sl.own) : all;
     const others = sl ? sl.others.map((v) => localRows(all, v)) : [];
     arith.ensureRows(rows);
-    const p = arith.readable, end = b.offset + b.rows * E;
-    const payload = this.buffer(arith.size - (b.rows - rows.length) * E);
-    payload.set(p.subarray(0, b.offset), 0);
-    for (let k = 0; k < rows.length; k++) payload.set(p.subarray(b.offset + rows[k]! * E, b.offset + (rows[k]! + 1) * E), b.offset + k * E);
-    payload.set(p.subarray(end), b.offset + rows.length * E);
+    const payload = gatherRows(arith.readable, arith.size, b, rows, this.buffer(arith.size - (b.rows - rows.length) * E));
     return { rows, payload, others };
   }
 

@@ -12,7 +12,7 @@ import { readBody, type Bodies, type ShardInitBody as InitBody, type ShardReduce
 import { RouterChannel, type CurveServerKeys } from "../transport/zmq/index.js";
 import { Counts } from "./limits.js";
 import { StepArithmetic, type GradPart } from "../optim/step.js";
-import type { SparseBlock } from "../protocol/gradcodec.js";
+import { firstBadRow, gatherRows, type SparseBlock } from "../protocol/gradcodec.js";
 
 const log = logger("shard");
 /** How long a shard waits for a task's slice that the leader already has. */
@@ -244,20 +244,11 @@ export class ShardServer {
     if (b.finish) { a.finish(); return; }
     if (b.task === undefined || b.peer === undefined) return;
     const want = rows ?? new Uint32Array(0);
-    for (let k = 0; k < want.length; k++) {
-      if (!blk || want[k]! >= blk.rows || (k > 0 && want[k]! <= want[k - 1]!)) { log.warn(`ignored a pull for task ${b.task}: row ${want[k]} out of range or not ascending`); return; }
-    }
-    let payload: Float32Array;
-    if (blk) {
-      a.ensureRows(want);
-      const p = a.readable, E = blk.width, end = blk.offset + blk.rows * E;
-      payload = new Float32Array(i.length - (blk.rows - want.length) * E);
-      payload.set(p.subarray(0, blk.offset), 0);
-      for (let k = 0; k < want.length; k++) payload.set(p.subarray(blk.offset + want[k]! * E, blk.offset + (want[k]! + 1) * E), blk.offset + k * E);
-      payload.set(p.subarray(end), blk.offset + want.length * E);
-    } else {
-      payload = Float32Array.from(a.readable); // a slice of dense values only (after its Adam's begin: final)
-    }
+    const bad = firstBadRow(want, blk?.rows ?? 0);
+    if (bad >= 0) { log.warn(`ignored a pull for task ${b.task}: row ${want[bad]} out of range or not ascending`); return; }
+    a.ensureRows(want);
+    // a slice of dense values only is copied whole (after its Adam's begin it is final)
+    const payload = blk ? gatherRows(a.readable, i.length, blk, want) : Float32Array.from(a.readable);
     const frames = encode({ kind: Kind.Params, runId: i.runId, step: 0, paramVersion: this.version, slot: 0, layoutHash: i.layoutHash }, { offset: i.offset, task: b.task }, payload, want);
     if (!this.workers.has(b.peer)) { // its Join is still on the way: the piece waits for it (a few, a few peers)
       const q = this.parked.get(b.peer) ?? [];

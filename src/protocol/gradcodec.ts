@@ -123,3 +123,20 @@ export function encodeGradient(g: Float32Array, o: { f16: boolean; block: Sparse
   const scale = halfScale(values);
   return { values: encodeHalf(values, scale), rows, scale };
 }
+
+/** Index of the first row id that is not ascending or not below `max`, or −1 when all are fine. */
+export function firstBadRow(rows: ArrayLike<number>, max: number): number {
+  for (let i = 0; i < rows.length; i++) if (rows[i]! >= max || (i > 0 && rows[i]! <= rows[i - 1]!)) return i;
+  return -1;
+}
+
+/** The rows layout of parameters `src` (a vector of `size`): the values before the block, the rows `rows`
+ *  (ascending) of the block, the values after it — written into `into` (a new array when not given). */
+export function gatherRows(src: Float32Array, size: number, b: SparseBlock, rows: ArrayLike<number>, into?: Float32Array): Float32Array {
+  const E = b.width, end = b.offset + b.rows * E;
+  const out = into ?? new Float32Array(size - (b.rows - rows.length) * E);
+  out.set(src.subarray(0, b.offset), 0);
+  for (let k = 0; k < rows.length; k++) out.set(src.subarray(b.offset + rows[k]! * E, b.offset + (rows[k]! + 1) * E), b.offset + k * E);
+  out.set(src.subarray(end, size), b.offset + rows.length * E);
+  return out;
+}

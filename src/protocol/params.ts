@@ -1,7 +1,7 @@
 // A worker's copy of the parameters, reassembled from the Params chunks a coordinator (and its shards) send.
 import { Kind, WireError, type Message } from "./wire.js";
 import { readBody } from "./bodies.js";
-import { payloadValues } from "./gradcodec.js";
+import { firstBadRow, payloadValues } from "./gradcodec.js";
 import { joinPieces, type SliceView } from "./slices.js";
 
 /**
@@ -71,9 +71,8 @@ export class TaskPieces {
     const { offset, task } = readBody(m, Kind.Params, from);
     if (task === undefined) return false;
     const v = this.views[k]!, rows = m.rows ?? new Uint32Array(0), max = v.block?.rows ?? 0;
-    for (let i = 0; i < rows.length; i++) {
-      if (rows[i]! >= max || (i > 0 && rows[i]! <= rows[i - 1]!)) throw new WireError("length", `piece of task ${task} from ${from}: row ${rows[i]} at position ${i} is out of range (${max} rows) or not ascending`);
-    }
+    const i = firstBadRow(rows, max);
+    if (i >= 0) throw new WireError("length", `piece of task ${task} from ${from}: row ${rows[i]} at position ${i} is out of range (${max} rows) or not ascending`);
     const want = payloadValues(v.length, v.block, rows.length);
     if (offset !== v.offset || m.payload.length !== want) throw new WireError("length", `piece of task ${task} from ${from} at offset ${offset} with ${m.payload.length} values; its slice starts at ${v.offset} and needs ${want} for ${rows.length} rows`);
     this.down.delete(k);

@@ -93,15 +93,20 @@ function lowerBound(rows: ArrayLike<number>, r: number): number {
   return lo;
 }
 
+/** The row ids (global, ascending) inside slice `v`, as ids local to it (a view when they need no shift). */
+export function localRows(rows: ArrayLike<number>, v: { firstRow: number; block: SparseBlock | null }): Uint32Array {
+  if (!v.block) return new Uint32Array(0);
+  const r0 = lowerBound(rows, v.firstRow), r1 = lowerBound(rows, v.firstRow + v.block.rows);
+  if (v.firstRow === 0 && rows instanceof Uint32Array) return rows.subarray(r0, r1);
+  const local = new Uint32Array(r1 - r0);
+  for (let i = r0; i < r1; i++) local[i - r0] = rows[i]! - v.firstRow;
+  return local;
+}
+
 /** Slice `v`'s piece of a rows payload (a view, not a copy) and its row ids, local to the slice. */
 export function slicePiece<T extends Float32Array | Uint16Array>(payload: T, rows: ArrayLike<number>, block: SparseBlock, v: SliceView): { values: T; rows: Uint32Array } {
   const a = payloadIndex(v.offset, rows, block), b = payloadIndex(v.offset + v.length, rows, block);
-  const values = payload.subarray(a, b) as T;
-  if (!v.block) return { values, rows: new Uint32Array(0) };
-  const r0 = lowerBound(rows, v.firstRow), r1 = lowerBound(rows, v.firstRow + v.block.rows);
-  const local = new Uint32Array(r1 - r0);
-  for (let i = r0; i < r1; i++) local[i - r0] = rows[i]! - v.firstRow;
-  return { values, rows: local };
+  return { values: payload.subarray(a, b) as T, rows: localRows(rows, v) };
 }
 
 /** The rows payload of the whole vector from its K pieces (in slice order, local row ids): the values

@@ -23,7 +23,7 @@
 //   20: slot u16 (worker slot) 22: reserved u16        24: payload length (values) u32
 //   28: body length (bytes) u32                        32: layout hash (32 ASCII bytes, NUL-padded)
 import { ProtocolError } from "../errors.js";
-import { payloadValues, type SparseBlock } from "./gradcodec.js";
+import { firstBadRow, payloadValues, type SparseBlock } from "./gradcodec.js";
 
 // 2: Params chunks, Assign/Eval may omit the parameters; fp16 and embedding-rows gradients (flags)
 export const PROTOCOL_VERSION = 2;
@@ -216,11 +216,8 @@ export function checkGradient(m: Message, want: GradientExpectation, from: strin
   const rows = m.rows;
   if (rows) {
     if (!want.sparse) return new WireError("length", `gradient from ${from} lists embedding rows, but this model has no embedding`);
-    for (let i = 0; i < rows.length; i++) {
-      if (rows[i]! >= want.sparse.rows || (i > 0 && rows[i]! <= rows[i - 1]!)) {
-        return new WireError("length", `gradient from ${from}: embedding row id ${rows[i]} at position ${i} is out of range (0..${want.sparse.rows - 1}) or not ascending`);
-      }
-    }
+    const i = firstBadRow(rows, want.sparse.rows);
+    if (i >= 0) return new WireError("length", `gradient from ${from}: embedding row id ${rows[i]} at position ${i} is out of range (0..${want.sparse.rows - 1}) or not ascending`);
   }
   const expected = payloadValues(want.size, want.sparse ?? null, rows ? rows.length : null);
   if (m.header.payloadLength !== expected) {
