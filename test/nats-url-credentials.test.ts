@@ -10,7 +10,8 @@ import { startNats, type NatsServer } from "./helpers/nats.js";
 import { makeLayout, writeLayoutDir, tempDir, cleanup } from "./helpers/fixture.js";
 import { runIngest } from "../src/ingest/index.js";
 import { redactUrls } from "../src/output.js";
-import { connectNats, urlCredentials } from "../src/transport/nats.js";
+import { connectNats, openKv, urlCredentials } from "../src/transport/nats.js";
+import { KV_BUCKET, KV_KEY } from "../src/transport/plane.js";
 
 const USER = "alice";
 const PASSWORD = "pw-Zq8@x:y7"; // an "@" and a ":" inside, percent-escaped in the URL
@@ -78,9 +79,12 @@ test("coordinator --nats and worker --nats with user:password in the URL: the ru
   const url = withUser(userServer);
   const coord = spawnCli(["coordinator", "--dataset", dataset, "--bind", "tcp://127.0.0.1:*", "--workers", "1", "--out", join(root, "run"), "--nats", url, "--json", ...SMALL], { killAfterMs: 120_000 });
   const worker = spawnCli(["worker", "--nats", url, "--name", "w0", "--backend", "wasm", "--connect-timeout", "60"], { killAfterMs: 120_000 });
+  // a worker that gives up leaves the coordinator waiting: stop it then, so that both logs show at once
+  void worker.done.then((code) => { if (code !== 0) coord.kill(); });
   const [c, w] = await Promise.all([coord.done, worker.done]);
-  assert.equal(c, 0, coord.err());
-  assert.equal(w, 0, worker.err());
+  const both = () => `coordinator:\n${coord.err()}\nworker:\n${worker.err()}`;
+  assert.equal(c, 0, both());
+  assert.equal(w, 0, both());
   assert.match(coord.err(), new RegExp(`announced tcp://127\\.0\\.0\\.1:\\d+ .* on nats://alice:\\*\\*\\*@127\\.0\\.0\\.1:${userServer.port}`));
   assert.match(worker.err(), new RegExp(`found coordinator tcp://127\\.0\\.0\\.1:\\d+ \\(run \\d+\\) through nats://alice:\\*\\*\\*@127\\.0\\.0\\.1:${userServer.port}`));
   for (const [what, text] of [["coordinator log", coord.err()], ["coordinator JSON", coord.out()], ["worker log", worker.err()]] as const) assertNoSecret(text, what);
@@ -91,7 +95,7 @@ test("coordinator --nats and worker --nats with user:password in the URL: the ru
   assertNoSecret(wrong.stderr, "the refused worker's log");
 });
 
-test("ingest --publish and worker discovery with a token in the URL: published, waited for, and never shown", async () => {
+test("ingest --publish and worker discovery with a token in the URL: published, waited for (a forged announcement ignored), and never shown", async () => {
   const url = `nats://${TOKEN}@127.0.0.1:${tokenServer.port}`;
   const pub = await runCli(["ingest", "--data", data, "--out", join(root, "pub"), "--vocab-size", "100", "--batch-size", "4", "--publish", url, "--json"]);
   assert.equal(pub.code, 0, pub.stderr);
@@ -99,7 +103,12 @@ test("ingest --publish and worker discovery with a token in the URL: published, 
   assert.equal(pub.json.published.url, `nats://***@127.0.0.1:${tokenServer.port}`);
   assert.match(pub.stderr, new RegExp(`published \\d+ batches to IMDB_BATCHES .* on nats://\\*\\*\\*@127\\.0\\.0\\.1:${tokenServer.port}`));
   assertNoSecret(pub.stderr + pub.stdout, "ingest --publish");
-  // nobody announces on this server: the worker connects (the token works), waits, and gives up naming the server
+  // nobody announces on this server, but the key holds what is no announcement (anyone who may write the bucket
+  // can put one): the worker connects (the token works), ignores it, waits, and gives up naming the server
+  const nc = await connectNats(url);
+  const kv = await openKv(nc, KV_BUCKET);
+  await kv.put(KV_KEY, "{\"endpoint\": \"tcp://10.0.0.1:1; rm -rf /\", \"runId\": 1, \"dataset\": \"d\", \"pid\": 1, \"at\": \"\"}");
+  await nc.close();
   const w = await runCli(["worker", "--nats", url, "--connect-timeout", "1"]);
   assert.equal(w.code, 5, w.stderr);
   assert.match(w.stderr, new RegExp(`waiting for a coordinator to announce itself on nats://\\*\\*\\*@127\\.0\\.0\\.1:${tokenServer.port}`));

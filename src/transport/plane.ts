@@ -62,6 +62,23 @@ export async function clusterPlane(url: string, dataset: string, auth?: NatsAuth
   };
 }
 
+const ENDPOINT = /^tcp:\/\/[^\s/]{1,250}:\d{1,5}$/;
+/** A coordinator may also bind an ipc:// endpoint (workers on its machine). */
+const COORDINATOR_ENDPOINT = /^(tcp:\/\/[^\s/]{1,250}:\d{1,5}|ipc:\/\/\S{1,250})$/;
+
+/** A coordinator's announcement as read from NATS (anyone who may write the bucket wrote it): checked field by
+ *  field; null when it is not one (the worker goes on waiting for a real one). */
+function coordinatorAnnouncement(text: string): Announcement | null {
+  try {
+    const a = JSON.parse(text) as Record<string, unknown>;
+    if (typeof a.endpoint !== "string" || !COORDINATOR_ENDPOINT.test(a.endpoint) || typeof a.dataset !== "string" || a.dataset.length > 4096) return null;
+    if (!Number.isSafeInteger(a.runId) || !Number.isSafeInteger(a.pid) || typeof a.at !== "string") return null;
+    return { endpoint: a.endpoint, runId: a.runId as number, dataset: a.dataset, pid: a.pid as number, at: a.at.slice(0, 64) };
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Wait for a coordinator's announcement on `url` (polls every 500 ms; messages show `url` without credentials). `notRun`: ignore the announcement of
  * this run (one that has just stopped, whose key may not be deleted yet) and wait for the next.
@@ -72,16 +89,15 @@ export async function discoverCoordinator(url: string, opts: { timeoutS: number;
   try {
     const kv = await openBucket(client);
     const deadline = Date.now() + opts.timeoutS * 1000;
-    let said = false;
+    let said = false, lastError = "";
     for (;;) {
       if (opts.signal?.aborted) throw new AbortedError();
-      const e = await kv.get(KV_KEY);
-      if (e && e.operation === "PUT") {
-        const a = JSON.parse(e.string()) as Announcement;
-        if (a.runId !== opts.notRun) return a;
-      }
+      // a read that fails (a request timing out on a busy server) is tried again at the next poll
+      const e = await kv.get(KV_KEY).then((x) => { lastError = ""; return x; }, (err: unknown) => { lastError = redactUrls((err as Error).message); return null; });
+      const a = e && e.operation === "PUT" ? coordinatorAnnouncement(e.string()) : null;
+      if (a && a.runId !== opts.notRun) return a;
       if (!said) { log.info(`waiting for a coordinator to announce itself on ${shown} (KV ${KV_BUCKET}/${KV_KEY})`); said = true; }
-      if (Date.now() > deadline) throw new ConnectionError(`no coordinator announced itself on ${shown} within ${opts.timeoutS} s`);
+      if (Date.now() > deadline) throw new ConnectionError(`no coordinator announced itself on ${shown} within ${opts.timeoutS} s${lastError ? ` (the last read of the KV failed: ${lastError})` : ""}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {
@@ -98,8 +114,6 @@ const SHARD_FRESH_MS = 10_000;
 
 /** A shard started on its own (`coordinator-shard --nats`), waiting for a coordinator: its two sockets. */
 export interface ShardAnnouncement { id: string; endpoint: string; control: string; host: string; pid: number; at: string }
-
-const ENDPOINT = /^tcp:\/\/[^\s/]{1,250}:\d{1,5}$/;
 
 /** An announcement as read from NATS (anyone who may write the bucket wrote it): checked field by field. */
 function shardAnnouncement(text: string): ShardAnnouncement | null {
