@@ -16,6 +16,7 @@ import { batchRows } from "../engine/rows.js";
 import { DealerChannel } from "../transport/zmq/index.js";
 import { join } from "../workers/index.js";
 import { logger } from "../output.js";
+import { tuneHeapForMessages } from "../heap.js";
 
 const VALUE = 1e-3;
 
@@ -79,6 +80,7 @@ function gradientFor(block: SparseBlock | null, rows: Uint32Array | null, size: 
 }
 
 async function main(): Promise<void> {
+  tuneHeapForMessages(); // as a real worker does (../workers/main.ts)
   const [endpoint, name, tokensPerS] = process.argv.slice(2) as [string, string, string];
   const speed = Number(tokensPerS);
   const log = logger(`cluster ${name}`);

@@ -13,6 +13,7 @@ import { RouterChannel, type CurveServerKeys } from "../transport/zmq/index.js";
 import { Counts } from "./limits.js";
 import { StepArithmetic, type GradPart } from "../optim/step.js";
 import { firstBadRow, gatherRows, type SparseBlock } from "../protocol/gradcodec.js";
+import { tuneHeapForMessages } from "../heap.js";
 
 const log = logger("shard");
 /** How long a shard waits for a task's slice that the leader already has. */
@@ -295,6 +296,7 @@ export class ShardServer {
  *  the IPC channel; it serves until Stop or the parent goes away), or with --nats a shard on its own that serves
  *  one coordinator's run after another until a signal stops it. */
 export async function shardCommand(o: ShardCliOptions): Promise<number> {
+  tuneHeapForMessages();
   if (o.nats) return await standaloneShard(o, o.nats);
   if (typeof process.send !== "function") throw new UsageError("coordinator-shard on its own needs --nats <url> (the cluster plane, where a coordinator started with --coordinator-shards k --remote-shards finds it); without it, it is started by `coordinator --coordinator-shards k`");
   const config = await new Promise<ShardConfig>((res) => process.once("message", (m: ShardConfig) => res(m)));
