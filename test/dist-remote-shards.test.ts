@@ -12,6 +12,8 @@ import { runCli, spawnCli, type CliProc } from "./helpers/cli.js";
 import { startNats, type NatsServer } from "./helpers/nats.js";
 import { assertMoved, maxAbsDiff } from "./helpers/params.js";
 import { loadModel } from "../src/model/files.js";
+import { connectNats, openKv } from "../src/transport/nats.js";
+import { KV_BUCKET, SHARD_KEY_PREFIX } from "../src/transport/plane.js";
 
 let fx: SmallDataset;
 let nats: NatsServer;
@@ -143,4 +145,12 @@ test("coordinator-shard on its own needs --nats; --remote-shards needs --nats an
   const open = await runCli(["coordinator-shard", "--nats", nats.url, "--bind", "tcp://0.0.0.0:*"], { timeoutMs: 30_000 });
   assert.equal(open.code, 2, open.stderr);
   assert.match(open.stderr, /refusing: binding tcp:\/\/0\.0\.0\.0:\* without CURVE keys/);
+  // a coordinator without keys that claims a shard on another host refuses to use it (and names it)
+  const nc = await connectNats(nats.url);
+  const kv = await openKv(nc, KV_BUCKET);
+  await kv.put(`${SHARD_KEY_PREFIX}far`, JSON.stringify({ id: "far", endpoint: "tcp://10.255.255.1:5555", control: "tcp://10.255.255.1:5556", host: "far", pid: 1, at: new Date().toISOString() }));
+  await nc.close();
+  const far = await runCli(["coordinator", "--dataset", fx.dataset, "--bind", "tcp://127.0.0.1:*", "--nats", nats.url, "--coordinator-shards", "2", "--remote-shards"], { timeoutMs: 60_000 });
+  assert.equal(far.code, 2, far.stderr);
+  assert.match(far.stderr, /refusing: the coordinator shard at tcp:\/\/10\.255\.255\.1:5555 is off this machine, and without CURVE keys/);
 });

@@ -77,13 +77,10 @@ function remoteShards(o: CoordinatorCliOptions): (n: number) => Promise<{ endpoi
     const { discoverShards } = await import("../transport/plane.js");
     const { natsAuthFrom } = await import("../security/keys.js");
     const found = await discoverShards(url, n, { timeoutS: o.joinTimeout, auth: natsAuthFrom(o) });
-    const { isLocalEndpoint, INSECURE_ENV } = await import("../security/policy.js");
-    const keys = (o.curveKeys ?? process.env.IMDB_TRAIN_CURVE_KEYS) !== undefined;
-    for (const sh of found) {
-      for (const e of [sh.endpoint, sh.control]) {
-        if (!keys && !o.insecure && process.env[INSECURE_ENV] !== "1" && !isLocalEndpoint(e)) throw new UsageError(`refusing: the coordinator shard at ${e} is off this machine, and without CURVE keys the gradients and parameters would travel unencrypted to whoever answers there. Give the coordinator, the shards and the workers --curve-keys (make them with \`imdb-train keys --out keys\`), or pass --insecure on a network you trust.`);
-      }
-    }
+    const { requireKeysOffMachine } = await import("../security/policy.js");
+    const { CURVE_KEYS_ENV } = await import("../security/keys.js");
+    const keys = (o.curveKeys ?? process.env[CURVE_KEYS_ENV]) !== undefined;
+    for (const sh of found) for (const endpoint of [sh.endpoint, sh.control]) requireKeysOffMachine({ endpoint, keys, insecure: o.insecure, role: "claimed-shard" });
     return found;
   };
 }

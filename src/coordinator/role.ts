@@ -149,7 +149,9 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     const at = ck.meta.cursor > 0 ? `epoch ${ck.meta.epoch + 1}, ${ck.meta.cursor} of ${data.count(split)} batches into it` : `epoch ${ck.meta.epoch} complete`;
     log.info(`resumed from ${resumed.path}: step ${ck.meta.step}, ${at}`);
   }
-  const endpoint = await coord.listen();
+  // bound but its shards never came (none claimed, one refused, a child that did not start): the socket closes,
+  // or it would keep the process alive after the error
+  const endpoint = await coord.listen().catch(async (err: unknown) => { await coord.close("coordinator stopping").catch(() => {}); throw err; });
   let closed = false;
   try {
     await r.onListening?.(endpoint, coord.runId);

@@ -15,11 +15,17 @@ export function isLocalEndpoint(endpoint: string): boolean {
 /** $IMDB_TRAIN_INSECURE=1 is --insecure for deployments that set the environment (deploy/k8s does, loudly). */
 export const INSECURE_ENV = "IMDB_TRAIN_INSECURE";
 
-/** Refuses (UsageError) a transport off this machine without CURVE keys unless `insecure` (or $IMDB_TRAIN_INSECURE=1). */
-export function requireKeysOffMachine(o: { endpoint: string; keys: boolean; insecure: boolean; role: "coordinator" | "worker" }, env: NodeJS.ProcessEnv = process.env): void {
+/**
+ * Refuses (UsageError) a transport off this machine without CURVE keys unless `insecure` (or $IMDB_TRAIN_INSECURE=1).
+ * `role`: who binds or dials — a coordinator (or a shard) binding, a worker connecting, or a coordinator using a
+ * shard it claimed on the cluster plane.
+ */
+export function requireKeysOffMachine(o: { endpoint: string; keys: boolean; insecure: boolean; role: "coordinator" | "worker" | "claimed-shard" }, env: NodeJS.ProcessEnv = process.env): void {
   if (o.keys || o.insecure || env[INSECURE_ENV] === "1" || isLocalEndpoint(o.endpoint)) return;
   const what = o.role === "coordinator"
     ? `binding ${o.endpoint} without CURVE keys would let anyone who can reach that port join the run, receive the model and send gradients`
-    : `connecting to ${o.endpoint} without CURVE keys would send this worker's gradients unencrypted to whoever answers there`;
-  throw new UsageError(`refusing: ${what}. Make keys once with \`imdb-train keys --out keys\` and give every coordinator and worker --curve-keys keys (or $IMDB_TRAIN_CURVE_KEYS); or pass --insecure to run without them on a network you trust.`);
+    : o.role === "worker"
+      ? `connecting to ${o.endpoint} without CURVE keys would send this worker's gradients unencrypted to whoever answers there`
+      : `the coordinator shard at ${o.endpoint} is off this machine, and without CURVE keys the gradients and parameters would travel unencrypted to whoever answers there`;
+  throw new UsageError(`refusing: ${what}. Make keys once with \`imdb-train keys --out keys\` and give every coordinator, coordinator shard and worker --curve-keys keys (or $IMDB_TRAIN_CURVE_KEYS); or pass --insecure to run without them on a network you trust.`);
 }
