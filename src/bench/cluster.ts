@@ -43,13 +43,9 @@ const VARIANTS: Record<string, string[]> = {
 /** A nats-server for the remote shards' announcements, on host 0 (any free port, JetStream for the KV). */
 async function startNats(spawnOn: (i: number, argv: string[]) => ChildProcess, host: string, dir: string): Promise<{ url: string; p: ChildProcess }> {
   const p = spawnOn(0, ["nats-server", "-a", host, "-p", "-1", "-js", "-sd", dir]);
-  const url = await new Promise<string>((res, rej) => {
-    let err = "";
-    void lines(p.stderr!, (l) => { err += l + "\n"; const m = /Listening for client connections on [^\s]*:(\d+)/.exec(l); if (m) res(`nats://${host}:${m[1]}`); });
-    p.once("error", (e) => rej(new UnavailableError(`the rows-remote variant needs nats-server (Debian package nats-server): ${e.message}`)));
-    void exited(p).then((c) => rej(new TrainingError(`nats-server exited (${c}):\n${err.slice(-1000)}`)));
-  });
-  return { url, p };
+  const missing = new Promise<never>((_, rej) => p.once("error", (e) => rej(new UnavailableError(`the rows-remote variant needs nats-server (Debian package nats-server): ${e.message}`))));
+  const m = await Promise.race([waitForLine(p, /Listening for client connections on [^\s]*:(\d+)/, "nats-server").match, missing]);
+  return { url: `nats://${host}:${m[1]}`, p };
 }
 
 interface Report { samples_per_s: number; steps: number; samples: number; phases: { wait: number; reduce: number; optimizer: number; broadcast: number; step: number }; transport_bytes: { sent: number; received: number } }
@@ -70,6 +66,17 @@ export interface ClusterRow {
 function lines(stream: NodeJS.ReadableStream, each: (line: string) => void): Promise<void> {
   const rl = createInterface({ input: stream }).on("line", each);
   return new Promise((r) => rl.once("close", () => r()));
+}
+
+/** The first line of `p`'s stderr that matches `re`; rejects, with the end of that stderr, when `p` (named `what`)
+ *  exits before printing one. `stderr()`: all of it so far (the lines keep being read). */
+function waitForLine(p: ChildProcess, re: RegExp, what: string): { match: Promise<RegExpExecArray>; stderr: () => string } {
+  let text = "";
+  const match = new Promise<RegExpExecArray>((res, rej) => {
+    void lines(p.stderr!, (l) => { text += l + "\n"; const m = re.exec(l); if (m) res(m); });
+    void exited(p).then((c) => rej(new TrainingError(`${what} exited (${c}) before it printed ${re}:\n${text.slice(-2000)}`)));
+  });
+  return { match, stderr: () => text };
 }
 
 function exited(p: ChildProcess): Promise<number | null> {
@@ -96,11 +103,7 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
     procs.push(nats.p);
     const shards = Array.from({ length: n }, (_, i) => spawnOn(i + 1, [BIN, "coordinator-shard", "--nats", nats.url, "--bind", `tcp://${net ? net.address(i + 1) : "127.0.0.1"}:*`, "--insecure"]));
     procs.push(...shards);
-    await Promise.all(shards.map((s) => new Promise<void>((res, rej) => {
-      let err = "";
-      void lines(s.stderr!, (l) => { err += l + "\n"; if (/shard announced at/.test(l)) res(); });
-      void exited(s).then((c) => rej(new TrainingError(`a coordinator shard exited (${c}) before it announced itself:\n${err.slice(-1000)}`)));
-    })));
+    await Promise.all(shards.map((s) => waitForLine(s, /shard announced at/, "a coordinator shard").match));
     extra.push("--coordinator-shards", String(n + 1), "--nats", nats.url);
   }
   const coordArgs = [BIN, "coordinator", "--dataset", o.dataset, "--bind", bind, "--workers", String(n), "--batches-per-step", String(n),
@@ -108,12 +111,11 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
     "--join-timeout", "300", ...flags, ...extra];
   const coord = spawnOn(0, coordArgs);
   procs.push(coord);
-  let out = "", err = "";
+  let out = "";
   coord.stdout!.on("data", (d) => { out += String(d); });
-  const endpoint = await new Promise<string>((res, rej) => {
-    void lines(coord.stderr!, (l) => { err += l + "\n"; const m = /listening on (tcp:\/\/[\d.]+:\d+)/.exec(l); if (m) res(m[1]!); });
-    void exited(coord).then((c) => rej(new TrainingError(`coordinator exited (${c}) before listening:\n${err.slice(-2000)}`)));
-  });
+  const listening = waitForLine(coord, /listening on (tcp:\/\/[\d.]+:\d+)/, "the coordinator");
+  const endpoint = (await listening.match)[1]!;
+  const err = listening.stderr;
   const tasks: TaskTime[] = [];
   const reported: Promise<void>[] = [];
   try {
@@ -125,7 +127,7 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
       w.stderr!.resume();
     }
     const code = await exited(coord);
-    if (code !== 0) throw new TrainingError(`coordinator exited with ${code}:\n${err.slice(-2000)}`);
+    if (code !== 0) throw new TrainingError(`coordinator exited with ${code}:\n${err().slice(-2000)}`);
     if (!(await settledWithin(Promise.all(reported), 30_000))) throw new TrainingError("a synthetic worker did not report its timings within 30 s of the coordinator's end");
     return { report: JSON.parse(out.trim().split("\n").pop()!) as Report, tasks };
   } finally {

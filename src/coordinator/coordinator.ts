@@ -66,6 +66,8 @@ export class Coordinator {
   private readonly phases = { wait: 0, reduce: 0, optimizer: 0, broadcast: 0, step: 0 };
   /** Tasks carry the rows their batches read (and the dense parameters); no broadcast. */
   private readonly rowPull: boolean;
+  /** Workers send the embedding's gradient as its touched rows (--embedding-grads rows, a model with an embedding). */
+  private readonly gradRows: boolean;
   private restoredAdam: AdamState | null = null;
 
   constructor(private readonly o: CoordinatorOptions) {
@@ -76,12 +78,14 @@ export class Coordinator {
     // the embedding block travels as rows where the run asks for them (gradients, pull); sharded, each slice
     // holds whole rows and sums and sends only its own
     const block = sparseBlockOf(this.layout);
-    const rowsForm = block !== null && ((o.embeddingGrads ?? "rows") === "rows" || (o.pull ?? "rows") === "rows");
-    this.bounds = sliceBounds(this.layout.size, k, rowsForm ? block : null, k > 1 && rowsForm && (o.pull ?? "rows") === "rows" && (o.embeddingGrads ?? "rows") === "rows" ? rowTraffic(block!, o) : null).map((b) => sliceView(b, rowsForm ? block : null));
+    const pullRows = (o.pull ?? "rows") === "rows", gradRows = (o.embeddingGrads ?? "rows") === "rows";
+    this.gradRows = gradRows && block !== null;
+    const rowsForm = block !== null && (gradRows || pullRows);
+    this.bounds = sliceBounds(this.layout.size, k, rowsForm ? block : null, k > 1 && rowsForm && pullRows && gradRows ? rowTraffic(block!, o) : null).map((b) => sliceView(b, rowsForm ? block : null));
     this.sparse = k > 1 ? this.bounds[0]!.block : block;
     this.full = k > 1 ? Float32Array.from(initial) : null;
     const own = this.bounds[0]!.length;
-    this.rowPull = (o.pull ?? "rows") === "rows" && o.batchRows !== undefined && this.sparse !== null;
+    this.rowPull = pullRows && o.batchRows !== undefined && this.sparse !== null;
     this.arith = new StepArithmetic(own, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay }, initial.subarray(0, own), this.sparse);
     this.adam = this.arith.adam;
     this.tel = o.telemetry ?? NO_TELEMETRY;
@@ -98,7 +102,7 @@ export class Coordinator {
       joinTimeoutS: o.joinTimeoutS ?? 120, signal: o.signal, phases: this.phases, batchSamples: o.batchSamples,
       batchRows: this.rowPull ? o.batchRows : undefined, batchCost: o.batchCost,
       afterSend: () => { this.arith.finish(); if (this.rowPull) void this.shards?.links.finish(this.shardHead()); },
-      slices: k > 1 && this.rowPull ? { own: this.bounds[0]!, others: this.bounds.slice(1) } : undefined,
+      slices: k > 1 && this.rowPull ? { own: this.bounds[0]!, others: this.bounds.slice(1), rows: block!.rows } : undefined,
       pullShards: (task, peer, rows) => { rows.forEach((r, i) => void this.shards?.links.pull(this.shardHead(), i, task, peer, r)); },
     });
   }
@@ -293,7 +297,7 @@ export class Coordinator {
     const o = this.o;
     return {
       runId: this.runId, model: o.model, dataset: o.dataset, layoutHash: this.layout.hash, layoutSize: this.layout.size, maxBytes: this.maxBytes, heartbeatMs: 1000,
-      grad: { dtype: o.gradDtype ?? "fp32", rows: (o.embeddingGrads ?? "rows") === "rows" && sparseBlockOf(this.layout) !== null },
+      grad: { dtype: o.gradDtype ?? "fp32", rows: this.gradRows },
       pull: this.rowPull ? "rows" as const : "dense" as const,
       dropout: o.dropout ? { rate: o.dropout, seed: o.seed } : undefined,
       seed: o.seed,

@@ -45,8 +45,9 @@ export interface RoundsOptions {
   /** Workers' parameters come from a sharded coordinator (never inline). */
   sharded: boolean;
   /** Sharded with row pull: this process's slice and the shards' (../protocol/slices.ts), and how to ask the
-   *  shards for a task's pieces (rows local to each shard's slice, in slice order). */
-  slices?: { own: SliceView; others: SliceView[] };
+   *  shards for a task's pieces (rows local to each shard's slice, in slice order); `rows`: the embedding's rows
+   *  in all slices. */
+  slices?: { own: SliceView; others: SliceView[]; rows: number };
   pullShards?: (task: number, peer: string, rows: Uint32Array[]) => void;
   workers: number;
   batchesPerStep?: number;

@@ -19,8 +19,8 @@ export class RowPull {
   private marks: Uint8Array | null = null;
 
   /** `block`: the embedding rows of the vector `arith` holds (local ids); `slices`: sharded, this process's
-   *  slice and the shards' (their views, in slice order), else null. */
-  constructor(private readonly arith: StepArithmetic, private readonly block: SparseBlock, private readonly batchRows: (split: "train" | "val", index: number) => Int32Array, private readonly slices: { own: SliceView; others: SliceView[] } | null = null) {}
+   *  slice and the shards' (their views, in slice order) and the embedding's rows in all, else null. */
+  constructor(private readonly arith: StepArithmetic, private readonly block: SparseBlock, private readonly batchRows: (split: "train" | "val", index: number) => Int32Array, private readonly slices: { own: SliceView; others: SliceView[]; rows: number } | null = null) {}
 
   /** What a task of these batches reads: their rows in this slice (ascending, local ids) and the payload; and
    *  sharded, the rows each shard must send (local to its slice). */
@@ -38,7 +38,7 @@ export class RowPull {
   private rowsOf(split: "train" | "val", batches: number[]): Uint32Array {
     const lists = batches.map((i) => this.batchRows(split, i));
     if (lists.length === 1) return new Uint32Array(lists[0]!.buffer, lists[0]!.byteOffset, lists[0]!.length);
-    const mark = (this.marks ??= new Uint8Array(this.slices ? this.slices.others.reduce((n, v) => Math.max(n, v.firstRow + (v.block?.rows ?? 0)), this.block.rows) : this.block.rows));
+    const mark = (this.marks ??= new Uint8Array(this.slices?.rows ?? this.block.rows)); // global row ids
     const out: number[] = [];
     for (const l of lists) for (let k = 0; k < l.length; k++) if (!mark[l[k]!]) { mark[l[k]!] = 1; out.push(l[k]!); }
     for (const r of out) mark[r] = 0;
