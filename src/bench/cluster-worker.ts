@@ -5,16 +5,15 @@
 // worker: rows or dense parameters, rows or dense gradients, fp32 or fp16, a sharded coordinator's slices.
 // Each task's timing goes to stdout as one JSON line when the run ends: {task, samples, computeMs, recvAt, sentAt}.
 // Run as: node cluster-worker.js <coordinatorEndpoint> <name> <tokensPerS>
-import { Kind, encode, decode, DEFAULT_MAX_MESSAGE_BYTES, type Message } from "../protocol/wire.js";
-import { ParamAssembler, TaskPieces } from "../protocol/params.js";
-import { gradientPieces, sliceView } from "../protocol/slices.js";
+import { Kind, encode, decode, type Message } from "../protocol/wire.js";
+import { ParamAssembler } from "../protocol/params.js";
 import { readBody } from "../protocol/bodies.js";
-import { encodeGradient, encodeHalf, halfScale, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { encodeHalf, halfScale, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { paramLayout } from "../model/layout.js";
 import { openTrainingData, type TrainingData } from "../dataset/training.js";
 import { batchRows } from "../engine/rows.js";
-import { DealerChannel } from "../transport/zmq/index.js";
-import { join } from "../workers/index.js";
+import { join, WorkerShards } from "../workers/index.js";
+import { NO_TELEMETRY } from "../telemetry.js";
 import { logger } from "../output.js";
 import { tuneHeapForMessages } from "../heap.js";
 
@@ -34,18 +33,20 @@ async function until(t: number): Promise<void> {
 /** The embedding rows each batch reads (computed once a batch). */
 const rowsCache = new Map<number, Int32Array>();
 
-/** The embedding rows a task's batches read (ascending, unique). */
+/** The embedding rows a task's batches read (ascending, unique; one batch: its cached list, never written). */
 function taskRows(data: TrainingData, batches: number[], V: number): Uint32Array {
-  const seen = new Set<number>();
-  for (const i of batches) {
+  const lists = batches.map((i) => {
     let rows = rowsCache.get(i);
     if (!rows) {
       const b = data.batch("train", i);
       rows = batchRows({ size: b.size, maxLen: b.maxLen, lengths: b.lengths, tokens: b.tokens, targets: new Float32Array(b.size) }, V);
       rowsCache.set(i, rows);
     }
-    for (const r of rows) seen.add(r);
-  }
+    return rows;
+  });
+  if (lists.length === 1) return new Uint32Array(lists[0]!.buffer, lists[0]!.byteOffset, lists[0]!.length);
+  const seen = new Set<number>();
+  for (const rows of lists) for (const r of rows) seen.add(r);
   return Uint32Array.from(seen).sort();
 }
 
@@ -92,32 +93,16 @@ async function main(): Promise<void> {
   const rowsPush = welcome.pull === "rows" || welcome.grad?.rows === true;
   const head = (kind: Kind, step: number, version: number) => ({ kind, runId: welcome.runId, step, paramVersion: version, slot: welcome.slot, layoutHash: welcome.layoutHash });
   const assembler = new ParamAssembler(welcome.layoutSize);
-  const host = /^tcp:\/\/(.*):\d+$/.exec(endpoint)?.[1] ?? "127.0.0.1";
-  // a sharded coordinator: its slices (with their embedding rows where gradients or parameters travel as rows)
-  const sh0 = welcome.shards;
-  const views = sh0 ? [{ offset: 0, length: sh0.own }, ...sh0.others].map((b) => sliceView({ offset: b.offset, length: b.length }, rowsPush ? block : null)) : [];
-  const pieces = sh0 && welcome.pull === "rows" ? new TaskPieces(views) : null;
-  const shards = (sh0?.others ?? []).map((sh, i) => {
-    const ch = DealerChannel.connect(sh.endpoint ?? `tcp://${host}:${sh.port}`, routingId, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES });
-    void ch.send(encode(head(Kind.Join, 0, 0), { name }));
-    void (async () => {
-      for await (const { frames } of ch.messages()) {
-        const pm = decode(frames, { maxBytes: DEFAULT_MAX_MESSAGE_BYTES, from: "shard" });
-        if (pm.header.kind === Kind.Params && !pieces?.put(i + 1, pm, "shard")) assembler.put(pm, "shard");
-      }
-    })();
-    return ch;
-  });
+  // a sharded coordinator: the real worker's links to its shards (the bench runs without keys)
+  const shards = new WorkerShards({ coordinator: endpoint, routingId, insecure: true, name, log, tel: NO_TELEMETRY }, welcome, rowsPush ? block : null, assembler,
+    encode(head(Kind.Join, 0, 0), { name }), (shard) => log.warn(`coordinator shard ${shard} went away`));
   await channel.send(encode(head(Kind.Ready, 0, 0), { backend: "synthetic-gpu" }));
   const beat = setInterval(() => { void channel.send(encode(head(Kind.Heartbeat, 0, 0))).catch(() => {}); }, welcome.heartbeatMs);
   const timings: string[] = [];
   // a task's parameters as a real worker gets them (sharded row pull: the shards' pieces joined to ours)
   const hasParams = async (m: Message, task: number) => {
     if (!m.rows) return (assembler.paramsFor(m) ?? await assembler.waitFor(m.header.paramVersion, 60_000)) !== null;
-    if (!pieces) return true;
-    const got = await pieces.take(task, m.header.paramVersion, 60_000);
-    if (got) pieces.join(m, got);
-    return got !== null;
+    return (await shards.rowParams(m, task, welcome.layoutSize)) !== null;
   };
   for await (const { frames } of channel.messages()) {
     const recvAt = Date.now(), t0 = performance.now();
@@ -139,12 +124,11 @@ async function main(): Promise<void> {
     for (const i of body.batches) { const s = shapeOf(data, i); padded += s.padded; samples += s.samples; tokens += s.tokens; }
     const computeMs = (padded / speed) * 1000;
     const rows = rowsPush && block ? taskRows(data, body.batches, block.rows) : null;
-    let g = gradientFor(block, rows, welcome.layoutSize, f16 && !shards.length);
-    const parts = shards.length ? gradientPieces({ rows, values: g.values as Float32Array }, views, rows ? block : null, f16) : [];
-    if (parts.length) g = parts[0]!;
+    let g = gradientFor(block, rows, welcome.layoutSize, f16 && !shards.any);
     await until(tStart + computeMs);
     const at = { step: m.header.step, version: m.header.paramVersion };
-    for (const [i, ch] of shards.entries()) { const p = parts[i + 1]!; await ch.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: p.scale }, p.values, p.rows ?? undefined)); }
+    // sharded: each shard's piece to it, as the real worker sends them (../workers/shards.ts)
+    if (shards.any) g = (await shards.send({ rows, values: g.values as Float32Array }, f16, body.task, (p) => encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: p.scale }, p.values, p.rows ?? undefined))).own;
     await channel.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, lossSum: 0.69 * samples, correct: 0, count: samples, tokens, seconds: computeMs / 1000, gradScale: g.scale }, g.values, g.rows ?? undefined));
     // kept until the run ends: writing (and the bench reading) a line a step would take CPU the round needs
     timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sentAt: Date.now() }));
@@ -152,7 +136,7 @@ async function main(): Promise<void> {
   clearInterval(beat);
   process.stdout.write(timings.map((t) => t + "\n").join(""));
   channel.close();
-  for (const ch of shards) ch.close();
+  shards.close();
 }
 
 main().catch((err) => { process.stderr.write(`cluster worker: ${(err as Error).stack ?? err}\n`); process.exit(1); });
