@@ -28,6 +28,9 @@ test("bench cluster: every variant against the dense baseline, efficiency and by
     assert.ok(Math.abs(row.efficiency - row.samples_per_s / (row.workers * row.compute_samples_per_s)) < 1e-9, JSON.stringify(row));
     assert.ok(row.step_ms >= row.compute_ms * 0.95, JSON.stringify(row));
     assert.equal(row.bytes_per_step, row.pull_bytes_per_step + row.push_bytes_per_step);
+    // push and pull are timed per task from both ends (the workers' lines joined to the coordinator's timeline):
+    // each takes some time, and together no longer than the step
+    assert.ok(row.push_ms > 0 && row.pull_ms > 0 && row.push_ms + row.pull_ms < row.step_ms, JSON.stringify(row));
   }
   for (const n of [1, 2]) {
     const at = (v: string) => j.rows.find((x: { workers: number; variant: string }) => x.workers === n && x.variant === v);

@@ -3,7 +3,9 @@
 // a GPU engine), and its gradient has the real size and sparsity: every dense value, and the embedding rows
 // its batches' tokens touch (all rows when the run wants dense gradients). It follows the Welcome like a real
 // worker: rows or dense parameters, rows or dense gradients, fp32 or fp16, a sharded coordinator's slices.
-// Each task's timing goes to stdout as one JSON line when the run ends: {task, samples, computeMs, recvAt, sentAt}.
+// Each task's timing goes to stdout as one JSON line when the run ends: {task, samples, computeMs, recvAt, sendAt,
+// sentAt} — wall-clock ms (sub-millisecond) of the Assign's arrival, of the gradient's send to the coordinator and
+// of its return (the coordinator's --timeline has the other ends: push and pull).
 // Run as: node cluster-worker.js <coordinatorEndpoint> <name> <tokensPerS>
 import { Kind, encode, decode, type Message } from "../protocol/wire.js";
 import { ParamAssembler } from "../protocol/params.js";
@@ -18,6 +20,9 @@ import { logger } from "../output.js";
 import { tuneHeapForMessages } from "../heap.js";
 
 const VALUE = 1e-3;
+
+/** Wall-clock ms with performance.now()'s resolution: comparable with the coordinator's --timeline. */
+const clock = () => performance.timeOrigin + performance.now();
 
 /** Wait until performance.now() reaches `t`: a timer for all but the last 2 ms (timers fire up to a
  *  millisecond or more late), then a blocking wait of the exact remainder — a GPU's compute time, not the
@@ -105,7 +110,7 @@ async function main(): Promise<void> {
     return (await shards.rowParams(m, task, welcome.layoutSize)) !== null;
   };
   for await (const { frames } of channel.messages()) {
-    const recvAt = Date.now(), t0 = performance.now();
+    const recvAt = clock();
     const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
     if (m.header.kind === Kind.Stop) break;
     if (m.header.kind === Kind.Params) { assembler.put(m, "coordinator"); continue; }
@@ -129,9 +134,10 @@ async function main(): Promise<void> {
     const at = { step: m.header.step, version: m.header.paramVersion };
     // sharded: each shard's piece to it, as the real worker sends them (../workers/shards.ts)
     if (shards.any) g = (await shards.send({ rows, values: g.values as Float32Array }, f16, body.task, (p) => encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: p.scale }, p.values, p.rows ?? undefined))).own;
+    const sendAt = clock();
     await channel.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, lossSum: 0.69 * samples, correct: 0, count: samples, tokens, seconds: computeMs / 1000, gradScale: g.scale }, g.values, g.rows ?? undefined));
     // kept until the run ends: writing (and the bench reading) a line a step would take CPU the round needs
-    timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sentAt: Date.now() }));
+    timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sendAt, sentAt: clock() }));
   }
   clearInterval(beat);
   process.stdout.write(timings.map((t) => t + "\n").join(""));

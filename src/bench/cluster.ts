@@ -10,7 +10,7 @@
 // (what is left: pull, push and the messages' handling); the model predicts the step as compute + reduce +
 // Adam + the coordinator link's bytes per step ÷ G, and its efficiency as compute ÷ that.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,7 +49,10 @@ async function startNats(spawnOn: (i: number, argv: string[]) => ChildProcess, h
 }
 
 interface Report { samples_per_s: number; steps: number; samples: number; phases: { wait: number; reduce: number; optimizer: number; broadcast: number; step: number }; transport_bytes: { sent: number; received: number } }
-interface TaskTime { worker: number; samples: number; computeMs: number; recvAt: number; sentAt: number }
+/** A task as its worker saw it (wall-clock ms): the Assign's arrival, the gradient's send and its return. */
+interface TaskTime { worker: number; task: number; samples: number; computeMs: number; recvAt: number; sendAt: number; sentAt: number }
+/** A task as the coordinator saw it (its --timeline): handed to ZeroMQ, gradient taken in (wall-clock ms). */
+interface TaskEnds { queued: number; gradient: number }
 /** Steps each worker does before the measurement starts (joins, first compilations, warm buffers). */
 const WARMUP_STEPS = 5;
 
@@ -58,6 +61,9 @@ export interface ClusterRow {
   compute_samples_per_s: number;
   /** Per step: the slowest task's compute, the coordinator's reduce, clip + Adam and task sends, and the rest. */
   step_ms: number; compute_ms: number; reduce_ms: number; adam_ms: number; send_ms: number; wait_ms: number; wire_ms: number;
+  /** Mean per task: the gradient from the worker's send to the coordinator taking it in, and the task from the
+   *  coordinator handing it to ZeroMQ to its arrival at the worker (both processes' clocks: one machine). */
+  push_ms: number; pull_ms: number;
   /** Bytes per step on the coordinator's link (both directions), and per worker. */
   bytes_per_step: number; bytes_per_step_per_worker: number; pull_bytes_per_step: number; push_bytes_per_step: number;
 }
@@ -84,7 +90,7 @@ function exited(p: ChildProcess): Promise<number | null> {
 }
 
 /** One run: a coordinator and `n` workers of one variant, `steps` steps of one batch per worker. */
-async function runOne(o: { dataset: string; n: number; variant: string; steps: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[] }> {
+async function runOne(o: { dataset: string; n: number; variant: string; steps: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[]; ends: Map<number, TaskEnds> }> {
   const { n, net } = o;
   const host = net ? net.address(0) : "127.0.0.1";
   const bind = net ? `tcp://${host}:5555` : "tcp://127.0.0.1:*";
@@ -106,9 +112,10 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
     await Promise.all(shards.map((s) => waitForLine(s, /shard announced at/, "a coordinator shard").match));
     extra.push("--coordinator-shards", String(n + 1), "--nats", nats.url);
   }
+  const timelineFile = join(o.tmp, `${o.variant}-${n}.timeline`);
   const coordArgs = [BIN, "coordinator", "--dataset", o.dataset, "--bind", bind, "--workers", String(n), "--batches-per-step", String(n),
     "--epochs", "1", "--max-steps", String(o.steps + WARMUP_STEPS), "--max-val-batches", "1", "--out", join(o.tmp, `${o.variant}-${n}`), "--insecure", "--json",
-    "--join-timeout", "300", ...flags, ...extra];
+    "--join-timeout", "300", "--timeline", timelineFile, ...flags, ...extra];
   const coord = spawnOn(0, coordArgs);
   procs.push(coord);
   let out = "";
@@ -129,21 +136,32 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
     const code = await exited(coord);
     if (code !== 0) throw new TrainingError(`coordinator exited with ${code}:\n${err().slice(-2000)}`);
     if (!(await settledWithin(Promise.all(reported), 30_000))) throw new TrainingError("a synthetic worker did not report its timings within 30 s of the coordinator's end");
-    return { report: JSON.parse(out.trim().split("\n").pop()!) as Report, tasks };
+    return { report: JSON.parse(out.trim().split("\n").pop()!) as Report, tasks, ends: readTimeline(timelineFile) };
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
     await Promise.all(procs.map((p) => exited(p)));
   }
 }
 
+/** The coordinator's --timeline: each task's two ends, by task id. */
+function readTimeline(path: string): Map<number, TaskEnds> {
+  const ends = new Map<number, TaskEnds>();
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (!line) continue;
+    for (const t of (JSON.parse(line) as { tasks: ({ task: number } & TaskEnds)[] }).tasks) ends.set(t.task, { queued: t.queued, gradient: t.gradient });
+  }
+  return ends;
+}
+
 /**
  * The steady state, as the workers saw it (after WARMUP_STEPS each): a step's period is the time between a
  * worker's consecutive tasks; within it the worker was busy from receiving a task to sending its gradient
  * (compute, or its own preparation if longer); the rest is the round trip — push, the coordinator's reduce and
- * clip + Adam (its own timers, averaged over the run) and pull.
+ * clip + Adam (its own timers, averaged over the run) and pull. Push and pull are timed per task from both
+ * ends: the workers' lines and the coordinator's timeline.
  */
-function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], gbps: number | null): ClusterRow {
-  const periods: number[] = [], busy: number[] = [], compute: number[] = [];
+function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: Map<number, TaskEnds>, gbps: number | null): ClusterRow {
+  const periods: number[] = [], busy: number[] = [], compute: number[] = [], pushes: number[] = [], pulls: number[] = [];
   let samples = 0;
   for (let w = 0; w < n; w++) {
     const mine = tasks.filter((t) => t.worker === w).sort((a, b) => a.recvAt - b.recvAt).slice(WARMUP_STEPS);
@@ -152,6 +170,12 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], gbps: n
       busy.push(mine[k - 1]!.sentAt - mine[k - 1]!.recvAt);
       compute.push(mine[k - 1]!.computeMs);
       samples += mine[k - 1]!.samples;
+    }
+    for (const t of mine) {
+      const e = ends.get(t.task);
+      if (!e || !e.queued || !e.gradient) continue; // not in an applied step's sum
+      pulls.push(t.recvAt - e.queued);
+      pushes.push(e.gradient - t.sendAt);
     }
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -166,7 +190,7 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], gbps: n
   return {
     workers: n, variant, samples_per_s: samplesPerS, efficiency: samplesPerS / (n * computeRate), predicted_efficiency: predicted,
     compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
-    wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - mean(busy) - reduce - adam),
+    wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - mean(busy) - reduce - adam), push_ms: mean(pushes), pull_ms: mean(pulls),
     bytes_per_step: pull + push, bytes_per_step_per_worker: (pull + push) / n, pull_bytes_per_step: pull, push_bytes_per_step: push,
   };
 }
@@ -193,10 +217,10 @@ export async function benchCluster(o: ClusterCliOptions): Promise<number> {
     const rows: ClusterRow[] = [];
     for (const n of counts) {
       for (const v of variants) {
-        const { report, tasks } = await runOne({ dataset, n, variant: v, steps: o.steps, tokensPerS: o.tokensPerS, net, tmp });
-        const row = rowOf(n, v, report, tasks, o.linkGbps ?? null);
+        const { report, tasks, ends } = await runOne({ dataset, n, variant: v, steps: o.steps, tokensPerS: o.tokensPerS, net, tmp });
+        const row = rowOf(n, v, report, tasks, ends, o.linkGbps ?? null);
         rows.push(row);
-        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)}; ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
+        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)} (push ${row.push_ms.toFixed(1)}, pull ${row.pull_ms.toFixed(1)}); ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
       }
     }
     const by = (v: string) => Object.fromEntries(rows.filter((r) => r.variant === v).map((r) => [r.workers, r.efficiency]));

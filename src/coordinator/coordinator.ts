@@ -21,7 +21,7 @@ import { sliceBounds, sliceView, type SliceView } from "../protocol/slices.js";
 import { ShardLeader } from "./shard-leader.js";
 import { Peers } from "./peers.js";
 import { Rounds } from "./rounds.js";
-import { refusedBatches } from "./round.js";
+import { refusedBatches, wallClock } from "./round.js";
 import { applyStep, type StepContext, type StepOutcome } from "./step.js";
 import { EpochSampler, dealRoundRobin, splitEven } from "./sampler.js";
 import type { CoordinatorOptions, CoordinatorResult, CheckpointState, EpochStats, EpochSummary } from "./types.js";
@@ -273,9 +273,13 @@ export class Coordinator {
   private reportApplied(epoch: number): void {
     const r = this.rounds.last;
     if (!r || r.kind !== "train") return;
-    const parts = r.tasks.filter((t) => t.done && !t.skipped && t.grads).map((t) => ({ worker: workerName(t.peer), batches: t.batches, ids: t.ids ?? null }));
+    const inSum = r.tasks.filter((t) => t.done && !t.skipped && t.grads);
+    const parts = inSum.map((t) => ({ worker: workerName(t.peer), batches: t.batches, ids: t.ids ?? null }));
+
     log.debug(`step ${this.step} applied (epoch ${epoch + 1}): ${parts.map((p) => `${p.worker} [${p.batches.join(", ")}]`).join(", ")}`);
-    this.o.onApplied?.({ step: this.step, epoch: epoch + 1, parts });
+    if (!this.o.onApplied) return;
+    const timeline = { applied: wallClock(), tasks: inSum.map((t) => ({ task: t.id, worker: workerName(t.peer), queued: t.queuedClock ?? 0, gradient: t.gradientClock ?? 0 })) };
+    this.o.onApplied({ step: this.step, epoch: epoch + 1, parts, timeline });
   }
 
   private async checkpoint(reason: CheckpointState["reason"], epoch: number): Promise<void> {

@@ -45,6 +45,7 @@ export const OPTIM_OPTIONS = [
   { name: "pull", value: "<rows|dense>", type: "string", choices: ["rows", "dense"], default: "rows", description: "how workers get parameters: rows = each task carries the dense weights and only the embedding rows its batches read (Adam finishes the other rows while workers compute); dense = the whole vector to every worker after each step" },
   { name: "coordinator-shards", value: "<k>", type: "int", default: 1, min: 1, max: 64, description: "split the parameters over k coordinator processes (this one and k − 1 shard children on its host): each sums, clips (by the global norm, agreed between them) and updates its slice, so none receives all gradient bytes; with row pull and row gradients each slice holds whole embedding rows and moves only the rows a task reads or touches" },
   { name: "audit", value: "<file>", type: "string", description: "exactly-once audit: append one JSON line per applied step with the sample ids each worker used ({step, epoch, parts: [{worker, batches, ids}]})" },
+  { name: "timeline", value: "<file>", type: "string", description: "where the round goes: one JSON line per applied step, {step, applied, tasks: [{task, worker, queued, gradient}]}, wall-clock ms of when each task went to ZeroMQ and its gradient came in (against workers' clocks: push and pull; bench cluster reads it)" },
 ] as const satisfies readonly OptionSpec[];
 
 /** What the run trains: the classifier, or one of the pretraining tasks (which `train --pretrain` runs first). */

@@ -1,6 +1,6 @@
 // The `coordinator` role as a program: opens the dataset, runs the Coordinator, checkpoints every epoch and
 // at exit, writes the final model (+ TensorFlow.js export) under `out`, and returns the run's report.
-import { existsSync, mkdirSync, writeFileSync, appendFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync, appendFileSync, createWriteStream } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
 import { taskOf, type KeepSide, type ModelConfig } from "../config.js";
@@ -111,6 +111,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     s.seed = resumed.checkpoint.meta.seed;
   }
   const audit = opts.audit ? auditLog(resolve(opts.audit), resumed?.checkpoint.meta.step ?? null) : null;
+  const timeline = opts.timeline ? timelineLog(resolve(opts.timeline)) : null;
   const what = task === "sgns" ? `task sgns V=${model.vocabSize} E=${model.embedDim}` : `${task === "lm" ? "task lm, " : ""}model ${model.cell} V=${model.vocabSize} E=${model.embedDim} H=${model.hidden}`;
   log.info(`dataset ${r.dataset}: ${data.count(split)} ${split} batches (${data.samples(split)} reviews), ${data.count("val")} val batches; ${what}`);
   const checkpoints = new RunCheckpoints(ckptDir, {
@@ -128,7 +129,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     init: { forgetBias: opts.forgetBias, counts },
     gradDtype: s.gradDtype, embeddingGrads: s.embeddingGrads, coordinatorShards: s.coordinatorShards, dropout: s.dropout,
     telemetry: r.telemetry, onEvent: r.onEvent, signal: r.signal, curve: r.curve, remoteShards: r.remoteShards,
-    onApplied: audit ? (a) => audit(a) : undefined,
+    onApplied: audit || timeline ? (a) => { audit?.(a); timeline?.write(a); } : undefined,
     onCheckpoint: (c: CheckpointState) => checkpoints.write(c, {
       step: c.step, epoch: c.epoch, cursor: c.cursor, orderGroup: c.orderGroup, paramVersion: c.paramVersion, seed: s.seed, runId: c.runId,
       layoutHash: c.layout.hash, adamT: c.adam.state().t, reason: c.reason, epochStats: c.epochStats,
@@ -151,7 +152,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
   }
   // bound but its shards never came (none claimed, one refused, a child that did not start): the socket closes,
   // or it would keep the process alive after the error
-  const endpoint = await coord.listen().catch(async (err: unknown) => { await coord.close("coordinator stopping").catch(() => {}); throw err; });
+  const endpoint = await coord.listen().catch(async (err: unknown) => { await coord.close("coordinator stopping").catch(() => {}); await timeline?.close(); throw err; });
   let closed = false;
   try {
     await r.onListening?.(endpoint, coord.runId);
@@ -189,6 +190,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
     };
   } finally {
     if (!closed) { await r.onClosing?.().catch(() => {}); await coord.close("coordinator stopping"); }
+    await timeline?.close();
   }
 }
 
@@ -208,7 +210,23 @@ function auditLog(path: string, resumedStep: number | null): (a: AppliedStep) =>
   }
   writeFileSync(path, keep);
   log.info(`audit of consumed samples: ${path}`);
-  return (a) => appendFileSync(path, JSON.stringify(a) + "\n");
+  return (a) => appendFileSync(path, JSON.stringify({ step: a.step, epoch: a.epoch, parts: a.parts }) + "\n");
+}
+
+/**
+ * `--timeline <file>`: one JSON line per applied step, `{step, applied, tasks: [{task, worker, queued, gradient}]}`
+ * in wall-clock ms — when the step was applied, each task handed to ZeroMQ and its gradient taken in. Written
+ * through a stream (no disk write waits on the round); a new file each run.
+ */
+function timelineLog(path: string): { write(a: AppliedStep): void; close(): Promise<void> } {
+  mkdirSync(dirname(path), { recursive: true });
+  const out = createWriteStream(path);
+  out.on("error", (err) => log.warn(`--timeline ${path}: ${errorMessage(err)}`));
+  log.info(`timeline of the steps: ${path}`);
+  return {
+    write: (a) => { out.write(JSON.stringify({ step: a.step, ...a.timeline }) + "\n"); },
+    close: () => new Promise<void>((res) => out.end(res)),
+  };
 }
 
 /** `--init <model dir>`: the saved model's tensors that this model has too (same name and shape) replace the

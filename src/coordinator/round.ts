@@ -5,6 +5,12 @@ import type { GradPart } from "../optim/step.js";
 export type RoundKind = "train" | "eval";
 
 /** One piece of work handed to one worker within a round. */
+/** The wall clock in ms since the epoch, with performance.now()'s resolution (comparable across processes of a
+ *  machine, and across machines as far as their clocks agree). */
+export function wallClock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export interface Task {
   id: number;
   peer: string;
@@ -28,6 +34,10 @@ export interface Task {
   ids?: number[];
   /** The buffer its parameters went out in (row pull): reused once the worker has answered (it had them all). */
   lease?: Float32Array;
+  /** Wall-clock ms (sub-millisecond, `wallClock()`): when the task was handed to ZeroMQ, and when its gradient
+   *  was taken in (what `--timeline` records). */
+  queuedClock?: number;
+  gradientClock?: number;
 }
 
 export interface Round {

@@ -12,7 +12,7 @@ import { Kind, WireError, checkGradient, nonFiniteGradient, workerName, type Mes
 import { readBody } from "../protocol/bodies.js";
 import type { Peers } from "./peers.js";
 import { RowPull } from "./row-pull.js";
-import type { Round, RoundKind, Task } from "./round.js";
+import { wallClock, type Round, type RoundKind, type Task } from "./round.js";
 
 const log = logger("coordinator");
 
@@ -173,11 +173,13 @@ export class Rounds {
       if (others.length) this.o.pullShards?.(task.id, peer, others); // the shards' pieces first: they start at once
       task.lease = payload;
       await this.o.peers.send(peer, kind, body, payload, at, rows);
+      task.queuedClock = wallClock();
       return;
     }
     // parameters inline only for a worker that has not received this version in Params chunks
     const inline = this.o.sharded || this.o.peers.hasParams.get(peer) === round.version ? undefined : round.params;
     await this.o.peers.send(peer, kind, body, inline, at);
+    task.queuedClock = wallClock();
   }
 
   /** A member left or was evicted: its open tasks go to the least-loaded live worker, or wait for one. */
@@ -225,6 +227,7 @@ export class Rounds {
   // ---- results --------------------------------------------------------------------------------------------
 
   gradient(peer: string, m: Message, now: number): void {
+    const clock = wallClock();
     const r = this.current;
     const from = `worker ${workerName(peer)}`;
     const body = readBody(m, Kind.Gradient, from);
@@ -242,6 +245,7 @@ export class Rounds {
     } else {
       this.gradientBytes += (m.half ?? m.payload).byteLength + (m.rows?.byteLength ?? 0);
       task.grads = { values: m.half ?? m.payload, scale: m.half ? 1 / (body.gradScale ?? 1) : 1, rows: m.rows };
+      task.gradientClock = clock;
       task.count = task.assigned ?? body.count!;
       task.lossSum = body.lossSum ?? 0; task.correct = Math.min(body.correct ?? 0, task.count);
       task.tokens = body.tokens ?? 0;
