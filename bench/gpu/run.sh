@@ -25,6 +25,35 @@ node --input-type=module -e '
   console.log("device:", g.name, "| maxStorageBufferBindingSize", l.maxStorageBufferBindingSize, "| maxBufferSize", l.maxBufferSize,
     "| invocations/workgroup", l.maxComputeInvocationsPerWorkgroup, "| storage buffers/stage", l.maxStorageBuffersPerShaderStage);
   g.device.destroy(); process.exit(0);'
+if [ "${MODE:-}" = scale ]; then
+  # Scaling at GPU speed (see README.md, "MODE=scale"): the engine alone at batch 64, a real `train` with one
+  # WebGPU worker on the same kind of batches (its samples/s ÷ the engine's is the round's cost), then
+  # `bench cluster` on this machine's cores with 1..8 synthetic workers, with and without a shard.
+  echo "== ingest, batches of 64, whole reviews ($(el) s)"
+  timeout 60 node bin/imdb-train.js ingest --data .gpu/app/aclImdb-train.tar.gz --batch-size 64 --out /tmp/ds64 --json > "$OUT/ingest-64.json" 2> "$OUT/ingest-64.log"
+  echo "ingest rc=$? ($(el) s)"
+  echo "== bench gpu-engine, batch 64, engine alone ($(el) s)"
+  timeout 120 node bin/imdb-train.js bench gpu-engine --data .gpu/app/aclImdb-train.tar.gz --batch-sizes 64 --max-seconds ${MAX_SECONDS:-30} \
+    --skip-baseline --out "$OUT/results" --json > "$OUT/bench.json" 2> "$OUT/bench.log"
+  echo "bench gpu-engine rc=$? ($(el) s)"; tail -c 400 "$OUT/bench.json"; echo
+  echo "== train, 1 WebGPU worker, 5 epochs ($(el) s)"
+  timeout 200 node bin/imdb-train.js train --dataset /tmp/ds64 --workers 1 --backend webgpu --epochs 5 --out /tmp/train-1gpu \
+    --timeline "$OUT/train-1gpu.timeline" --json > "$OUT/train-1gpu.json" 2> "$OUT/train-1gpu.log"
+  echo "train rc=$? ($(el) s)"; grep -E "epoch [0-9]+/" "$OUT/train-1gpu.log" | tail -5; tail -c 700 "$OUT/train-1gpu.json"; echo
+  echo "== bench cluster on $(nproc) cores ($(el) s)"
+  timeout 200 node bin/imdb-train.js bench cluster --dataset /tmp/ds64 --workers 1,2,4,8 --steps 30 --variants rows,rows-shards2 --json \
+    > "$OUT/cluster.json" 2> "$OUT/cluster.log"
+  echo "bench cluster rc=$? ($(el) s)"; grep "worker(s)" "$OUT/cluster.log"
+  if [ "$(id -u)" = 0 ] && command -v tc >/dev/null && ip netns list >/dev/null 2>&1; then
+    timeout 120 node bin/imdb-train.js bench cluster --dataset /tmp/ds64 --workers 8 --steps 25 --link-gbps 10 --variants rows,rows-shards2 --json \
+      > "$OUT/cluster-10g.json" 2> "$OUT/cluster-10g.log"
+    echo "bench cluster --link-gbps 10 rc=$? ($(el) s)"; grep "worker(s)" "$OUT/cluster-10g.log"
+  else
+    echo "no root, tc or ip netns here: no shaped links"
+  fi
+  echo "== done ($(el) s)"
+  exit 0
+fi
 echo "== kernels' gradient tests on the GPU ($(el) s)"
 timeout 90 node --test dist/test/gpu-grad.test.js > "$OUT/gpu-grad.tap" 2>&1; echo "gpu-grad tests rc=$?"; grep -E '^(not )?ok|^# (pass|fail|skip)' "$OUT/gpu-grad.tap"
 echo "== bench gpu-engine ($(el) s)"
