@@ -17,7 +17,7 @@ npx tsc -p . >/dev/null 2>&1 || echo "pack: tsc reported errors (emit still happ
 mkdir -p .gpu/app
 trace=$(mktemp -d)
 export EGL_PLATFORM=surfaceless
-strace -f -qq -e trace=openat -o "$trace/bench" node bin/imdb-train.js bench gpu-engine --adapter software \
+strace -f -qq -e trace=openat -o "$trace/bench" node bin/imdb-train.js bench gpu-engine --data ../shared/data/aclImdb-train.tar.gz --adapter software \
   --count 100 --batch-sizes 4 --max-batches 1 --hidden 16 --embed-dim 8 --vocab-size 300 --check --skip-baseline --out '' >/dev/null 2>&1
 strace -f -qq -e trace=openat -o "$trace/test" node --test dist/test/gpu-grad.test.js >/dev/null 2>&1
 # A tiny `train` (ingest + coordinator + 2 WebGPU workers over ZeroMQ) so that the training path travels too.
