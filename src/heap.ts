@@ -4,11 +4,11 @@
 // ZeroMQ hands every received message to JavaScript as a buffer outside the V8 heap (megabytes each, freed
 // only when the garbage collector finds the buffer dead). Such a process has a small heap (~20 MB live) and
 // V8 sizes the old generation's limit from it, so the heap's growth between collections is smaller than the
-// young generation, and V8 starts a full mark-compact on almost every step: measured on a coordinator with 4
-// workers, 66 of them in 80 steps, 5 ms a step of pauses and marking on the critical path. With a larger
-// growing factor the limit stays far above the live heap: 24 in the same 80 steps, and the step 9% shorter
-// (`bench cluster`: docs/performance.md). The price is memory: the heap may grow to ~6× its live size (here
-// ~130 MB) before it is collected.
+// young generation, and V8 starts a full mark-compact on almost every step: on a coordinator with 4 workers
+// (`--trace-gc`), 66 of them in 80 steps, about 5 ms a step of pauses and marking on the critical path. With a
+// larger growing factor the limit stays far above the live heap: 24 in the same 80 steps, and `bench cluster`
+// at 4 workers went from 0.51–0.53 to 0.57–0.60 (docs/performance.md). The price is memory: the heap may grow
+// to ~6× its live size (here ~130 MB) before it is collected.
 //
 // The flag is read at every collection, so setting it once the process runs works; it is set before the role
 // allocates anything large. Commands that do not move gradients (ingest, infer, …) keep V8's defaults.

@@ -275,7 +275,6 @@ export class Coordinator {
     if (!r || r.kind !== "train") return;
     const inSum = r.tasks.filter((t) => t.done && !t.skipped && t.grads);
     const parts = inSum.map((t) => ({ worker: workerName(t.peer), batches: t.batches, ids: t.ids ?? null }));
-
     log.debug(`step ${this.step} applied (epoch ${epoch + 1}): ${parts.map((p) => `${p.worker} [${p.batches.join(", ")}]`).join(", ")}`);
     if (!this.o.onApplied) return;
     const timeline = { applied: wallClock(), tasks: inSum.map((t) => ({ task: t.id, worker: workerName(t.peer), queued: t.queuedClock ?? 0, gradient: t.gradientClock ?? 0 })) };
