@@ -2,7 +2,7 @@
 // the dataset path in the KV bucket `imdb-train` (key `coordinator`) and publishes run events on
 // `imdb-train.run.<runId>.<event>`; a worker started with `--nats` reads the announcement (waiting for it).
 import { networkInterfaces } from "node:os";
-import { ConnectionError, AbortedError } from "../errors.js";
+import { ConnectionError, AbortedError, errorMessage } from "../errors.js";
 import { logger, redactUrls } from "../output.js";
 import { connectNats, openKv, type NatsAuth } from "./nats.js";
 /** A run event as the coordinator reports it (published as JSON on `imdb-train.run.<runId>.<type>`). */
@@ -79,30 +79,54 @@ function coordinatorAnnouncement(text: string): Announcement | null {
   }
 }
 
+type Bucket = Awaited<ReturnType<typeof openKv>>;
+
 /**
- * Wait for a coordinator's announcement on `url` (polls every 500 ms; messages show `url` without credentials). `notRun`: ignore the announcement of
- * this run (one that has just stopped, whose key may not be deleted yet) and wait for the next.
+ * Poll the bucket on `url` every 500 ms until `look` finds what the caller waits for, or `timeoutS` ends. A
+ * read that fails (a request timing out on a busy server) is tried again at the next poll, and named if the
+ * wait ends. `waiting` runs after each poll that found nothing; `late` says what did not come (shown without
+ * credentials by the caller).
  */
-export async function discoverCoordinator(url: string, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth; notRun?: number }): Promise<Announcement> {
-  const client = await connectNats(url, { name: "imdb-train-worker", auth: opts.auth });
-  const shown = redactUrls(url);
+async function pollBucket<T>(url: string, name: string, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth }, look: (kv: Bucket) => Promise<T | null>, waiting: () => void, late: () => string): Promise<T> {
+  const client = await connectNats(url, { name, auth: opts.auth });
   try {
     const kv = await openBucket(client);
     const deadline = Date.now() + opts.timeoutS * 1000;
-    let said = false, lastError = "";
+    let lastError = "";
     for (;;) {
       if (opts.signal?.aborted) throw new AbortedError();
-      // a read that fails (a request timing out on a busy server) is tried again at the next poll
-      const e = await kv.get(KV_KEY).then((x) => { lastError = ""; return x; }, (err: unknown) => { lastError = redactUrls((err as Error).message); return null; });
-      const a = e && e.operation === "PUT" ? coordinatorAnnouncement(e.string()) : null;
-      if (a && a.runId !== opts.notRun) return a;
-      if (!said) { log.info(`waiting for a coordinator to announce itself on ${shown} (KV ${KV_BUCKET}/${KV_KEY})`); said = true; }
-      if (Date.now() > deadline) throw new ConnectionError(`no coordinator announced itself on ${shown} within ${opts.timeoutS} s${lastError ? ` (the last read of the KV failed: ${lastError})` : ""}`);
+      let got: T | null = null;
+      try {
+        got = await look(kv);
+        lastError = "";
+      } catch (err) {
+        lastError = redactUrls(errorMessage(err));
+      }
+      if (got !== null) return got;
+      waiting();
+      if (Date.now() > deadline) throw new ConnectionError(`${late()}${lastError ? ` (the last read of the KV failed: ${lastError})` : ""}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {
     await client.close();
   }
+}
+
+/**
+ * Wait for a coordinator's announcement on `url` (messages show `url` without credentials). `notRun`: ignore the
+ * announcement of this run (one that has just stopped, whose key may not be deleted yet) and wait for the next.
+ */
+export async function discoverCoordinator(url: string, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth; notRun?: number }): Promise<Announcement> {
+  const shown = redactUrls(url);
+  let said = false;
+  return await pollBucket(url, "imdb-train-worker", opts, async (kv) => {
+    const e = await kv.get(KV_KEY);
+    const a = e && e.operation === "PUT" ? coordinatorAnnouncement(e.string()) : null;
+    return a && a.runId !== opts.notRun ? a : null;
+  }, () => {
+    if (!said) log.info(`waiting for a coordinator to announce itself on ${shown} (KV ${KV_BUCKET}/${KV_KEY})`);
+    said = true;
+  }, () => `no coordinator announced itself on ${shown} within ${opts.timeoutS} s`);
 }
 
 // ---- coordinator shards on other hosts ------------------------------------------------------------------------
@@ -162,34 +186,25 @@ export async function shardPlane(url: string, auth?: NatsAuth): Promise<{ announ
 
 /** Wait until `n` live shards are announced on `url`; claims n of them (their keys are deleted) and returns them. */
 export async function discoverShards(url: string, n: number, opts: { timeoutS: number; signal?: AbortSignal; auth?: NatsAuth }): Promise<ShardAnnouncement[]> {
-  const client = await connectNats(url, { name: "imdb-train-coordinator-shards", auth: opts.auth });
   const shown = redactUrls(url);
-  try {
-    const kv = await openBucket(client);
-    const deadline = Date.now() + opts.timeoutS * 1000;
-    let said = -1;
-    for (;;) {
-      if (opts.signal?.aborted) throw new AbortedError();
-      // by key: a key listed twice (put again while the listing ran) is one shard, claimed once
-      const byKey = new Map<string, { a: ShardAnnouncement; created: number }>();
-      for await (const k of await kv.keys(`${SHARD_KEY_PREFIX}>`)) {
-        const e = await kv.get(k);
-        if (!e || e.operation !== "PUT") continue;
-        const a = shardAnnouncement(e.string());
-        if (!a || k !== `${SHARD_KEY_PREFIX}${a.id}` || Date.now() - Date.parse(a.at) > SHARD_FRESH_MS) continue;
-        byKey.set(k, { a, created: e.created.getTime() });
-      }
-      const found = [...byKey.values()];
-      if (found.length >= n) {
-        const chosen = found.sort((x, y) => x.created - y.created).slice(0, n).map((f) => f.a);
-        for (const a of chosen) { try { await kv.delete(`${SHARD_KEY_PREFIX}${a.id}`); } catch { /* taken */ } }
-        return chosen;
-      }
-      if (said !== found.length) { log.info(`waiting for ${n} coordinator shard(s) to announce themselves on ${shown} (${found.length} so far)`); said = found.length; }
-      if (Date.now() > deadline) throw new ConnectionError(`only ${found.length} of ${n} coordinator shards announced themselves on ${shown} within ${opts.timeoutS} s (start them on the workers' hosts: imdb-train coordinator-shard --nats <url>)`);
-      await new Promise((r) => setTimeout(r, 500));
+  let found = 0, said = -1;
+  return await pollBucket(url, "imdb-train-coordinator-shards", opts, async (kv) => {
+    // by key: a key listed twice (put again while the listing ran) is one shard, claimed once
+    const byKey = new Map<string, { a: ShardAnnouncement; created: number }>();
+    for await (const k of await kv.keys(`${SHARD_KEY_PREFIX}>`)) {
+      const e = await kv.get(k);
+      if (!e || e.operation !== "PUT") continue;
+      const a = shardAnnouncement(e.string());
+      if (!a || k !== `${SHARD_KEY_PREFIX}${a.id}` || Date.now() - Date.parse(a.at) > SHARD_FRESH_MS) continue;
+      byKey.set(k, { a, created: e.created.getTime() });
     }
-  } finally {
-    await client.close();
-  }
+    found = byKey.size;
+    if (found < n) return null;
+    const chosen = [...byKey.values()].sort((x, y) => x.created - y.created).slice(0, n).map((f) => f.a);
+    for (const a of chosen) { try { await kv.delete(`${SHARD_KEY_PREFIX}${a.id}`); } catch { /* taken */ } }
+    return chosen;
+  }, () => {
+    if (said !== found) log.info(`waiting for ${n} coordinator shard(s) to announce themselves on ${shown} (${found} so far)`);
+    said = found;
+  }, () => `only ${found} of ${n} coordinator shards announced themselves on ${shown} within ${opts.timeoutS} s (start them on the workers' hosts: imdb-train coordinator-shard --nats <url>)`);
 }
