@@ -180,9 +180,24 @@ export class ShardServer {
     }
   }
 
-  private reply<K extends Kind>(kind: K, body: Bodies[K], payload?: Float32Array): Promise<void> {
+  /** The header of what this shard sends in its run (at `version`, the current one unless given). */
+  private head(kind: Kind, version = this.version) {
     const i = this.init!;
-    return this.controlChannel.send(this.leader!, encode({ kind, runId: i.runId, step: 0, paramVersion: this.version, slot: 0, layoutHash: i.layoutHash }, body, payload));
+    return { kind, runId: i.runId, step: 0, paramVersion: version, slot: 0, layoutHash: i.layoutHash };
+  }
+
+  private reply<K extends Kind>(kind: K, body: Bodies[K], payload?: Float32Array): Promise<void> {
+    return this.controlChannel.send(this.leader!, encode(this.head(kind), body, payload));
+  }
+
+  /** A message to a worker; one that is no longer connected is forgotten. */
+  private async toWorker(peer: string, frames: Buffer[]): Promise<void> {
+    try {
+      await this.channel.send(peer, frames);
+    } catch (err) {
+      if (err instanceof ConnectionError) { this.workers.delete(peer); return; }
+      throw err;
+    }
   }
 
   private onSlice(peer: string, m: Message): void {
@@ -250,7 +265,7 @@ export class ShardServer {
     a.ensureRows(want);
     // a slice of dense values only is copied whole (after its Adam's begin it is final)
     const payload = blk ? gatherRows(a.readable, i.length, blk, want) : Float32Array.from(a.readable);
-    const frames = encode({ kind: Kind.Params, runId: i.runId, step: 0, paramVersion: this.version, slot: 0, layoutHash: i.layoutHash }, { offset: i.offset, task: b.task }, payload, want);
+    const frames = encode(this.head(Kind.Params), { offset: i.offset, task: b.task }, payload, want);
     if (!this.workers.has(b.peer)) { // its Join is still on the way: the piece waits for it (a few, a few peers)
       const q = this.parked.get(b.peer) ?? [];
       if (q.length >= 8) q.shift();
@@ -259,12 +274,7 @@ export class ShardServer {
       if (this.parked.size > 256) this.parked.delete(this.parked.keys().next().value!);
       return;
     }
-    try {
-      await this.channel.send(b.peer, frames);
-    } catch (err) {
-      if (err instanceof ConnectionError) { this.workers.delete(b.peer); return; }
-      throw err;
-    }
+    await this.toWorker(b.peer, frames);
   }
 
   /** The current parameters of this slice to one worker (it just connected). */
@@ -274,14 +284,8 @@ export class ShardServer {
     for (let s = 0; s < i.length; s += i.chunk) await this.sendChunk(peer, this.version, a.params, s, Math.min(i.length, s + i.chunk));
   }
 
-  private async sendChunk(peer: string, version: number, params: Float32Array, start: number, end: number): Promise<void> {
-    const i = this.init!;
-    try {
-      await this.channel.send(peer, encode({ kind: Kind.Params, runId: i.runId, step: 0, paramVersion: version, slot: 0, layoutHash: i.layoutHash }, { offset: i.offset + start }, params.subarray(start, end)));
-    } catch (err) {
-      if (err instanceof ConnectionError) { this.workers.delete(peer); return; }
-      throw err;
-    }
+  private sendChunk(peer: string, version: number, params: Float32Array, start: number, end: number): Promise<void> {
+    return this.toWorker(peer, encode(this.head(Kind.Params, version), { offset: this.init!.offset + start }, params.subarray(start, end)));
   }
 
   close(): void {
