@@ -75,10 +75,9 @@ function remoteShards(o: CoordinatorCliOptions): (n: number) => Promise<{ endpoi
   const url = o.nats;
   return async (n) => {
     const { discoverShards } = await import("../transport/plane.js");
-    const { natsAuthFrom } = await import("../security/keys.js");
+    const { natsAuthFrom, CURVE_KEYS_ENV } = await import("../security/keys.js");
     const found = await discoverShards(url, n, { timeoutS: o.joinTimeout, auth: natsAuthFrom(o) });
     const { requireKeysOffMachine } = await import("../security/policy.js");
-    const { CURVE_KEYS_ENV } = await import("../security/keys.js");
     const keys = (o.curveKeys ?? process.env[CURVE_KEYS_ENV]) !== undefined;
     for (const sh of found) for (const endpoint of [sh.endpoint, sh.control]) requireKeysOffMachine({ endpoint, keys, insecure: o.insecure, role: "claimed-shard" });
     return found;

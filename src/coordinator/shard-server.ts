@@ -117,7 +117,7 @@ export class ShardServer {
         if (!this.rowPull) this.busy = this.busy.then(() => this.sync(peer));
         const waiting = this.parked.get(peer);
         this.parked.delete(peer);
-        for (const f of waiting ?? []) void this.channel.send(peer, f).catch(() => {});
+        for (const f of waiting ?? []) void this.toWorker(peer, f).catch(() => {});
         continue;
       }
       if (k === Kind.Gradient) {
