@@ -11,18 +11,25 @@
 // to ~6× its live size before it is collected. Measured over those 80 steps, peak RSS went from 383 to 395 MB
 // in the coordinator and from ~201 to ~204 MB in a worker. `bench soak` still finds RSS flat.
 //
-// The flag is read at every collection, so setting it once the process runs works; it is set before the role
-// allocates anything large. Commands that do not move gradients (ingest, infer, …) keep V8's defaults.
+// It is set only where the messages are that large (a parameter vector of 1 MiB of float32 or more): with small
+// messages the default limits collect often enough and keep the heap small (with the setting, a small model's
+// coordinator still grew its RSS by up to 7% over 400 steps, where `bench soak` expects a flat one).
+//
+// The flag is read at every collection, so setting it once the process runs works: the roles call this as soon as
+// they know the size of what they exchange. Commands that do not move gradients (ingest, infer, …) keep V8's
+// defaults.
 import { setFlagsFromString } from "node:v8";
 
 /** How far above its live size the old generation may grow before a full collection, in percent. */
 export const HEAP_GROWING_PERCENT = 500;
+/** Parameters (float32) per message from which the setting applies: 1 MiB. */
+export const LARGE_MESSAGE_VALUES = 1 << 18;
 
 let applied = false;
 
-/** Apply the settings above to this process (once). */
-export function tuneHeapForMessages(): void {
-  if (applied) return;
+/** Apply the settings above to this process (once) when it exchanges vectors of `values` parameters. */
+export function tuneHeapForMessages(values: number): void {
+  if (applied || values < LARGE_MESSAGE_VALUES) return;
   applied = true;
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }

@@ -86,11 +86,11 @@ function gradientFor(block: SparseBlock | null, rows: Uint32Array | null, size: 
 }
 
 async function main(): Promise<void> {
-  tuneHeapForMessages(); // as a real worker does (../workers/main.ts)
   const [endpoint, name, tokensPerS] = process.argv.slice(2) as [string, string, string];
   const speed = Number(tokensPerS);
   const log = logger(`cluster ${name}`);
   const { channel, welcome, routingId } = await join(endpoint, name, { timeoutS: 120, log });
+  tuneHeapForMessages(welcome.layoutSize); // as a real worker does (../workers/worker.ts)
   const data = await openTrainingData(welcome.dataset);
   const layout = paramLayout(welcome.model);
   const block = sparseBlockOf(layout);

@@ -9,12 +9,10 @@ import type { CoordinatorCliOptions } from "./command.js";
 import type { CoordinatorEvent } from "./types.js";
 import { optimFrom } from "./options.js";
 import { RunClock } from "./progress.js";
-import { tuneHeapForMessages } from "../heap.js";
 
 const log = logger("coordinator");
 
 export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<number> {
-  tuneHeapForMessages();
   const ac = new AbortController();
   const onSignal = (sig: string) => { log.warn(`${sig}: stopping (exit checkpoint, then Stop to workers)`); ac.abort(); };
   process.once("SIGINT", () => onSignal("SIGINT"));

@@ -19,6 +19,7 @@ import { copyByName, loadGlove, type ParamLayout } from "../model/layout.js";
 import { loadForResume, LAST, PREV } from "./checkpoint.js";
 import { RunCheckpoints } from "./run-checkpoints.js";
 import { Coordinator } from "./coordinator.js";
+import { tuneHeapForMessages } from "../heap.js";
 import type { CoordinatorEvent, CheckpointState, AppliedStep } from "./types.js";
 import { modelFrom, optimFrom, type ModelOptions, type OptimOptions, type TaskOptions } from "./options.js";
 
@@ -136,6 +137,7 @@ export async function runCoordinatorRole(r: RoleOptions, opts: RunOptions): Prom
       config: { model, optim: s, dataset: r.dataset, reason: c.reason, seeds: { init: s.seed, sampler: s.seed, order: "Rng(seed).fork(epoch).shuffle, grouped by cost per orderGroup" } },
     }),
   });
+  tuneHeapForMessages(coord.layout.size); // its messages carry slices of this vector
   if (opts.init && !resumed) initFrom(resolve(opts.init), data, { layout: coord.layout, params: coord.params });
   if (opts.glove && !resumed) {
     const glove = resolve(opts.glove);

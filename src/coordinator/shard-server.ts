@@ -157,6 +157,7 @@ export class ShardServer {
       if (b.block && (b.block.width === 0 || b.block.offset + b.block.rows * b.block.width > n)) throw new TrainingError(`ShardInit: an embedding block of ${b.block.rows} rows of ${b.block.width} at ${b.block.offset} does not fit a slice of ${n} values`);
       this.init = b;
       this.block = b.block ?? null;
+      tuneHeapForMessages(n);
       this.arith = new StepArithmetic(n, b.adam, m.payload.subarray(0, n), this.block);
       this.arith.adam.load({ m: m.payload.subarray(n, 2 * n), v: m.payload.subarray(2 * n, 3 * n), t: b.adam.t });
       this.version = b.version;
@@ -300,7 +301,6 @@ export class ShardServer {
  *  the IPC channel; it serves until Stop or the parent goes away), or with --nats a shard on its own that serves
  *  one coordinator's run after another until a signal stops it. */
 export async function shardCommand(o: ShardCliOptions): Promise<number> {
-  tuneHeapForMessages();
   if (o.nats) return await standaloneShard(o, o.nats);
   if (typeof process.send !== "function") throw new UsageError("coordinator-shard on its own needs --nats <url> (the cluster plane, where a coordinator started with --coordinator-shards k --remote-shards finds it); without it, it is started by `coordinator --coordinator-shards k`");
   const config = await new Promise<ShardConfig>((res) => process.once("message", (m: ShardConfig) => res(m)));

@@ -5,11 +5,9 @@ import { emitJson, logger } from "../output.js";
 import { UsageError } from "../errors.js";
 import type { Telemetry } from "../telemetry.js";
 import { runWorker } from "./worker.js";
-import { tuneHeapForMessages } from "../heap.js";
 import type { WorkerCliOptions } from "./command.js";
 
 export async function workerCommand(o: WorkerCliOptions): Promise<number> {
-  tuneHeapForMessages();
   const name = o.name ?? `${hostname()}-${process.pid}`;
   const log = logger(`worker ${name}`);
   const ac = new AbortController();

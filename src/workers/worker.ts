@@ -22,6 +22,7 @@ import { RowAccumulator } from "./rows.js";
 import type { BackendChoice } from "../tfjs.js";
 import { CoordinatorStopping, join, type Welcome } from "./join.js";
 import { WorkerShards } from "./shards.js";
+import { tuneHeapForMessages } from "../heap.js";
 
 export { join, type Welcome };
 
@@ -82,6 +83,7 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
   });
   if (!("channel" in joined)) return joined;
   const { channel, welcome, routingId } = joined;
+  tuneHeapForMessages(welcome.layoutSize);
   const datasetDir = o.dataset ?? welcome.dataset;
   let engine: Engine, data: TrainingData;
   try {
@@ -109,7 +111,6 @@ async function runOnce(o: WorkerOptions): Promise<WorkerResult & { newRun?: numb
     session.close();
   }
 }
-
 
 /** One run of one worker: the message loop and what it does with each message. */
 class Session {
