@@ -33,7 +33,8 @@ test("a worker killed with SIGKILL is noticed, named and evicted; the run finish
   const w1 = spawnCli(["worker", "--coordinator", endpoint!, "--name", "w1", "--backend", "wasm"]);
   await coord.waitFor(/worker w1 ready/);
   await coord.waitFor(/worker w0 ready/);
-  await new Promise((r) => setTimeout(r, 300));
+  // mid-run, whatever the machine's speed: after the first step (a fixed pause could outlast the whole run)
+  await coord.waitFor(/step 1\/\d+ /);
   w1.p.kill("SIGKILL");
   const code = await coord.done;
   await w0.done;
