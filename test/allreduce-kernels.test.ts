@@ -108,7 +108,7 @@ test("sumsqLanes over the nonzero ranges equals the full pass bit for bit (align
   }
 });
 
-test("row kernels (scatter, lane sums over rows, Adam over rows) equal the plain loops bit for bit", () => {
+test("row kernels (scatter add and copy, lane sums over rows, Adam over rows) equal the plain loops bit for bit", () => {
   const W = 12, ROWS = 40, n = ROWS * W + 9; // rows of 12 values, then a dense tail that is no whole quad
   const arena = new Arena(Arena.floatsFor(n, n, n, n, n, n, n, ROWS, 8));
   const k = new Kernels(arena);
@@ -125,6 +125,13 @@ test("row kernels (scatter, lane sums over rows, Adam over rows) equal the plain
     rows.forEach((row, i) => { for (let j = 0; j < W; j++) J[row * W + j] = Math.fround(J[row * W + j]! + part[i * W + j]!); });
     sameBits(acc, J, what);
   }
+  // scatter copy puts every bit of a row where it goes (a -0 stays -0), over what was there
+  const C = Float32Array.from(acc);
+  k.scatterCopy(acc, part, starts, rows.length, W);
+  rows.forEach((row, i) => { for (let j = 0; j < W; j++) C[row * W + j] = part[i * W + j]!; });
+  sameBits(acc, C, "scatter copy");
+  assert.ok(Object.is(acc[rows[0]! * W + 5], -0), "a -0 copied as -0");
+  acc.set(J);
   // the lane sums over the rows (the rest is zero) are the full pass's
   for (let i = ROWS * W; i < n; i++) acc[i] = 0;
   lanes.fill(0);

@@ -154,6 +154,7 @@ interface Exports {
   adamWd: Exports["adam"];
   half(dst: number, src: number, start: number, end: number, scale: number): void;
   scatterAdd(acc: number, part: number, starts: number, count: number, width: number): void;
+  scatterCopy: Exports["scatterAdd"];
   sumsqRows(acc: number, starts: number, count: number, width: number, scale: number, lanes: number): void;
   adamRows(pIn: number, pOut: number, acc: number, m: number, v: number, starts: number, count: number, width: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number): void;
   adamRowsWd: Exports["adamRows"];
@@ -173,6 +174,7 @@ function exportsOf(inst: WebAssembly.Instance): Exports {
   return {
     fold: fn("fold"), sumsq: fn("sumsq"), adam: fn("adam"), adamWd: fn("adamWd"), half: fn("half"), scatterAdd: fn("scatterAdd"),
     sumsqRows: fn("sumsqRows"), adamRows: fn("adamRows"), adamRowsWd: fn("adamRowsWd"), adamRowsZero: fn("adamRowsZero"), adamRowsZeroWd: fn("adamRowsZeroWd"),
+    scatterCopy: fn("scatterCopy"),
   };
 }
 
@@ -232,6 +234,12 @@ export class Kernels {
     this.checkRows(starts, count, width, acc);
     if (!this.arena.owns(part) || part.length < count * width) throw new RangeError("scatter source is not an array of this arena holding the rows");
     this.x.scatterAdd(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
+  }
+  /** Rows of `part` copied into acc at starts[k], every bit (the first part of a sum). */
+  scatterCopy(acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
+    this.checkRows(starts, count, width, acc);
+    if (!this.arena.owns(part) || part.length < count * width) throw new RangeError("scatter source is not an array of this arena holding the rows");
+    this.x.scatterCopy(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
   }
   /** sumsq's four lane sums (lanes[0..3], in double) continued over rows in ascending order: with the other
    *  ranges given the same way, lanes combine to the full pass's number (sumsqLanes). */

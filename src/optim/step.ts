@@ -141,8 +141,9 @@ export class StepArithmetic {
   private addRows(vals: Float32Array, rows: Uint32Array, first: boolean): void {
     const b = this.sparse!, E = b.width, end = b.offset + b.rows * E, tail = b.offset + rows.length * E;
     const acc = this.acc, mark = this.sumRows!;
-    // later parts add in the kernels, from the arena (the first is copied where it goes)
-    if (!first && !this.arena.owns(vals)) { this.staging.set(vals); vals = this.staging.subarray(0, vals.length); }
+    // the rows go through the kernels, from the arena (one copy of the part into it): the first part's are
+    // copied where they go, later parts' added
+    if (this.rowKernels && !this.arena.owns(vals)) { this.staging.set(vals); vals = this.staging.subarray(0, vals.length); }
     if (first) {
       acc.set(vals.subarray(0, b.offset), 0);
       acc.set(vals.subarray(tail), end);
@@ -157,7 +158,7 @@ export class StepArithmetic {
       starts[r] = b.offset + row * E;
     }
     const block = vals.subarray(b.offset, tail);
-    if (this.rowKernels && !first) return this.k.scatterAdd(acc, block, starts, rows.length, E);
+    if (this.rowKernels) return (first ? this.k.scatterCopy : this.k.scatterAdd).call(this.k, acc, block, starts, rows.length, E);
     for (let r = 0; r < rows.length; r++) { // unaligned rows: the same, one value at a time
       const d = starts[r]!, s = r * E;
       if (first) acc.set(block.subarray(s, s + E), d);
