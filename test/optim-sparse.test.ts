@@ -86,3 +86,57 @@ test("encodeRows and the sparse sum agree on which rows a gradient touches", () 
   const { rows } = encodeRows(g, BLOCK);
   assert.equal(rows.length, 5);
 });
+
+/** The rows of a gradient's rows form (what a part touches). */
+function touched(g: Float32Array): Set<number> {
+  return new Set(encodeRows(g, BLOCK).rows);
+}
+
+test("Adam ahead (rows the step's parts do not touch, updated while the workers compute) changes no bit, and is put back where a part touches a row or the step is not taken", () => {
+  const rng = new Rng(23);
+  const init = Float32Array.from({ length: SIZE }, () => rng.next() - 0.5);
+  const dense = new StepArithmetic(SIZE, ADAM, init, BLOCK);
+  const sparse = new StepArithmetic(SIZE, ADAM, init, BLOCK);
+  let early = 0, putBack = 0;
+  for (let step = 0; step < 8; step++) {
+    const parts = [gradient(rng, 4), gradient(rng, 7)];
+    const hit = new Set(parts.flatMap((g) => [...touched(g)]));
+    // the next step's rows, as the coordinator guesses them: mostly rows no part touches; on odd steps also
+    // two rows a part does touch (a part that carries rows its batches do not read)
+    const guess = Array.from({ length: V }, (_, r) => r).filter((r) => !hit.has(r) && r % 3 !== 0);
+    if (step % 2) guess.push(...[...hit].slice(0, 2));
+    const m = Float32Array.from(sparse.adam.state().m), v = Float32Array.from(sparse.adam.state().v), p = Float32Array.from(sparse.params);
+    sparse.ahead(guess);
+    early += sparse.aheadRows;
+    if (step === 5) {
+      // a step that is not taken (every part refused): nothing moved, not even the rows done ahead
+      assert.notDeepEqual(bits(sparse.adam.state().m), bits(m), "the rows done ahead had moved");
+      sparse.discardAhead();
+      assert.deepEqual(bits(sparse.adam.state().m), bits(m));
+      assert.deepEqual(bits(sparse.adam.state().v), bits(v));
+      assert.deepEqual(bits(sparse.params), bits(p));
+      assert.deepEqual(bits(sparse.adam.state().m), bits(dense.adam.state().m), "moments as before the step");
+      assert.equal(sparse.adam.state().t, dense.adam.state().t, "no step counted");
+      continue;
+    }
+    dense.reset(); sparse.reset();
+    for (const g of parts) {
+      const d = encodeGradient(g, { f16: false, block: null });
+      const s = encodeGradient(g, { f16: false, block: BLOCK });
+      dense.add({ values: d.values, scale: 1, rows: null });
+      sparse.add({ values: s.values, scale: 1, rows: s.rows });
+    }
+    const scale = 1 / 5, coef = step % 3 ? 1 : 0.5;
+    assert.equal(sparse.sumsq(scale), dense.sumsq(scale));
+    for (const _ of dense.update(scale, coef, 64)) { /* all chunks */ }
+    if (step % 2) putBack += 2;
+    sparse.begin(scale, coef);
+    sparse.ensureRows(guess); // the next tasks' rows: those done ahead are left alone
+    sparse.finish();
+    assert.deepEqual(bits(sparse.params), bits(dense.params), `step ${step}: parameters`);
+    assert.deepEqual(bits(sparse.adam.state().m), bits(dense.adam.state().m), `step ${step}: first moment`);
+    assert.deepEqual(bits(sparse.adam.state().v), bits(dense.adam.state().v), `step ${step}: second moment`);
+  }
+  assert.ok(early > 8 * 10 && putBack > 0, "rows were done ahead, and some put back");
+  assert.ok(dense.params.some((x, i) => x !== init[i]));
+});

@@ -69,6 +69,8 @@ export class Coordinator {
   /** Workers send the embedding's gradient as its touched rows (--embedding-grads rows, a model with an embedding). */
   private readonly gradRows: boolean;
   private restoredAdam: AdamState | null = null;
+  /** The epoch's sampler, while an epoch runs. */
+  private sampler: EpochSampler | null = null;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.layout = paramLayout(o.model);
@@ -102,6 +104,7 @@ export class Coordinator {
       joinTimeoutS: o.joinTimeoutS ?? 120, signal: o.signal, phases: this.phases, batchSamples: o.batchSamples,
       batchRows: this.rowPull ? o.batchRows : undefined, batchCost: o.batchCost,
       afterSend: () => { this.arith.finish(); if (this.rowPull) void this.shards?.links.finish(this.shardHead()); },
+      nextBatches: () => this.sampler?.peek(this.perStep()) ?? [],
       slices: k > 1 && this.rowPull ? { own: this.bounds[0]!, others: this.bounds.slice(1), rows: block!.rows } : undefined,
       pullShards: (task, peer, rows) => { rows.forEach((r, i) => void this.shards?.links.pull(this.shardHead(), i, task, peer, r)); },
     });
@@ -186,6 +189,7 @@ export class Coordinator {
     // a new epoch is cut into steps of the size it starts with (checkpointed); a resumed one keeps its order
     if (this.cursor === 0) this.orderGroup = o.batchCost ? this.perStep() : 1;
     const sampler = new EpochSampler(o.trainBatches, epoch, o.seed, o.batchCost ? { group: this.orderGroup, cost: o.batchCost } : undefined);
+    this.sampler = sampler;
     if (this.cursor > 0) {
       // resume within the epoch: the same order, without the batches already used
       sampler.seek(this.cursor);
@@ -232,6 +236,7 @@ export class Coordinator {
       out = await applyStep(this.stepContext(), r, this.version + 1);
       refused = refusedBatches(r);
     } catch (err) {
+      this.arith.discardAhead(); // rows done ahead for a step that was not taken
       this.step--; // nothing was applied: checkpoints must not count this step
       throw err;
     }
@@ -292,6 +297,7 @@ export class Coordinator {
   /** The whole parameter vector and Adam state (sharded: gathered from the shards; row pull: Adam finished). */
   private async gathered(): Promise<{ params: Float32Array; adam: Adam }> {
     this.arith.finish();
+    this.arith.discardAhead();
     return this.shards ? this.shards.gathered(this.shardHead(), this.arith, this.restoredAdam) : { params: this.params, adam: this.adam };
   }
 

@@ -64,6 +64,9 @@ export interface RoundsOptions {
   batchRows?: (split: "train" | "val", index: number) => Int32Array;
   /** Called once a round's tasks are out (the coordinator finishes Adam over the other rows then). */
   afterSend?: () => void;
+  /** The batches the next training step will most likely take (row pull: the rows they read that this step's
+   *  batches do not are updated ahead while the workers compute: optim/step.ts's `ahead`). */
+  nextBatches?: () => number[];
   /** A training batch's cost (padded tokens): a step's costliest task goes out first (its worker, the one the
    *  step waits for, starts first). */
   batchCost?: (index: number) => number;
@@ -117,6 +120,7 @@ export class Rounds {
     // the tasks are with ZeroMQ's I/O thread now: Adam finishes the other rows while they go out and the workers
     // compute (a gradient that arrives first waits for it: optim/step.ts)
     this.o.afterSend?.();
+    if (kind === "train") this.readAhead(batches);
     const tWait = performance.now();
     this.maybeFinish(round);
     const onAbort = () => round.reject(new AbortedError());
@@ -132,6 +136,15 @@ export class Rounds {
     this.last = round;
     if (kind === "train") this.phase("wait", (performance.now() - tWait) / 1000);
     return round;
+  }
+
+  /** Row pull, unsharded: Adam ahead over the rows the next step's batches read and this step's (`batches`)
+   *  do not — off the path from this step's last gradient to the next step's tasks. A wrong guess (the next
+   *  step takes other batches) costs only the work: any row no part touches may be updated ahead. */
+  private readAhead(batches: number[]): void {
+    const next = this.o.nextBatches?.();
+    if (!this.pull || this.o.slices || !next?.length) return;
+    this.o.arith.ahead(this.pull.rowsBeyond("train", batches, next));
   }
 
   private phase(p: "broadcast" | "wait", s: number): void {

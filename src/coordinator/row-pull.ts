@@ -45,6 +45,21 @@ export class RowPull {
     return Uint32Array.from(out).sort();
   }
 
+  /** The rows `next`'s batches read that `now`'s do not (ascending; unsharded: global ids are this slice's). */
+  rowsBeyond(split: "train" | "val", now: number[], next: number[]): Uint32Array {
+    const mark = (this.marks ??= new Uint8Array(this.slices?.rows ?? this.block.rows));
+    const nowRows = now.map((i) => this.batchRows(split, i));
+    for (const l of nowRows) for (let k = 0; k < l.length; k++) mark[l[k]!] = 1;
+    const out: number[] = [];
+    for (const i of next) {
+      const l = this.batchRows(split, i);
+      for (let k = 0; k < l.length; k++) if (!mark[l[k]!]) { mark[l[k]!] = 2; out.push(l[k]!); }
+    }
+    for (const l of nowRows) for (let k = 0; k < l.length; k++) mark[l[k]!] = 0;
+    for (const r of out) mark[r] = 0;
+    return Uint32Array.from(out).sort();
+  }
+
   /** A buffer of n floats: a free one large enough, or a new one with room to spare (tasks' row counts vary). */
   private buffer(n: number): Float32Array {
     const k = this.free.findIndex((f) => f.buffer.byteLength >= n * 4);

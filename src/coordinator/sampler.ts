@@ -38,6 +38,12 @@ export class EpochSampler {
     return out;
   }
 
+  /** What `take(n)` would return next, if no batch is handed back meanwhile (nothing is taken). */
+  peek(n: number): number[] {
+    const back = this.requeued.slice(0, n);
+    return back.concat(this.order.slice(this.cursor, this.cursor + n - back.length));
+  }
+
   /** Batches finished (their gradients were summed into a step, or deliberately skipped). */
   markDone(batches: readonly number[]): void {
     for (const b of batches) this.done.add(b);

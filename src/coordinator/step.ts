@@ -109,6 +109,7 @@ export async function applyStep(c: StepContext, r: Round, version: number): Prom
   const tWait = performance.now();
   const { sumsq, t, overflow } = await normOfMean(c, r);
   if (t.count === 0) {
+    c.arith.discardAhead(); // the step is not taken: rows done ahead for it are put back
     const skipped = r.tasks.some((x) => x.skipped);
     if (!overflow && r.tasks.some((x) => x.refused)) c.tel.skippedStep("refused");
     // a step whose batches hold no samples (a pretraining task can draw none from very short reviews) is no fault

@@ -40,10 +40,19 @@ export class Adam {
 
   /** Start the next step: t + 1 and its bias corrections (then `apply` over every range once). */
   begin(): AdamHyper {
-    const { lr, beta1, beta2, eps } = this.o;
     this.t++;
-    const bc1 = 1 - Math.pow(beta1, this.t);
-    const bc2 = 1 - Math.pow(beta2, this.t);
+    return this.hyper(this.t);
+  }
+
+  /** What `begin` would return now, without taking the step. */
+  peek(): AdamHyper {
+    return this.hyper(this.t + 1);
+  }
+
+  private hyper(t: number): AdamHyper {
+    const { lr, beta1, beta2, eps } = this.o;
+    const bc1 = 1 - Math.pow(beta1, t);
+    const bc2 = 1 - Math.pow(beta2, t);
     return { beta1, beta2, eps, stepSize: lr / bc1, sqrtBc2: Math.sqrt(bc2), weightDecay: this.o.weightDecay ?? 0 };
   }
 

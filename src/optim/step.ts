@@ -64,6 +64,10 @@ export class StepArithmetic {
   private readonly sumRows: RowSet | null;
   /** An Adam step begun and not finished: its hyperparameters, and the rows already updated. */
   private pending: { h: AdamHyper; scale: number; coef: number; done: Uint8Array } | null = null;
+  /** Rows updated ahead of the coming step's sum (`ahead`): that step's hyperparameters, the rows (each one's
+   *  slot in `saved`) and, in `saved`, their moments as they were before. */
+  private early: { h: AdamHyper; rows: number[]; done: Uint8Array } | null = null;
+  private readonly saved = { slot: new Int32Array(0), m: new Float32Array(0), v: new Float32Array(0) };
 
   constructor(readonly size: number, adam: AdamOptions, initial: Float32Array, readonly sparse: SparseBlock | null = null) {
     if (initial.length !== size) throw new RangeError(`initial parameters have ${initial.length} values, expected ${size}`);
@@ -219,6 +223,7 @@ export class StepArithmetic {
    */
   *update(scale: number, coef: number, chunk = PARAM_CHUNK): Generator<{ start: number; end: number; params: Float32Array }> {
     this.finish();
+    this.discardAhead();
     const h = this.adam.begin();
     const pIn = this.bufs[this.turn]!, pOut = this.bufs[this.turn ^ 1]!;
     const step = Math.max(4, chunk - (chunk % 4));
@@ -232,15 +237,80 @@ export class StepArithmetic {
 
   // ---- Adam in phases (row-sparse steps) ------------------------------------------------------------------
 
+  /**
+   * Adam ahead of the coming step's sum, over embedding rows that none of its parts should touch (rows its
+   * batches do not read) and that the step after it will read: with a sum of +0 there, their update needs no
+   * gradient (the moments decay), so it is done now, while the workers compute, instead of on the critical path
+   * between the last gradient and the next tasks. The same kernel and hyperparameters as `finish` gives them:
+   * the same bits. Each row's moments are kept as they were: a part that does carry one of these rows puts
+   * that row back at `begin` (it is then updated with its gradient), and a step that does not begin (every
+   * part refused, the run stopped, a checkpoint taken meanwhile) puts them all back (`discardAhead`).
+   */
+  ahead(rows: ArrayLike<number>): void {
+    this.discardAhead();
+    const b = this.sparse;
+    if (!b || this.pending || rows.length === 0) return;
+    const E = b.width, st = this.adam.state(), starts = this.starts, sv = this.saved;
+    if (sv.slot.length !== b.rows) sv.slot = new Int32Array(b.rows);
+    if (sv.m.length < rows.length * E) { sv.m = new Float32Array(rows.length * E); sv.v = new Float32Array(rows.length * E); }
+    const done = new Uint8Array(b.rows), list: number[] = [];
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (done[r]) continue;
+      done[r] = 1;
+      const at = b.offset + r * E, k = list.length;
+      sv.m.set(st.m.subarray(at, at + E), k * E);
+      sv.v.set(st.v.subarray(at, at + E), k * E);
+      sv.slot[r] = k;
+      starts[k] = at;
+      list.push(r);
+    }
+    const h = this.adam.peek();
+    this.adam.applyRows(h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, list.length, E, 1, 1, true);
+    this.early = { h, rows: list, done };
+  }
+
+  /** Rows done by `ahead` and not yet part of a begun step: their moments put back (their new values, in the
+   *  buffer the next step writes, are left to be overwritten). */
+  discardAhead(): void {
+    const e = this.early;
+    if (!e) return;
+    for (const r of e.rows) this.putBack(r);
+    this.early = null;
+  }
+
+  private putBack(r: number): void {
+    const b = this.sparse!, E = b.width, st = this.adam.state(), sv = this.saved, k = sv.slot[r]!, at = b.offset + r * E;
+    st.m.set(sv.m.subarray(k * E, (k + 1) * E), at);
+    st.v.set(sv.v.subarray(k * E, (k + 1) * E), at);
+  }
+
+  /** Rows `ahead` has updated for the coming step. */
+  get aheadRows(): number { return this.early?.rows.length ?? 0; }
+
   /** Start an Adam step over the mean `acc·scale`, clipped by `coef`, and update every value outside the
-   *  embedding block at once (the dense weights every task reads). */
+   *  embedding block at once (the dense weights every task reads). Rows done ahead stay done, but for those
+   *  the sum touches (put back, to be updated with their gradient). */
   begin(scale: number, coef: number): void {
     this.finish();
-    this.pending = { h: this.adam.begin(), scale, coef, done: new Uint8Array(this.sparse?.rows ?? 0) };
+    const h = this.adam.begin();
+    this.pending = { h, scale, coef, done: this.takeAhead(h) ?? new Uint8Array(this.sparse?.rows ?? 0) };
     const b = this.sparse;
     if (!b) return this.apply(0, this.size);
     if (b.offset > 0) this.apply(0, b.offset);
     this.apply(b.offset + b.rows * b.width, this.size);
+  }
+
+  /** The rows done ahead for the step `h` begins, less those its sum touches (put back); null when there are
+   *  none, or they were done for other hyperparameters (all put back). */
+  private takeAhead(h: AdamHyper): Uint8Array | null {
+    const e = this.early, rows = this.sumRows;
+    if (!e) return null;
+    const same = e.h.stepSize === h.stepSize && e.h.sqrtBc2 === h.sqrtBc2 && e.h.beta1 === h.beta1 && e.h.beta2 === h.beta2 && e.h.eps === h.eps && e.h.weightDecay === h.weightDecay;
+    if (!same || !rows || rows.all) { this.discardAhead(); return null; }
+    for (const r of e.rows) if (rows.mark[r]) { this.putBack(r); e.done[r] = 0; }
+    this.early = null;
+    return e.done;
   }
 
   /** Make sure these embedding rows hold the new step's values; rows already done are left alone. */
