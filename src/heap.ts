@@ -18,7 +18,19 @@
 // The flag is read at every collection, so setting it once the process runs works: the roles call this as soon as
 // they know the size of what they exchange. Commands that do not move gradients (ingest, infer, …) keep V8's
 // defaults.
+//
+// Most full collections left are started by that memory outside the heap: ZeroMQ reports each received buffer's
+// size to V8, and once the total since the last full collection passes V8's limit (tens of MB: a few steps' worth
+// of messages), V8 runs a full mark-compact to find dead buffers, whenever that falls, often in the middle of a
+// transfer. The buffers of a handled message die young, so a young-generation collection finds them too, at a
+// fraction of the cost: `releaseMessages` runs one where the process would otherwise wait (the coordinator once
+// the tasks are out, a worker while its engine computes). A bare ZeroMQ exchange of 2.75 MB each way on this
+// project's 2-core test machine (ad hoc): 60 mark-compacts in 400 round trips and a mean of 6.3 ms (median 2.5,
+// 90th percentile 18) without; 1 mark-compact and a mean of 1.8 ms (median 1.6, 90th percentile 1.7) with one
+// young collection a round trip, each 0.1 ms. The collection is V8's own, reached through `--expose-gc` in a
+// context of its own (the process's global scope gets no `gc`).
 import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 /** How far above its live size the old generation may grow before a full collection, in percent. */
 export const HEAP_GROWING_PERCENT = 500;
@@ -32,4 +44,19 @@ export function tuneHeapForMessages(values: number): void {
   if (applied || values < LARGE_MESSAGE_VALUES) return;
   applied = true;
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+}
+
+type Collect = (options: { type: "minor" | "major" }) => void;
+let collect: Collect | null = null;
+
+/** Where messages are large (`tuneHeapForMessages` applied): a young-generation collection now, which frees
+ *  the buffers of the messages handled since the last one. Call it where the process would otherwise wait; it
+ *  does nothing elsewhere. */
+export function releaseMessages(): void {
+  if (!applied) return;
+  if (!collect) {
+    setFlagsFromString("--expose-gc");
+    collect = runInNewContext("gc") as Collect;
+  }
+  collect({ type: "minor" });
 }

@@ -17,7 +17,7 @@ import { batchRows } from "../engine/rows.js";
 import { join, WorkerShards } from "../workers/index.js";
 import { NO_TELEMETRY } from "../telemetry.js";
 import { logger } from "../output.js";
-import { tuneHeapForMessages } from "../heap.js";
+import { tuneHeapForMessages, releaseMessages } from "../heap.js";
 
 const VALUE = 1e-3;
 
@@ -130,6 +130,7 @@ async function main(): Promise<void> {
     const computeMs = (padded / speed) * 1000;
     const rows = rowsPush && block ? taskRows(data, body.batches, block.rows) : null;
     let g = gradientFor(block, rows, welcome.layoutSize, f16 && !shards.any);
+    setImmediate(releaseMessages); // while the GPU computes, as a real worker does (../workers/worker.ts)
     await until(tStart + computeMs);
     const at = { step: m.header.step, version: m.header.paramVersion };
     // sharded: each shard's piece to it, as the real worker sends them (../workers/shards.ts)

@@ -19,6 +19,7 @@ import { sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { messageLimitFor, newRunId, workerName } from "../protocol/wire.js";
 import { sliceBounds, sliceView, type SliceView } from "../protocol/slices.js";
 import { ShardLeader } from "./shard-leader.js";
+import { releaseMessages } from "../heap.js";
 import { Peers } from "./peers.js";
 import { Rounds } from "./rounds.js";
 import { refusedBatches, wallClock } from "./round.js";
@@ -103,7 +104,8 @@ export class Coordinator {
       sharded: k > 1, workers: o.workers, batchesPerStep: o.batchesPerStep, stepTimeoutS: o.stepTimeoutS,
       joinTimeoutS: o.joinTimeoutS ?? 120, signal: o.signal, phases: this.phases, batchSamples: o.batchSamples,
       batchRows: this.rowPull ? o.batchRows : undefined, batchCost: o.batchCost,
-      afterSend: () => { this.arith.finish(); if (this.rowPull) void this.shards?.links.finish(this.shardHead()); },
+      // the tasks are out: Adam's other rows, then the last step's gradient buffers freed while the workers compute
+      afterSend: () => { this.arith.finish(); if (this.rowPull) void this.shards?.links.finish(this.shardHead()); releaseMessages(); },
       nextBatches: () => this.sampler?.peek(this.perStep()) ?? [],
       slices: k > 1 && this.rowPull ? { own: this.bounds[0]!, others: this.bounds.slice(1), rows: block!.rows } : undefined,
       pullShards: (task, peer, rows) => { rows.forEach((r, i) => void this.shards?.links.pull(this.shardHead(), i, task, peer, r)); },

@@ -91,6 +91,8 @@ export class Rounds {
 
   /** Hand out `batches`, wait for every task (re-dealing those of departed workers), return the round. */
   async run(kind: RoundKind, split: Round["split"], at: { step: number; version: number; epoch: number }, batches: number[], deal: (b: number[], n: number) => number[][]): Promise<Round> {
+    // the last round's gradients are summed and applied: their received buffers may be freed
+    for (const t of this.last?.tasks ?? []) t.grads = undefined;
     const live = this.o.peers.members.live();
     const round: Round = {
       kind, split, step: at.step, version: at.version, epoch: at.epoch, params: this.o.arith.params, tasks: [], folded: 0, orphans: [], dealing: true,

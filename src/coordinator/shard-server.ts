@@ -13,7 +13,7 @@ import { RouterChannel, type CurveServerKeys } from "../transport/zmq/index.js";
 import { Counts } from "./limits.js";
 import { StepArithmetic, type GradPart } from "../optim/step.js";
 import { firstBadRow, gatherRows, type SparseBlock } from "../protocol/gradcodec.js";
-import { tuneHeapForMessages } from "../heap.js";
+import { tuneHeapForMessages, releaseMessages } from "../heap.js";
 
 const log = logger("shard");
 /** How long a shard waits for a task's slice that the leader already has. */
@@ -251,6 +251,7 @@ export class ShardServer {
     for (const c of a.update(b.scale, b.coef, i.chunk)) {
       await Promise.all(peers.map((p) => this.sendChunk(p, b.version, c.params, c.start, c.end)));
     }
+    releaseMessages(); // the step's slices are applied (../heap.ts)
   }
 
   /** Row pull: the slice's piece of one task's parameters — its dense values and the task's rows in it, the
@@ -258,7 +259,7 @@ export class ShardServer {
    *  other row of the slice (the leader says so once a round's tasks are out). */
   private async pull(b: PullBody, rows: Uint32Array | null): Promise<void> {
     const a = this.arith!, i = this.init!, blk = this.block;
-    if (b.finish) { a.finish(); return; }
+    if (b.finish) { a.finish(); releaseMessages(); return; } // the round's tasks are out (../heap.ts)
     if (b.task === undefined || b.peer === undefined) return;
     const want = rows ?? new Uint32Array(0);
     const bad = firstBadRow(want, blk?.rows ?? 0);

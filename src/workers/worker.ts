@@ -3,6 +3,7 @@
 // and accuracy. Heartbeats go out every second when the JS thread is free; a busy step is covered by the
 // coordinator's per-step deadline.
 import { hostname } from "node:os";
+import { join as joinPath } from "node:path";
 import { ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
 import { settledWithin } from "../wait.js";
 import { logger, type Logger } from "../output.js";
@@ -12,7 +13,6 @@ import { readBody, type Bodies, type AssignBody, type EvalBody, type GradientBod
 import { ParamAssembler } from "../protocol/params.js";
 import { encodeRows, encodeHalf, halfScale, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
-import { join as joinPath } from "node:path";
 import { taskOf } from "../config.js";
 import type { Batch } from "../dataset/batch.js";
 import { openTrainingData, trainingSplitFor, type TrainingData, type TrainingSplit } from "../dataset/training.js";
@@ -22,7 +22,7 @@ import { RowAccumulator } from "./rows.js";
 import type { BackendChoice } from "../tfjs.js";
 import { CoordinatorStopping, join, type Welcome } from "./join.js";
 import { WorkerShards } from "./shards.js";
-import { tuneHeapForMessages } from "../heap.js";
+import { tuneHeapForMessages, releaseMessages } from "../heap.js";
 
 export { join, type Welcome };
 
@@ -144,8 +144,7 @@ class Session {
   }
 
   private encode<K extends Kind>(kind: K, at: { step: number; version: number }, body?: Bodies[K], payload?: Float32Array | Uint16Array, rows?: Uint32Array) {
-    const w = this.welcome;
-    return encode({ kind, runId: w.runId, step: at.step, paramVersion: at.version, slot: w.slot, layoutHash: w.layoutHash }, body, payload, rows);
+    return encode({ kind, runId: this.welcome.runId, step: at.step, paramVersion: at.version, slot: this.welcome.slot, layoutHash: this.welcome.layoutHash }, body, payload, rows);
   }
 
   private send<K extends Kind>(kind: K, body?: Bodies[K], at = { step: 0, version: 0 }): Promise<void> {
@@ -258,6 +257,7 @@ class Session {
 
   /** Assign: the gradient of the loss SUM over the task's batches, sent as the coordinator asked. */
   private async train(m: Message, body: AssignBody): Promise<void> {
+    setImmediate(releaseMessages); // the last task's messages freed while this one computes (../heap.ts)
     if (m.rows) return this.trainRows(m, body);
     const params = await this.paramsFor(m);
     if (!params) return;
