@@ -227,6 +227,10 @@ async function shardedRun(steps: number, hostile?: (endpoint: string, welcome: P
       const t = await w.task(30_000);
       const g = filled(0.01 * (i + 1));
       const at = { step: t.m.header.step, version: t.m.header.paramVersion };
+      // as a real worker, compute only on this version's parameters from every shard: its slice sent earlier
+      // could reach the shard before the coordinator's order to apply the last step (another socket) and be
+      // dropped as stale
+      for (const sh of shards) while (at.version > 0 && (await sh.peer.next(Kind.Params, 30_000)).header.paramVersion < at.version) { /* older chunks */ }
       for (const sh of shards) await sh.peer.send(Kind.Gradient, { task: t.body.task }, at, g.subarray(sh.offset, sh.offset + sh.length));
       await w.answer(t, g.subarray(0, w.welcome.shards!.own), SAMPLES);
     }
