@@ -11,9 +11,10 @@
 // Row-sparse steps (every part carries only its touched embedding rows) never touch the rest of the table:
 // the sum zeroes and fills only the rows the parts carry, the norm visits only those rows and the dense
 // parameters (in index order and lane by lane, so it is the full pass's number bit for bit: the skipped
-// values are zeros), and Adam runs in phases — `begin` and the dense parameters first, then `ensureRows` for
-// the rows the next tasks read, then `finish` for all other rows, off the critical path. Adam is elementwise:
-// each value is updated once per step with the same hyperparameters, so the order changes no bit.
+// values are zeros), and Adam runs in phases — `ahead` for rows no part of the step should touch, while its
+// workers compute; `begin` and the dense parameters once the sum is in, then `ensureRows` for the rows the next
+// tasks read, then `finish` for all other rows, off the critical path. Adam is elementwise: each value is
+// updated once per step with the same hyperparameters, so the order changes no bit.
 //
 // Two parameter buffers alternate (no snapshot copy): the one a round sends stays untouched until the round
 // after next writes it, and by then every worker that answered has received it (one pipe, in order). Only
