@@ -238,7 +238,6 @@ export class Coordinator {
       out = await applyStep(this.stepContext(), r, this.version + 1);
       refused = refusedBatches(r);
     } catch (err) {
-      this.arith.discardAhead(); // rows done ahead for a step that was not taken
       this.step--; // nothing was applied: checkpoints must not count this step
       throw err;
     }
@@ -296,7 +295,8 @@ export class Coordinator {
 
   private shardHead() { return { runId: this.runId, layoutHash: this.layout.hash, version: this.version }; }
 
-  /** The whole parameter vector and Adam state (sharded: gathered from the shards; row pull: Adam finished). */
+  /** The whole parameter vector and Adam state (sharded: gathered from the shards; row pull: Adam finished, and
+   *  rows done ahead for a step not taken, as when the run stopped in a round, put back). */
   private async gathered(): Promise<{ params: Float32Array; adam: Adam }> {
     this.arith.finish();
     this.arith.discardAhead();

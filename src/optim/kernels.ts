@@ -231,15 +231,16 @@ export class Kernels {
   }
   /** Rows of `part` (row k at k·width) added into acc at starts[k], as `fold` adds. */
   scatterAdd(acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
-    this.checkRows(starts, count, width, acc);
-    if (!this.arena.owns(part) || part.length < count * width) throw new RangeError("scatter source is not an array of this arena holding the rows");
-    this.x.scatterAdd(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
+    this.scatter(this.x.scatterAdd, acc, part, starts, count, width);
   }
   /** Rows of `part` copied into acc at starts[k], every bit (the first part of a sum). */
   scatterCopy(acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
+    this.scatter(this.x.scatterCopy, acc, part, starts, count, width);
+  }
+  private scatter(f: Exports["scatterAdd"], acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
     this.checkRows(starts, count, width, acc);
     if (!this.arena.owns(part) || part.length < count * width) throw new RangeError("scatter source is not an array of this arena holding the rows");
-    this.x.scatterCopy(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
+    f(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
   }
   /** sumsq's four lane sums (lanes[0..3], in double) continued over rows in ascending order: with the other
    *  ranges given the same way, lanes combine to the full pass's number (sumsqLanes). */

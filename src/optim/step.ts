@@ -163,7 +163,8 @@ export class StepArithmetic {
       starts[r] = b.offset + row * E;
     }
     const block = vals.subarray(b.offset, tail);
-    if (this.rowKernels) return (first ? this.k.scatterCopy : this.k.scatterAdd).call(this.k, acc, block, starts, rows.length, E);
+    if (this.rowKernels && first) return this.k.scatterCopy(acc, block, starts, rows.length, E);
+    if (this.rowKernels) return this.k.scatterAdd(acc, block, starts, rows.length, E);
     for (let r = 0; r < rows.length; r++) { // unaligned rows: the same, one value at a time
       const d = starts[r]!, s = r * E;
       if (first) acc.set(block.subarray(s, s + E), d);
