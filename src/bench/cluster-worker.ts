@@ -18,11 +18,12 @@ import { join, WorkerShards } from "../workers/index.js";
 import { NO_TELEMETRY } from "../telemetry.js";
 import { logger } from "../output.js";
 import { tuneHeapForMessages, releaseMessages } from "../heap.js";
+import { wallClock } from "../clock.js";
 
 const VALUE = 1e-3;
 
 /** Wall-clock ms with performance.now()'s resolution: comparable with the coordinator's --timeline. */
-const clock = () => performance.timeOrigin + performance.now();
+const clock = wallClock;
 
 /** Wait until performance.now() reaches `t`: a timer for all but the last 2 ms (timers fire up to a
  *  millisecond or more late), then a blocking wait of the exact remainder — a GPU's compute time, not the

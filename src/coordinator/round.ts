@@ -4,12 +4,6 @@ import type { GradPart } from "../optim/step.js";
 
 export type RoundKind = "train" | "eval";
 
-/** The wall clock in ms since the epoch, with performance.now()'s resolution (comparable across processes of a
- *  machine, and across machines as far as their clocks agree). */
-export function wallClock(): number {
-  return performance.timeOrigin + performance.now();
-}
-
 /** One piece of work handed to one worker within a round. */
 export interface Task {
   id: number;

@@ -12,7 +12,8 @@ import { Kind, WireError, checkGradient, nonFiniteGradient, workerName, type Mes
 import { readBody } from "../protocol/bodies.js";
 import type { Peers } from "./peers.js";
 import { RowPull } from "./row-pull.js";
-import { wallClock, type Round, type RoundKind, type Task } from "./round.js";
+import { type Round, type RoundKind, type Task } from "./round.js";
+import { wallClock } from "../clock.js";
 
 const log = logger("coordinator");
 
@@ -187,14 +188,14 @@ export class Rounds {
       const { rows, payload, others } = this.pull.payload(round.split, batches);
       if (others.length) this.o.pullShards?.(task.id, peer, others); // the shards' pieces first: they start at once
       task.lease = payload;
+      task.queuedClock = wallClock(); // before the await: the worker may have it before this resumes
       await this.o.peers.send(peer, kind, body, payload, at, rows);
-      task.queuedClock = wallClock();
       return;
     }
     // parameters inline only for a worker that has not received this version in Params chunks
     const inline = this.o.sharded || this.o.peers.hasParams.get(peer) === round.version ? undefined : round.params;
-    await this.o.peers.send(peer, kind, body, inline, at);
     task.queuedClock = wallClock();
+    await this.o.peers.send(peer, kind, body, inline, at);
   }
 
   /** A member left or was evicted: its open tasks go to the least-loaded live worker, or wait for one. */
