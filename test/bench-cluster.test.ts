@@ -18,7 +18,7 @@ before(async () => { fx = await ingestSmallDataset("imdb-cluster-", { train: 170
 after(() => fx?.cleanup());
 
 test("bench cluster: every variant against the dense baseline, efficiency and bytes as they are defined (remote shards included)", async () => {
-  const r = await runCli(["bench", "cluster", "--dataset", fx.dataset, "--workers", "1,2", "--steps", "3", "--tokens-per-s", "20000", "--variants", "rows,rows-fp16,rows-remote", "--json"], { timeoutMs: 240_000 });
+  const r = await runCli(["bench", "cluster", "--dataset", fx.dataset, "--workers", "1,2", "--steps", "3", "--warmup", "5", "--tokens-per-s", "20000", "--variants", "rows,rows-fp16,rows-remote", "--json"], { timeoutMs: 240_000 });
   assert.equal(r.code, 0, r.stderr);
   const j = r.json;
   assert.equal(j.bench, "cluster");
@@ -42,6 +42,7 @@ test("bench cluster: every variant against the dense baseline, efficiency and by
     assert.equal(j.baseline_efficiency[n], at("dense").efficiency);
   }
   assert.equal(j.link_gbps, null);
+  assert.equal(j.warmup_steps, 5);
 });
 
 test("on real IMDB batches of 64, rows pull and push move over 3× fewer bytes per worker and step than the whole vector both ways (mean over the epoch)", { skip: existsSync(SHARED_ARCHIVE) ? false : `no ${SHARED_ARCHIVE}` }, async (t) => {

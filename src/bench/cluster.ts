@@ -53,8 +53,6 @@ interface Report { samples_per_s: number; steps: number; samples: number; phases
 interface TaskTime { worker: number; task: number; samples: number; computeMs: number; recvAt: number; sendAt: number; sentAt: number }
 /** A task as the coordinator saw it (its --timeline): handed to ZeroMQ, gradient taken in (wall-clock ms). */
 interface TaskEnds { queued: number; gradient: number }
-/** Steps each worker does before the measurement starts (joins, first compilations, warm buffers). */
-const WARMUP_STEPS = 5;
 
 export interface ClusterRow {
   workers: number; variant: string; samples_per_s: number; efficiency: number; predicted_efficiency: number | null;
@@ -90,7 +88,7 @@ function exited(p: ChildProcess): Promise<number | null> {
 }
 
 /** One run: a coordinator and `n` workers of one variant, `steps` steps of one batch per worker. */
-async function runOne(o: { dataset: string; n: number; variant: string; steps: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[]; ends: Map<number, TaskEnds> }> {
+async function runOne(o: { dataset: string; n: number; variant: string; steps: number; warmup: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[]; ends: Map<number, TaskEnds> }> {
   const { n, net } = o;
   const host = net ? net.address(0) : "127.0.0.1";
   const bind = net ? `tcp://${host}:5555` : "tcp://127.0.0.1:*";
@@ -114,7 +112,7 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
   }
   const timelineFile = join(o.tmp, `${o.variant}-${n}.timeline`);
   const coordArgs = [BIN, "coordinator", "--dataset", o.dataset, "--bind", bind, "--workers", String(n), "--batches-per-step", String(n),
-    "--epochs", "1", "--max-steps", String(o.steps + WARMUP_STEPS), "--max-val-batches", "1", "--out", join(o.tmp, `${o.variant}-${n}`), "--insecure", "--json",
+    "--epochs", "1", "--max-steps", String(o.steps + o.warmup), "--max-val-batches", "1", "--out", join(o.tmp, `${o.variant}-${n}`), "--insecure", "--json",
     "--join-timeout", "300", "--timeline", timelineFile, ...flags, ...extra];
   const coord = spawnOn(0, coordArgs);
   procs.push(coord);
@@ -154,17 +152,17 @@ function readTimeline(path: string): Map<number, TaskEnds> {
 }
 
 /**
- * The steady state, as the workers saw it (after WARMUP_STEPS each): a step's period is the time between a
+ * The steady state, as the workers saw it (after `warmup` steps each): a step's period is the time between a
  * worker's consecutive tasks; within it the worker was busy from receiving a task to sending its gradient
  * (compute, or its own preparation if longer); the rest is the round trip — push, the coordinator's reduce and
  * clip + Adam (its own timers, averaged over the run) and pull. Push and pull are timed per task from both
  * ends: the workers' lines and the coordinator's timeline.
  */
-function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: Map<number, TaskEnds>, gbps: number | null): ClusterRow {
+function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: Map<number, TaskEnds>, gbps: number | null, warmup: number): ClusterRow {
   const periods: number[] = [], busy: number[] = [], compute: number[] = [], pushes: number[] = [], pulls: number[] = [];
   let samples = 0;
   for (let w = 0; w < n; w++) {
-    const mine = tasks.filter((t) => t.worker === w).sort((a, b) => a.recvAt - b.recvAt).slice(WARMUP_STEPS);
+    const mine = tasks.filter((t) => t.worker === w).sort((a, b) => a.recvAt - b.recvAt).slice(warmup);
     for (let k = 1; k < mine.length; k++) {
       periods.push(mine[k]!.recvAt - mine[k - 1]!.recvAt);
       busy.push(mine[k - 1]!.sentAt - mine[k - 1]!.recvAt);
@@ -211,14 +209,14 @@ export async function benchCluster(o: ClusterCliOptions): Promise<number> {
       log.info(`ingesting ${data} into ${dataset} (batches of ${o.batchSize}, whole reviews: the GPU engine's figure)`);
       await runIngest({ data, out: dataset, batchSize: o.batchSize, maxLen: 0 });
     }
-    const have = (await openTrainingData(dataset)).count("train"), need = (o.steps + WARMUP_STEPS) * Math.max(...counts);
-    if (have < need) throw new UsageError(`${dataset} has ${have} training batches; ${Math.max(...counts)} workers × (${o.steps} steps + ${WARMUP_STEPS} warm-up) need ${need} in one epoch (fewer --steps, or a larger dataset)`);
+    const have = (await openTrainingData(dataset)).count("train"), need = (o.steps + o.warmup) * Math.max(...counts);
+    if (have < need) throw new UsageError(`${dataset} has ${have} training batches; ${Math.max(...counts)} workers × (${o.steps} steps + ${o.warmup} warm-up) need ${need} in one epoch (fewer --steps or --warmup, or a larger dataset)`);
     if (o.linkGbps) net = shapedNetwork(Math.max(...counts) + 1, o.linkGbps);
     const rows: ClusterRow[] = [];
     for (const n of counts) {
       for (const v of variants) {
-        const { report, tasks, ends } = await runOne({ dataset, n, variant: v, steps: o.steps, tokensPerS: o.tokensPerS, net, tmp });
-        const row = rowOf(n, v, report, tasks, ends, o.linkGbps ?? null);
+        const { report, tasks, ends } = await runOne({ dataset, n, variant: v, steps: o.steps, warmup: o.warmup, tokensPerS: o.tokensPerS, net, tmp });
+        const row = rowOf(n, v, report, tasks, ends, o.linkGbps ?? null, o.warmup);
         rows.push(row);
         log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)} (push ${row.push_ms.toFixed(1)}, pull ${row.pull_ms.toFixed(1)}); ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
       }
@@ -227,7 +225,7 @@ export async function benchCluster(o: ClusterCliOptions): Promise<number> {
     const main = variants.includes("rows") ? "rows" : variants.find((v) => v !== "dense")!;
     const bytes = Object.fromEntries(rows.filter((r) => r.variant === main).map((r) => [r.workers, r.bytes_per_step_per_worker]));
     const base = Object.fromEntries(rows.filter((r) => r.variant === "dense").map((r) => [r.workers, r.bytes_per_step_per_worker]));
-    emitJson({ bench: "cluster", tokens_per_s: o.tokensPerS, steps: o.steps, rows, efficiency: by(main), baseline_efficiency: by("dense"), bytes_per_step: bytes, baseline_bytes_per_step: base, link_gbps: o.linkGbps ?? null });
+    emitJson({ bench: "cluster", tokens_per_s: o.tokensPerS, steps: o.steps, warmup_steps: o.warmup, rows, efficiency: by(main), baseline_efficiency: by("dense"), bytes_per_step: bytes, baseline_bytes_per_step: base, link_gbps: o.linkGbps ?? null });
     return 0;
   } finally {
     net?.close();

@@ -36,7 +36,8 @@ export const CLUSTER_OPTIONS = [
   { name: "workers", value: "<list>", type: "list", default: ["1", "2", "4", "8"], description: "worker counts to run" },
   { name: "variants", value: "<list>", type: "list", default: ["dense", "rows", "rows-fp16"], description: "step rounds to time: dense (the whole vector both ways, fp32: the baseline, always run), rows (the default: each task carries the rows it reads, gradients come back as rows), rows-fp16, dense-shards2, rows-shards2 (a shard child beside the coordinator), rows-remote (a coordinator-shard on each worker's host, found through a nats-server it starts: Debian package nats-server)" },
   { name: "tokens-per-s", value: "<n>", type: "float", default: H200_TOKENS_PER_S, above: 0, description: "a synthetic worker's compute speed in padded tokens per second (default: the WebGPU engine on an H200 at batch 64)" },
-  { name: "steps", value: "<n>", type: "int", default: 30, min: 2, description: "steps per run (one batch per worker per step)" },
+  { name: "steps", value: "<n>", type: "int", default: 30, min: 2, description: "steps measured per run (one batch per worker per step)" },
+  { name: "warmup", value: "<n>", type: "int", default: 15, min: 1, description: "steps each run does before the measured ones (start-up: compilation of the hot code, JavaScript's and WebAssembly's, first buffers and connections)" },
   { name: "link-gbps", value: "<G>", type: "float", above: 0, description: "give every process its own network namespace and a link of G Gb/s each way (root, iproute2, tc); default: loopback" },
   { name: "dataset", value: "<dir>", type: "string", description: "an ingested dataset (default: ingest --data with --batch-size, whole reviews)" },
   { name: "data", value: "<path>", type: "string", description: "archive to ingest when --dataset is not given (default: the official archive, downloaded once and cached)" },
@@ -59,8 +60,8 @@ export const commands = [
     help:
       "Each worker is a process that speaks the real protocol on the real batches of an ingested dataset, but\n" +
       "\"computes\" by waiting padded tokens ÷ --tokens-per-s (a GPU engine's speed) and sends a gradient of the real\n" +
-      "size and sparsity. For every --workers N and --variants round it runs a real `coordinator` for --steps steps\n" +
-      "(one batch per worker per step) and reports samples/s, efficiency = samples/s ÷ (N × one worker's compute-only\n" +
+      "size and sparsity. For every --workers N and --variants round it runs a real `coordinator` for --warmup and\n" +
+      "then --steps steps (one batch per worker per step) and reports, over the --steps steps, samples/s, efficiency = samples/s ÷ (N × one worker's compute-only\n" +
       "samples/s), the step split into compute, reduce, clip + Adam and wire (with push and pull timed per task from\n" +
       "both ends: the workers' clocks and the coordinator's --timeline), and the bytes per step on the\n" +
       "coordinator's link. The dense fp32 round (today's baseline) always runs. With --link-gbps G (root) each process\n" +
