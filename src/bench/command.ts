@@ -62,9 +62,9 @@ export const commands = [
       "\"computes\" by waiting padded tokens ÷ --tokens-per-s (a GPU engine's speed) and sends a gradient of the real\n" +
       "size and sparsity. For every --workers N and --variants round it runs a real `coordinator` for --warmup and\n" +
       "then --steps steps (one batch per worker per step) and reports, over the --steps steps: samples/s,\n" +
-      "efficiency = samples/s ÷ (N × one worker's compute-only samples/s), the step split into compute, reduce, clip + Adam and wire (with push and pull timed per task from\n" +
-      "both ends: the workers' clocks and the coordinator's --timeline), and the bytes per step on the\n" +
-      "coordinator's link. The dense fp32 round (today's baseline) always runs. With --link-gbps G (root) each process\n" +
+      "efficiency = samples/s ÷ (N × one worker's compute-only samples/s), the step split into compute, reduce,\n" +
+      "clip + Adam and wire (with push and pull timed per task from both ends: the workers' clocks and the\n" +
+      "coordinator's --timeline), and the bytes per step on the coordinator's link. The dense fp32 round (today's baseline) always runs. With --link-gbps G (root) each process\n" +
       "gets its own network namespace and a G Gb/s link each way, and the efficiency the measured CPU times plus\n" +
       "bytes ÷ G predict is printed beside the measured one. The last stdout line (--json): {efficiency: {N: …},\n" +
       "baseline_efficiency: {N: …}, bytes_per_step: {N: …}, link_gbps, rows: [...]}.",
