@@ -64,10 +64,11 @@ export const commands = [
       "then --steps steps (one batch per worker per step) and reports, over the --steps steps: samples/s,\n" +
       "efficiency = samples/s ÷ (N × one worker's compute-only samples/s), the step split into compute, reduce,\n" +
       "clip + Adam and wire (with push and pull timed per task from both ends: the workers' clocks and the\n" +
-      "coordinator's --timeline), and the bytes per step on the coordinator's link. The dense fp32 round (today's baseline) always runs. With --link-gbps G (root) each process\n" +
-      "gets its own network namespace and a G Gb/s link each way, and the efficiency the measured CPU times plus\n" +
-      "bytes ÷ G predict is printed beside the measured one. The last stdout line (--json): {efficiency: {N: …},\n" +
-      "baseline_efficiency: {N: …}, bytes_per_step: {N: …}, link_gbps, rows: [...]}.",
+      "coordinator's --timeline), and the bytes per step on the coordinator's link. The dense fp32 round (the\n" +
+      "baseline) always runs. With --link-gbps G (root) each process gets its own network namespace and a G Gb/s\n" +
+      "link each way, and the efficiency the measured CPU times plus bytes ÷ G predict is printed beside the\n" +
+      "measured one. The last stdout line (--json): {efficiency: {N: …}, baseline_efficiency: {N: …},\n" +
+      "bytes_per_step: {N: …}, link_gbps, warmup_steps, rows: [...]}.",
     options: CLUSTER_OPTIONS,
     examples: ["imdb-train bench cluster --workers 1,4 --json", "imdb-train bench cluster --workers 2 --link-gbps 1 --json   # as root"],
     async run(o) {
