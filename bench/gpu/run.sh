@@ -41,7 +41,7 @@ if [ "${MODE:-}" = scale ]; then
     --timeline "$OUT/train-1gpu.timeline" --json > "$OUT/train-1gpu.json" 2> "$OUT/train-1gpu.log"
   echo "train rc=$? ($(el) s)"; grep -E "epoch [0-9]+/" "$OUT/train-1gpu.log" | tail -5; tail -c 700 "$OUT/train-1gpu.json"; echo
   echo "== bench cluster on $(nproc) cores ($(el) s)"
-  timeout 200 node bin/imdb-train.js bench cluster --dataset /tmp/ds64 --workers 1,2,4,8 --steps 30 --variants rows,rows-shards2 --json \
+  timeout 200 node bin/imdb-train.js bench cluster --dataset /tmp/ds64 --workers 1,2,4,8 --steps 30 --warmup 10 --variants rows,rows-shards2 --json \
     > "$OUT/cluster.json" 2> "$OUT/cluster.log"
   echo "bench cluster rc=$? ($(el) s)"; grep "worker(s)" "$OUT/cluster.log"
   if [ "$(id -u)" = 0 ] && command -v tc >/dev/null && ip netns list >/dev/null 2>&1; then
