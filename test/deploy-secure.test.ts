@@ -1,7 +1,7 @@
 // The secure deploy variants checked without Docker or kubectl: deploy/compose.secure.yaml and the
 // deploy/k8s-secure kustomization give every ZeroMQ role its CURVE keys and every NATS user the token,
 // patch only objects and containers deploy/ has, name secrets consistently, and read key files that
-// `imdb-train keys` really writes and git ignores.
+// `imdb-train keys` really writes and git ignores; deploy/k8s-shards adds coordinator shards on top of it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -81,7 +81,7 @@ test("k8s-secure: patches hit objects of deploy/k8s, secrets match their referen
           assert.ok(vol?.secret, `${p.metadata.name}: /keys from a secret`);
           used.add(vol.secret.secretName);
           const files = secrets.get(vol.secret.secretName)!;
-          const need = role(orig.args) === "coordinator" ? ["server.key", "client.pub"] : ["server.pub", "client.pub", "client.key"];
+          const need = role(orig.args) === "coordinator" ? ["server.key", "server.pub", "client.pub"] : ["server.pub", "client.pub", "client.key"];
           assert.deepEqual([...files].sort(), need.sort(), `${p.metadata.name}: key files`);
           assert.equal(p.spec.template.spec.securityContext?.fsGroup, 1000, "the image's node user reads the 0440 secret");
         }
@@ -103,4 +103,49 @@ test("k8s-secure: patches hit objects of deploy/k8s, secrets match their referen
   }
   const ignore = readFileSync(join(REPO, ".gitignore"), "utf8").split("\n");
   assert.ok(ignore.includes("deploy/k8s-secure/keys/") && ignore.includes("deploy/keys/"), ".gitignore keeps key material out of git");
+});
+
+test("k8s-shards: the coordinator claims as many shards as the Deployment runs, and each shard has the flags, keys and token it needs", async () => {
+  const kust = parseYaml(readFileSync(join(DEPLOY, "k8s-shards", "kustomization.yaml"), "utf8"), "kustomization") as any;
+  assert.deepEqual(kust.resources, ["../k8s-secure", "shards.yaml"]);
+  const secure = parseYaml(readFileSync(join(DEPLOY, "k8s-secure", "kustomization.yaml"), "utf8"), "kustomization") as any;
+  const secrets = new Map<string, string[]>(secure.secretGenerator.map((g: any) => [g.name, (g.files as string[]).map((f) => f.split("=")[0]!)]));
+  // the JSON patch appends to the coordinator's command line, as kustomize would apply it
+  assert.deepEqual(kust.patches.map((p: any) => p.target), [{ group: "batch", version: "v1", kind: "Job", name: "imdb-train-coordinator" }]);
+  const ops = yamlDocs("deploy/k8s-shards").find((d) => d.file.endsWith(kust.patches[0].path))!.doc as { op: string; path: string; value: string }[];
+  const coordinator = yamlDocs("deploy/k8s").map((d) => d.doc).find((d) => d.kind === "Job" && d.metadata.name === "imdb-train-coordinator");
+  const args: string[] = [...coordinator.spec.template.spec.containers[0].args];
+  for (const op of ops) {
+    assert.equal(op.op, "add");
+    assert.equal(op.path, "/spec/template/spec/containers/0/args/-");
+    args.push(op.value);
+  }
+  const coordinatorHelp = flagsIn(await helpOf("coordinator"));
+  for (const a of args) if (a.startsWith("--")) assert.ok(coordinatorHelp.has(a), `coordinator has no ${a}`);
+  assert.ok(args.includes("--remote-shards"));
+  const k = Number(args[args.indexOf("--coordinator-shards") + 1]);
+  const shards = yamlDocs("deploy/k8s-shards").map((d) => d.doc).find((d) => d?.kind === "Deployment");
+  assert.equal(shards.spec.replicas, k - 1, "k − 1 shards for --coordinator-shards k");
+  const pod = shards.spec.template;
+  for (const [key, v] of Object.entries<string>(shards.spec.selector.matchLabels)) assert.equal(pod.metadata.labels[key], v);
+  const [c] = pod.spec.containers;
+  assert.equal(c.image, "imdb-train:latest");
+  assert.equal(role(c.args), "coordinator-shard");
+  const shardHelp = flagsIn(await helpOf("coordinator-shard"));
+  for (const a of c.args as string[]) if (a.startsWith("--")) assert.ok(shardHelp.has(a), `coordinator-shard has no ${a}`);
+  // announced on the NATS server the coordinator claims from, with the token; the coordinator's key pair
+  assert.equal(c.args[c.args.indexOf("--nats") + 1], args[args.indexOf("--nats") + 1]);
+  const env = new Map((c.env as any[]).map((e) => [e.name, e]));
+  assert.equal(env.get("IMDB_TRAIN_CURVE_KEYS")?.value, "/keys");
+  assert.equal(env.has("IMDB_TRAIN_INSECURE"), false);
+  const token = env.get("IMDB_TRAIN_NATS_TOKEN")?.valueFrom?.secretKeyRef;
+  assert.ok(secrets.get(token?.name)?.includes(token?.key), "the NATS token from k8s-secure's secret");
+  const mount = (c.volumeMounts as any[]).find((m) => m.mountPath === "/keys");
+  const vol = (pod.spec.volumes as any[]).find((v) => v.name === mount?.name);
+  assert.deepEqual([...(secrets.get(vol?.secret?.secretName) ?? [])].sort(), ["client.pub", "server.key", "server.pub"], "a shard holds the coordinator's key pair and admits the workers' key");
+  assert.equal(pod.spec.securityContext?.fsGroup, 1000, "the image's node user reads the 0440 secret");
+  // the coordinator with --remote-shards checks shards with its own public key: k8s-secure mounts it
+  const patches = yamlDocs("deploy/k8s-secure").filter((d) => d.file.endsWith("secure-patches.yaml")).map((d) => d.doc);
+  const coordVol = patches.find((p) => p.metadata.name === "imdb-train-coordinator").spec.template.spec.volumes.find((v: any) => v.name === "curve-keys");
+  assert.equal(coordVol.secret.secretName, vol.secret.secretName);
 });
