@@ -22,9 +22,6 @@ import { wallClock } from "../clock.js";
 
 const VALUE = 1e-3;
 
-/** Wall-clock ms with performance.now()'s resolution: comparable with the coordinator's --timeline. */
-const clock = wallClock;
-
 /** Wait until performance.now() reaches `t`: a timer for all but the last 2 ms (timers fire up to a
  *  millisecond or more late), then a blocking wait of the exact remainder — a GPU's compute time, not the
  *  event loop's timer granularity, is what the bench models. */
@@ -111,7 +108,7 @@ async function main(): Promise<void> {
     return (await shards.rowParams(m, task, welcome.layoutSize)) !== null;
   };
   for await (const { frames } of channel.messages()) {
-    const recvAt = clock();
+    const recvAt = wallClock();
     const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
     if (m.header.kind === Kind.Stop) break;
     if (m.header.kind === Kind.Params) { assembler.put(m, "coordinator"); continue; }
@@ -136,10 +133,10 @@ async function main(): Promise<void> {
     const at = { step: m.header.step, version: m.header.paramVersion };
     // sharded: each shard's piece to it, as the real worker sends them (../workers/shards.ts)
     if (shards.any) g = (await shards.send({ rows, values: g.values as Float32Array }, f16, body.task, (p) => encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: p.scale }, p.values, p.rows ?? undefined))).own;
-    const sendAt = clock();
+    const sendAt = wallClock();
     await channel.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, lossSum: 0.69 * samples, correct: 0, count: samples, tokens, seconds: computeMs / 1000, gradScale: g.scale }, g.values, g.rows ?? undefined));
     // kept until the run ends: writing (and the bench reading) a line a step would take CPU the round needs
-    timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sendAt, sentAt: clock() }));
+    timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sendAt, sentAt: wallClock() }));
   }
   clearInterval(beat);
   process.stdout.write(timings.map((t) => t + "\n").join(""));

@@ -184,18 +184,17 @@ export class Rounds {
     const body = { task: task.id, epoch: round.epoch, split: round.split, batches };
     const at = { step: round.step, version: round.version };
     const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
+    let payload: Float32Array | undefined, rows: Uint32Array | undefined;
     if (this.pull) {
-      const { rows, payload, others } = this.pull.payload(round.split, batches);
-      if (others.length) this.o.pullShards?.(task.id, peer, others); // the shards' pieces first: they start at once
-      task.lease = payload;
-      task.queuedClock = wallClock(); // before the await: the worker may have it before this resumes
-      await this.o.peers.send(peer, kind, body, payload, at, rows);
-      return;
+      const pulled = this.pull.payload(round.split, batches);
+      if (pulled.others.length) this.o.pullShards?.(task.id, peer, pulled.others); // the shards' pieces first: they start at once
+      payload = task.lease = pulled.payload;
+      rows = pulled.rows;
+    } else if (!this.o.sharded && this.o.peers.hasParams.get(peer) !== round.version) {
+      payload = round.params; // parameters inline only for a worker that has not received this version in Params chunks
     }
-    // parameters inline only for a worker that has not received this version in Params chunks
-    const inline = this.o.sharded || this.o.peers.hasParams.get(peer) === round.version ? undefined : round.params;
-    task.queuedClock = wallClock();
-    await this.o.peers.send(peer, kind, body, inline, at);
+    task.queuedClock = wallClock(); // before the await: the worker may have it before this resumes
+    await this.o.peers.send(peer, kind, body, payload, at, rows);
   }
 
   /** A member left or was evicted: its open tasks go to the least-loaded live worker, or wait for one. */

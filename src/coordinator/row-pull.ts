@@ -47,17 +47,13 @@ export class RowPull {
 
   /** The rows `next`'s batches read that `now`'s do not (ascending; unsharded: global ids are this slice's). */
   rowsBeyond(split: "train" | "val", now: number[], next: number[]): Uint32Array {
-    const mark = (this.marks ??= new Uint8Array(this.slices?.rows ?? this.block.rows));
-    const nowRows = now.map((i) => this.batchRows(split, i));
-    for (const l of nowRows) for (let k = 0; k < l.length; k++) mark[l[k]!] = 1;
+    const read = this.rowsOf(split, next), skip = this.rowsOf(split, now);
     const out: number[] = [];
-    for (const i of next) {
-      const l = this.batchRows(split, i);
-      for (let k = 0; k < l.length; k++) if (!mark[l[k]!]) { mark[l[k]!] = 2; out.push(l[k]!); }
+    for (let k = 0, j = 0; k < read.length; k++) {
+      while (j < skip.length && skip[j]! < read[k]!) j++;
+      if (skip[j] !== read[k]) out.push(read[k]!);
     }
-    for (const l of nowRows) for (let k = 0; k < l.length; k++) mark[l[k]!] = 0;
-    for (const r of out) mark[r] = 0;
-    return Uint32Array.from(out).sort();
+    return Uint32Array.from(out);
   }
 
   /** A buffer of n floats: a free one large enough, or a new one with room to spare (tasks' row counts vary). */
