@@ -108,9 +108,9 @@ test("sumsqLanes over the nonzero ranges equals the full pass bit for bit (align
   }
 });
 
-test("row kernels (scatter add and copy, lane sums over rows, Adam over rows) equal the plain loops bit for bit", () => {
+test("row kernels (scatter add and copy, gather, lane sums over rows, Adam over rows) equal the plain loops bit for bit", () => {
   const W = 12, ROWS = 40, n = ROWS * W + 9; // rows of 12 values, then a dense tail that is no whole quad
-  const arena = new Arena(Arena.floatsFor(n, n, n, n, n, n, n, ROWS, 8));
+  const arena = new Arena(Arena.floatsFor(n, n, n, n, n, n, n, n, ROWS, 8));
   const k = new Kernels(arena);
   const r = rng(23);
   const [acc, part, p, q, m, v] = [0, 1, 2, 3, 4, 5].map(() => arena.alloc(n)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
@@ -131,6 +131,12 @@ test("row kernels (scatter add and copy, lane sums over rows, Adam over rows) eq
   rows.forEach((row, i) => { for (let j = 0; j < W; j++) C[row * W + j] = part[i * W + j]!; });
   sameBits(acc, C, "scatter copy");
   assert.ok(Object.is(acc[rows[0]! * W + 5], -0), "a -0 copied as -0");
+  // gather takes the rows back out, contiguous, every bit, and writes nothing past them
+  const out = arena.alloc(n);
+  out.fill(7);
+  k.gatherRows(out, acc, starts, rows.length, W);
+  sameBits(out.subarray(0, rows.length * W), part.subarray(0, rows.length * W), "gather");
+  assert.ok(out.subarray(rows.length * W).every((x) => x === 7), "gather writes only the rows");
   acc.set(J);
   // the lane sums over the rows (the rest is zero) are the full pass's
   for (let i = ROWS * W; i < n; i++) acc[i] = 0;

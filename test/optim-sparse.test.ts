@@ -3,7 +3,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { StepArithmetic, type GradPart } from "../src/optim/step.js";
-import { encodeRows, encodeGradient, type SparseBlock } from "../src/protocol/gradcodec.js";
+import { encodeRows, encodeGradient, gatherRows, type SparseBlock } from "../src/protocol/gradcodec.js";
 import { Rng } from "../src/rng.js";
 
 const V = 50, E = 8, DENSE = 37; // a block of 50 rows of 8 at offset 0, then 37 dense values (not a multiple of 4)
@@ -51,6 +51,10 @@ for (const f16 of [false, true]) {
       sparse.begin(scale, coef);
       sparse.ensureRows([4, 2, 4, 40]); // what the next tasks read, first
       assert.deepEqual(bits(sparse.readable.subarray(2 * E, 3 * E)), bits(dense.params.subarray(2 * E, 3 * E)), "an ensured row is final");
+      // a task's parameters as the kernels gather them: those rows and every dense value, the dense step's bits
+      const want = Uint32Array.of(2, 4, 40);
+      const task = sparse.gatherRows(want, new Float32Array(SIZE - (V - want.length) * E));
+      assert.deepEqual(bits(task), bits(gatherRows(dense.params, SIZE, BLOCK, want)), `step ${step}: a task's parameters`);
       sparse.finish();
       assert.deepEqual(bits(sparse.params), bits(dense.params), `step ${step}: parameters`);
       assert.deepEqual(bits(sparse.adam.state().m), bits(dense.adam.state().m), `step ${step}: first moment`);

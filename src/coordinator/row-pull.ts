@@ -9,7 +9,7 @@
 // garbage collections on the critical path. A buffer is free again once the task's worker has answered (it
 // had received all of it); a task whose worker vanished keeps its buffer (ZeroMQ may still hold it).
 import type { StepArithmetic } from "../optim/step.js";
-import { gatherRows, type SparseBlock } from "../protocol/gradcodec.js";
+import type { SparseBlock } from "../protocol/gradcodec.js";
 import { localRows, type SliceView } from "../protocol/slices.js";
 
 export class RowPull {
@@ -30,7 +30,7 @@ export class RowPull {
     const rows = sl ? localRows(all, sl.own) : all;
     const others = sl ? sl.others.map((v) => localRows(all, v)) : [];
     arith.ensureRows(rows);
-    const payload = gatherRows(arith.readable, arith.size, b, rows, this.buffer(arith.size - (b.rows - rows.length) * E));
+    const payload = arith.gatherRows(rows, this.buffer(arith.size - (b.rows - rows.length) * E));
     return { rows, payload, others };
   }
 

@@ -155,6 +155,7 @@ interface Exports {
   half(dst: number, src: number, start: number, end: number, scale: number): void;
   scatterAdd(acc: number, part: number, starts: number, count: number, width: number): void;
   scatterCopy: Exports["scatterAdd"];
+  gatherRows: Exports["scatterAdd"];
   sumsqRows(acc: number, starts: number, count: number, width: number, scale: number, lanes: number): void;
   adamRows(pIn: number, pOut: number, acc: number, m: number, v: number, starts: number, count: number, width: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number): void;
   adamRowsWd: Exports["adamRows"];
@@ -174,7 +175,7 @@ function exportsOf(inst: WebAssembly.Instance): Exports {
   return {
     fold: fn("fold"), sumsq: fn("sumsq"), adam: fn("adam"), adamWd: fn("adamWd"), half: fn("half"), scatterAdd: fn("scatterAdd"),
     sumsqRows: fn("sumsqRows"), adamRows: fn("adamRows"), adamRowsWd: fn("adamRowsWd"), adamRowsZero: fn("adamRowsZero"), adamRowsZeroWd: fn("adamRowsZeroWd"),
-    scatterCopy: fn("scatterCopy"),
+    scatterCopy: fn("scatterCopy"), gatherRows: fn("gatherRows"),
   };
 }
 
@@ -237,9 +238,13 @@ export class Kernels {
   scatterCopy(acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
     this.scatter(this.x.scatterCopy, acc, part, starts, count, width);
   }
+  /** The rows of `src` at starts[k] copied to row k of `out` (contiguous rows), every bit: scatterCopy undone. */
+  gatherRows(out: Float32Array, src: Float32Array, starts: Int32Array, count: number, width: number): void {
+    this.scatter(this.x.gatherRows, src, out, starts, count, width);
+  }
   private scatter(f: Exports["scatterAdd"], acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
     this.checkRows(starts, count, width, acc);
-    if (!this.arena.owns(part) || part.length < count * width) throw new RangeError("scatter source is not an array of this arena holding the rows");
+    if (!this.arena.owns(part) || part.length < count * width) throw new RangeError("the contiguous rows are not an array of this arena with room for them");
     f(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
   }
   /** sumsq's four lane sums (lanes[0..3], in double) continued over rows in ascending order: with the other

@@ -22,7 +22,7 @@
 import { Adam, type AdamOptions } from "./adam.js";
 import type { AdamHyper } from "./kernels.js";
 import { Arena, Kernels, sumsqLanes } from "./kernels.js";
-import type { SparseBlock } from "../protocol/gradcodec.js";
+import { gatherRows, type SparseBlock } from "../protocol/gradcodec.js";
 
 /** One worker's gradient as it arrived (views of the received frames). */
 export interface GradPart {
@@ -146,9 +146,7 @@ export class StepArithmetic {
   private addRows(vals: Float32Array, rows: Uint32Array, first: boolean): void {
     const b = this.sparse!, E = b.width, end = b.offset + b.rows * E, tail = b.offset + rows.length * E;
     const acc = this.acc, mark = this.sumRows!;
-    // the rows go through the kernels, from the arena (one copy of the part into it): the first part's are
-    // copied where they go, later parts' added
-    if (this.rowKernels && !this.arena.owns(vals)) { this.staging.set(vals); vals = this.staging.subarray(0, vals.length); }
+    // the dense values first (the first part's copied where they go, later parts' added: foldAt may stage them)
     if (first) {
       acc.set(vals.subarray(0, b.offset), 0);
       acc.set(vals.subarray(tail), end);
@@ -162,7 +160,9 @@ export class StepArithmetic {
       mark.add(row);
       starts[r] = b.offset + row * E;
     }
-    const block = vals.subarray(b.offset, tail);
+    // then the rows, through the kernels, from the arena (the block copied into it once)
+    let block = vals.subarray(b.offset, tail);
+    if (this.rowKernels && !this.arena.owns(block)) { this.staging.set(block); block = this.staging.subarray(0, block.length); }
     if (this.rowKernels && first) return this.k.scatterCopy(acc, block, starts, rows.length, E);
     if (this.rowKernels) return this.k.scatterAdd(acc, block, starts, rows.length, E);
     for (let r = 0; r < rows.length; r++) { // unaligned rows: the same, one value at a time
@@ -170,6 +170,25 @@ export class StepArithmetic {
       if (first) acc.set(block.subarray(s, s + E), d);
       else for (let j = 0; j < E; j++) acc[d + j] = acc[d + j]! + block[s + j]!;
     }
+  }
+
+  /** What a task of these embedding rows reads, in the rows layout ([before][rows][after]) of the newest values
+   *  (`readable`), into `into` (its length: the dense values and the rows). The rows are gathered by the kernels
+   *  into the staging array (free between calls), then copied out at once. */
+  gatherRows(rows: Uint32Array, into: Float32Array): Float32Array {
+    const b = this.sparse;
+    if (!b) throw new RangeError("gatherRows: the parameters have no embedding rows");
+    const E = b.width, R = rows.length, src = this.readable, end = b.offset + b.rows * E;
+    if (into.length !== this.size - (b.rows - R) * E) throw new RangeError(`gatherRows: ${into.length} values for ${R} rows, expected ${this.size - (b.rows - R) * E}`);
+    if (!this.rowKernels) return gatherRows(src, this.size, b, rows, into);
+    const starts = this.starts;
+    for (let k = 0; k < R; k++) starts[k] = b.offset + rows[k]! * E; // the kernel checks each start is in range
+    const block = this.staging.subarray(0, R * E);
+    this.k.gatherRows(block, src, starts, R, E);
+    into.set(src.subarray(0, b.offset), 0);
+    into.set(block, b.offset);
+    into.set(src.subarray(end), b.offset + R * E);
+    return into;
   }
 
   /** Rows start on multiples of 4 (the kernels' quads): the row loops run in WebAssembly. */

@@ -3,8 +3,9 @@
 // arrays inside the memory it imports (an Arena) and walks them four float32 lanes at a time (v128).
 //
 //   fold, sumsq, adam, adamWd, half      over a range [start, end) of element indices
-//   scatterAdd, scatterCopy, sumsqRows,  over rows: `count` element offsets (an i32 array in the memory) of
-//   adamRows(Wd), adamRowsZero(Wd)       rows of `width` values each (…Zero: rows whose sum is +0, not read)
+//   scatterAdd, scatterCopy, gatherRows, over rows: `count` element offsets (an i32 array in the memory) of
+//   sumsqRows, adamRows(Wd),             rows of `width` values each (…Zero: rows whose sum is +0, not read)
+//   adamRowsZero(Wd)
 //
 // Each computes what its plain-JS twin in ./kernels.ts computes, bit for bit (the tests compare them).
 
@@ -117,14 +118,17 @@ function sumsqFn(): { type: number[]; locals: number[][]; body: number[] } {
 }
 
 // scatterAdd(acc, part, starts, count, width): row k of `part` (contiguous rows of `width`) added into acc at
-// starts[k] (acc = f32(acc + part), as fold); scatterCopy: copied there instead (acc = part, every bit)
-function scatterFn(add: boolean): { type: number[]; locals: number[][]; body: number[] } {
+// starts[k] (acc = f32(acc + part), as fold); scatterCopy: copied there instead (acc = part, every bit);
+// gatherRows: the other way, the row at starts[k] of acc copied to row k of `part`
+function scatterFn(mode: "add" | "copy" | "gather"): { type: number[]; locals: number[][]; body: number[] } {
   const [acc, part, starts, count, width, i, pp, kb, kend, rs, re] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-  const value = add ? [...addr(acc, i), ...load(), ...op.get(pp), ...load(), ...f32x4Add] : [...op.get(pp), ...load()];
+  const move = mode === "gather"
+    ? [...op.get(pp), ...addr(acc, i), ...load(), ...store()]
+    : [...addr(acc, i), ...(mode === "add" ? [...addr(acc, i), ...load(), ...op.get(pp), ...load(), ...f32x4Add] : [...op.get(pp), ...load()]), ...store()];
   const body = [
     ...op.get(part), ...op.set(pp),
     ...rowLoop(starts, count, width, { kb, kend, rs, re }, loop4(i, rs, re, [
-      ...addr(acc, i), ...value, ...store(),
+      ...move,
       ...op.get(pp), ...op.i32(16), ...op.add32, ...op.set(pp),
     ])),
   ];
@@ -226,9 +230,9 @@ function halfFn(): { type: number[]; locals: number[][]; body: number[] } {
 }
 
 export function buildModule(): Uint8Array<ArrayBuffer> {
-  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true), halfFn(), scatterFn(true), sumsqRowsFn(), adamFn(false, true), adamFn(true, true),
-    adamFn(false, true, true), adamFn(true, true, true), scatterFn(false)];
-  const names = ["fold", "sumsq", "adam", "adamWd", "half", "scatterAdd", "sumsqRows", "adamRows", "adamRowsWd", "adamRowsZero", "adamRowsZeroWd", "scatterCopy"];
+  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true), halfFn(), scatterFn("add"), sumsqRowsFn(), adamFn(false, true), adamFn(true, true),
+    adamFn(false, true, true), adamFn(true, true, true), scatterFn("copy"), scatterFn("gather")];
+  const names = ["fold", "sumsq", "adam", "adamWd", "half", "scatterAdd", "sumsqRows", "adamRows", "adamRowsWd", "adamRowsZero", "adamRowsZeroWd", "scatterCopy", "gatherRows"];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(fns.map((f) => f.type))),
