@@ -4,6 +4,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { Coordinator, type CoordinatorEvent } from "../src/coordinator/index.js";
+import type { AppliedStep } from "../src/coordinator/types.js";
 import { DealerChannel } from "../src/transport/zmq/index.js";
 import { Kind, encode, decode, PROTOCOL_VERSION, type Message } from "../src/protocol/wire.js";
 import { ParamAssembler } from "../src/protocol/params.js";
@@ -115,6 +116,48 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
     const bare = decode(encode({ ...h, kind: Kind.Assign, paramVersion: version }, { task: 0, epoch: 0, split: "train", batches: [] }), { maxBytes: 1 << 20, from: "test" });
     assert.deepEqual(Array.from(asm.paramsFor(bare)!), Array.from(res.params));
     assert.equal(asm.paramsFor({ ...bare, header: { ...bare.header, paramVersion: version + 1 } }), null, "another version is missing");
+  } finally {
+    ch.close();
+    await coord.close();
+  }
+});
+
+test("Started (a worker has its task) goes to the timeline; one for no open task is dropped, a malformed one refused", async () => {
+  const applied: AppliedStep[] = [];
+  const layout = paramLayout(MODEL);
+  const coord = new Coordinator({
+    bind: "tcp://127.0.0.1:*", dataset: "/nonexistent", model: MODEL, trainBatches: 4, valBatches: 0, workers: 1,
+    batchesPerStep: 1, epochs: 1, maxStepsPerEpoch: 1, lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1,
+    stepTimeoutS: 20, onApplied: (a) => applied.push(a),
+  });
+  const endpoint = await coord.listen();
+  const running = coord.run();
+  const ch = DealerChannel.connect(endpoint, "starter", { maxBytes: 1 << 24 });
+  try {
+    await ch.send(encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name: "starter", pid: process.pid }));
+    const w = readBody(await next(ch, Kind.Welcome), Kind.Welcome, "coordinator");
+    await ch.send(encode({ kind: Kind.Ready, runId: w.runId, step: 0, paramVersion: 0, slot: 0, layoutHash: layout.hash }, { backend: "none" }));
+    const assign = await next(ch, Kind.Assign);
+    const { task } = readBody(assign, Kind.Assign, "coordinator");
+    const h = { kind: Kind.Started, runId: w.runId, step: assign.header.step, paramVersion: assign.header.paramVersion, slot: assign.header.slot, layoutHash: layout.hash };
+    // for a task that is not open, or of another step: dropped, unanswered (it changes nothing)
+    await ch.send(encode(h, { task: task + 100 }));
+    await ch.send(encode({ ...h, step: h.step + 3 }, { task }));
+    // a body that is not {task}: refused, naming the kind
+    await ch.send(encode(h, { task: "one" }));
+    const r = readBody(await next(ch, Kind.Reject), Kind.Reject, "coordinator");
+    assert.equal(r.reason, "malformed");
+    assert.match(r.message, /Started from worker starter/);
+    const tSend = Date.now();
+    await ch.send(encode(h, { task }));
+    await ch.send(encode({ ...h, kind: Kind.Gradient }, { task, lossSum: 1, correct: 1, count: 2 }, new Float32Array(layout.size).fill(0.01)));
+    const res = await running;
+    assert.equal(res.steps, 1);
+    assert.deepEqual(res.rejected, { malformed: 1 });
+    const t = applied[0]!.timeline.tasks[0]!;
+    assert.equal(t.task, task);
+    // the good Started's time (the dropped ones came before tSend), before the gradient's
+    assert.ok(t.queued > 0 && t.queued <= t.started && t.started >= tSend - 1 && t.started <= t.gradient, `Started taken in after the Assign went out, as sent, before the gradient: ${JSON.stringify(t)}`);
   } finally {
     ch.close();
     await coord.close();

@@ -120,6 +120,7 @@ async function main(): Promise<void> {
     }
     if (m.header.kind !== Kind.Assign) continue;
     const body = readBody(m, Kind.Assign, "coordinator");
+    void channel.send(encode(head(Kind.Started, m.header.step, m.header.paramVersion), { task: body.task })).catch(() => {}); // as a real worker does
     if (!(await hasParams(m, body.task))) throw new Error(`no parameters for version ${m.header.paramVersion}`);
     const tStart = performance.now(); // the GPU starts once every piece of its parameters is here
     // the GPU's time: padded tokens at the engine's speed

@@ -130,6 +130,7 @@ export class Coordinator {
   async listen(): Promise<string> {
     const endpoint = await this.peers.bind(this.o.bind, this.o.curve, {
       ready: (peer) => { this.shards?.syncParams(this.peers, peer, this.arith, this.version, this.o.paramChunk); this.rounds.adopt(peer); },
+      started: (peer, m) => this.rounds.started(peer, m),
       gradient: (peer, m, now) => this.rounds.gradient(peer, m, now),
       evalResult: (peer, m, now) => this.rounds.evalResult(peer, m, now),
       gone: (id, message) => this.rounds.reassign(id, message),
@@ -284,7 +285,7 @@ export class Coordinator {
     const parts = inSum.map((t) => ({ worker: workerName(t.peer), batches: t.batches, ids: t.ids ?? null }));
     log.debug(`step ${this.step} applied (epoch ${epoch + 1}): ${parts.map((p) => `${p.worker} [${p.batches.join(", ")}]`).join(", ")}`);
     if (!this.o.onApplied) return;
-    const timeline = { applied: wallClock(), tasks: inSum.map((t) => ({ task: t.id, worker: workerName(t.peer), queued: t.queuedClock ?? 0, gradient: t.gradientClock ?? 0 })) };
+    const timeline = { applied: wallClock(), tasks: inSum.map((t) => ({ task: t.id, worker: workerName(t.peer), queued: t.queuedClock ?? 0, started: t.startedClock ?? 0, gradient: t.gradientClock ?? 0 })) };
     this.o.onApplied({ step: this.step, epoch: epoch + 1, parts, timeline });
   }
 

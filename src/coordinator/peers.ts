@@ -1,7 +1,7 @@
 // The coordinator's peers: its ROUTER socket, who is a member (./membership.ts), every message in and out.
 //
 // In:  decode the envelope → a Join is answered here → anything else from a non-member is refused → the
-//      member's message goes to the coordinator's handlers (Ready, Gradient, EvalResult, Leave).
+//      member's message goes to the coordinator's handlers (Ready, Started, Gradient, EvalResult, Leave).
 // Out: one `send` for every message to a worker; a peer that cannot be reached is evicted there, once.
 // Time: `tick` (every 200 ms) evicts members past their deadline and pings the others (a send to a dead
 //       connection fails at once, naming the dead worker long before its step deadline).
@@ -27,6 +27,8 @@ const MAX_MEMBERS = 256;
 export interface PeerHandlers {
   /** A worker finished loading and may get work. */
   ready(peer: string): void;
+  /** A worker has its task (Started). */
+  started(peer: string, m: Message): void;
   gradient(peer: string, m: Message, now: number): void;
   evalResult(peer: string, m: Message, now: number): void;
   /** A member left or was evicted: its open work must go elsewhere. */
@@ -231,6 +233,7 @@ export class Peers {
     switch (m.header.kind) {
       case Kind.Heartbeat: return;
       case Kind.Ready: return this.ready(peer, m, now);
+      case Kind.Started: return this.handlers.started(peer, m);
       case Kind.Gradient: return this.handlers.gradient(peer, m, now);
       case Kind.EvalResult: return this.handlers.evalResult(peer, m, now);
       case Kind.Leave: {

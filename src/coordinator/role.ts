@@ -216,8 +216,9 @@ function auditLog(path: string, resumedStep: number | null): (a: AppliedStep) =>
 }
 
 /**
- * `--timeline <file>`: one JSON line per applied step, `{step, applied, tasks: [{task, worker, queued, gradient}]}`
- * in wall-clock ms — when the step was applied, each task handed to ZeroMQ and its gradient taken in. Written
+ * `--timeline <file>`: one JSON line per applied step, `{step, applied, tasks: [{task, worker, queued, started,
+ * gradient}]}` in wall-clock ms — when the step was applied, each task handed to ZeroMQ, its worker's Started
+ * taken in (0: none came) and its gradient taken in. Written
  * through a stream (no disk write waits on the round); a new file each run.
  */
 function timelineLog(path: string): { write(a: AppliedStep): void; close(): Promise<void> } {

@@ -32,6 +32,9 @@ export interface Task {
    *  was taken in (what `--timeline` records). */
   queuedClock?: number;
   gradientClock?: number;
+  /** Its worker said it has it (Started), and when that came in (wall-clock ms, as above). */
+  started?: boolean;
+  startedClock?: number;
 }
 
 export interface Round {
@@ -49,6 +52,8 @@ export interface Round {
   /** True while its first tasks are being sent (it cannot be finished before they all exist). */
   dealing: boolean;
   orphanTimer?: NodeJS.Timeout;
+  /** The coordinator's work off the critical path, until it runs (./rounds.ts). */
+  offPath?: () => void;
   resolve: () => void;
   reject: (e: Error) => void;
 }

@@ -5,35 +5,21 @@
 import { AbortedError, TrainingError } from "../errors.js";
 import { logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
-import type { StepArithmetic, GradPart } from "../optim/step.js";
-import { halfTable, type SparseBlock } from "../protocol/gradcodec.js";
+import type { StepArithmetic } from "../optim/step.js";
+import type { SparseBlock } from "../protocol/gradcodec.js";
 import type { SliceView } from "../protocol/slices.js";
-import { Kind, WireError, checkGradient, nonFiniteGradient, workerName, type Message } from "../protocol/wire.js";
+import { Kind, WireError, checkGradient, workerName, type Message } from "../protocol/wire.js";
 import { readBody } from "../protocol/bodies.js";
 import type { Peers } from "./peers.js";
 import { RowPull } from "./row-pull.js";
+import { absurdParts, inSum, nonFiniteParts } from "./blame.js";
 import { type Round, type RoundKind, type Task } from "./round.js";
 import { wallClock } from "../clock.js";
 
 const log = logger("coordinator");
 
-/** Σ x² of a part as it arrived (half floats decoded with their scale), in double. */
-function partSumsq(p: GradPart): number {
-  let s = 0;
-  if (p.values instanceof Uint16Array) {
-    const t = halfTable();
-    for (let i = 0; i < p.values.length; i++) { const x = t[p.values[i]!]! * p.scale; s += x * x; }
-  } else {
-    for (let i = 0; i < p.values.length; i++) { const x = p.values[i]!; s += x * x; }
-  }
-  return s;
-}
-
 /** A worker whose gradients are refused this many times in a row is evicted. */
 export const MAX_REFUSED_IN_A_ROW = 3;
-/** A mean gradient with a norm above this per sample is no gradient of this model: refused as absurd when
- *  the sum overflows (float32 needs ~1e38 to overflow; real gradients stay within ~1e3). */
-const ABSURD_NORM_PER_SAMPLE = 1e15;
 
 export interface RoundsOptions {
   peers: Peers;
@@ -120,10 +106,13 @@ export class Rounds {
     await Promise.all(sends);
     round.dealing = false;
     if (kind === "train") this.phase("broadcast", (performance.now() - tSend) / 1000);
-    // the tasks are with ZeroMQ's I/O thread now: Adam finishes the other rows while they go out and the workers
-    // compute (a gradient that arrives first waits for it: optim/step.ts)
-    this.o.afterSend?.();
-    if (kind === "train") this.readAhead(batches);
+    // the work off the critical path (Adam over the other rows, and ahead over the next step's): a train round's
+    // once every task is with its worker (each sends Started on its Assign), so that it does not compete with
+    // the tasks' transfer for the cores; an evaluation's at once. A gradient that arrives first runs it before
+    // its fold (and the arithmetic finishes whatever it needs on demand: optim/step.ts).
+    round.offPath = () => { this.o.afterSend?.(); if (kind === "train") this.readAhead(batches); };
+    if (kind !== "train") this.runOffPath(round);
+    else this.maybeOffPath(round);
     const tWait = performance.now();
     this.maybeFinish(round);
     const onAbort = () => round.reject(new AbortedError());
@@ -134,11 +123,36 @@ export class Rounds {
     } finally {
       this.o.signal?.removeEventListener("abort", onAbort);
       if (round.orphanTimer) clearTimeout(round.orphanTimer);
+      this.runOffPath(round);
       this.current = null;
     }
     this.last = round;
     if (kind === "train") this.phase("wait", (performance.now() - tWait) / 1000);
     return round;
+  }
+
+  /** The round's work off the critical path, once every task it dealt is with its worker (or done). */
+  private maybeOffPath(r: Round): void {
+    if (r.offPath && !r.dealing && r.tasks.every((t) => t.started || t.done)) this.runOffPath(r);
+  }
+
+  private runOffPath(r: Round): void {
+    const f = r.offPath;
+    r.offPath = undefined;
+    f?.();
+  }
+
+  /** A worker has its task (Started): checked against the open tasks (anything else is dropped unlogged: it
+   *  changes nothing). The time goes to the --timeline. */
+  started(peer: string, m: Message): void {
+    const body = readBody(m, Kind.Started, `worker ${workerName(peer)}`);
+    const r = this.current;
+    if (!r || m.header.runId !== this.o.runId || m.header.step !== r.step) return;
+    const task = this.openTask(peer, body.task);
+    if (!task || task.started) return;
+    task.started = true;
+    task.startedClock = wallClock();
+    this.maybeOffPath(r);
   }
 
   /** Row pull, unsharded: Adam ahead over the rows the next step's batches read and this step's (`batches`)
@@ -253,6 +267,7 @@ export class Rounds {
     if (!task) return this.o.peers.reject(peer, new WireError("stale", `gradient from worker ${workerName(peer)} for task ${body.task} of step ${m.header.step} matches no open task`), m.header.step);
     this.o.peers.members.done(peer, now);
     task.done = true;
+    this.runOffPath(r!); // before the fold (a Started lost or overtaken)
     this.pull?.release(task, 2 * this.o.peers.members.live().length + 2);
     const wrong = bad ?? this.wrongCount(task, body.count, from);
     if (wrong) {
@@ -345,37 +360,24 @@ export class Rounds {
     this.foldArrived(r);
   }
 
-  /** Refuse the parts with a NaN/Inf value; true when any was. */
+  /** Refuse the parts with a NaN/Inf value; true when any was (./blame.ts). */
   refuseNonFinite(r: Round): boolean {
-    let found = false;
-    for (const t of this.inSum(r)) {
-      const bad = nonFiniteGradient(t.grads!.values, `worker ${workerName(t.peer)}`);
-      if (bad) { this.refuse(t, bad); found = true; }
-    }
-    return found;
+    const bad = nonFiniteParts(r);
+    for (const b of bad) this.refuse(b.task, b.why);
+    return bad.length > 0;
   }
 
-  /** The sum overflowed although every part is finite: refuse the parts whose norm per sample no gradient of
-   *  this model reaches; true when any was (else nobody in particular is to blame). */
+  /** The sum overflowed although every part is finite: refuse the parts of absurd size; true when any was (else
+   *  nobody in particular is to blame). */
   refuseAbsurd(r: Round): boolean {
-    let found = false;
-    for (const t of this.inSum(r)) {
-      const norm = Math.sqrt(partSumsq(t.grads!)) / Math.max(1, t.count);
-      if (norm > ABSURD_NORM_PER_SAMPLE) {
-        this.refuse(t, new WireError("nan", `gradient from worker ${workerName(t.peer)} (task ${t.id}) has a norm of ${norm.toExponential(2)} per sample, far beyond any gradient of this model: contribution skipped`));
-        found = true;
-      }
-    }
-    return found;
+    const bad = absurdParts(r);
+    for (const b of bad) this.refuse(b.task, b.why);
+    return bad.length > 0;
   }
 
   /** Refuse every part still in the sum (the step is skipped, its batches dealt again). */
   refuseAll(r: Round, why: string): void {
-    for (const t of this.inSum(r)) this.refuse(t, new WireError("nan", why));
-  }
-
-  private inSum(r: Round): Task[] {
-    return r.tasks.filter((t) => t.done && !t.skipped && t.grads);
+    for (const t of inSum(r)) this.refuse(t, new WireError("nan", why));
   }
 
   private maybeFinish(round: Round): void {

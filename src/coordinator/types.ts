@@ -112,7 +112,7 @@ export interface AppliedStep {
   parts: { worker: string; batches: number[]; ids: number[] | null }[];
   /** Each part's task: when it was handed to ZeroMQ and when its gradient was taken in (wall-clock ms), and
    *  when the step was applied. */
-  timeline: { applied: number; tasks: { task: number; worker: string; queued: number; gradient: number }[] };
+  timeline: { applied: number; tasks: { task: number; worker: string; queued: number; started: number; gradient: number }[] };
 }
 
 export interface EpochSummary { epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number; valCount: number; seconds: number; steps: number }

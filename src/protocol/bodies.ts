@@ -82,6 +82,7 @@ export const SHAPES = {
   [Kind.Stop]: obj({ reason: str(1024), final: opt(bool) }),
   [Kind.Leave]: obj({ reason: str(1024) }),
   [Kind.Ready]: obj({ backend: str(32) }),
+  [Kind.Started]: obj({ task: nat }),
   [Kind.Params]: obj({ offset: nat, task: opt(nat) }),
   [Kind.ShardInit]: obj({
     runId: nat, offset: nat, length: nat, layoutHash: str(64), version: nat, chunk: nat,

@@ -26,7 +26,8 @@ import { ProtocolError } from "../errors.js";
 import { firstBadRow, payloadValues, type SparseBlock } from "./gradcodec.js";
 
 // 2: Params chunks, Assign/Eval may omit the parameters; fp16 and embedding-rows gradients (flags)
-export const PROTOCOL_VERSION = 2;
+// 3: Started (a worker has its task)
+export const PROTOCOL_VERSION = 3;
 /** Header flags: the payload holds IEEE half floats; a fourth frame lists the embedding rows carried. */
 export const FLAG_F16 = 1;
 export const FLAG_ROWS = 2;
@@ -50,6 +51,8 @@ export enum Kind {
   Stop = 9, //        coordinator → worker: {reason, final?}
   Leave = 10, //      worker → coordinator: {reason}
   Ready = 11, //      worker → coordinator: {backend}: dataset and engine loaded, assign work
+  Started = 20, //    worker → coordinator: {task}: an Assign arrived (the coordinator's work off the critical path
+  //                  waits for every task of the step to be with its worker: ../coordinator/rounds.ts)
   Params = 12, //     coordinator → worker: {offset} + parameters [offset, offset + n) of version paramVersion;
   //                  from a shard with row pull: {offset, task} + rows: its slice's piece of a task's parameters
   // between the coordinator and its shard processes (--coordinator-shards, src/coordinator/shards.ts)

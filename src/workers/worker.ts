@@ -1,7 +1,7 @@
 // A worker: joins the coordinator over ZeroMQ (./join.ts), loads the dataset from the shared path and the
-// gradient engine, then answers Assign with the gradient of the loss SUM over its batches and Eval with loss
-// and accuracy. Heartbeats go out every second when the JS thread is free; a busy step is covered by the
-// coordinator's per-step deadline.
+// gradient engine, then answers Assign with Started (at once) and the gradient of the loss SUM over its batches,
+// and Eval with loss and accuracy. Heartbeats go out every second when the JS thread is free; a busy step is
+// covered by the coordinator's per-step deadline.
 import { hostname } from "node:os";
 import { join as joinPath } from "node:path";
 import { ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
@@ -25,7 +25,6 @@ import { WorkerShards } from "./shards.js";
 import { tuneHeapForMessages, releaseMessages } from "../heap.js";
 
 export { join, type Welcome };
-
 export interface WorkerOptions {
   /** tcp://host:port of the coordinator. */
   coordinator: string;
@@ -257,6 +256,7 @@ class Session {
 
   /** Assign: the gradient of the loss SUM over the task's batches, sent as the coordinator asked. */
   private async train(m: Message, body: AssignBody): Promise<void> {
+    void this.send(Kind.Started, { task: body.task }, { step: m.header.step, version: m.header.paramVersion }).catch(() => {}); // it has the task
     setImmediate(releaseMessages); // the last task's messages freed while this one computes (../heap.ts)
     if (m.rows) return this.trainRows(m, body);
     const params = await this.paramsFor(m);
