@@ -24,7 +24,7 @@
 // of messages), V8 runs a full mark-compact to find dead buffers, whenever that falls, often in the middle of a
 // transfer. The buffers of a handled message die young, so a young-generation collection finds them too, at a
 // fraction of the cost: `releaseMessages` runs one where the process would otherwise wait (the coordinator once
-// the tasks are out, a shard after its apply, a worker while its engine computes). A bare ZeroMQ exchange of 2.75 MB each way on this
+// the tasks are with the workers, a shard after its apply, a worker while its engine computes). A bare ZeroMQ exchange of 2.75 MB each way on this
 // project's 2-core test machine (ad hoc): 60 mark-compacts in 400 round trips and a mean of 6.3 ms (median 2.5,
 // 90th percentile 18) without; 1 mark-compact and a mean of 1.8 ms (median 1.6, 90th percentile 1.7) with one
 // young collection a round trip, each 0.1 ms. Not every buffer goes that way in a coordinator: at 1 worker
