@@ -24,13 +24,14 @@
 // of messages), V8 runs a full mark-compact to find dead buffers, whenever that falls, often in the middle of a
 // transfer. The buffers of a handled message die young, so a young-generation collection finds them too, at a
 // fraction of the cost: `releaseMessages` runs one where the process would otherwise wait (the coordinator once
-// the tasks are with the workers, a shard after its apply, a worker while its engine computes). A bare ZeroMQ exchange of 2.75 MB each way on this
-// project's 2-core test machine (ad hoc): 60 mark-compacts in 400 round trips and a mean of 6.3 ms (median 2.5,
-// 90th percentile 18) without; 1 mark-compact and a mean of 1.8 ms (median 1.6, 90th percentile 1.7) with one
-// young collection a round trip, each 0.1 ms. Not every buffer goes that way in a coordinator: at 1 worker
-// about one gradient a step outlives the young collections (dead, yet freed only by the full collections V8
-// still runs every ~12 steps; cause not found: docs/performance.md). The collection is V8's own, reached
-// through `--expose-gc` in a context of its own (the process's global scope gets no `gc`).
+// the tasks are with the workers, a shard after its apply, a worker while its engine computes). A bare ZeroMQ
+// exchange of 2.75 MB each way on this project's 2-core test machine (ad hoc): 60 mark-compacts in 400 round
+// trips and a mean of 6.3 ms (median 2.5, 90th percentile 18) without; 1 mark-compact and a mean of 1.8 ms
+// (median 1.6, 90th percentile 1.7) with one young collection a round trip, each 0.1 ms. Not every buffer goes
+// that way in a coordinator: at 1 worker about one gradient a step outlives the young collections (dead, yet
+// freed only by the full collections V8 still runs every ~12 steps; cause not found: docs/performance.md). The
+// collection is V8's own, reached through `--expose-gc` in a context of its own (the process's global scope
+// gets no `gc`).
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 

@@ -110,8 +110,8 @@ export interface AppliedStep {
   /** 1-based epoch. */
   epoch: number;
   parts: { worker: string; batches: number[]; ids: number[] | null }[];
-  /** Each part's task: when it was handed to ZeroMQ and when its gradient was taken in (wall-clock ms), and
-   *  when the step was applied. */
+  /** Each part's task: when it was handed to ZeroMQ, when its worker's Started and its gradient were taken in
+   *  (wall-clock ms; started 0: none came), and when the step was applied. */
   timeline: { applied: number; tasks: { task: number; worker: string; queued: number; started: number; gradient: number }[] };
 }
 
