@@ -32,8 +32,7 @@ export interface Task {
    *  was taken in (what `--timeline` records). */
   queuedClock?: number;
   gradientClock?: number;
-  /** Its worker said it has it (Started), and when that came in (wall-clock ms, as above). */
-  started?: boolean;
+  /** When its worker's Started came in (wall-clock ms, as above); absent: none has. */
   startedClock?: number;
 }
 

@@ -133,7 +133,7 @@ export class Rounds {
 
   /** The round's work off the critical path, once every task it dealt is with its worker (or done). */
   private maybeOffPath(r: Round): void {
-    if (r.offPath && !r.dealing && r.tasks.every((t) => t.started || t.done)) this.runOffPath(r);
+    if (r.offPath && !r.dealing && r.tasks.every((t) => t.startedClock !== undefined || t.done)) this.runOffPath(r);
   }
 
   private runOffPath(r: Round): void {
@@ -149,8 +149,7 @@ export class Rounds {
     const r = this.current;
     if (!r || m.header.runId !== this.o.runId || m.header.step !== r.step) return;
     const task = this.openTask(peer, body.task);
-    if (!task || task.started) return;
-    task.started = true;
+    if (!task || task.startedClock !== undefined) return;
     task.startedClock = wallClock();
     this.maybeOffPath(r);
   }
