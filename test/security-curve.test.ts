@@ -72,24 +72,28 @@ test("real sockets: only the admitted client key gets a message through; every r
   const unadmitted = dealer("unadmitted", { serverKey: server.publicKey, publicKey: stranger.publicKey, secretKey: stranger.secretKey });
   const wrongServer = dealer("wrong-server", { serverKey: stranger.publicKey, publicKey: admitted.publicKey, secretKey: admitted.secretKey });
   const plain = dealer("plain");
-  const send = (d: DealerChannel, text: string) => d.send([Buffer.from(text)]).catch(() => {});
-  await Promise.all([send(good, "gradient"), send(unadmitted, "gradient"), send(wrongServer, "gradient"), send(plain, "gradient")]);
-  const waitFor = (cond: () => boolean, what: string) => until(what, cond, 5_000, 25);
-  await waitFor(() => got.length >= 1, "the admitted client's message arrives");
-  const has = (reason: AuthFailure["reason"]) => failures.some((f) => f.reason === reason);
-  await waitFor(() => has("client-key") && has("crypto") && has("mechanism"), `every kind of refusal reported: ${JSON.stringify(failures.map((f) => f.reason))}`);
-  const refused = failures.find((f) => f.reason === "client-key")!;
-  assert.equal(refused.clientKey, stranger.publicKey, "the refused key is named");
-  assert.equal(refused.address, "127.0.0.1");
-  const trouble = (d: DealerChannel) => d.handshakeTrouble() as HandshakeTrouble | null;
-  await waitFor(() => trouble(unadmitted)?.kind === "auth", "the unadmitted client learns it was refused");
-  await waitFor(() => (trouble(wrongServer)?.count ?? 0) >= 1 && (trouble(plain)?.count ?? 0) >= 1, "the other two see failed handshakes");
-  assert.equal(trouble(good), null);
-  await new Promise((r) => setTimeout(r, 200));
-  assert.deepEqual(got, ["good:gradient"], "nothing from the refused peers reached the application");
-  for (const d of [good, unadmitted, wrongServer, plain]) d.close();
-  router.close();
-  await loop;
+  // the sockets are closed however the test ends: an open one would keep the test process alive after a failure
+  try {
+    const send = (d: DealerChannel, text: string) => d.send([Buffer.from(text)]).catch(() => {});
+    await Promise.all([send(good, "gradient"), send(unadmitted, "gradient"), send(wrongServer, "gradient"), send(plain, "gradient")]);
+    const waitFor = (cond: () => boolean, what: string) => until(what, cond, 5_000, 25);
+    await waitFor(() => got.length >= 1, "the admitted client's message arrives");
+    const has = (reason: AuthFailure["reason"]) => failures.some((f) => f.reason === reason);
+    await waitFor(() => has("client-key") && has("crypto") && has("mechanism"), `every kind of refusal reported: ${JSON.stringify(failures.map((f) => f.reason))}`);
+    const refused = failures.find((f) => f.reason === "client-key")!;
+    assert.equal(refused.clientKey, stranger.publicKey, "the refused key is named");
+    assert.equal(refused.address, "127.0.0.1");
+    const trouble = (d: DealerChannel) => d.handshakeTrouble() as HandshakeTrouble | null;
+    await waitFor(() => trouble(unadmitted)?.kind === "auth", "the unadmitted client learns it was refused");
+    await waitFor(() => (trouble(wrongServer)?.count ?? 0) >= 1 && (trouble(plain)?.count ?? 0) >= 1, "the other two see failed handshakes");
+    assert.equal(trouble(good), null);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(got, ["good:gradient"], "nothing from the refused peers reached the application");
+  } finally {
+    for (const d of [good, unadmitted, wrongServer, plain]) d.close();
+    router.close();
+    await loop;
+  }
 });
 
 /** `text` as a regular expression that matches it literally. */
