@@ -176,3 +176,56 @@ test("row kernels (scatter add and copy, gather, lane sums over rows, Adam over 
   assert.throws(() => k.adamRows(p, q, acc, m, v, starts, rows.length, W, 1, 1, { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1, sqrtBc2: 1, weightDecay: 0 }), /inside the arrays/);
   assert.throws(() => k.sumsqRows(acc, new Int32Array(4), 1, W, 1, lanes), /not an array of this arena/);
 });
+
+test("the cheaper forms of the gradient's products (a float32 scale, a clip factor of 1) give the general form's bits", () => {
+  // each Adam and sumsq kernel picks its form by the values (kernels.ts): they must all be adamJs and sumsqJs
+  const W = 8, ROWS = 64, n = ROWS * W + 5;
+  const arena = new Arena(Arena.floatsFor(n, n, n, n, n, ROWS, 8));
+  const k = new Kernels(arena);
+  const r = rng(31);
+  const [acc, p, q, m, v] = [0, 1, 2, 3, 4].map(() => arena.alloc(n)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const starts = arena.allocInt(ROWS), lanes = arena.allocDouble(4);
+  // values whose products round: subnormal results, values near the float32 limit, signed zeros
+  for (let i = 0; i < n; i++) acc[i] = r() * [1, 1e-36, 3e38, 1e-3][i % 4]!;
+  acc[6] = -0; acc[11] = 1e-45; acc[13] = -3.4e38;
+  const rows = [0, 3, 4, 9, 33, 63];
+  rows.forEach((row, i) => { starts[i] = row * W; });
+  for (const scale of [1 / 64, 1 / 96, 0.1, 3, Math.fround(1e-40), 1]) {
+    assert.ok(Object.is(k.sumsq(acc, scale), sumsqJs(acc, 0, n, scale)), `sumsq, scale ${scale}`);
+    lanes.fill(0);
+    k.sumsqRows(acc, starts, rows.length, W, scale, lanes);
+    const only = new Float32Array(n);
+    for (const row of rows) only.set(acc.subarray(row * W, (row + 1) * W), row * W);
+    assert.ok(Object.is((lanes[0]! + lanes[2]!) + (lanes[1]! + lanes[3]!), sumsqJs(only, 0, ROWS * W, scale)), `sumsqRows, scale ${scale}`);
+    for (const coef of [1, 0.37, 0.5]) {
+      for (const wd of [0, 0.01]) {
+        const h: AdamHyper = { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3 / (1 - 0.9 ** 2), sqrtBc2: Math.sqrt(1 - 0.999 ** 2), weightDecay: wd };
+        fill(p, r, 1); fill(m, r, 1e-3); for (let i = 0; i < n; i++) v[i] = Math.abs(r()) * 1e-5;
+        const J = { q: new Float32Array(n), m: Float32Array.from(m), v: Float32Array.from(v) };
+        k.adam(p, q, acc, m, v, 0, n, scale, coef, h);
+        adamJs(p, J.q, acc, J.m, J.v, 0, n, scale, coef, h);
+        const what = `scale ${scale}, coef ${coef}, wd ${wd}`;
+        sameBits(q, J.q, `adam params (${what})`); sameBits(m, J.m, `adam m (${what})`); sameBits(v, J.v, `adam v (${what})`);
+        k.adamRows(p, q, acc, m, v, starts, rows.length, W, scale, coef, h);
+        for (const row of rows) adamJs(p, J.q, acc, J.m, J.v, row * W, (row + 1) * W, scale, coef, h);
+        sameBits(q, J.q, `adamRows params (${what})`); sameBits(m, J.m, `adamRows m (${what})`); sameBits(v, J.v, `adamRows v (${what})`);
+      }
+    }
+  }
+});
+
+test("zeroRows sets the rows to +0 and nothing else", () => {
+  const W = 8, n = 10 * W + 3;
+  const arena = new Arena(Arena.floatsFor(n, 10));
+  const k = new Kernels(arena);
+  const acc = arena.alloc(n), starts = arena.allocInt(10);
+  acc.fill(-0.5);
+  [1, 4, 9].forEach((row, i) => { starts[i] = row * W; });
+  k.zeroRows(acc, starts, 3, W);
+  for (let i = 0; i < n; i++) {
+    const row = Math.floor(i / W), zeroed = i < 10 * W && [1, 4, 9].includes(row);
+    assert.ok(Object.is(acc[i], zeroed ? 0 : -0.5), `index ${i}`);
+  }
+  starts[0] = 2;
+  assert.throws(() => k.zeroRows(acc, starts, 1, W), /multiple of 4/);
+});

@@ -14,13 +14,18 @@
 // float32 (the hyperparameters too), in the order written. The SIMD code (f32x4 lanes, IEEE-rounded) and the
 // JS twin (each operation in double, then Math.fround — exact for +, −, ×, ÷ and √) give the same bits.
 //
+// The products f32(acc·scale) and f32(·coef) cost most of Adam's and sumsq's time in f64 lanes, so the kernels
+// pick a cheaper form with the same bits where the values allow: a scale that is a float32 value (1/64 for a
+// batch of 64: the product of two float32 values is exact in double, so rounding it is one float32 multiply),
+// and a clip factor of 1 (no product). Any other value takes the f64 lanes.
+//
 // The kernels work on arrays inside one WebAssembly.Memory (an `Arena`). A fourth kernel decodes IEEE half
 // floats (the fp16 gradient encoding, src/protocol/gradcodec.ts); the row kernels do the same over a list of
 // rows (a row-sparse sum: adding a part's rows, its norm's lane sums, Adam over the rows a task reads, and over
 // the rows no part touched without reading their zero sum). The module is written in ./wasm-kernels.ts.
 
 import { decodeHalfJs } from "../protocol/gradcodec.js";
-import { buildModule } from "./wasm-kernels.js";
+import { G_MODES, buildModule, type GMode } from "./wasm-kernels.js";
 
 /** Memory of the WebAssembly kernels: Float32Arrays allocated in it can be passed to `Kernels`. */
 export class Arena {
@@ -147,36 +152,54 @@ export function adamJs(pIn: Float32Array, pOut: Float32Array, acc: Float32Array,
   }
 }
 
+type AdamFn = (pIn: number, pOut: number, acc: number, m: number, v: number, start: number, end: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number) => void;
+type AdamRowsFn = (pIn: number, pOut: number, acc: number, m: number, v: number, starts: number, count: number, width: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number) => void;
+type SumsqFn = (acc: number, start: number, end: number, scale: number) => number;
+type SumsqRowsFn = (acc: number, starts: number, count: number, width: number, scale: number, lanes: number) => void;
+type ScatterFn = (acc: number, part: number, starts: number, count: number, width: number) => void;
+
 interface Exports {
   fold(acc: number, part: number, start: number, end: number): void;
-  sumsq(acc: number, start: number, end: number, scale: number): number;
-  adam(pIn: number, pOut: number, acc: number, m: number, v: number, start: number, end: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number): void;
-  adamWd: Exports["adam"];
+  /** By scale: a float64 one, or one that is a float32 value. */
+  sumsq: { d: SumsqFn; f: SumsqFn };
+  sumsqRows: { d: SumsqRowsFn; f: SumsqRowsFn };
+  /** By g mode, then weight decay (0 or not). */
+  adam: Record<GMode, [AdamFn, AdamFn]>;
+  adamRows: Record<GMode, [AdamRowsFn, AdamRowsFn]>;
+  adamRowsZero: [AdamRowsFn, AdamRowsFn];
   half(dst: number, src: number, start: number, end: number, scale: number): void;
-  scatterAdd(acc: number, part: number, starts: number, count: number, width: number): void;
-  scatterCopy: Exports["scatterAdd"];
-  gatherRows: Exports["scatterAdd"];
-  sumsqRows(acc: number, starts: number, count: number, width: number, scale: number, lanes: number): void;
-  adamRows(pIn: number, pOut: number, acc: number, m: number, v: number, starts: number, count: number, width: number, scale: number, coef: number, b1: number, c1: number, b2: number, c2: number, ss: number, sb: number, eps: number, wd: number): void;
-  adamRowsWd: Exports["adamRows"];
-  adamRowsZero: Exports["adamRows"];
-  adamRowsZeroWd: Exports["adamRows"];
+  scatterAdd: ScatterFn;
+  scatterCopy: ScatterFn;
+  gatherRows: ScatterFn;
+  zeroRows: ScatterFn;
 }
 
 let compiled: WebAssembly.Module | null = null;
 
 /** The module's functions, each checked to be one (the module is built above, so a miss is a bug here). */
 function exportsOf(inst: WebAssembly.Instance): Exports {
-  const fn = <K extends keyof Exports>(name: K): Exports[K] => {
+  const fn = <F>(name: string): F => {
     const f = inst.exports[name];
     if (typeof f !== "function") throw new Error(`kernel module lacks the function ${name}`);
-    return f as Exports[K];
+    return f as F;
   };
+  const byMode = <F>(base: string) => Object.fromEntries(G_MODES.map((g) => {
+    const suffix = g === "dd" ? "" : `_${g}`;
+    return [g, [fn<F>(`${base}${suffix}`), fn<F>(`${base}Wd${suffix}`)]];
+  })) as Record<GMode, [F, F]>;
   return {
-    fold: fn("fold"), sumsq: fn("sumsq"), adam: fn("adam"), adamWd: fn("adamWd"), half: fn("half"), scatterAdd: fn("scatterAdd"),
-    sumsqRows: fn("sumsqRows"), adamRows: fn("adamRows"), adamRowsWd: fn("adamRowsWd"), adamRowsZero: fn("adamRowsZero"), adamRowsZeroWd: fn("adamRowsZeroWd"),
-    scatterCopy: fn("scatterCopy"), gatherRows: fn("gatherRows"),
+    fold: fn("fold"), half: fn("half"), scatterAdd: fn("scatterAdd"), scatterCopy: fn("scatterCopy"), gatherRows: fn("gatherRows"), zeroRows: fn("zeroRows"),
+    sumsq: { d: fn("sumsq"), f: fn("sumsqF") }, sumsqRows: { d: fn("sumsqRows"), f: fn("sumsqRowsF") },
+    adam: byMode<AdamFn>("adam"), adamRows: byMode<AdamRowsFn>("adamRows"), adamRowsZero: [fn("adamRowsZero"), fn("adamRowsZeroWd")],
   };
+}
+
+/** A scale that is a float32 value: its products with float32 values can be rounded in float32 directly. */
+const isF32 = (x: number) => Math.fround(x) === x;
+
+/** The cheapest g mode that gives f32(f32(acc·scale)·coef)'s bits for these values. */
+function gMode(scale: number, coef: number): GMode {
+  return `${isF32(scale) ? "f" : "d"}${coef === 1 ? "1" : "d"}` as GMode;
 }
 
 /** The kernels bound to one arena. Ranges are element indices with `start` a multiple of 4; the SIMD code
@@ -207,7 +230,7 @@ export class Kernels {
   }
   sumsq(acc: Float32Array, scale: number, start = 0, end = acc.length): number {
     const q = this.check(start, end, acc);
-    return sumsqTail(this.x.sumsq(acc.byteOffset, start, q, scale), acc, q, end, scale);
+    return sumsqTail(this.x.sumsq[isF32(scale) ? "f" : "d"](acc.byteOffset, start, q, scale), acc, q, end, scale);
   }
   /** dst[i] = f32(float(src[i])·scale) for IEEE half bits (scale: a power of two). */
   half(dst: Float32Array, src: Uint16Array, scale: number, start = 0, end = src.length): void {
@@ -242,7 +265,12 @@ export class Kernels {
   gatherRows(out: Float32Array, src: Float32Array, starts: Int32Array, count: number, width: number): void {
     this.scatter(this.x.gatherRows, src, out, starts, count, width);
   }
-  private scatter(f: Exports["scatterAdd"], acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
+  /** The rows of acc at starts[k] set to +0. */
+  zeroRows(acc: Float32Array, starts: Int32Array, count: number, width: number): void {
+    this.checkRows(starts, count, width, acc);
+    this.x.zeroRows(acc.byteOffset, 0, starts.byteOffset, count, width);
+  }
+  private scatter(f: ScatterFn, acc: Float32Array, part: Float32Array, starts: Int32Array, count: number, width: number): void {
     this.checkRows(starts, count, width, acc);
     if (!this.arena.owns(part) || part.length < count * width) throw new RangeError("the contiguous rows are not an array of this arena with room for them");
     f(acc.byteOffset, part.byteOffset, starts.byteOffset, count, width);
@@ -252,18 +280,18 @@ export class Kernels {
   sumsqRows(acc: Float32Array, starts: Int32Array, count: number, width: number, scale: number, lanes: Float64Array): void {
     this.checkRows(starts, count, width, acc);
     if (lanes.buffer !== this.arena.memory.buffer || lanes.byteOffset % 16 !== 0 || lanes.length < 4) throw new RangeError("lanes are not 4 aligned doubles of this arena");
-    this.x.sumsqRows(acc.byteOffset, starts.byteOffset, count, width, scale, lanes.byteOffset);
+    this.x.sumsqRows[isF32(scale) ? "f" : "d"](acc.byteOffset, starts.byteOffset, count, width, scale, lanes.byteOffset);
   }
   /** Adam over `count` rows of `width` values starting at the element offsets in `starts`: one kernel call. */
   adamRows(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, starts: Int32Array, count: number, width: number, scale: number, coef: number, h: AdamHyper, zero = false): void {
     this.checkRows(starts, count, width, pIn, pOut, acc, m, v);
-    const wd = h.weightDecay !== 0;
-    const f = zero ? (wd ? this.x.adamRowsZeroWd : this.x.adamRowsZero) : wd ? this.x.adamRowsWd : this.x.adamRows;
+    const wd = h.weightDecay !== 0 ? 1 : 0;
+    const f = zero ? this.x.adamRowsZero[wd] : this.x.adamRows[gMode(scale, coef)][wd];
     f(pIn.byteOffset, pOut.byteOffset, acc.byteOffset, m.byteOffset, v.byteOffset, starts.byteOffset, count, width, scale, coef, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.stepSize, h.sqrtBc2, h.eps, h.weightDecay);
   }
   adam(pIn: Float32Array, pOut: Float32Array, acc: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, scale: number, coef: number, h: AdamHyper): void {
     const q = this.check(start, end, pIn, pOut, acc, m, v);
-    const f = h.weightDecay === 0 ? this.x.adam : this.x.adamWd;
+    const f = this.x.adam[gMode(scale, coef)][h.weightDecay === 0 ? 0 : 1];
     f(pIn.byteOffset, pOut.byteOffset, acc.byteOffset, m.byteOffset, v.byteOffset, start, q, scale, coef, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.stepSize, h.sqrtBc2, h.eps, h.weightDecay);
     adamJs(pIn, pOut, acc, m, v, q, end, scale, coef, h);
   }

@@ -137,7 +137,11 @@ export class StepArithmetic {
     const b = this.sparse, rows = this.sumRows;
     if (!b || !rows) return;
     if (rows.all) this.acc.fill(0, b.offset, b.offset + b.rows * b.width);
-    else for (const r of rows.list) this.acc.fill(0, b.offset + r * b.width, b.offset + (r + 1) * b.width);
+    else if (this.rowKernels) {
+      const starts = this.starts, list = rows.list;
+      for (let k = 0; k < list.length; k++) starts[k] = b.offset + list[k]! * b.width;
+      this.k.zeroRows(this.acc, starts, list.length, b.width);
+    } else for (const r of rows.list) this.acc.fill(0, b.offset + r * b.width, b.offset + (r + 1) * b.width);
     rows.clear();
   }
 

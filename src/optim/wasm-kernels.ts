@@ -2,10 +2,13 @@
 // toolchain): a minimal writer of the binary format, then each function's code. Every function works on
 // arrays inside the memory it imports (an Arena) and walks them four float32 lanes at a time (v128).
 //
-//   fold, sumsq, adam, adamWd, half      over a range [start, end) of element indices
+//   fold, sumsq(F), adam(Wd), half       over a range [start, end) of element indices
 //   scatterAdd, scatterCopy, gatherRows, over rows: `count` element offsets (an i32 array in the memory) of
-//   sumsqRows, adamRows(Wd),             rows of `width` values each (…Zero: rows whose sum is +0, not read)
+//   zeroRows, sumsqRows(F), adamRows(Wd), rows of `width` values each (…Zero: rows whose sum is +0, not read)
 //   adamRowsZero(Wd)
+//
+// The adam kernels come in four g modes (GMode below; `adam_f1` …), sumsq in two: cheaper forms of the same
+// products for a scale that is a float32 value and a clip factor of 1, chosen in ./kernels.ts.
 //
 // Each computes what its plain-JS twin in ./kernels.ts computes, bit for bit (the tests compare them).
 
@@ -94,21 +97,28 @@ function foldFn(): { type: number[]; locals: number[][]; body: number[] } {
 
 /** sumsq's loop body at byte offset `i` of acc: x = four floats; y = f32(x·scale) in two f64x2 halves, their
  *  squares added to the lane sums s01 (lanes 0, 1) and s23 (lanes 2, 3). */
-function sumsqQuad(l: { acc: number; i: number; sc: number; s01: number; s23: number; x: number; y: number }): number[] {
+function sumsqQuad(l: { acc: number; i: number; sc: number; s01: number; s23: number; x: number; y: number }, f32Scale: boolean): number[] {
+  // f32Scale: `sc` holds the scale as four float32 lanes (it is a float32 value): x·scale rounded once in float32
+  // is the double product rounded to float32 (that product is exact), so the squares are the same
+  const scaled = (hi: boolean) => f32Scale
+    ? [...(hi ? highOf(l.x) : op.get(l.x)), ...promoteLow]
+    : [...(hi ? highOf(l.x) : op.get(l.x)), ...promoteLow, ...op.get(l.sc), ...f64x2Mul, ...demote, ...promoteLow];
   const half = (hi: boolean, sum: number) => [
-    ...op.get(sum),
-    ...(hi ? highOf(l.x) : op.get(l.x)), ...promoteLow, ...op.get(l.sc), ...f64x2Mul, ...demote, ...promoteLow,
-    ...op.tee(l.y), ...op.get(l.y), ...f64x2Mul, ...f64x2Add, ...op.set(sum),
+    ...op.get(sum), ...scaled(hi), ...op.tee(l.y), ...op.get(l.y), ...f64x2Mul, ...f64x2Add, ...op.set(sum),
   ];
-  return [...addr(l.acc, l.i), ...load(), ...op.set(l.x), ...half(false, l.s01), ...half(true, l.s23)];
+  const x = f32Scale ? [...load(), ...op.get(l.sc), ...f32x4Mul] : load();
+  return [...addr(l.acc, l.i), ...x, ...op.set(l.x), ...half(false, l.s01), ...half(true, l.s23)];
 }
 
-// sumsq(acc, start, end, scale) → f64
-function sumsqFn(): { type: number[]; locals: number[][]; body: number[] } {
+/** The scale's splat: two float64 lanes, or four float32 lanes (f32Scale). */
+const scaleSplat = (f32Scale: boolean) => (f32Scale ? [...f32Demote, ...f32x4Splat] : f64x2Splat);
+
+// sumsq(acc, start, end, scale) → f64; sumsqF: the same for a scale that is a float32 value
+function sumsqFn(f32Scale = false): { type: number[]; locals: number[][]; body: number[] } {
   const [acc, start, end, scale, i, sc, s01, s23, x, y] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const body = [
-    ...op.get(scale), ...f64x2Splat, ...op.set(sc),
-    ...loop4(i, start, end, sumsqQuad({ acc, i, sc, s01, s23, x, y })),
+    ...op.get(scale), ...scaleSplat(f32Scale), ...op.set(sc),
+    ...loop4(i, start, end, sumsqQuad({ acc, i, sc, s01, s23, x, y }, f32Scale)),
     // (lane0 + lane2) + (lane1 + lane3), as sumsqJs
     ...op.get(s01), ...extract64(0), ...op.get(s23), ...extract64(0), ...op.f64add,
     ...op.get(s01), ...extract64(1), ...op.get(s23), ...extract64(1), ...op.f64add,
@@ -119,12 +129,12 @@ function sumsqFn(): { type: number[]; locals: number[][]; body: number[] } {
 
 // scatterAdd(acc, part, starts, count, width): row k of `part` (contiguous rows of `width`) added into acc at
 // starts[k] (acc = f32(acc + part), as fold); scatterCopy: copied there instead (acc = part, every bit);
-// gatherRows: the other way, the row at starts[k] of acc copied to row k of `part`
-function scatterFn(mode: "add" | "copy" | "gather"): { type: number[]; locals: number[][]; body: number[] } {
+// gatherRows: the other way, the row at starts[k] of acc copied to row k of `part`; zeroRows: the rows of acc
+// set to +0 (`part` unused)
+function scatterFn(mode: "add" | "copy" | "gather" | "zero"): { type: number[]; locals: number[][]; body: number[] } {
   const [acc, part, starts, count, width, i, pp, kb, kend, rs, re] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-  const move = mode === "gather"
-    ? [...op.get(pp), ...addr(acc, i), ...load(), ...store()]
-    : [...addr(acc, i), ...(mode === "add" ? [...addr(acc, i), ...load(), ...op.get(pp), ...load(), ...f32x4Add] : [...op.get(pp), ...load()]), ...store()];
+  const value = { add: [...addr(acc, i), ...load(), ...op.get(pp), ...load(), ...f32x4Add], copy: [...op.get(pp), ...load()], zero: [...op.i32(0), ...op.simd(0x11)], gather: [] }[mode];
+  const move = mode === "gather" ? [...op.get(pp), ...addr(acc, i), ...load(), ...store()] : [...addr(acc, i), ...value, ...store()];
   const body = [
     ...op.get(part), ...op.set(pp),
     ...rowLoop(starts, count, width, { kb, kend, rs, re }, loop4(i, rs, re, [
@@ -136,24 +146,31 @@ function scatterFn(mode: "add" | "copy" | "gather"): { type: number[]; locals: n
 }
 
 // sumsqRows(acc, starts, count, width, scale, lanes): the four lane sums of sumsq (two f64x2 at `lanes`) go on
-// over the rows, in ascending order of their starts
-function sumsqRowsFn(): { type: number[]; locals: number[][]; body: number[] } {
+// over the rows, in ascending order of their starts; sumsqRowsF: for a scale that is a float32 value
+function sumsqRowsFn(f32Scale = false): { type: number[]; locals: number[][]; body: number[] } {
   const [acc, starts, count, width, scale, lanes, i, kb, kend, rs, re, sc, s01, s23, x, y] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
   const body = [
-    ...op.get(scale), ...f64x2Splat, ...op.set(sc),
+    ...op.get(scale), ...scaleSplat(f32Scale), ...op.set(sc),
     ...op.get(lanes), ...load(), ...op.set(s01), ...op.get(lanes), ...load(16), ...op.set(s23),
-    ...rowLoop(starts, count, width, { kb, kend, rs, re }, loop4(i, rs, re, sumsqQuad({ acc, i, sc, s01, s23, x, y }))),
+    ...rowLoop(starts, count, width, { kb, kend, rs, re }, loop4(i, rs, re, sumsqQuad({ acc, i, sc, s01, s23, x, y }, f32Scale))),
     ...op.get(lanes), ...op.get(s01), ...store(), ...op.get(lanes), ...op.get(s23), ...store(16),
   ];
   return { type: [0x60, ...vec([[I32], [I32], [I32], [I32], [F64], [I32]]), ...vec([])], locals: [[5, I32], [5, V128]], body };
 }
 
+/** How a kernel forms g = f32(f32(acc·scale)·coef) (double products, each rounded to float32). "dd": both
+ *  products in f64 lanes (any scale and coef). The others give the same bits with less work, for the values
+ *  they are chosen for (kernels.ts): "f…" a scale that is a float32 value (a product of two float32 values is
+ *  exact in double, so rounding it once is one float32 multiply); "…1" a coef of 1 (x·1 = x: no product). */
+export type GMode = "dd" | "d1" | "fd" | "f1";
+
 // adam(pIn, pOut, acc, m, v, start, end, scale, coef, b1, c1, b2, c2, stepSize, sqrtBc2, eps, wd): g from the
-// f64 lanes of scale and coef; the other scalars rounded to f32 once; then four lanes in float32, as adamJs
+// f64 lanes of scale and coef (or as `g` says); the other scalars rounded to f32 once; then four lanes in float32,
+// as adamJs
 // adamRows(pIn, pOut, acc, m, v, starts, count, width, scale, …): the same over `count` rows of `width`
 // adamRowsZero(…): adamRows where the sum is +0 (rows no gradient touched): g = +0 without reading acc — the
 // same bits
-function adamFn(withWd: boolean, rows = false, zero = false): { type: number[]; locals: number[][]; body: number[] } {
+function adamFn(withWd: boolean, rows = false, zero = false, g: GMode = "dd"): { type: number[]; locals: number[][]; body: number[] } {
   const [pIn, pOut, acc, m, v, start, end] = [0, 1, 2, 3, 4, 5, 6];
   const [starts, count, width] = [5, 6, 7];
   const scalars = ["scale", "coef", "b1", "c1", "b2", "c2", "ss", "sb", "eps", "wd"];
@@ -165,10 +182,18 @@ function adamFn(withWd: boolean, rows = false, zero = false): { type: number[]; 
   const splat = (name: string) => V + scalars.indexOf(name);
   const [vp, vg, vm, vv] = [V + scalars.length, V + 1 + scalars.length, V + 2 + scalars.length, V + 3 + scalars.length];
   const S = (n: string) => op.get(splat(n));
-  const inF64 = (n: string) => n === "scale" || n === "coef";
-  // lanes 0,1 or 2,3 of vg: f32(f32(acc·scale)·coef) in double, demoted to [x, y, 0, 0]
+  const f32Scale = g[0] === "f", withCoef = g[1] === "d";
+  const inF64 = (n: string) => (n === "scale" && !f32Scale) || n === "coef";
+  // lanes 0,1 or 2,3 of vg (acc, or acc·scale rounded in float32): the rest of f32(f32(acc·scale)·coef) in
+  // double, demoted to [x, y, 0, 0]
   const gHalf = (hi: boolean) => [
-    ...(hi ? highOf(vg) : op.get(vg)), ...promoteLow, ...S("scale"), ...f64x2Mul, ...demote, ...promoteLow, ...S("coef"), ...f64x2Mul, ...demote,
+    ...(hi ? highOf(vg) : op.get(vg)), ...promoteLow,
+    ...(f32Scale ? [] : [...S("scale"), ...f64x2Mul, ...demote, ...(withCoef ? promoteLow : [])]),
+    ...(withCoef ? [...S("coef"), ...f64x2Mul, ...demote] : []),
+  ];
+  const gOf = [
+    ...addr(acc, i), ...load(), ...(f32Scale ? [...S("scale"), ...f32x4Mul] : []),
+    ...(g === "f1" ? [] : [...op.set(vg), ...gHalf(false), ...gHalf(true), ...joinLow]),
   ];
   const each = (from: number, to: number, inner: number[]) => (rows ? rowLoop(starts, count, width, rl, loop4(i, rl.rs, rl.re, inner)) : loop4(i, from, to, inner));
   const body = [
@@ -176,7 +201,7 @@ function adamFn(withWd: boolean, rows = false, zero = false): { type: number[]; 
     ...each(start, end, [
       ...addr(pIn, i), ...load(), ...op.set(vp),
       // g = f32(f32(acc·scale)·coef) [+ wd·p]
-      ...(zero ? [...op.i32(0), ...op.simd(0x11)] : [...addr(acc, i), ...load(), ...op.set(vg), ...gHalf(false), ...gHalf(true), ...joinLow]),
+      ...(zero ? [...op.i32(0), ...op.simd(0x11)] : gOf),
       ...(withWd ? [...S("wd"), ...op.get(vp), ...f32x4Mul, ...f32x4Add] : []),
       ...op.set(vg),
       // m' = b1·m + c1·g;  v' = b2·v + (c2·g)·g
@@ -229,10 +254,15 @@ function halfFn(): { type: number[]; locals: number[][]; body: number[] } {
   return { type: [0x60, ...vec([[I32], [I32], [I32], [I32], [F64]]), ...vec([])], locals: [[1, I32], [4, V128]], body };
 }
 
+/** The Adam kernels' export names: adam, adamWd, adamRows, adamRowsWd, then each with its g mode (adam_f1, …). */
+export const G_MODES: readonly GMode[] = ["dd", "d1", "fd", "f1"];
+const adamName = (rows: boolean, wd: boolean, g: GMode) => `adam${rows ? "Rows" : ""}${wd ? "Wd" : ""}${g === "dd" ? "" : `_${g}`}`;
+
 export function buildModule(): Uint8Array<ArrayBuffer> {
-  const fns = [foldFn(), sumsqFn(), adamFn(false), adamFn(true), halfFn(), scatterFn("add"), sumsqRowsFn(), adamFn(false, true), adamFn(true, true),
-    adamFn(false, true, true), adamFn(true, true, true), scatterFn("copy"), scatterFn("gather")];
-  const names = ["fold", "sumsq", "adam", "adamWd", "half", "scatterAdd", "sumsqRows", "adamRows", "adamRowsWd", "adamRowsZero", "adamRowsZeroWd", "scatterCopy", "gatherRows"];
+  const fns = [foldFn(), sumsqFn(), halfFn(), scatterFn("add"), sumsqRowsFn(), adamFn(false, true, true), adamFn(true, true, true), scatterFn("copy"), scatterFn("gather"),
+    scatterFn("zero"), sumsqFn(true), sumsqRowsFn(true)];
+  const names = ["fold", "sumsq", "half", "scatterAdd", "sumsqRows", "adamRowsZero", "adamRowsZeroWd", "scatterCopy", "gatherRows", "zeroRows", "sumsqF", "sumsqRowsF"];
+  for (const g of G_MODES) for (const rows of [false, true]) for (const wd of [false, true]) { fns.push(adamFn(wd, rows, false, g)); names.push(adamName(rows, wd, g)); }
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(fns.map((f) => f.type))),
