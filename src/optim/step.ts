@@ -132,17 +132,27 @@ export class StepArithmetic {
     this.addRows(vals, p.rows, first);
   }
 
-  /** The first part of a sum: the rows the previous sum filled go back to zero (only those). */
+  /** The first part of a sum: the rows the previous sum filled go back to zero (only those; a finished step's
+   *  row-sparse sum was zeroed by `finish`). */
   private startSum(): void {
     const b = this.sparse, rows = this.sumRows;
     if (!b || !rows) return;
     if (rows.all) this.acc.fill(0, b.offset, b.offset + b.rows * b.width);
-    else if (this.rowKernels) {
-      const starts = this.starts, list = rows.list;
+    else this.zeroSumRows();
+    rows.clear();
+  }
+
+  /** The embedding rows of the sum back to +0, and the sum emptied (its dense values are overwritten by the next
+   *  sum's first part). */
+  private zeroSumRows(): void {
+    const b = this.sparse!, rows = this.sumRows!, list = rows.list;
+    if (this.rowKernels) {
+      const starts = this.starts;
       for (let k = 0; k < list.length; k++) starts[k] = b.offset + list[k]! * b.width;
       this.k.zeroRows(this.acc, starts, list.length, b.width);
-    } else for (const r of rows.list) this.acc.fill(0, b.offset + r * b.width, b.offset + (r + 1) * b.width);
+    } else for (const r of list) this.acc.fill(0, b.offset + r * b.width, b.offset + (r + 1) * b.width);
     rows.clear();
+    this.parts = 0;
   }
 
   /** A rows-layout part: the values before and after the embedding block are dense; the block has R rows of
@@ -365,6 +375,7 @@ export class StepArithmetic {
         for (let r = 0; r < b.rows; r++) if (!p.done[r] && (all || (rows!.mark[r] === 1) === touched)) starts[n++] = b.offset + r * b.width;
         this.adam.applyRows(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, n, b.width, p.scale, p.coef, !touched);
       }
+      if (!all && this.parts > 0) this.zeroSumRows(); // here, off the critical path, rather than at the next sum's first part
     }
     this.pending = null;
     this.turn ^= 1;
