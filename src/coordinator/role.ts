@@ -219,7 +219,7 @@ function auditLog(path: string, resumedStep: number | null): (a: AppliedStep) =>
  * `--timeline <file>`: one JSON line per applied step, `{step, applied, tasks: [{task, worker, queued, started,
  * gradient}]}` in wall-clock ms — when the step was applied, each task handed to ZeroMQ, its worker's Started
  * taken in (0: none came) and its gradient taken in. Written
- * through a stream (no disk write waits on the round); a new file each run.
+ * through a stream (no disk write waits on the round), once the next step's tasks are out; a new file each run.
  */
 function timelineLog(path: string): { write(a: AppliedStep): void; close(): Promise<void> } {
   mkdirSync(dirname(path), { recursive: true });
@@ -227,7 +227,8 @@ function timelineLog(path: string): { write(a: AppliedStep): void; close(): Prom
   out.on("error", (err) => log.warn(`--timeline ${path}: ${errorMessage(err)}`));
   log.info(`timeline of the steps: ${path}`);
   return {
-    write: (a) => { out.write(JSON.stringify({ step: a.step, ...a.timeline }) + "\n"); },
+    // after the next step's tasks are out: the record is not on the path from a step's gradients to its successor
+    write: (a) => { setImmediate(() => out.write(JSON.stringify({ step: a.step, ...a.timeline }) + "\n")); },
     close: () => new Promise<void>((res) => out.end(res)),
   };
 }
