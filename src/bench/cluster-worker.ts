@@ -112,6 +112,7 @@ async function main(): Promise<void> {
     const m = decode(frames, { maxBytes: welcome.maxBytes, from: "coordinator" });
     if (m.header.kind === Kind.Stop) break;
     if (m.header.kind === Kind.Params) { assembler.put(m, "coordinator"); continue; }
+    if (m.header.kind === Kind.Dense) { shards.putDense(m, welcome.layoutSize); continue; }
     if (m.header.kind === Kind.Eval) {
       const body = readBody(m, Kind.Eval, "coordinator");
       const count = body.batches.reduce((n, i) => n + data.batch(body.split, i).size, 0);

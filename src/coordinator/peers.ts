@@ -53,7 +53,8 @@ export interface PeersOptions {
 
 export class Peers {
   readonly members: Membership;
-  /** Worker → the parameter version it holds from Params chunks (its Assign/Eval then carry none). */
+  /** Worker → the parameter version it holds from Params chunks (its Assign/Eval then carry none) or, row pull,
+   *  whose dense values it holds from a Dense (its tasks then carry only their rows). */
   readonly hasParams = new Map<string, number>();
   readonly rejected: Record<string, number> = {};
   readonly evicted: string[] = [];

@@ -199,6 +199,9 @@ export class Rounds {
     const kind = round.kind === "train" ? Kind.Assign : Kind.Eval;
     let payload: Float32Array | undefined, rows: Uint32Array | undefined;
     if (this.pull) {
+      // the version's dense values first, where they travel alone: they are on the wire while the rows are gathered
+      const dense = this.pull.dense(peer, round.version, this.o.peers.hasParams);
+      if (dense) void this.o.peers.send(peer, Kind.Dense, {}, dense, at);
       const pulled = this.pull.payload(round.split, batches);
       if (pulled.others.length) this.o.pullShards?.(task.id, peer, pulled.others); // the shards' pieces first: they start at once
       payload = task.lease = pulled.payload;

@@ -1,6 +1,10 @@
 // Row pull: a task carries what its batches read — the dense parameters and the embedding rows of its
 // batches, the newest values (Adam finishes those rows first: optim/step.ts's ensureRows) — in the gradient
-// codec's rows layout ([before][rows][after]), never the whole vector.
+// codec's rows layout ([before][rows][after]), never the whole vector. Unsharded, with the embedding first in
+// the layout, the dense values go in their own message (Dense), once per worker and version, before its first
+// task of that version: ZeroMQ moves them while the task's rows are Adam'd and gathered, and the task carries
+// only its rows. They go as a view of the arena (no copy): the buffer is not written again before the step
+// after next's Adam, by when every worker that had the version's tasks answered (optim/step.ts).
 //
 // A sharded coordinator (--coordinator-shards) sends only its own slice's piece (the rows in it, local ids, and
 // its dense values) and names each shard the task's rows in that shard's slice (../protocol/slices.ts).
@@ -18,9 +22,22 @@ export class RowPull {
   /** Which embedding rows a task of several batches reads (marks, cleared after each use). */
   private marks: Uint8Array | null = null;
 
+  /** The dense values travel in their own message (Dense) and a task carries only its rows. */
+  private readonly separate: boolean;
+
   /** `block`: the embedding rows of the vector `arith` holds (local ids); `slices`: sharded, this process's
    *  slice and the shards' (their views, in slice order) and the embedding's rows in all, else null. */
-  constructor(private readonly arith: StepArithmetic, private readonly block: SparseBlock, private readonly batchRows: (split: "train" | "val", index: number) => Int32Array, private readonly slices: { own: SliceView; others: SliceView[]; rows: number } | null = null) {}
+  constructor(private readonly arith: StepArithmetic, private readonly block: SparseBlock, private readonly batchRows: (split: "train" | "val", index: number) => Int32Array, private readonly slices: { own: SliceView; others: SliceView[]; rows: number } | null = null) {
+    this.separate = !slices && block.offset === 0 && arith.size > block.rows * block.width;
+  }
+
+  /** The dense values of the newest parameters for a worker's task of `version` (a view of the arena), or null
+   *  when they travel in the task or that worker has them (`has`: worker → the version it holds; set here). */
+  dense(peer: string, version: number, has: Map<string, number>): Float32Array | null {
+    if (!this.separate || has.get(peer) === version) return null;
+    has.set(peer, version);
+    return this.arith.readable.subarray(this.block.rows * this.block.width);
+  }
 
   /** What a task of these batches reads: their rows in this slice (ascending, local ids) and the payload; and
    *  sharded, the rows each shard must send (local to its slice). */
@@ -30,7 +47,7 @@ export class RowPull {
     const rows = sl ? localRows(all, sl.own) : all;
     const others = sl ? sl.others.map((v) => localRows(all, v)) : [];
     arith.ensureRows(rows);
-    const payload = arith.gatherRows(rows, this.buffer(arith.size - (b.rows - rows.length) * E));
+    const payload = arith.gatherRows(rows, this.buffer(this.separate ? rows.length * E : arith.size - (b.rows - rows.length) * E));
     return { rows, payload, others };
   }
 

@@ -187,18 +187,21 @@ export class StepArithmetic {
   }
 
   /** What a task of these embedding rows reads, in the rows layout ([before][rows][after]) of the newest values
-   *  (`readable`), into `into` (its length: the dense values and the rows). The rows are gathered by the kernels
-   *  into the staging array (free between calls), then copied out at once. */
+   *  (`readable`), into `into` (its length: the dense values and the rows, or the rows alone). The rows are
+   *  gathered by the kernels into the staging array (free between calls), then copied out at once. */
   gatherRows(rows: Uint32Array, into: Float32Array): Float32Array {
     const b = this.sparse;
     if (!b) throw new RangeError("gatherRows: the parameters have no embedding rows");
     const E = b.width, R = rows.length, src = this.readable, end = b.offset + b.rows * E;
-    if (into.length !== this.size - (b.rows - R) * E) throw new RangeError(`gatherRows: ${into.length} values for ${R} rows, expected ${this.size - (b.rows - R) * E}`);
+    const only = into.length === R * E; // the rows alone
+    if (!only && into.length !== this.size - (b.rows - R) * E) throw new RangeError(`gatherRows: ${into.length} values for ${R} rows, expected ${this.size - (b.rows - R) * E} or ${R * E}`);
+    if (only && !this.rowKernels) { for (let k = 0; k < R; k++) into.set(src.subarray(b.offset + rows[k]! * E, b.offset + (rows[k]! + 1) * E), k * E); return into; }
     if (!this.rowKernels) return gatherRows(src, this.size, b, rows, into);
     const starts = this.starts;
     for (let k = 0; k < R; k++) starts[k] = b.offset + rows[k]! * E; // the kernel checks each start is in range
     const block = this.staging.subarray(0, R * E);
     this.k.gatherRows(block, src, starts, R, E);
+    if (only) { into.set(block); return into; }
     into.set(src.subarray(0, b.offset), 0);
     into.set(block, b.offset);
     into.set(src.subarray(end), b.offset + R * E);

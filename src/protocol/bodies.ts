@@ -83,6 +83,7 @@ export const SHAPES = {
   [Kind.Leave]: obj({ reason: str(1024) }),
   [Kind.Ready]: obj({ backend: str(32) }),
   [Kind.Started]: obj({ task: nat }),
+  [Kind.Dense]: obj({}),
   [Kind.Params]: obj({ offset: nat, task: opt(nat) }),
   [Kind.ShardInit]: obj({
     runId: nat, offset: nat, length: nat, layoutHash: str(64), version: nat, chunk: nat,

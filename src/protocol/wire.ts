@@ -27,7 +27,7 @@ import { firstBadRow, payloadValues, type SparseBlock } from "./gradcodec.js";
 
 // 2: Params chunks, Assign/Eval may omit the parameters; fp16 and embedding-rows gradients (flags)
 // 3: Started (a worker has its task)
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 /** Header flags: the payload holds IEEE half floats; a fourth frame lists the embedding rows carried. */
 export const FLAG_F16 = 1;
 export const FLAG_ROWS = 2;
@@ -53,6 +53,9 @@ export enum Kind {
   Ready = 11, //      worker → coordinator: {backend}: dataset and engine loaded, assign work
   Started = 20, //    worker → coordinator: {task}: an Assign arrived (the coordinator's work off the critical path
   //                  waits for every task of the step to be with its worker: ../coordinator/rounds.ts)
+  Dense = 21, //      coordinator → worker: {} + the dense parameters (all but the embedding rows) of version
+  //                  paramVersion: row pull, sent before a worker's first task of that version, whose Assign or
+  //                  Eval then carries only its rows (ZeroMQ moves it while the task's rows are gathered)
   Params = 12, //     coordinator → worker: {offset} + parameters [offset, offset + n) of version paramVersion;
   //                  from a shard with row pull: {offset, task} + rows: its slice's piece of a task's parameters
   // between the coordinator and its shard processes (--coordinator-shards, src/coordinator/shards.ts)

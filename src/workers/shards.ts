@@ -1,7 +1,8 @@
 // A worker's side of a sharded coordinator (--coordinator-shards, src/coordinator/shards.ts): a DEALER to each
 // shard's workers' socket (same host as the coordinator, or the endpoint the Welcome names for a shard on
 // another host), each shard's piece of every gradient, and the shards' parts of the parameters — broadcast
-// chunks of a version (--pull dense) or each row-pull task's pieces, joined with the coordinator's.
+// chunks of a version (--pull dense) or each row-pull task's pieces, joined with the coordinator's. Unsharded
+// row pull: a version's dense values (Dense, before the first task of that version) joined with a task's rows.
 import { ConnectionError, errorMessage } from "../errors.js";
 import type { Logger } from "../output.js";
 import type { Telemetry } from "../telemetry.js";
@@ -22,6 +23,8 @@ export class WorkerShards {
   readonly views: SliceView[];
   private readonly pieces: TaskPieces | null;
   private readonly links: DealerChannel[];
+  /** The newest Dense: a version's dense parameters (a view of the received message). */
+  private dense: { version: number; values: Float32Array } | null = null;
 
   /** Connects to every shard the Welcome names; `gone(endpoint, k)` when shard k's connection drops. */
   constructor(private readonly o: { coordinator: string; routingId: string; curve?: CurveClientKeys; insecure?: boolean; name: string; log: Logger; tel: Telemetry },
@@ -61,6 +64,15 @@ export class WorkerShards {
     }
   }
 
+  /** A Dense from the coordinator: kept for that version's tasks (only the newest). Throws WireError when its
+   *  length is not the layout's dense values, or the run has no rows to pull. */
+  putDense(m: Message, size: number): void {
+    const b = this.block, want = b ? size - b.rows * b.width : -1;
+    if (!b || this.any || m.payload.length !== want) throw new WireError("length", `Dense carries ${m.payload.length} values, expected ${b && !this.any ? want : "none (no row pull from an unsharded coordinator)"}`);
+    this.dense = { version: m.header.paramVersion, values: m.payload };
+    this.o.tel.bytes("received", m.payload.byteLength, this.o.name);
+  }
+
   /** Shard k went away: stop waiting for its pieces. */
   lost(k: number): void { this.pieces?.lost(k); }
 
@@ -85,7 +97,8 @@ export class WorkerShards {
 
   /** Row pull: a task's parameters ([rows of E][dense], the whole vector's `size`) from the coordinator's piece
    *  `m` and the shards' (null when one did not come within a minute, or its shard went away). Unsharded: `m`'s
-   *  own. Throws WireError when they do not fit. */
+   *  own, or its rows and the version's Dense (null when that did not come first). Throws WireError when they do
+   *  not fit. */
   async rowParams(m: Message, task: number, size: number): Promise<RowParams | null> {
     let rows: Int32Array, values: Float32Array;
     if (this.pieces) {
@@ -99,6 +112,10 @@ export class WorkerShards {
       values = m.payload;
     }
     const want = payloadValues(size, this.block, rows.length), E = this.block?.width ?? 0;
+    if (!this.pieces && values.length === rows.length * E && want > values.length) { // the rows alone: the dense values came first
+      const d = this.dense;
+      return d && d.version === m.header.paramVersion ? { rows, values, dense: d.values } : null;
+    }
     if (!this.block || values.length !== want) throw new WireError("length", `${kindName(m.header.kind)} carries ${values.length} values for ${rows.length} rows, expected ${want}`);
     return { rows, values: values.subarray(0, rows.length * E), dense: values.subarray(rows.length * E) };
   }

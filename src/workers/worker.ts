@@ -1,7 +1,6 @@
-// A worker: joins the coordinator over ZeroMQ (./join.ts), loads the dataset from the shared path and the
-// gradient engine, then answers Assign with Started (at once) and the gradient of the loss SUM over its batches,
-// and Eval with loss and accuracy. Heartbeats go out every second when the JS thread is free; a busy step is
-// covered by the coordinator's per-step deadline.
+// A worker: joins the coordinator over ZeroMQ (./join.ts), loads the dataset from the shared path and the gradient
+// engine, then answers Assign with Started (at once) and the gradient of the loss SUM over its batches, and Eval with
+// loss and accuracy. Heartbeats go out every second when the JS thread is free (a busy step: the step's deadline).
 import { hostname } from "node:os";
 import { join as joinPath } from "node:path";
 import { ProtocolError, TrainingError, AbortedError, errorMessage } from "../errors.js";
@@ -188,6 +187,7 @@ class Session {
       switch (m.header.kind) {
         case Kind.Welcome: this.rejoining = false; return true;
         case Kind.Heartbeat: return true;
+        case Kind.Dense: this.shards.putDense(m, this.welcome.layoutSize); return true;
         case Kind.Stop: { const b = readBody(m, Kind.Stop, this.from); this.result.reason = b.reason; this.result.final = b.final === true; return false; }
         case Kind.Reject: await this.rejected(m); return true;
         case Kind.Params: this.assembler.put(m, this.from); this.tel.bytes("received", m.payload.byteLength, this.o.name); return true;
