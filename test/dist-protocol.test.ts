@@ -15,6 +15,10 @@ import { EpochSampler, STEP_WINDOW } from "../src/coordinator/sampler.js";
 import { paramLayout } from "../src/model/layout.js";
 import type { ModelConfig } from "../src/config.js";
 import { assertMoved } from "./helpers/params.js";
+import { sparseBlockOf } from "../src/protocol/gradcodec.js";
+import { WorkerShards } from "../src/workers/shards.js";
+import { logger } from "../src/output.js";
+import { NO_TELEMETRY } from "../src/telemetry.js";
 
 const MODEL: ModelConfig = { cell: "lstm", vocabSize: 30, embedDim: 4, hidden: 3, layers: 1, bidirectional: false };
 
@@ -158,6 +162,77 @@ test("Started (a worker has its task) goes to the timeline; one for no open task
     assert.equal(t.task, task);
     // the good Started's time (the dropped ones came before tSend), before the gradient's
     assert.ok(t.queued > 0 && t.queued <= t.started && t.started >= tSend - 1 && t.started <= t.gradient, `Started taken in after the Assign went out, as sent, before the gradient: ${JSON.stringify(t)}`);
+  } finally {
+    ch.close();
+    await coord.close();
+  }
+});
+
+/** Messages from the coordinator up to and including the first of `kind`, in the order they came. */
+async function upTo(ch: DealerChannel, kind: Kind, timeoutMs = 5000): Promise<Message[]> {
+  const until = Date.now() + timeoutMs, got: Message[] = [];
+  for (;;) {
+    const frames = await ch.receive(Math.max(1, until - Date.now()));
+    assert.ok(frames, `no ${Kind[kind]} message within ${timeoutMs} ms`);
+    const m = decode(frames, { maxBytes: 1 << 24, from: "coordinator" });
+    if (m.header.kind !== Kind.Heartbeat) got.push(m);
+    if (m.header.kind === kind) return got;
+  }
+}
+
+test("row pull: a version's dense values come once, in a Dense before the worker's first task of it; the task carries its rows alone", async () => {
+  const layout = paramLayout(MODEL), block = sparseBlockOf(layout)!, E = block.width, D = layout.size - block.rows * E;
+  const rowsOf = (_split: "train" | "val", i: number) => Int32Array.from([1, 2 + i]);
+  const coord = new Coordinator({
+    bind: "tcp://127.0.0.1:*", dataset: "/nonexistent", model: MODEL, trainBatches: 4, valBatches: 1, workers: 1,
+    batchesPerStep: 1, epochs: 1, maxStepsPerEpoch: 1, lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, clip: 5, seed: 1,
+    stepTimeoutS: 20, batchRows: rowsOf,
+  });
+  const endpoint = await coord.listen();
+  const running = coord.run();
+  const ch = DealerChannel.connect(endpoint, "dense", { maxBytes: 1 << 24 });
+  try {
+    await ch.send(encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name: "dense", pid: process.pid }));
+    const w = readBody(await next(ch, Kind.Welcome), Kind.Welcome, "coordinator");
+    assert.equal(w.pull, "rows");
+    await ch.send(encode({ kind: Kind.Ready, runId: w.runId, step: 0, paramVersion: 0, slot: 0, layoutHash: layout.hash }, { backend: "none" }));
+    // the training task: the dense values of version 0 first, then the Assign with its batch's rows alone
+    const first = await upTo(ch, Kind.Assign);
+    assert.deepEqual(first.map((m) => m.header.kind), [Kind.Dense, Kind.Assign], "one Dense, then the task");
+    const [d0, assign] = first as [Message, Message];
+    assert.equal(d0.header.paramVersion, 0);
+    assert.equal(d0.payload.length, D, "the Dense carries every value outside the embedding rows");
+    const { task, batches } = readBody(assign, Kind.Assign, "coordinator");
+    assert.deepEqual(Array.from(assign.rows!), Array.from(rowsOf("train", batches[0]!)));
+    assert.equal(assign.payload.length, 2 * E, "the task carries its rows alone");
+    const dense0 = Float32Array.from(d0.payload);
+    const h = { kind: Kind.Gradient, runId: w.runId, step: assign.header.step, paramVersion: 0, slot: assign.header.slot, layoutHash: layout.hash };
+    await ch.send(encode(h, { task, lossSum: 1, correct: 1, count: 2 }, new Float32Array(2 * E + D).fill(0.01), assign.rows!));
+    // the evaluation at version 1: its Dense first (new values), then the Eval with the rows alone
+    const second = await upTo(ch, Kind.Eval);
+    assert.deepEqual(second.map((m) => m.header.kind), [Kind.Dense, Kind.Eval], "one Dense for the new version, then the task");
+    const [d1, ev] = second as [Message, Message];
+    assert.equal(d1.header.paramVersion, 1);
+    const dense1 = Float32Array.from(d1.payload), evRows = Float32Array.from(ev.payload);
+    const eb = readBody(ev, Kind.Eval, "coordinator");
+    await ch.send(encode({ ...h, kind: Kind.EvalResult, step: ev.header.step, paramVersion: 1 }, { task: eb.task, lossSum: 1, correct: 1, count: 2 }));
+    const res = await running;
+    // version 1 is the run's result: the Dense is its dense part and the Eval its rows, bit for bit
+    assert.deepEqual(Array.from(dense1), Array.from(res.params.subarray(block.rows * E)));
+    const want = Array.from(ev.rows!).flatMap((r) => Array.from(res.params.subarray(r * E, (r + 1) * E)));
+    assert.deepEqual(Array.from(evRows), want);
+    assertMoved(dense0, dense1, { minRel: 1e-4 }); // the dense values moved between versions 0 and 1
+    // the worker's side: a Dense of another length is refused; a task of rows alone takes its version's Dense
+    const shards = new WorkerShards({ coordinator: endpoint, routingId: "x", name: "t", log: logger("test"), tel: NO_TELEMETRY }, { ...w, slot: 0 }, block, new ParamAssembler(layout.size), [Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)], () => {});
+    assert.equal(await shards.rowParams(ev, eb.task, layout.size), null, "no Dense of version 1 yet");
+    assert.throws(() => shards.putDense({ ...d1, payload: d1.payload.subarray(1) }, layout.size), /Dense carries/);
+    shards.putDense(d0, layout.size);
+    assert.equal(await shards.rowParams(ev, eb.task, layout.size), null, "the Dense of version 0 is not version 1's");
+    shards.putDense(d1, layout.size);
+    const got = (await shards.rowParams(ev, eb.task, layout.size))!;
+    assert.deepEqual(Array.from(got.dense), Array.from(dense1));
+    assert.deepEqual(Array.from(got.values), Array.from(evRows));
+    shards.close();
   } finally {
     ch.close();
     await coord.close();
