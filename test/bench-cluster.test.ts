@@ -31,6 +31,8 @@ test("bench cluster: every variant against the dense baseline, efficiency and by
     // push and pull are timed per task from both ends (the workers' lines joined to the coordinator's timeline):
     // each takes some time, and together no longer than the step
     assert.ok(row.push_ms > 0 && row.pull_ms > 0 && row.push_ms + row.pull_ms < row.step_ms, JSON.stringify(row));
+    // the coordinator's turnaround (last gradient → next step's first task, its clock alone) is part of a step
+    assert.ok(row.turnaround_ms > 0 && row.turnaround_ms < row.step_ms, JSON.stringify(row));
   }
   for (const n of [1, 2]) {
     const at = (v: string) => j.rows.find((x: { workers: number; variant: string }) => x.workers === n && x.variant === v);

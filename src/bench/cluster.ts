@@ -62,6 +62,9 @@ export interface ClusterRow {
   /** Mean per task: the gradient from the worker's send to the coordinator taking it in, and the task from the
    *  coordinator handing it to ZeroMQ to its arrival at the worker (both processes' clocks: one machine). */
   push_ms: number; pull_ms: number;
+  /** Mean per step, on the coordinator's clock alone: from the step's last gradient taken in to the next step's
+   *  first task handed to ZeroMQ (the folds left, norm, clip, Adam on the dense weights, the first task's rows). */
+  turnaround_ms: number;
   /** Bytes per step on the coordinator's link (both directions), and per worker. */
   bytes_per_step: number; bytes_per_step_per_worker: number; pull_bytes_per_step: number; push_bytes_per_step: number;
 }
@@ -88,7 +91,7 @@ function exited(p: ChildProcess): Promise<number | null> {
 }
 
 /** One run: a coordinator and `n` workers of one variant, `steps` steps of one batch per worker. */
-async function runOne(o: { dataset: string; n: number; variant: string; steps: number; warmup: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[]; ends: Map<number, TaskEnds> }> {
+async function runOne(o: { dataset: string; n: number; variant: string; steps: number; warmup: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[]; ends: Timeline }> {
   const { n, net } = o;
   const host = net ? net.address(0) : "127.0.0.1";
   const bind = net ? `tcp://${host}:5555` : "tcp://127.0.0.1:*";
@@ -141,12 +144,17 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
   }
 }
 
-/** The coordinator's --timeline: each task's two ends, by task id. */
-function readTimeline(path: string): Map<number, TaskEnds> {
-  const ends = new Map<number, TaskEnds>();
+/** The coordinator's --timeline: each task's two ends, by task id; and per applied step (in order) its first
+ *  task's hand-off and its last gradient. */
+type Timeline = Map<number, TaskEnds> & { steps?: { first: number; last: number }[] };
+function readTimeline(path: string): Timeline {
+  const ends: Timeline = new Map<number, TaskEnds>();
+  ends.steps = [];
   for (const line of readFileSync(path, "utf8").split("\n")) {
     if (!line) continue;
-    for (const t of (JSON.parse(line) as { tasks: ({ task: number } & TaskEnds)[] }).tasks) ends.set(t.task, { queued: t.queued, gradient: t.gradient });
+    const tasks = (JSON.parse(line) as { tasks: ({ task: number } & TaskEnds)[] }).tasks;
+    for (const t of tasks) ends.set(t.task, { queued: t.queued, gradient: t.gradient });
+    if (tasks.length) ends.steps.push({ first: Math.min(...tasks.map((t) => t.queued)), last: Math.max(...tasks.map((t) => t.gradient)) });
   }
   return ends;
 }
@@ -158,7 +166,7 @@ function readTimeline(path: string): Map<number, TaskEnds> {
  * clip + Adam (its own timers, averaged over the run) and pull. Push and pull are timed per task from both
  * ends: the workers' lines and the coordinator's timeline.
  */
-function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: Map<number, TaskEnds>, gbps: number | null, warmup: number): ClusterRow {
+function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: Timeline, gbps: number | null, warmup: number): ClusterRow {
   const periods: number[] = [], busy: number[] = [], compute: number[] = [], pushes: number[] = [], pulls: number[] = [];
   let samples = 0;
   for (let w = 0; w < n; w++) {
@@ -177,6 +185,8 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: M
     }
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const applied = (ends.steps ?? []).slice(warmup), turns: number[] = [];
+  for (let k = 1; k < applied.length; k++) if (applied[k]!.first > 0 && applied[k - 1]!.last > 0) turns.push(applied[k]!.first - applied[k - 1]!.last);
   const period = mean(periods), computeMs = mean(compute);
   const samplesPerS = (samples / Math.max(1, periods.length)) * n / (period / 1000);
   const computeRate = (samples / Math.max(1, compute.length)) / (computeMs / 1000);
@@ -188,7 +198,7 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: M
   return {
     workers: n, variant, samples_per_s: samplesPerS, efficiency: samplesPerS / (n * computeRate), predicted_efficiency: predicted,
     compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
-    wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - mean(busy) - reduce - adam), push_ms: mean(pushes), pull_ms: mean(pulls),
+    wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - mean(busy) - reduce - adam), push_ms: mean(pushes), pull_ms: mean(pulls), turnaround_ms: mean(turns),
     bytes_per_step: pull + push, bytes_per_step_per_worker: (pull + push) / n, pull_bytes_per_step: pull, push_bytes_per_step: push,
   };
 }
@@ -218,7 +228,7 @@ export async function benchCluster(o: ClusterCliOptions): Promise<number> {
         const { report, tasks, ends } = await runOne({ dataset, n, variant: v, steps: o.steps, warmup: o.warmup, tokensPerS: o.tokensPerS, net, tmp });
         const row = rowOf(n, v, report, tasks, ends, o.linkGbps ?? null, o.warmup);
         rows.push(row);
-        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)} (push ${row.push_ms.toFixed(1)}, pull ${row.pull_ms.toFixed(1)}); ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
+        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)} (push ${row.push_ms.toFixed(1)}, pull ${row.pull_ms.toFixed(1)}), turnaround ${row.turnaround_ms.toFixed(1)}; ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
       }
     }
     const by = (v: string) => Object.fromEntries(rows.filter((r) => r.variant === v).map((r) => [r.workers, r.efficiency]));

@@ -64,7 +64,8 @@ export const commands = [
       "then --steps steps (one batch per worker per step) and reports, over the --steps steps: samples/s,\n" +
       "efficiency = samples/s ÷ (N × one worker's compute-only samples/s), the step split into compute, reduce,\n" +
       "clip + Adam and wire (with push and pull timed per task from both ends: the workers' clocks and the\n" +
-      "coordinator's --timeline), and the bytes per step on the coordinator's link. The dense fp32 round (the\n" +
+      "coordinator's --timeline), the coordinator's turnaround (a step's last gradient to the next step's first\n" +
+      "task, on its clock alone) and the bytes per step on the coordinator's link. The dense fp32 round (the\n" +
       "baseline) always runs. With --link-gbps G (root) each process gets its own network namespace and a G Gb/s\n" +
       "link each way, and the efficiency the measured CPU times plus bytes ÷ G predict is printed beside the\n" +
       "measured one. The last stdout line (--json): {efficiency: {N: …}, baseline_efficiency: {N: …},\n" +
