@@ -197,9 +197,10 @@ function exportsOf(inst: WebAssembly.Instance): Exports {
 /** A scale that is a float32 value: its products with float32 values can be rounded in float32 directly. */
 const isF32 = (x: number) => Math.fround(x) === x;
 
-/** The cheapest g mode that gives f32(f32(acc·scale)·coef)'s bits for these values. */
+/** The cheapest g mode that gives f32(f32(acc·scale)·coef)'s bits for these values (with a clip factor, the
+ *  float32 scale saves nothing measurable: the general form). */
 function gMode(scale: number, coef: number): GMode {
-  return `${isF32(scale) ? "f" : "d"}${coef === 1 ? "1" : "d"}` as GMode;
+  return coef !== 1 ? "dd" : isF32(scale) ? "f1" : "d1";
 }
 
 /** The kernels bound to one arena. Ranges are element indices with `start` a multiple of 4; the SIMD code

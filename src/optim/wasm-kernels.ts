@@ -7,7 +7,7 @@
 //   zeroRows, sumsqRows(F), adamRows(Wd), rows of `width` values each (…Zero: rows whose sum is +0, not read)
 //   adamRowsZero(Wd)
 //
-// The adam kernels come in four g modes (GMode below; `adam_f1` …), sumsq in two: cheaper forms of the same
+// The adam kernels come in three g modes (GMode below; `adam_f1` …), sumsq in two: cheaper forms of the same
 // products for a scale that is a float32 value and a clip factor of 1, chosen in ./kernels.ts.
 //
 // Each computes what its plain-JS twin in ./kernels.ts computes, bit for bit (the tests compare them).
@@ -160,9 +160,9 @@ function sumsqRowsFn(f32Scale = false): { type: number[]; locals: number[][]; bo
 
 /** How a kernel forms g = f32(f32(acc·scale)·coef) (double products, each rounded to float32). "dd": both
  *  products in f64 lanes (any scale and coef). The others give the same bits with less work, for the values
- *  they are chosen for (kernels.ts): "f…" a scale that is a float32 value (a product of two float32 values is
- *  exact in double, so rounding it once is one float32 multiply); "…1" a coef of 1 (x·1 = x: no product). */
-export type GMode = "dd" | "d1" | "fd" | "f1";
+ *  they are chosen for (kernels.ts): a coef of 1 (x·1 = x: no product), and "f1" also a scale that is a float32
+ *  value (a product of two float32 values is exact in double, so rounding it once is one float32 multiply). */
+export type GMode = "dd" | "d1" | "f1";
 
 // adam(pIn, pOut, acc, m, v, start, end, scale, coef, b1, c1, b2, c2, stepSize, sqrtBc2, eps, wd): g from the
 // f64 lanes of scale and coef (or as `g` says); the other scalars rounded to f32 once; then four lanes in float32,
@@ -255,7 +255,7 @@ function halfFn(): { type: number[]; locals: number[][]; body: number[] } {
 }
 
 /** The Adam kernels' export names: adam, adamWd, adamRows, adamRowsWd, then each with its g mode (adam_f1, …). */
-export const G_MODES: readonly GMode[] = ["dd", "d1", "fd", "f1"];
+export const G_MODES: readonly GMode[] = ["dd", "d1", "f1"];
 const adamName = (rows: boolean, wd: boolean, g: GMode) => `adam${rows ? "Rows" : ""}${wd ? "Wd" : ""}${g === "dd" ? "" : `_${g}`}`;
 
 export function buildModule(): Uint8Array<ArrayBuffer> {
