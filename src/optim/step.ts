@@ -23,6 +23,7 @@ import { Adam, type AdamOptions } from "./adam.js";
 import type { AdamHyper } from "./kernels.js";
 import { Arena, Kernels, sumsqLanes } from "./kernels.js";
 import { gatherRows, type SparseBlock } from "../protocol/gradcodec.js";
+import { RowSet } from "./rowset.js";
 
 /** One worker's gradient as it arrived (views of the received frames). */
 export interface GradPart {
@@ -36,32 +37,6 @@ export interface GradPart {
 
 /** Parameters per broadcast chunk (1 MiB of float32). */
 export const PARAM_CHUNK = 1 << 18;
-
-/** Which embedding rows a sum holds: every one (a dense part was folded), or the marked ones. */
-class RowSet {
-  readonly mark: Uint8Array;
-  readonly list: number[] = [];
-  all = false;
-  /** `list` is in ascending order (one part's rows are: the wire checks it). */
-  private ascending = true;
-  constructor(rows: number) { this.mark = new Uint8Array(rows); }
-  add(r: number): void {
-    if (this.mark[r]) return;
-    if (this.list.length && r < this.list[this.list.length - 1]!) this.ascending = false;
-    this.mark[r] = 1;
-    this.list.push(r);
-  }
-  clear(): void { for (const r of this.list) this.mark[r] = 0; this.list.length = 0; this.all = false; this.ascending = true; }
-  /** The rows in ascending order: as they are, or read off the marks (a scan of the table's marks costs less
-   *  than sorting several parts' rows). */
-  sorted(): number[] {
-    if (this.ascending) return this.list;
-    let n = 0;
-    for (let r = 0; r < this.mark.length; r++) if (this.mark[r]) this.list[n++] = r;
-    this.ascending = true;
-    return this.list;
-  }
-}
 
 export class StepArithmetic {
   readonly arena: Arena;
