@@ -286,12 +286,16 @@ export class StepArithmetic {
       const r = rows[i]!;
       if (done[r]) continue;
       done[r] = 1;
-      const at = b.offset + r * E, k = list.length;
-      sv.m.set(st.m.subarray(at, at + E), k * E);
-      sv.v.set(st.v.subarray(at, at + E), k * E);
-      sv.slot[r] = k;
-      starts[k] = at;
+      sv.slot[r] = list.length;
+      starts[list.length] = b.offset + r * E;
       list.push(r);
+    }
+    // the moments as they were, row k at k·E: gathered by the kernels through the staging array (free between
+    // calls), or row by row
+    const n = list.length * E;
+    for (const [from, to] of [[st.m, sv.m], [st.v, sv.v]] as const) {
+      if (this.rowKernels) { this.k.gatherRows(this.staging, from, starts, list.length, E); to.set(this.staging.subarray(0, n)); }
+      else for (let k = 0; k < list.length; k++) to.set(from.subarray(starts[k]!, starts[k]! + E), k * E);
     }
     const h = this.adam.peek();
     this.adam.applyRows(h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, list.length, E, 1, 1, true);
@@ -362,13 +366,18 @@ export class StepArithmetic {
     const p = this.pending, b = this.sparse;
     if (!p) return;
     if (b) {
-      const rows = this.sumRows, all = !rows || rows.all, starts = this.starts;
-      for (const touched of all ? [true] : [true, false]) {
-        let n = 0;
-        for (let r = 0; r < b.rows; r++) if (!p.done[r] && (all || (rows!.mark[r] === 1) === touched)) starts[n++] = b.offset + r * b.width;
-        this.adam.applyRows(p.h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, n, b.width, p.scale, p.coef, !touched);
+      // one pass over the rows: those the sum holds from the front of `starts`, the others from its back
+      const rows = this.sumRows, all = !rows || rows.all, starts = this.starts, E = b.width;
+      let t = 0, u = b.rows;
+      for (let r = 0; r < b.rows; r++) {
+        if (p.done[r]) continue;
+        if (all || rows!.mark[r] === 1) starts[t++] = b.offset + r * E;
+        else starts[--u] = b.offset + r * E;
       }
-      if (!all && this.parts > 0) this.zeroSumRows(); // here, off the critical path, rather than at the next sum's first part
+      const [pIn, pOut] = [this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!];
+      this.adam.applyRows(p.h, pIn, pOut, this.acc, starts, t, E, p.scale, p.coef);
+      this.adam.applyRows(p.h, pIn, pOut, this.acc, starts.subarray(u), b.rows - u, E, p.scale, p.coef, true);
+      if (!all) this.zeroSumRows(); // here, off the critical path, rather than at the next sum's first part
     }
     this.pending = null;
     this.turn ^= 1;
