@@ -182,19 +182,16 @@ function adamFn(withWd: boolean, rows = false, zero = false, g: GMode = "dd"): {
   const splat = (name: string) => V + scalars.indexOf(name);
   const [vp, vg, vm, vv] = [V + scalars.length, V + 1 + scalars.length, V + 2 + scalars.length, V + 3 + scalars.length];
   const S = (n: string) => op.get(splat(n));
-  const f32Scale = g[0] === "f", withCoef = g[1] === "d";
-  const inF64 = (n: string) => (n === "scale" && !f32Scale) || n === "coef";
-  // lanes 0,1 or 2,3 of vg (acc, or acc·scale rounded in float32): the rest of f32(f32(acc·scale)·coef) in
-  // double, demoted to [x, y, 0, 0]
+  const inF64 = (n: string) => (n === "scale" && g !== "f1") || n === "coef";
+  // lanes 0,1 or 2,3 of vg (acc): f32(acc·scale), then f32(·coef) unless "d1", in double, demoted to [x, y, 0, 0]
   const gHalf = (hi: boolean) => [
-    ...(hi ? highOf(vg) : op.get(vg)), ...promoteLow,
-    ...(f32Scale ? [] : [...S("scale"), ...f64x2Mul, ...demote, ...(withCoef ? promoteLow : [])]),
-    ...(withCoef ? [...S("coef"), ...f64x2Mul, ...demote] : []),
+    ...(hi ? highOf(vg) : op.get(vg)), ...promoteLow, ...S("scale"), ...f64x2Mul, ...demote,
+    ...(g === "dd" ? [...promoteLow, ...S("coef"), ...f64x2Mul, ...demote] : []),
   ];
-  const gOf = [
-    ...addr(acc, i), ...load(), ...(f32Scale ? [...S("scale"), ...f32x4Mul] : []),
-    ...(g === "f1" ? [] : [...op.set(vg), ...gHalf(false), ...gHalf(true), ...joinLow]),
-  ];
+  // "f1": one float32 multiply (the scale in four float32 lanes)
+  const gOf = g === "f1"
+    ? [...addr(acc, i), ...load(), ...S("scale"), ...f32x4Mul]
+    : [...addr(acc, i), ...load(), ...op.set(vg), ...gHalf(false), ...gHalf(true), ...joinLow];
   const each = (from: number, to: number, inner: number[]) => (rows ? rowLoop(starts, count, width, rl, loop4(i, rl.rs, rl.re, inner)) : loop4(i, from, to, inner));
   const body = [
     ...scalars.flatMap((n, k) => [...op.get(P + k), ...(inF64(n) ? f64x2Splat : [...f32Demote, ...f32x4Splat]), ...op.set(splat(n))]),
