@@ -126,6 +126,14 @@ test("coordinator rejects malformed gradients with clear reasons, skips NaN, acc
   }
 });
 
+/** A raw worker's way in: Join as `name`, the Welcome, Ready. */
+async function admitted(ch: DealerChannel, name: string, layoutHash: string) {
+  await ch.send(encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name, pid: process.pid }));
+  const w = readBody(await next(ch, Kind.Welcome), Kind.Welcome, "coordinator");
+  await ch.send(encode({ kind: Kind.Ready, runId: w.runId, step: 0, paramVersion: 0, slot: 0, layoutHash }, { backend: "none" }));
+  return w;
+}
+
 test("Started (a worker has its task) goes to the timeline; one for no open task is dropped, a malformed one refused", async () => {
   const applied: AppliedStep[] = [];
   const layout = paramLayout(MODEL);
@@ -138,9 +146,7 @@ test("Started (a worker has its task) goes to the timeline; one for no open task
   const running = coord.run();
   const ch = DealerChannel.connect(endpoint, "starter", { maxBytes: 1 << 24 });
   try {
-    await ch.send(encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name: "starter", pid: process.pid }));
-    const w = readBody(await next(ch, Kind.Welcome), Kind.Welcome, "coordinator");
-    await ch.send(encode({ kind: Kind.Ready, runId: w.runId, step: 0, paramVersion: 0, slot: 0, layoutHash: layout.hash }, { backend: "none" }));
+    const w = await admitted(ch, "starter", layout.hash);
     const assign = await next(ch, Kind.Assign);
     const { task } = readBody(assign, Kind.Assign, "coordinator");
     const h = { kind: Kind.Started, runId: w.runId, step: assign.header.step, paramVersion: assign.header.paramVersion, slot: assign.header.slot, layoutHash: layout.hash };
@@ -192,10 +198,8 @@ test("row pull: a version's dense values come once, in a Dense before the worker
   const running = coord.run();
   const ch = DealerChannel.connect(endpoint, "dense", { maxBytes: 1 << 24 });
   try {
-    await ch.send(encode({ kind: Kind.Join, runId: 0, step: 0, paramVersion: 0, slot: 0, layoutHash: "" }, { name: "dense", pid: process.pid }));
-    const w = readBody(await next(ch, Kind.Welcome), Kind.Welcome, "coordinator");
+    const w = await admitted(ch, "dense", layout.hash);
     assert.equal(w.pull, "rows");
-    await ch.send(encode({ kind: Kind.Ready, runId: w.runId, step: 0, paramVersion: 0, slot: 0, layoutHash: layout.hash }, { backend: "none" }));
     // the training task: the dense values of version 0 first, then the Assign with its batch's rows alone
     const first = await upTo(ch, Kind.Assign);
     assert.deepEqual(first.map((m) => m.header.kind), [Kind.Dense, Kind.Assign], "one Dense, then the task");
