@@ -27,6 +27,8 @@ test("bench cluster: every variant against the dense baseline, efficiency and by
     // efficiency is samples/s over N workers' compute-only rate; a step is never shorter than its compute
     assert.ok(Math.abs(row.efficiency - row.samples_per_s / (row.workers * row.compute_samples_per_s)) < 1e-9, JSON.stringify(row));
     assert.ok(row.step_ms >= row.compute_ms * 0.95, JSON.stringify(row));
+    // the worker's own handling of a task beyond its compute (parameters in, gradient encoded) is part of a step
+    assert.ok(row.worker_ms > 0 && row.compute_ms + row.worker_ms < row.step_ms, JSON.stringify(row));
     assert.equal(row.bytes_per_step, row.pull_bytes_per_step + row.push_bytes_per_step);
     // push and pull are timed per task from both ends (the workers' lines joined to the coordinator's timeline):
     // each takes some time, and together no longer than the step

@@ -129,9 +129,10 @@ async function main(): Promise<void> {
     for (const i of body.batches) { const s = shapeOf(data, i); padded += s.padded; samples += s.samples; tokens += s.tokens; }
     const computeMs = (padded / speed) * 1000;
     const rows = rowsPush && block ? taskRows(data, body.batches, block.rows) : null;
-    let g = gradientFor(block, rows, welcome.layoutSize, f16 && !shards.any);
     setImmediate(releaseMessages); // while the GPU computes, as a real worker does (../workers/worker.ts)
     await until(tStart + computeMs);
+    // fp16: encoded once the gradient is out of the engine, on the CPU, as a real worker does
+    let g = gradientFor(block, rows, welcome.layoutSize, f16 && !shards.any);
     const at = { step: m.header.step, version: m.header.paramVersion };
     // sharded: each shard's piece to it, as the real worker sends them (../workers/shards.ts)
     if (shards.any) g = (await shards.send({ rows, values: g.values as Float32Array }, f16, body.task, (p) => encode(head(Kind.Gradient, at.step, at.version), { task: body.task, gradScale: p.scale }, p.values, p.rows ?? undefined))).own;

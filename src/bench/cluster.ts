@@ -5,9 +5,10 @@
 // process gets its own network namespace and a G Gb/s link (./netns.ts), so the coordinator's one link shows
 // what it would on a cluster.
 //
-// Efficiency = samples/s ÷ (N × one worker's compute-only samples/s). The critical path of a step splits into
-// compute (the slowest task's wait), the coordinator's reduce and clip + Adam (its own timers), and the wire
-// (what is left: pull, push and the messages' handling); the model predicts the step as compute + reduce +
+// Efficiency = samples/s ÷ (N × one worker's compute-only samples/s). A worker's step splits into its compute
+// (the wait), its own handling (the parameters taken in, the gradient encoded: fp16 on the CPU, as a real
+// worker does), the coordinator's reduce and clip + Adam (its own timers), and the wire (what is left: pull,
+// push, the messages' handling and waiting for slower peers); the model predicts the step as compute + reduce +
 // Adam + the coordinator link's bytes per step ÷ G, and its efficiency as compute ÷ that.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -57,8 +58,9 @@ interface TaskEnds { queued: number; gradient: number }
 export interface ClusterRow {
   workers: number; variant: string; samples_per_s: number; efficiency: number; predicted_efficiency: number | null;
   compute_samples_per_s: number;
-  /** Per step: the slowest task's compute, the coordinator's reduce, clip + Adam and task sends, and the rest. */
-  step_ms: number; compute_ms: number; reduce_ms: number; adam_ms: number; send_ms: number; wait_ms: number; wire_ms: number;
+  /** Per step: a task's compute (mean), the worker's own handling of it beyond that (mean: parameters taken in,
+   *  gradient encoded), the coordinator's reduce, clip + Adam and task sends, and the rest. */
+  step_ms: number; compute_ms: number; worker_ms: number; reduce_ms: number; adam_ms: number; send_ms: number; wait_ms: number; wire_ms: number;
   /** Mean per task: the gradient from the worker's send to the coordinator taking it in, and the task from the
    *  coordinator handing it to ZeroMQ to its arrival at the worker (both processes' clocks: one machine). */
   push_ms: number; pull_ms: number;
@@ -197,7 +199,7 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: T
   const predicted = gbps && !VARIANTS[variant]!.includes("--remote-shards") ? computeMs / (computeMs + reduce + adam + ((pull + push) * 8) / (gbps * 1e9) * 1000) : null;
   return {
     workers: n, variant, samples_per_s: samplesPerS, efficiency: samplesPerS / (n * computeRate), predicted_efficiency: predicted,
-    compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
+    compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, worker_ms: Math.max(0, mean(busy) - computeMs), reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
     wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - mean(busy) - reduce - adam), push_ms: mean(pushes), pull_ms: mean(pulls), turnaround_ms: mean(turns),
     bytes_per_step: pull + push, bytes_per_step_per_worker: (pull + push) / n, pull_bytes_per_step: pull, push_bytes_per_step: push,
   };
@@ -228,7 +230,7 @@ export async function benchCluster(o: ClusterCliOptions): Promise<number> {
         const { report, tasks, ends } = await runOne({ dataset, n, variant: v, steps: o.steps, warmup: o.warmup, tokensPerS: o.tokensPerS, net, tmp });
         const row = rowOf(n, v, report, tasks, ends, o.linkGbps ?? null, o.warmup);
         rows.push(row);
-        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)} (push ${row.push_ms.toFixed(1)}, pull ${row.pull_ms.toFixed(1)}), turnaround ${row.turnaround_ms.toFixed(1)}; ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
+        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, worker ${row.worker_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)} (push ${row.push_ms.toFixed(1)}, pull ${row.pull_ms.toFixed(1)}), turnaround ${row.turnaround_ms.toFixed(1)}; ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
       }
     }
     const by = (v: string) => Object.fromEntries(rows.filter((r) => r.variant === v).map((r) => [r.workers, r.efficiency]));
