@@ -6,9 +6,33 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ingestSmallDataset, trainRun, initialParamsOf, type SmallDataset } from "./helpers/training.js";
 import { assertMoved, maxAbsDiff } from "./helpers/params.js";
-import { toHalf, halfTable, encodeGradient, encodeRows, type SparseBlock } from "../src/protocol/gradcodec.js";
+import { toHalf, halfTable, encodeHalf, encodeGradient, encodeRows, type SparseBlock } from "../src/protocol/gradcodec.js";
 import { Arena, Kernels } from "../src/optim/kernels.js";
 import { StepArithmetic } from "../src/optim/step.js";
+
+test("encodeHalf gives toHalf's bits for every kind of value and scale (its float32-bits path and its fallbacks)", () => {
+  // every float32 exponent with mantissas at, around and between the rounding ties (odd and even), then random
+  // bit patterns (NaN, Inf, subnormals and zeros of both signs among them)
+  const bits: number[] = [];
+  for (let e = 0; e < 256; e++) {
+    for (const m of [0, 1, 0xfff, 0x1000, 0x1001, 0x2fff, 0x3000, 0x3001, 0x7fe000, 0x7fefff, 0x7ff000, 0x7ff001, 0x7fffff]) {
+      bits.push((e << 23) | m, ((1 << 31) | (e << 23) | m) >>> 0);
+    }
+  }
+  let seed = 12345;
+  for (let i = 0; i < 200_000; i++) { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; bits.push((seed ^ (seed << 13)) >>> 0); }
+  const values = new Float32Array(Uint32Array.from(bits).buffer);
+  // powers of two (the fast path) up to the ends of the range it takes, and scales it leaves to toHalf
+  for (const scale of [1, 2 ** 14, 2 ** -20, 2 ** 100, 2 ** -100, 2 ** 101, 2 ** -101, 3, 0.1]) {
+    for (const src of [values, values.subarray(5)]) { // a view at an offset, as a rows-layout piece is
+      const got = encodeHalf(src, scale);
+      for (let i = 0; i < src.length; i++) {
+        const want = toHalf(src[i]! * scale);
+        if (got[i] !== want) assert.fail(`scale ${scale}, float32 bits ${new Uint32Array(src.buffer, src.byteOffset)[i]!.toString(16)}: ${got[i]!.toString(16)}, toHalf ${want.toString(16)}`);
+      }
+    }
+  }
+});
 
 test("half floats: every half round-trips; the SIMD decoder equals the table; rows and fp16 parts sum like dense ones", () => {
   const t = halfTable();
