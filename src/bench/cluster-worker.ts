@@ -3,9 +3,9 @@
 // a GPU engine), and its gradient has the real size and sparsity: every dense value, and the embedding rows
 // its batches' tokens touch (all rows when the run wants dense gradients). It follows the Welcome like a real
 // worker: rows or dense parameters, rows or dense gradients, fp32 or fp16, a sharded coordinator's slices.
-// Each task's timing goes to stdout as one JSON line when the run ends: {task, samples, computeMs, recvAt, sendAt,
-// sentAt} — wall-clock ms (sub-millisecond) of the Assign's arrival, of the gradient's send to the coordinator and
-// of its return (the coordinator's --timeline has the other ends: push and pull).
+// Each task's timing goes to stdout as one JSON line when the run ends: {task, samples, computeMs, recvAt, sendAt}
+// — wall-clock ms (sub-millisecond) of the Assign's arrival and of the gradient's send to the coordinator (the
+// coordinator's --timeline has the other ends: push and pull).
 // Run as: node cluster-worker.js <coordinatorEndpoint> <name> <tokensPerS>
 import { Kind, encode, decode, type Message } from "../protocol/wire.js";
 import { ParamAssembler } from "../protocol/params.js";
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     const sendAt = wallClock();
     await channel.send(encode(head(Kind.Gradient, at.step, at.version), { task: body.task, lossSum: 0.69 * samples, correct: 0, count: samples, tokens, seconds: computeMs / 1000, gradScale: g.scale }, g.values, g.rows ?? undefined));
     // kept until the run ends: writing (and the bench reading) a line a step would take CPU the round needs
-    timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sendAt, sentAt: wallClock() }));
+    timings.push(JSON.stringify({ task: body.task, samples, computeMs, recvAt, sendAt }));
   }
   clearInterval(beat);
   process.stdout.write(timings.map((t) => t + "\n").join(""));

@@ -50,8 +50,8 @@ async function startNats(spawnOn: (i: number, argv: string[]) => ChildProcess, h
 }
 
 interface Report { samples_per_s: number; steps: number; samples: number; phases: { wait: number; reduce: number; optimizer: number; broadcast: number; step: number }; transport_bytes: { sent: number; received: number } }
-/** A task as its worker saw it (wall-clock ms): the Assign's arrival, the gradient's send and its return. */
-interface TaskTime { worker: number; task: number; samples: number; computeMs: number; recvAt: number; sendAt: number; sentAt: number }
+/** A task as its worker saw it (wall-clock ms): the Assign's arrival and the gradient's send. */
+interface TaskTime { worker: number; task: number; samples: number; computeMs: number; recvAt: number; sendAt: number }
 /** A task as the coordinator saw it (its --timeline): handed to ZeroMQ, gradient taken in (wall-clock ms). */
 interface TaskEnds { queued: number; gradient: number }
 
@@ -164,7 +164,7 @@ function readTimeline(path: string): Timeline {
 /**
  * The steady state, as the workers saw it (after `warmup` steps each): a step's period is the time between a
  * worker's consecutive tasks; within it the worker was busy from receiving a task to sending its gradient
- * (compute, or its own preparation if longer); the rest is the round trip — push, the coordinator's reduce and
+ * (its compute and its own handling: parameters taken in, gradient encoded); the rest is the round trip — push, the coordinator's reduce and
  * clip + Adam (its own timers, averaged over the run) and pull. Push and pull are timed per task from both
  * ends: the workers' lines and the coordinator's timeline.
  */
@@ -175,7 +175,7 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: T
     const mine = tasks.filter((t) => t.worker === w).sort((a, b) => a.recvAt - b.recvAt).slice(warmup);
     for (let k = 1; k < mine.length; k++) {
       periods.push(mine[k]!.recvAt - mine[k - 1]!.recvAt);
-      busy.push(mine[k - 1]!.sentAt - mine[k - 1]!.recvAt);
+      busy.push(mine[k - 1]!.sendAt - mine[k - 1]!.recvAt); // the push is timed from sendAt
       compute.push(mine[k - 1]!.computeMs);
       samples += mine[k - 1]!.samples;
     }
