@@ -8,8 +8,9 @@
 // Efficiency = samples/s ÷ (N × one worker's compute-only samples/s). A worker's step splits into its compute
 // (the wait), its own handling (the parameters taken in, the gradient encoded: fp16 on the CPU, as a real
 // worker does), the coordinator's reduce and clip + Adam (its own timers), and the wire (what is left: pull,
-// push, the messages' handling and waiting for slower peers); the model predicts the step as compute + reduce +
-// Adam + the coordinator link's bytes per step ÷ G, and its efficiency as compute ÷ that.
+// push, the messages' handling and waiting for slower peers); the model predicts the step as compute + the
+// worker's handling + reduce + Adam + the coordinator link's bytes per step ÷ G, and its efficiency as
+// compute ÷ that.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -196,10 +197,11 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: T
   const reduce = per(r.phases.reduce), adam = per(r.phases.optimizer);
   const pull = r.transport_bytes.sent / steps, push = r.transport_bytes.received / steps;
   // the model counts the coordinator's link; with shards on the workers' hosts the busiest link is another one
-  const predicted = gbps && !VARIANTS[variant]!.includes("--remote-shards") ? computeMs / (computeMs + reduce + adam + ((pull + push) * 8) / (gbps * 1e9) * 1000) : null;
+  const workerMs = Math.max(0, mean(busy) - computeMs);
+  const predicted = gbps && !VARIANTS[variant]!.includes("--remote-shards") ? computeMs / (computeMs + workerMs + reduce + adam + ((pull + push) * 8) / (gbps * 1e9) * 1000) : null;
   return {
     workers: n, variant, samples_per_s: samplesPerS, efficiency: samplesPerS / (n * computeRate), predicted_efficiency: predicted,
-    compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, worker_ms: Math.max(0, mean(busy) - computeMs), reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
+    compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, worker_ms: workerMs, reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
     wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - mean(busy) - reduce - adam), push_ms: mean(pushes), pull_ms: mean(pulls), turnaround_ms: mean(turns),
     bytes_per_step: pull + push, bytes_per_step_per_worker: (pull + push) / n, pull_bytes_per_step: pull, push_bytes_per_step: push,
   };
