@@ -1,31 +1,34 @@
 // Row-sparse steps equal dense ones bit for bit: the sum, its norm and Adam (run in phases: dense first, then
-// the rows the next tasks read, then the rest) against the same gradients folded as dense vectors; with rows of 8
-// (the WebAssembly row kernels) and of 6 (not in quads: the same steps in plain loops).
+// the rows the next tasks read, then the rest) against the same gradients folded as dense vectors; with the
+// block's rows in quads (the WebAssembly row kernels) and not (the same steps in plain loops), at offset 0 (as
+// the models lay it out) and after dense values.
 import test from "node:test";
 import assert from "node:assert/strict";
 import { StepArithmetic, type GradPart } from "../src/optim/step.js";
 import { encodeRows, encodeGradient, gatherRows, type SparseBlock } from "../src/protocol/gradcodec.js";
 import { Rng } from "../src/rng.js";
 
-const V = 50, DENSE = 37; // a block of 50 rows at offset 0, then 37 dense values (not a multiple of 4)
+const V = 50, DENSE = 37; // a block of 50 rows, then 37 dense values (not a multiple of 4)
 const ADAM = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 
-for (const E of [8, 6]) suite(E);
+// rows of E values after O dense ones: 8 at 0 and 4 (the kernels), 6 at 0 and 8 at 5 (the plain loops)
+for (const [E, O] of [[8, 0], [6, 0], [8, 4], [8, 5]] as const) suite(E, O);
 
-function suite(E: number): void {
-  const SIZE = V * E + DENSE;
-  const BLOCK: SparseBlock = { offset: 0, rows: V, width: E };
-  const rowsOf = ` (rows of ${E})`;
+function suite(E: number, O: number): void {
+  const SIZE = O + V * E + DENSE;
+  const BLOCK: SparseBlock = { offset: O, rows: V, width: E };
+  const rowsOf = ` (rows of ${E} at ${O})`;
 
   /** A gradient touching `rows` rows (some with values of both signs, one with a -0) and every dense value. */
   function gradient(rng: Rng, rows: number): Float32Array {
     const g = new Float32Array(SIZE);
     const picked = new Set<number>();
     while (picked.size < rows) picked.add(rng.int(V));
-    for (const r of picked) for (let j = 0; j < E; j++) g[r * E + j] = (rng.next() - 0.5) * (j === 3 ? 0 : 1);
+    for (const r of picked) for (let j = 0; j < E; j++) g[O + r * E + j] = (rng.next() - 0.5) * (j === 3 ? 0 : 1);
     const any = [...picked][0]!;
-    g[any * E + 3] = -0;
-    for (let i = V * E; i < SIZE; i++) g[i] = rng.next() - 0.5;
+    g[O + any * E + 3] = -0;
+    for (let i = 0; i < O; i++) g[i] = rng.next() - 0.5;
+    for (let i = O + V * E; i < SIZE; i++) g[i] = rng.next() - 0.5;
     return g;
   }
 
@@ -56,14 +59,14 @@ function suite(E: number): void {
         for (const _ of dense.update(scale, coef, 64)) { /* all chunks */ }
         sparse.begin(scale, coef);
         sparse.ensureRows([4, 2, 4, 40]); // what the next tasks read, first
-        assert.deepEqual(bits(sparse.readable.subarray(2 * E, 3 * E)), bits(dense.params.subarray(2 * E, 3 * E)), "an ensured row is final");
+        assert.deepEqual(bits(sparse.readable.subarray(O + 2 * E, O + 3 * E)), bits(dense.params.subarray(O + 2 * E, O + 3 * E)), "an ensured row is final");
         // a task's parameters as the kernels gather them: those rows and every dense value, the dense step's bits
         const want = Uint32Array.of(2, 4, 40);
         const task = sparse.gatherRows(want, new Float32Array(SIZE - (V - want.length) * E));
         assert.deepEqual(bits(task), bits(gatherRows(dense.params, SIZE, BLOCK, want)), `step ${step}: a task's parameters`);
         // and the rows alone (their dense values travel in a Dense message)
         const alone = sparse.gatherRows(want, new Float32Array(want.length * E));
-        assert.deepEqual(bits(alone), bits(task.subarray(0, want.length * E)), `step ${step}: a task's rows alone`);
+        assert.deepEqual(bits(alone), bits(task.subarray(O, O + want.length * E)), `step ${step}: a task's rows alone`);
         sparse.finish();
         assert.deepEqual(bits(sparse.params), bits(dense.params), `step ${step}: parameters`);
         assert.deepEqual(bits(sparse.adam.state().m), bits(dense.adam.state().m), `step ${step}: first moment`);
