@@ -22,7 +22,7 @@
 import { Adam, type AdamOptions } from "./adam.js";
 import type { AdamHyper } from "./kernels.js";
 import { Arena, Kernels, sumsqLanes } from "./kernels.js";
-import { gatherRows, type SparseBlock } from "../protocol/gradcodec.js";
+import type { SparseBlock } from "../protocol/gradcodec.js";
 import { RowSet } from "./rowset.js";
 
 /** One worker's gradient as it arrived (views of the received frames). */
@@ -177,25 +177,29 @@ export class StepArithmetic {
   }
 
   /** What a task of these embedding rows reads, in the rows layout ([before][rows][after]) of the newest values
-   *  (`readable`), into `into` (its length: the dense values and the rows, or the rows alone). The rows are
-   *  gathered by the kernels into the staging array (free between calls), then copied out at once. */
+   *  (`readable`), into `into` (its length: the dense values and the rows, or the rows alone). */
   gatherRows(rows: Uint32Array, into: Float32Array): Float32Array {
     const b = this.sparse;
     if (!b) throw new RangeError("gatherRows: the parameters have no embedding rows");
     const E = b.width, R = rows.length, src = this.readable, end = b.offset + b.rows * E;
     const only = into.length === R * E; // the rows alone
     if (!only && into.length !== this.size - (b.rows - R) * E) throw new RangeError(`gatherRows: ${into.length} values for ${R} rows, expected ${this.size - (b.rows - R) * E} or ${R * E}`);
-    if (only && !this.rowKernels) { for (let k = 0; k < R; k++) into.set(src.subarray(b.offset + rows[k]! * E, b.offset + (rows[k]! + 1) * E), k * E); return into; }
-    if (!this.rowKernels) return gatherRows(src, this.size, b, rows, into);
     const starts = this.starts;
     for (let k = 0; k < R; k++) starts[k] = b.offset + rows[k]! * E; // the kernel checks each start is in range
-    const block = this.staging.subarray(0, R * E);
-    this.k.gatherRows(block, src, starts, R, E);
-    if (only) { into.set(block); return into; }
+    if (only) { this.copyRows(src, starts, R, into); return into; }
     into.set(src.subarray(0, b.offset), 0);
-    into.set(block, b.offset);
+    this.copyRows(src, starts, R, into, b.offset);
     into.set(src.subarray(end), b.offset + R * E);
     return into;
+  }
+
+  /** into[at + k·E …] = the row of `from` that starts at starts[k], for k < count: gathered by the kernels into
+   *  the staging array (free between calls), then copied out at once; row by row where rows are not in quads. */
+  private copyRows(from: Float32Array, starts: Int32Array, count: number, into: Float32Array, at = 0): void {
+    const E = this.sparse!.width;
+    if (!this.rowKernels) { for (let k = 0; k < count; k++) into.set(from.subarray(starts[k]!, starts[k]! + E), at + k * E); return; }
+    this.k.gatherRows(this.staging, from, starts, count, E);
+    into.set(this.staging.subarray(0, count * E), at);
   }
 
   /** Rows start on multiples of 4 (the kernels' quads): the row loops run in WebAssembly. */
@@ -290,13 +294,9 @@ export class StepArithmetic {
       starts[list.length] = b.offset + r * E;
       list.push(r);
     }
-    // the moments as they were, row k at k·E: gathered by the kernels through the staging array (free between
-    // calls), or row by row
-    const n = list.length * E;
-    for (const [from, to] of [[st.m, sv.m], [st.v, sv.v]] as const) {
-      if (this.rowKernels) { this.k.gatherRows(this.staging, from, starts, list.length, E); to.set(this.staging.subarray(0, n)); }
-      else for (let k = 0; k < list.length; k++) to.set(from.subarray(starts[k]!, starts[k]! + E), k * E);
-    }
+    // the moments as they were, row k at k·E
+    this.copyRows(st.m, starts, list.length, sv.m);
+    this.copyRows(st.v, starts, list.length, sv.v);
     const h = this.adam.peek();
     this.adam.applyRows(h, this.bufs[this.turn]!, this.bufs[this.turn ^ 1]!, this.acc, starts, list.length, E, 1, 1, true);
     this.early = { h, rows: list, done };
