@@ -149,10 +149,9 @@ async function runOne(o: { dataset: string; n: number; variant: string; steps: n
 
 /** The coordinator's --timeline: each task's two ends, by task id; and per applied step (in order) its first
  *  task's hand-off and its last gradient. */
-type Timeline = Map<number, TaskEnds> & { steps?: { first: number; last: number }[] };
+type Timeline = Map<number, TaskEnds> & { steps: { first: number; last: number }[] };
 function readTimeline(path: string): Timeline {
-  const ends: Timeline = new Map<number, TaskEnds>();
-  ends.steps = [];
+  const ends: Timeline = Object.assign(new Map<number, TaskEnds>(), { steps: [] });
   for (const line of readFileSync(path, "utf8").split("\n")) {
     if (!line) continue;
     const tasks = (JSON.parse(line) as { tasks: ({ task: number } & TaskEnds)[] }).tasks;
@@ -165,8 +164,8 @@ function readTimeline(path: string): Timeline {
 /**
  * The steady state, as the workers saw it (after `warmup` steps each): a step's period is the time between a
  * worker's consecutive tasks; within it the worker was busy from receiving a task to sending its gradient
- * (its compute and its own handling: parameters taken in, gradient encoded); the rest is the round trip — push, the coordinator's reduce and
- * clip + Adam (its own timers, averaged over the run) and pull. Push and pull are timed per task from both
+ * (its compute and its own handling: parameters taken in, gradient encoded); the rest is the round trip —
+ * push, the coordinator's reduce and clip + Adam (its own timers, averaged over the run) and pull. Push and pull are timed per task from both
  * ends: the workers' lines and the coordinator's timeline.
  */
 function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: Timeline, gbps: number | null, warmup: number): ClusterRow {
@@ -188,21 +187,21 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: T
     }
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const applied = (ends.steps ?? []).slice(warmup), turns: number[] = [];
+  const applied = ends.steps.slice(warmup), turns: number[] = [];
   for (let k = 1; k < applied.length; k++) if (applied[k]!.first > 0 && applied[k - 1]!.last > 0) turns.push(applied[k]!.first - applied[k - 1]!.last);
-  const period = mean(periods), computeMs = mean(compute);
+  const period = mean(periods), computeMs = mean(compute), busyMs = mean(busy);
   const samplesPerS = (samples / Math.max(1, periods.length)) * n / (period / 1000);
   const computeRate = (samples / Math.max(1, compute.length)) / (computeMs / 1000);
   const steps = Math.max(1, r.steps), per = (x: number) => (x * 1000) / steps;
   const reduce = per(r.phases.reduce), adam = per(r.phases.optimizer);
   const pull = r.transport_bytes.sent / steps, push = r.transport_bytes.received / steps;
   // the model counts the coordinator's link; with shards on the workers' hosts the busiest link is another one
-  const workerMs = Math.max(0, mean(busy) - computeMs);
+  const workerMs = Math.max(0, busyMs - computeMs);
   const predicted = gbps && !VARIANTS[variant]!.includes("--remote-shards") ? computeMs / (computeMs + workerMs + reduce + adam + ((pull + push) * 8) / (gbps * 1e9) * 1000) : null;
   return {
     workers: n, variant, samples_per_s: samplesPerS, efficiency: samplesPerS / (n * computeRate), predicted_efficiency: predicted,
     compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, worker_ms: workerMs, reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
-    wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - mean(busy) - reduce - adam), push_ms: mean(pushes), pull_ms: mean(pulls), turnaround_ms: mean(turns),
+    wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - busyMs - reduce - adam), push_ms: mean(pushes), pull_ms: mean(pulls), turnaround_ms: mean(turns),
     bytes_per_step: pull + push, bytes_per_step_per_worker: (pull + push) / n, pull_bytes_per_step: pull, push_bytes_per_step: push,
   };
 }

@@ -62,11 +62,12 @@ export const commands = [
       "\"computes\" by waiting padded tokens ÷ --tokens-per-s (a GPU engine's speed) and sends a gradient of the real\n" +
       "size and sparsity. For every --workers N and --variants round it runs a real `coordinator` for --warmup and\n" +
       "then --steps steps (one batch per worker per step) and reports, over the --steps steps: samples/s,\n" +
-      "efficiency = samples/s ÷ (N × one worker's compute-only samples/s), the step split into compute, reduce,\n" +
-      "clip + Adam and wire (with push and pull timed per task from both ends: the workers' clocks and the\n" +
-      "coordinator's --timeline), the coordinator's turnaround (a step's last gradient to the next step's first\n" +
-      "task, on its clock alone) and the bytes per step on the coordinator's link. The dense fp32 round (the\n" +
-      "baseline) always runs. With --link-gbps G (root) each process gets its own network namespace and a G Gb/s\n" +
+      "efficiency = samples/s ÷ (N × one worker's compute-only samples/s), the step split into compute, the\n" +
+      "worker's own handling of a task (parameters in, gradient encoded), reduce, clip + Adam and wire (with push\n" +
+      "and pull timed per task from both ends: the workers' clocks and the coordinator's --timeline), the\n" +
+      "coordinator's turnaround (a step's last gradient to the next step's first task, on its clock alone) and\n" +
+      "the bytes per step on the coordinator's link. The dense fp32 round (the baseline) always runs.\n" +
+      "With --link-gbps G (root) each process gets its own network namespace and a G Gb/s\n" +
       "link each way, and the efficiency the measured CPU times plus bytes ÷ G predict is printed beside the\n" +
       "measured one. The last stdout line (--json): {efficiency: {N: …}, baseline_efficiency: {N: …},\n" +
       "bytes_per_step: {N: …}, link_gbps, warmup_steps, rows: [...]}.",
