@@ -77,7 +77,7 @@ export function halfScale(g: Float32Array): number {
 /** dst[i] = half(src[i]·scale), the bits `toHalf` gives. With a power-of-two scale 2^k (what `halfScale`
  *  chooses), a value whose half is normal is converted on its float32 bits: the scale added to the exponent
  *  (exact), the mantissa rounded to 10 bits (ties to even; a carry into the exponent is right, up to Inf).
- *  Zeros, subnormal halves, overflows, NaN and Inf take `toHalf`. About 4× faster than `toHalf` on every value. */
+ *  Zeros, subnormal halves, overflows, NaN and Inf take `toHalf`. */
 export function encodeHalf(src: Float32Array, scale: number, dst = new Uint16Array(src.length)): Uint16Array {
   const k = Math.round(Math.log2(scale));
   if (!(scale > 0) || 2 ** k !== scale || Math.abs(k) > 100) {
