@@ -35,6 +35,10 @@ test("bench cluster: every variant against the dense baseline, efficiency and by
     assert.ok(row.push_ms > 0 && row.pull_ms > 0 && row.push_ms + row.pull_ms < row.step_ms, JSON.stringify(row));
     // the coordinator's turnaround (last gradient → next step's first task, its clock alone) is part of a step
     assert.ok(row.turnaround_ms > 0 && row.turnaround_ms < row.step_ms, JSON.stringify(row));
+    // the wire's floor (the bare exchange of the same bytes around the same compute) is measured where the bytes
+    // take the coordinator's link alone; its rounds last longer than the compute they wait
+    if (row.variant === "rows-remote") assert.equal(row.floor_efficiency, null);
+    else assert.ok(row.floor_ms > 0 && Math.abs(row.floor_efficiency - row.compute_ms / (row.compute_ms + row.floor_ms)) < 1e-9, JSON.stringify(row));
   }
   for (const n of [1, 2]) {
     const at = (v: string) => j.rows.find((x: { workers: number; variant: string }) => x.workers === n && x.variant === v);
@@ -44,6 +48,7 @@ test("bench cluster: every variant against the dense baseline, efficiency and by
     assert.ok(at("rows-remote").push_bytes_per_step < at("rows").push_bytes_per_step * 0.8, "the coordinator receives its slice of the gradients only");
     assert.equal(j.efficiency[n], at("rows").efficiency);
     assert.equal(j.baseline_efficiency[n], at("dense").efficiency);
+    assert.equal(j.floor_efficiency[n], at("rows").floor_efficiency);
   }
   assert.equal(j.link_gbps, null);
   assert.equal(j.warmup_steps, 5);

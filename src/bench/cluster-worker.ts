@@ -19,19 +19,9 @@ import { NO_TELEMETRY } from "../telemetry.js";
 import { logger } from "../output.js";
 import { tuneHeapForMessages, releaseMessages } from "../heap.js";
 import { wallClock } from "../clock.js";
+import { until } from "./gpu-wait.js";
 
 const VALUE = 1e-3;
-
-/** Wait until performance.now() reaches `t`: a timer for all but the last 2 ms (timers fire up to a
- *  millisecond or more late), then a blocking wait of the exact remainder — a GPU's compute time, not the
- *  event loop's timer granularity, is what the bench models. */
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-async function until(t: number): Promise<void> {
-  const early = t - performance.now() - 2;
-  if (early > 0) await new Promise((r) => setTimeout(r, early));
-  const rest = t - performance.now();
-  if (rest > 0) Atomics.wait(sleeper, 0, 0, rest);
-}
 
 /** The embedding rows each batch reads (computed once a batch). */
 const rowsCache = new Map<number, Int32Array>();

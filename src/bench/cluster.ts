@@ -10,7 +10,8 @@
 // worker does), the coordinator's reduce and clip + Adam (its own timers), and the wire (what is left: pull,
 // push, the messages' handling and waiting for slower peers); the model predicts the step as compute + the
 // worker's handling + reduce + Adam + the coordinator link's bytes per step ÷ G, and its efficiency as
-// compute ÷ that.
+// compute ÷ that. The wire's floor (./cluster-floor.ts) is measured, not modelled: the same hosts exchange the
+// round's bytes over bare ZeroMQ around the same compute, which bounds what any round of those bytes can reach.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,6 +31,7 @@ import { settledWithin } from "../wait.js";
 
 const log = logger("bench");
 const WORKER = fileURLToPath(new URL("./cluster-worker.js", import.meta.url));
+const FLOOR = fileURLToPath(new URL("./cluster-floor.js", import.meta.url));
 
 /** A variant of the step round: the coordinator flags that make it. */
 const VARIANTS: Record<string, string[]> = {
@@ -41,6 +43,8 @@ const VARIANTS: Record<string, string[]> = {
   // a shard on every worker's host (its network namespace with --link-gbps), found through a nats-server
   "rows-remote": ["--pull", "rows", "--grad-dtype", "fp32", "--remote-shards"],
 };
+/** The variants whose bytes go over several links (the wire's floor is not measured for them). */
+const SHARDED = new Set(["dense-shards2", "rows-shards2", "rows-remote"]);
 
 /** A nats-server for the remote shards' announcements, on host 0 (any free port, JetStream for the KV). */
 async function startNats(spawnOn: (i: number, argv: string[]) => ChildProcess, host: string, dir: string): Promise<{ url: string; p: ChildProcess }> {
@@ -70,6 +74,10 @@ export interface ClusterRow {
   turnaround_ms: number;
   /** Bytes per step on the coordinator's link (both directions), and per worker. */
   bytes_per_step: number; bytes_per_step_per_worker: number; pull_bytes_per_step: number; push_bytes_per_step: number;
+  /** The wire's floor: the bare ZeroMQ exchange of a task's pull and push bytes with each of the N workers, around
+   *  the same compute (./cluster-floor.ts) — its round beyond the compute, ms, and the efficiency it leaves
+   *  (compute ÷ round). Null for the sharded variants (their bytes take several links). */
+  floor_ms: number | null; floor_efficiency: number | null;
 }
 
 /** Calls `each` with every line of `stream`; resolves when the stream has ended. */
@@ -93,17 +101,50 @@ function exited(p: ChildProcess): Promise<number | null> {
   return new Promise((r) => (p.exitCode !== null ? r(p.exitCode) : p.once("exit", (code) => r(code))));
 }
 
-/** One run: a coordinator and `n` workers of one variant, `steps` steps of one batch per worker. */
-async function runOne(o: { dataset: string; n: number; variant: string; steps: number; warmup: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[]; ends: Timeline }> {
-  const { n, net } = o;
+/** Where the processes of a run go: host 0 (the coordinator's) and host i (worker i - 1), each its own network
+ *  namespace with --link-gbps, else this host's loopback; `port`: the one host 0 binds in a namespace. */
+function hostsOf(net: ShapedNetwork | null, port: number) {
   const host = net ? net.address(0) : "127.0.0.1";
-  const bind = net ? `tcp://${host}:5555` : "tcp://127.0.0.1:*";
-  const prefix = (i: number) => (net ? net.exec(i) : []);
+  const bind = net ? `tcp://${host}:${port}` : "tcp://127.0.0.1:*";
   const spawnCmd = (i: number, argv: string[]) => {
-    const all = [...prefix(i), ...argv];
+    const all = [...(net ? net.exec(i) : []), ...argv];
     return spawn(all[0]!, all.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: childEnv() });
   };
   const spawnOn = (i: number, args: string[]) => spawnCmd(i, [process.execPath, ...args]);
+  return { host, bind, spawnCmd, spawnOn };
+}
+
+/** The bare ZeroMQ exchange of a step's bytes at `n` workers on the same hosts (./cluster-floor.ts): a round's
+ *  mean ms (compute included). */
+async function runFloor(o: { n: number; pullBytes: number; pushBytes: number; computeMs: number; steps: number; warmup: number; net: ShapedNetwork | null }): Promise<number> {
+  const { spawnOn, bind } = hostsOf(o.net, 5556);
+  const bytes = [String(Math.round(o.pullBytes)), String(Math.round(o.pushBytes))];
+  const procs = [spawnOn(0, [FLOOR, "router", bind, String(o.n), ...bytes, String(o.steps), String(o.warmup)])];
+  const router = procs[0]!;
+  let out = "";
+  router.stdout!.on("data", (d) => { out += String(d); });
+  try {
+    const listening = waitForLine(router, /listening on (tcp:\/\/[\d.]+:\d+)/, "the floor's router");
+    const endpoint = (await listening.match)[1]!;
+    for (let i = 0; i < o.n; i++) {
+      const d = spawnOn(i + 1, [FLOOR, "dealer", endpoint, `f${i}`, String(o.computeMs), ...bytes]);
+      d.stdout!.resume(); d.stderr!.resume();
+      procs.push(d);
+    }
+    const code = await exited(router);
+    if (code !== 0) throw new TrainingError(`the floor's router exited with ${code}:\n${listening.stderr().slice(-2000)}`);
+    const ms = (JSON.parse(out.trim().split("\n").pop()!) as { ms: number[] }).ms;
+    return ms.reduce((a, b) => a + b, 0) / Math.max(1, ms.length);
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+    await Promise.all(procs.map((p) => exited(p)));
+  }
+}
+
+/** One run: a coordinator and `n` workers of one variant, `steps` steps of one batch per worker. */
+async function runOne(o: { dataset: string; n: number; variant: string; steps: number; warmup: number; tokensPerS: number; net: ShapedNetwork | null; tmp: string }): Promise<{ report: Report; tasks: TaskTime[]; ends: Timeline }> {
+  const { n, net } = o;
+  const { host, bind, spawnCmd, spawnOn } = hostsOf(net, 5555);
   const flags = VARIANTS[o.variant]!;
   const procs: ChildProcess[] = [];
   const extra: string[] = [];
@@ -203,6 +244,7 @@ function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: T
     compute_samples_per_s: computeRate, step_ms: period, compute_ms: computeMs, worker_ms: workerMs, reduce_ms: reduce, adam_ms: adam, send_ms: per(r.phases.broadcast),
     wait_ms: per(r.phases.wait), wire_ms: Math.max(0, period - busyMs - reduce - adam), push_ms: mean(pushes), pull_ms: mean(pulls), turnaround_ms: mean(turns),
     bytes_per_step: pull + push, bytes_per_step_per_worker: (pull + push) / n, pull_bytes_per_step: pull, push_bytes_per_step: push,
+    floor_ms: null, floor_efficiency: null,
   };
 }
 
@@ -230,15 +272,22 @@ export async function benchCluster(o: ClusterCliOptions): Promise<number> {
       for (const v of variants) {
         const { report, tasks, ends } = await runOne({ dataset, n, variant: v, steps: o.steps, warmup: o.warmup, tokensPerS: o.tokensPerS, net, tmp });
         const row = rowOf(n, v, report, tasks, ends, o.linkGbps ?? null, o.warmup);
+        if (!SHARDED.has(v)) {
+          const round = await runFloor({ n, pullBytes: row.pull_bytes_per_step / n, pushBytes: row.push_bytes_per_step / n, computeMs: row.compute_ms, steps: o.steps, warmup: o.warmup, net });
+          row.floor_ms = round - row.compute_ms;
+          row.floor_efficiency = row.compute_ms / round;
+        }
         rows.push(row);
-        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, worker ${row.worker_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)} (push ${row.push_ms.toFixed(1)}, pull ${row.pull_ms.toFixed(1)}), turnaround ${row.turnaround_ms.toFixed(1)}; ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step`);
+        const floor = row.floor_efficiency !== null ? `; the bare exchange of these bytes: efficiency ${row.floor_efficiency.toFixed(2)} (+${row.floor_ms!.toFixed(1)} ms)` : "";
+        log.info(`${n} worker(s) ${v.padEnd(13)} ${row.samples_per_s.toFixed(0).padStart(6)} samples/s, efficiency ${row.efficiency.toFixed(2)}${row.predicted_efficiency !== null ? ` (model ${row.predicted_efficiency.toFixed(2)})` : ""}; step ${row.step_ms.toFixed(1)} ms: compute ${row.compute_ms.toFixed(1)}, worker ${row.worker_ms.toFixed(1)}, reduce ${row.reduce_ms.toFixed(1)} + clip/Adam ${row.adam_ms.toFixed(1)} + wire ${row.wire_ms.toFixed(1)} (push ${row.push_ms.toFixed(1)}, pull ${row.pull_ms.toFixed(1)}), turnaround ${row.turnaround_ms.toFixed(1)}; ${(row.bytes_per_step_per_worker / 1e6).toFixed(2)} MB per worker per step${floor}`);
       }
     }
     const by = (v: string) => Object.fromEntries(rows.filter((r) => r.variant === v).map((r) => [r.workers, r.efficiency]));
     const main = variants.includes("rows") ? "rows" : variants.find((v) => v !== "dense")!;
     const bytes = Object.fromEntries(rows.filter((r) => r.variant === main).map((r) => [r.workers, r.bytes_per_step_per_worker]));
     const base = Object.fromEntries(rows.filter((r) => r.variant === "dense").map((r) => [r.workers, r.bytes_per_step_per_worker]));
-    emitJson({ bench: "cluster", tokens_per_s: o.tokensPerS, steps: o.steps, warmup_steps: o.warmup, rows, efficiency: by(main), baseline_efficiency: by("dense"), bytes_per_step: bytes, baseline_bytes_per_step: base, link_gbps: o.linkGbps ?? null });
+    const floor = Object.fromEntries(rows.filter((r) => r.variant === main).map((r) => [r.workers, r.floor_efficiency]));
+    emitJson({ bench: "cluster", tokens_per_s: o.tokensPerS, steps: o.steps, warmup_steps: o.warmup, rows, efficiency: by(main), baseline_efficiency: by("dense"), floor_efficiency: floor, bytes_per_step: bytes, baseline_bytes_per_step: base, link_gbps: o.linkGbps ?? null });
     return 0;
   } finally {
     net?.close();

@@ -67,10 +67,13 @@ export const commands = [
       "and pull timed per task from both ends: the workers' clocks and the coordinator's --timeline), the\n" +
       "coordinator's turnaround (a step's last gradient to the next step's first task, on its clock alone) and\n" +
       "the bytes per step on the coordinator's link. The dense fp32 round (the baseline) always runs.\n" +
+      "Beside each unsharded round, the wire's floor: the same hosts exchange the same bytes over bare ZeroMQ\n" +
+      "(one message of a task's pull bytes to each worker, one of its push bytes back, around the same compute)\n" +
+      "with no protocol, reduce or Adam; its efficiency is the most a round of those bytes can reach here.\n" +
       "With --link-gbps G (root) each process gets its own network namespace and a G Gb/s\n" +
       "link each way, and the efficiency the measured CPU times plus bytes ÷ G predict is printed beside the\n" +
       "measured one. The last stdout line (--json): {efficiency: {N: …}, baseline_efficiency: {N: …},\n" +
-      "bytes_per_step: {N: …}, link_gbps, warmup_steps, rows: [...]}.",
+      "floor_efficiency: {N: …}, bytes_per_step: {N: …}, link_gbps, warmup_steps, rows: [...]}.",
     options: CLUSTER_OPTIONS,
     examples: ["imdb-train bench cluster --workers 1,4 --json", "imdb-train bench cluster --workers 2 --link-gbps 1 --json   # as root"],
     async run(o) {
