@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ingestSmallDataset, trainRun, initialParamsOf, type SmallDataset } from "./helpers/training.js";
 import { assertMoved, maxAbsDiff } from "./helpers/params.js";
-import { toHalf, halfTable, encodeHalf, encodeGradient, encodeRows, type SparseBlock } from "../src/protocol/gradcodec.js";
+import { toHalf, halfTable, encodeHalf, halfScale, encodeGradient, encodeRows, type SparseBlock } from "../src/protocol/gradcodec.js";
+import { toHalves } from "../src/optim/half-encoder.js";
 import { Arena, Kernels } from "../src/optim/kernels.js";
 import { StepArithmetic } from "../src/optim/step.js";
 
@@ -32,6 +33,37 @@ test("encodeHalf gives toHalf's bits for every kind of value and scale (its floa
       }
     }
   }
+});
+
+test("toHalves (the SIMD kernels) gives halfScale's scale and encodeHalf's bits: normal and subnormal halves, zeros, ties, NaN, Inf, every scale", () => {
+  // float32 bit patterns: every exponent with mantissas at, around and between the rounding ties, both signs,
+  // then random ones; sets of them with different largest magnitudes pick scales from 2^-100 to 2^100
+  const bits: number[] = [];
+  for (let e = 0; e < 256; e++) {
+    for (const m of [0, 1, 0xfff, 0x1000, 0x1001, 0x2fff, 0x3000, 0x3001, 0x7fe000, 0x7fefff, 0x7ff000, 0x7ff001, 0x7fffff]) bits.push((e << 23) | m, ((1 << 31) | (e << 23) | m) >>> 0);
+  }
+  let seed = 777;
+  for (let i = 0; i < 100_000; i++) { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; bits.push((seed ^ (seed << 13)) >>> 0); }
+  const all = new Float32Array(Uint32Array.from(bits).buffer);
+  const below = (e: number) => all.filter((x) => Math.abs(x) < 2 ** (e - 127)); // no NaN: its comparison is false
+  const withNaN = below(128).slice(0, 50_001);
+  withNaN[17] = NaN; withNaN[40_000] = -NaN;
+  const sets: [string, Float32Array][] = [
+    ["every pattern (Inf: scale 1)", all], ["finite (scale 2^-100)", below(255)], ["below 2^-30", below(97)], ["below 2^-107 (scale 2^100)", below(20)],
+    ["below 1, NaN among them", withNaN], ["zeros", new Float32Array(13)], ["a short tail", all.subarray(1000, 1011)], ["one value", Float32Array.of(-3e-6)],
+  ];
+  const scales = new Set<number>();
+  for (const [what, src] of sets) {
+    const got = toHalves(src), scale = halfScale(src);
+    assert.equal(got.scale, scale, what);
+    scales.add(scale);
+    const want = encodeHalf(src, scale);
+    assert.equal(got.values.length, src.length, what);
+    for (let i = 0; i < src.length; i++) {
+      if (got.values[i] !== want[i]) assert.fail(`${what}: float32 bits ${new Uint32Array(src.buffer, src.byteOffset)[i]!.toString(16)} at ${i}: ${got.values[i]!.toString(16)}, encodeHalf ${want[i]!.toString(16)}`);
+    }
+  }
+  assert.ok(scales.has(1) && scales.has(2 ** -100) && scales.has(2 ** 100) && scales.size >= 5, [...scales].join(", "));
 });
 
 test("half floats: every half round-trips; the SIMD decoder equals the table; rows and fp16 parts sum like dense ones", () => {

@@ -10,7 +10,8 @@
 import { Kind, encode, decode, type Message } from "../protocol/wire.js";
 import { ParamAssembler } from "../protocol/params.js";
 import { readBody } from "../protocol/bodies.js";
-import { encodeHalf, halfScale, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { toHalves } from "../optim/half-encoder.js";
 import { paramLayout } from "../model/layout.js";
 import { openTrainingData, type TrainingData } from "../dataset/training.js";
 import { batchRows } from "../engine/rows.js";
@@ -69,8 +70,7 @@ function gradientFor(block: SparseBlock | null, rows: Uint32Array | null, size: 
   const n = rows && block ? size - (block.rows - rows.length) * block.width : size;
   const g = values(n);
   if (!f16) return { values: g, rows, scale: 1 };
-  const scale = halfScale(g);
-  return { values: encodeHalf(g, scale), rows, scale };
+  return { ...toHalves(g), rows };
 }
 
 async function main(): Promise<void> {

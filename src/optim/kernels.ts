@@ -168,6 +168,8 @@ interface Exports {
   adamRows: Record<GMode, [AdamRowsFn, AdamRowsFn]>;
   adamRowsZero: [AdamRowsFn, AdamRowsFn];
   half(dst: number, src: number, start: number, end: number, scale: number): void;
+  halfEncode(dst: number, src: number, start: number, end: number, rebase: number, scale: number, specials: number): number;
+  maxAbs(src: number, start: number, end: number, out: number): void;
   scatterAdd: ScatterFn;
   scatterCopy: ScatterFn;
   gatherRows: ScatterFn;
@@ -188,7 +190,7 @@ function exportsOf(inst: WebAssembly.Instance): Exports {
     return [g, [fn<F>(`${base}${suffix}`), fn<F>(`${base}Wd${suffix}`)]];
   })) as Record<GMode, [F, F]>;
   return {
-    fold: fn("fold"), half: fn("half"), scatterAdd: fn("scatterAdd"), scatterCopy: fn("scatterCopy"), gatherRows: fn("gatherRows"), zeroRows: fn("zeroRows"),
+    fold: fn("fold"), half: fn("half"), halfEncode: fn("halfEncode"), maxAbs: fn("maxAbs"), scatterAdd: fn("scatterAdd"), scatterCopy: fn("scatterCopy"), gatherRows: fn("gatherRows"), zeroRows: fn("zeroRows"),
     sumsq: { d: fn("sumsq"), f: fn("sumsqF") }, sumsqRows: { d: fn("sumsqRows"), f: fn("sumsqRowsF") },
     adam: byMode<AdamFn>("adam"), adamRows: byMode<AdamRowsFn>("adamRows"), adamRowsZero: [fn("adamRowsZero"), fn("adamRowsZeroWd")],
   };
@@ -241,6 +243,28 @@ export class Kernels {
     const q8 = Math.max(start, q - (q % 8));
     this.x.half(dst.byteOffset, src.byteOffset, start, q8, scale);
     decodeHalfJs(src, scale, dst, q8, end);
+  }
+  /** IEEE half bits of src[i]·2^k for i in [start, end) (multiples of 8; |k| ≤ 100), as gradcodec's encodeHalf
+   *  gives them, except in the blocks of 8 whose first index this writes to `specials` (they hold an overflow,
+   *  NaN or Inf): returns how many. */
+  halfEncode(dst: Uint16Array, src: Float32Array, start: number, end: number, k: number, specials: Int32Array): number {
+    if (!Number.isInteger(k) || Math.abs(k) > 100) throw new RangeError(`halfEncode's scale must be 2^k with an integer |k| ≤ 100, got k = ${k}`);
+    if (start % 8 !== 0 || end % 8 !== 0) throw new RangeError(`halfEncode's range must be whole blocks of 8, got [${start}, ${end})`);
+    this.check(start, end, src);
+    const mine = (a: ArrayBufferView) => a.buffer === this.arena.memory.buffer && a.byteOffset % 16 === 0;
+    if (!mine(dst) || !mine(specials) || dst.length < end || specials.length < (end - start) / 8) throw new RangeError("halfEncode's output is not an array of this arena with room for the range");
+    return this.x.halfEncode(dst.byteOffset, src.byteOffset, start, end, (k - 112) * (1 << 23), 2 ** k, specials.byteOffset);
+  }
+  /** The largest |src[i]|, NaN skipped (0 for none), as halfScale finds it; `out`: 4 floats of scratch. */
+  maxAbs(src: Float32Array, out: Float32Array): number {
+    this.check(0, src.length, src);
+    if (!this.arena.owns(out) || out.length < 4 || out.byteOffset % 16 !== 0) throw new RangeError("maxAbs's scratch is not 4 aligned floats of this arena");
+    const q = src.length - (src.length % 16);
+    this.x.maxAbs(src.byteOffset, 0, q, out.byteOffset);
+    let max = 0;
+    for (let j = 0; j < 4; j++) if (out[j]! > max) max = out[j]!;
+    for (let i = q; i < src.length; i++) { const a = Math.abs(src[i]!); if (a > max) max = a; }
+    return max;
   }
   /** Row starts in this arena: `count` element offsets, each a multiple of 4 (as `width` is), rows inside
    *  every array given. Checked here once for the kernels that loop over rows. */

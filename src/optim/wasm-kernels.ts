@@ -2,7 +2,8 @@
 // toolchain): a minimal writer of the binary format, then each function's code. Every function works on
 // arrays inside the memory it imports (an Arena) and walks them four float32 lanes at a time (v128).
 //
-//   fold, sumsq(F), adam(Wd), half       over a range [start, end) of element indices
+//   fold, sumsq(F), adam(Wd), half,      over a range [start, end) of element indices
+//   halfEncode, maxAbs
 //   scatterAdd, scatterCopy, gatherRows, over rows: `count` element offsets (an i32 array in the memory) of
 //   zeroRows, sumsqRows(F), adamRows(Wd), rows of `width` values each (…Zero: rows whose sum is +0, not read)
 //   adamRowsZero(Wd)
@@ -251,14 +252,82 @@ function halfFn(): { type: number[]; locals: number[][]; body: number[] } {
   return { type: [0x60, ...vec([[I32], [I32], [I32], [I32], [F64]]), ...vec([])], locals: [[1, I32], [4, V128]], body };
 }
 
+// halfEncode(dst, src, start, end, rebase, scale, specials) → count: for i in [start, end) (multiples of 8), the
+// IEEE half bits of src[i]·scale (scale = 2^k, rebase = (k − 112)·2^23) that gradcodec's encodeHalf gives. A value
+// whose half is normal gets its sign, the rebased exponent and the mantissa rounded to 10 bits on the float32
+// bits (ties to even, a carry into the exponent included). Below that (a subnormal half, zero): the product
+// (exact, or a float32 subnormal that rounds to a zero half either way) plus 0.5, whose float32 rounding to a
+// multiple of 2^-24 is the half's rounding, less 0.5's bits. A block of 8 with a value above the halves (an
+// overflow, NaN, Inf) is left to the caller: its first index goes to `specials` (an i32 array), and the number
+// of such blocks is returned.
+function halfEncodeFn(): { type: number[]; locals: number[][]; body: number[] } {
+  const [dst, src, start, end, rebase, scale, specials, i, n, rbv, scv, b, a, t, sg, r0, r1, ok0, ok1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+  const splat = (x: number) => [...op.i32(x), ...op.simd(0x11)];
+  const [and, or, bitselect, ltS, ltU, add, sub] = [0x4e, 0x50, 0x52, 0x39, 0x3a, 0xae, 0xb1].map((c) => op.simd(c));
+  const shrU = (k: number) => [...op.i32(k), ...op.simd(0xad)];
+  const HALF = 0x3f000000; //                                                 0.5 as float32 bits
+  const quad = (off: number, res: number, ok: number) => [
+    ...addr(src, i), ...load(off), ...op.set(b),
+    ...op.get(b), ...splat(0x7fffffff), ...and, ...op.set(a),
+    ...op.get(a), ...op.get(rbv), ...add, ...op.set(t),
+    ...op.get(b), ...shrU(16), ...splat(0x8000), ...and, ...op.set(sg),
+    // a normal half: sign | (t + 0xfff + ((t >>> 13) & 1)) >>> 13
+    ...op.get(sg), ...op.get(t), ...splat(0xfff), ...add, ...op.get(t), ...shrU(13), ...splat(1), ...and, ...add, ...shrU(13), ...or,
+    // below: sign | (bits(f32(f32(|x|·scale) + 0.5)) − bits(0.5))
+    ...op.get(sg), ...op.get(a), ...op.get(scv), ...f32x4Mul, ...splat(HALF), ...f32x4Add, ...splat(HALF), ...sub, ...or,
+    ...op.get(t), ...splat(0x00800000), ...sub, ...splat(0x0f000000), ...ltU, ...op.tee(ok),
+    ...bitselect, ...op.set(res),
+    ...op.get(ok), ...op.get(t), ...splat(0x00800000), ...ltS, ...or, ...op.set(ok),
+  ];
+  const body = [
+    ...op.get(rebase), ...op.simd(0x11), ...op.set(rbv),
+    ...op.get(scale), ...f32Demote, ...f32x4Splat, ...op.set(scv),
+    ...op.get(start), ...op.i32(2), ...op.shl32, ...op.set(i), //                   i: byte offset into src
+    ...op.get(end), ...op.i32(2), ...op.shl32, ...op.set(end),
+    ...op.block, ...op.loop,
+    ...op.get(i), ...op.get(end), ...op.geU32, ...op.brIf(1),
+    ...quad(0, r0, ok0), ...quad(16, r1, ok1),
+    ...op.get(dst), ...op.get(i), ...op.i32(1), 0x76 /* i32.shr_u */, ...op.add32, //  dst byte offset = i / 2
+    ...op.get(r0), ...op.get(r1), ...op.simd(0x86) /* i16x8.narrow_i32x4_u */, ...store(),
+    ...op.get(ok0), ...op.get(ok1), ...and, ...op.simd(0xa3) /* i32x4.all_true */, 0x45 /* i32.eqz */, 0x04, 0x40, // if
+    ...op.get(specials), ...op.get(n), ...op.i32(2), ...op.shl32, ...op.add32, ...op.get(i), ...op.i32(2), 0x76, 0x36, 2, 0, // i32.store
+    ...op.get(n), ...op.i32(1), ...op.add32, ...op.set(n),
+    ...op.end,
+    ...op.get(i), ...op.i32(32), ...op.add32, ...op.set(i),
+    ...op.br(0), ...op.end, ...op.end,
+    ...op.get(n),
+  ];
+  return { type: [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F64], [I32]]), ...vec([[I32]])], locals: [[2, I32], [10, V128]], body };
+}
+
+// maxAbs(src, start, end, out): four lanes of the largest |src[i]| over [start, end) (multiples of 16: four
+// running maxima, so that no iteration waits on the last), NaN skipped (pmax keeps the running value against a
+// NaN), stored at `out`
+function maxAbsFn(): { type: number[]; locals: number[][]; body: number[] } {
+  const [src, start, end, out, i, m0, m1, m2, m3] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const ms = [m0, m1, m2, m3];
+  const pmax = op.simd(0xeb), abs = op.simd(0xe0); //                        f32x4.pmax, f32x4.abs
+  const body = [
+    ...op.get(start), ...op.i32(2), ...op.shl32, ...op.set(i),
+    ...op.get(end), ...op.i32(2), ...op.shl32, ...op.set(end),
+    ...op.block, ...op.loop,
+    ...op.get(i), ...op.get(end), ...op.geU32, ...op.brIf(1),
+    ...ms.flatMap((m, q) => [...op.get(m), ...addr(src, i), ...load(16 * q), ...abs, ...pmax, ...op.set(m)]),
+    ...op.get(i), ...op.i32(64), ...op.add32, ...op.set(i),
+    ...op.br(0), ...op.end, ...op.end,
+    ...op.get(out), ...op.get(m0), ...op.get(m1), ...pmax, ...op.get(m2), ...op.get(m3), ...pmax, ...pmax, ...store(),
+  ];
+  return { type: [0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([])], locals: [[1, I32], [4, V128]], body };
+}
+
 /** The Adam kernels' export names: adam, adamWd, adamRows, adamRowsWd, then each with its g mode (adam_f1, …). */
 export const G_MODES: readonly GMode[] = ["dd", "d1", "f1"];
 const adamName = (rows: boolean, wd: boolean, g: GMode) => `adam${rows ? "Rows" : ""}${wd ? "Wd" : ""}${g === "dd" ? "" : `_${g}`}`;
 
 export function buildModule(): Uint8Array<ArrayBuffer> {
   const fns = [foldFn(), sumsqFn(), halfFn(), scatterFn("add"), sumsqRowsFn(), adamFn(false, true, true), adamFn(true, true, true), scatterFn("copy"), scatterFn("gather"),
-    scatterFn("zero"), sumsqFn(true), sumsqRowsFn(true)];
-  const names = ["fold", "sumsq", "half", "scatterAdd", "sumsqRows", "adamRowsZero", "adamRowsZeroWd", "scatterCopy", "gatherRows", "zeroRows", "sumsqF", "sumsqRowsF"];
+    scatterFn("zero"), sumsqFn(true), sumsqRowsFn(true), halfEncodeFn(), maxAbsFn()];
+  const names = ["fold", "sumsq", "half", "scatterAdd", "sumsqRows", "adamRowsZero", "adamRowsZeroWd", "scatterCopy", "gatherRows", "zeroRows", "sumsqF", "sumsqRowsF", "halfEncode", "maxAbs"];
   for (const g of G_MODES) for (const rows of [false, true]) for (const wd of [false, true]) { fns.push(adamFn(wd, rows, false, g)); names.push(adamName(rows, wd, g)); }
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,

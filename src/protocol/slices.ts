@@ -9,7 +9,8 @@
 //   rows payload  [before | touched rows, ascending      | after]
 //   slice k       [offset_k, offset_k + length_k)  →  its piece: the same range with the untouched rows left out;
 //                 its row ids are local (global id − firstRow_k), and its own block is rows_k rows from local offset
-import { encodeHalf, halfScale, type SparseBlock } from "./gradcodec.js";
+import type { SparseBlock } from "./gradcodec.js";
+import { toHalves } from "../optim/half-encoder.js";
 
 export interface SliceBound { offset: number; length: number }
 
@@ -133,7 +134,6 @@ export function gradientPieces(g: { rows: ArrayLike<number> | null; values: Floa
     if (g.rows && block) { const p = slicePiece(g.values, g.rows, block, v); values = p.values; rows = v.block ? p.rows : null; }
     else values = g.values.subarray(v.offset, v.offset + v.length);
     if (!f16) return { values, rows, scale: 1 };
-    const scale = halfScale(values);
-    return { values: encodeHalf(values, scale), rows, scale };
+    return { ...toHalves(values), rows };
   });
 }

@@ -10,7 +10,8 @@ import { NO_TELEMETRY, type Telemetry } from "../telemetry.js";
 import { Kind, encode, decode, kindName, WireError, type Message } from "../protocol/wire.js";
 import { readBody, type Bodies, type AssignBody, type EvalBody, type GradientBody } from "../protocol/bodies.js";
 import { ParamAssembler } from "../protocol/params.js";
-import { encodeRows, encodeHalf, halfScale, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { encodeRows, sparseBlockOf, type SparseBlock } from "../protocol/gradcodec.js";
+import { toHalves } from "../optim/half-encoder.js";
 import { DealerChannel, type CurveClientKeys } from "../transport/zmq/index.js";
 import { taskOf } from "../config.js";
 import type { Batch } from "../dataset/batch.js";
@@ -22,7 +23,6 @@ import type { BackendChoice } from "../tfjs.js";
 import { CoordinatorStopping, join, type Welcome } from "./join.js";
 import { WorkerShards } from "./shards.js";
 import { tuneHeapForMessages, releaseMessages } from "../heap.js";
-
 export { join, type Welcome };
 export interface WorkerOptions {
   /** tcp://host:port of the coordinator. */
@@ -288,7 +288,7 @@ class Session {
     const f16 = this.wire.f16;
     let own: { values: Float32Array | Uint16Array; rows: Uint32Array | null; scale: number }, bytes = 0;
     if (this.shards.any) ({ own, bytes } = await this.shards.send(g, f16, totals.task, (p) => this.encode(Kind.Gradient, at, { task: totals.task, gradScale: p.scale }, p.values, p.rows ?? undefined)));
-    else { const scale = f16 ? halfScale(g.values) : 1; own = { values: f16 ? encodeHalf(g.values, scale) : g.values, rows: g.rows, scale }; }
+    else own = f16 ? { ...toHalves(g.values), rows: g.rows } : { values: g.values, rows: g.rows, scale: 1 };
     await this.channel.send(this.encode(Kind.Gradient, at, { ...totals, gradScale: own.scale }, own.values, own.rows ?? undefined));
     return bytes + own.values.byteLength + (own.rows?.byteLength ?? 0);
   }
