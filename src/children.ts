@@ -16,3 +16,14 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   for (const [k, v] of Object.entries(MALLOC_DEFAULTS)) if (env[k] === undefined) env[k] = v;
   return { ...env, ...extra };
 }
+
+/** Sends a process's last message to the parent that started it (its IPC channel) and resolves once the message
+ *  is written out. A message sent with process.send is dropped if the channel closes or the process exits while
+ *  it is still being written — anything larger than the pipe holds (a long run's report) — so the last one is
+ *  awaited before either. Resolves at once without a channel. */
+export function sendFinal(msg: unknown): Promise<void> {
+  return new Promise<void>((done) => {
+    if (typeof process.send !== "function" || !process.connected) return done();
+    process.send(msg, undefined, {}, () => done());
+  });
+}

@@ -9,6 +9,7 @@ import type { CoordinatorCliOptions } from "./command.js";
 import type { CoordinatorEvent } from "./types.js";
 import { optimFrom } from "./options.js";
 import { RunClock } from "./progress.js";
+import { sendFinal } from "../children.js";
 
 const log = logger("coordinator");
 
@@ -52,11 +53,11 @@ export async function coordinatorCommand(o: CoordinatorCliOptions): Promise<numb
       onClosing: async () => { await nats?.withdraw(); },
       remoteShards: shardSource,
     }, o);
-    send({ type: "result", report });
+    await sendFinal({ type: "result", report }); // a long run's report is larger than the pipe holds
     if (o.json) emitJson(report);
     return 0;
   } catch (err) {
-    send({ type: "error", message: errorMessage(err) });
+    await sendFinal({ type: "error", message: errorMessage(err) });
     throw err;
   } finally {
     await nats?.close().catch(() => {});
