@@ -49,7 +49,7 @@ test("toHalves (the SIMD kernels) gives halfScale's scale and encodeHalf's bits:
   const withNaN = below(128).slice(0, 50_001);
   withNaN[17] = NaN; withNaN[40_000] = -NaN;
   const sets: [string, Float32Array][] = [
-    ["every pattern (Inf: scale 1)", all], ["finite (scale 2^-100)", below(255)], ["below 2^-30", below(97)], ["below 2^-107 (scale 2^100)", below(20)],
+    ["empty (a slice's piece), as the first call", new Float32Array(0)], ["every pattern (Inf: scale 1)", all], ["finite (scale 2^-100)", below(255)], ["below 2^-30", below(97)], ["below 2^-107 (scale 2^100)", below(20)],
     ["below 1, NaN among them", withNaN], ["zeros", new Float32Array(13)], ["a short tail", all.subarray(1000, 1011)], ["one value", Float32Array.of(-3e-6)],
   ];
   const scales = new Set<number>();

@@ -30,6 +30,7 @@ class HalfEncoder {
 
   encode(g: Float32Array): { values: Uint16Array; scale: number } {
     const n = g.length;
+    if (n === 0) return { values: new Uint16Array(0), scale: scaleOfMax(0) }; // a slice's empty piece
     this.ensure(n);
     const src = this.src.subarray(0, n);
     src.set(g);
