@@ -136,7 +136,7 @@ async function train(name: string, extra: string[], steps = 6) {
   return { params: r.params, bytes: r.json.gradient_bytes as number, model: r.model };
 }
 
-test("rows pull and push (the default) and --embedding-grads rows equal fp32 dense exactly; --grad-dtype fp16 stays within 0.2% of the distance travelled", async (t) => {
+test("rows pull and push (the default) and --embedding-grads rows equal fp32 dense exactly; --grad-dtype fp16 stays within 0.2% of the distance travelled, sharded too", async (t) => {
   const first = await train("init", ["--max-steps", "1", "--lr", "1e-30"], 1);
   const init = first.params; // the initial parameters: one Adam step moves a value by at most lr = 1e-30
   // which is what initialParamsOf (used by the other tests' "moved" checks) computes from a saved model
@@ -146,6 +146,9 @@ test("rows pull and push (the default) and --embedding-grads rows equal fp32 den
   const d = await train("dense", [...DENSE, "--embedding-grads", "dense"]), r = await train("rows", [...DENSE, "--embedding-grads", "rows"]);
   const h = await train("fp16", [...DENSE, "--embedding-grads", "dense", "--grad-dtype", "fp16"]);
   const p = await train("pull", []); // the default: tasks carry their rows, gradients come back as rows
+  // fp16 to a sharded coordinator: each slice's piece of the rows form in half floats with its own scale (a piece
+  // can hold no value: a slice none of the task's rows fall in)
+  const hs = await train("fp16-shards", ["--grad-dtype", "fp16", "--coordinator-shards", "3"]);
   const [dense, rows, half] = [d.params, r.params, h.params];
   t.diagnostic(`gradient bytes over 6 steps: fp32 dense ${d.bytes}, rows ${r.bytes}, fp16 ${h.bytes}, rows pull ${p.bytes}`);
   assert.deepEqual(Array.from(p.params), Array.from(dense), "rows pull and push: exactly the dense parameters");
@@ -153,15 +156,16 @@ test("rows pull and push (the default) and --embedding-grads rows equal fp32 den
   assert.equal(h.bytes, d.bytes / 2, "fp16: half the bytes");
   // (this tiny vocabulary is mostly touched every step; bench allreduce shows the saving at IMDB's size)
   assert.ok(r.bytes < d.bytes, "rows: only the touched embedding rows (and their ids)");
-  let moved = 0, maxRows = 0, maxHalf = 0, dist = 0, off = 0;
+  let moved = 0, maxRows = 0, maxHalf = 0, dist = 0, off = 0, offShards = 0;
   for (let i = 0; i < dense.length; i++) {
     moved = Math.max(moved, Math.abs(dense[i]! - init[i]!));
     maxRows = Math.max(maxRows, Math.abs(rows[i]! - dense[i]!));
     maxHalf = Math.max(maxHalf, Math.abs(half[i]! - dense[i]!));
     dist += (dense[i]! - init[i]!) ** 2;
     off += (half[i]! - dense[i]!) ** 2;
+    offShards += (hs.params[i]! - dense[i]!) ** 2;
   }
-  const relHalf = Math.sqrt(off / dist);
+  const relHalf = Math.sqrt(off / dist), relShards = Math.sqrt(offShards / dist);
   t.diagnostic(`moved ${moved.toExponential(2)}; rows max |Δ| ${maxRows}; fp16 max |Δ| ${maxHalf.toExponential(2)}, ‖Δ‖/‖travelled‖ ${relHalf.toExponential(2)}`);
   assert.ok(moved > 0.01, "training moved the parameters");
   // by how much: 6 Adam steps of lr 0.01 move each value with a gradient by up to 0.06, and the first step alone
@@ -171,4 +175,6 @@ test("rows pull and push (the default) and --embedding-grads rows equal fp32 den
   t.diagnostic(m.summary);
   assert.equal(maxRows, 0, "rows: exactly the dense parameters");
   assert.ok(relHalf < 2e-3, `fp16: ‖p_fp16 − p_fp32‖ / ‖p_fp32 − p_0‖ = ${relHalf}`);
+  t.diagnostic(`fp16 to 3 coordinator shards: ‖Δ‖/‖travelled‖ ${relShards.toExponential(6)} (unsharded ${relHalf.toExponential(6)}), gradient bytes ${hs.bytes}`);
+  assert.ok(relShards > 0 && relShards < 2e-3, `fp16, sharded: ‖p − p_fp32‖ / ‖p_fp32 − p_0‖ = ${relShards}`);
 });
