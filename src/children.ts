@@ -10,10 +10,17 @@ const MALLOC_DEFAULTS: Record<string, string> = {
   MALLOC_TRIM_THRESHOLD_: String(1 << 30), //   and the heap keeps up to 1 GiB of freed memory
 };
 
-/** process.env with the allocator settings above (unless already set) and `extra`. */
+// V8's young generation at most 16 MB a semi-space (32 MB in all), what Node.js 20 has by default. Node.js 24's V8
+// doubles it up to 64 MB a semi-space over a long run (16 → 128 MB of new space in a 12,000-step `bench soak`,
+// its use staying under 25 MB), so every process's RSS grows by ~100 MB though nothing leaks. It can only be set
+// when the process starts, so it goes in NODE_OPTIONS; a size the user set there is left alone.
+const YOUNG_GENERATION = "--max-semi-space-size=16";
+
+/** process.env with the allocator and young-generation settings above (unless already set) and `extra`. */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const [k, v] of Object.entries(MALLOC_DEFAULTS)) if (env[k] === undefined) env[k] = v;
+  if (!/--max-semi-space-size\b/.test(env.NODE_OPTIONS ?? "")) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} ${YOUNG_GENERATION}`.trim();
   return { ...env, ...extra };
 }
 
