@@ -206,8 +206,8 @@ function readTimeline(path: string): Timeline {
  * The steady state, as the workers saw it (after `warmup` steps each): a step's period is the time between a
  * worker's consecutive tasks; within it the worker was busy from receiving a task to sending its gradient
  * (its compute and its own handling: parameters taken in, gradient encoded); the rest is the round trip —
- * push, the coordinator's reduce and clip + Adam (its own timers, averaged over the run) and pull. Push and pull are timed per task from both
- * ends: the workers' lines and the coordinator's timeline.
+ * push, the coordinator's reduce and clip + Adam (its own timers, averaged over the run) and pull. Push and pull
+ * are timed per task from both ends: the workers' lines and the coordinator's timeline.
  */
 function rowOf(n: number, variant: string, r: Report, tasks: TaskTime[], ends: Timeline, gbps: number | null, warmup: number): ClusterRow {
   const periods: number[] = [], busy: number[] = [], compute: number[] = [], pushes: number[] = [], pulls: number[] = [];

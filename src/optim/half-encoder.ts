@@ -5,7 +5,7 @@
 // The same scale and the same bits as halfScale and encodeHalf (the tests compare them), in a fraction of the
 // time: a gradient of 670,000 values is converted on the worker's CPU after every step.
 import { Arena, Kernels } from "./kernels.js";
-import { encodeHalf, scaleOfMax } from "../protocol/gradcodec.js";
+import { encodeHalf, halfExponent } from "../protocol/gradcodec.js";
 
 class HalfEncoder {
   private cap = 0;
@@ -30,16 +30,14 @@ class HalfEncoder {
 
   encode(g: Float32Array): { values: Uint16Array; scale: number } {
     const n = g.length;
-    if (n === 0) return { values: new Uint16Array(0), scale: scaleOfMax(0) }; // a slice's empty piece
+    if (n === 0) return { values: new Uint16Array(0), scale: 2 ** halfExponent(0) }; // a slice's empty piece
     this.ensure(n);
     const src = this.src.subarray(0, n);
     src.set(g);
-    const scale = scaleOfMax(this.k.maxAbs(src, this.scratch));
-    const e = Math.round(Math.log2(scale));
+    const e = halfExponent(this.k.maxAbs(src, this.scratch)), scale = 2 ** e;
     // a fresh array (a message in flight may still hold the last one), left unfilled: every value is written
     const bytes = Buffer.allocUnsafeSlow(n * 2);
     const out = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-    if (2 ** e !== scale || Math.abs(e) > 100) return { values: encodeHalf(g, scale, out), scale }; // not halfScale's
     const q = n - (n % 8);
     const count = this.k.halfEncode(this.dst, src, 0, q, e, this.specials);
     out.set(this.dst.subarray(0, q));

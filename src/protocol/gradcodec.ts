@@ -69,14 +69,13 @@ export function halfTable(): Float32Array {
 export function halfScale(g: Float32Array): number {
   let max = 0;
   for (let i = 0; i < g.length; i++) { const a = Math.abs(g[i]!); if (a > max) max = a; }
-  return scaleOfMax(max);
+  return 2 ** halfExponent(max);
 }
 
-/** halfScale's power of two for the largest magnitude (NaN skipped) of the values. */
-export function scaleOfMax(max: number): number {
-  if (!(max > 0) || !Number.isFinite(max)) return 1;
-  const e = Math.max(-100, Math.min(100, 15 - Math.ceil(Math.log2(max))));
-  return 2 ** e;
+/** The exponent k of halfScale's 2^k for the largest magnitude (NaN skipped) of the values: |k| ≤ 100. */
+export function halfExponent(max: number): number {
+  if (!(max > 0) || !Number.isFinite(max)) return 0;
+  return Math.max(-100, Math.min(100, 15 - Math.ceil(Math.log2(max))));
 }
 
 /** dst[i] = half(src[i]·scale), the bits `toHalf` gives. With a power-of-two scale 2^k (what `halfScale`
